@@ -1,0 +1,1 @@
+"""Reference data: brand groups, brands, channels, stores, products, shopping guides."""

@@ -1,0 +1,96 @@
+"""The one place that reads the environment.
+
+Every setting is `SIYU_*`; everything else in siyu receives a `Settings` object, so tests
+and the CLI can build one explicitly instead of mutating `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siyu.errors import ConfigError
+
+DEFAULT_STRONG_TYPES = (
+    "phone",
+    "phone_hash",
+    "unionid",
+    "card",
+    "openid",
+    "external_userid",
+    "tmall_ouid",
+    "jd_pin",
+    "douyin_open_id",
+    "youzan_id",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build with `Settings.from_env()` or directly in tests."""
+
+    database_url: str = "sqlite:///siyu.db"
+    warehouse: str = "siyu.duckdb"
+    lang: str = "zh"
+    secret_key: bytes = field(default=b"", repr=False)
+    strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        lang = env.get("SIYU_LANG", "zh").strip().lower()
+        if lang not in ("zh", "en"):
+            raise ConfigError(f"SIYU_LANG={lang!r}: must be 'zh' or 'en'")
+        database_url = env.get("SIYU_DATABASE_URL", "sqlite:///siyu.db")
+        strong = tuple(
+            t.strip()
+            for t in env.get("SIYU_ONEID_STRONG_TYPES", ",".join(DEFAULT_STRONG_TYPES)).split(",")
+            if t.strip()
+        )
+        return cls(
+            database_url=database_url,
+            warehouse=env.get("SIYU_WAREHOUSE", "siyu.duckdb"),
+            lang=lang,
+            secret_key=_secret_key(env, database_url),
+            strong_identity_types=strong,
+        )
+
+
+def _secret_key(env: dict[str, str], database_url: str) -> bytes:
+    """The key for encrypting and hashing personal data.
+
+    Production sets SIYU_SECRET_KEY (64 hex chars = 32 bytes). For the embedded SQLite
+    default we create a key file beside the database on first use so that `make demo`
+    needs no set-up; losing that file makes the stored phones unreadable, which is the
+    point of encrypting them.
+    """
+    raw = env.get("SIYU_SECRET_KEY")
+    if raw:
+        return _parse_key(raw.strip(), "SIYU_SECRET_KEY")
+    if not database_url.startswith("sqlite"):
+        raise ConfigError(
+            "SIYU_SECRET_KEY is required when SIYU_DATABASE_URL is not SQLite "
+            "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    db_path = database_url.split("///", 1)[-1] or "siyu.db"
+    key_path = Path(env.get("SIYU_SECRET_KEY_FILE", str(Path(db_path).with_suffix(".key"))))
+    if key_path.exists():
+        return _parse_key(key_path.read_text().strip(), str(key_path))
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_hex = secrets.token_hex(32)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key_hex + "\n")
+    return bytes.fromhex(key_hex)
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: must be 64 hexadecimal characters") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: must be 64 hexadecimal characters (32 bytes), got {len(key)}")
+    return key

@@ -1,0 +1,1 @@
+"""OneID: identifiers, the identity graph kernel, merge / unmerge."""

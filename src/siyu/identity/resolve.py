@@ -1,0 +1,375 @@
+"""Batch OneID: resolve the whole identity graph of a brand group into members.
+
+Reads identities and links, runs the constraint-aware connected components of
+`siyu.identity.graph`, and writes back the smallest change that makes the store agree:
+identities that move, members that merge into the oldest member of their component, new
+members for components that have none, and the conflicts it refused. Running it again
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Connection, Engine, insert, text
+
+from siyu.identity.graph import IdentityGraph, Resolution, resolve
+from siyu.identity.models import identity_conflicts, merges
+from siyu.identity.policy import ClassMap, VERIFIED_PHONE_CLASS
+from siyu.store.bulk import fetch_arrow, stage, unstage
+from siyu.store.dialect import as_int, epoch_seconds
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class ResolveReport:
+    identities: int = 0
+    links: int = 0
+    members: int = 0
+    new_members: int = 0
+    merges: int = 0
+    moved_identities: int = 0
+    conflicts: int = 0
+    phone_changes: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+IDENTITY_SCHEMA = pa.schema(
+    [
+        ("identity_id", pa.int64()),
+        ("type", pa.string()),
+        ("brand_id", pa.string()),
+        ("verified", pa.int8()),
+        ("first_seen", pa.int64()),
+        ("last_seen", pa.int64()),
+        ("member_id", pa.int64()),
+    ]
+)
+LINK_SCHEMA = pa.schema(
+    [
+        ("link_id", pa.int64()),
+        ("identity_a", pa.int64()),
+        ("identity_b", pa.int64()),
+        ("verified", pa.int8()),
+        ("first_seen", pa.int64()),
+        ("blocked", pa.int8()),
+    ]
+)
+
+
+def resolve_all(
+    engine: Engine, group_id: str, strong_types: tuple[str, ...], step: Step | None = None
+) -> ResolveReport:
+    """Resolve every identity of `group_id`; one transaction, serialised per group."""
+    report = ResolveReport()
+    clock = _Clock(report, step)
+    with engine.begin() as conn:
+        _lock_group(conn, group_id)
+        ids, links = _load(conn, group_id)
+        clock.lap("load")
+        report.identities, report.links = ids.num_rows, links.num_rows
+        graph, identity_ids = _graph(ids, links, strong_types)
+        result = resolve(graph)
+        clock.lap("components")
+        plan = _plan(conn, group_id, ids, identity_ids, result.labels)
+        clock.lap("plan")
+        _apply(conn, group_id, plan, report)
+        _record_conflicts(conn, group_id, ids, links, result, report)
+        _refresh_facts(conn, group_id)
+        clock.lap("write")
+        report.members = int(
+            conn.execute(
+                text("SELECT COUNT(DISTINCT member_id) FROM identities WHERE group_id = :g"),
+                {"g": group_id},
+            ).scalar_one()
+        )
+    return report
+
+
+class _Clock:
+    def __init__(self, report: ResolveReport, step: Step | None) -> None:
+        self.report, self.step, self.t = report, step, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.report.timings[name] = now - self.t
+        self.t = now
+        if self.step:
+            self.step(name)
+
+
+def _lock_group(conn: Connection, group_id: str) -> None:
+    """PostgreSQL: one batch resolution per group at a time, and no incremental attach
+    while it runs (attach takes the shared side). SQLite's BEGIN IMMEDIATE already
+    serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('siyu.oneid:' || :g))"),
+                     {"g": group_id})
+
+
+def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
+    ids = fetch_arrow(
+        conn,
+        f"""SELECT identity_id, type, brand_id, {as_int(conn, 'verified')},
+                   {epoch_seconds(conn, 'first_seen')}, {epoch_seconds(conn, 'last_seen')},
+                   COALESCE(member_id, 0)
+            FROM identities WHERE group_id = :g ORDER BY identity_id""",
+        {"g": group_id},
+        IDENTITY_SCHEMA,
+    )
+    links = fetch_arrow(
+        conn,
+        f"""SELECT link_id, identity_a, identity_b, {as_int(conn, 'verified')},
+                   {epoch_seconds(conn, 'first_seen')}, {as_int(conn, 'blocked')}
+            FROM identity_links WHERE group_id = :g""",
+        {"g": group_id},
+        LINK_SCHEMA,
+    )
+    return ids, links
+
+
+def _graph(
+    ids: pa.Table, links: pa.Table, strong_types: tuple[str, ...]
+) -> tuple[IdentityGraph, np.ndarray]:
+    identity_ids = ids.column("identity_id").to_numpy()
+    types = np.asarray(ids.column("type").to_pylist(), dtype=object)
+    verified = ids.column("verified").to_numpy().astype(bool)
+    classes = ClassMap().classes(types, ids.column("brand_id").to_pylist(), verified)
+    a = np.searchsorted(identity_ids, links.column("identity_a").to_numpy())
+    b = np.searchsorted(identity_ids, links.column("identity_b").to_numpy())
+    # Verified evidence first, then older first, then by id: deterministic, and what a
+    # channel proved outweighs what was typed.
+    link_verified = links.column("verified").to_numpy()
+    order = np.lexsort(
+        (links.column("link_id").to_numpy(), links.column("first_seen").to_numpy(),
+         1 - link_verified)
+    )
+    priority = np.empty(len(order), dtype=np.int64)
+    priority[order] = np.arange(len(order), dtype=np.int64)
+    graph = IdentityGraph(
+        strong=np.isin(types, np.array(strong_types, dtype=object)),
+        exclusive_class=classes,
+        time_disjoint=classes == VERIFIED_PHONE_CLASS,
+        first_seen=ids.column("first_seen").to_numpy(),
+        last_seen=ids.column("last_seen").to_numpy(),
+        edge_a=a.astype(np.int64),
+        edge_b=b.astype(np.int64),
+        edge_priority=priority,
+        edge_blocked=links.column("blocked").to_numpy().astype(bool),
+    )
+    return graph, identity_ids
+
+
+@dataclass
+class _Plan:
+    identity_ids: np.ndarray
+    current: np.ndarray  # member per identity now (0 = none)
+    target: np.ndarray  # member per identity after (negative = the k-th new member, -1-k)
+    new_member_registered: np.ndarray  # epoch seconds per new member
+    survivor_of: dict[int, int]  # merged member -> survivor (negative = new member)
+
+
+def _plan(
+    conn: Connection, group_id: str, ids: pa.Table, identity_ids: np.ndarray, labels: np.ndarray
+) -> _Plan:
+    """Decide the member of every component with the fewest changes.
+
+    Each existing member is *claimed* by the component holding most of its identities;
+    a component keeps the oldest member it claimed (the others merge into it), and a
+    component that claimed none gets a new member.
+    """
+    current = ids.column("member_id").to_numpy()
+    first_seen = ids.column("first_seen").to_numpy()
+    n_components_labels = np.unique(labels)
+    registered = _registered_at(conn, group_id)
+
+    has = current > 0
+    pair_label, pair_member = labels[has], current[has]
+    pairs, counts = np.unique(np.stack([pair_member, pair_label]), axis=1, return_counts=True)
+    members_sorted, labels_sorted = pairs[0], pairs[1]
+    # For each member: the label with the most of its identities (ties: smallest label).
+    order = np.lexsort((labels_sorted, -counts, members_sorted))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = members_sorted[order][1:] != members_sorted[order][:-1]
+    claim_member = members_sorted[order][first]
+    claim_label = labels_sorted[order][first]
+    # For each component: the oldest claimed member survives.
+    reg = np.array([registered.get(int(m), (2**62, int(m))) for m in claim_member],
+                   dtype=np.int64).reshape(-1, 2) if len(claim_member) else np.empty((0, 2),
+                                                                                     np.int64)
+    order = np.lexsort((claim_member, reg[:, 0] if len(reg) else claim_member, claim_label))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = claim_label[order][1:] != claim_label[order][:-1]
+    survivor_by_label = dict(
+        zip(claim_label[order][first].tolist(), claim_member[order][first].tolist(), strict=True)
+    )
+    survivor_of = {
+        int(m): survivor_by_label[int(lab)]
+        for m, lab in zip(claim_member.tolist(), claim_label.tolist(), strict=True)
+        if survivor_by_label[int(lab)] != m
+    }
+    unclaimed = np.array([lab for lab in n_components_labels.tolist()
+                          if lab not in survivor_by_label], dtype=np.int64)
+    new_index = {int(lab): -1 - k for k, lab in enumerate(unclaimed.tolist())}
+    # Earliest sighting per unclaimed component: the new member's registration time.
+    earliest = np.full(len(unclaimed), np.iinfo(np.int64).max, dtype=np.int64)
+    if len(unclaimed):
+        pos = np.searchsorted(unclaimed, labels)
+        hit = (pos < len(unclaimed)) & (unclaimed[np.minimum(pos, len(unclaimed) - 1)] == labels)
+        np.minimum.at(earliest, pos[hit], first_seen[hit])
+    mapping = {**survivor_by_label, **new_index}
+    target = np.array([mapping[int(lab)] for lab in labels.tolist()], dtype=np.int64)
+    return _Plan(identity_ids, current, target, earliest, survivor_of)
+
+
+def _registered_at(conn: Connection, group_id: str) -> dict[int, tuple[int, int]]:
+    rows = conn.execute(
+        text(f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
+             "WHERE group_id = :g AND status = 'active'"),
+        {"g": group_id},
+    )
+    return {int(m): (int(r), int(m)) for m, r in rows}
+
+
+def _apply(conn: Connection, group_id: str, plan: _Plan, report: ResolveReport) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    new_ids = _allocate_members(conn, group_id, plan.new_member_registered, now)
+    report.new_members = len(new_ids)
+    target = plan.target.copy()
+    is_new = target < 0
+    target[is_new] = new_ids[-1 - target[is_new]]
+    moved = target != plan.current
+    report.moved_identities = int(moved.sum())
+    if moved.any():
+        staged = stage(conn, "assign", pa.table({
+            "identity_id": pa.array(plan.identity_ids[moved]),
+            "member_id": pa.array(target[moved]),
+        }))
+        conn.execute(text(f"""
+            UPDATE identities SET member_id = s.member_id FROM {staged.name} s
+            WHERE identities.identity_id = s.identity_id"""))
+        unstage(conn, staged)
+    _record_merges(conn, group_id, plan, target, moved, now, report)
+
+
+def _allocate_members(
+    conn: Connection, group_id: str, registered: np.ndarray, now: datetime
+) -> np.ndarray:
+    if len(registered) == 0:
+        return np.empty(0, dtype=np.int64)
+    if conn.dialect.name == "postgresql":
+        ids = conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence('members', 'member_id')) "
+                 "FROM generate_series(1, :n)"), {"n": len(registered)}
+        ).scalars().all()
+        new_ids = np.array(ids, dtype=np.int64)
+    else:
+        top = conn.execute(text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()
+        new_ids = np.arange(top + 1, top + 1 + len(registered), dtype=np.int64)
+    reg = pa.array(registered.astype("datetime64[s]"), pa.timestamp("s"))
+    staged = stage(conn, "newmembers", pa.table({
+        "member_id": pa.array(new_ids),
+        "registered_at": reg,
+        "now": pa.array([now] * len(new_ids), pa.timestamp("s")),
+    }))
+    conn.execute(text(f"""
+        INSERT INTO members (member_id, group_id, status, registered_at, created_at, updated_at)
+        SELECT s.member_id, :g, 'active', s.registered_at, s.now, s.now FROM {staged.name} s"""),
+        {"g": group_id})
+    unstage(conn, staged)
+    return new_ids
+
+
+def _record_merges(
+    conn: Connection, group_id: str, plan: _Plan, target: np.ndarray, moved: np.ndarray,
+    now: datetime, report: ResolveReport,
+) -> None:
+    """One merge row per (from member, to member) move, holding the identities moved, so
+    `unmerge` can put them back. A member whose identities all left becomes 'merged'."""
+    from_m, to_m = plan.current[moved], target[moved]
+    moved_ids = plan.identity_ids[moved]
+    rows = []
+    keep = from_m > 0
+    for (f, t) in sorted(set(zip(from_m[keep].tolist(), to_m[keep].tolist(), strict=True))):
+        which = moved_ids[(from_m == f) & (to_m == t)].tolist()
+        absorbed = plan.survivor_of.get(f) == t
+        rows.append({
+            "group_id": group_id, "survivor_id": t, "merged_id": f, "mode": "batch",
+            "reason": "shared strong identifiers" if absorbed else "identities re-assigned",
+            "evidence": json.dumps({"identities": which}), "created_at": now,
+        })
+    if rows:
+        conn.execute(insert(merges), rows)
+    report.merges = len(rows)
+    if plan.survivor_of:
+        staged = stage(conn, "merged", pa.table({
+            "member_id": pa.array(list(plan.survivor_of), pa.int64()),
+            "survivor": pa.array(list(plan.survivor_of.values()), pa.int64()),
+        }))
+        conn.execute(text(f"""
+            UPDATE members SET status = 'merged', merged_into = s.survivor, updated_at = :now
+            FROM {staged.name} s WHERE members.member_id = s.member_id"""), {"now": now})
+        unstage(conn, staged)
+
+
+def _record_conflicts(
+    conn: Connection, group_id: str, ids: pa.Table, links: pa.Table, result: Resolution,
+    report: ResolveReport,
+) -> None:
+    identity_ids = ids.column("identity_id").to_numpy()
+    types = ids.column("type").to_pylist()
+    link_ids = links.column("link_id").to_numpy()
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    rows = []
+    for edge, (x, y) in zip(result.conflict_edges.tolist(), result.conflict_nodes.tolist(),
+                            strict=True):
+        rows.append({"kind": "exclusive_clash", "link_id": int(link_ids[edge]),
+                     "identity_x": int(identity_ids[x]), "identity_y": int(identity_ids[y]),
+                     "detail": f"refused: one member cannot hold two {types[x]} identities "
+                               "(shared or mistyped identifier?)"})
+    for edge in result.time_disjoint_edges.tolist():
+        a, b = links.column("identity_a")[edge].as_py(), links.column("identity_b")[edge].as_py()
+        rows.append({"kind": "phone_change", "link_id": int(link_ids[edge]),
+                     "identity_x": a, "identity_y": b,
+                     "detail": "accepted: verified phones used one after the other"})
+    for node in result.weak_ambiguous.tolist():
+        rows.append({"kind": "weak_ambiguous", "link_id": None,
+                     "identity_x": int(identity_ids[node]), "identity_y": int(identity_ids[node]),
+                     "detail": f"{types[node]} seen with several members; attached to one only"})
+    report.conflicts = sum(r["kind"] != "phone_change" for r in rows)
+    report.phone_changes = len(result.time_disjoint_edges)
+    if not rows:
+        return
+    for r in rows:
+        r.update(group_id=group_id, status="open", detected_at=now)
+    stmt = _insert_ignore(conn, identity_conflicts)
+    conn.execute(stmt, rows)
+
+
+def _insert_ignore(conn: Connection, table: object) -> object:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    return dialect_insert(table).on_conflict_do_nothing()  # type: ignore[arg-type]
+
+
+def _refresh_facts(conn: Connection, group_id: str) -> None:
+    """Keep orders.member_id and events.member_id equal to their identity's member."""
+    for table, column in (("orders", "buyer_identity_id"), ("events", "identity_id")):
+        conn.execute(text(f"""
+            UPDATE {table} SET member_id = i.member_id FROM identities i
+            WHERE {table}.group_id = :g AND {table}.{column} = i.identity_id
+              AND ({table}.member_id IS NULL OR {table}.member_id <> i.member_id)"""),
+            {"g": group_id})

@@ -1,0 +1,1 @@
+"""Bulk import of canonical files (CSV, JSON Lines, Parquet) into the operational store."""

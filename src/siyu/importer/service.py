@@ -1,0 +1,237 @@
+"""Import files into the store, accounting for every row: read = accepted + rejected.
+
+Each batch is one transaction, so an import stopped half-way leaves whole batches, and
+running it again adds only what is missing (every loader is idempotent).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, select
+
+from siyu.catalog.models import brand_groups
+from siyu.errors import ValidationError
+from siyu.identity.ingest import IdentifierEncoder
+from siyu.importer.batch import Batch, Context
+from siyu.importer.kinds import IMPORT_ORDER, KINDS, Kind
+from siyu.importer.models import import_runs
+from siyu.importer.readers import FORMATS, Malformed, read_batches, total_rows
+from siyu.privacy import Vault
+
+Progress = Callable[[int, int | None], None]
+DEFAULT_BATCH_ROWS = 100_000
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    path: str
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    rejects_path: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+
+def ensure_group(engine: Engine, group_id: str, name: str | None = None) -> None:
+    with engine.begin() as conn:
+        exists = conn.execute(
+            select(brand_groups.c.group_id).where(brand_groups.c.group_id == group_id)
+        ).first()
+        if exists is None:
+            conn.execute(
+                insert(brand_groups).values(
+                    group_id=group_id, name=name or group_id, created_at=_now()
+                )
+            )
+
+
+def import_file(
+    engine: Engine,
+    vault: Vault,
+    group_id: str,
+    kind_name: str,
+    path: Path,
+    rejects_dir: Path,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import one file of one kind; rejected rows go to `rejects_dir` with their reasons."""
+    kind = _kind(kind_name)
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError("file", f"{path}: no such file")
+    started = datetime.now(UTC).replace(tzinfo=None)
+    clock = time.perf_counter()
+    report = ImportReport(kind.name, str(path))
+    ctx = Context(group_id, IdentifierEncoder(vault))
+    total = total_rows(path)
+    with _RejectsWriter(rejects_dir / f"{path.stem}.{kind.name}.rejects.csv") as rejects:
+        for raw in read_batches(path, batch_rows):
+            report.read += raw.table.num_rows + len(raw.malformed)
+            for bad in raw.malformed:
+                rejects.write_malformed(bad)
+            report.rejected += len(raw.malformed)
+            if raw.table.num_rows:
+                _import_batch(engine, ctx, kind, raw.table, report, rejects)
+            if progress is not None:
+                progress(report.read, total)
+        report.rejects_path = str(rejects.path) if rejects.count else None
+    report.seconds = time.perf_counter() - clock
+    _record_run(engine, group_id, report, path, started)
+    return report
+
+
+def _import_batch(
+    engine: Engine, ctx: Context, kind: Kind, table: object, report: ImportReport,
+    rejects: _RejectsWriter,
+) -> None:
+    first_row = report.read - report.rejected  # rough position; exact numbers below
+    ctx.encoder.clear()
+    with engine.begin() as conn:
+        ctx.refresh(conn)
+        batch = Batch.convert(table, kind.fields, first_row)  # type: ignore[arg-type]
+        kind.check(ctx, batch)
+        if batch.ok.any():
+            report.inserted += kind.load(conn, ctx, batch)
+    ok = int(batch.ok.sum())
+    report.accepted += ok
+    report.rejected += len(batch) - ok
+    rejects.write_batch(batch, report.accepted + report.rejected - len(batch))
+
+
+def import_directory(
+    engine: Engine,
+    vault: Vault,
+    group_id: str,
+    directory: Path,
+    rejects_dir: Path,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    on_file: Callable[[str, Path], Progress | None] | None = None,
+) -> list[ImportReport]:
+    """Import every known kind found in `directory` (`orders.parquet`, `members.csv`, ...)
+    in dependency order."""
+    found = list(_files_by_kind(Path(directory)))
+    if not found:
+        raise ValidationError(
+            "directory",
+            f"{directory}: no importable files (expected e.g. members.csv, orders.parquet; "
+            f"kinds: {', '.join(IMPORT_ORDER)})",
+        )
+    reports = []
+    for kind_name, path in found:
+        progress = on_file(kind_name, path) if on_file else None
+        reports.append(
+            import_file(engine, vault, group_id, kind_name, path, rejects_dir, batch_rows, progress)
+        )
+    return reports
+
+
+def _files_by_kind(directory: Path) -> Iterator[tuple[str, Path]]:
+    for kind_name in IMPORT_ORDER:
+        for suffix in FORMATS:
+            path = directory / f"{kind_name}{suffix}"
+            if path.is_file():
+                yield kind_name, path
+
+
+def _kind(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValidationError("kind", f"unknown kind {name!r}; known: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def _record_run(
+    engine: Engine, group_id: str, report: ImportReport, path: Path, started: datetime
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(import_runs).values(
+                group_id=group_id,
+                kind=report.kind,
+                path=str(path),
+                sha256=_sha256(path),
+                rows_read=report.read,
+                rows_accepted=report.accepted,
+                rows_rejected=report.rejected,
+                records_inserted=report.inserted,
+                rejects_path=report.rejects_path,
+                started_at=started,
+                finished_at=_now(),
+            )
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+class _RejectsWriter:
+    """Writes rejected rows with their row number and reason; creates the file lazily."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._fh: object = None
+        self._writer: csv.DictWriter[str] | None = None
+        self._columns: list[str] = []
+        if path.exists():
+            path.unlink()  # a previous run's rejects would mislead
+
+    def __enter__(self) -> _RejectsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()  # type: ignore[attr-defined]
+
+    def _open(self, columns: list[str]) -> csv.DictWriter[str]:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("w", encoding="utf-8", newline="")
+            self._columns = ["row", "reason", *columns]
+            self._writer = csv.DictWriter(
+                self._fh,  # type: ignore[arg-type]
+                fieldnames=self._columns,
+                extrasaction="ignore",
+            )
+            self._writer.writeheader()
+        return self._writer
+
+    def write_malformed(self, bad: Malformed) -> None:
+        writer = self._open(["raw"])
+        writer.writerow({"row": bad.line or "", "reason": bad.rule, "raw": bad.text})
+        self.count += 1
+
+    def write_batch(self, batch: Batch, rows_before: int) -> None:
+        bad = [i for i, e in enumerate(batch.errors) if e is not None]
+        if not bad:
+            return
+        writer = self._open(batch.raw.column_names)
+        raw = batch.raw.take(bad).to_pylist()
+        for i, values in zip(bad, raw, strict=True):
+            row = {k: ("" if v is None else v) for k, v in values.items()}
+            row.update(row=rows_before + i + 1, reason=batch.errors[i])
+            writer.writerow(row)
+            self.count += 1

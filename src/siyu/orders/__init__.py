@@ -1,0 +1,1 @@
+"""Orders, order lines, refunds and behaviour events: the facts every channel sends."""

@@ -1,0 +1,109 @@
+"""Fact tables. Money is integer fen. The buyer is an identity (what the channel knows);
+`member_id` is the member that identity resolves to, refreshed by OneID, so the table can
+be distributed by member_id (Citus) without a join."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from siyu.store.metadata import BigId, metadata
+
+ORDER_STATUSES = ("paid", "cancelled", "refunded")
+EVENT_TYPES = (
+    "view",
+    "add_to_cart",
+    "order",
+    "pay",
+    "share",
+    "scan",
+    "wecom_add",
+    "wecom_remove",
+    "follow",
+    "unfollow",
+    "sign_in",
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("brand_id", String(64), nullable=False),
+    Column("channel", String(32), ForeignKey("channels.channel_id"), nullable=False),
+    Column("store_id", String(64)),
+    Column("guide_id", String(64)),
+    Column("coupon_code", String(64)),
+    Column("buyer_identity_id", BigId, ForeignKey("identities.identity_id"), nullable=False),
+    Column("member_id", BigId),
+    Column("status", String(16), nullable=False),
+    Column("ordered_at", DateTime, nullable=False),
+    Column("paid_at", DateTime),
+    Column("total_fen", BigInteger, nullable=False),
+    Column("discount_fen", BigInteger, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id"),
+)
+Index("ix_orders_member_id", orders.c.member_id)
+Index("ix_orders_buyer_identity_id", orders.c.buyer_identity_id)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("unit_price_fen", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id", "line_no"),
+    ForeignKeyConstraint(["group_id", "order_id"], ["orders.group_id", "orders.order_id"]),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("refund_id", String(128), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer),
+    Column("qty", Integer),
+    Column("refunded_at", DateTime, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("reason", String(200)),
+    PrimaryKeyConstraint("group_id", "refund_id"),
+    ForeignKeyConstraint(["group_id", "order_id"], ["orders.group_id", "orders.order_id"]),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("channel", String(32), ForeignKey("channels.channel_id"), nullable=False),
+    Column("identity_id", BigId, ForeignKey("identities.identity_id"), nullable=False),
+    Column("member_id", BigId),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("sku", String(64)),
+    Column("store_id", String(64)),
+    Column("guide_id", String(64)),
+    Column("order_id", String(128)),
+    Column("scene", String(128)),
+    Column("properties", Text),
+    PrimaryKeyConstraint("group_id", "event_id"),
+)
+Index("ix_events_member_id", events.c.member_id)
+Index("ix_events_identity_id", events.c.identity_id)

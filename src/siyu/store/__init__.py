@@ -1,0 +1,1 @@
+"""Operational store: the SQLAlchemy engine, the table metadata and the migrations."""

@@ -1,0 +1,21 @@
+"""Alembic environment: the engine is handed over by siyu.store.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from siyu.store.metadata import load_all_models
+
+target_metadata = load_all_models()
+engine = context.config.attributes["engine"]
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
