@@ -34,6 +34,7 @@ class Settings:
     database_url: str = "sqlite:///siyu.db"
     warehouse: str = "siyu.duckdb"
     lang: str = "zh"
+    group_id: str = "default"
     secret_key: bytes = field(default=b"", repr=False)
     strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
 
@@ -53,6 +54,7 @@ class Settings:
             database_url=database_url,
             warehouse=env.get("SIYU_WAREHOUSE", "siyu.duckdb"),
             lang=lang,
+            group_id=env.get("SIYU_GROUP", "default").strip() or "default",
             secret_key=_secret_key(env, database_url),
             strong_identity_types=strong,
         )

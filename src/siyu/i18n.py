@@ -1,0 +1,53 @@
+"""Chinese and English strings for what siyu prints to people (SIYU_LANG=zh|en)."""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "demo.title": {"zh": "siyu 演示：一个全渠道品牌集团", "en": "siyu demo: an omnichannel brand group"},
+    "step.generate": {"zh": "生成模拟品牌数据", "en": "Generating the brand's data"},
+    "step.import": {"zh": "导入", "en": "Importing"},
+    "step.resolve": {"zh": "OneID 身份合并", "en": "Resolving OneID"},
+    "step.evaluate": {"zh": "对照真实身份评估", "en": "Evaluating against the truth"},
+    "table.channels": {"zh": "各渠道订单", "en": "Orders by channel"},
+    "table.identities": {"zh": "身份类型", "en": "Identities by type"},
+    "table.per_member": {"zh": "每位会员的身份数", "en": "Identities per member"},
+    "table.quality": {"zh": "OneID 质量（对照真实身份）", "en": "OneID quality vs the truth"},
+    "table.import": {"zh": "导入统计", "en": "Import accounting"},
+    "table.timings": {"zh": "耗时（秒）", "en": "Timings (seconds)"},
+    "col.channel": {"zh": "渠道", "en": "Channel"},
+    "col.orders": {"zh": "订单数", "en": "Orders"},
+    "col.sales": {"zh": "实付（元）", "en": "Paid (CNY)"},
+    "col.type": {"zh": "类型", "en": "Type"},
+    "col.count": {"zh": "数量", "en": "Count"},
+    "col.members": {"zh": "会员数", "en": "Members"},
+    "col.metric": {"zh": "指标", "en": "Metric"},
+    "col.value": {"zh": "数值", "en": "Value"},
+    "col.kind": {"zh": "数据", "en": "Kind"},
+    "col.read": {"zh": "读取", "en": "Read"},
+    "col.accepted": {"zh": "接受", "en": "Accepted"},
+    "col.rejected": {"zh": "拒绝", "en": "Rejected"},
+    "col.inserted": {"zh": "新增记录", "en": "New records"},
+    "col.step": {"zh": "步骤", "en": "Step"},
+    "col.seconds": {"zh": "秒", "en": "Seconds"},
+    "metric.identities": {"zh": "身份数", "en": "Identities"},
+    "metric.members": {"zh": "合并后会员数", "en": "Members found"},
+    "metric.true_persons": {"zh": "真实人数", "en": "True persons"},
+    "metric.precision": {"zh": "成对精确率", "en": "Pairwise precision"},
+    "metric.recall": {"zh": "成对召回率", "en": "Pairwise recall"},
+    "metric.f1": {"zh": "F1", "en": "F1"},
+    "metric.conflicts": {"zh": "拒绝合并的冲突", "en": "Conflicts refused"},
+    "metric.phone_changes": {"zh": "换号（已报告）", "en": "Phone changes (reported)"},
+    "metric.merges": {"zh": "合并记录", "en": "Merges recorded"},
+    "demo.done": {"zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}", "en": "Done in {seconds:.1f} s. Database: {db}"},
+    "import.summary": {
+        "zh": "{kind}: 读取 {read}，接受 {accepted}，拒绝 {rejected}，新增 {inserted}",
+        "en": "{kind}: read {read}, accepted {accepted}, rejected {rejected}, new {inserted}",
+    },
+    "import.rejects": {"zh": "被拒绝的行及原因：{path}", "en": "Rejected rows and reasons: {path}"},
+}
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """The message `key` in `lang` (falls back to English), formatted with `values`."""
+    entry = MESSAGES[key]
+    return entry.get(lang, entry["en"]).format(**values)

@@ -1,0 +1,122 @@
+"""Incremental OneID: attach one observed identifier (and what it was seen with) in one
+transaction. When it bridges two members they merge, older surviving, unless the policy
+refuses, in which case the conflict is recorded and both stay as they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, text
+
+from siyu.identity.ingest import Encoded, IdentifierEncoder, ObservationBuffer
+from siyu.identity.merge import merge_members, now_utc
+from siyu.identity.models import identity_conflicts, members
+from siyu.identity.policy import ClassMap, Held, clash
+from siyu.store.dialect import epoch_seconds
+
+
+@dataclass
+class AttachResult:
+    member_id: int
+    identity_id: int
+    merges: list[int] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def attach(
+    engine: Engine, encoder: IdentifierEncoder, group_id: str, ident: Encoded, channel: str,
+    observed_at: datetime, strong_types: tuple[str, ...], verified: bool = False,
+    linked: Encoded | None = None, brand_id: str | None = None,
+) -> AttachResult:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Shared side of the group lock: attaches run together, a batch resolve waits.
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext('siyu.oneid:' || :g))"),
+                         {"g": group_id})
+        buf = ObservationBuffer(encoder)
+        buf.observe(ident, channel, observed_at, verified, brand_id)
+        if linked is not None:
+            buf.observe(linked, channel, observed_at, verified, brand_id)
+            buf.link(ident, linked, channel, observed_at, verified)
+        buf.flush(conn, group_id)
+        keys = list(zip(buf.obs["type"], buf.obs["value_key"], strict=True))
+        touched = _identities(conn, group_id, keys)
+        result = AttachResult(0, touched[(ident.type, ident.key)])
+        for link_id, a, b in _links_among(conn, group_id, list(touched.values())):
+            _join(conn, group_id, link_id, a, b, strong_types, observed_at, result)
+        member = conn.execute(text("SELECT member_id FROM identities WHERE identity_id = :i"),
+                              {"i": result.identity_id}).scalar_one()
+        if member is None:  # seen alone: a new member of its own
+            member = _new_member(conn, group_id, observed_at)
+            conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+                         {"m": member, "i": result.identity_id})
+        result.member_id = int(member)
+    return result
+
+
+def _identities(conn: Connection, group_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    out = {}
+    for type_name, key in keys:
+        out[(type_name, key)] = int(conn.execute(
+            text("SELECT identity_id FROM identities WHERE group_id = :g AND type = :t "
+                 "AND value_key = :k"), {"g": group_id, "t": type_name, "k": key}).scalar_one())
+    return out
+
+
+def _links_among(conn: Connection, group_id: str, ids: list[int]) -> list[tuple[int, int, int]]:
+    listed = ",".join(str(i) for i in sorted(set(ids)))
+    rows = conn.execute(text(f"""
+        SELECT link_id, identity_a, identity_b FROM identity_links
+        WHERE group_id = :g AND NOT blocked AND identity_a IN ({listed})
+          AND identity_b IN ({listed})
+        ORDER BY verified DESC, first_seen, link_id"""), {"g": group_id}).all()
+    return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
+          strong_types: tuple[str, ...], at: datetime, result: AttachResult) -> None:
+    rows = {r.identity_id: r for r in conn.execute(
+        text("SELECT identity_id, type, member_id FROM identities WHERE identity_id IN (:a, :b)"),
+        {"a": a, "b": b})}
+    ma, mb = rows[a].member_id, rows[b].member_id
+    if ma is not None and ma == mb:
+        return
+    if ma is None and mb is None:
+        m = _new_member(conn, group_id, at)
+        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id IN (:a, :b)"),
+                     {"m": m, "a": a, "b": b})
+        return
+    if ma is None or mb is None:
+        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+                     {"m": ma if mb is None else mb, "i": a if ma is None else b})
+        return
+    if rows[a].type not in strong_types or rows[b].type not in strong_types:
+        return  # a weak identifier never bridges two members
+    held_a, held_b = _held(conn, ma), _held(conn, mb)
+    clashing = clash(held_a, held_b, ClassMap())
+    if clashing is not None:
+        x, y = clashing
+        conn.execute(insert(identity_conflicts).values(
+            group_id=group_id, kind="exclusive_clash", link_id=link_id, identity_x=x.identity_id,
+            identity_y=y.identity_id, status="open", detected_at=now_utc(),
+            detail=f"refused: one member cannot hold two {x.type} identities"))
+        result.conflicts.append(f"members {ma} and {mb} both hold a {x.type}")
+        return
+    merge_id, _ = merge_members(conn, group_id, ma, mb, "shared strong identifiers", [link_id])
+    result.merges.append(merge_id)
+
+
+def _held(conn: Connection, member_id: int) -> list[Held]:
+    rows = conn.execute(text(f"""
+        SELECT identity_id, type, brand_id, verified, {epoch_seconds(conn, 'first_seen')},
+               {epoch_seconds(conn, 'last_seen')}
+        FROM identities WHERE member_id = :m"""), {"m": member_id}).all()
+    return [Held(int(r[0]), r[1], r[2], bool(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+def _new_member(conn: Connection, group_id: str, registered_at: datetime) -> int:
+    now = now_utc()
+    return int(conn.execute(insert(members).values(
+        group_id=group_id, status="active", registered_at=registered_at, created_at=now,
+        updated_at=now).returning(members.c.member_id)).scalar_one())

@@ -1,0 +1,102 @@
+"""Shared fixtures: a store on SQLite and on PostgreSQL, a vault, and the CI skip rule.
+
+Every test that takes `store` runs once per dialect. PostgreSQL is the server named by
+SIYU_TEST_PG_URL (default: the local one). Without it a test is skipped with the reason,
+except under CI=true, where a missing PostgreSQL fails the run, and so does any skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from siyu.identity.ingest import IdentifierEncoder
+from siyu.importer.service import ensure_group
+from siyu.privacy import Vault
+from siyu.store.engine import make_engine
+from siyu.store.migrate import upgrade
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get(
+    "SIYU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@dataclass
+class Store:
+    engine: Engine
+    group_id: str
+    dialect: str
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"),
+                                    {"g": self.group_id}).scalar_one())
+
+
+@pytest.fixture(scope="session")
+def vault() -> Vault:
+    return Vault(bytes(range(32)))
+
+
+@pytest.fixture
+def encoder(vault: Vault) -> IdentifierEncoder:
+    return IdentifierEncoder(vault)
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[Engine]:
+    """A throw-away PostgreSQL database for the whole session, migrated once."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"siyu_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        admin.dispose()
+        message = f"PostgreSQL at {PG_ADMIN_URL.split('@')[-1]} is not reachable: {exc}"
+        if IN_CI:
+            pytest.fail(f"CI=true requires PostgreSQL: {message}")
+        pytest.skip(message)
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store with a fresh brand group, on each dialect."""
+    group_id = f"g-{uuid.uuid4().hex[:8]}"
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'siyu.db'}")
+        upgrade(engine)
+        ensure_group(engine, group_id)
+        yield Store(engine, group_id, "sqlite")
+        engine.dispose()
+    else:
+        engine = request.getfixturevalue("pg_engine")
+        ensure_group(engine, group_id)
+        yield Store(engine, group_id, "postgresql")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI no skip goes unnoticed: a skipped test fails the run (Ibis's rule)."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
