@@ -45,13 +45,15 @@ def attach(
         result = AttachResult(0, touched[(ident.type, ident.key)])
         for link_id, a, b in _links_among(conn, group_id, list(touched.values())):
             _join(conn, group_id, link_id, a, b, strong_types, observed_at, result)
-        member = conn.execute(text("SELECT member_id FROM identities WHERE identity_id = :i"),
-                              {"i": result.identity_id}).scalar_one()
-        if member is None:  # seen alone: a new member of its own
-            member = _new_member(conn, group_id, observed_at)
-            conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
-                         {"m": member, "i": result.identity_id})
-        result.member_id = int(member)
+        for identity_id in sorted(set(touched.values())):
+            # Seen alone, or refused by the policy: a member of its own.
+            if conn.execute(text("SELECT member_id FROM identities WHERE identity_id = :i"),
+                            {"i": identity_id}).scalar_one() is None:
+                conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+                             {"m": _new_member(conn, group_id, observed_at), "i": identity_id})
+        result.member_id = int(conn.execute(
+            text("SELECT member_id FROM identities WHERE identity_id = :i"),
+            {"i": result.identity_id}).scalar_one())
     return result
 
 
@@ -87,13 +89,10 @@ def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
         conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id IN (:a, :b)"),
                      {"m": m, "a": a, "b": b})
         return
-    if ma is None or mb is None:
-        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
-                     {"m": ma if mb is None else mb, "i": a if ma is None else b})
-        return
-    if rows[a].type not in strong_types or rows[b].type not in strong_types:
-        return  # a weak identifier never bridges two members
-    held_a, held_b = _held(conn, ma), _held(conn, mb)
+    # An identity without a member is checked like a member holding only itself: a new
+    # unionid must not slip onto a member that already has one.
+    held_a = _held(conn, "member_id", ma) if ma is not None else _held(conn, "identity_id", a)
+    held_b = _held(conn, "member_id", mb) if mb is not None else _held(conn, "identity_id", b)
     clashing = clash(held_a, held_b, ClassMap())
     if clashing is not None:
         x, y = clashing
@@ -101,17 +100,24 @@ def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
             group_id=group_id, kind="exclusive_clash", link_id=link_id, identity_x=x.identity_id,
             identity_y=y.identity_id, status="open", detected_at=now_utc(),
             detail=f"refused: one member cannot hold two {x.type} identities"))
-        result.conflicts.append(f"members {ma} and {mb} both hold a {x.type}")
+        result.conflicts.append(f"identities {x.identity_id} and {y.identity_id} are both {x.type}")
         return
+    if ma is None or mb is None:
+        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+                     {"m": ma if mb is None else mb, "i": a if ma is None else b})
+        return
+    if rows[a].type not in strong_types or rows[b].type not in strong_types:
+        return  # a weak identifier never bridges two members
     merge_id, _ = merge_members(conn, group_id, ma, mb, "shared strong identifiers", [link_id])
     result.merges.append(merge_id)
 
 
-def _held(conn: Connection, member_id: int) -> list[Held]:
+def _held(conn: Connection, column: str, value: int) -> list[Held]:
+    """The identities of a member (column='member_id') or one identity ('identity_id')."""
     rows = conn.execute(text(f"""
         SELECT identity_id, type, brand_id, verified, {epoch_seconds(conn, 'first_seen')},
                {epoch_seconds(conn, 'last_seen')}
-        FROM identities WHERE member_id = :m"""), {"m": member_id}).all()
+        FROM identities WHERE {column} = :v"""), {"v": value}).all()
     return [Held(int(r[0]), r[1], r[2], bool(r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
