@@ -29,7 +29,7 @@ class Vault:
         """HMAC-SHA256 hex: equal values give equal keys, and nobody without the secret
         can test a guessed phone number against it (a bare SHA-256 of a phone can be
         reversed by enumerating the ~10^10 numbers)."""
-        return hmac.new(self._hash_key, canonical.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._hash_key, canonical.encode(), "sha256").hex()
 
     def encrypt(self, plaintext: str, context: str) -> bytes:
         """Nonce + AES-GCM ciphertext; `context` (e.g. the identity type) is authenticated,

@@ -4,6 +4,10 @@ A member is the resolved person. Identities are the identifiers channels know (p
 unionid, Tmall ouid, ...); links are observations that two identifiers belong to one
 account. Members change only through OneID, and every merge is recorded so it can be
 undone.
+
+The three large tables (members, identities, identity_links) declare no foreign keys, for
+the reason given in siyu.orders.models: OneID writes them set-wise and guarantees the
+references itself. The small audit tables (merges, conflicts) keep theirs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ members = Table(
     "members",
     metadata,
     Column("member_id", BigId, primary_key=True, autoincrement=True),
-    Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
+    Column("group_id", String(64), nullable=False),
     # 'active' or 'merged' (then merged_into names the survivor).
     Column("status", String(16), nullable=False, server_default="active"),
     Column("merged_into", BigId),
@@ -52,7 +56,7 @@ identities = Table(
     "identities",
     metadata,
     Column("identity_id", BigId, primary_key=True, autoincrement=True),
-    Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
+    Column("group_id", String(64), nullable=False),
     Column("type", String(32), nullable=False),
     # HMAC-SHA256(secret, canonical value), hex: what uniqueness and matching use, so a
     # phone can be found without being stored in the clear.
@@ -68,7 +72,7 @@ identities = Table(
     Column("source_channel", String(32), nullable=False),
     Column("first_seen", DateTime, nullable=False),
     Column("last_seen", DateTime, nullable=False),
-    Column("member_id", BigId, ForeignKey("members.member_id")),
+    Column("member_id", BigId),
     UniqueConstraint("group_id", "type", "value_key"),
 )
 Index("ix_identities_member_id", identities.c.member_id)
@@ -77,10 +81,10 @@ identity_links = Table(
     "identity_links",
     metadata,
     Column("link_id", BigId, primary_key=True, autoincrement=True),
-    Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
+    Column("group_id", String(64), nullable=False),
     # Stored with identity_a < identity_b so one pair has one row.
-    Column("identity_a", BigId, ForeignKey("identities.identity_id"), nullable=False),
-    Column("identity_b", BigId, ForeignKey("identities.identity_id"), nullable=False),
+    Column("identity_a", BigId, nullable=False),
+    Column("identity_b", BigId, nullable=False),
     Column("channel", String(32), nullable=False),
     Column("verified", Boolean, nullable=False, server_default="0"),
     Column("first_seen", DateTime, nullable=False),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -32,6 +33,168 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("channel_id", name=op.f("pk_channels")),
     )
     op.create_table(
+        "events",
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.String(length=128), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column(
+            "identity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("occurred_at", sa.DateTime(), nullable=False),
+        sa.Column("sku", sa.String(length=64), nullable=True),
+        sa.Column("store_id", sa.String(length=64), nullable=True),
+        sa.Column("guide_id", sa.String(length=64), nullable=True),
+        sa.Column("order_id", sa.String(length=128), nullable=True),
+        sa.Column("scene", sa.String(length=128), nullable=True),
+        sa.Column("properties", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("group_id", "event_id", name=op.f("pk_events")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_identity_id", ["identity_id"], unique=False)
+        batch_op.create_index("ix_events_member_id", ["member_id"], unique=False)
+
+    op.create_table(
+        "identities",
+        sa.Column(
+            "identity_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("value_key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=256), nullable=True),
+        sa.Column("value_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("value_masked", sa.String(length=64), nullable=False),
+        sa.Column("brand_id", sa.String(length=64), nullable=True),
+        sa.Column("verified", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("source_channel", sa.String(length=32), nullable=False),
+        sa.Column("first_seen", sa.DateTime(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.PrimaryKeyConstraint("identity_id", name=op.f("pk_identities")),
+        sa.UniqueConstraint(
+            "group_id", "type", "value_key", name=op.f("uq_identities_group_id_type_value_key")
+        ),
+    )
+    with op.batch_alter_table("identities", schema=None) as batch_op:
+        batch_op.create_index("ix_identities_member_id", ["member_id"], unique=False)
+
+    op.create_table(
+        "identity_links",
+        sa.Column(
+            "link_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column(
+            "identity_a", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "identity_b", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("verified", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("first_seen", sa.DateTime(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("blocked", sa.Boolean(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint("link_id", name=op.f("pk_identity_links")),
+        sa.UniqueConstraint(
+            "group_id",
+            "identity_a",
+            "identity_b",
+            name=op.f("uq_identity_links_group_id_identity_a_identity_b"),
+        ),
+    )
+    with op.batch_alter_table("identity_links", schema=None) as batch_op:
+        batch_op.create_index("ix_identity_links_identity_b", ["identity_b"], unique=False)
+
+    op.create_table(
+        "members",
+        sa.Column(
+            "member_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
+        sa.Column(
+            "merged_into", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("source_ref", sa.String(length=128), nullable=True),
+        sa.Column("brand_id", sa.String(length=64), nullable=True),
+        sa.Column("registered_at", sa.DateTime(), nullable=False),
+        sa.Column("name_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("name_masked", sa.String(length=64), nullable=True),
+        sa.Column("gender", sa.String(length=1), nullable=True),
+        sa.Column("birth_date", sa.Date(), nullable=True),
+        sa.Column("city", sa.String(length=64), nullable=True),
+        sa.Column("home_store_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("member_id", name=op.f("pk_members")),
+        sa.UniqueConstraint("group_id", "source_ref", name=op.f("uq_members_group_id_source_ref")),
+    )
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.create_index("ix_members_group_status", ["group_id", "status"], unique=False)
+
+    op.create_table(
+        "order_lines",
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.String(length=128), nullable=False),
+        sa.Column("line_no", sa.Integer(), nullable=False),
+        sa.Column("sku", sa.String(length=64), nullable=False),
+        sa.Column("qty", sa.Integer(), nullable=False),
+        sa.Column("unit_price_fen", sa.BigInteger(), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("group_id", "order_id", "line_no", name=op.f("pk_order_lines")),
+    )
+    op.create_table(
+        "orders",
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.String(length=128), nullable=False),
+        sa.Column("brand_id", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("store_id", sa.String(length=64), nullable=True),
+        sa.Column("guide_id", sa.String(length=64), nullable=True),
+        sa.Column("coupon_code", sa.String(length=64), nullable=True),
+        sa.Column(
+            "buyer_identity_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("ordered_at", sa.DateTime(), nullable=False),
+        sa.Column("paid_at", sa.DateTime(), nullable=True),
+        sa.Column("total_fen", sa.BigInteger(), nullable=False),
+        sa.Column("discount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("paid_fen", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("group_id", "order_id", name=op.f("pk_orders")),
+    )
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index("ix_orders_buyer_identity_id", ["buyer_identity_id"], unique=False)
+        batch_op.create_index("ix_orders_member_id", ["member_id"], unique=False)
+
+    op.create_table(
+        "refunds",
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("refund_id", sa.String(length=128), nullable=False),
+        sa.Column("order_id", sa.String(length=128), nullable=False),
+        sa.Column("line_no", sa.Integer(), nullable=True),
+        sa.Column("qty", sa.Integer(), nullable=True),
+        sa.Column("refunded_at", sa.DateTime(), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("group_id", "refund_id", name=op.f("pk_refunds")),
+    )
+    op.create_table(
         "brands",
         sa.Column("group_id", sa.String(length=64), nullable=False),
         sa.Column("brand_id", sa.String(length=64), nullable=False),
@@ -40,6 +203,55 @@ def upgrade() -> None:
             ["group_id"], ["brand_groups.group_id"], name=op.f("fk_brands_group_id_brand_groups")
         ),
         sa.PrimaryKeyConstraint("group_id", "brand_id", name=op.f("pk_brands")),
+    )
+    op.create_table(
+        "identity_conflicts",
+        sa.Column(
+            "conflict_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("link_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "identity_x", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "identity_y", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("detail", sa.String(length=300), nullable=False),
+        sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
+        sa.Column("detected_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["brand_groups.group_id"],
+            name=op.f("fk_identity_conflicts_group_id_brand_groups"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["identity_x"],
+            ["identities.identity_id"],
+            name=op.f("fk_identity_conflicts_identity_x_identities"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["identity_y"],
+            ["identities.identity_id"],
+            name=op.f("fk_identity_conflicts_identity_y_identities"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["link_id"],
+            ["identity_links.link_id"],
+            name=op.f("fk_identity_conflicts_link_id_identity_links"),
+        ),
+        sa.PrimaryKeyConstraint("conflict_id", name=op.f("pk_identity_conflicts")),
+        sa.UniqueConstraint(
+            "group_id",
+            "kind",
+            "identity_x",
+            "identity_y",
+            name=op.f("uq_identity_conflicts_group_id_kind_identity_x_identity_y"),
+        ),
     )
     op.create_table(
         "import_runs",
@@ -67,75 +279,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("run_id", name=op.f("pk_import_runs")),
     )
-    op.create_table(
-        "members",
-        sa.Column(
-            "member_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
-        sa.Column(
-            "merged_into", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
-        sa.Column("source_ref", sa.String(length=128), nullable=True),
-        sa.Column("brand_id", sa.String(length=64), nullable=True),
-        sa.Column("registered_at", sa.DateTime(), nullable=False),
-        sa.Column("name_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("name_masked", sa.String(length=64), nullable=True),
-        sa.Column("gender", sa.String(length=1), nullable=True),
-        sa.Column("birth_date", sa.Date(), nullable=True),
-        sa.Column("city", sa.String(length=64), nullable=True),
-        sa.Column("home_store_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"], ["brand_groups.group_id"], name=op.f("fk_members_group_id_brand_groups")
-        ),
-        sa.PrimaryKeyConstraint("member_id", name=op.f("pk_members")),
-        sa.UniqueConstraint("group_id", "source_ref", name=op.f("uq_members_group_id_source_ref")),
-    )
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.create_index("ix_members_group_status", ["group_id", "status"], unique=False)
-
-    op.create_table(
-        "identities",
-        sa.Column(
-            "identity_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("value_key", sa.String(length=64), nullable=False),
-        sa.Column("value", sa.String(length=256), nullable=True),
-        sa.Column("value_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("value_masked", sa.String(length=64), nullable=False),
-        sa.Column("brand_id", sa.String(length=64), nullable=True),
-        sa.Column("verified", sa.Boolean(), server_default="0", nullable=False),
-        sa.Column("source_channel", sa.String(length=32), nullable=False),
-        sa.Column("first_seen", sa.DateTime(), nullable=False),
-        sa.Column("last_seen", sa.DateTime(), nullable=False),
-        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["brand_groups.group_id"],
-            name=op.f("fk_identities_group_id_brand_groups"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.member_id"], name=op.f("fk_identities_member_id_members")
-        ),
-        sa.PrimaryKeyConstraint("identity_id", name=op.f("pk_identities")),
-        sa.UniqueConstraint(
-            "group_id", "type", "value_key", name=op.f("uq_identities_group_id_type_value_key")
-        ),
-    )
-    with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.create_index("ix_identities_member_id", ["member_id"], unique=False)
-
     op.create_table(
         "merges",
         sa.Column(
@@ -204,37 +347,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("group_id", "store_id", name=op.f("pk_stores")),
     )
     op.create_table(
-        "events",
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("event_id", sa.String(length=128), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column(
-            "identity_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("occurred_at", sa.DateTime(), nullable=False),
-        sa.Column("sku", sa.String(length=64), nullable=True),
-        sa.Column("store_id", sa.String(length=64), nullable=True),
-        sa.Column("guide_id", sa.String(length=64), nullable=True),
-        sa.Column("order_id", sa.String(length=128), nullable=True),
-        sa.Column("scene", sa.String(length=128), nullable=True),
-        sa.Column("properties", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["channel"], ["channels.channel_id"], name=op.f("fk_events_channel_channels")
-        ),
-        sa.ForeignKeyConstraint(
-            ["identity_id"],
-            ["identities.identity_id"],
-            name=op.f("fk_events_identity_id_identities"),
-        ),
-        sa.PrimaryKeyConstraint("group_id", "event_id", name=op.f("pk_events")),
-    )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_identity_id", ["identity_id"], unique=False)
-        batch_op.create_index("ix_events_member_id", ["member_id"], unique=False)
-
-    op.create_table(
         "guides",
         sa.Column("group_id", sa.String(length=64), nullable=False),
         sa.Column("guide_id", sa.String(length=64), nullable=False),
@@ -247,169 +359,6 @@ def upgrade() -> None:
             name=op.f("fk_guides_group_id_stores"),
         ),
         sa.PrimaryKeyConstraint("group_id", "guide_id", name=op.f("pk_guides")),
-    )
-    op.create_table(
-        "identity_links",
-        sa.Column(
-            "link_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column(
-            "identity_a", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "identity_b", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("verified", sa.Boolean(), server_default="0", nullable=False),
-        sa.Column("first_seen", sa.DateTime(), nullable=False),
-        sa.Column("last_seen", sa.DateTime(), nullable=False),
-        sa.Column("blocked", sa.Boolean(), server_default="0", nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["brand_groups.group_id"],
-            name=op.f("fk_identity_links_group_id_brand_groups"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["identity_a"],
-            ["identities.identity_id"],
-            name=op.f("fk_identity_links_identity_a_identities"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["identity_b"],
-            ["identities.identity_id"],
-            name=op.f("fk_identity_links_identity_b_identities"),
-        ),
-        sa.PrimaryKeyConstraint("link_id", name=op.f("pk_identity_links")),
-        sa.UniqueConstraint(
-            "group_id",
-            "identity_a",
-            "identity_b",
-            name=op.f("uq_identity_links_group_id_identity_a_identity_b"),
-        ),
-    )
-    with op.batch_alter_table("identity_links", schema=None) as batch_op:
-        batch_op.create_index("ix_identity_links_identity_b", ["identity_b"], unique=False)
-
-    op.create_table(
-        "orders",
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("order_id", sa.String(length=128), nullable=False),
-        sa.Column("brand_id", sa.String(length=64), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("store_id", sa.String(length=64), nullable=True),
-        sa.Column("guide_id", sa.String(length=64), nullable=True),
-        sa.Column("coupon_code", sa.String(length=64), nullable=True),
-        sa.Column(
-            "buyer_identity_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            nullable=False,
-        ),
-        sa.Column("member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("ordered_at", sa.DateTime(), nullable=False),
-        sa.Column("paid_at", sa.DateTime(), nullable=True),
-        sa.Column("total_fen", sa.BigInteger(), nullable=False),
-        sa.Column("discount_fen", sa.BigInteger(), nullable=False),
-        sa.Column("paid_fen", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["buyer_identity_id"],
-            ["identities.identity_id"],
-            name=op.f("fk_orders_buyer_identity_id_identities"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["channel"], ["channels.channel_id"], name=op.f("fk_orders_channel_channels")
-        ),
-        sa.PrimaryKeyConstraint("group_id", "order_id", name=op.f("pk_orders")),
-    )
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index("ix_orders_buyer_identity_id", ["buyer_identity_id"], unique=False)
-        batch_op.create_index("ix_orders_member_id", ["member_id"], unique=False)
-
-    op.create_table(
-        "identity_conflicts",
-        sa.Column(
-            "conflict_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("link_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column(
-            "identity_x", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "identity_y", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
-        sa.Column("detail", sa.String(length=300), nullable=False),
-        sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
-        sa.Column("detected_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["brand_groups.group_id"],
-            name=op.f("fk_identity_conflicts_group_id_brand_groups"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["identity_x"],
-            ["identities.identity_id"],
-            name=op.f("fk_identity_conflicts_identity_x_identities"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["identity_y"],
-            ["identities.identity_id"],
-            name=op.f("fk_identity_conflicts_identity_y_identities"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["link_id"],
-            ["identity_links.link_id"],
-            name=op.f("fk_identity_conflicts_link_id_identity_links"),
-        ),
-        sa.PrimaryKeyConstraint("conflict_id", name=op.f("pk_identity_conflicts")),
-        sa.UniqueConstraint(
-            "group_id",
-            "kind",
-            "identity_x",
-            "identity_y",
-            name=op.f("uq_identity_conflicts_group_id_kind_identity_x_identity_y"),
-        ),
-    )
-    op.create_table(
-        "order_lines",
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("order_id", sa.String(length=128), nullable=False),
-        sa.Column("line_no", sa.Integer(), nullable=False),
-        sa.Column("sku", sa.String(length=64), nullable=False),
-        sa.Column("qty", sa.Integer(), nullable=False),
-        sa.Column("unit_price_fen", sa.BigInteger(), nullable=False),
-        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id", "order_id"],
-            ["orders.group_id", "orders.order_id"],
-            name=op.f("fk_order_lines_group_id_orders"),
-        ),
-        sa.PrimaryKeyConstraint("group_id", "order_id", "line_no", name=op.f("pk_order_lines")),
-    )
-    op.create_table(
-        "refunds",
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("refund_id", sa.String(length=128), nullable=False),
-        sa.Column("order_id", sa.String(length=128), nullable=False),
-        sa.Column("line_no", sa.Integer(), nullable=True),
-        sa.Column("qty", sa.Integer(), nullable=True),
-        sa.Column("refunded_at", sa.DateTime(), nullable=False),
-        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
-        sa.Column("reason", sa.String(length=200), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["group_id", "order_id"],
-            ["orders.group_id", "orders.order_id"],
-            name=op.f("fk_refunds_group_id_orders"),
-        ),
-        sa.PrimaryKeyConstraint("group_id", "refund_id", name=op.f("pk_refunds")),
     )
     # Channels are fixed vocabulary: every adapter maps its payloads onto one of these.
     channels = sa.table(
@@ -433,40 +382,40 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table("refunds")
-    op.drop_table("order_lines")
-    op.drop_table("identity_conflicts")
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index("ix_orders_member_id")
-        batch_op.drop_index("ix_orders_buyer_identity_id")
-
-    op.drop_table("orders")
-    with op.batch_alter_table("identity_links", schema=None) as batch_op:
-        batch_op.drop_index("ix_identity_links_identity_b")
-
-    op.drop_table("identity_links")
     op.drop_table("guides")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_member_id")
-        batch_op.drop_index("ix_events_identity_id")
-
-    op.drop_table("events")
     op.drop_table("stores")
     op.drop_table("products")
     with op.batch_alter_table("merges", schema=None) as batch_op:
         batch_op.drop_index("ix_merges_merged_id")
 
     op.drop_table("merges")
-    with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.drop_index("ix_identities_member_id")
+    op.drop_table("import_runs")
+    op.drop_table("identity_conflicts")
+    op.drop_table("brands")
+    op.drop_table("refunds")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_member_id")
+        batch_op.drop_index("ix_orders_buyer_identity_id")
 
-    op.drop_table("identities")
+    op.drop_table("orders")
+    op.drop_table("order_lines")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_index("ix_members_group_status")
 
     op.drop_table("members")
-    op.drop_table("import_runs")
-    op.drop_table("brands")
+    with op.batch_alter_table("identity_links", schema=None) as batch_op:
+        batch_op.drop_index("ix_identity_links_identity_b")
+
+    op.drop_table("identity_links")
+    with op.batch_alter_table("identities", schema=None) as batch_op:
+        batch_op.drop_index("ix_identities_member_id")
+
+    op.drop_table("identities")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_member_id")
+        batch_op.drop_index("ix_events_identity_id")
+
+    op.drop_table("events")
     op.drop_table("channels")
     op.drop_table("brand_groups")
     # ### end Alembic commands ###
