@@ -28,12 +28,11 @@ import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from brandfiles import write_reference  # noqa: E402
-
-from siyu.importer.service import ensure_group, import_directory, import_file  # noqa: E402
-from siyu.privacy import Vault  # noqa: E402
-from siyu.store.engine import make_engine  # noqa: E402
-from siyu.store.migrate import upgrade  # noqa: E402
+from brandfiles import write_reference
+from siyu.importer.service import ensure_group, import_directory, import_file
+from siyu.privacy import Vault
+from siyu.store.engine import make_engine
+from siyu.store.migrate import upgrade
 
 
 def make_orders(path: Path, rows: int, seed: int = 7) -> pa.Table:
@@ -47,17 +46,19 @@ def make_orders(path: Path, rows: int, seed: int = 7) -> pa.Table:
     start = np.datetime64("2024-01-01T00:00:00")
     ordered = start + rng.integers(0, 730 * 86400, rows).astype("timedelta64[s]")
     total = rng.integers(100, 50_000, rows)
-    table = pa.table({
-        "order_id": pa.array(np.char.add("O", np.arange(rows).astype(str))),
-        "brand_id": pa.array(np.where(rng.random(rows) < 0.5, "B1", "B2")),
-        "channel": pa.array(channels),
-        "buyer_type": pa.array(types),
-        "buyer_value": pa.array(values),
-        "ordered_at": pa.array(ordered, pa.timestamp("s")),
-        "total_fen": pa.array(total),
-        "paid_fen": pa.array(total - rng.integers(0, 100, rows)),
-        "store_id": pa.array(np.where(kind == 0, "S1", None)),
-    })
+    table = pa.table(
+        {
+            "order_id": pa.array(np.char.add("O", np.arange(rows).astype(str))),
+            "brand_id": pa.array(np.where(rng.random(rows) < 0.5, "B1", "B2")),
+            "channel": pa.array(channels),
+            "buyer_type": pa.array(types),
+            "buyer_value": pa.array(values),
+            "ordered_at": pa.array(ordered, pa.timestamp("s")),
+            "total_fen": pa.array(total),
+            "paid_fen": pa.array(total - rng.integers(0, 100, rows)),
+            "store_id": pa.array(np.where(kind == 0, "S1", None)),
+        }
+    )
     pq.write_table(table, path)
     return table
 
@@ -81,7 +82,9 @@ def baseline(url: str, table: pa.Table) -> float:
         else:
             columns = [c.cast(pa.string()).to_pylist() for c in table.columns]
             marks = ", ".join("?" for _ in columns)
-            dbapi.cursor().executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*columns))
+            dbapi.cursor().executemany(
+                f"INSERT INTO {name} VALUES ({marks})", zip(*columns, strict=True)
+            )
     seconds = time.perf_counter() - started
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {name}"))
@@ -103,7 +106,8 @@ def run(url: str, label: str, data: Path, table: pa.Table) -> dict[str, object]:
     raw = baseline(url, table)
     rows = table.num_rows
     return {
-        "store": label, "rows": rows,
+        "store": label,
+        "rows": rows,
         "siyu_seconds": round(first.seconds, 2),
         "siyu_rows_per_s": round(rows / first.seconds),
         "reimport_rows_per_s": round(rows / again.seconds),
@@ -111,15 +115,18 @@ def run(url: str, label: str, data: Path, table: pa.Table) -> dict[str, object]:
         "raw_seconds": round(raw, 2),
         "raw_rows_per_s": round(rows / raw),
         "siyu_vs_raw": round(raw / first.seconds, 3),
-        "accepted": first.accepted, "rejected": first.rejected,
+        "accepted": first.accepted,
+        "rejected": first.rejected,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,8 +149,10 @@ def main() -> None:
     print("| store | order rows | siyu rows/s | re-import rows/s | raw load rows/s | siyu / raw |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['store']} | {r['rows']:,} | {r['siyu_rows_per_s']:,} | "
-              f"{r['reimport_rows_per_s']:,} | {r['raw_rows_per_s']:,} | {r['siyu_vs_raw']} |")
+        print(
+            f"| {r['store']} | {r['rows']:,} | {r['siyu_rows_per_s']:,} | "
+            f"{r['reimport_rows_per_s']:,} | {r['raw_rows_per_s']:,} | {r['siyu_vs_raw']} |"
+        )
     print(json.dumps(results))
 
 

@@ -17,8 +17,20 @@ REFERENCE = {
         {"store_id": "S2", "brand_id": "B2", "name": "天河店", "city": "广州", "region": "华南"},
     ],
     "products": [
-        {"sku": "K1", "brand_id": "B1", "name": "榴莲", "category": "水果", "list_price_fen": "9900"},
-        {"sku": "K2", "brand_id": "B2", "name": "吐司", "category": "面包", "list_price_fen": "1200"},
+        {
+            "sku": "K1",
+            "brand_id": "B1",
+            "name": "榴莲",
+            "category": "水果",
+            "list_price_fen": "9900",
+        },
+        {
+            "sku": "K2",
+            "brand_id": "B2",
+            "name": "吐司",
+            "category": "面包",
+            "list_price_fen": "1200",
+        },
     ],
     "guides": [{"guide_id": "G1", "store_id": "S1", "alias": "小王"}],
 }

@@ -37,8 +37,11 @@ class Store:
 
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"),
-                                    {"g": self.group_id}).scalar_one())
+            return int(
+                conn.execute(
+                    text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"), {"g": self.group_id}
+                ).scalar_one()
+            )
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +62,7 @@ def pg_engine() -> Iterator[Engine]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:
         admin.dispose()
         message = f"PostgreSQL at {PG_ADMIN_URL.split('@')[-1]} is not reachable: {exc}"
         if IN_CI:

@@ -21,16 +21,24 @@ def test_defaults_are_the_embedded_store_and_a_generated_key(tmp_path: Path) -> 
 def test_postgres_needs_an_explicit_key() -> None:
     with pytest.raises(ConfigError, match="SIYU_SECRET_KEY is required"):
         Settings.from_env({"SIYU_DATABASE_URL": "postgresql://x@localhost/db"})
-    ok = Settings.from_env({"SIYU_DATABASE_URL": "postgresql://x@localhost/db",
-                            "SIYU_SECRET_KEY": "ab" * 32, "SIYU_LANG": "EN"})
+    ok = Settings.from_env(
+        {
+            "SIYU_DATABASE_URL": "postgresql://x@localhost/db",
+            "SIYU_SECRET_KEY": "ab" * 32,
+            "SIYU_LANG": "EN",
+        }
+    )
     assert ok.secret_key == bytes([0xAB] * 32) and ok.lang == "en"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"SIYU_LANG": "fr"}, "SIYU_LANG='fr'"),
-    ({"SIYU_SECRET_KEY": "zz"}, "SIYU_SECRET_KEY: must be 64 hexadecimal"),
-    ({"SIYU_SECRET_KEY": "ab" * 8}, "got 8"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SIYU_LANG": "fr"}, "SIYU_LANG='fr'"),
+        ({"SIYU_SECRET_KEY": "zz"}, "SIYU_SECRET_KEY: must be 64 hexadecimal"),
+        ({"SIYU_SECRET_KEY": "ab" * 8}, "got 8"),
+    ],
+)
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)

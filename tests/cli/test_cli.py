@@ -11,10 +11,21 @@ from tests.brandfiles import write_reference
 
 
 def _siyu(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "SIYU_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
-                   "COLUMNS": "200", **env}
-    return subprocess.run([sys.executable, "-m", "siyu.cli", *args], capture_output=True,
-                          text=True, env=environment, cwd=tmp_path, timeout=300, check=False)
+    environment = {
+        **os.environ,
+        "SIYU_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
+        "COLUMNS": "200",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "siyu.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_import_of_a_directory_reports_each_kind(tmp_path: Path) -> None:

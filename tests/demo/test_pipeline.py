@@ -17,9 +17,25 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     env = {**os.environ, "SIYU_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     # when the demo runs from the command line with --json
     done = subprocess.run(
-        [sys.executable, "-m", "siyu.cli", "demo", "--members", "3000", "--seed", "5", "--json",
-         "--workdir", str(tmp_path / "demo")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "siyu.cli",
+            "demo",
+            "--members",
+            "3000",
+            "--seed",
+            "5",
+            "--json",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     # then stdout is exactly one JSON object with the promised keys

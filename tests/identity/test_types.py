@@ -11,17 +11,29 @@ from siyu.identity.types import mask, normalise, phone_hash_of
 from siyu.privacy import Vault, mask_name
 
 
-@pytest.mark.parametrize("raw", ["13812345678", "138 1234 5678", "+86 138-1234-5678",
-                                 "008613812345678", "8613812345678", "(138) 1234.5678"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13812345678",
+        "138 1234 5678",
+        "+86 138-1234-5678",
+        "008613812345678",
+        "8613812345678",
+        "(138) 1234.5678",
+    ],
+)
 def test_mainland_mobiles_in_any_spelling_become_one_e164(raw: str) -> None:
     assert normalise("phone", raw) == "+8613812345678"
 
 
-@pytest.mark.parametrize(("raw", "rule"), [
-    ("12345", "must be a mainland mobile"),
-    ("+8612345678901", "a +86 number must be 11 digits starting 13-19"),
-    ("", "phone must not be empty"),
-])
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        ("12345", "must be a mainland mobile"),
+        ("+8612345678901", "a +86 number must be 11 digits starting 13-19"),
+        ("", "phone must not be empty"),
+    ],
+)
 def test_bad_phones_name_the_rule(raw: str, rule: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(rule)) as err:
         normalise("phone", raw)
@@ -41,7 +53,8 @@ def test_other_identifiers() -> None:
 
 def test_marketplace_hash_is_sha256_of_the_national_number() -> None:
     assert phone_hash_of("+8613812345678") == (
-        "38aed9048140b0e437ea81461d9ea4524169f6795004da120bcf7d41894e4d15")
+        "38aed9048140b0e437ea81461d9ea4524169f6795004da120bcf7d41894e4d15"
+    )
 
 
 def test_masks() -> None:

@@ -8,79 +8,232 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-
-from siyu.importer.service import import_directory, import_file
-from siyu.privacy import Vault
 from tests.brandfiles import write, write_reference
 from tests.conftest import Store
 
-TABLES = ("brands", "stores", "products", "guides", "members", "identities", "identity_links",
-          "orders", "order_lines", "refunds", "events")
+from siyu.importer.service import import_directory, import_file
+from siyu.privacy import Vault
+
+TABLES = (
+    "brands",
+    "stores",
+    "products",
+    "guides",
+    "members",
+    "identities",
+    "identity_links",
+    "orders",
+    "order_lines",
+    "refunds",
+    "events",
+)
 
 
 def _brand_dir(tmp_path: Path, suffix: str = ".csv") -> Path:
     d = tmp_path / f"brand{suffix.replace('.', '_')}"
     write_reference(d, suffix)
-    write(d / f"members{suffix}", [
-        {"member_ref": "M1", "brand_id": "B1", "registered_at": "2024-01-01T10:00:00",
-         "channel": "pos", "card": "c001", "phone": "138 1234 5678", "name": "张三",
-         "gender": "m", "birth_date": "1990-04-01", "home_store_id": "S1"},
-        {"member_ref": "M2", "brand_id": "B2", "registered_at": "2024-02-01T10:00:00+08:00",
-         "channel": "pos", "card": "D002", "phone": "+8613900001111", "name": "李四"},
-        {"member_ref": "M3", "brand_id": "B1", "registered_at": "2024-03-01", "channel": "pos",
-         "phone": "12345"},  # bad phone
-        {"member_ref": "M4", "brand_id": "B9", "registered_at": "2024-03-01", "channel": "pos",
-         "card": "C004"},  # unknown brand
-    ])
-    write(d / f"identities{suffix}", [
-        {"type": "openid", "value": "o-1", "channel": "miniprogram",
-         "observed_at": "2024-01-05T10:00:00", "verified": "true", "linked_type": "unionid",
-         "linked_value": "u-1"},
-        {"type": "phone", "value": "13812345678", "channel": "miniprogram",
-         "observed_at": "2024-01-05T10:00:00", "verified": "true", "linked_type": "unionid",
-         "linked_value": "u-1"},
-        {"type": "fax", "value": "1", "channel": "pos", "observed_at": "2024-01-05T10:00:00"},
-        {"type": "openid", "value": "o-2", "channel": "miniprogram",
-         "observed_at": "2024-01-05T10:00:00", "linked_type": "unionid"},  # half a link
-    ])
-    write(d / f"orders{suffix}", [
-        {"order_id": "O1", "brand_id": "B1", "channel": "pos", "buyer_type": "card",
-         "buyer_value": "C001", "ordered_at": "2024-01-02T10:00:00", "total_fen": "9900",
-         "paid_fen": "9900", "store_id": "S1", "guide_id": "G1"},
-        {"order_id": "O2", "brand_id": "B1", "channel": "tmall", "buyer_type": "tmall_ouid",
-         "buyer_value": "T-1", "ordered_at": "2024-01-07T10:00:00", "total_fen": "9900",
-         "paid_fen": "9000", "discount_fen": "900"},
-        {"order_id": "O3", "brand_id": "B1", "channel": "pos", "buyer_type": "card",
-         "buyer_value": "C001", "ordered_at": "2024-01-08T10:00:00", "total_fen": "100",
-         "paid_fen": "200"},  # paid more than total
-        {"order_id": "O4", "brand_id": "B1", "channel": "pos", "buyer_type": "card",
-         "buyer_value": "C001", "ordered_at": "2024-01-08T10:00:00", "total_fen": "12.5",
-         "paid_fen": "100"},  # yuan, not fen
-        {"order_id": "O5", "brand_id": "B1", "channel": "fax", "buyer_type": "card",
-         "buyer_value": "C001", "ordered_at": "yesterday", "total_fen": "1", "paid_fen": "1"},
-    ])
-    write(d / f"order_lines{suffix}", [
-        {"order_id": "O1", "line_no": "1", "sku": "K1", "qty": "1", "unit_price_fen": "9900",
-         "amount_fen": "9900"},
-        {"order_id": "O2", "line_no": "1", "sku": "K1", "qty": "1", "unit_price_fen": "9900",
-         "amount_fen": "9900"},
-        {"order_id": "O9", "line_no": "1", "sku": "K1", "qty": "1", "unit_price_fen": "1",
-         "amount_fen": "1"},  # no such order
-        {"order_id": "O1", "line_no": "2", "sku": "K1", "qty": "0", "unit_price_fen": "1",
-         "amount_fen": "1"},  # qty 0
-    ])
-    write(d / f"refunds{suffix}", [
-        {"refund_id": "R1", "order_id": "O2", "refunded_at": "2024-01-09T10:00:00",
-         "amount_fen": "9000", "line_no": "1", "qty": "1", "reason": "坏果"},
-    ])
-    write(d / f"events{suffix}", [
-        {"event_id": "E1", "type": "scan", "channel": "miniprogram", "identity_type": "openid",
-         "identity_value": "o-1", "occurred_at": "2024-01-05T09:59:00",
-         "scene": "store_qr:S1"},
-        {"event_id": "E2", "type": "teleport", "channel": "miniprogram",
-         "identity_type": "openid", "identity_value": "o-1",
-         "occurred_at": "2024-01-05T09:59:00"},
-    ])
+    write(
+        d / f"members{suffix}",
+        [
+            {
+                "member_ref": "M1",
+                "brand_id": "B1",
+                "registered_at": "2024-01-01T10:00:00",
+                "channel": "pos",
+                "card": "c001",
+                "phone": "138 1234 5678",
+                "name": "张三",
+                "gender": "m",
+                "birth_date": "1990-04-01",
+                "home_store_id": "S1",
+            },
+            {
+                "member_ref": "M2",
+                "brand_id": "B2",
+                "registered_at": "2024-02-01T10:00:00+08:00",
+                "channel": "pos",
+                "card": "D002",
+                "phone": "+8613900001111",
+                "name": "李四",
+            },
+            {
+                "member_ref": "M3",
+                "brand_id": "B1",
+                "registered_at": "2024-03-01",
+                "channel": "pos",
+                "phone": "12345",
+            },  # bad phone
+            {
+                "member_ref": "M4",
+                "brand_id": "B9",
+                "registered_at": "2024-03-01",
+                "channel": "pos",
+                "card": "C004",
+            },  # unknown brand
+        ],
+    )
+    write(
+        d / f"identities{suffix}",
+        [
+            {
+                "type": "openid",
+                "value": "o-1",
+                "channel": "miniprogram",
+                "observed_at": "2024-01-05T10:00:00",
+                "verified": "true",
+                "linked_type": "unionid",
+                "linked_value": "u-1",
+            },
+            {
+                "type": "phone",
+                "value": "13812345678",
+                "channel": "miniprogram",
+                "observed_at": "2024-01-05T10:00:00",
+                "verified": "true",
+                "linked_type": "unionid",
+                "linked_value": "u-1",
+            },
+            {"type": "fax", "value": "1", "channel": "pos", "observed_at": "2024-01-05T10:00:00"},
+            {
+                "type": "openid",
+                "value": "o-2",
+                "channel": "miniprogram",
+                "observed_at": "2024-01-05T10:00:00",
+                "linked_type": "unionid",
+            },  # half a link
+        ],
+    )
+    write(
+        d / f"orders{suffix}",
+        [
+            {
+                "order_id": "O1",
+                "brand_id": "B1",
+                "channel": "pos",
+                "buyer_type": "card",
+                "buyer_value": "C001",
+                "ordered_at": "2024-01-02T10:00:00",
+                "total_fen": "9900",
+                "paid_fen": "9900",
+                "store_id": "S1",
+                "guide_id": "G1",
+            },
+            {
+                "order_id": "O2",
+                "brand_id": "B1",
+                "channel": "tmall",
+                "buyer_type": "tmall_ouid",
+                "buyer_value": "T-1",
+                "ordered_at": "2024-01-07T10:00:00",
+                "total_fen": "9900",
+                "paid_fen": "9000",
+                "discount_fen": "900",
+            },
+            {
+                "order_id": "O3",
+                "brand_id": "B1",
+                "channel": "pos",
+                "buyer_type": "card",
+                "buyer_value": "C001",
+                "ordered_at": "2024-01-08T10:00:00",
+                "total_fen": "100",
+                "paid_fen": "200",
+            },  # paid more than total
+            {
+                "order_id": "O4",
+                "brand_id": "B1",
+                "channel": "pos",
+                "buyer_type": "card",
+                "buyer_value": "C001",
+                "ordered_at": "2024-01-08T10:00:00",
+                "total_fen": "12.5",
+                "paid_fen": "100",
+            },  # yuan, not fen
+            {
+                "order_id": "O5",
+                "brand_id": "B1",
+                "channel": "fax",
+                "buyer_type": "card",
+                "buyer_value": "C001",
+                "ordered_at": "yesterday",
+                "total_fen": "1",
+                "paid_fen": "1",
+            },
+        ],
+    )
+    write(
+        d / f"order_lines{suffix}",
+        [
+            {
+                "order_id": "O1",
+                "line_no": "1",
+                "sku": "K1",
+                "qty": "1",
+                "unit_price_fen": "9900",
+                "amount_fen": "9900",
+            },
+            {
+                "order_id": "O2",
+                "line_no": "1",
+                "sku": "K1",
+                "qty": "1",
+                "unit_price_fen": "9900",
+                "amount_fen": "9900",
+            },
+            {
+                "order_id": "O9",
+                "line_no": "1",
+                "sku": "K1",
+                "qty": "1",
+                "unit_price_fen": "1",
+                "amount_fen": "1",
+            },  # no such order
+            {
+                "order_id": "O1",
+                "line_no": "2",
+                "sku": "K1",
+                "qty": "0",
+                "unit_price_fen": "1",
+                "amount_fen": "1",
+            },  # qty 0
+        ],
+    )
+    write(
+        d / f"refunds{suffix}",
+        [
+            {
+                "refund_id": "R1",
+                "order_id": "O2",
+                "refunded_at": "2024-01-09T10:00:00",
+                "amount_fen": "9000",
+                "line_no": "1",
+                "qty": "1",
+                "reason": "坏果",
+            },
+        ],
+    )
+    write(
+        d / f"events{suffix}",
+        [
+            {
+                "event_id": "E1",
+                "type": "scan",
+                "channel": "miniprogram",
+                "identity_type": "openid",
+                "identity_value": "o-1",
+                "occurred_at": "2024-01-05T09:59:00",
+                "scene": "store_qr:S1",
+            },
+            {
+                "event_id": "E2",
+                "type": "teleport",
+                "channel": "miniprogram",
+                "identity_type": "openid",
+                "identity_value": "o-1",
+                "occurred_at": "2024-01-05T09:59:00",
+            },
+        ],
+    )
     return d
 
 
@@ -100,8 +253,10 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
     # given a brand directory with good and bad rows of every kind
     d = _brand_dir(tmp_path)
     # when it is imported
-    reports = {r.kind: r for r in import_directory(store.engine, vault, store.group_id, d,
-                                                   tmp_path / "rejects")}
+    reports = {
+        r.kind: r
+        for r in import_directory(store.engine, vault, store.group_id, d, tmp_path / "rejects")
+    }
     # then read = accepted + rejected for every file
     for r in reports.values():
         assert r.read == r.accepted + r.rejected, r
@@ -117,11 +272,13 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
         "O3": "paid_fen: must not exceed total_fen",
         "O4": "total_fen: must be an integer (integer fen, 1/100 CNY; no decimal point)",
         "O5": "channel: must be one of: douyin, jd, miniprogram, official_account, pos, "
-              "tmall, wecom, youzan",
+        "tmall, wecom, youzan",
     }
     lines = _rejects(reports["order_lines"].rejects_path)
     assert sorted(r["reason"] for r in lines) == [
-        "order_id: no such order in this brand group", "qty: must be >= 1"]
+        "order_id: no such order in this brand group",
+        "qty: must be >= 1",
+    ]
     ids = {r["reason"] for r in _rejects(reports["identities"].rejects_path)}
     assert "linked_value: linked_type and linked_value come together" in ids
     assert any(r.startswith("type: must be one of") for r in ids)
@@ -183,13 +340,19 @@ def test_phones_and_names_are_not_stored_in_the_clear(
 ) -> None:
     import_directory(store.engine, vault, store.group_id, _brand_dir(tmp_path), tmp_path / "r")
     with store.engine.connect() as conn:
-        phones = conn.execute(text(
-            "SELECT value, value_masked, value_enc FROM identities "
-            "WHERE group_id = :g AND type = 'phone' ORDER BY value_masked"),
-            {"g": store.group_id}).all()
-        names = conn.execute(text("SELECT name_masked, name_enc FROM members "
-                                  "WHERE group_id = :g ORDER BY source_ref"),
-                             {"g": store.group_id}).all()
+        phones = conn.execute(
+            text(
+                "SELECT value, value_masked, value_enc FROM identities "
+                "WHERE group_id = :g AND type = 'phone' ORDER BY value_masked"
+            ),
+            {"g": store.group_id},
+        ).all()
+        names = conn.execute(
+            text(
+                "SELECT name_masked, name_enc FROM members WHERE group_id = :g ORDER BY source_ref"
+            ),
+            {"g": store.group_id},
+        ).all()
     assert [p.value for p in phones] == [None, None]
     assert [p.value_masked for p in phones] == ["138****5678", "139****1111"]
     assert vault.decrypt(bytes(phones[0].value_enc), "phone") == "+8613812345678"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from tests.conftest import Store
 
 from siyu.store.engine import make_engine
 from siyu.store.metadata import load_all_models
 from siyu.store.migrate import downgrade, upgrade
-from tests.conftest import Store
 
 
 def test_migrations_match_the_declared_tables(store: Store) -> None:
@@ -25,8 +25,16 @@ def test_migrations_match_the_declared_tables(store: Store) -> None:
 def test_channels_are_seeded(store: Store) -> None:
     with store.engine.connect() as conn:
         channels = set(conn.execute(text("SELECT channel_id FROM channels")).scalars())
-    assert channels == {"pos", "miniprogram", "official_account", "wecom", "tmall", "jd",
-                        "douyin", "youzan"}
+    assert channels == {
+        "pos",
+        "miniprogram",
+        "official_account",
+        "wecom",
+        "tmall",
+        "jd",
+        "douyin",
+        "youzan",
+    }
 
 
 def test_downgrade_then_upgrade_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -25,69 +25,117 @@ class AttachResult:
 
 
 def attach(
-    engine: Engine, encoder: IdentifierEncoder, group_id: str, ident: Encoded, channel: str,
-    observed_at: datetime, strong_types: tuple[str, ...], verified: bool = False,
-    linked: Encoded | None = None, brand_id: str | None = None,
+    engine: Engine,
+    encoder: IdentifierEncoder,
+    group_id: str,
+    ident: Encoded,
+    channel: str,
+    observed_at: datetime,
+    strong_types: tuple[str, ...],
+    verified: bool = False,
+    linked: Encoded | None = None,
+    brand_id: str | None = None,
 ) -> AttachResult:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Shared side of the group lock: attaches run together, a batch resolve waits.
-            conn.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext('siyu.oneid:' || :g))"),
-                         {"g": group_id})
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock_shared(hashtext('siyu.oneid:' || :g))"),
+                {"g": group_id},
+            )
         buf = ObservationBuffer(encoder)
         buf.observe(ident, channel, observed_at, verified, brand_id)
         if linked is not None:
             buf.observe(linked, channel, observed_at, verified, brand_id)
             buf.link(ident, linked, channel, observed_at, verified)
         buf.flush(conn, group_id)
-        keys = list(zip(buf.obs["type"], buf.obs["value_key"], strict=True))
+        keys = [
+            (str(t), str(k)) for t, k in zip(buf.obs["type"], buf.obs["value_key"], strict=True)
+        ]
         touched = _identities(conn, group_id, keys)
         result = AttachResult(0, touched[(ident.type, ident.key)])
         for link_id, a, b in _links_among(conn, group_id, list(touched.values())):
             _join(conn, group_id, link_id, a, b, strong_types, observed_at, result)
         for identity_id in sorted(set(touched.values())):
             # Seen alone, or refused by the policy: a member of its own.
-            if conn.execute(text("SELECT member_id FROM identities WHERE identity_id = :i"),
-                            {"i": identity_id}).scalar_one() is None:
-                conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
-                             {"m": _new_member(conn, group_id, observed_at), "i": identity_id})
-        result.member_id = int(conn.execute(
-            text("SELECT member_id FROM identities WHERE identity_id = :i"),
-            {"i": result.identity_id}).scalar_one())
+            if (
+                conn.execute(
+                    text("SELECT member_id FROM identities WHERE identity_id = :i"),
+                    {"i": identity_id},
+                ).scalar_one()
+                is None
+            ):
+                conn.execute(
+                    text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+                    {"m": _new_member(conn, group_id, observed_at), "i": identity_id},
+                )
+        result.member_id = int(
+            conn.execute(
+                text("SELECT member_id FROM identities WHERE identity_id = :i"),
+                {"i": result.identity_id},
+            ).scalar_one()
+        )
     return result
 
 
-def _identities(conn: Connection, group_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def _identities(
+    conn: Connection, group_id: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     out = {}
     for type_name, key in keys:
-        out[(type_name, key)] = int(conn.execute(
-            text("SELECT identity_id FROM identities WHERE group_id = :g AND type = :t "
-                 "AND value_key = :k"), {"g": group_id, "t": type_name, "k": key}).scalar_one())
+        out[(type_name, key)] = int(
+            conn.execute(
+                text(
+                    "SELECT identity_id FROM identities WHERE group_id = :g AND type = :t "
+                    "AND value_key = :k"
+                ),
+                {"g": group_id, "t": type_name, "k": key},
+            ).scalar_one()
+        )
     return out
 
 
 def _links_among(conn: Connection, group_id: str, ids: list[int]) -> list[tuple[int, int, int]]:
     listed = ",".join(str(i) for i in sorted(set(ids)))
-    rows = conn.execute(text(f"""
+    rows = conn.execute(
+        text(f"""
         SELECT link_id, identity_a, identity_b FROM identity_links
         WHERE group_id = :g AND NOT blocked AND identity_a IN ({listed})
           AND identity_b IN ({listed})
-        ORDER BY verified DESC, first_seen, link_id"""), {"g": group_id}).all()
+        ORDER BY verified DESC, first_seen, link_id"""),
+        {"g": group_id},
+    ).all()
     return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
-def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
-          strong_types: tuple[str, ...], at: datetime, result: AttachResult) -> None:
-    rows = {r.identity_id: r for r in conn.execute(
-        text("SELECT identity_id, type, member_id FROM identities WHERE identity_id IN (:a, :b)"),
-        {"a": a, "b": b})}
+def _join(
+    conn: Connection,
+    group_id: str,
+    link_id: int,
+    a: int,
+    b: int,
+    strong_types: tuple[str, ...],
+    at: datetime,
+    result: AttachResult,
+) -> None:
+    rows = {
+        r.identity_id: r
+        for r in conn.execute(
+            text(
+                "SELECT identity_id, type, member_id FROM identities WHERE identity_id IN (:a, :b)"
+            ),
+            {"a": a, "b": b},
+        )
+    }
     ma, mb = rows[a].member_id, rows[b].member_id
     if ma is not None and ma == mb:
         return
     if ma is None and mb is None:
         m = _new_member(conn, group_id, at)
-        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id IN (:a, :b)"),
-                     {"m": m, "a": a, "b": b})
+        conn.execute(
+            text("UPDATE identities SET member_id = :m WHERE identity_id IN (:a, :b)"),
+            {"m": m, "a": a, "b": b},
+        )
         return
     # An identity without a member is checked like a member holding only itself: a new
     # unionid must not slip onto a member that already has one.
@@ -96,15 +144,25 @@ def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
     clashing = clash(held_a, held_b, ClassMap())
     if clashing is not None:
         x, y = clashing
-        conn.execute(insert(identity_conflicts).values(
-            group_id=group_id, kind="exclusive_clash", link_id=link_id, identity_x=x.identity_id,
-            identity_y=y.identity_id, status="open", detected_at=now_utc(),
-            detail=f"refused: one member cannot hold two {x.type} identities"))
+        conn.execute(
+            insert(identity_conflicts).values(
+                group_id=group_id,
+                kind="exclusive_clash",
+                link_id=link_id,
+                identity_x=x.identity_id,
+                identity_y=y.identity_id,
+                status="open",
+                detected_at=now_utc(),
+                detail=f"refused: one member cannot hold two {x.type} identities",
+            )
+        )
         result.conflicts.append(f"identities {x.identity_id} and {y.identity_id} are both {x.type}")
         return
     if ma is None or mb is None:
-        conn.execute(text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
-                     {"m": ma if mb is None else mb, "i": a if ma is None else b})
+        conn.execute(
+            text("UPDATE identities SET member_id = :m WHERE identity_id = :i"),
+            {"m": ma if mb is None else mb, "i": a if ma is None else b},
+        )
         return
     if rows[a].type not in strong_types or rows[b].type not in strong_types:
         return  # a weak identifier never bridges two members
@@ -114,15 +172,28 @@ def _join(conn: Connection, group_id: str, link_id: int, a: int, b: int,
 
 def _held(conn: Connection, column: str, value: int) -> list[Held]:
     """The identities of a member (column='member_id') or one identity ('identity_id')."""
-    rows = conn.execute(text(f"""
-        SELECT identity_id, type, brand_id, verified, {epoch_seconds(conn, 'first_seen')},
-               {epoch_seconds(conn, 'last_seen')}
-        FROM identities WHERE {column} = :v"""), {"v": value}).all()
+    rows = conn.execute(
+        text(f"""
+        SELECT identity_id, type, brand_id, verified, {epoch_seconds(conn, "first_seen")},
+               {epoch_seconds(conn, "last_seen")}
+        FROM identities WHERE {column} = :v"""),
+        {"v": value},
+    ).all()
     return [Held(int(r[0]), r[1], r[2], bool(r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
 def _new_member(conn: Connection, group_id: str, registered_at: datetime) -> int:
     now = now_utc()
-    return int(conn.execute(insert(members).values(
-        group_id=group_id, status="active", registered_at=registered_at, created_at=now,
-        updated_at=now).returning(members.c.member_id)).scalar_one())
+    return int(
+        conn.execute(
+            insert(members)
+            .values(
+                group_id=group_id,
+                status="active",
+                registered_at=registered_at,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(members.c.member_id)
+        ).scalar_one()
+    )

@@ -17,7 +17,7 @@ from siyu.errors import ValidationError
 from siyu.identity.types import IDENTITY_TYPES, mask, normalise, phone_hash_of
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
-from siyu.store.dialect import any_value
+from siyu.store.dialect import GROUP, any_value
 
 OBSERVATION_SCHEMA = pa.schema(
     [
@@ -165,7 +165,8 @@ def upsert_identities(conn: Connection, group_id: str, obs: pa.Table) -> int:
         text(f"""
         INSERT INTO identities (group_id, type, value_key, value, value_enc, value_masked,
             brand_id, verified, source_channel, first_seen, last_seen, member_id)
-        SELECT CAST(:g AS VARCHAR(64)), s.type, s.value_key, MIN(s.value), {any_value(conn, 's.value_enc')}, MIN(s.value_masked),
+        SELECT {GROUP}, s.type, s.value_key, MIN(s.value),
+            {any_value(conn, "s.value_enc")}, MIN(s.value_masked),
             MIN(s.brand_id), MAX(s.verified) = 1, MIN(s.channel), MIN(s.observed_at),
             MAX(s.observed_at), MIN(m.member_id)
         FROM {s} s LEFT JOIN members m ON m.group_id = :g AND m.source_ref = s.member_ref
@@ -222,7 +223,7 @@ def upsert_links(conn: Connection, group_id: str, links: pa.Table) -> int:
         text(f"""
         INSERT INTO identity_links (group_id, identity_a, identity_b, channel, verified,
             first_seen, last_seen, blocked)
-        SELECT CAST(:g AS VARCHAR(64)), p.a, p.b, MIN(p.channel), MAX(p.verified) = 1, MIN(p.observed_at),
+        SELECT {GROUP}, p.a, p.b, MIN(p.channel), MAX(p.verified) = 1, MIN(p.observed_at),
                MAX(p.observed_at), 1 = 0
         FROM ({pairs}) p
         WHERE 1 = 1

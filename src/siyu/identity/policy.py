@@ -67,7 +67,7 @@ class ClassMap:
         out[types == "unionid"] = UNIONID_CLASS
         out[(types == "phone") & verified] = VERIFIED_PHONE_CLASS
         for i in np.flatnonzero(types == "card"):
-            out[i] = self.card_class(brands[i])
+            out[i] = self.card_class(brands[int(i)])
         return out
 
 

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, Insert, Table, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from siyu.identity.graph import IdentityGraph, Resolution, resolve
 from siyu.identity.models import identity_conflicts, merges
-from siyu.identity.policy import ClassMap, VERIFIED_PHONE_CLASS
+from siyu.identity.policy import VERIFIED_PHONE_CLASS, ClassMap
 from siyu.store.bulk import fetch_arrow, stage, unstage
 from siyu.store.dialect import as_int, epoch_seconds
 
@@ -114,15 +115,16 @@ def _lock_group(conn: Connection, group_id: str) -> None:
     while it runs (attach takes the shared side). SQLite's BEGIN IMMEDIATE already
     serialises writers."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('siyu.oneid:' || :g))"),
-                     {"g": group_id})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('siyu.oneid:' || :g))"), {"g": group_id}
+        )
 
 
 def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
     ids = fetch_arrow(
         conn,
-        f"""SELECT identity_id, type, brand_id, {as_int(conn, 'verified')},
-                   {epoch_seconds(conn, 'first_seen')}, {epoch_seconds(conn, 'last_seen')},
+        f"""SELECT identity_id, type, brand_id, {as_int(conn, "verified")},
+                   {epoch_seconds(conn, "first_seen")}, {epoch_seconds(conn, "last_seen")},
                    COALESCE(member_id, 0)
             FROM identities WHERE group_id = :g ORDER BY identity_id""",
         {"g": group_id},
@@ -130,8 +132,8 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
     )
     links = fetch_arrow(
         conn,
-        f"""SELECT link_id, identity_a, identity_b, {as_int(conn, 'verified')},
-                   {epoch_seconds(conn, 'first_seen')}, {as_int(conn, 'blocked')}
+        f"""SELECT link_id, identity_a, identity_b, {as_int(conn, "verified")},
+                   {epoch_seconds(conn, "first_seen")}, {as_int(conn, "blocked")}
             FROM identity_links WHERE group_id = :g""",
         {"g": group_id},
         LINK_SCHEMA,
@@ -152,8 +154,11 @@ def _graph(
     # channel proved outweighs what was typed.
     link_verified = links.column("verified").to_numpy()
     order = np.lexsort(
-        (links.column("link_id").to_numpy(), links.column("first_seen").to_numpy(),
-         1 - link_verified)
+        (
+            links.column("link_id").to_numpy(),
+            links.column("first_seen").to_numpy(),
+            1 - link_verified,
+        )
     )
     priority = np.empty(len(order), dtype=np.int64)
     priority[order] = np.arange(len(order), dtype=np.int64)
@@ -205,9 +210,13 @@ def _plan(
     claim_member = members_sorted[order][first]
     claim_label = labels_sorted[order][first]
     # For each component: the oldest claimed member survives.
-    reg = np.array([registered.get(int(m), (2**62, int(m))) for m in claim_member],
-                   dtype=np.int64).reshape(-1, 2) if len(claim_member) else np.empty((0, 2),
-                                                                                     np.int64)
+    reg = (
+        np.array(
+            [registered.get(int(m), (2**62, int(m))) for m in claim_member], dtype=np.int64
+        ).reshape(-1, 2)
+        if len(claim_member)
+        else np.empty((0, 2), np.int64)
+    )
     order = np.lexsort((claim_member, reg[:, 0] if len(reg) else claim_member, claim_label))
     first = np.ones(len(order), dtype=bool)
     first[1:] = claim_label[order][1:] != claim_label[order][:-1]
@@ -219,8 +228,10 @@ def _plan(
         for m, lab in zip(claim_member.tolist(), claim_label.tolist(), strict=True)
         if survivor_by_label[int(lab)] != m
     }
-    unclaimed = np.array([lab for lab in n_components_labels.tolist()
-                          if lab not in survivor_by_label], dtype=np.int64)
+    unclaimed = np.array(
+        [lab for lab in n_components_labels.tolist() if lab not in survivor_by_label],
+        dtype=np.int64,
+    )
     new_index = {int(lab): -1 - k for k, lab in enumerate(unclaimed.tolist())}
     # Earliest sighting per unclaimed component: the new member's registration time.
     earliest = np.full(len(unclaimed), np.iinfo(np.int64).max, dtype=np.int64)
@@ -235,8 +246,10 @@ def _plan(
 
 def _registered_at(conn: Connection, group_id: str) -> dict[int, tuple[int, int]]:
     rows = conn.execute(
-        text(f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
-             "WHERE group_id = :g AND status = 'active'"),
+        text(
+            f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
+            "WHERE group_id = :g AND status = 'active'"
+        ),
         {"g": group_id},
     )
     return {int(m): (int(r), int(m)) for m, r in rows}
@@ -252,13 +265,21 @@ def _apply(conn: Connection, group_id: str, plan: _Plan, report: ResolveReport) 
     moved = target != plan.current
     report.moved_identities = int(moved.sum())
     if moved.any():
-        staged = stage(conn, "assign", pa.table({
-            "identity_id": pa.array(plan.identity_ids[moved]),
-            "member_id": pa.array(target[moved]),
-        }))
-        conn.execute(text(f"""
+        staged = stage(
+            conn,
+            "assign",
+            pa.table(
+                {
+                    "identity_id": pa.array(plan.identity_ids[moved]),
+                    "member_id": pa.array(target[moved]),
+                }
+            ),
+        )
+        conn.execute(
+            text(f"""
             UPDATE identities SET member_id = s.member_id FROM {staged.name} s
-            WHERE identities.identity_id = s.identity_id"""))
+            WHERE identities.identity_id = s.identity_id""")
+        )
         unstage(conn, staged)
     _record_merges(conn, group_id, plan, target, moved, now, report)
 
@@ -269,31 +290,51 @@ def _allocate_members(
     if len(registered) == 0:
         return np.empty(0, dtype=np.int64)
     if conn.dialect.name == "postgresql":
-        ids = conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence('members', 'member_id')) "
-                 "FROM generate_series(1, :n)"), {"n": len(registered)}
-        ).scalars().all()
+        ids = (
+            conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('members', 'member_id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(registered)},
+            )
+            .scalars()
+            .all()
+        )
         new_ids = np.array(ids, dtype=np.int64)
     else:
         top = conn.execute(text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()
         new_ids = np.arange(top + 1, top + 1 + len(registered), dtype=np.int64)
     reg = pa.array(registered.astype("datetime64[s]"), pa.timestamp("s"))
-    staged = stage(conn, "newmembers", pa.table({
-        "member_id": pa.array(new_ids),
-        "registered_at": reg,
-        "now": pa.array([now] * len(new_ids), pa.timestamp("s")),
-    }))
-    conn.execute(text(f"""
+    staged = stage(
+        conn,
+        "newmembers",
+        pa.table(
+            {
+                "member_id": pa.array(new_ids),
+                "registered_at": reg,
+                "now": pa.array([now] * len(new_ids), pa.timestamp("s")),
+            }
+        ),
+    )
+    conn.execute(
+        text(f"""
         INSERT INTO members (member_id, group_id, status, registered_at, created_at, updated_at)
         SELECT s.member_id, :g, 'active', s.registered_at, s.now, s.now FROM {staged.name} s"""),
-        {"g": group_id})
+        {"g": group_id},
+    )
     unstage(conn, staged)
     return new_ids
 
 
 def _record_merges(
-    conn: Connection, group_id: str, plan: _Plan, target: np.ndarray, moved: np.ndarray,
-    now: datetime, report: ResolveReport,
+    conn: Connection,
+    group_id: str,
+    plan: _Plan,
+    target: np.ndarray,
+    moved: np.ndarray,
+    now: datetime,
+    report: ResolveReport,
 ) -> None:
     """One merge row per (from member, to member) move, holding the identities moved, so
     `unmerge` can put them back. A member whose identities all left becomes 'merged'."""
@@ -301,30 +342,49 @@ def _record_merges(
     moved_ids = plan.identity_ids[moved]
     rows = []
     keep = from_m > 0
-    for (f, t) in sorted(set(zip(from_m[keep].tolist(), to_m[keep].tolist(), strict=True))):
+    for f, t in sorted(set(zip(from_m[keep].tolist(), to_m[keep].tolist(), strict=True))):
         which = moved_ids[(from_m == f) & (to_m == t)].tolist()
         absorbed = plan.survivor_of.get(f) == t
-        rows.append({
-            "group_id": group_id, "survivor_id": t, "merged_id": f, "mode": "batch",
-            "reason": "shared strong identifiers" if absorbed else "identities re-assigned",
-            "evidence": json.dumps({"identities": which}), "created_at": now,
-        })
+        rows.append(
+            {
+                "group_id": group_id,
+                "survivor_id": t,
+                "merged_id": f,
+                "mode": "batch",
+                "reason": "shared strong identifiers" if absorbed else "identities re-assigned",
+                "evidence": json.dumps({"identities": which}),
+                "created_at": now,
+            }
+        )
     if rows:
         conn.execute(insert(merges), rows)
     report.merges = len(rows)
     if plan.survivor_of:
-        staged = stage(conn, "merged", pa.table({
-            "member_id": pa.array(list(plan.survivor_of), pa.int64()),
-            "survivor": pa.array(list(plan.survivor_of.values()), pa.int64()),
-        }))
-        conn.execute(text(f"""
+        staged = stage(
+            conn,
+            "merged",
+            pa.table(
+                {
+                    "member_id": pa.array(list(plan.survivor_of), pa.int64()),
+                    "survivor": pa.array(list(plan.survivor_of.values()), pa.int64()),
+                }
+            ),
+        )
+        conn.execute(
+            text(f"""
             UPDATE members SET status = 'merged', merged_into = s.survivor, updated_at = :now
-            FROM {staged.name} s WHERE members.member_id = s.member_id"""), {"now": now})
+            FROM {staged.name} s WHERE members.member_id = s.member_id"""),
+            {"now": now},
+        )
         unstage(conn, staged)
 
 
 def _record_conflicts(
-    conn: Connection, group_id: str, ids: pa.Table, links: pa.Table, result: Resolution,
+    conn: Connection,
+    group_id: str,
+    ids: pa.Table,
+    links: pa.Table,
+    result: Resolution,
     report: ResolveReport,
 ) -> None:
     identity_ids = ids.column("identity_id").to_numpy()
@@ -332,21 +392,40 @@ def _record_conflicts(
     link_ids = links.column("link_id").to_numpy()
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     rows = []
-    for edge, (x, y) in zip(result.conflict_edges.tolist(), result.conflict_nodes.tolist(),
-                            strict=True):
-        rows.append({"kind": "exclusive_clash", "link_id": int(link_ids[edge]),
-                     "identity_x": int(identity_ids[x]), "identity_y": int(identity_ids[y]),
-                     "detail": f"refused: one member cannot hold two {types[x]} identities "
-                               "(shared or mistyped identifier?)"})
+    for edge, (x, y) in zip(
+        result.conflict_edges.tolist(), result.conflict_nodes.tolist(), strict=True
+    ):
+        rows.append(
+            {
+                "kind": "exclusive_clash",
+                "link_id": int(link_ids[edge]),
+                "identity_x": int(identity_ids[x]),
+                "identity_y": int(identity_ids[y]),
+                "detail": f"refused: one member cannot hold two {types[x]} identities "
+                "(shared or mistyped identifier?)",
+            }
+        )
     for edge in result.time_disjoint_edges.tolist():
         a, b = links.column("identity_a")[edge].as_py(), links.column("identity_b")[edge].as_py()
-        rows.append({"kind": "phone_change", "link_id": int(link_ids[edge]),
-                     "identity_x": a, "identity_y": b,
-                     "detail": "accepted: verified phones used one after the other"})
+        rows.append(
+            {
+                "kind": "phone_change",
+                "link_id": int(link_ids[edge]),
+                "identity_x": a,
+                "identity_y": b,
+                "detail": "accepted: verified phones used one after the other",
+            }
+        )
     for node in result.weak_ambiguous.tolist():
-        rows.append({"kind": "weak_ambiguous", "link_id": None,
-                     "identity_x": int(identity_ids[node]), "identity_y": int(identity_ids[node]),
-                     "detail": f"{types[node]} seen with several members; attached to one only"})
+        rows.append(
+            {
+                "kind": "weak_ambiguous",
+                "link_id": None,
+                "identity_x": int(identity_ids[node]),
+                "identity_y": int(identity_ids[node]),
+                "detail": f"{types[node]} seen with several members; attached to one only",
+            }
+        )
     report.conflicts = sum(r["kind"] != "phone_change" for r in rows)
     report.phone_changes = len(result.time_disjoint_edges)
     if not rows:
@@ -357,19 +436,20 @@ def _record_conflicts(
     conn.execute(stmt, rows)
 
 
-def _insert_ignore(conn: Connection, table: object) -> object:
+def _insert_ignore(conn: Connection, table: Table) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    return dialect_insert(table).on_conflict_do_nothing()  # type: ignore[arg-type]
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _refresh_facts(conn: Connection, group_id: str) -> None:
     """Keep orders.member_id and events.member_id equal to their identity's member."""
     for table, column in (("orders", "buyer_identity_id"), ("events", "identity_id")):
-        conn.execute(text(f"""
+        conn.execute(
+            text(f"""
             UPDATE {table} SET member_id = i.member_id FROM identities i
             WHERE {table}.group_id = :g AND {table}.{column} = i.identity_id
               AND ({table}.member_id IS NULL OR {table}.member_id <> i.member_id)"""),
-            {"g": group_id})
+            {"g": group_id},
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,12 +40,11 @@ class Context:
 @dataclass
 class Batch:
     raw: pa.Table
-    first_row: int  # 1-based number of the batch's first data row in the file
     columns: dict[str, pa.Array]
     errors: list[str | None]
 
     @classmethod
-    def convert(cls, raw: pa.Table, fields: tuple[Field, ...], first_row: int) -> Batch:
+    def convert(cls, raw: pa.Table, fields: tuple[Field, ...]) -> Batch:
         errors: list[str | None] = [None] * raw.num_rows
         columns: dict[str, pa.Array] = {}
         names = set(raw.column_names)
@@ -54,12 +54,12 @@ class Batch:
             for i, rule in enumerate(converted.errors):
                 if rule is not None and errors[i] is None:
                     errors[i] = f"{f.name}: {rule}"
-        return cls(raw, first_row, columns, errors)
+        return cls(raw, columns, errors)
 
     def __len__(self) -> int:
         return self.raw.num_rows
 
-    def values(self, name: str) -> list:  # type: ignore[type-arg]
+    def values(self, name: str) -> list[Any]:
         return self.columns[name].to_pylist()
 
     def reject(self, index: int, field_name: str, rule: str) -> None:

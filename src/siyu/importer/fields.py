@@ -203,8 +203,10 @@ def _check_rules(field: Field, array: pa.Array, errors: list[str | None]) -> Non
     if field.required:
         flag(array.is_null(), "is required")
     if field.kind in ("text", "enum"):
-        flag(pc.fill_null(pc.greater(pc.utf8_length(array), field.max_len), False),
-             f"must be at most {field.max_len} characters")
+        flag(
+            pc.fill_null(pc.greater(pc.utf8_length(array), field.max_len), False),
+            f"must be at most {field.max_len} characters",
+        )
     if field.kind == "enum" and field.choices:
         allowed = pa.array(sorted(field.choices))
         bad = pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), array.is_valid())

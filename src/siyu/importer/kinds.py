@@ -14,16 +14,17 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, text
 
 from siyu.catalog.models import CHANNELS
-from siyu.identity.ingest import IdentifierEncoder, ObservationBuffer, encode_column
+from siyu.identity.ingest import Encoded, IdentifierEncoder, ObservationBuffer, encode_column
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
 from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
 from siyu.privacy import mask_name
 from siyu.store.bulk import stage, unstage
+from siyu.store.dialect import GROUP
 
 Loader = Callable[[Connection, Context, Batch], int]
 Checker = Callable[[Context, Batch], None]
@@ -41,8 +42,15 @@ def _text(name: str, required: bool = False, max_len: int = 200) -> Field:
     return Field(name, "text", required=required, max_len=max_len)
 
 
-def _insert_select(conn: Connection, table: str, columns: str, select: str, group_id: str,
-                   staged: str, conflict: str) -> int:
+def _insert_select(
+    conn: Connection,
+    table: str,
+    columns: str,
+    select: str,
+    group_id: str,
+    staged: str,
+    conflict: str,
+) -> int:
     sql = (
         f"INSERT INTO {table} ({columns}) SELECT {select} FROM {staged} s WHERE 1 = 1 "
         f"ON CONFLICT ({conflict}) DO NOTHING"
@@ -50,17 +58,18 @@ def _insert_select(conn: Connection, table: str, columns: str, select: str, grou
     return int(conn.execute(text(sql), {"g": group_id}).rowcount)
 
 
-def _stage_accepted(conn: Connection, prefix: str, batch: Batch,
-                    extra: dict[str, pa.Array] | None = None) -> tuple[str, object]:
+def _stage_accepted(
+    conn: Connection, prefix: str, batch: Batch, extra: dict[str, pa.Array] | None = None
+) -> Table:
     cols = batch.accepted()
     if extra:
         mask = pa.array(batch.ok)
         cols.update({k: v.filter(mask) for k, v in extra.items()})
-    staged = stage(conn, prefix, pa.table(cols))
-    return staged.name, staged
+    return stage(conn, prefix, pa.table(cols))
 
 
 # --- reference data -------------------------------------------------------------------
+
 
 def _check_nothing(ctx: Context, batch: Batch) -> None:
     return None
@@ -68,11 +77,11 @@ def _check_nothing(ctx: Context, batch: Batch) -> None:
 
 def _load_simple(table: str, key: str, columns: tuple[str, ...]) -> Loader:
     def load(conn: Connection, ctx: Context, batch: Batch) -> int:
-        name, staged = _stage_accepted(conn, table, batch)
+        staged = _stage_accepted(conn, table, batch)
         cols = ", ".join(("group_id", *columns))
-        select = ", ".join(("CAST(:g AS VARCHAR(64))", *(f"s.{c}" for c in columns)))
-        n = _insert_select(conn, table, cols, select, ctx.group_id, name, f"group_id, {key}")
-        unstage(conn, staged)  # type: ignore[arg-type]
+        select = ", ".join((GROUP, *(f"s.{c}" for c in columns)))
+        n = _insert_select(conn, table, cols, select, ctx.group_id, staged.name, f"group_id, {key}")
+        unstage(conn, staged)
         return n
 
     return load
@@ -92,7 +101,8 @@ def _check_guides(ctx: Context, batch: Batch) -> None:
 
 # --- members ---------------------------------------------------------------------------
 
-def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list:  # type: ignore[type-arg]
+
+def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list[Encoded | None]:
     values = batch.values(field)
     encoded, errors = encode_column(ctx.encoder, [type_name] * len(values), values, field)
     for i, rule in enumerate(errors):
@@ -105,8 +115,10 @@ def _check_members(ctx: Context, batch: Batch) -> None:
     batch.check_reference("brand_id", ctx.brands, "brand")
     batch.check_reference("home_store_id", ctx.stores, "store")
     no_id = np.array(
-        [c is None and p is None for c, p in zip(batch.values("card"), batch.values("phone"),
-                                                   strict=True)]
+        [
+            c is None and p is None
+            for c, p in zip(batch.values("card"), batch.values("phone"), strict=True)
+        ]
     )
     batch.reject_where(no_id, "card", "a member needs a card or a phone (or both)")
     _encode_pair(ctx, batch, "card", "card")
@@ -119,25 +131,34 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
     enc = [None if n is None else vault.encrypt(n, "name") for n in names]
     masked = [None if n is None else mask_name(n) for n in names]
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    name, staged = _stage_accepted(
-        conn, "members", batch,
-        {"name_enc": pa.array(enc, pa.binary()), "name_masked": pa.array(masked, pa.string()),
-         "now": pa.array([now] * len(batch), pa.timestamp("s"))},
+    staged = _stage_accepted(
+        conn,
+        "members",
+        batch,
+        {
+            "name_enc": pa.array(enc, pa.binary()),
+            "name_masked": pa.array(masked, pa.string()),
+            "now": pa.array([now] * len(batch), pa.timestamp("s")),
+        },
     )
     n = _insert_select(
-        conn, "members",
+        conn,
+        "members",
         "group_id, status, source_ref, brand_id, registered_at, name_enc, name_masked, gender, "
         "birth_date, city, home_store_id, created_at, updated_at",
-        "CAST(:g AS VARCHAR(64)), 'active', s.member_ref, s.brand_id, s.registered_at, s.name_enc, s.name_masked, "
+        f"{GROUP}, 'active', s.member_ref, s.brand_id, s.registered_at, s.name_enc, s.name_masked, "
         "s.gender, s.birth_date, s.city, s.home_store_id, s.now, s.now",
-        ctx.group_id, name, "group_id, source_ref",
+        ctx.group_id,
+        staged.name,
+        "group_id, source_ref",
     )
-    unstage(conn, staged)  # type: ignore[arg-type]
+    unstage(conn, staged)
     buf = ObservationBuffer(ctx.encoder)
     cards = _encode_pair(ctx, batch, "card", "card")
     phones = _encode_pair(ctx, batch, "phone", "phone")
-    refs, brands, channels, times = (batch.values(c) for c in
-                                     ("member_ref", "brand_id", "channel", "registered_at"))
+    refs, brands, channels, times = (
+        batch.values(c) for c in ("member_ref", "brand_id", "channel", "registered_at")
+    )
     for i in np.flatnonzero(batch.ok):
         card, phone = cards[i], phones[i]
         for ident in (card, phone):
@@ -153,13 +174,13 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
 
 # --- identities ------------------------------------------------------------------------
 
+
 def _check_identities(ctx: Context, batch: Batch) -> None:
     lt, lv = batch.values("linked_type"), batch.values("linked_value")
     half = np.array([(a is None) != (b is None) for a, b in zip(lt, lv, strict=True)])
     batch.reject_where(half, "linked_value", "linked_type and linked_value come together")
     for field, type_field in (("value", "type"), ("linked_value", "linked_type")):
-        encoded, errors = encode_column(ctx.encoder, batch.values(type_field),
-                                        batch.values(field), field)
+        _, errors = encode_column(ctx.encoder, batch.values(type_field), batch.values(field), field)
         for i, rule in enumerate(errors):
             if rule is not None:
                 batch.reject(i, field, rule)
@@ -169,8 +190,19 @@ def _check_identities(ctx: Context, batch: Batch) -> None:
 def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
     buf = ObservationBuffer(ctx.encoder)
     enc = ctx.encoder
-    cols = {c: batch.values(c) for c in ("type", "value", "linked_type", "linked_value",
-                                          "channel", "observed_at", "verified", "brand_id")}
+    cols = {
+        c: batch.values(c)
+        for c in (
+            "type",
+            "value",
+            "linked_type",
+            "linked_value",
+            "channel",
+            "observed_at",
+            "verified",
+            "brand_id",
+        )
+    }
     before = _count(conn, "identities", ctx.group_id)
     for i in np.flatnonzero(batch.ok):
         ident = enc.encode(cols["type"][i], cols["value"][i])
@@ -185,32 +217,37 @@ def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
 
 
 def _count(conn: Connection, table: str, group_id: str) -> int:
-    return int(conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"),
-                            {"g": group_id}).scalar_one())
+    return int(
+        conn.execute(
+            text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"), {"g": group_id}
+        ).scalar_one()
+    )
 
 
 # --- orders, lines, refunds, events ----------------------------------------------------
+
 
 def _check_orders(ctx: Context, batch: Batch) -> None:
     batch.check_reference("brand_id", ctx.brands, "brand")
     batch.check_reference("store_id", ctx.stores, "store")
     batch.check_reference("guide_id", ctx.guides, "guide")
     over = pc.fill_null(pc.greater(batch.columns["paid_fen"], batch.columns["total_fen"]), False)
-    batch.reject_where(over.to_numpy(zero_copy_only=False), "paid_fen",
-                       "must not exceed total_fen")
+    batch.reject_where(over.to_numpy(zero_copy_only=False), "paid_fen", "must not exceed total_fen")
     _observe_buyer_errors(ctx, batch, "buyer_type", "buyer_value")
 
 
 def _observe_buyer_errors(ctx: Context, batch: Batch, type_field: str, value_field: str) -> None:
-    _, errors = encode_column(ctx.encoder, batch.values(type_field), batch.values(value_field),
-                              value_field)
+    _, errors = encode_column(
+        ctx.encoder, batch.values(type_field), batch.values(value_field), value_field
+    )
     for i, rule in enumerate(errors):
         if rule is not None:
             batch.reject(i, value_field, rule)
 
 
-def _buyer_columns(ctx: Context, batch: Batch, type_field: str, value_field: str,
-                   time_field: str) -> dict[str, pa.Array]:
+def _buyer_columns(
+    ctx: Context, batch: Batch, type_field: str, value_field: str, time_field: str
+) -> tuple[pa.Array, ObservationBuffer]:
     """Record each buyer identity and return its key per row for the staging join."""
     buf = ObservationBuffer(ctx.encoder)
     types, values = batch.values(type_field), batch.values(value_field)
@@ -220,35 +257,45 @@ def _buyer_columns(ctx: Context, batch: Batch, type_field: str, value_field: str
         ident = ctx.encoder.encode(types[i], values[i], value_field)
         keys[i] = ident.key
         buf.observe(ident, channels[i], times[i])
-    return {"_key": pa.array(keys, pa.string()), "_buf": buf}  # type: ignore[dict-item]
+    return pa.array(keys, pa.string()), buf
 
 
 def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
-    extra = _buyer_columns(ctx, batch, "buyer_type", "buyer_value", "ordered_at")
-    buf: ObservationBuffer = extra.pop("_buf")  # type: ignore[assignment]
+    keys, buf = _buyer_columns(ctx, batch, "buyer_type", "buyer_value", "ordered_at")
     buf.flush(conn, ctx.group_id)
-    name, staged = _stage_accepted(conn, "orders", batch, extra)
-    n = int(conn.execute(text(f"""
+    staged = _stage_accepted(conn, "orders", batch, {"_key": keys})
+    n = int(
+        conn.execute(
+            text(f"""
         INSERT INTO orders (group_id, order_id, brand_id, channel, store_id, guide_id,
             coupon_code, buyer_identity_id, member_id, status, ordered_at, paid_at,
             total_fen, discount_fen, paid_fen)
-        SELECT CAST(:g AS VARCHAR(64)), s.order_id, s.brand_id, s.channel, s.store_id, s.guide_id, s.coupon_code,
+        SELECT {GROUP}, s.order_id, s.brand_id, s.channel, s.store_id, s.guide_id, s.coupon_code,
             i.identity_id, i.member_id, s.status, s.ordered_at, s.paid_at, s.total_fen,
             s.discount_fen, s.paid_fen
-        FROM {name} s JOIN identities i
+        FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.buyer_type AND i.value_key = s._key
         WHERE 1 = 1
-        ON CONFLICT (group_id, order_id) DO NOTHING"""), {"g": ctx.group_id}).rowcount)
-    unstage(conn, staged)  # type: ignore[arg-type]
+        ON CONFLICT (group_id, order_id) DO NOTHING"""),
+            {"g": ctx.group_id},
+        ).rowcount
+    )
+    unstage(conn, staged)
     return n
 
 
 def _reject_orphans(conn: Connection, ctx: Context, batch: Batch, name: str) -> None:
     """Rows naming an order the store does not have are rejected, not dropped."""
-    rows = conn.execute(text(f"""
+    rows = (
+        conn.execute(
+            text(f"""
         SELECT s._i FROM {name} s WHERE NOT EXISTS (
             SELECT 1 FROM orders o WHERE o.group_id = :g AND o.order_id = s.order_id)"""),
-        {"g": ctx.group_id}).scalars().all()
+            {"g": ctx.group_id},
+        )
+        .scalars()
+        .all()
+    )
     for i in rows:
         batch.reject(int(i), "order_id", "no such order in this brand group")
 
@@ -256,15 +303,22 @@ def _reject_orphans(conn: Connection, ctx: Context, batch: Batch, name: str) -> 
 def _load_child(table: str, columns: tuple[str, ...], key: str) -> Loader:
     def load(conn: Connection, ctx: Context, batch: Batch) -> int:
         index = pa.array(np.arange(len(batch)), pa.int64())
-        name, staged = _stage_accepted(conn, table, batch, {"_i": index})
-        _reject_orphans(conn, ctx, batch, name)
+        staged = _stage_accepted(conn, table, batch, {"_i": index})
+        _reject_orphans(conn, ctx, batch, staged.name)
         cols = ", ".join(("group_id", *columns))
-        select = ", ".join(("CAST(:g AS VARCHAR(64))", *(f"s.{c}" for c in columns)))
-        n = int(conn.execute(text(
-            f"INSERT INTO {table} ({cols}) SELECT {select} FROM {name} s WHERE EXISTS ("
-            "SELECT 1 FROM orders o WHERE o.group_id = :g AND o.order_id = s.order_id) "
-            f"ON CONFLICT (group_id, {key}) DO NOTHING"), {"g": ctx.group_id}).rowcount)
-        unstage(conn, staged)  # type: ignore[arg-type]
+        select = ", ".join((GROUP, *(f"s.{c}" for c in columns)))
+        n = int(
+            conn.execute(
+                text(
+                    f"INSERT INTO {table} ({cols}) SELECT {select} FROM {staged.name} s "
+                    "WHERE EXISTS ("
+                    "SELECT 1 FROM orders o WHERE o.group_id = :g AND o.order_id = s.order_id) "
+                    f"ON CONFLICT (group_id, {key}) DO NOTHING"
+                ),
+                {"g": ctx.group_id},
+            ).rowcount
+        )
+        unstage(conn, staged)
         return n
 
     return load
@@ -285,20 +339,24 @@ def _check_events(ctx: Context, batch: Batch) -> None:
 
 
 def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
-    extra = _buyer_columns(ctx, batch, "identity_type", "identity_value", "occurred_at")
-    buf: ObservationBuffer = extra.pop("_buf")  # type: ignore[assignment]
+    keys, buf = _buyer_columns(ctx, batch, "identity_type", "identity_value", "occurred_at")
     buf.flush(conn, ctx.group_id)
-    name, staged = _stage_accepted(conn, "events", batch, extra)
-    n = int(conn.execute(text(f"""
+    staged = _stage_accepted(conn, "events", batch, {"_key": keys})
+    n = int(
+        conn.execute(
+            text(f"""
         INSERT INTO events (group_id, event_id, type, channel, identity_id, member_id,
             occurred_at, sku, store_id, guide_id, order_id, scene)
-        SELECT CAST(:g AS VARCHAR(64)), s.event_id, s.type, s.channel, i.identity_id, i.member_id, s.occurred_at,
+        SELECT {GROUP}, s.event_id, s.type, s.channel, i.identity_id, i.member_id, s.occurred_at,
             s.sku, s.store_id, s.guide_id, s.order_id, s.scene
-        FROM {name} s JOIN identities i
+        FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.identity_type AND i.value_key = s._key
         WHERE 1 = 1
-        ON CONFLICT (group_id, event_id) DO NOTHING"""), {"g": ctx.group_id}).rowcount)
-    unstage(conn, staged)  # type: ignore[arg-type]
+        ON CONFLICT (group_id, event_id) DO NOTHING"""),
+            {"g": ctx.group_id},
+        ).rowcount
+    )
+    unstage(conn, staged)
     return n
 
 
@@ -308,81 +366,162 @@ _ID_TYPES = tuple(IDENTITY_TYPES)
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("brands", (_text("brand_id", True, 64), _text("name", True)), _check_nothing,
-             _load_simple("brands", "brand_id", ("brand_id", "name"))),
-        Kind("stores",
-             (_text("store_id", True, 64), _text("brand_id", True, 64), _text("name", True),
-              _text("city", True, 64), _text("region", max_len=64),
-              Field("kind", "enum", choices=("store", "counter", "warehouse"), default="store"),
-              Field("opened_at", "timestamp")),
-             _check_stores,
-             _load_simple("stores", "store_id",
-                          ("store_id", "brand_id", "name", "city", "region", "kind", "opened_at"))),
-        Kind("products",
-             (_text("sku", True, 64), _text("brand_id", True, 64), _text("name", True),
-              _text("category", True, 64), Field("list_price_fen", "fen", required=True)),
-             _check_products,
-             _load_simple("products", "sku",
-                          ("sku", "brand_id", "name", "category", "list_price_fen"))),
-        Kind("guides",
-             (_text("guide_id", True, 64), _text("store_id", True, 64), _text("alias", True, 64),
-              Field("hired_at", "timestamp")),
-             _check_guides,
-             _load_simple("guides", "guide_id", ("guide_id", "store_id", "alias", "hired_at"))),
-        Kind("members",
-             (_text("member_ref", True, 128), _text("brand_id", True, 64),
-              Field("registered_at", "timestamp", required=True), _CHANNEL,
-              _text("card", max_len=64), _text("phone", max_len=32), _text("name", max_len=64),
-              Field("gender", "enum", choices=("f", "m", "u")), Field("birth_date", "date"),
-              _text("city", max_len=64), _text("home_store_id", max_len=64)),
-             _check_members, _load_members),
-        Kind("identities",
-             (Field("type", "enum", required=True, choices=_ID_TYPES),
-              _text("value", True, 256), _CHANNEL,
-              Field("observed_at", "timestamp", required=True),
-              Field("verified", "bool", default=False),
-              Field("linked_type", "enum", choices=_ID_TYPES), _text("linked_value", max_len=256),
-              _text("brand_id", max_len=64)),
-             _check_identities, _load_identities),
-        Kind("orders",
-             (_text("order_id", True, 128), _text("brand_id", True, 64), _CHANNEL,
-              Field("buyer_type", "enum", required=True, choices=_ID_TYPES),
-              _text("buyer_value", True, 256), Field("ordered_at", "timestamp", required=True),
-              Field("total_fen", "fen", required=True), Field("paid_fen", "fen", required=True),
-              Field("discount_fen", "fen", default=0),
-              Field("status", "enum", choices=ORDER_STATUSES, default="paid"),
-              Field("paid_at", "timestamp"), _text("store_id", max_len=64),
-              _text("guide_id", max_len=64), _text("coupon_code", max_len=64)),
-             _check_orders, _load_orders),
-        Kind("order_lines",
-             (_text("order_id", True, 128), Field("line_no", "int", required=True, minimum=1),
-              _text("sku", True, 64), Field("qty", "int", required=True, minimum=1),
-              Field("unit_price_fen", "fen", required=True),
-              Field("amount_fen", "fen", required=True)),
-             _check_lines,
-             _load_child("order_lines",
-                         ("order_id", "line_no", "sku", "qty", "unit_price_fen", "amount_fen"),
-                         "order_id, line_no")),
-        Kind("refunds",
-             (_text("refund_id", True, 128), _text("order_id", True, 128),
-              Field("refunded_at", "timestamp", required=True),
-              Field("amount_fen", "fen", required=True),
-              Field("line_no", "int", minimum=1), Field("qty", "int", minimum=1),
-              _text("reason", max_len=200)),
-             _check_refunds,
-             _load_child("refunds",
-                         ("refund_id", "order_id", "line_no", "qty", "refunded_at", "amount_fen",
-                          "reason"),
-                         "refund_id")),
-        Kind("events",
-             (_text("event_id", True, 128), Field("type", "enum", required=True,
-                                                  choices=EVENT_TYPES), _CHANNEL,
-              Field("identity_type", "enum", required=True, choices=_ID_TYPES),
-              _text("identity_value", True, 256), Field("occurred_at", "timestamp", required=True),
-              _text("sku", max_len=64), _text("store_id", max_len=64),
-              _text("guide_id", max_len=64), _text("order_id", max_len=128),
-              _text("scene", max_len=128)),
-             _check_events, _load_events),
+        Kind(
+            "brands",
+            (_text("brand_id", True, 64), _text("name", True)),
+            _check_nothing,
+            _load_simple("brands", "brand_id", ("brand_id", "name")),
+        ),
+        Kind(
+            "stores",
+            (
+                _text("store_id", True, 64),
+                _text("brand_id", True, 64),
+                _text("name", True),
+                _text("city", True, 64),
+                _text("region", max_len=64),
+                Field("kind", "enum", choices=("store", "counter", "warehouse"), default="store"),
+                Field("opened_at", "timestamp"),
+            ),
+            _check_stores,
+            _load_simple(
+                "stores",
+                "store_id",
+                ("store_id", "brand_id", "name", "city", "region", "kind", "opened_at"),
+            ),
+        ),
+        Kind(
+            "products",
+            (
+                _text("sku", True, 64),
+                _text("brand_id", True, 64),
+                _text("name", True),
+                _text("category", True, 64),
+                Field("list_price_fen", "fen", required=True),
+            ),
+            _check_products,
+            _load_simple(
+                "products", "sku", ("sku", "brand_id", "name", "category", "list_price_fen")
+            ),
+        ),
+        Kind(
+            "guides",
+            (
+                _text("guide_id", True, 64),
+                _text("store_id", True, 64),
+                _text("alias", True, 64),
+                Field("hired_at", "timestamp"),
+            ),
+            _check_guides,
+            _load_simple("guides", "guide_id", ("guide_id", "store_id", "alias", "hired_at")),
+        ),
+        Kind(
+            "members",
+            (
+                _text("member_ref", True, 128),
+                _text("brand_id", True, 64),
+                Field("registered_at", "timestamp", required=True),
+                _CHANNEL,
+                _text("card", max_len=64),
+                _text("phone", max_len=32),
+                _text("name", max_len=64),
+                Field("gender", "enum", choices=("f", "m", "u")),
+                Field("birth_date", "date"),
+                _text("city", max_len=64),
+                _text("home_store_id", max_len=64),
+            ),
+            _check_members,
+            _load_members,
+        ),
+        Kind(
+            "identities",
+            (
+                Field("type", "enum", required=True, choices=_ID_TYPES),
+                _text("value", True, 256),
+                _CHANNEL,
+                Field("observed_at", "timestamp", required=True),
+                Field("verified", "bool", default=False),
+                Field("linked_type", "enum", choices=_ID_TYPES),
+                _text("linked_value", max_len=256),
+                _text("brand_id", max_len=64),
+            ),
+            _check_identities,
+            _load_identities,
+        ),
+        Kind(
+            "orders",
+            (
+                _text("order_id", True, 128),
+                _text("brand_id", True, 64),
+                _CHANNEL,
+                Field("buyer_type", "enum", required=True, choices=_ID_TYPES),
+                _text("buyer_value", True, 256),
+                Field("ordered_at", "timestamp", required=True),
+                Field("total_fen", "fen", required=True),
+                Field("paid_fen", "fen", required=True),
+                Field("discount_fen", "fen", default=0),
+                Field("status", "enum", choices=ORDER_STATUSES, default="paid"),
+                Field("paid_at", "timestamp"),
+                _text("store_id", max_len=64),
+                _text("guide_id", max_len=64),
+                _text("coupon_code", max_len=64),
+            ),
+            _check_orders,
+            _load_orders,
+        ),
+        Kind(
+            "order_lines",
+            (
+                _text("order_id", True, 128),
+                Field("line_no", "int", required=True, minimum=1),
+                _text("sku", True, 64),
+                Field("qty", "int", required=True, minimum=1),
+                Field("unit_price_fen", "fen", required=True),
+                Field("amount_fen", "fen", required=True),
+            ),
+            _check_lines,
+            _load_child(
+                "order_lines",
+                ("order_id", "line_no", "sku", "qty", "unit_price_fen", "amount_fen"),
+                "order_id, line_no",
+            ),
+        ),
+        Kind(
+            "refunds",
+            (
+                _text("refund_id", True, 128),
+                _text("order_id", True, 128),
+                Field("refunded_at", "timestamp", required=True),
+                Field("amount_fen", "fen", required=True),
+                Field("line_no", "int", minimum=1),
+                Field("qty", "int", minimum=1),
+                _text("reason", max_len=200),
+            ),
+            _check_refunds,
+            _load_child(
+                "refunds",
+                ("refund_id", "order_id", "line_no", "qty", "refunded_at", "amount_fen", "reason"),
+                "refund_id",
+            ),
+        ),
+        Kind(
+            "events",
+            (
+                _text("event_id", True, 128),
+                Field("type", "enum", required=True, choices=EVENT_TYPES),
+                _CHANNEL,
+                Field("identity_type", "enum", required=True, choices=_ID_TYPES),
+                _text("identity_value", True, 256),
+                Field("occurred_at", "timestamp", required=True),
+                _text("sku", max_len=64),
+                _text("store_id", max_len=64),
+                _text("guide_id", max_len=64),
+                _text("order_id", max_len=128),
+                _text("scene", max_len=128),
+            ),
+            _check_events,
+            _load_events,
+        ),
     )
 }
 IMPORT_ORDER = tuple(KINDS)

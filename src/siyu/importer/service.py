@@ -10,10 +10,10 @@ import csv
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy import Engine, insert, select
 
@@ -96,14 +96,17 @@ def import_file(
 
 
 def _import_batch(
-    engine: Engine, ctx: Context, kind: Kind, table: object, report: ImportReport,
+    engine: Engine,
+    ctx: Context,
+    kind: Kind,
+    table: object,
+    report: ImportReport,
     rejects: _RejectsWriter,
 ) -> None:
-    first_row = report.read - report.rejected  # rough position; exact numbers below
     ctx.encoder.clear()
     with engine.begin() as conn:
         ctx.refresh(conn)
-        batch = Batch.convert(table, kind.fields, first_row)  # type: ignore[arg-type]
+        batch = Batch.convert(table, kind.fields)
         kind.check(ctx, batch)
         if batch.ok.any():
             report.inserted += kind.load(conn, ctx, batch)
@@ -193,7 +196,7 @@ class _RejectsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
-        self._fh: object = None
+        self._fh: TextIO | None = None
         self._writer: csv.DictWriter[str] | None = None
         self._columns: list[str] = []
         if path.exists():
@@ -204,7 +207,7 @@ class _RejectsWriter:
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
-            self._fh.close()  # type: ignore[attr-defined]
+            self._fh.close()
 
     def _open(self, columns: list[str]) -> csv.DictWriter[str]:
         if self._writer is None:
@@ -212,7 +215,7 @@ class _RejectsWriter:
             self._fh = self.path.open("w", encoding="utf-8", newline="")
             self._columns = ["row", "reason", *columns]
             self._writer = csv.DictWriter(
-                self._fh,  # type: ignore[arg-type]
+                self._fh,
                 fieldnames=self._columns,
                 extrasaction="ignore",
             )

@@ -150,8 +150,9 @@ def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.S
     if not rows:
         return schema.empty_table()
     columns = list(zip(*rows, strict=True))
-    return pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)],
-                    schema=schema)
+    return pa.table(
+        [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
 
 
 def _qmark(sql: str, params: dict[str, Any]) -> str:

@@ -21,3 +21,8 @@ def any_value(conn: Connection, column: str) -> str:
     if conn.dialect.name == "postgresql":
         return f"(array_agg({column}))[1]"
     return f"MIN({column})"
+
+
+# The brand group bound as a parameter in a SELECT list. PostgreSQL must be told its type
+# when the same parameter also appears in a WHERE clause (else "inconsistent types").
+GROUP = "CAST(:g AS VARCHAR(64))"
