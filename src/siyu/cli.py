@@ -57,8 +57,14 @@ def _errors() -> Iterator[None]:
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
     )
 
 
@@ -77,7 +83,8 @@ def migrate_cmd() -> None:
 @app.command("generate")
 def generate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")] = Path(
-        "demo-data/brand"),
+        "demo-data/brand"
+    ),
     members: Annotated[int, typer.Option(help="True persons to generate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 11,
     knee: Annotated[int, typer.Option(help="Order count after which churn drops.")] = 4,
@@ -93,19 +100,27 @@ def generate_cmd(
             _fail(exc)
             return
         task = progress.add_task("generate", total=members)
-        report = generate(out_dir, config,
-                          lambda done, total: progress.update(task, completed=done, total=total))
-    out.print(json.dumps({"out": str(out_dir), "rows": report.rows,
-                          "seconds": round(report.seconds, 2)}, ensure_ascii=False))
+        report = generate(
+            out_dir, config, lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    out.print(
+        json.dumps(
+            {"out": str(out_dir), "rows": report.rows, "seconds": round(report.seconds, 2)},
+            ensure_ascii=False,
+        )
+    )
 
 
 @app.command("import")
 def import_cmd(
     path: Annotated[Path, typer.Argument(help="A file, or a directory of kind-named files.")],
-    kind: Annotated[str | None, typer.Option(help="Kind of a single file (default: from its name).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Kind of a single file (default: from its name).")
+    ] = None,
     group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
     rejects_dir: Annotated[Path, typer.Option(help="Where rejected rows are written.")] = Path(
-        "siyu-rejects"),
+        "siyu-rejects"
+    ),
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 100_000,
     resolve: Annotated[bool, typer.Option(help="Run batch OneID after importing.")] = True,
 ) -> None:
@@ -138,22 +153,47 @@ def import_cmd(
         else:
             kind_name = kind or path.name.split(".")[0]
             if kind_name not in KINDS:
-                _fail(SiyuError(f"kind: cannot tell the kind of {path.name}; pass --kind "
-                                f"({', '.join(KINDS)})"))
-            reports = [import_file(engine, vault, group_id, kind_name, path, rejects_dir,
-                                   batch_rows, bar(kind_name, path))]
+                _fail(
+                    SiyuError(
+                        f"kind: cannot tell the kind of {path.name}; pass --kind "
+                        f"({', '.join(KINDS)})"
+                    )
+                )
+            reports = [
+                import_file(
+                    engine,
+                    vault,
+                    group_id,
+                    kind_name,
+                    path,
+                    rejects_dir,
+                    batch_rows,
+                    bar(kind_name, path),
+                )
+            ]
         if resolve:
             task = progress.add_task("OneID", total=None)
             resolved = resolve_all(engine, group_id, settings.strong_identity_types)
             progress.update(task, total=1, completed=1)
     for r in reports:
-        out.print(t("import.summary", settings.lang, kind=r.kind, read=r.read,
-                    accepted=r.accepted, rejected=r.rejected, inserted=r.inserted))
+        out.print(
+            t(
+                "import.summary",
+                settings.lang,
+                kind=r.kind,
+                read=r.read,
+                accepted=r.accepted,
+                rejected=r.rejected,
+                inserted=r.inserted,
+            )
+        )
         if r.rejects_path:
             out.print("  " + t("import.rejects", settings.lang, path=r.rejects_path))
     if resolve:
-        out.print(f"OneID: {resolved.members} members, {resolved.merges} merges, "
-                  f"{resolved.conflicts} conflicts refused, {resolved.seconds:.2f} s")
+        out.print(
+            f"OneID: {resolved.members} members, {resolved.merges} merges, "
+            f"{resolved.conflicts} conflicts refused, {resolved.seconds:.2f} s"
+        )
 
 
 @app.command("resolve")
@@ -167,11 +207,16 @@ def resolve_cmd(
 
     settings = _settings()
     with _errors():
-        report = resolve_all(make_engine(settings.database_url), group or settings.group_id,
-                             settings.strong_identity_types)
-    payload = {**{k: v for k, v in vars(report).items() if k != "timings"},
-               "seconds": round(report.seconds, 3),
-               "timings": {k: round(v, 3) for k, v in report.timings.items()}}
+        report = resolve_all(
+            make_engine(settings.database_url),
+            group or settings.group_id,
+            settings.strong_identity_types,
+        )
+    payload = {
+        **{k: v for k, v in vars(report).items() if k != "timings"},
+        "seconds": round(report.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in report.timings.items()},
+    }
     out.print(json.dumps(payload) if as_json else payload)
 
 
@@ -188,8 +233,9 @@ def unmerge_cmd(
 
     settings = _settings()
     with _errors():
-        result = unmerge(make_engine(settings.database_url), group or settings.group_id,
-                         merge_id, reason)
+        result = unmerge(
+            make_engine(settings.database_url), group or settings.group_id, merge_id, reason
+        )
     out.print(json.dumps(vars(result)))
 
 
@@ -207,8 +253,11 @@ def evaluate_cmd(
     settings = _settings()
     with _errors():
         quality = evaluate_against_truth(
-            make_engine(settings.database_url), group or settings.group_id, truth,
-            IdentifierEncoder(Vault(settings.secret_key)))
+            make_engine(settings.database_url),
+            group or settings.group_id,
+            truth,
+            IdentifierEncoder(Vault(settings.secret_key)),
+        )
     out.print(json.dumps(vars(quality)))
 
 
@@ -217,10 +266,14 @@ def demo_cmd(
     members: Annotated[int, typer.Option(min=100, help="True persons to generate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 11,
     workdir: Annotated[Path, typer.Option(help="Where data and the demo database go.")] = Path(
-        "demo-data"),
-    database_url: Annotated[str | None, typer.Option(
-        help="Use this store instead of a fresh SQLite file in --workdir.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+        "demo-data"
+    ),
+    database_url: Annotated[
+        str | None, typer.Option(help="Use this store instead of a fresh SQLite file in --workdir.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, nothing else.")
+    ] = False,
     lang: Annotated[str | None, typer.Option(help="zh or en (default SIYU_LANG).")] = None,
 ) -> None:
     """Run the whole path: generate -> import -> resolve -> quality against the truth."""
@@ -233,14 +286,23 @@ def demo_cmd(
     with _errors(), _progress() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
         step_task = progress.add_task("", total=4)
-        names = {"generate": "step.generate", "import": "step.import",
-                 "resolve": "step.resolve", "evaluate": "step.evaluate"}
+        names = {
+            "generate": "step.generate",
+            "import": "step.import",
+            "resolve": "step.resolve",
+            "evaluate": "step.evaluate",
+        }
 
         def on_step(name: str) -> None:
             progress.update(step_task, description=t(names[name], language), advance=1)
 
         result = run_demo(
-            settings, members, seed, workdir, database_url, on_step,
+            settings,
+            members,
+            seed,
+            workdir,
+            database_url,
+            on_step,
             lambda done, total: progress.update(gen_task, completed=done, total=total),
         )
     if as_json:
@@ -249,8 +311,6 @@ def demo_cmd(
     from siyu.demo.summary import print_summary
 
     print_summary(out, result, language)
-
-
 
 
 if __name__ == "__main__":  # pragma: no cover

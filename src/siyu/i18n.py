@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, dict[str, str]] = {
-    "demo.title": {"zh": "siyu 演示：一个全渠道品牌集团", "en": "siyu demo: an omnichannel brand group"},
+    "demo.title": {
+        "zh": "siyu 演示：一个全渠道品牌集团",
+        "en": "siyu demo: an omnichannel brand group",
+    },
     "step.generate": {"zh": "生成模拟品牌数据", "en": "Generating the brand's data"},
     "step.import": {"zh": "导入", "en": "Importing"},
     "step.resolve": {"zh": "OneID 身份合并", "en": "Resolving OneID"},
@@ -38,7 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "metric.conflicts": {"zh": "拒绝合并的冲突", "en": "Conflicts refused"},
     "metric.phone_changes": {"zh": "换号（已报告）", "en": "Phone changes (reported)"},
     "metric.merges": {"zh": "合并记录", "en": "Merges recorded"},
-    "demo.done": {"zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}", "en": "Done in {seconds:.1f} s. Database: {db}"},
+    "demo.done": {
+        "zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}",
+        "en": "Done in {seconds:.1f} s. Database: {db}",
+    },
     "import.summary": {
         "zh": "{kind}: 读取 {read}，接受 {accepted}，拒绝 {rejected}，新增 {inserted}",
         "en": "{kind}: read {read}, accepted {accepted}, rejected {rejected}, new {inserted}",

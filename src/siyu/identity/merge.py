@@ -35,43 +35,65 @@ def now_utc() -> datetime:
 
 
 def merge_members(
-    conn: Connection, group_id: str, member_a: int, member_b: int, reason: str,
-    links: list[int], mode: str = "incremental",
+    conn: Connection,
+    group_id: str,
+    member_a: int,
+    member_b: int,
+    reason: str,
+    links: list[int],
+    mode: str = "incremental",
 ) -> tuple[int, int]:
     """Merge two active members; returns (merge_id, survivor_id). Caller holds the
     transaction. Rows are locked in member_id order so two concurrent merges of
     overlapping pairs cannot deadlock."""
     rows = conn.execute(
-        text("SELECT member_id, registered_at, status FROM members "
-             "WHERE group_id = :g AND member_id IN (:a, :b) ORDER BY member_id"
-             + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")),
+        text(
+            "SELECT member_id, registered_at, status FROM members "
+            "WHERE group_id = :g AND member_id IN (:a, :b) ORDER BY member_id"
+            + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+        ),
         {"g": group_id, "a": member_a, "b": member_b},
     ).all()
     if len(rows) != 2 or any(r.status != "active" for r in rows):
         raise MergeError(f"members {member_a} and {member_b} must both be active in {group_id}")
     survivor, merged = sorted(rows, key=lambda r: (r.registered_at, r.member_id))
-    moved = conn.execute(
-        text("SELECT identity_id FROM identities WHERE member_id = :m ORDER BY identity_id"),
-        {"m": merged.member_id},
-    ).scalars().all()
+    moved = (
+        conn.execute(
+            text("SELECT identity_id FROM identities WHERE member_id = :m ORDER BY identity_id"),
+            {"m": merged.member_id},
+        )
+        .scalars()
+        .all()
+    )
     now = now_utc()
-    conn.execute(text("UPDATE identities SET member_id = :s WHERE member_id = :m"),
-                 {"s": survivor.member_id, "m": merged.member_id})
     conn.execute(
-        text("UPDATE members SET status = 'merged', merged_into = :s, updated_at = :now "
-             "WHERE member_id = :m"),
+        text("UPDATE identities SET member_id = :s WHERE member_id = :m"),
+        {"s": survivor.member_id, "m": merged.member_id},
+    )
+    conn.execute(
+        text(
+            "UPDATE members SET status = 'merged', merged_into = :s, updated_at = :now "
+            "WHERE member_id = :m"
+        ),
         {"s": survivor.member_id, "m": merged.member_id, "now": now},
     )
     for table in ("orders", "events"):
-        conn.execute(text(f"UPDATE {table} SET member_id = :s WHERE group_id = :g "
-                          "AND member_id = :m"),
-                     {"s": survivor.member_id, "m": merged.member_id, "g": group_id})
+        conn.execute(
+            text(f"UPDATE {table} SET member_id = :s WHERE group_id = :g AND member_id = :m"),
+            {"s": survivor.member_id, "m": merged.member_id, "g": group_id},
+        )
     merge_id = conn.execute(
-        insert(merges).values(
-            group_id=group_id, survivor_id=survivor.member_id, merged_id=merged.member_id,
-            mode=mode, reason=reason,
-            evidence=json.dumps({"identities": list(moved), "links": links}), created_at=now,
-        ).returning(merges.c.merge_id)
+        insert(merges)
+        .values(
+            group_id=group_id,
+            survivor_id=survivor.member_id,
+            merged_id=merged.member_id,
+            mode=mode,
+            reason=reason,
+            evidence=json.dumps({"identities": list(moved), "links": links}),
+            created_at=now,
+        )
+        .returning(merges.c.merge_id)
     ).scalar_one()
     return int(merge_id), int(survivor.member_id)
 
@@ -82,8 +104,10 @@ def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> Unmerg
     them (an operator has said they are different people)."""
     with engine.begin() as conn:
         row = conn.execute(
-            text("SELECT merge_id, survivor_id, merged_id, evidence, undone_at FROM merges "
-                 "WHERE group_id = :g AND merge_id = :id"),
+            text(
+                "SELECT merge_id, survivor_id, merged_id, evidence, undone_at FROM merges "
+                "WHERE group_id = :g AND merge_id = :id"
+            ),
             {"g": group_id, "id": merge_id},
         ).first()
         if row is None:
@@ -95,24 +119,37 @@ def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> Unmerg
         blocked = 0
         if ids:
             staged_ids = ",".join(str(i) for i in ids)  # integers from our own JSON
-            blocked = conn.execute(text(f"""
+            blocked = conn.execute(
+                text(f"""
                 UPDATE identity_links SET blocked = (1 = 1)
                 WHERE group_id = :g AND NOT blocked AND (
                   (identity_a IN ({staged_ids}) AND identity_b NOT IN ({staged_ids}))
                   OR (identity_b IN ({staged_ids}) AND identity_a NOT IN ({staged_ids})))
                   AND (SELECT member_id FROM identities WHERE identity_id = identity_a)
                     = (SELECT member_id FROM identities WHERE identity_id = identity_b)"""),
-                {"g": group_id}).rowcount
-            conn.execute(text(f"UPDATE identities SET member_id = :m "
-                              f"WHERE identity_id IN ({staged_ids})"), {"m": row.merged_id})
+                {"g": group_id},
+            ).rowcount
+            conn.execute(
+                text(f"UPDATE identities SET member_id = :m WHERE identity_id IN ({staged_ids})"),
+                {"m": row.merged_id},
+            )
             for table, column in (("orders", "buyer_identity_id"), ("events", "identity_id")):
-                conn.execute(text(f"UPDATE {table} SET member_id = :m WHERE group_id = :g "
-                                  f"AND {column} IN ({staged_ids})"),
-                             {"m": row.merged_id, "g": group_id})
+                conn.execute(
+                    text(
+                        f"UPDATE {table} SET member_id = :m WHERE group_id = :g "
+                        f"AND {column} IN ({staged_ids})"
+                    ),
+                    {"m": row.merged_id, "g": group_id},
+                )
         conn.execute(
-            text("UPDATE members SET status = 'active', merged_into = NULL, updated_at = :now "
-                 "WHERE member_id = :m"), {"m": row.merged_id, "now": now})
+            text(
+                "UPDATE members SET status = 'active', merged_into = NULL, updated_at = :now "
+                "WHERE member_id = :m"
+            ),
+            {"m": row.merged_id, "now": now},
+        )
         conn.execute(
             text("UPDATE merges SET undone_at = :now, undo_reason = :r WHERE merge_id = :id"),
-            {"now": now, "r": reason[:200], "id": merge_id})
+            {"now": now, "r": reason[:200], "id": merge_id},
+        )
     return UnmergeResult(merge_id, int(row.merged_id), len(ids), int(blocked))

@@ -42,13 +42,17 @@ def evaluate_against_truth(
                 {"g": group_id},
             )
         }
-        members = int(conn.execute(
-            text("SELECT COUNT(DISTINCT member_id) FROM identities WHERE group_id = :g"),
-            {"g": group_id}).scalar_one())
+        members = int(
+            conn.execute(
+                text("SELECT COUNT(DISTINCT member_id) FROM identities WHERE group_id = :g"),
+                {"g": group_id},
+            ).scalar_one()
+        )
     predicted = np.empty(truth.num_rows, dtype=np.int64)
     missing = 0
-    for i, (t, v) in enumerate(zip(truth.column("type").to_pylist(),
-                                   truth.column("value").to_pylist(), strict=True)):
+    for i, (t, v) in enumerate(
+        zip(truth.column("type").to_pylist(), truth.column("value").to_pylist(), strict=True)
+    ):
         member = stored.get((t, encoder.encode(t, v).key), -1)
         if member < 0:
             missing += 1
@@ -59,7 +63,7 @@ def evaluate_against_truth(
     return Quality(
         identities=truth.num_rows,
         members=members,
-        true_persons=int(len(np.unique(persons))),
+        true_persons=len(np.unique(persons)),
         precision=scores.precision,
         recall=scores.recall,
         f1=scores.f1,
