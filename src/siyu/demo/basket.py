@@ -29,7 +29,6 @@ _PROMO_COUPON = np.array(
 )
 
 
-
 def fill_baskets(
     rng: Rng,
     config: GeneratorConfig,

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from siyu.demo.aftersale import add_cancelled, refund
+from siyu.demo.basket import fill_baskets
 from siyu.demo.calendar import DAY, Calendar
 from siyu.demo.catalog import Catalog
 from siyu.demo.config import MAX_ORDERS_PER_PERSON, GeneratorConfig
+from siyu.demo.facts import PAID, Lines, Orders, Refunds
 from siyu.demo.ids import (
     CARD,
     CHANNELS,
@@ -30,9 +33,11 @@ from siyu.demo.ids import (
     TMALL_OUID,
 )
 from siyu.demo.people import CARD_SHARED, CARD_TYPO, N_BRANDS, NO_TIME, Persons, pick_brand
-from siyu.demo.rand import F64, I64, Rng, group_starts, rank_in_group
+from siyu.demo.rand import F64, I64, Bool, Rng, group_starts, rank_in_group
 
 BUY_CHANNELS = np.array([POS, MINIPROGRAM, TMALL, JD, DOUYIN], dtype=np.int64)
+
+
 def survival(config: GeneratorConfig) -> F64:
     """P(a buyer makes at least k orders) for k = 1..MAX_ORDERS_PER_PERSON."""
     keep = 1.0 - np.array(config.churn_curve(MAX_ORDERS_PER_PERSON - 1))
@@ -75,34 +80,17 @@ def buy(
 ) -> Buying:
     """Orders, lines and refunds of the persons in `p`."""
     n = p.n
-    n_planned = np.where(
-        p.buyer, np.searchsorted(-surv, -rng.u("n_orders", p.pid), side="left"), 0
-    ).astype(np.int64)
-    d0 = rng.choice("first_day", cal.first_cum, p.pid)
-    tau0 = cal.op_clock[d0] + rng.u("first_frac", p.pid) * cal.weight[d0]
-
-    person = np.repeat(np.arange(n, dtype=np.int64), n_planned)
-    k = rank_in_group(n_planned)
-    gpid = p.pid[person]
-    gap = np.zeros(len(k))
-    for s in range(config.gap_shape):
-        gap += rng.exp(f"gap.{s}", gpid, k)
-    gap *= (k > 0) * p.rate[person] * (config.mean_gap_days / config.gap_shape)
-    cs = np.cumsum(gap)
-    starts = group_starts(n_planned)
-    tau = tau0[person] + cs - np.repeat(cs[starts[n_planned > 0]], n_planned[n_planned > 0])
-    day = cal.real_day(tau)
-    keep = day < cal.days
-    person, k, gpid, day = person[keep], k[keep], gpid[keep], day[keep]
+    n_planned, person, k, day = _schedule(rng, config, cal, p, surv)
     n_orders = np.bincount(person, minlength=n).astype(np.int64)
+    gpid = p.pid[person]
 
-    # channel among the person's buying channels
+    # channel among the person's buying channels, brand among those it sells
     w = np.stack([4.0 * (p.cards > 0), 2.0 * p.mp, 1.2 * p.tmall, 0.8 * p.jd, 0.8 * p.douyin], 1)
     cum = np.cumsum(w, axis=1)[person]
     x = rng.u("channel", gpid, k) * cum[:, -1]
     channel = BUY_CHANNELS[(cum <= x[:, None]).sum(axis=1).clip(0, 4)]
     is_pos = channel == POS
-    mask = np.where(is_pos, p.cards[person], p.brands[person])
+    mask = np.where(is_pos, p.cards[person], p.brands[person])  # the till needs a card
     brand = pick_brand(mask, rng.u("brand", gpid, k))
     bday = cal.brand_day[day]
     tilt = (bday >= 0) & ((mask >> np.maximum(bday, 0)) & 1 == 1) & rng.flag("bday", 0.6, gpid, k)
@@ -115,23 +103,99 @@ def buy(
     ordered_at = (cal.day0 + day) * DAY + hour * 3600 + rng.below("second", 3600, gpid, k)
 
     order = np.lexsort((ordered_at, person))
-    person, k, gpid, day = person[order], k[order], gpid[order], day[order]
-    channel, brand, ordered_at, is_pos = (
-        channel[order],
-        brand[order],
-        ordered_at[order],
-        is_pos[order],
+    person, k, day, channel, brand, ordered_at = (
+        a[order] for a in (person, k, day, channel, brand, ordered_at)
     )
-    m = len(person)
     first = rank_in_group(n_orders) == 0
-
-    # store and guide
-    home = home_store(rng, catalog, p, person, brand)
-    city = p.city[person]
-    r = rng.u("store", gpid, k)
-    other = catalog.home_off[brand, city] + rng.below(
-        "other_store", catalog.home_cnt[brand, city], gpid, k
+    store, guide = _place(rng, catalog, p, person, k, brand, channel)
+    lines, total, coupon, discount = fill_baskets(
+        rng, config, cal, catalog, p, person, k, brand, channel, day, ordered_at, first
     )
+    buyer_type, buyer_key, owner = _buyer(rng, config, p, person, k, brand, channel, ordered_at)
+    delay = np.where(channel == POS, 0, rng.below("pay_delay", 600, p.pid[person], k) + 10)
+    orders = Orders(
+        person=person,
+        slot=k,
+        channel=channel,
+        brand=brand,
+        ordered_at=ordered_at,
+        paid_at=ordered_at + delay,
+        status=np.full(len(person), PAID),
+        store=store,
+        guide=guide,
+        coupon=coupon,
+        total=total,
+        discount=discount,
+        paid=total - discount,
+        buyer_type=buyer_type,
+        buyer_key=buyer_key,
+        buyer_owner=owner,
+    )
+    first_at = np.full(n, -1, dtype=np.int64)
+    last_at = np.full(n, -1, dtype=np.int64)
+    first_at[person[first]] = ordered_at[first]
+    last_at[person] = ordered_at  # sorted: the last write per person wins
+    orders, lines = add_cancelled(rng, config, cal, p.pid, orders, lines)
+    orders, refunds = refund(rng, config, cal, p.pid, orders, lines)
+    pos = orders.channel == POS
+    return Buying(
+        orders=orders,
+        lines=lines,
+        refunds=refunds,
+        n_planned=n_planned,
+        n_orders=n_orders,
+        first_at=first_at,
+        last_at=last_at,
+        first_use=_first_by(orders.person, orders.channel, orders.ordered_at, n, len(CHANNELS)),
+        first_pos=_first_by(
+            orders.person[pos], orders.brand[pos], orders.ordered_at[pos], n, N_BRANDS
+        ),
+    )
+
+
+def _schedule(
+    rng: Rng, config: GeneratorConfig, cal: Calendar, p: Persons, surv: F64
+) -> tuple[I64, I64, I64, I64]:
+    """(orders planned per person, then per order kept in the window: person, k, day).
+
+    The number of orders inverts the survival function of the churn curve with one
+    uniform; order k >= 1 follows order k-1 by a gamma gap in operational time.
+    """
+    n_planned = np.where(
+        p.buyer, np.searchsorted(-surv, -rng.u("n_orders", p.pid), side="left"), 0
+    ).astype(np.int64)
+    d0 = rng.choice("first_day", cal.first_cum, p.pid)
+    tau0 = cal.op_clock[d0] + rng.u("first_frac", p.pid) * cal.weight[d0]
+    person = np.repeat(np.arange(p.n, dtype=np.int64), n_planned)
+    k = rank_in_group(n_planned)
+    gpid = p.pid[person]
+    gap = np.zeros(len(k))
+    for s in range(config.gap_shape):
+        gap += rng.exp(f"gap.{s}", gpid, k)
+    gap *= (k > 0) * p.rate[person] * (config.mean_gap_days / config.gap_shape)
+    cs = np.cumsum(gap)
+    buyers = n_planned > 0
+    tau = tau0[person] + cs - np.repeat(cs[group_starts(n_planned)[buyers]], n_planned[buyers])
+    day = cal.real_day(tau)
+    keep = day < cal.days  # censoring: later orders are never seen
+    return n_planned, person[keep], k[keep], day[keep]
+
+
+def _place(
+    rng: Rng, catalog: Catalog, p: Persons, person: I64, k: I64, brand: I64, channel: I64
+) -> tuple[I64, I64]:
+    """Store (-1: none) and guide (-1: none) of each order.
+
+    Tills: the home store mostly, another store in town or one while travelling. Online:
+    the home store (same-city delivery) or the regional warehouse; Douyin vouchers have
+    no store. Guides serve most till orders and some mini-program ones they shared.
+    """
+    gpid, city = p.pid[person], p.city[person]
+    is_pos = channel == POS
+    home = home_store(rng, catalog, p, person, brand)
+    r = rng.u("store", gpid, k)
+    other = catalog.home_off[brand, city]
+    other = other + rng.below("other_store", catalog.home_cnt[brand, city], gpid, k)
     first_store = catalog.home_off[:, 0]  # a brand's physical stores are contiguous
     n_stores = catalog.home_off[:, -1] + catalog.home_cnt[:, -1] - first_store
     travel = first_store[brand] + rng.below("travel_store", n_stores[brand], gpid, k)
@@ -144,19 +208,25 @@ def buy(
     )
     store = np.where(is_pos, pos_store, online_store)
     guided = np.where(is_pos, r < 0.85, (channel == MINIPROGRAM) & (r < 0.15))
-    guided &= store >= 0
-    guided &= catalog.guide_cnt[np.maximum(store, 0)] > 0
-    guide = np.where(
-        guided, pick_guide(rng, catalog, np.where(guided, store, 0), "guide", gpid, k), -1
-    )
+    guided &= (store >= 0) & (catalog.guide_cnt[np.maximum(store, 0)] > 0)
+    picked = pick_guide(rng, catalog, np.where(guided, store, 0), "guide", gpid, k)
+    return store, np.where(guided, picked, -1)
 
-    lines, total, coupon, discount = fill_baskets(
-        rng, config, cal, catalog, p, person, k, brand, channel, day, ordered_at, first
-    )
 
-    # buyer identifier
+def _buyer(
+    rng: Rng, config: GeneratorConfig, p: Persons, person: I64, k: I64, brand: I64,
+    channel: I64, ordered_at: I64,
+) -> tuple[I64, I64, I64]:  # fmt: skip
+    """(type, key, true owner) of each order's buyer identifier.
+
+    The till uses the card, or looks the member up by the phone on file: the person's
+    current phone, or the household phone the card was registered with (whose owner is
+    then the buyer of record). Online channels use their own account id.
+    """
+    gpid = p.pid[person]
+    is_pos = channel == POS
     card_kind = p.card_phone[person, brand]
-    by_phone = (
+    by_phone: Bool = (
         is_pos
         & (card_kind != CARD_TYPO)
         & rng.flag("pos_phone", config.pos_phone_order_rate, gpid, k)
@@ -165,60 +235,14 @@ def buy(
     partner = np.maximum(p.partner[person], 0)
     phone = np.where(shared, p.phone1[partner], p.phone_at(person, ordered_at))
     buyer_type = np.select(
-        [is_pos & by_phone, is_pos, channel == MINIPROGRAM, channel == TMALL, channel == JD],
+        [by_phone, is_pos, channel == MINIPROGRAM, channel == TMALL, channel == JD],
         [PHONE, CARD, OPENID, TMALL_OUID, JD_PIN],
         DOUYIN_OPEN_ID,
     )
     buyer_key = np.select(
-        [is_pos & by_phone, is_pos, channel == MINIPROGRAM],
-        [phone, gpid * 4 + brand, gpid * 2],
-        gpid,
+        [by_phone, is_pos, channel == MINIPROGRAM], [phone, gpid * 4 + brand, gpid * 2], gpid
     )
-    buyer_owner = np.where(is_pos & by_phone & shared, p.pid[partner], gpid)
-    paid_at = ordered_at + np.where(is_pos, 0, rng.below("pay_delay", 600, gpid, k) + 10)
-
-    orders = Orders(
-        person=person,
-        slot=k,
-        channel=channel,
-        brand=brand,
-        ordered_at=ordered_at,
-        paid_at=paid_at,
-        status=np.full(m, PAID),
-        store=store,
-        guide=guide,
-        coupon=coupon,
-        total=total,
-        discount=discount,
-        paid=total - discount,
-        buyer_type=buyer_type,
-        buyer_key=buyer_key,
-        buyer_owner=buyer_owner,
-    )
-    first_at = np.full(n, -1, dtype=np.int64)
-    last_at = np.full(n, -1, dtype=np.int64)
-    if m:
-        first_at[person[first]] = ordered_at[first]
-        last_at[person] = ordered_at  # sorted: the last write per person wins
-    orders, lines = add_cancelled(rng, config, cal, p.pid, orders, lines)
-    orders, refunds = refund(rng, config, cal, p.pid, orders, lines)
-    return Buying(
-        orders=orders,
-        lines=lines,
-        refunds=refunds,
-        n_planned=n_planned,
-        n_orders=n_orders,
-        first_at=first_at,
-        last_at=last_at,
-        first_use=_first_by(orders.person, orders.channel, orders.ordered_at, n, len(CHANNELS)),
-        first_pos=_first_by(
-            orders.person[orders.channel == POS],
-            orders.brand[orders.channel == POS],
-            orders.ordered_at[orders.channel == POS],
-            n,
-            N_BRANDS,
-        ),
-    )
+    return buyer_type, buyer_key, np.where(by_phone & shared, p.pid[partner], gpid)
 
 
 def _first_by(person: I64, group: I64, t: I64, n: int, n_groups: int) -> I64:
@@ -226,5 +250,3 @@ def _first_by(person: I64, group: I64, t: I64, n: int, n_groups: int) -> I64:
     out = np.full(n * n_groups, NO_TIME, dtype=np.int64)
     np.minimum.at(out, person * n_groups + group, t)
     return out.reshape(n, n_groups)
-
-

@@ -43,7 +43,7 @@ class GeneratorConfig:
     growth: float = 1.0  # first orders per day at the end are (1 + growth) x the start
     buyer_rate: float = 0.92  # persons with at least one order (others only register)
     phone_change_rate: float = 0.03
-    shared_phone_rate: float = 0.03  # card registered with a household member's phone
+    shared_phone_rate: float = 0.03  # of cards of people living with others: a partner's phone
     phone_typo_rate: float = 0.01  # one digit wrong at the till
     card_rate: float = 0.70  # POS member card at one brand of the group
     second_card_rate: float = 0.30  # of card holders buying two brands: a second card

@@ -8,11 +8,12 @@ import pyarrow.compute as pc
 
 from siyu.demo import text, words
 from siyu.demo.accounts import Members
-from siyu.demo.buying import STATUSES, Buying, Lines, Orders, Refunds
+from siyu.demo.buying import Buying
 from siyu.demo.calendar import UTC_OFFSET
 from siyu.demo.catalog import Catalog
 from siyu.demo.config import MAX_ORDERS_PER_PERSON
 from siyu.demo.events import EVENT_TYPES, MAX_EVENTS_PER_PERSON
+from siyu.demo.facts import STATUSES, Lines, Orders, Refunds
 from siyu.demo.ids import CARD, CHANNELS, PHONE, POS, TYPES, IdSpace
 from siyu.demo.people import N_BRANDS, NO_TIME, Persons
 from siyu.demo.rand import I64, Bool

@@ -116,8 +116,7 @@ def resolve(graph: IdentityGraph) -> Resolution:
     labels, conf, conf_x, conf_y, n_conf, td, n_td, ambiguous = _kernel(
         c(graph.strong), c(graph.exclusive_class), c(graph.time_disjoint),
         c(graph.first_seen), c(graph.last_seen), ends, index,
-        np.empty((n, 4), np.int32), np.empty(n, np.int32), np.empty(n, np.int32),
-        np.empty(n, np.int64),
+        np.empty((n, 8), np.int32), np.empty(n, np.int64),
     )  # fmt: skip
     return Resolution(
         labels=labels,
@@ -214,7 +213,7 @@ def _sorted_edges(
 
 @njit(cache=True)
 def _find(rec: np.ndarray, x: Any) -> Any:  # pragma: no cover - numba
-    while rec[x, 0] != x:
+    while rec[x, 0] != x:  # field 0: parent
         rec[x, 0] = rec[rec[x, 0], 0]  # path halving
         x = rec[x, 0]
     return x
@@ -230,6 +229,12 @@ def _push(buf: np.ndarray, count: int, value: int) -> np.ndarray:  # pragma: no 
     return buf
 
 
+# Fields of a node's 32-byte record: two records share a cache line, so what the union
+# loop reads about a node (and about a root) costs one miss, prefetched ahead.
+_PARENT, _SIZE, _HEAD, _MASK, _TAIL, _NEXT, _CLASS, _TD = range(8)
+_SMALLEST = _TAIL  # reused once the unions are done
+
+
 @njit(cache=True)
 def _kernel(  # pragma: no cover - numba
     strong: np.ndarray,
@@ -240,26 +245,24 @@ def _kernel(  # pragma: no cover - numba
     ends: np.ndarray,
     index: np.ndarray,
     rec: np.ndarray,
-    tail: np.ndarray,
-    nxt: np.ndarray,
     labels: np.ndarray,
 ) -> tuple:
     n = strong.size
-    # One 16-byte record per node, so a root's fields share a cache line: parent, size
-    # (0 marks a weak node), head of the linked list of the component's exclusive nodes,
-    # and a 32-bit filter of their classes (bit class % 32): disjoint filters, no clash.
-    tail[:] = _NONE
-    nxt[:] = _NONE
+    # size 0 marks a weak node; a root heads a linked list (head, tail, next) of its
+    # component's exclusive nodes and keeps a 32-bit filter of their classes (class % 32):
+    # disjoint filters mean no clash, so most unions never walk the lists.
     for i in range(n):
-        rec[i, 0] = i
-        rec[i, 1] = 1 if strong[i] else 0
-        rec[i, 2] = _NONE
-        rec[i, 3] = 0
+        rec[i, _PARENT] = i
+        rec[i, _SIZE] = 1 if strong[i] else 0
+        rec[i, _HEAD] = rec[i, _TAIL] = rec[i, _NEXT] = _NONE
+        rec[i, _MASK] = 0
+        rec[i, _CLASS] = cls[i]
+        rec[i, _TD] = 1 if td[i] else 0
         if cls[i] >= 0:
-            rec[i, 2] = i
-            rec[i, 3] = np.int32(np.uint32(1) << np.uint32(cls[i] & 31))
-            tail[i] = i
+            rec[i, _HEAD] = rec[i, _TAIL] = i
+            rec[i, _MASK] = np.int32(np.uint32(1) << np.uint32(cls[i] & 31))
     flat = rec.reshape(-1)
+    width = rec.shape[1]
     conf = np.empty(16, np.int32)
     conf_x = np.empty(16, np.int32)
     conf_y = np.empty(16, np.int32)
@@ -270,15 +273,15 @@ def _kernel(  # pragma: no cover - numba
     hi, lo = np.uint64(32), np.uint64(_LOW32)
     for k in range(live):
         if k + _AHEAD < live:
-            _prefetch(flat, np.int64(ends[k + _AHEAD] >> hi) * 4)
-            _prefetch(flat, np.int64(ends[k + _AHEAD] & lo) * 4)
+            _prefetch(flat, np.int64(ends[k + _AHEAD] >> hi) * width)
+            _prefetch(flat, np.int64(ends[k + _AHEAD] & lo) * width)
         if k + _AHEAD // 2 < live:
-            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] >> hi), 0]) * 4)
-            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] & lo), 0]) * 4)
+            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] >> hi), 0]) * width)
+            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] & lo), 0]) * width)
         a = np.int64(ends[k] >> hi)
         b = np.int64(ends[k] & lo)
-        if rec[a, 1] == 0 or rec[b, 1] == 0:  # a weak end: attach later; weak-weak: ignore
-            if rec[a, 1] != 0 or rec[b, 1] != 0:
+        if rec[a, _SIZE] == 0 or rec[b, _SIZE] == 0:  # weak end: attach later; both: ignore
+            if rec[a, _SIZE] != 0 or rec[b, _SIZE] != 0:
                 weak = _push(weak, n_weak, k)
                 n_weak += 1
             continue
@@ -288,20 +291,24 @@ def _kernel(  # pragma: no cover - numba
             continue
         clash_x = clash_y = _NONE
         via_td = False
-        if rec[ra, 3] & rec[rb, 3]:
-            x = rec[ra, 2]
+        if rec[ra, _MASK] & rec[rb, _MASK]:
+            x = rec[ra, _HEAD]
             while x != _NONE and clash_x == _NONE:
-                y = rec[rb, 2]
+                y = rec[rb, _HEAD]
                 while y != _NONE:
-                    if cls[x] == cls[y]:
-                        if td[x] and td[y] and (last[x] < first[y] or last[y] < first[x]):
+                    if rec[x, _CLASS] == rec[y, _CLASS]:
+                        if (
+                            rec[x, _TD]
+                            and rec[y, _TD]
+                            and (last[x] < first[y] or last[y] < first[x])
+                        ):
                             via_td = True
                         else:
                             clash_x = x
                             clash_y = y
                             break
-                    y = nxt[y]
-                x = nxt[x]
+                    y = rec[y, _NEXT]
+                x = rec[x, _NEXT]
         if clash_x != _NONE:
             conf = _push(conf, n_conf, index[k])
             conf_x = _push(conf_x, n_conf, clash_x)
@@ -311,22 +318,21 @@ def _kernel(  # pragma: no cover - numba
         if via_td:
             tde = _push(tde, n_td, index[k])
             n_td += 1
-        if rec[ra, 1] < rec[rb, 1]:
+        if rec[ra, _SIZE] < rec[rb, _SIZE]:
             ra, rb = rb, ra
-        rec[rb, 0] = ra
-        rec[ra, 1] += rec[rb, 1]
-        if rec[rb, 2] != _NONE:
-            if rec[ra, 2] == _NONE:
-                rec[ra, 2] = rec[rb, 2]
+        rec[rb, _PARENT] = ra
+        rec[ra, _SIZE] += rec[rb, _SIZE]
+        if rec[rb, _HEAD] != _NONE:
+            if rec[ra, _HEAD] == _NONE:
+                rec[ra, _HEAD] = rec[rb, _HEAD]
             else:
-                nxt[tail[ra]] = rec[rb, 2]
-            tail[ra] = tail[rb]
-            rec[ra, 3] |= rec[rb, 3]
+                rec[rec[ra, _TAIL], _NEXT] = rec[rb, _HEAD]
+            rec[ra, _TAIL] = rec[rb, _TAIL]
+            rec[ra, _MASK] |= rec[rb, _MASK]
     # Weak nodes follow the strong neighbour of their first edge in priority order,
     # looked up once every strong union is done so the component is the final one.
-    attach = tail
-    attach[:] = _NONE
     ambiguous = np.zeros(n, np.bool_)
+    attach = np.full(n, _NONE, np.int32)
     for i in range(n_weak):
         a = np.int64(ends[weak[i]] >> hi)
         b = np.int64(ends[weak[i]] & lo)
@@ -337,13 +343,14 @@ def _kernel(  # pragma: no cover - numba
         elif attach[w] != r:
             ambiguous[w] = True
     for node in range(n):
+        rec[node, _SMALLEST] = _NONE
         if attach[node] != _NONE:
-            rec[node, 0] = attach[node]
-    smallest = nxt
-    smallest[:] = _NONE
+            rec[node, _PARENT] = attach[node]
     for i in range(n):  # ascending i: the first node seen of a component is its smallest
+        if i + _AHEAD < n:
+            _prefetch(flat, np.int64(rec[i + _AHEAD, _PARENT]) * width)
         r = _find(rec, i)
-        if smallest[r] == _NONE:
-            smallest[r] = i
-        labels[i] = smallest[r]
+        if rec[r, _SMALLEST] == _NONE:
+            rec[r, _SMALLEST] = i
+        labels[i] = rec[r, _SMALLEST]
     return labels, conf, conf_x, conf_y, n_conf, tde, n_td, ambiguous
