@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from siyu.errors import ValidationError
@@ -29,7 +31,8 @@ OBSERVATION_SCHEMA = pa.schema(
         ("brand_id", pa.string()),
         ("verified", pa.int16()),
         ("channel", pa.string()),
-        ("observed_at", pa.timestamp("s")),
+        ("first_seen", pa.timestamp("s")),
+        ("last_seen", pa.timestamp("s")),
         ("member_ref", pa.string()),
     ]
 )
@@ -41,7 +44,8 @@ LINK_SCHEMA = pa.schema(
         ("key_b", pa.string()),
         ("channel", pa.string()),
         ("verified", pa.int16()),
-        ("observed_at", pa.timestamp("s")),
+        ("first_seen", pa.timestamp("s")),
+        ("last_seen", pa.timestamp("s")),
     ]
 )
 
@@ -117,7 +121,10 @@ class ObservationBuffer:
         verified: bool = False,
         brand_id: str | None = None,
         member_ref: str | None = None,
+        last_seen: object = None,
     ) -> None:
+        """Record a sighting (or a span of sightings, first to `last_seen`)."""
+        last = observed_at if last_seen is None else last_seen
         row = (
             ident.type,
             ident.key,
@@ -128,6 +135,7 @@ class ObservationBuffer:
             int(verified),
             channel,
             observed_at,
+            last,
             member_ref,
         )
         for name, value in zip(self.obs, row, strict=True):
@@ -136,122 +144,122 @@ class ObservationBuffer:
             # Every phone also stands for its marketplace hash; the link between them is a
             # fact of arithmetic, so it is verified.
             hashed = self.encoder.phone_hash(ident)
-            self.observe(hashed, channel, observed_at, verified, None, member_ref)
-            self.link(ident, hashed, channel, observed_at, verified=True)
+            self.observe(hashed, channel, observed_at, verified, None, member_ref, last)
+            self.link(ident, hashed, channel, observed_at, verified=True, last_seen=last)
 
     def link(
-        self, a: Encoded, b: Encoded, channel: str, observed_at: object, verified: bool = False
+        self,
+        a: Encoded,
+        b: Encoded,
+        channel: str,
+        observed_at: object,
+        verified: bool = False,
+        last_seen: object = None,
     ) -> None:
-        row = (a.type, a.key, b.type, b.key, channel, int(verified), observed_at)
+        last = observed_at if last_seen is None else last_seen
+        row = (a.type, a.key, b.type, b.key, channel, int(verified), observed_at, last)
         for name, value in zip(self.links, row, strict=True):
             self.links[name].append(value)
 
-    def flush(self, conn: Connection, group_id: str) -> None:
+    def flush(self, conn: Connection, group_id: str) -> tuple[int, int]:
+        """Write what was collected; returns (new identities, new links)."""
         obs = pa.table(self.obs, schema=OBSERVATION_SCHEMA)
         links = pa.table(self.links, schema=LINK_SCHEMA)
-        upsert_identities(conn, group_id, obs)
-        upsert_links(conn, group_id, links)
+        return upsert_identities(conn, group_id, obs), upsert_links(conn, group_id, links)
 
 
 def upsert_identities(conn: Connection, group_id: str, obs: pa.Table) -> int:
     """Insert identifiers not seen before; widen first/last seen and verification of known
-    ones; give an unassigned identity the legacy member it was registered with. Returns
-    the number of new identities."""
+    ones; give an unassigned identity the legacy member it was registered with. One
+    statement, so each identifier costs one probe of the unique index. Returns the number
+    of new identities."""
     if obs.num_rows == 0:
         return 0
+    before = _max_id(conn, "identities", "identity_id")
     staged = stage(conn, "obs", obs)
-    s = staged.name
-    inserted = conn.execute(
-        text(f"""
-        INSERT INTO identities (group_id, type, value_key, value, value_enc, value_masked,
-            brand_id, verified, source_channel, first_seen, last_seen, member_id)
-        SELECT {GROUP}, s.type, s.value_key, MIN(s.value),
-            {any_value(conn, "s.value_enc")}, MIN(s.value_masked),
-            MIN(s.brand_id), MAX(s.verified) = 1, MIN(s.channel), MIN(s.observed_at),
-            MAX(s.observed_at), MIN(m.member_id)
-        FROM {s} s LEFT JOIN members m ON m.group_id = :g AND m.source_ref = s.member_ref
-        WHERE 1 = 1
-        GROUP BY s.type, s.value_key
-        ON CONFLICT (group_id, type, value_key) DO NOTHING
-        """),
-        {"g": group_id},
-    ).rowcount
     conn.execute(
         text(f"""
-        UPDATE identities SET
-            first_seen = CASE WHEN agg.fs < identities.first_seen
-                              THEN agg.fs ELSE identities.first_seen END,
-            last_seen = CASE WHEN agg.ls > identities.last_seen
-                             THEN agg.ls ELSE identities.last_seen END,
-            verified = (identities.verified OR agg.v = 1),
-            member_id = COALESCE(identities.member_id, agg.m)
-        FROM (
-            SELECT s.type, s.value_key, MIN(s.observed_at) AS fs, MAX(s.observed_at) AS ls,
-                   MAX(s.verified) AS v, MIN(m.member_id) AS m
-            FROM {s} s LEFT JOIN members m ON m.group_id = :g AND m.source_ref = s.member_ref
-            GROUP BY s.type, s.value_key
-        ) agg
-        WHERE identities.group_id = :g AND identities.type = agg.type
-          AND identities.value_key = agg.value_key
-          AND (agg.fs < identities.first_seen OR agg.ls > identities.last_seen
-               OR (agg.v = 1 AND NOT identities.verified)
-               OR (identities.member_id IS NULL AND agg.m IS NOT NULL))
+        INSERT INTO identities AS cur (group_id, type, value_key, value, value_enc,
+            value_masked, brand_id, verified, source_channel, first_seen, last_seen, member_id)
+        SELECT {GROUP}, s.type, s.value_key, MIN(s.value), {any_value(conn, "s.value_enc")},
+            MIN(s.value_masked), MIN(s.brand_id), MAX(s.verified) = 1, MIN(s.channel),
+            MIN(s.first_seen), MAX(s.last_seen), MIN(m.member_id)
+        FROM {staged.name} s
+        LEFT JOIN members m ON m.group_id = :g AND m.source_ref = s.member_ref
+        WHERE 1 = 1
+        GROUP BY s.type, s.value_key
+        ON CONFLICT (group_id, type, value_key) DO UPDATE SET
+            first_seen = CASE WHEN excluded.first_seen < cur.first_seen
+                              THEN excluded.first_seen ELSE cur.first_seen END,
+            last_seen = CASE WHEN excluded.last_seen > cur.last_seen
+                             THEN excluded.last_seen ELSE cur.last_seen END,
+            verified = (cur.verified OR excluded.verified),
+            member_id = COALESCE(cur.member_id, excluded.member_id)
+        WHERE excluded.first_seen < cur.first_seen OR excluded.last_seen > cur.last_seen
+           OR (excluded.verified AND NOT cur.verified)
+           OR (cur.member_id IS NULL AND excluded.member_id IS NOT NULL)
         """),
         {"g": group_id},
     )
     unstage(conn, staged)
-    return int(inserted)
+    return _new_since(conn, "identities", "identity_id", before)
 
 
 def upsert_links(conn: Connection, group_id: str, links: pa.Table) -> int:
-    """Insert links between known identities (stored low id first); widen known ones."""
+    """Insert links between known identities (stored low id first); widen known ones.
+    Returns the number of new links."""
     if links.num_rows == 0:
         return 0
+    before = _max_id(conn, "identity_links", "link_id")
     staged = stage(conn, "links", links)
-    pairs = f"""
-        SELECT CASE WHEN ia.identity_id < ib.identity_id
-                    THEN ia.identity_id ELSE ib.identity_id END AS a,
-               CASE WHEN ia.identity_id < ib.identity_id
-                    THEN ib.identity_id ELSE ia.identity_id END AS b,
-               s.channel, s.verified, s.observed_at
-        FROM {staged.name} s
-        JOIN identities ia ON ia.group_id = :g AND ia.type = s.type_a AND ia.value_key = s.key_a
-        JOIN identities ib ON ib.group_id = :g AND ib.type = s.type_b AND ib.value_key = s.key_b
-        WHERE ia.identity_id <> ib.identity_id
-    """
-    inserted = conn.execute(
-        text(f"""
-        INSERT INTO identity_links (group_id, identity_a, identity_b, channel, verified,
-            first_seen, last_seen, blocked)
-        SELECT {GROUP}, p.a, p.b, MIN(p.channel), MAX(p.verified) = 1, MIN(p.observed_at),
-               MAX(p.observed_at), 1 = 0
-        FROM ({pairs}) p
-        WHERE 1 = 1
-        GROUP BY p.a, p.b
-        ON CONFLICT (group_id, identity_a, identity_b) DO NOTHING
-        """),
-        {"g": group_id},
-    ).rowcount
     conn.execute(
         text(f"""
-        UPDATE identity_links SET
-            first_seen = CASE WHEN agg.fs < identity_links.first_seen
-                              THEN agg.fs ELSE identity_links.first_seen END,
-            last_seen = CASE WHEN agg.ls > identity_links.last_seen
-                             THEN agg.ls ELSE identity_links.last_seen END,
-            verified = (identity_links.verified OR agg.v = 1)
-        FROM (SELECT p.a, p.b, MIN(p.observed_at) AS fs, MAX(p.observed_at) AS ls,
-                     MAX(p.verified) AS v
-              FROM ({pairs}) p GROUP BY p.a, p.b) agg
-        WHERE identity_links.group_id = :g AND identity_links.identity_a = agg.a
-          AND identity_links.identity_b = agg.b
-          AND (agg.fs < identity_links.first_seen OR agg.ls > identity_links.last_seen
-               OR (agg.v = 1 AND NOT identity_links.verified))
+        INSERT INTO identity_links AS cur (group_id, identity_a, identity_b, channel, verified,
+            first_seen, last_seen, blocked)
+        SELECT {GROUP}, p.a, p.b, MIN(p.channel), MAX(p.verified) = 1, MIN(p.first_seen),
+               MAX(p.last_seen), 1 = 0
+        FROM (
+            SELECT CASE WHEN ia.identity_id < ib.identity_id
+                        THEN ia.identity_id ELSE ib.identity_id END AS a,
+                   CASE WHEN ia.identity_id < ib.identity_id
+                        THEN ib.identity_id ELSE ia.identity_id END AS b,
+                   s.channel, s.verified, s.first_seen, s.last_seen
+            FROM {staged.name} s
+            JOIN identities ia
+              ON ia.group_id = :g AND ia.type = s.type_a AND ia.value_key = s.key_a
+            JOIN identities ib
+              ON ib.group_id = :g AND ib.type = s.type_b AND ib.value_key = s.key_b
+            WHERE ia.identity_id <> ib.identity_id
+        ) p
+        WHERE 1 = 1
+        GROUP BY p.a, p.b
+        ON CONFLICT (group_id, identity_a, identity_b) DO UPDATE SET
+            first_seen = CASE WHEN excluded.first_seen < cur.first_seen
+                              THEN excluded.first_seen ELSE cur.first_seen END,
+            last_seen = CASE WHEN excluded.last_seen > cur.last_seen
+                             THEN excluded.last_seen ELSE cur.last_seen END,
+            verified = (cur.verified OR excluded.verified)
+        WHERE excluded.first_seen < cur.first_seen OR excluded.last_seen > cur.last_seen
+           OR (excluded.verified AND NOT cur.verified)
         """),
         {"g": group_id},
     )
     unstage(conn, staged)
-    return int(inserted)
+    return _new_since(conn, "identity_links", "link_id", before)
+
+
+def _max_id(conn: Connection, table: str, column: str) -> int:
+    return int(conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")).scalar_one())
+
+
+def _new_since(conn: Connection, table: str, column: str, before: int) -> int:
+    """Rows added since `before` (ids only grow; a primary-key range scan, not a count of
+    the whole table). Concurrent writers' rows would be counted too: a report, not a rule."""
+    return int(
+        conn.execute(
+            text(f"SELECT COUNT(*) FROM {table} WHERE {column} > :b"), {"b": before}
+        ).scalar_one()
+    )
 
 
 def encode_column(
@@ -275,3 +283,71 @@ def encode_column(
             out.append(None)
             errors.append(exc.rule)
     return out, errors
+
+
+@dataclass
+class IdentifierColumn:
+    """A column of identifiers encoded once per distinct value.
+
+    Facts repeat their buyers (a member orders many times), so each distinct (type, value)
+    is normalised and hashed once and mapped back to rows with Arrow's `index_in`.
+    """
+
+    index: pa.Array  # int32 per row into `encoded`; null where the row names no identifier
+    encoded: list[Encoded | None]  # per distinct identifier; None where it broke a rule
+    rules: pa.Array  # string per distinct identifier: the rule broken, else null
+
+    @property
+    def keys(self) -> pa.Array:
+        """value_key per row (null where absent or invalid), for the staging join."""
+        per_distinct = pa.array([e.key if e else None for e in self.encoded], pa.string())
+        return per_distinct.take(self.index)
+
+    def row_errors(self) -> pa.Array:
+        return self.rules.take(self.index)
+
+
+def encode_identifiers(
+    encoder: IdentifierEncoder, types: pa.Array, values: pa.Array, field: str
+) -> IdentifierColumn:
+    combined = pc.binary_join_element_wise(types, values, "\x1f")
+    distinct = pc.unique(combined).drop_null()
+    index = pc.index_in(combined, value_set=distinct)
+    encoded: list[Encoded | None] = []
+    rules: list[str | None] = []
+    for text_value in distinct.to_pylist():
+        type_name, raw = text_value.split("\x1f", 1)
+        try:
+            encoded.append(encoder.encode(type_name, raw, field))
+            rules.append(None)
+        except ValidationError as exc:
+            encoded.append(None)
+            rules.append(exc.rule)
+    return IdentifierColumn(index, encoded, pa.array(rules, pa.string()))
+
+
+def observe_identifiers(
+    buf: ObservationBuffer,
+    column: IdentifierColumn,
+    accepted: np.ndarray,
+    times: pa.Array,
+    channels: pa.Array,
+) -> None:
+    """Record one observation per distinct accepted identifier, spanning its first to its
+    last sighting in the batch (aggregated in Arrow, not per row in Python)."""
+    mask = pa.array(accepted)
+    table = pa.table({"i": column.index, "t": times, "c": channels}).filter(mask)
+    table = table.filter(pc.is_valid(table.column("i")))
+    if table.num_rows == 0:
+        return
+    spans = table.group_by("i").aggregate([("t", "min"), ("t", "max"), ("c", "min")])
+    for i, first, last, channel in zip(
+        spans.column("i").to_pylist(),
+        spans.column("t_min").to_pylist(),
+        spans.column("t_max").to_pylist(),
+        spans.column("c_min").to_pylist(),
+        strict=True,
+    ):
+        ident = column.encoded[i]
+        if ident is not None:
+            buf.observe(ident, channel, first, last_seen=last)

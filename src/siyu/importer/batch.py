@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from siyu.identity.ingest import IdentifierEncoder
@@ -42,6 +43,8 @@ class Batch:
     raw: pa.Table
     columns: dict[str, pa.Array]
     errors: list[str | None]
+    # What a kind's check computed and its load reuses (e.g. encoded buyer identifiers).
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def convert(cls, raw: pa.Table, fields: tuple[Field, ...]) -> Batch:
@@ -72,9 +75,18 @@ class Batch:
             self.reject(int(i), field_name, rule)
 
     def check_reference(self, name: str, known: set[str], what: str) -> None:
-        for i, value in enumerate(self.values(name)):
-            if value is not None and value not in known:
-                self.reject(i, name, f"no {what} {value!r} in this brand group")
+        column = self.columns[name]
+        unknown = pc.and_(
+            pc.invert(pc.is_in(column, value_set=pa.array(sorted(known), pa.string()))),
+            pc.is_valid(column),
+        )
+        for i in np.flatnonzero(unknown.to_numpy(zero_copy_only=False)):
+            self.reject(int(i), name, f"no {what} {column[int(i)].as_py()!r} in this brand group")
+
+    def reject_rules(self, name: str, rules: pa.Array) -> None:
+        """Reject rows whose entry in `rules` (one per row) is not null."""
+        for i in np.flatnonzero(pc.is_valid(rules).to_numpy(zero_copy_only=False)):
+            self.reject(int(i), name, rules[int(i)].as_py())
 
     @property
     def ok(self) -> np.ndarray:

@@ -17,7 +17,15 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, text
 
 from siyu.catalog.models import CHANNELS
-from siyu.identity.ingest import Encoded, IdentifierEncoder, ObservationBuffer, encode_column
+from siyu.identity.ingest import (
+    Encoded,
+    IdentifierColumn,
+    IdentifierEncoder,
+    ObservationBuffer,
+    encode_column,
+    encode_identifiers,
+    observe_identifiers,
+)
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
@@ -203,7 +211,6 @@ def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
             "brand_id",
         )
     }
-    before = _count(conn, "identities", ctx.group_id)
     for i in np.flatnonzero(batch.ok):
         ident = enc.encode(cols["type"][i], cols["value"][i])
         ch, at, ver = cols["channel"][i], cols["observed_at"][i], cols["verified"][i]
@@ -212,16 +219,8 @@ def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
             other = enc.encode(cols["linked_type"][i], cols["linked_value"][i], "linked_value")
             buf.observe(other, ch, at, ver, cols["brand_id"][i])
             buf.link(ident, other, ch, at, ver)
-    buf.flush(conn, ctx.group_id)
-    return _count(conn, "identities", ctx.group_id) - before
-
-
-def _count(conn: Connection, table: str, group_id: str) -> int:
-    return int(
-        conn.execute(
-            text(f"SELECT COUNT(*) FROM {table} WHERE group_id = :g"), {"g": group_id}
-        ).scalar_one()
-    )
+    new_identities, new_links = buf.flush(conn, ctx.group_id)
+    return new_identities + new_links
 
 
 # --- orders, lines, refunds, events ----------------------------------------------------
@@ -233,36 +232,29 @@ def _check_orders(ctx: Context, batch: Batch) -> None:
     batch.check_reference("guide_id", ctx.guides, "guide")
     over = pc.fill_null(pc.greater(batch.columns["paid_fen"], batch.columns["total_fen"]), False)
     batch.reject_where(over.to_numpy(zero_copy_only=False), "paid_fen", "must not exceed total_fen")
-    _observe_buyer_errors(ctx, batch, "buyer_type", "buyer_value")
+    _encode_buyers(ctx, batch, "buyer_type", "buyer_value")
 
 
-def _observe_buyer_errors(ctx: Context, batch: Batch, type_field: str, value_field: str) -> None:
-    _, errors = encode_column(
-        ctx.encoder, batch.values(type_field), batch.values(value_field), value_field
+def _encode_buyers(ctx: Context, batch: Batch, type_field: str, value_field: str) -> None:
+    """Encode each distinct buyer once; rows with a bad identifier are rejected."""
+    column = encode_identifiers(
+        ctx.encoder, batch.columns[type_field], batch.columns[value_field], value_field
     )
-    for i, rule in enumerate(errors):
-        if rule is not None:
-            batch.reject(i, value_field, rule)
+    batch.reject_rules(value_field, column.row_errors())
+    batch.derived["buyers"] = column
 
 
-def _buyer_columns(
-    ctx: Context, batch: Batch, type_field: str, value_field: str, time_field: str
-) -> tuple[pa.Array, ObservationBuffer]:
-    """Record each buyer identity and return its key per row for the staging join."""
+def _record_buyers(conn: Connection, ctx: Context, batch: Batch, time_field: str) -> pa.Array:
+    """Upsert the accepted rows' buyer identities; return the key per row for the join."""
+    column: IdentifierColumn = batch.derived["buyers"]
     buf = ObservationBuffer(ctx.encoder)
-    types, values = batch.values(type_field), batch.values(value_field)
-    channels, times = batch.values("channel"), batch.values(time_field)
-    keys: list[str | None] = [None] * len(batch)
-    for i in np.flatnonzero(batch.ok):
-        ident = ctx.encoder.encode(types[i], values[i], value_field)
-        keys[i] = ident.key
-        buf.observe(ident, channels[i], times[i])
-    return pa.array(keys, pa.string()), buf
+    observe_identifiers(buf, column, batch.ok, batch.columns[time_field], batch.columns["channel"])
+    buf.flush(conn, ctx.group_id)
+    return column.keys
 
 
 def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
-    keys, buf = _buyer_columns(ctx, batch, "buyer_type", "buyer_value", "ordered_at")
-    buf.flush(conn, ctx.group_id)
+    keys = _record_buyers(conn, ctx, batch, "ordered_at")
     staged = _stage_accepted(conn, "orders", batch, {"_key": keys})
     n = int(
         conn.execute(
@@ -270,9 +262,9 @@ def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
         INSERT INTO orders (group_id, order_id, brand_id, channel, store_id, guide_id,
             coupon_code, buyer_identity_id, member_id, status, ordered_at, paid_at,
             total_fen, discount_fen, paid_fen)
-        SELECT {GROUP}, s.order_id, s.brand_id, s.channel, s.store_id, s.guide_id, s.coupon_code,
-            i.identity_id, i.member_id, s.status, s.ordered_at, s.paid_at, s.total_fen,
-            s.discount_fen, s.paid_fen
+        SELECT {GROUP}, s.order_id, s.brand_id, s.channel, s.store_id, s.guide_id,
+            s.coupon_code, i.identity_id, i.member_id, s.status, s.ordered_at, s.paid_at,
+            s.total_fen, s.discount_fen, s.paid_fen
         FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.buyer_type AND i.value_key = s._key
         WHERE 1 = 1
@@ -335,20 +327,19 @@ def _check_refunds(ctx: Context, batch: Batch) -> None:
 def _check_events(ctx: Context, batch: Batch) -> None:
     batch.check_reference("store_id", ctx.stores, "store")
     batch.check_reference("guide_id", ctx.guides, "guide")
-    _observe_buyer_errors(ctx, batch, "identity_type", "identity_value")
+    _encode_buyers(ctx, batch, "identity_type", "identity_value")
 
 
 def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
-    keys, buf = _buyer_columns(ctx, batch, "identity_type", "identity_value", "occurred_at")
-    buf.flush(conn, ctx.group_id)
+    keys = _record_buyers(conn, ctx, batch, "occurred_at")
     staged = _stage_accepted(conn, "events", batch, {"_key": keys})
     n = int(
         conn.execute(
             text(f"""
         INSERT INTO events (group_id, event_id, type, channel, identity_id, member_id,
             occurred_at, sku, store_id, guide_id, order_id, scene)
-        SELECT {GROUP}, s.event_id, s.type, s.channel, i.identity_id, i.member_id, s.occurred_at,
-            s.sku, s.store_id, s.guide_id, s.order_id, s.scene
+        SELECT {GROUP}, s.event_id, s.type, s.channel, i.identity_id, i.member_id,
+            s.occurred_at, s.sku, s.store_id, s.guide_id, s.order_id, s.scene
         FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.identity_type AND i.value_key = s._key
         WHERE 1 = 1

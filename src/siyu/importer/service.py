@@ -10,6 +10,7 @@ import csv
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.batch import Batch, Context
 from siyu.importer.kinds import IMPORT_ORDER, KINDS, Kind
 from siyu.importer.models import import_runs
-from siyu.importer.readers import FORMATS, Malformed, read_batches, total_rows
+from siyu.importer.readers import FORMATS, Malformed, RawBatch, read_batches, total_rows
 from siyu.privacy import Vault
 
 Progress = Callable[[int, int | None], None]
@@ -78,15 +79,26 @@ def import_file(
     clock = time.perf_counter()
     report = ImportReport(kind.name, str(path))
     ctx = Context(group_id, IdentifierEncoder(vault))
+    with engine.connect() as conn:
+        ctx.refresh(conn)  # reference codes, once per file: facts never add brands or stores
     total = total_rows(path)
-    with _RejectsWriter(rejects_dir / f"{path.stem}.{kind.name}.rejects.csv") as rejects:
-        for raw in read_batches(path, batch_rows):
+    with (
+        _RejectsWriter(rejects_dir / f"{path.stem}.{kind.name}.rejects.csv") as rejects,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-import") as worker,
+    ):
+        # Pipeline: while the database writes batch N (psycopg releases the GIL while it
+        # waits), a worker thread reads, converts and checks batch N+1.
+        batches = read_batches(path, batch_rows)
+        pending = worker.submit(_prepare, batches, kind, ctx)
+        while (prepared := pending.result()) is not None:
+            pending = worker.submit(_prepare, batches, kind, ctx)
+            raw, batch = prepared
             report.read += raw.table.num_rows + len(raw.malformed)
             for bad in raw.malformed:
                 rejects.write_malformed(bad)
             report.rejected += len(raw.malformed)
-            if raw.table.num_rows:
-                _import_batch(engine, ctx, kind, raw.table, report, rejects)
+            if batch is not None:
+                _load_batch(engine, ctx, kind, batch, report, rejects)
             if progress is not None:
                 progress(report.read, total)
         report.rejects_path = str(rejects.path) if rejects.count else None
@@ -95,20 +107,39 @@ def import_file(
     return report
 
 
-def _import_batch(
+def _prepare(
+    batches: Iterator[RawBatch], kind: Kind, ctx: Context
+) -> tuple[RawBatch, Batch | None] | None:
+    """Read the next batch and apply every rule that needs no database: types, references
+    to catalog codes, identifiers. None when the file is done."""
+    raw = next(batches, None)
+    if raw is None:
+        return None
+    if raw.table.num_rows == 0:
+        return raw, None
+    ctx.encoder.clear()
+    batch = Batch.convert(raw.table, kind.fields)
+    kind.check(ctx, batch)
+    return raw, batch
+
+
+def _load_batch(
     engine: Engine,
     ctx: Context,
     kind: Kind,
-    table: object,
+    batch: Batch,
     report: ImportReport,
     rejects: _RejectsWriter,
 ) -> None:
-    ctx.encoder.clear()
-    with engine.begin() as conn:
-        ctx.refresh(conn)
-        batch = Batch.convert(table, kind.fields)
-        kind.check(ctx, batch)
-        if batch.ok.any():
+    """One transaction per batch: an interrupted import is finished by running it again."""
+    if batch.ok.any():
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Sorts of a 100k-row batch fit in memory; and a batch need not wait for
+                # its WAL flush: after a crash, running the import again restores any
+                # batch lost, because every loader is idempotent.
+                conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             report.inserted += kind.load(conn, ctx, batch)
     ok = int(batch.ok.sum())
     report.accepted += ok
