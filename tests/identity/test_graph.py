@@ -306,11 +306,11 @@ def _ok() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("edge_a", np.array([0], np.int32), "dtype int64"),
-        ("strong", np.ones((3, 1), np.bool_), "1-D"),
-        ("exclusive_class", np.zeros(2, np.int32), "length of strong"),
-        ("edge_priority", np.zeros(2, np.int64), "length of edge_a"),
-        ("edge_blocked", [False], "numpy array"),
+        ("edge_a", np.array([0], np.int32), "array of int64, got int32"),
+        ("strong", np.ones((3, 1), np.bool_), r"1-D .*got bool \(3, 1\)"),
+        ("exclusive_class", np.zeros(2, np.int32), "strong's length 3, got 2"),
+        ("edge_priority", np.zeros(2, np.int64), "edge_a's length 1, got 2"),
+        ("edge_blocked", [False], "numpy array of bool, got list"),
         ("edge_b", np.array([3], np.int64), r"\[0, 3\)"),
         ("edge_a", np.array([-1], np.int64), r"\[0, 3\)"),
         ("exclusive_class", np.array([-2, 0, 0], np.int32), "-1"),

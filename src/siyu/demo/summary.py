@@ -46,8 +46,12 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
     out.print(tab)
 
     tab = _table(t("table.per_member", lang), t("col.count", lang), t("col.members", lang))
+    buckets = {"1": 0, "2": 0, "3": 0, "4-5": 0, "6-9": 0, "10+": 0}
     for n, members in result.identities_per_member:
-        tab.add_row(str(n), f"{members:,}")
+        label = str(n) if n <= 3 else "4-5" if n <= 5 else "6-9" if n <= 9 else "10+"
+        buckets[label] += members
+    for label, members in buckets.items():
+        tab.add_row(label, f"{members:,}")
     out.print(tab)
 
     q, res = result.quality, result.resolve

@@ -7,8 +7,7 @@ union when the merged component would hold two different nodes of one exclusive 
 (two unionids, two cards of one brand, two verified phones), unless both nodes are
 `time_disjoint` and were seen in disjoint intervals (a phone change). Weak nodes (device,
 nickname) never join two components: each one follows its first-priority strong neighbour.
-
-The hot loops are numba; 10M nodes / 30M edges resolve in seconds on one core.
+The hot loops are numba (10M nodes / 30M edges: seconds on one core, see bench/).
 """
 
 from __future__ import annotations
@@ -34,18 +33,21 @@ class GraphInputError(ValidationError, ValueError):
     code = "identity_graph_invalid"
 
 
-def _check(field: str, value: object, dtype: type, ref: tuple[str, int] | None) -> np.ndarray:
-    if not isinstance(value, np.ndarray):
-        raise GraphInputError(field, f"must be a numpy array, got {type(value).__name__}")
-    if value.ndim != 1:
-        raise GraphInputError(field, f"must be 1-D, got shape {value.shape}")
-    if value.dtype != np.dtype(dtype):
-        raise GraphInputError(field, f"must have dtype {np.dtype(dtype)}, got {value.dtype}")
+def _check(field: str, value: object, dtype: Any, ref: tuple[str, int] | None) -> np.ndarray:
+    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype == dtype):
+        got = f"{getattr(value, 'dtype', type(value).__name__)} {getattr(value, 'shape', '')}"
+        raise GraphInputError(field, f"must be a 1-D numpy array of {np.dtype(dtype)}, got {got}")
     if ref is not None and value.shape[0] != ref[1]:
-        raise GraphInputError(
-            field, f"must have the length of {ref[0]} ({ref[1]}), got {value.shape[0]}"
-        )
+        raise GraphInputError(field, f"must match {ref[0]}'s length {ref[1]}, got {len(value)}")
     return value
+
+
+_FIELDS = {  # the first field of each group sets the length of the others
+    "strong": {"strong": np.bool_, "exclusive_class": np.int32, "time_disjoint": np.bool_,
+               "first_seen": np.int64, "last_seen": np.int64},
+    "edge_a": {"edge_a": np.int64, "edge_b": np.int64, "edge_priority": np.int64,
+               "edge_blocked": np.bool_},
+}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,30 +65,22 @@ class IdentityGraph:
     edge_blocked: np.ndarray  # bool[m]; blocked by an operator, ignored
 
     def __post_init__(self) -> None:
-        strong = _check("strong", self.strong, np.bool_, None)
-        n = ("strong", strong.shape[0])
-        cls = _check("exclusive_class", self.exclusive_class, np.int32, n)
-        _check("time_disjoint", self.time_disjoint, np.bool_, n)
-        first = _check("first_seen", self.first_seen, np.int64, n)
-        last = _check("last_seen", self.last_seen, np.int64, n)
-        a = _check("edge_a", self.edge_a, np.int64, None)
-        m = ("edge_a", a.shape[0])
-        b = _check("edge_b", self.edge_b, np.int64, m)
-        _check("edge_priority", self.edge_priority, np.int64, m)
-        _check("edge_blocked", self.edge_blocked, np.bool_, m)
-        if n[1] > _MAX_SIZE or m[1] > _MAX_SIZE:
-            raise GraphInputError("strong" if n[1] > _MAX_SIZE else "edge_a", "at most 2**31-1")
+        for lead, fields in _FIELDS.items():
+            size = (lead, len(_check(lead, getattr(self, lead), fields[lead], None)))
+            if size[1] > _MAX_SIZE:
+                raise GraphInputError(lead, f"must have at most {_MAX_SIZE} entries")
+            for field, dtype in fields.items():
+                _check(field, getattr(self, field), dtype, size)
+        n, cls = self.n_nodes, self.exclusive_class
         if cls.size and cls.min() < _NONE:
             raise GraphInputError("exclusive_class", "must be -1 (none) or a class >= 0")
-        if np.any(cls[~strong] != _NONE):
-            raise GraphInputError(
-                "exclusive_class", "must be -1 on weak nodes: they never merge, so cannot clash"
-            )
-        if np.any(last < first):
+        if np.any(cls[~self.strong] != _NONE):
+            raise GraphInputError("exclusive_class", "must be -1 on weak nodes (they never merge)")
+        if np.any(self.last_seen < self.first_seen):
             raise GraphInputError("last_seen", "must be >= first_seen")
-        for field, ends in (("edge_a", a), ("edge_b", b)):
-            if ends.size and (ends.min() < 0 or ends.max() >= n[1]):
-                raise GraphInputError(field, f"must hold node indexes in [0, {n[1]})")
+        for field, ends in (("edge_a", self.edge_a), ("edge_b", self.edge_b)):
+            if ends.size and (ends.min() < 0 or ends.max() >= n):
+                raise GraphInputError(field, f"must hold node indexes in [0, {n})")
 
     @property
     def n_nodes(self) -> int:
@@ -113,18 +107,13 @@ def resolve(graph: IdentityGraph) -> Resolution:
     n = graph.n_nodes
     # The randomly accessed work arrays come from numpy, which asks Linux for huge pages:
     # far fewer TLB misses than numba's own allocations (the sort's are sequential).
-    labels, conf, conf_x, conf_y, n_conf, td, n_td, ambiguous = _kernel(
+    labels, conflicts, phone_changes, weak = _kernel(
         c(graph.strong), c(graph.exclusive_class), c(graph.time_disjoint),
         c(graph.first_seen), c(graph.last_seen), ends, index,
         np.empty((n, 8), np.int32), np.empty(n, np.int64),
     )  # fmt: skip
-    return Resolution(
-        labels=labels,
-        conflict_edges=conf[:n_conf].astype(np.int64),
-        conflict_nodes=np.stack([conf_x[:n_conf], conf_y[:n_conf]], axis=1).astype(np.int64),
-        time_disjoint_edges=td[:n_td].astype(np.int64),
-        weak_ambiguous=np.flatnonzero(ambiguous).astype(np.int64),
-    )
+    conflict_edges, conflict_nodes = conflicts[:, 0].copy(), conflicts[:, 1:].copy()
+    return Resolution(labels, conflict_edges, conflict_nodes, phone_changes, weak.astype(np.int64))
 
 
 _DIGIT_BITS = 8  # 256 buckets per pass: measured faster than 11 or 16 bits
@@ -160,29 +149,20 @@ def _sorted_edges(
     Each edge travels as its two ends packed in a uint64 plus its int32 index through a
     stable LSD radix sort: sequential passes instead of a random gather per edge later.
     """
-    m = ea.size
-    sign = np.uint64(1) << np.uint64(63)
+    m, sign = ea.size, np.uint64(1) << np.uint64(63)
     keys, ends, index = np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(m, np.int32)
-    live = 0
-    low = ~np.uint64(0)
-    high = np.uint64(0)
+    live, low, high = 0, ~np.uint64(0), np.uint64(0)
     for e in range(m):
         if blocked[e] or ea[e] == eb[e]:
             continue
         k = np.uint64(priority[e]) ^ sign  # order-preserving int64 -> uint64
-        keys[live] = k
-        low = min(low, k)
-        high = max(high, k)
-        ends[live] = (np.uint64(ea[e]) << np.uint64(32)) | np.uint64(eb[e])
-        index[live] = e
+        keys[live], low, high = k, min(low, k), max(high, k)
+        ends[live], index[live] = (np.uint64(ea[e]) << np.uint64(32)) | np.uint64(eb[e]), e
         live += 1
     keys, ends, index = keys[:live], ends[:live], index[:live]
-    bits = 0
-    span = high - low if live else np.uint64(0)
-    while span > 0:
-        span >>= np.uint64(1)
-        bits += 1
-    passes = (bits + _DIGIT_BITS - 1) // _DIGIT_BITS  # only the bits that vary cost a pass
+    passes, span = 0, high - low if live else np.uint64(0)
+    while passes * _DIGIT_BITS < 64 and span >> np.uint64(passes * _DIGIT_BITS):
+        passes += 1  # only the digits that vary cost a pass
     mask = np.uint64(_BUCKETS - 1)
     counts = np.zeros((max(passes, 1), _BUCKETS), np.int64)
     for i in range(live):
@@ -194,20 +174,14 @@ def _sorted_edges(
         slot = counts[p]
         if slot.max() == live:
             continue  # every key has the same digit here: the pass would move nothing
-        total = 0
-        for d in range(_BUCKETS):
-            total, slot[d] = total + slot[d], total
+        slot[:] = np.cumsum(slot) - slot  # where each digit's run starts
         shift = np.uint64(p * _DIGIT_BITS)
         for i in range(live):
             d = (keys[i] >> shift) & mask
             j = slot[d]
             slot[d] = j + 1
-            keys2[j] = keys[i]
-            ends2[j] = ends[i]
-            index2[j] = index[i]
-        keys, keys2 = keys2, keys
-        ends, ends2 = ends2, ends
-        index, index2 = index2, index
+            keys2[j], ends2[j], index2[j] = keys[i], ends[i], index[i]
+        keys, keys2, ends, ends2, index, index2 = keys2, keys, ends2, ends, index2, index
     return ends, index
 
 
@@ -220,108 +194,78 @@ def _find(rec: np.ndarray, x: Any) -> Any:  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _push(buf: np.ndarray, count: int, value: int) -> np.ndarray:  # pragma: no cover - numba
+def _push(buf: np.ndarray, count: int, value: Any) -> tuple:  # pragma: no cover - numba
     if count == buf.size:
         grown = np.empty(2 * buf.size, buf.dtype)
         grown[:count] = buf
         buf = grown
     buf[count] = value
-    return buf
+    return buf, count + 1
 
 
 # Fields of a node's 32-byte record: two records share a cache line, so what the union
 # loop reads about a node (and about a root) costs one miss, prefetched ahead.
 _PARENT, _SIZE, _HEAD, _MASK, _TAIL, _NEXT, _CLASS, _TD = range(8)
-_SMALLEST = _TAIL  # reused once the unions are done
 
 
 @njit(cache=True)
 def _kernel(  # pragma: no cover - numba
-    strong: np.ndarray,
-    cls: np.ndarray,
-    td: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-    ends: np.ndarray,
-    index: np.ndarray,
-    rec: np.ndarray,
-    labels: np.ndarray,
-) -> tuple:
+    strong: np.ndarray, cls: np.ndarray, td: np.ndarray, first: np.ndarray, last: np.ndarray,
+    ends: np.ndarray, index: np.ndarray, rec: np.ndarray, labels: np.ndarray,
+) -> tuple:  # fmt: skip
     n = strong.size
     # size 0 marks a weak node; a root heads a linked list (head, tail, next) of its
     # component's exclusive nodes and keeps a 32-bit filter of their classes (class % 32):
     # disjoint filters mean no clash, so most unions never walk the lists.
     for i in range(n):
-        rec[i, _PARENT] = i
-        rec[i, _SIZE] = 1 if strong[i] else 0
-        rec[i, _HEAD] = rec[i, _TAIL] = rec[i, _NEXT] = _NONE
-        rec[i, _MASK] = 0
-        rec[i, _CLASS] = cls[i]
-        rec[i, _TD] = 1 if td[i] else 0
-        if cls[i] >= 0:
-            rec[i, _HEAD] = rec[i, _TAIL] = i
-            rec[i, _MASK] = np.int32(np.uint32(1) << np.uint32(cls[i] & 31))
-    flat = rec.reshape(-1)
-    width = rec.shape[1]
-    conf = np.empty(16, np.int32)
-    conf_x = np.empty(16, np.int32)
-    conf_y = np.empty(16, np.int32)
-    tde = np.empty(16, np.int32)
-    weak = np.empty(16, np.int64)
+        exclusive = cls[i] >= 0
+        rec[i, _PARENT], rec[i, _SIZE], rec[i, _NEXT] = i, strong[i], _NONE
+        rec[i, _HEAD] = rec[i, _TAIL] = i if exclusive else _NONE
+        rec[i, _MASK] = np.int32(np.uint32(1) << np.uint32(cls[i] & 31)) if exclusive else 0
+        rec[i, _CLASS], rec[i, _TD] = cls[i], td[i]
+    flat, width, live = rec.reshape(-1), rec.shape[1], ends.size
+    conf = np.empty(48, np.int64)  # (edge, clashing node on a's side, on b's side) per row
+    tde, weak = np.empty(16, np.int64), np.empty(16, np.int64)
     n_conf = n_td = n_weak = 0
-    live = ends.size
     hi, lo = np.uint64(32), np.uint64(_LOW32)
     for k in range(live):
-        if k + _AHEAD < live:
-            _prefetch(flat, np.int64(ends[k + _AHEAD] >> hi) * width)
-            _prefetch(flat, np.int64(ends[k + _AHEAD] & lo) * width)
-        if k + _AHEAD // 2 < live:
-            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] >> hi), 0]) * width)
-            _prefetch(flat, np.int64(rec[np.int64(ends[k + _AHEAD // 2] & lo), 0]) * width)
-        a = np.int64(ends[k] >> hi)
-        b = np.int64(ends[k] & lo)
+        far, near = ends[min(k + _AHEAD, live - 1)], ends[min(k + _AHEAD // 2, live - 1)]
+        _prefetch(flat, np.int64(far >> hi) * width)
+        _prefetch(flat, np.int64(far & lo) * width)
+        _prefetch(flat, np.int64(rec[np.int64(near >> hi), _PARENT]) * width)
+        _prefetch(flat, np.int64(rec[np.int64(near & lo), _PARENT]) * width)
+        a, b = np.int64(ends[k] >> hi), np.int64(ends[k] & lo)
         if rec[a, _SIZE] == 0 or rec[b, _SIZE] == 0:  # weak end: attach later; both: ignore
             if rec[a, _SIZE] != 0 or rec[b, _SIZE] != 0:
-                weak = _push(weak, n_weak, k)
-                n_weak += 1
+                weak, n_weak = _push(weak, n_weak, k)
             continue
-        ra = _find(rec, a)
-        rb = _find(rec, b)
+        ra, rb = _find(rec, a), _find(rec, b)
         if ra == rb:
             continue
-        clash_x = clash_y = _NONE
-        via_td = False
+        clash_x, clash_y, via_td = _NONE, _NONE, False
         if rec[ra, _MASK] & rec[rb, _MASK]:
             x = rec[ra, _HEAD]
             while x != _NONE and clash_x == _NONE:
                 y = rec[rb, _HEAD]
                 while y != _NONE:
                     if rec[x, _CLASS] == rec[y, _CLASS]:
-                        if (
-                            rec[x, _TD]
-                            and rec[y, _TD]
-                            and (last[x] < first[y] or last[y] < first[x])
-                        ):
+                        both_td = rec[x, _TD] & rec[y, _TD]
+                        if both_td and (last[x] < first[y] or last[y] < first[x]):
                             via_td = True
                         else:
-                            clash_x = x
-                            clash_y = y
+                            clash_x, clash_y = x, y
                             break
                     y = rec[y, _NEXT]
                 x = rec[x, _NEXT]
         if clash_x != _NONE:
-            conf = _push(conf, n_conf, index[k])
-            conf_x = _push(conf_x, n_conf, clash_x)
-            conf_y = _push(conf_y, n_conf, clash_y)
-            n_conf += 1
+            for value in (np.int64(index[k]), np.int64(clash_x), np.int64(clash_y)):
+                conf, n_conf = _push(conf, n_conf, value)
             continue
         if via_td:
-            tde = _push(tde, n_td, index[k])
-            n_td += 1
+            tde, n_td = _push(tde, n_td, index[k])
         if rec[ra, _SIZE] < rec[rb, _SIZE]:
             ra, rb = rb, ra
-        rec[rb, _PARENT] = ra
-        rec[ra, _SIZE] += rec[rb, _SIZE]
+        rec[rb, _PARENT], rec[ra, _SIZE] = ra, rec[ra, _SIZE] + rec[rb, _SIZE]
         if rec[rb, _HEAD] != _NONE:
             if rec[ra, _HEAD] == _NONE:
                 rec[ra, _HEAD] = rec[rb, _HEAD]
@@ -334,8 +278,7 @@ def _kernel(  # pragma: no cover - numba
     ambiguous = np.zeros(n, np.bool_)
     attach = np.full(n, _NONE, np.int32)
     for i in range(n_weak):
-        a = np.int64(ends[weak[i]] >> hi)
-        b = np.int64(ends[weak[i]] & lo)
+        a, b = np.int64(ends[weak[i]] >> hi), np.int64(ends[weak[i]] & lo)
         w, s = (b, a) if strong[a] else (a, b)
         r = _find(rec, s)
         if attach[w] == _NONE:
@@ -343,14 +286,13 @@ def _kernel(  # pragma: no cover - numba
         elif attach[w] != r:
             ambiguous[w] = True
     for node in range(n):
-        rec[node, _SMALLEST] = _NONE
+        rec[node, _TAIL] = _NONE  # reused below as the component's smallest node
         if attach[node] != _NONE:
             rec[node, _PARENT] = attach[node]
     for i in range(n):  # ascending i: the first node seen of a component is its smallest
-        if i + _AHEAD < n:
-            _prefetch(flat, np.int64(rec[i + _AHEAD, _PARENT]) * width)
+        _prefetch(flat, np.int64(rec[min(i + _AHEAD, n - 1), _PARENT]) * width)
         r = _find(rec, i)
-        if rec[r, _SMALLEST] == _NONE:
-            rec[r, _SMALLEST] = i
-        labels[i] = rec[r, _SMALLEST]
-    return labels, conf, conf_x, conf_y, n_conf, tde, n_td, ambiguous
+        if rec[r, _TAIL] == _NONE:
+            rec[r, _TAIL] = i
+        labels[i] = rec[r, _TAIL]
+    return labels, conf[:n_conf].reshape(-1, 3), tde[:n_td], np.flatnonzero(ambiguous)
