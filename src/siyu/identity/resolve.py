@@ -162,8 +162,11 @@ def _graph(
     )
     priority = np.empty(len(order), dtype=np.int64)
     priority[order] = np.arange(len(order), dtype=np.int64)
+    strong = np.isin(types, np.array(strong_types, dtype=object))
+    # A type configured as weak never bridges members, so its exclusivity cannot matter.
+    classes[~strong] = -1
     graph = IdentityGraph(
-        strong=np.isin(types, np.array(strong_types, dtype=object)),
+        strong=strong,
         exclusive_class=classes,
         time_disjoint=classes == VERIFIED_PHONE_CLASS,
         first_seen=ids.column("first_seen").to_numpy(),
