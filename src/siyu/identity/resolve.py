@@ -191,71 +191,72 @@ class _Plan:
 def _plan(
     conn: Connection, group_id: str, ids: pa.Table, identity_ids: np.ndarray, labels: np.ndarray
 ) -> _Plan:
-    """Decide the member of every component with the fewest changes.
+    """Decide the member of every component with the fewest changes, in numpy.
 
-    Each existing member is *claimed* by the component holding most of its identities;
-    a component keeps the oldest member it claimed (the others merge into it), and a
-    component that claimed none gets a new member.
+    Each existing member is *claimed* by the component holding most of its identities
+    (ties: the smaller component label); a component keeps the oldest member it claimed
+    (the others merge into it), and a component that claimed none gets a new member.
     """
     current = ids.column("member_id").to_numpy()
     first_seen = ids.column("first_seen").to_numpy()
-    n_components_labels = np.unique(labels)
-    registered = _registered_at(conn, group_id)
+    components, node_component = np.unique(labels, return_inverse=True)
 
     has = current > 0
-    pair_label, pair_member = labels[has], current[has]
-    pairs, counts = np.unique(np.stack([pair_member, pair_label]), axis=1, return_counts=True)
-    members_sorted, labels_sorted = pairs[0], pairs[1]
-    # For each member: the label with the most of its identities (ties: smallest label).
-    order = np.lexsort((labels_sorted, -counts, members_sorted))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = members_sorted[order][1:] != members_sorted[order][:-1]
-    claim_member = members_sorted[order][first]
-    claim_label = labels_sorted[order][first]
-    # For each component: the oldest claimed member survives.
-    reg = (
-        np.array(
-            [registered.get(int(m), (2**62, int(m))) for m in claim_member], dtype=np.int64
-        ).reshape(-1, 2)
-        if len(claim_member)
-        else np.empty((0, 2), np.int64)
+    pairs, counts = np.unique(
+        np.stack([current[has], node_component[has]]), axis=1, return_counts=True
     )
-    order = np.lexsort((claim_member, reg[:, 0] if len(reg) else claim_member, claim_label))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = claim_label[order][1:] != claim_label[order][:-1]
-    survivor_by_label = dict(
-        zip(claim_label[order][first].tolist(), claim_member[order][first].tolist(), strict=True)
-    )
-    survivor_of = {
-        int(m): survivor_by_label[int(lab)]
-        for m, lab in zip(claim_member.tolist(), claim_label.tolist(), strict=True)
-        if survivor_by_label[int(lab)] != m
-    }
-    unclaimed = np.array(
-        [lab for lab in n_components_labels.tolist() if lab not in survivor_by_label],
-        dtype=np.int64,
-    )
-    new_index = {int(lab): -1 - k for k, lab in enumerate(unclaimed.tolist())}
-    # Earliest sighting per unclaimed component: the new member's registration time.
-    earliest = np.full(len(unclaimed), np.iinfo(np.int64).max, dtype=np.int64)
-    if len(unclaimed):
-        pos = np.searchsorted(unclaimed, labels)
-        hit = (pos < len(unclaimed)) & (unclaimed[np.minimum(pos, len(unclaimed) - 1)] == labels)
-        np.minimum.at(earliest, pos[hit], first_seen[hit])
-    mapping = {**survivor_by_label, **new_index}
-    target = np.array([mapping[int(lab)] for lab in labels.tolist()], dtype=np.int64)
-    return _Plan(identity_ids, current, target, earliest, survivor_of)
+    pair_member, pair_component = pairs[0], pairs[1]
+    order = np.lexsort((pair_component, -counts, pair_member))
+    first = _first_of_runs(pair_member[order])
+    claim_member = pair_member[order][first]
+    claim_component = pair_component[order][first]
 
+    reg_members, reg_at = _registered_at(conn, group_id)
+    claim_reg = np.full(len(claim_member), np.iinfo(np.int64).max, dtype=np.int64)
+    if len(reg_members):
+        pos = np.clip(np.searchsorted(reg_members, claim_member), 0, len(reg_members) - 1)
+        hit = reg_members[pos] == claim_member
+        claim_reg[hit] = reg_at[pos[hit]]
+    order = np.lexsort((claim_member, claim_reg, claim_component))
+    first = _first_of_runs(claim_component[order])
+    component_member = np.zeros(len(components), dtype=np.int64)
+    component_member[claim_component[order][first]] = claim_member[order][first]
 
-def _registered_at(conn: Connection, group_id: str) -> dict[int, tuple[int, int]]:
-    rows = conn.execute(
-        text(
-            f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
-            "WHERE group_id = :g AND status = 'active'"
+    unclaimed = component_member == 0
+    component_member[unclaimed] = -1 - np.arange(int(unclaimed.sum()), dtype=np.int64)
+    earliest = np.full(len(components), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, node_component, first_seen)
+
+    survivor = component_member[claim_component]
+    absorbed = survivor != claim_member
+    return _Plan(
+        identity_ids=identity_ids,
+        current=current,
+        target=component_member[node_component],
+        new_member_registered=earliest[unclaimed],
+        survivor_of=dict(
+            zip(claim_member[absorbed].tolist(), survivor[absorbed].tolist(), strict=True)
         ),
-        {"g": group_id},
     )
-    return {int(m): (int(r), int(m)) for m, r in rows}
+
+
+def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
+    """Mask of the first element of each run of equal keys in a sorted array."""
+    first = np.ones(len(sorted_keys), dtype=bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return first
+
+
+def _registered_at(conn: Connection, group_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Active members' ids (sorted) and registration times, for 'the oldest survives'."""
+    table = fetch_arrow(
+        conn,
+        f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
+        "WHERE group_id = :g AND status = 'active' ORDER BY member_id",
+        {"g": group_id},
+        pa.schema([("member_id", pa.int64()), ("registered", pa.int64())]),
+    )
+    return table.column(0).to_numpy(), table.column(1).to_numpy()
 
 
 def _apply(conn: Connection, group_id: str, plan: _Plan, report: ResolveReport) -> None:
@@ -343,10 +344,21 @@ def _record_merges(
     `unmerge` can put them back. A member whose identities all left becomes 'merged'."""
     from_m, to_m = plan.current[moved], target[moved]
     moved_ids = plan.identity_ids[moved]
+    keep = from_m > 0  # identities that had no member are assignments, not merges
+    from_m, to_m, moved_ids = from_m[keep], to_m[keep], moved_ids[keep]
+    order = np.lexsort((moved_ids, to_m, from_m))
+    from_m, to_m, moved_ids = from_m[order], to_m[order], moved_ids[order]
+    starts = (
+        np.flatnonzero(
+            np.concatenate([[True], (from_m[1:] != from_m[:-1]) | (to_m[1:] != to_m[:-1])])
+        )
+        if len(from_m)
+        else np.empty(0, dtype=np.int64)
+    )
     rows = []
-    keep = from_m > 0
-    for f, t in sorted(set(zip(from_m[keep].tolist(), to_m[keep].tolist(), strict=True))):
-        which = moved_ids[(from_m == f) & (to_m == t)].tolist()
+    ends = np.append(starts[1:], len(from_m)) if len(starts) else starts
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        f, t = int(from_m[start]), int(to_m[start])
         absorbed = plan.survivor_of.get(f) == t
         rows.append(
             {
@@ -355,7 +367,7 @@ def _record_merges(
                 "merged_id": f,
                 "mode": "batch",
                 "reason": "shared strong identifiers" if absorbed else "identities re-assigned",
-                "evidence": json.dumps({"identities": which}),
+                "evidence": json.dumps({"identities": moved_ids[start:end].tolist()}),
                 "created_at": now,
             }
         )
