@@ -239,6 +239,42 @@ def unmerge_cmd(
     out.print(json.dumps(vars(result)))
 
 
+@app.command("conflicts")
+def conflicts_cmd(
+    kind: Annotated[
+        str | None,
+        typer.Option(help="exclusive_clash, phone_change or weak_ambiguous (default: all)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """What OneID refused to merge (and the phone changes it accepted), masked."""
+    from siyu.identity.conflicts import list_conflicts
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    if kind is not None and kind not in ("exclusive_clash", "phone_change", "weak_ambiguous"):
+        _fail(
+            SiyuError(
+                f"kind: must be exclusive_clash, phone_change or weak_ambiguous, got {kind!r}"
+            )
+        )
+    with _errors():
+        found = list_conflicts(
+            make_engine(settings.database_url), group or settings.group_id, kind, limit
+        )
+    for c in found:
+        if as_json:
+            out.print(
+                json.dumps(
+                    {**vars(c), "detected_at": c.detected_at.isoformat()}, ensure_ascii=False
+                )
+            )
+        else:
+            out.print(f"#{c.conflict_id} {c.kind}: {c.identity_x} / {c.identity_y} — {c.detail}")
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     truth: Annotated[Path, typer.Argument(help="identity_truth.parquet written by generate.")],

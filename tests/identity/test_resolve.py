@@ -353,3 +353,24 @@ def test_incremental_attach_merges_when_bridging_and_refuses_a_clash(
     assert _member_of(store, encoder, "unionid", "u-other") != _member_of(
         store, encoder, "unionid", "u-7"
     )
+
+
+def test_refused_links_can_be_listed_masked(
+    store: Store, vault: Vault, encoder: IdentifierEncoder, tmp_path: Path
+) -> None:
+    from siyu.identity.conflicts import list_conflicts
+
+    _load(
+        store,
+        vault,
+        tmp_path,
+        [_member("W", "2024-01-01T00:00:00", "C-W", "13800000001")],
+        [
+            _ident("phone", "13800000001", "2024-02-01T00:00:00", ("unionid", "u-h"), True),
+            _ident("card", "C-W", "2024-02-02T00:00:00", ("unionid", "u-w"), True),
+        ],
+    )
+    _resolve(store)
+    [conflict] = list_conflicts(store.engine, store.group_id, "exclusive_clash")
+    assert {conflict.identity_x.split()[0], conflict.identity_y.split()[0]} == {"unionid"}
+    assert "13800000001" not in str(conflict)
