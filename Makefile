@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid clean
+.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "siyu needs Python >= 3.11"'
@@ -42,13 +42,16 @@ unit: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write their figures to stdout as markdown rows; docs/benchmarks.md keeps them.
-bench: bench-import bench-oneid
+bench: bench-import bench-oneid bench-resolve
 
 bench-import: $(DEV_STAMP)
-	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_import.py --rows 1000000
 
 bench-oneid: $(DEV_STAMP)
-	$(BIN)/python bench/bench_oneid.py
+	$(BIN)/python bench/bench_oneid.py --nodes 10000000 --edges 30000000
+
+bench-resolve: $(DEV_STAMP)
+	$(BIN)/python bench/bench_resolve.py --nodes 1000000 --edges 3000000
 
 clean:
 	rm -rf $(VENV) demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache
