@@ -55,6 +55,11 @@ def _errors() -> Iterator[None]:
         _fail(exc)
 
 
+def _emit_json(payload: object) -> None:
+    """Machine-readable output: one line on stdout, never wrapped or styled by Rich."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -103,12 +108,7 @@ def generate_cmd(
         report = generate(
             out_dir, config, lambda done, total: progress.update(task, completed=done, total=total)
         )
-    out.print(
-        json.dumps(
-            {"out": str(out_dir), "rows": report.rows, "seconds": round(report.seconds, 2)},
-            ensure_ascii=False,
-        )
-    )
+    _emit_json({"out": str(out_dir), "rows": report.rows, "seconds": round(report.seconds, 2)})
 
 
 @app.command("import")
@@ -217,7 +217,10 @@ def resolve_cmd(
         "seconds": round(report.seconds, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
     }
-    out.print(json.dumps(payload) if as_json else payload)
+    if as_json:
+        _emit_json(payload)
+    else:
+        out.print(payload)
 
 
 @app.command("unmerge")
@@ -236,7 +239,7 @@ def unmerge_cmd(
         result = unmerge(
             make_engine(settings.database_url), group or settings.group_id, merge_id, reason
         )
-    out.print(json.dumps(vars(result)))
+    _emit_json(vars(result))
 
 
 @app.command("conflicts")
@@ -266,11 +269,7 @@ def conflicts_cmd(
         )
     for c in found:
         if as_json:
-            out.print(
-                json.dumps(
-                    {**vars(c), "detected_at": c.detected_at.isoformat()}, ensure_ascii=False
-                )
-            )
+            _emit_json(vars(c))
         else:
             out.print(f"#{c.conflict_id} {c.kind}: {c.identity_x} / {c.identity_y} — {c.detail}")
 
@@ -294,7 +293,92 @@ def evaluate_cmd(
             truth,
             IdentifierEncoder(Vault(settings.secret_key)),
         )
-    out.print(json.dumps(vars(quality)))
+    _emit_json(vars(quality))
+
+
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, analyst, store, guide, channel or member.")],
+    store: Annotated[
+        list[str] | None, typer.Option(help="A store the key may act for (repeat for several).")
+    ] = None,
+    guide: Annotated[str | None, typer.Option(help="The guide of a guide key.")] = None,
+    channel: Annotated[str | None, typer.Option(help="The channel of a channel key.")] = None,
+    member: Annotated[int | None, typer.Option(help="The member of a member token.")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    expires_in_days: Annotated[int, typer.Option(help="0 = never expires.")] = 365,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """Issue an API key and print it once; only its keyed hash is stored."""
+    from siyu.auth.keys import create_key
+    from siyu.importer.service import ensure_group
+    from siyu.privacy import Vault
+    from siyu.store.engine import make_engine
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    with _errors():
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        ensure_group(engine, group or settings.group_id)
+        issued = create_key(
+            engine,
+            Vault(settings.secret_key),
+            group or settings.group_id,
+            role,
+            name,
+            tuple(store or ()),
+            guide,
+            channel,
+            member,
+            expires_in_days or None,
+        )
+    console.print(f"key {issued.key_id} ({role}); store it now, it is not shown again:")
+    sys.stdout.write(issued.secret + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key to revoke.")],
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """Revoke a key at once."""
+    from siyu.auth.keys import revoke_key
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    with _errors():
+        revoke_key(make_engine(settings.database_url), group or settings.group_id, key_id)
+    console.print(f"key {key_id} revoked")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) on the configured store."""
+    import uvicorn
+
+    from siyu.store.engine import make_engine
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    with _errors():
+        upgrade(make_engine(settings.database_url))
+    uvicorn.run(
+        "siyu.api.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @app.command("demo")
@@ -342,7 +426,7 @@ def demo_cmd(
             lambda done, total: progress.update(gen_task, completed=done, total=total),
         )
     if as_json:
-        sys.stdout.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+        _emit_json(result.as_json())
         return
     from siyu.demo.summary import print_summary
 

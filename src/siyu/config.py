@@ -35,6 +35,7 @@ class Settings:
     warehouse: str = "siyu.duckdb"
     lang: str = "zh"
     group_id: str = "default"
+    rate_limit: float = 200.0
     secret_key: bytes = field(default=b"", repr=False)
     strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
 
@@ -55,9 +56,23 @@ class Settings:
             warehouse=env.get("SIYU_WAREHOUSE", "siyu.duckdb"),
             lang=lang,
             group_id=env.get("SIYU_GROUP", "default").strip() or "default",
+            rate_limit=_positive_float(env, "SIYU_RATE_LIMIT", 200.0),
             secret_key=_secret_key(env, database_url),
             strong_identity_types=strong,
         )
+
+
+def _positive_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r}: must be >= 0 (0 turns the limit off)")
+    return value
 
 
 def _secret_key(env: dict[str, str], database_url: str) -> bytes:

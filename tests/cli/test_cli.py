@@ -53,3 +53,14 @@ def test_unmerge_of_an_unknown_merge_is_a_clear_error(tmp_path: Path) -> None:
     done = _siyu(tmp_path, "unmerge", "99", "--reason", "test")
     assert done.returncode == 2
     assert "no merge 99" in done.stderr
+
+
+def test_machine_readable_output_is_never_wrapped(tmp_path: Path) -> None:
+    # given a narrow terminal, which makes Rich wrap long lines
+    done = _siyu(tmp_path, "generate", "--members", "300", "--out", "brand", COLUMNS="40")
+    assert done.returncode == 0, done.stderr
+    # then the JSON is still one parseable line
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["rows"]["orders.parquet"] > 0

@@ -46,7 +46,8 @@ def attach(
         buf = ObservationBuffer(encoder)
         buf.observe(ident, channel, observed_at, verified, brand_id)
         if linked is not None:
-            buf.observe(linked, channel, observed_at, verified, brand_id)
+            # The channel proved the new identifier, not the one it was linked to.
+            buf.observe(linked, channel, observed_at, False, brand_id)
             buf.link(ident, linked, channel, observed_at, verified)
         buf.flush(conn, group_id)
         keys = [

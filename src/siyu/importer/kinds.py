@@ -249,7 +249,7 @@ def _record_buyers(conn: Connection, ctx: Context, batch: Batch, time_field: str
     column: IdentifierColumn = batch.derived["buyers"]
     buf = ObservationBuffer(ctx.encoder)
     observe_identifiers(buf, column, batch.ok, batch.columns[time_field], batch.columns["channel"])
-    buf.flush(conn, ctx.group_id)
+    buf.flush(conn, ctx.group_id, widen=False)
     return column.keys
 
 

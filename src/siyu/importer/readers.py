@@ -119,7 +119,7 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
                 malformed.append(Malformed(number, "each line must be a JSON object", line[:500]))
                 continue
             # Text, as for CSV: the import's fields decide types and report per row.
-            rows.append({k: None if v is None else _as_text(v) for k, v in obj.items()})
+            rows.append({k: None if v is None else as_text(v) for k, v in obj.items()})
             if len(rows) >= batch_rows:
                 yield RawBatch(pa.Table.from_pylist(rows), malformed[:])
                 rows, malformed = [], []
@@ -127,7 +127,7 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
         yield RawBatch(pa.Table.from_pylist(rows) if rows else pa.table({}), malformed)
 
 
-def _as_text(value: object) -> str:
+def as_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):

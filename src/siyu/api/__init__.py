@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI routers, thin over the domain services."""

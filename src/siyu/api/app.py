@@ -1,0 +1,119 @@
+"""The FastAPI application: routers, error handlers, request ids, logs and metrics.
+
+Logs are one JSON object per request with the route *template* (never the raw path or
+query string, which can carry a phone number) and never a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from siyu import __version__
+from siyu.api import problems
+from siyu.api.deps import Services
+from siyu.api.ratelimit import RateLimiter
+from siyu.api.routers import ingest, members
+from siyu.config import Settings
+from siyu.errors import SiyuError
+from siyu.privacy import Vault
+from siyu.store.engine import make_engine
+
+log = logging.getLogger("siyu.access")
+
+
+def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
+    app = FastAPI(
+        title="siyu",
+        version=__version__,
+        description="One member, one ledger and one stock across every store and channel. "
+        "Authenticate with `Authorization: Bearer <API key>` (see `siyu keys create`).",
+    )
+    app.state.services = Services(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        vault=Vault(settings.secret_key),
+        limiter=RateLimiter(rate_per_second),
+    )
+    app.include_router(members.router)
+    app.include_router(ingest.router)
+    app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
+    app.add_exception_handler(SiyuError, problems.handle_siyu_error)
+    app.add_exception_handler(RequestValidationError, problems.handle_request_validation)
+    app.add_exception_handler(StarletteHTTPException, problems.handle_http_error)
+    app.add_exception_handler(Exception, problems.handle_siyu_error)
+
+    registry = CollectorRegistry()
+    requests = Counter(
+        "siyu_http_requests_total",
+        "HTTP requests",
+        ["route", "method", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "siyu_http_request_seconds",
+        "HTTP request latency",
+        ["route"],
+        registry=registry,
+        buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - started
+        route = _route_template(app, request)
+        response.headers["X-Request-ID"] = request_id
+        requests.labels(route, request.method, str(response.status_code)).inc()
+        latency.labels(route).observe(seconds)
+        log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "ms": round(seconds * 1000, 2),
+                    "key_id": getattr(request.state, "key_id", None),
+                }
+            )
+        )
+        return response
+
+    return app
+
+
+def _route_template(app: FastAPI, request: Request) -> str:
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "?")
+    return "unmatched"

@@ -1,0 +1,142 @@
+"""Batch ingestion of orders and events: the same kinds, rules and loaders as
+`siyu import`, with a result per item. Idempotent by order / event id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import bindparam, text
+
+from siyu.api.deps import Services, require, services
+from siyu.api.idempotency import run_once
+from siyu.api.schemas import BatchIn, BatchOut
+from siyu.auth.principal import Principal, Role
+from siyu.identity.ingest import IdentifierEncoder
+from siyu.importer.batch import Batch, Context
+from siyu.importer.kinds import KINDS
+from siyu.importer.readers import as_text
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+
+@router.post("/orders:batch", response_model=BatchOut)
+def orders_batch(
+    body: BatchIn,
+    request: Request,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    who: Principal = Depends(require("orders:ingest")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Up to 1,000 orders (fields as in docs/data-format.md). An order id already stored is
+    a `duplicate`: nothing is applied again."""
+    return _ingest(svc, who, request, body, idempotency_key, "orders", "order_id", "orders")
+
+
+@router.post("/events:batch", response_model=BatchOut)
+def events_batch(
+    body: BatchIn,
+    request: Request,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    who: Principal = Depends(require("events:ingest")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Up to 1,000 behaviour events; idempotent by event id."""
+    return _ingest(svc, who, request, body, idempotency_key, "events", "event_id", "events")
+
+
+def _ingest(
+    svc: Services,
+    who: Principal,
+    request: Request,
+    body: BatchIn,
+    idem: str | None,
+    kind_name: str,
+    id_field: str,
+    table: str,
+) -> JSONResponse:
+    def work() -> tuple[int, Any]:
+        return 200, _load(svc, who, body.items, kind_name, id_field, table)
+
+    (status, payload), replayed = run_once(
+        svc.engine,
+        who.key_id,
+        idem,
+        "POST",
+        request.url.path,
+        body.model_dump_json().encode(),
+        work,
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def _load(
+    svc: Services,
+    who: Principal,
+    items: list[dict[str, Any]],
+    kind_name: str,
+    id_field: str,
+    table: str,
+) -> dict[str, Any]:
+    kind = KINDS[kind_name]
+    names = [f.name for f in kind.fields]
+    columns = {n: pa.array([_text(item.get(n)) for item in items], pa.string()) for n in names}
+    batch = Batch.convert(pa.table(columns), kind.fields)
+    for i, item in enumerate(items):
+        unknown = sorted(set(item) - set(names))
+        if unknown:
+            batch.reject(i, unknown[0], f"unknown field; known: {', '.join(names)}")
+    _scope(who, batch)
+    ctx = Context(who.group_id, IdentifierEncoder(svc.vault))
+    with svc.engine.begin() as conn:
+        ctx.refresh(conn)
+        kind.check(ctx, batch)
+        ids = [item.get(id_field) for item in items]
+        existing = set(
+            conn.execute(
+                text(
+                    f"SELECT {id_field} FROM {table} WHERE group_id = :g AND {id_field} IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"g": who.group_id, "ids": [str(i) for i in ids if i is not None] or [""]},
+            ).scalars()
+        )
+        if batch.ok.any():
+            kind.load(conn, ctx, batch)
+    results = []
+    for i, item_id in enumerate(ids):
+        error = batch.errors[i]
+        if error is not None:
+            field, _, rule = error.partition(": ")
+            results.append(
+                {
+                    "index": i,
+                    "id": _text(item_id),
+                    "status": "rejected",
+                    "errors": [{"field": field, "rule": rule}],
+                }
+            )
+        else:
+            status = "duplicate" if str(item_id) in existing else "created"
+            results.append({"index": i, "id": _text(item_id), "status": status, "errors": []})
+    counts = {
+        s: sum(r["status"] == s for r in results) for s in ("created", "duplicate", "rejected")
+    }
+    return {**counts, "items": results}
+
+
+def _scope(who: Principal, batch: Batch) -> None:
+    """A channel key sends only its channel; a store key only its stores."""
+    if who.role == Role.CHANNEL:
+        bad = np.array([c != who.channel for c in batch.values("channel")])
+        batch.reject_where(bad, "channel", f"this key sends {who.channel!r} only")
+    if who.role == Role.STORE and "store_id" in batch.columns:
+        bad = np.array([s not in who.stores for s in batch.values("store_id")])
+        batch.reject_where(bad, "store_id", "this key sends its own stores only")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else as_text(value)

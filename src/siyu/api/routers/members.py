@@ -1,0 +1,277 @@
+"""Members: lookup by any identifier, profile, bind an identity, merge and unmerge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import bindparam, text
+
+from siyu.api.deps import Services, member_in_scope, require, services
+from siyu.api.idempotency import run_once
+from siyu.api.problems import Problem
+from siyu.api.schemas import BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
+from siyu.auth.principal import Principal, Role
+from siyu.catalog.models import CHANNELS
+from siyu.identity.attach import attach
+from siyu.identity.ingest import Encoded
+from siyu.identity.merge import merge_members, unmerge
+from siyu.identity.types import IDENTITY_TYPES
+
+router = APIRouter(prefix="/v1", tags=["members"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.get("/members/lookup", response_model=MemberOut)
+def lookup(
+    type: Annotated[str, Query(min_length=1, max_length=32, description="identity type")],
+    value: Annotated[str, Query(min_length=1, max_length=256)],
+    who: Principal = Depends(require("members:lookup")),
+    svc: Services = Depends(services),
+) -> MemberOut:
+    """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
+    ident = svc.encoder().encode(type, value)
+    with svc.engine.connect() as conn:
+        member = conn.execute(
+            text(
+                "SELECT member_id FROM identities WHERE group_id = :g AND type = :t "
+                "AND value_key = :k"
+            ),
+            {"g": who.group_id, "t": ident.type, "k": ident.key},
+        ).scalar()
+    if member is None:
+        raise Problem(404, "Not found", "no member has this identifier", "not_found")
+    return _profile(svc, who, member_in_scope(svc, who, int(member)))
+
+
+@router.get("/members/{member_id}", response_model=MemberOut)
+def profile(
+    member_id: int,
+    who: Principal = Depends(require("members:read")),
+    svc: Services = Depends(services),
+) -> MemberOut:
+    """A member's profile and identities; personal data masked unless the role may see it.
+    A merged member id answers with the surviving member."""
+    return _profile(svc, who, member_in_scope(svc, who, member_id))
+
+
+@router.post("/members/{member_id}/identities", response_model=BindOut)
+def bind_identity(
+    member_id: int,
+    body: BindIn,
+    request: Request,
+    idempotency_key: IdemKey = None,
+    who: Principal = Depends(require("identities:bind")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Bind an identifier to a member (incremental OneID): if it already belongs to another
+    member, the two merge (the older survives) unless the policy refuses (409)."""
+    if body.type not in IDENTITY_TYPES:
+        raise Problem(
+            422,
+            "Invalid input",
+            f"type: unknown identity type {body.type!r}",
+            "validation_failed",
+            [{"field": "type", "rule": "known identity type"}],
+        )
+    if body.channel not in CHANNELS:
+        raise Problem(
+            422,
+            "Invalid input",
+            f"channel: unknown channel {body.channel!r}",
+            "validation_failed",
+            [{"field": "channel", "rule": "known channel"}],
+        )
+    if who.role == Role.CHANNEL and body.channel != who.channel:
+        raise Problem(
+            403, "Forbidden", f"channel: this key binds for {who.channel!r} only", "forbidden"
+        )
+    target = member_in_scope(svc, who, member_id)
+
+    def work() -> tuple[int, Any]:
+        ident = svc.encoder().encode(body.type, body.value)
+        anchor = _anchor(svc, who, target)
+        observed = body.observed_at or datetime.now(UTC)
+        if observed.tzinfo is not None:
+            observed = observed.astimezone(UTC).replace(tzinfo=None)
+        result = attach(
+            svc.engine,
+            svc.encoder(),
+            who.group_id,
+            ident,
+            body.channel,
+            observed.replace(microsecond=0),
+            svc.settings.strong_identity_types,
+            body.verified,
+            linked=anchor,
+        )
+        if result.conflicts:
+            raise Problem(
+                409,
+                "Conflict",
+                "; ".join(result.conflicts) + ": refused by the "
+                "OneID policy and recorded for review",
+                "identity_conflict",
+            )
+        return 200, BindOut(
+            member_id=result.member_id,
+            identity_id=result.identity_id,
+            merges=result.merges,
+            conflicts=[],
+        ).model_dump()
+
+    (status, payload), replayed = run_once(
+        svc.engine,
+        who.key_id,
+        idempotency_key,
+        "POST",
+        request.url.path,
+        body.model_dump_json().encode(),
+        work,
+    )
+    return _json(status, payload, replayed)
+
+
+@router.post("/members:merge", response_model=MergeOut)
+def merge(
+    body: MergeIn,
+    request: Request,
+    idempotency_key: IdemKey = None,
+    who: Principal = Depends(require("members:merge")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Merge two members by hand (admin); the older survives. Undo with /v1/merges/{id}:undo."""
+    a, b = (member_in_scope(svc, who, m) for m in body.member_ids)
+    if a == b:
+        raise Problem(
+            422,
+            "Invalid input",
+            "member_ids: already the same member",
+            "validation_failed",
+            [{"field": "member_ids", "rule": "two members"}],
+        )
+
+    def work() -> tuple[int, Any]:
+        with svc.engine.begin() as conn:
+            merge_id, survivor = merge_members(
+                conn, who.group_id, a, b, f"manual: {body.reason}", [], mode="manual"
+            )
+        return 200, {"merge_id": merge_id, "survivor_id": survivor}
+
+    (status, payload), replayed = run_once(
+        svc.engine,
+        who.key_id,
+        idempotency_key,
+        "POST",
+        request.url.path,
+        body.model_dump_json().encode(),
+        work,
+    )
+    return _json(status, payload, replayed)
+
+
+@router.post("/merges/{merge_id}:undo", response_model=UndoOut)
+def undo_merge(
+    merge_id: int,
+    body: UndoIn,
+    request: Request,
+    idempotency_key: IdemKey = None,
+    who: Principal = Depends(require("members:merge")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Undo a merge (admin): both members come back with their identities."""
+
+    def work() -> tuple[int, Any]:
+        result = unmerge(svc.engine, who.group_id, merge_id, body.reason)
+        return 200, vars(result)
+
+    (status, payload), replayed = run_once(
+        svc.engine,
+        who.key_id,
+        idempotency_key,
+        "POST",
+        request.url.path,
+        body.model_dump_json().encode(),
+        work,
+    )
+    return _json(status, payload, replayed)
+
+
+def _json(status: int, payload: Any, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
+    """The member's oldest strong identifier that is not a phone (whose hash would have to
+    be derived from the clear value): the other end of the new link."""
+    with svc.engine.connect() as conn:
+        row = conn.execute(
+            text("""SELECT type, value_key, value, value_masked FROM identities
+                    WHERE group_id = :g AND member_id = :m AND type <> 'phone'
+                      AND type IN :strong
+                    ORDER BY first_seen, identity_id LIMIT 1""").bindparams(
+                bindparam("strong", expanding=True)
+            ),
+            {"g": who.group_id, "m": member_id, "strong": list(svc.settings.strong_identity_types)},
+        ).first()
+    if row is None:
+        raise Problem(
+            409, "Conflict", f"member {member_id} has no identifier to bind to", "no_anchor"
+        )
+    return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked)
+
+
+def _profile(svc: Services, who: Principal, member_id: int) -> MemberOut:
+    clear = who.sees_personal_data
+    with svc.engine.connect() as conn:
+        m = conn.execute(
+            text("SELECT * FROM members WHERE group_id = :g AND member_id = :m"),
+            {"g": who.group_id, "m": member_id},
+        ).one()
+        rows = conn.execute(
+            text("""SELECT identity_id, type, value, value_enc, value_masked, verified,
+                           source_channel, first_seen, last_seen
+                    FROM identities WHERE group_id = :g AND member_id = :m
+                    ORDER BY first_seen, identity_id LIMIT 500"""),
+            {"g": who.group_id, "m": member_id},
+        ).all()
+    identities = []
+    for r in rows:
+        if r.value is not None:
+            shown, masked = r.value, False
+        elif clear and r.value_enc is not None:
+            shown, masked = svc.vault.decrypt(bytes(r.value_enc), r.type), False
+        else:
+            shown, masked = r.value_masked, True
+        identities.append(
+            {
+                "identity_id": r.identity_id,
+                "type": r.type,
+                "value": shown,
+                "masked": masked,
+                "verified": bool(r.verified),
+                "channel": r.source_channel,
+                "first_seen": r.first_seen,
+                "last_seen": r.last_seen,
+            }
+        )
+    if m.name_enc is not None and clear:
+        name: str | None = svc.vault.decrypt(bytes(m.name_enc), "name")
+    else:
+        name = m.name_masked
+    return MemberOut.model_validate(
+        {
+            "member_id": m.member_id,
+            "status": m.status,
+            "registered_at": m.registered_at,
+            "name": name,
+            "gender": m.gender,
+            "birth_date": m.birth_date.isoformat() if m.birth_date and clear else None,
+            "city": m.city,
+            "home_store_id": m.home_store_id,
+            "identities": identities,
+        }
+    )

@@ -1,0 +1,91 @@
+"""Request and response bodies of the /v1 API (the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentityOut(BaseModel):
+    identity_id: int
+    type: str
+    value: str = Field(description="In the clear for roles allowed to see it, else masked.")
+    masked: bool
+    verified: bool
+    channel: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+class MemberOut(BaseModel):
+    member_id: int
+    status: str
+    registered_at: datetime
+    name: str | None
+    gender: str | None
+    birth_date: str | None
+    city: str | None
+    home_store_id: str | None
+    identities: list[IdentityOut]
+
+
+class BindIn(Strict):
+    type: str = Field(min_length=1, max_length=32)
+    value: str = Field(min_length=1, max_length=256)
+    channel: str = Field(min_length=1, max_length=32)
+    verified: bool = False
+    observed_at: datetime | None = None
+
+
+class BindOut(BaseModel):
+    member_id: int
+    identity_id: int
+    merges: list[int]
+    conflicts: list[str]
+
+
+class MergeIn(Strict):
+    member_ids: list[int] = Field(min_length=2, max_length=2)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class MergeOut(BaseModel):
+    merge_id: int
+    survivor_id: int
+
+
+class UndoIn(Strict):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class UndoOut(BaseModel):
+    merge_id: int
+    restored_member_id: int
+    identities_moved_back: int
+    links_blocked: int
+
+
+class BatchIn(Strict):
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class ItemResult(BaseModel):
+    index: int
+    id: str | None
+    status: str = Field(
+        description="created, duplicate (already there: nothing applied) or rejected"
+    )
+    errors: list[dict[str, str]] = []
+
+
+class BatchOut(BaseModel):
+    created: int
+    duplicate: int
+    rejected: int
+    items: list[ItemResult]

@@ -1,0 +1,141 @@
+"""Create, check and revoke API keys.
+
+A key is `sy_` + 32 random bytes (url-safe base64), shown once. Only its keyed hash is
+stored, so a copy of the database does not yield working keys; the hash is a keyed
+HMAC rather than a slow password hash because the secret has 256 bits of entropy.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, insert, select, update
+
+from siyu.auth.models import api_keys
+from siyu.auth.principal import Principal, Role
+from siyu.errors import NotFoundError, SiyuError, ValidationError
+from siyu.privacy import Vault
+
+PREFIX = "sy_"
+
+
+class AuthenticationError(SiyuError):
+    code = "unauthenticated"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: int
+    secret: str
+    principal: Principal
+    expires_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def create_key(
+    engine: Engine,
+    vault: Vault,
+    group_id: str,
+    role: str,
+    name: str = "",
+    stores: tuple[str, ...] = (),
+    guide_id: str | None = None,
+    channel: str | None = None,
+    member_id: int | None = None,
+    expires_in_days: int | None = 365,
+) -> IssuedKey:
+    """Issue a key; the scope a role needs is required (a store key names its stores)."""
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise ValidationError(
+            "role", f"must be one of {', '.join(r.value for r in Role)}", role
+        ) from None
+    needs = {
+        Role.STORE: ("stores", bool(stores)),
+        Role.GUIDE: ("guide", guide_id is not None),
+        Role.CHANNEL: ("channel", channel is not None),
+        Role.MEMBER: ("member_id", member_id is not None),
+    }
+    if parsed in needs and not needs[parsed][1]:
+        raise ValidationError(
+            needs[parsed][0], f"a {parsed.value} key must name its {needs[parsed][0]}"
+        )
+    if expires_in_days is not None and expires_in_days <= 0:
+        raise ValidationError("expires_in_days", "must be > 0", expires_in_days)
+    secret = PREFIX + secrets.token_urlsafe(32)
+    scope = {
+        "stores": list(stores),
+        "guide_id": guide_id,
+        "channel": channel,
+        "member_id": member_id,
+    }
+    now = _now()
+    expires = now + timedelta(days=expires_in_days) if expires_in_days else None
+    with engine.begin() as conn:
+        key_id = conn.execute(
+            insert(api_keys)
+            .values(
+                group_id=group_id,
+                name=name or f"{parsed.value} key",
+                role=parsed.value,
+                scope=json.dumps(scope),
+                secret_hash=vault.keyed_hash(secret),
+                created_at=now,
+                expires_at=expires,
+            )
+            .returning(api_keys.c.key_id)
+        ).scalar_one()
+    principal = Principal(
+        int(key_id), group_id, parsed, tuple(stores), guide_id, channel, member_id, name
+    )
+    return IssuedKey(int(key_id), secret, principal, expires)
+
+
+def authenticate(engine: Engine, vault: Vault, presented: str) -> Principal:
+    """The principal of a presented key; AuthenticationError if unknown, revoked or
+    expired (one message for all three, so a caller cannot probe which)."""
+    if not presented.startswith(PREFIX) or len(presented) > 200:
+        raise AuthenticationError("invalid or expired API key")
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(api_keys).where(api_keys.c.secret_hash == vault.keyed_hash(presented))
+        ).first()
+    if (
+        row is None
+        or row.revoked_at is not None
+        or (row.expires_at is not None and row.expires_at <= _now())
+    ):
+        raise AuthenticationError("invalid or expired API key")
+    scope = json.loads(row.scope)
+    return Principal(
+        key_id=int(row.key_id),
+        group_id=row.group_id,
+        role=Role(row.role),
+        stores=tuple(scope.get("stores") or ()),
+        guide_id=scope.get("guide_id"),
+        channel=scope.get("channel"),
+        member_id=scope.get("member_id"),
+        name=row.name,
+    )
+
+
+def revoke_key(engine: Engine, group_id: str, key_id: int) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.group_id == group_id,
+                api_keys.c.key_id == key_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=_now())
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"key_id: no active key {key_id} in brand group {group_id}")

@@ -1,0 +1,51 @@
+"""Roles, their permissions and the scope a principal's data access is limited to.
+
+Permissions are checked per endpoint (each route declares the one it needs) and scopes per
+row (a store key sees its stores' members, a guide its own members, a member itself).
+Nobody crosses brand groups: every query is filtered by the principal's group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # HQ: everything in its brand group
+    ANALYST = "analyst"  # aggregates and masked profiles, no raw personal data
+    STORE = "store"  # its stores' members and data
+    GUIDE = "guide"  # members bound to that guide
+    CHANNEL = "channel"  # an integration: ingest and bind for one channel
+    MEMBER = "member"  # a mini-program session: itself only
+
+
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "members:lookup": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE, Role.CHANNEL}),
+    "members:read": frozenset(Role),
+    "identities:bind": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
+    "members:merge": frozenset({Role.ADMIN}),
+    "orders:ingest": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
+    "events:ingest": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
+}
+# Roles that may see phones and names in the clear; everyone else gets masks.
+SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    group_id: str
+    role: Role
+    stores: tuple[str, ...] = ()
+    guide_id: str | None = None
+    channel: str | None = None
+    member_id: int | None = None
+    name: str = field(default="", compare=False)
+
+    def may(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+    @property
+    def sees_personal_data(self) -> bool:
+        return self.role in SEES_PERSONAL_DATA

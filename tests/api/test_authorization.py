@@ -1,0 +1,108 @@
+"""Every role x every endpoint, generated from the route table: a new /v1 route without a
+declared permission, or without a case here, fails this test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from tests.api.conftest import PHONE_1, Api
+
+from siyu.auth.principal import PERMISSIONS, Role
+
+
+def _permission(route: APIRoute) -> str | None:
+    for dep in route.dependant.dependencies:
+        permission = getattr(dep.call, "permission", None)
+        if permission:
+            return str(permission)
+    return None
+
+
+def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]:
+    """A request per route that the role allowed to make it would make successfully."""
+    m1 = api.members["M1"]
+    order = {
+        "order_id": "API-1",
+        "brand_id": "B1",
+        "channel": "tmall",
+        "buyer_type": "tmall_ouid",
+        "buyer_value": "t-api",
+        "store_id": "S1",
+        "ordered_at": "2024-03-01T00:00:00",
+        "total_fen": 100,
+        "paid_fen": 100,
+    }
+    event = {
+        "event_id": "EV-1",
+        "type": "view",
+        "channel": "tmall",
+        "identity_type": "tmall_ouid",
+        "identity_value": "t-api",
+        "occurred_at": "2024-03-01T00:00:00",
+    }
+    return {
+        ("GET", "/v1/members/lookup"): (f"/v1/members/lookup?type=phone&value={PHONE_1}", None),
+        ("GET", "/v1/members/{member_id}"): (f"/v1/members/{m1}", None),
+        ("POST", "/v1/members/{member_id}/identities"): (
+            f"/v1/members/{m1}/identities",
+            {"type": "tmall_ouid", "value": "t-bind", "channel": "tmall"},
+        ),
+        ("POST", "/v1/members:merge"): (
+            "/v1/members:merge",
+            {"member_ids": [m1, api.members["M2"]], "reason": "same"},
+        ),
+        ("POST", "/v1/merges/{merge_id}:undo"): ("/v1/merges/999999:undo", {"reason": "x"}),
+        ("POST", "/v1/orders:batch"): ("/v1/orders:batch", {"items": [order]}),
+        ("POST", "/v1/events:batch"): ("/v1/events:batch", {"items": [event]}),
+    }
+
+
+def test_every_v1_route_declares_a_permission_and_is_enforced_for_every_role(api: Api) -> None:
+    routes = [
+        (c.path, c.methods, c.route)
+        for c in iter_route_contexts(api.app.router.routes)
+        if isinstance(c.route, APIRoute) and c.path.startswith("/v1")
+    ]
+    cases = _cases(api)
+    assert routes
+    for path, methods, route in routes:
+        permission = _permission(route)
+        assert permission in PERMISSIONS, f"{path} declares no known permission"
+        for method in methods:
+            assert (method, path) in cases, f"add a case for {method} {path}"
+            url, body = cases[(method, path)]
+            # without credentials: 401
+            anonymous = api.client.request(method, url, json=body)
+            assert anonymous.status_code == 401, (path, anonymous.text)
+            assert anonymous.headers["content-type"] == "application/problem+json"
+            for role in Role:
+                response = api.client.request(method, url, json=body, headers=api.as_(role))
+                allowed = role in PERMISSIONS[permission]
+                if allowed:
+                    assert (
+                        response.status_code != 403
+                        or "scope" in response.text
+                        or ("only" in response.text)
+                    ), (role, path, response.text)
+                else:
+                    assert response.status_code == 403, (role, path, response.text)
+
+
+@pytest.mark.parametrize("header", ["Bearer sy_not-a-key", "Bearer ", "Basic abc"])
+def test_bad_credentials_are_401_with_one_message(api: Api, header: str) -> None:
+    response = api.client.get(f"/v1/members/{api.members['M1']}", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthenticated"
+
+
+def test_a_revoked_key_stops_working(api: Api) -> None:
+    from siyu.auth.keys import authenticate, revoke_key
+    from siyu.privacy import Vault
+
+    vault = Vault(bytes(range(32)))
+    key_id = authenticate(api.store.engine, vault, api.keys["analyst"]).key_id
+    revoke_key(api.store.engine, api.store.group_id, key_id)
+    response = api.client.get(f"/v1/members/{api.members['M1']}", headers=api.as_("analyst"))
+    assert response.status_code == 401
