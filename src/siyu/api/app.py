@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,7 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from siyu import __version__
 from siyu.api import problems
@@ -81,6 +83,8 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    templates = _route_templates(app)
+
     @app.middleware("http")
     async def observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -90,7 +94,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
         started = time.perf_counter()
         response = await call_next(request)
         seconds = time.perf_counter() - started
-        route = _route_template(app, request)
+        route = _route_template(templates, request.url.path)
         response.headers["X-Request-ID"] = request_id
         requests.labels(route, request.method, str(response.status_code)).inc()
         latency.labels(route).observe(seconds)
@@ -111,9 +115,15 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     return app
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "?")
+def _route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
+    """(regex, template) of every route, for logs and metrics by template: never by raw
+    path, which can carry identifiers, and whose cardinality is unbounded."""
+    paths = [c.path for c in iter_route_contexts(app.router.routes) if c.path]
+    return [(compile_path(str(p))[0], str(p)) for p in paths]
+
+
+def _route_template(templates: list[tuple[re.Pattern[str], str]], path: str) -> str:
+    for regex, template in templates:
+        if regex.match(path):
+            return template
     return "unmatched"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+MAX_ID = 2**63 - 1  # BIGINT
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 
 
 class IdentityOut(BaseModel):
@@ -36,9 +41,9 @@ class MemberOut(BaseModel):
 
 
 class BindIn(Strict):
-    type: str = Field(min_length=1, max_length=32)
-    value: str = Field(min_length=1, max_length=256)
-    channel: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]*$")
+    value: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")
+    channel: str = Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]*$")
     verified: bool = False
     observed_at: datetime | None = None
 
@@ -51,8 +56,8 @@ class BindOut(BaseModel):
 
 
 class MergeIn(Strict):
-    member_ids: list[int] = Field(min_length=2, max_length=2)
-    reason: str = Field(min_length=1, max_length=200)
+    member_ids: list[Id] = Field(min_length=2, max_length=2)
+    reason: Text
 
 
 class MergeOut(BaseModel):
@@ -61,7 +66,7 @@ class MergeOut(BaseModel):
 
 
 class UndoIn(Strict):
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text
 
 
 class UndoOut(BaseModel):

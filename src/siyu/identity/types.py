@@ -46,6 +46,7 @@ _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TOKEN = re.compile(r"[^\s\x00-\x1f]{1,128}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CARD = re.compile(r"[A-Za-z0-9\-]{1,64}")
 
 
@@ -97,6 +98,8 @@ def normalise(type_name: str, raw: str, field: str = "value") -> str:
             raise ValidationError(field, "card must be 1-64 letters, digits or '-'", raw)
         return value.upper()
     if type_name == "nickname":
+        if _CONTROL.search(value):
+            raise ValidationError(field, "nickname must not contain control characters", raw)
         if len(value) > 64:
             raise ValidationError(field, "nickname must be at most 64 characters", raw)
         return value

@@ -203,6 +203,11 @@ def _check_rules(field: Field, array: pa.Array, errors: list[str | None]) -> Non
     if field.required:
         flag(array.is_null(), "is required")
     if field.kind in ("text", "enum"):
+        # PostgreSQL cannot store NUL, and no identifier or code contains control characters.
+        flag(
+            pc.fill_null(pc.match_substring_regex(array, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"), False),
+            "must not contain control characters",
+        )
         flag(
             pc.fill_null(pc.greater(pc.utf8_length(array), field.max_len), False),
             f"must be at most {field.max_len} characters",

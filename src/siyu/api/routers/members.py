@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, text
 
 from siyu.api.deps import Services, member_in_scope, require, services
 from siyu.api.idempotency import run_once
 from siyu.api.problems import Problem
-from siyu.api.schemas import BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
+from siyu.api.schemas import MAX_ID, BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
 from siyu.auth.principal import Principal, Role
 from siyu.catalog.models import CHANNELS
 from siyu.identity.attach import attach
@@ -21,13 +21,14 @@ from siyu.identity.merge import merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
 
 router = APIRouter(prefix="/v1", tags=["members"])
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/members/lookup", response_model=MemberOut)
 def lookup(
     type: Annotated[str, Query(min_length=1, max_length=32, description="identity type")],
-    value: Annotated[str, Query(min_length=1, max_length=256)],
+    value: Annotated[str, Query(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")],
     who: Principal = Depends(require("members:lookup")),
     svc: Services = Depends(services),
 ) -> MemberOut:
@@ -48,7 +49,7 @@ def lookup(
 
 @router.get("/members/{member_id}", response_model=MemberOut)
 def profile(
-    member_id: int,
+    member_id: PathId,
     who: Principal = Depends(require("members:read")),
     svc: Services = Depends(services),
 ) -> MemberOut:
@@ -59,7 +60,7 @@ def profile(
 
 @router.post("/members/{member_id}/identities", response_model=BindOut)
 def bind_identity(
-    member_id: int,
+    member_id: PathId,
     body: BindIn,
     request: Request,
     idempotency_key: IdemKey = None,
@@ -174,7 +175,7 @@ def merge(
 
 @router.post("/merges/{merge_id}:undo", response_model=UndoOut)
 def undo_merge(
-    merge_id: int,
+    merge_id: PathId,
     body: UndoIn,
     request: Request,
     idempotency_key: IdemKey = None,
@@ -254,8 +255,8 @@ def _profile(svc: Services, who: Principal, member_id: int) -> MemberOut:
                 "masked": masked,
                 "verified": bool(r.verified),
                 "channel": r.source_channel,
-                "first_seen": r.first_seen,
-                "last_seen": r.last_seen,
+                "first_seen": _utc(r.first_seen),
+                "last_seen": _utc(r.last_seen),
             }
         )
     if m.name_enc is not None and clear:
@@ -266,7 +267,7 @@ def _profile(svc: Services, who: Principal, member_id: int) -> MemberOut:
         {
             "member_id": m.member_id,
             "status": m.status,
-            "registered_at": m.registered_at,
+            "registered_at": _utc(m.registered_at),
             "name": name,
             "gender": m.gender,
             "birth_date": m.birth_date.isoformat() if m.birth_date and clear else None,
@@ -275,3 +276,11 @@ def _profile(svc: Services, who: Principal, member_id: int) -> MemberOut:
             "identities": identities,
         }
     )
+
+
+def _utc(value: datetime | str) -> datetime:
+    """Stored times are UTC without a zone; answer them as RFC 3339 with Z. (Raw SQL on
+    SQLite returns them as text, hence the parse.)"""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
