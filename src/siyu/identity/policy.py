@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 UNIONID_CLASS = 0
 VERIFIED_PHONE_CLASS = 1
@@ -59,16 +61,26 @@ class ClassMap:
             return self.card_class(brand_id)
         return -1
 
-    def classes(
-        self, types: np.ndarray, brands: Sequence[str | None], verified: np.ndarray
+    def classes_arrow(
+        self, types: pa.ChunkedArray, brands: pa.ChunkedArray, verified: np.ndarray
     ) -> np.ndarray:
-        """Vectorised `of` for a whole identity table."""
+        """`classes` for Arrow columns, without a Python object per identity."""
         out = np.full(len(types), -1, dtype=np.int32)
-        out[types == "unionid"] = UNIONID_CLASS
-        out[(types == "phone") & verified] = VERIFIED_PHONE_CLASS
-        for i in np.flatnonzero(types == "card"):
-            out[i] = self.card_class(brands[int(i)])
+        out[_mask(pc.equal(types, "unionid"))] = UNIONID_CLASS
+        out[_mask(pc.equal(types, "phone")) & verified] = VERIFIED_PHONE_CLASS
+        is_card = _mask(pc.equal(types, "card"))
+        if is_card.any():
+            card_brands = pc.fill_null(brands.filter(pa.array(is_card)), "")
+            distinct = pc.unique(card_brands)
+            codes = np.array(
+                [self.card_class(b or None) for b in distinct.to_pylist()], dtype=np.int32
+            )
+            out[is_card] = codes[pc.index_in(card_brands, value_set=distinct).to_numpy()]
         return out
+
+
+def _mask(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def clash(a: Sequence[Held], b: Sequence[Held], classes: ClassMap) -> tuple[Held, Held] | None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, Insert, Table, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -134,7 +135,7 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
         conn,
         f"""SELECT link_id, identity_a, identity_b, {as_int(conn, "verified")},
                    {epoch_seconds(conn, "first_seen")}, {as_int(conn, "blocked")}
-            FROM identity_links WHERE group_id = :g""",
+            FROM identity_links WHERE group_id = :g ORDER BY link_id""",
         {"g": group_id},
         LINK_SCHEMA,
     )
@@ -144,36 +145,31 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
 def _graph(
     ids: pa.Table, links: pa.Table, strong_types: tuple[str, ...]
 ) -> tuple[IdentityGraph, np.ndarray]:
+    """Arrays for the kernel, built with Arrow compute (no Python object per identity)."""
     identity_ids = ids.column("identity_id").to_numpy()
-    types = np.asarray(ids.column("type").to_pylist(), dtype=object)
+    types = ids.column("type")
     verified = ids.column("verified").to_numpy().astype(bool)
-    classes = ClassMap().classes(types, ids.column("brand_id").to_pylist(), verified)
+    classes = ClassMap().classes_arrow(types, ids.column("brand_id"), verified)
     a = np.searchsorted(identity_ids, links.column("identity_a").to_numpy())
     b = np.searchsorted(identity_ids, links.column("identity_b").to_numpy())
-    # Verified evidence first, then older first, then by id: deterministic, and what a
-    # channel proved outweighs what was typed.
-    link_verified = links.column("verified").to_numpy()
-    order = np.lexsort(
-        (
-            links.column("link_id").to_numpy(),
-            links.column("first_seen").to_numpy(),
-            1 - link_verified,
-        )
-    )
-    priority = np.empty(len(order), dtype=np.int64)
-    priority[order] = np.arange(len(order), dtype=np.int64)
-    strong = np.isin(types, np.array(strong_types, dtype=object))
+    # Verified evidence first, then older first; ties fall to the edge order, which is
+    # link_id order (the load sorts by it). What a channel proved outweighs what was typed.
+    first_seen = links.column("first_seen").to_numpy()
+    offset = first_seen - (first_seen.min() if len(first_seen) else 0)
+    priority = ((1 - links.column("verified").to_numpy().astype(np.int64)) << 40) | offset
+    strong = pc.is_in(types, value_set=pa.array(strong_types, pa.string()))
+    strong_np = strong.to_numpy(zero_copy_only=False)
     # A type configured as weak never bridges members, so its exclusivity cannot matter.
-    classes[~strong] = -1
+    classes[~strong_np] = -1
     graph = IdentityGraph(
-        strong=strong,
+        strong=strong_np,
         exclusive_class=classes,
         time_disjoint=classes == VERIFIED_PHONE_CLASS,
         first_seen=ids.column("first_seen").to_numpy(),
         last_seen=ids.column("last_seen").to_numpy(),
         edge_a=a.astype(np.int64),
         edge_b=b.astype(np.int64),
-        edge_priority=priority,
+        edge_priority=priority.astype(np.int64),
         edge_blocked=links.column("blocked").to_numpy().astype(bool),
     )
     return graph, identity_ids
@@ -202,10 +198,10 @@ def _plan(
     components, node_component = np.unique(labels, return_inverse=True)
 
     has = current > 0
-    pairs, counts = np.unique(
-        np.stack([current[has], node_component[has]]), axis=1, return_counts=True
-    )
-    pair_member, pair_component = pairs[0], pairs[1]
+    # (member, component) pairs as one integer key: np.unique on 1-D is much faster.
+    n_comp = max(len(components), 1)
+    pair_key, counts = np.unique(current[has] * n_comp + node_component[has], return_counts=True)
+    pair_member, pair_component = pair_key // n_comp, pair_key % n_comp
     order = np.lexsort((pair_component, -counts, pair_member))
     first = _first_of_runs(pair_member[order])
     claim_member = pair_member[order][first]

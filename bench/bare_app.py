@@ -1,0 +1,10 @@
+"""The ceiling for bench_api: a FastAPI endpoint that does nothing, served the same way."""
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/bare")
+def bare() -> dict[str, bool]:
+    return {"ok": True}
