@@ -31,6 +31,7 @@ from siyu.api import problems
 from siyu.api.deps import Services
 from siyu.api.ratelimit import RateLimiter
 from siyu.api.routers import ingest, members
+from siyu.auth.keys import KeyCache
 from siyu.config import Settings
 from siyu.errors import SiyuError
 from siyu.privacy import Vault
@@ -48,9 +49,14 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     )
     app.state.services = Services(
         settings=settings,
-        engine=make_engine(settings.database_url),
+        # No pre-ping per checkout: it doubles the round trips of every query, and a
+        # connection that fails is discarded by the pool anyway.
+        engine=make_engine(
+            settings.database_url, pool_pre_ping=False, pool_size=10, max_overflow=20
+        ),
         vault=Vault(settings.secret_key),
         limiter=RateLimiter(rate_per_second),
+        keys=KeyCache(),
     )
     app.include_router(members.router)
     app.include_router(ingest.router)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 
 from siyu.api.problems import Problem
 from siyu.api.ratelimit import RateLimiter
-from siyu.auth.keys import authenticate
+from siyu.auth.keys import KeyCache
 from siyu.auth.principal import Principal, Role
 from siyu.config import Settings
 from siyu.identity.ingest import IdentifierEncoder
@@ -28,6 +28,7 @@ class Services:
     engine: Engine
     vault: Vault
     limiter: RateLimiter
+    keys: KeyCache
 
     def encoder(self) -> IdentifierEncoder:
         return IdentifierEncoder(self.vault)
@@ -51,7 +52,7 @@ def principal(request: Request, svc: Services = Depends(services)) -> Principal:
             "unauthenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    who = authenticate(svc.engine, svc.vault, presented)
+    who = svc.keys.authenticate(svc.engine, svc.vault, presented)
     request.state.key_id = who.key_id
     retry = svc.limiter.take(who.key_id)
     if retry is not None:
@@ -79,31 +80,33 @@ def require(permission: str) -> Callable[[Principal], Principal]:
     return check
 
 
-def member_in_scope(svc: Services, who: Principal, member_id: int) -> int:
+def member_in_scope(
+    svc: Services, who: Principal, member_id: int, conn: Connection | None = None
+) -> int:
     """The member (following merges to the survivor) if the principal may see it: 404 when
     the group has no such member, 403 when it is another store's, guide's or person's."""
-    with svc.engine.connect() as conn:
-        current = member_id
-        for _ in range(32):  # merge chains are short; the bound guards against a cycle
-            row = conn.execute(
-                text(
-                    "SELECT status, merged_into FROM members WHERE group_id = :g AND member_id = :m"
-                ),
-                {"g": who.group_id, "m": current},
-            ).first()
-            if row is None:
-                raise Problem(404, "Not found", f"member_id: no member {member_id}", "not_found")
-            if row.status != "merged" or row.merged_into is None:
-                break
-            current = int(row.merged_into)
-        if who.role in (Role.ADMIN, Role.ANALYST, Role.CHANNEL):
-            return current
-        if who.role == Role.MEMBER:
-            ok = who.member_id is not None and _same_person(conn, who, current)
-        elif who.role == Role.STORE:
-            ok = _store_member(conn, who, current)
-        else:
-            ok = _guide_member(conn, who, current)
+    if conn is None:
+        with svc.engine.connect() as own:
+            return member_in_scope(svc, who, member_id, own)
+    current = member_id
+    for _ in range(32):  # merge chains are short; the bound guards against a cycle
+        row = conn.execute(
+            text("SELECT status, merged_into FROM members WHERE group_id = :g AND member_id = :m"),
+            {"g": who.group_id, "m": current},
+        ).first()
+        if row is None:
+            raise Problem(404, "Not found", f"member_id: no member {member_id}", "not_found")
+        if row.status != "merged" or row.merged_into is None:
+            break
+        current = int(row.merged_into)
+    if who.role in (Role.ADMIN, Role.ANALYST, Role.CHANNEL):
+        return current
+    if who.role == Role.MEMBER:
+        ok = who.member_id is not None and _same_person(conn, who, current)
+    elif who.role == Role.STORE:
+        ok = _store_member(conn, who, current)
+    else:
+        ok = _guide_member(conn, who, current)
     if not ok:
         raise Problem(
             403,

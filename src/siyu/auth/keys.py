@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,6 +126,30 @@ def authenticate(engine: Engine, vault: Vault, presented: str) -> Principal:
         member_id=scope.get("member_id"),
         name=row.name,
     )
+
+
+class KeyCache:
+    """Authenticated keys remembered for a few seconds per process, so a request does not
+    pay a database round trip to check its key. A revocation therefore takes effect
+    within `ttl` seconds on every worker."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, engine: Engine, vault: Vault, presented: str) -> Principal:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(presented)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        who = authenticate(engine, vault, presented)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[presented] = (who, now + self.ttl)
+        return who
 
 
 def revoke_key(engine: Engine, group_id: str, key_id: int) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
 from siyu.api.deps import Services, member_in_scope, require, services
 from siyu.api.idempotency import run_once
@@ -34,17 +34,11 @@ def lookup(
 ) -> MemberOut:
     """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
     ident = svc.encoder().encode(type, value)
-    with svc.engine.connect() as conn:
-        member = conn.execute(
-            text(
-                "SELECT member_id FROM identities WHERE group_id = :g AND type = :t "
-                "AND value_key = :k"
-            ),
-            {"g": who.group_id, "t": ident.type, "k": ident.key},
-        ).scalar()
-    if member is None:
-        raise Problem(404, "Not found", "no member has this identifier", "not_found")
-    return _profile(svc, who, member_in_scope(svc, who, int(member)))
+    with svc.engine.connect() as conn:  # one connection for the whole request
+        member = conn.execute(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key}).scalar()
+        if member is None:
+            raise Problem(404, "Not found", "no member has this identifier", "not_found")
+        return _profile(svc, who, member_in_scope(svc, who, int(member), conn), conn)
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
@@ -55,7 +49,8 @@ def profile(
 ) -> MemberOut:
     """A member's profile and identities; personal data masked unless the role may see it.
     A merged member id answers with the surviving member."""
-    return _profile(svc, who, member_in_scope(svc, who, member_id))
+    with svc.engine.connect() as conn:
+        return _profile(svc, who, member_in_scope(svc, who, member_id, conn), conn)
 
 
 @router.post("/members/{member_id}/identities", response_model=BindOut)
@@ -225,20 +220,24 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
     return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked)
 
 
-def _profile(svc: Services, who: Principal, member_id: int) -> MemberOut:
+LOOKUP = text(
+    "SELECT member_id FROM identities WHERE group_id = :g AND type = :t AND value_key = :k"
+)
+
+
+def _profile(svc: Services, who: Principal, member_id: int, conn: Connection) -> MemberOut:
     clear = who.sees_personal_data
-    with svc.engine.connect() as conn:
-        m = conn.execute(
-            text("SELECT * FROM members WHERE group_id = :g AND member_id = :m"),
-            {"g": who.group_id, "m": member_id},
-        ).one()
-        rows = conn.execute(
-            text("""SELECT identity_id, type, value, value_enc, value_masked, verified,
-                           source_channel, first_seen, last_seen
-                    FROM identities WHERE group_id = :g AND member_id = :m
-                    ORDER BY first_seen, identity_id LIMIT 500"""),
-            {"g": who.group_id, "m": member_id},
-        ).all()
+    m = conn.execute(
+        text("SELECT * FROM members WHERE group_id = :g AND member_id = :m"),
+        {"g": who.group_id, "m": member_id},
+    ).one()
+    rows = conn.execute(
+        text("""SELECT identity_id, type, value, value_enc, value_masked, verified,
+                       source_channel, first_seen, last_seen
+                FROM identities WHERE group_id = :g AND member_id = :m
+                ORDER BY first_seen, identity_id LIMIT 500"""),
+        {"g": who.group_id, "m": member_id},
+    ).all()
     identities = []
     for r in rows:
         if r.value is not None:
