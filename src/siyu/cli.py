@@ -341,6 +341,23 @@ def keys_create(
     sys.stdout.write(issued.secret + "\n")
 
 
+@keys_app.command("list")
+def keys_list(
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """The group's keys: id, role, scope, expiry, revocation (never the secrets)."""
+    from siyu.auth.keys import list_keys
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    with _errors():
+        keys = list_keys(make_engine(settings.database_url), group or settings.group_id)
+    for k in keys:
+        scope = {n: v for n, v in k.scope.items() if v}
+        state = "revoked" if k.revoked_at else f"expires {k.expires_at or 'never'}"
+        out.print(f"{k.key_id}\t{k.role}\t{k.name}\t{scope}\t{state}")
+
+
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[int, typer.Argument(help="The key to revoke.")],

@@ -64,3 +64,18 @@ def test_machine_readable_output_is_never_wrapped(tmp_path: Path) -> None:
 
     report = json.loads(done.stdout)
     assert report["rows"]["orders.parquet"] > 0
+
+
+def test_keys_are_created_listed_and_revoked(tmp_path: Path) -> None:
+    created = _siyu(
+        tmp_path, "keys", "create", "--role", "store", "--store", "S1", "--group", "acme"
+    )
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("sy_")
+    listed = _siyu(tmp_path, "keys", "list", "--group", "acme")
+    assert "store" in listed.stdout and "S1" in listed.stdout and secret not in listed.stdout
+    assert _siyu(tmp_path, "keys", "revoke", "1", "--group", "acme").returncode == 0
+    assert "revoked" in _siyu(tmp_path, "keys", "list", "--group", "acme").stdout
+    bad = _siyu(tmp_path, "keys", "create", "--role", "store", "--group", "acme")
+    assert bad.returncode == 2 and "a store key must name its stores" in bad.stderr

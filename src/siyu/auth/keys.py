@@ -152,6 +152,37 @@ class KeyCache:
         return who
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: int
+    name: str
+    role: str
+    scope: dict[str, object]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def list_keys(engine: Engine, group_id: str) -> list[KeyInfo]:
+    """Every key of a group, without secrets (only their hashes are stored anyway)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(api_keys).where(api_keys.c.group_id == group_id).order_by(api_keys.c.key_id)
+        ).all()
+    return [
+        KeyInfo(
+            int(r.key_id),
+            r.name,
+            r.role,
+            json.loads(r.scope),
+            r.created_at,
+            r.expires_at,
+            r.revoked_at,
+        )
+        for r in rows
+    ]
+
+
 def revoke_key(engine: Engine, group_id: str, key_id: int) -> None:
     with engine.begin() as conn:
         done = conn.execute(
