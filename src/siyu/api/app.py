@@ -11,9 +11,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
@@ -25,6 +24,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siyu import __version__
 from siyu.api import problems
@@ -89,36 +89,65 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    templates = _route_templates(app)
-
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        route = _route_template(templates, request.url.path)
-        response.headers["X-Request-ID"] = request_id
-        requests.labels(route, request.method, str(response.status_code)).inc()
-        latency.labels(route).observe(seconds)
-        log.info(
-            json.dumps(
-                {
-                    "request_id": request_id,
-                    "method": request.method,
-                    "route": route,
-                    "status": response.status_code,
-                    "ms": round(seconds * 1000, 2),
-                    "key_id": getattr(request.state, "key_id", None),
-                }
-            )
-        )
-        return response
+    app.add_middleware(Observe, templates=_route_templates(app), requests=requests, latency=latency)
 
     return app
+
+
+class Observe:
+    """Request id, access log and metrics as a pure ASGI middleware (Starlette's
+    decorator middleware costs a task and a stream per request)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        templates: list[tuple[re.Pattern[str], str]],
+        requests: Counter,
+        latency: Histogram,
+    ) -> None:
+        self.app, self.templates = app, templates
+        self.requests, self.latency = requests, latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")[:64].decode("latin-1")
+        request_id = given or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_template(self.templates, scope["path"])
+            self.requests.labels(route, scope["method"], str(status)).inc()
+            self.latency.labels(route).observe(seconds)
+            log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "ms": round(seconds * 1000, 2),
+                        "key_id": state.get("key_id"),
+                    }
+                )
+            )
 
 
 def _route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
