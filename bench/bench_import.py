@@ -25,10 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from brandfiles import write_reference
+from pgtemp import temporary_database
 from siyu.importer.service import ensure_group, import_directory, import_file
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
@@ -136,16 +137,8 @@ def main() -> None:
         results = []
         if not args.skip_sqlite:
             results.append(run(f"sqlite:///{data / 'bench.db'}", "SQLite", data, table))
-        admin = create_engine(make_engine(args.pg_url).url, isolation_level="AUTOCOMMIT")
-        name = f"siyu_bench_{uuid.uuid4().hex[:6]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = admin.url.set(database=name).render_as_string(hide_password=False)
+        with temporary_database(args.pg_url) as url:
             results.append(run(url, "PostgreSQL", data, table))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     print("| store | order rows | siyu rows/s | re-import rows/s | raw load rows/s | siyu / raw |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:

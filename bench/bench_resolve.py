@@ -17,15 +17,15 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_oneid import CARD, PHONE, UNIONID, build
+from pgtemp import temporary_database
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity.graph import resolve
 from siyu.identity.resolve import resolve_all
@@ -150,16 +150,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sqlite:
             results.append(run(f"sqlite:///{Path(tmp) / 'r.db'}", "SQLite", ids, links))
-        admin = create_engine(make_engine(args.pg_url).url, isolation_level="AUTOCOMMIT")
-        name = f"siyu_bench_{uuid.uuid4().hex[:6]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = admin.url.set(database=name).render_as_string(hide_password=False)
+        with temporary_database(args.pg_url) as url:
             results.append(run(url, "PostgreSQL", ids, links))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     print(
         "| store | identities | links | kernel alone (s) | first resolve (s) "
         "| re-resolve, nothing to do (s) |"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -152,3 +153,18 @@ def _release(engine: Engine, key_id: int, idem_key: str) -> None:
         conn.execute(
             delete(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem_key)
         )
+
+
+def respond_once(
+    engine: Engine,
+    key_id: int,
+    idem_key: str | None,
+    method: str,
+    path: str,
+    body: bytes,
+    work: Callable[[], Outcome],
+) -> JSONResponse:
+    """`run_once`, answered as JSON with `Idempotent-Replayed: true` on a replay."""
+    (status, payload), replayed = run_once(engine, key_id, idem_key, method, path, body, work)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(payload, status_code=status, headers=headers)

@@ -28,20 +28,9 @@ from siyu.demo.ids import (
 from siyu.demo.people import MASK_PICK, Persons, pick_brand
 from siyu.demo.rand import I64, Rng, group_starts, rank_in_group
 from siyu.demo.truthlog import TruthLog
+from siyu.orders.models import EVENT_TYPES
 
-EVENT_TYPES = (
-    "view",
-    "add_to_cart",
-    "order",
-    "pay",
-    "share",
-    "scan",
-    "wecom_add",
-    "wecom_remove",
-    "follow",
-    "unfollow",
-    "sign_in",
-)
+# The canonical vocabulary; the index of each type is its code in the generator's arrays.
 (VIEW, ADD_TO_CART, ORDER, PAY, SHARE, SCAN, WECOM_ADD, WECOM_REMOVE, FOLLOW, UNFOLLOW, SIGN_IN) = (
     range(len(EVENT_TYPES))
 )

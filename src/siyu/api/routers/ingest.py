@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, text
 
 from siyu.api.deps import Services, require, services
-from siyu.api.idempotency import run_once
+from siyu.api.idempotency import respond_once
 from siyu.api.schemas import BatchIn, BatchOut
 from siyu.auth.principal import Principal, Role
 from siyu.identity.ingest import IdentifierEncoder
@@ -61,7 +61,7 @@ def _ingest(
     def work() -> tuple[int, Any]:
         return 200, _load(svc, who, body.items, kind_name, id_field, table)
 
-    (status, payload), replayed = run_once(
+    return respond_once(
         svc.engine,
         who.key_id,
         idem,
@@ -70,8 +70,6 @@ def _ingest(
         body.model_dump_json().encode(),
         work,
     )
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 def _load(

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, bindparam, text
 
 from siyu.api.deps import Services, member_in_scope, require, services
-from siyu.api.idempotency import run_once
+from siyu.api.idempotency import respond_once
 from siyu.api.problems import Problem
 from siyu.api.schemas import MAX_ID, BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
 from siyu.auth.principal import Principal, Role
@@ -118,7 +117,7 @@ def bind_identity(
             conflicts=[],
         ).model_dump()
 
-    (status, payload), replayed = run_once(
+    return respond_once(
         svc.engine,
         who.key_id,
         idempotency_key,
@@ -127,7 +126,6 @@ def bind_identity(
         body.model_dump_json().encode(),
         work,
     )
-    return _json(status, payload, replayed)
 
 
 @router.post("/members:merge", response_model=MergeOut)
@@ -156,7 +154,7 @@ def merge(
             )
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
-    (status, payload), replayed = run_once(
+    return respond_once(
         svc.engine,
         who.key_id,
         idempotency_key,
@@ -165,7 +163,6 @@ def merge(
         body.model_dump_json().encode(),
         work,
     )
-    return _json(status, payload, replayed)
 
 
 @router.post("/merges/{merge_id}:undo", response_model=UndoOut)
@@ -183,7 +180,7 @@ def undo_merge(
         result = unmerge(svc.engine, who.group_id, merge_id, body.reason)
         return 200, vars(result)
 
-    (status, payload), replayed = run_once(
+    return respond_once(
         svc.engine,
         who.key_id,
         idempotency_key,
@@ -192,12 +189,6 @@ def undo_merge(
         body.model_dump_json().encode(),
         work,
     )
-    return _json(status, payload, replayed)
-
-
-def _json(status: int, payload: Any, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
