@@ -52,7 +52,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
         # No pre-ping per checkout: it doubles the round trips of every query, and a
         # connection that fails is discarded by the pool anyway.
         engine=make_engine(
-            settings.database_url, pool_pre_ping=False, pool_size=10, max_overflow=20
+            settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10
         ),
         vault=Vault(settings.secret_key),
         limiter=RateLimiter(rate_per_second),

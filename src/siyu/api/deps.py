@@ -7,7 +7,7 @@ without one fails the tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -33,13 +33,18 @@ class Services:
     def encoder(self) -> IdentifierEncoder:
         return IdentifierEncoder(self.vault)
 
+    def reader(self) -> Connection:
+        """A connection for reads only, in autocommit: no BEGIN/ROLLBACK round trips on
+        PostgreSQL, and no BEGIN IMMEDIATE write lock on SQLite."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
-def services(request: Request) -> Services:
+
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
-def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
     """The caller, from `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
     header = request.headers.get("authorization", "")
     presented = header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -66,10 +71,10 @@ def principal(request: Request, svc: Services = Depends(services)) -> Principal:
     return who
 
 
-def require(permission: str) -> Callable[[Principal], Principal]:
+def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only roles holding `permission`."""
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    async def check(who: Principal = Depends(principal)) -> Principal:
         if not who.may(permission):
             raise Problem(
                 403, "Forbidden", f"role {who.role.value!r} may not {permission}", "forbidden"
@@ -86,7 +91,7 @@ def member_in_scope(
     """The member (following merges to the survivor) if the principal may see it: 404 when
     the group has no such member, 403 when it is another store's, guide's or person's."""
     if conn is None:
-        with svc.engine.connect() as own:
+        with svc.reader() as own:
             return member_in_scope(svc, who, member_id, own)
     current = member_id
     for _ in range(32):  # merge chains are short; the bound guards against a cycle

@@ -105,7 +105,7 @@ def authenticate(engine: Engine, vault: Vault, presented: str) -> Principal:
     expired (one message for all three, so a caller cannot probe which)."""
     if not presented.startswith(PREFIX) or len(presented) > 200:
         raise AuthenticationError("invalid or expired API key")
-    with engine.connect() as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(
             select(api_keys).where(api_keys.c.secret_hash == vault.keyed_hash(presented))
         ).first()

@@ -25,7 +25,7 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/members/lookup", response_model=MemberOut)
-def lookup(
+async def lookup(
     type: Annotated[str, Query(min_length=1, max_length=32, description="identity type")],
     value: Annotated[str, Query(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")],
     who: Principal = Depends(require("members:lookup")),
@@ -33,7 +33,7 @@ def lookup(
 ) -> MemberOut:
     """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
     ident = svc.encoder().encode(type, value)
-    with svc.engine.connect() as conn:  # one connection for the whole request
+    with svc.reader() as conn:  # one connection for the whole request
         member = conn.execute(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key}).scalar()
         if member is None:
             raise Problem(404, "Not found", "no member has this identifier", "not_found")
@@ -41,14 +41,14 @@ def lookup(
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
-def profile(
+async def profile(
     member_id: PathId,
     who: Principal = Depends(require("members:read")),
     svc: Services = Depends(services),
 ) -> MemberOut:
     """A member's profile and identities; personal data masked unless the role may see it.
     A merged member id answers with the surviving member."""
-    with svc.engine.connect() as conn:
+    with svc.reader() as conn:
         return _profile(svc, who, member_in_scope(svc, who, member_id, conn), conn)
 
 
