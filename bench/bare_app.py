@@ -6,5 +6,5 @@ app = FastAPI()
 
 
 @app.get("/bare")
-def bare() -> dict[str, bool]:
+async def bare() -> dict[str, bool]:
     return {"ok": True}
