@@ -46,6 +46,7 @@ def brand(directory: Path) -> Path:
                 "registered_at": "2024-01-01T10:00:00",
                 "channel": "pos",
                 "card": "C001",
+                "birth_date": "1990-04-01",
                 "phone": PHONE_1,
                 "name": NAME_1,
                 "home_store_id": "S1",

@@ -16,6 +16,7 @@ def test_an_analyst_sees_masked_phones_and_names_an_admin_the_clear_ones(api: Ap
     assert _phone(analyst) == "138****5678" and analyst["name"] == "张**"
     assert _phone(admin) == "+86" + PHONE_1 and admin["name"] == NAME_1
     assert analyst["member_id"] == admin["member_id"] == api.members["M1"]
+    assert (admin["birth_date"], analyst["birth_date"]) == ("1990-04-01", None)
 
 
 def test_a_store_key_gets_403_on_another_stores_member(api: Api) -> None:

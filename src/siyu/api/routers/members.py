@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Row, bindparam, text
 
 from siyu.api.deps import Services, member_in_scope, require, services
 from siyu.api.idempotency import respond_once
@@ -30,14 +30,16 @@ async def lookup(
     value: Annotated[str, Query(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")],
     who: Principal = Depends(require("members:lookup")),
     svc: Services = Depends(services),
-) -> MemberOut:
+) -> dict[str, Any]:
     """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
     ident = svc.encoder().encode(type, value)
     with svc.reader() as conn:  # one connection for the whole request
-        member = conn.execute(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key}).scalar()
-        if member is None:
+        m = conn.execute(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key}).first()
+        if m is None:
             raise Problem(404, "Not found", "no member has this identifier", "not_found")
-        return _profile(svc, who, member_in_scope(svc, who, int(member), conn), conn)
+        if m.status == "active" and who.role in GROUP_WIDE:
+            return _render(svc, who, m, conn)  # the common case: two queries in all
+        return _profile(svc, who, member_in_scope(svc, who, int(m.member_id), conn), conn)
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
@@ -45,7 +47,7 @@ async def profile(
     member_id: PathId,
     who: Principal = Depends(require("members:read")),
     svc: Services = Depends(services),
-) -> MemberOut:
+) -> dict[str, Any]:
     """A member's profile and identities; personal data masked unless the role may see it.
     A merged member id answers with the surviving member."""
     with svc.reader() as conn:
@@ -212,23 +214,28 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
 
 
 LOOKUP = text(
-    "SELECT member_id FROM identities WHERE group_id = :g AND type = :t AND value_key = :k"
+    "SELECT m.* FROM identities i JOIN members m ON m.member_id = i.member_id "
+    "WHERE i.group_id = :g AND i.type = :t AND i.value_key = :k"
 )
+MEMBER = text("SELECT * FROM members WHERE group_id = :g AND member_id = :m")
+IDENTITIES = text(
+    "SELECT identity_id, type, value, value_enc, value_masked, verified, source_channel, "
+    "first_seen, last_seen FROM identities WHERE group_id = :g AND member_id = :m "
+    "ORDER BY first_seen, identity_id LIMIT 500"
+)
+GROUP_WIDE = frozenset({Role.ADMIN, Role.ANALYST, Role.CHANNEL})
 
 
-def _profile(svc: Services, who: Principal, member_id: int, conn: Connection) -> MemberOut:
+def _profile(svc: Services, who: Principal, member_id: int, conn: Connection) -> dict[str, Any]:
+    m = conn.execute(MEMBER, {"g": who.group_id, "m": member_id}).one()
+    return _render(svc, who, m, conn)
+
+
+def _render(svc: Services, who: Principal, m: Row[Any], conn: Connection) -> dict[str, Any]:
+    """The profile as the response model's dict (FastAPI validates it once, on the way
+    out), personal data in the clear only for roles that may see it."""
     clear = who.sees_personal_data
-    m = conn.execute(
-        text("SELECT * FROM members WHERE group_id = :g AND member_id = :m"),
-        {"g": who.group_id, "m": member_id},
-    ).one()
-    rows = conn.execute(
-        text("""SELECT identity_id, type, value, value_enc, value_masked, verified,
-                       source_channel, first_seen, last_seen
-                FROM identities WHERE group_id = :g AND member_id = :m
-                ORDER BY first_seen, identity_id LIMIT 500"""),
-        {"g": who.group_id, "m": member_id},
-    ).all()
+    rows = conn.execute(IDENTITIES, {"g": who.group_id, "m": m.member_id}).all()
     identities = []
     for r in rows:
         if r.value is not None:
@@ -253,19 +260,19 @@ def _profile(svc: Services, who: Principal, member_id: int, conn: Connection) ->
         name: str | None = svc.vault.decrypt(bytes(m.name_enc), "name")
     else:
         name = m.name_masked
-    return MemberOut.model_validate(
-        {
-            "member_id": m.member_id,
-            "status": m.status,
-            "registered_at": _utc(m.registered_at),
-            "name": name,
-            "gender": m.gender,
-            "birth_date": m.birth_date.isoformat() if m.birth_date and clear else None,
-            "city": m.city,
-            "home_store_id": m.home_store_id,
-            "identities": identities,
-        }
-    )
+    birth = m.birth_date if clear else None
+    return {
+        "member_id": m.member_id,
+        "status": m.status,
+        "registered_at": _utc(m.registered_at),
+        "name": name,
+        "gender": m.gender,
+        # Raw SQL on SQLite returns dates as text; PostgreSQL returns date objects.
+        "birth_date": str(birth)[:10] if birth is not None else None,
+        "city": m.city,
+        "home_store_id": m.home_store_id,
+        "identities": identities,
+    }
 
 
 def _utc(value: datetime | str) -> datetime:
