@@ -14,7 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -158,13 +160,21 @@ def _release(engine: Engine, key_id: int, idem_key: str) -> None:
 def respond_once(
     engine: Engine,
     key_id: int,
+    request: Request,
     idem_key: str | None,
-    method: str,
-    path: str,
-    body: bytes,
+    body: BaseModel,
     work: Callable[[], Outcome],
 ) -> JSONResponse:
-    """`run_once`, answered as JSON with `Idempotent-Replayed: true` on a replay."""
-    (status, payload), replayed = run_once(engine, key_id, idem_key, method, path, body, work)
+    """`run_once` for a route: the request's method, path and validated body identify it;
+    answered as JSON with `Idempotent-Replayed: true` on a replay."""
+    (status, payload), replayed = run_once(
+        engine,
+        key_id,
+        idem_key,
+        request.method,
+        request.url.path,
+        body.model_dump_json().encode(),
+        work,
+    )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(payload, status_code=status, headers=headers)

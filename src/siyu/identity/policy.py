@@ -100,9 +100,3 @@ def clash(a: Sequence[Held], b: Sequence[Held], classes: ClassMap) -> tuple[Held
                 continue  # one phone replaced the other: allowed, reported as a change
             return x, y
     return None
-
-
-def is_phone_change(a: Sequence[Held], b: Sequence[Held]) -> bool:
-    va = [h for h in a if h.type == "phone" and h.verified]
-    vb = [h for h in b if h.type == "phone" and h.verified]
-    return bool(va and vb and {h.identity_id for h in va} != {h.identity_id for h in vb})

@@ -42,10 +42,6 @@ class ImportReport:
     rejects_path: str | None = None
     seconds: float = 0.0
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.read / self.seconds if self.seconds else 0.0
-
 
 def ensure_group(engine: Engine, group_id: str, name: str | None = None) -> None:
     with engine.begin() as conn:

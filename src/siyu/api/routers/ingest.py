@@ -61,15 +61,7 @@ def _ingest(
     def work() -> tuple[int, Any]:
         return 200, _load(svc, who, body.items, kind_name, id_field, table)
 
-    return respond_once(
-        svc.engine,
-        who.key_id,
-        idem,
-        "POST",
-        request.url.path,
-        body.model_dump_json().encode(),
-        work,
-    )
+    return respond_once(svc.engine, who.key_id, request, idem, body, work)
 
 
 def _load(

@@ -119,15 +119,7 @@ def bind_identity(
             conflicts=[],
         ).model_dump()
 
-    return respond_once(
-        svc.engine,
-        who.key_id,
-        idempotency_key,
-        "POST",
-        request.url.path,
-        body.model_dump_json().encode(),
-        work,
-    )
+    return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
 
 
 @router.post("/members:merge", response_model=MergeOut)
@@ -156,15 +148,7 @@ def merge(
             )
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
-    return respond_once(
-        svc.engine,
-        who.key_id,
-        idempotency_key,
-        "POST",
-        request.url.path,
-        body.model_dump_json().encode(),
-        work,
-    )
+    return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
 
 
 @router.post("/merges/{merge_id}:undo", response_model=UndoOut)
@@ -182,15 +166,7 @@ def undo_merge(
         result = unmerge(svc.engine, who.group_id, merge_id, body.reason)
         return 200, vars(result)
 
-    return respond_once(
-        svc.engine,
-        who.key_id,
-        idempotency_key,
-        "POST",
-        request.url.path,
-        body.model_dump_json().encode(),
-        work,
-    )
+    return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
 
 
 def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
