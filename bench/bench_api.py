@@ -5,7 +5,9 @@
 Loads N members (each with a card) straight into a fresh database, starts `uvicorn
 siyu.api.asgi:app` with W workers, and drives it with wrk (a separate C process) from the
 same machine. Baseline in the same run: a bare FastAPI endpoint (bench/bare_app.py)
-served by the same uvicorn settings, which is the ceiling for any endpoint here.
+served by the same uvicorn settings, which is the ceiling for any endpoint here, and the
+lookup's one query alone on the same driver (bench/raw_app.py), the ceiling for any
+endpoint that reads PostgreSQL once.
 Needs `wrk` (Debian: apt-get install wrk).
 """
 
@@ -157,6 +159,12 @@ request = function()
     {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
 end
 """
+RAW = """
+local driver, n = "%s", %d
+request = function()
+  return wrk.format("GET", "/" .. driver .. "?type=card&value=C" .. math.random(1, n))
+end
+"""
 BARE = 'request = function() return wrk.format("GET", "/bare") end'
 
 
@@ -209,6 +217,21 @@ def main() -> None:
         results["bare FastAPI endpoint (ceiling)"] = wrk(
             "http://127.0.0.1:8811", BARE, args.seconds, args.connections
         )
+        procs.pop().terminate()
+        procs.append(
+            serve("raw_app:app", 8813, args.workers, {**env, "PYTHONPATH": str(ROOT / "bench")})
+        )
+        for driver in ("psycopg", "asyncpg"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:8813/{driver}?type=card&value=C1")
+            except OSError:
+                continue  # asyncpg is not installed: no row for it
+            results[f"the lookup's query alone, async {driver} (database-bound ceiling)"] = wrk(
+                "http://127.0.0.1:8813",
+                RAW % (driver, args.members),
+                args.seconds,
+                args.connections,
+            )
         procs.pop().terminate()
         procs.append(serve("siyu.api.asgi:app", 8812, args.workers, env))
         results["GET /v1/members/lookup (card)"] = wrk(

@@ -11,6 +11,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.exceptions import RequestValidationError
@@ -36,24 +38,27 @@ from siyu.config import Settings
 from siyu.errors import SiyuError
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
+from siyu.store.reads import make_reads
 
 log = logging.getLogger("siyu.access")
 
 
 def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="siyu",
         version=__version__,
         description="One member, one ledger and one stock across every store and channel. "
         "Authenticate with `Authorization: Bearer <API key>` (see `siyu keys create`).",
     )
+    # No pre-ping per checkout: it doubles the round trips of every query, and a
+    # connection that fails is discarded by the pool anyway. Sized for the thread pool
+    # (40 threads) that runs the writes.
+    engine = make_engine(settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10)
     app.state.services = Services(
         settings=settings,
-        # No pre-ping per checkout: it doubles the round trips of every query, and a
-        # connection that fails is discarded by the pool anyway.
-        engine=make_engine(
-            settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10
-        ),
+        engine=engine,
+        reads=make_reads(engine),
         vault=Vault(settings.secret_key),
         limiter=RateLimiter(rate_per_second),
         keys=KeyCache(),
@@ -92,6 +97,14 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     app.add_middleware(Observe, templates=_route_templates(app), requests=requests, latency=latency)
 
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    services: Services = app.state.services
+    await services.reads.close()
+    services.engine.dispose()
 
 
 class Observe:

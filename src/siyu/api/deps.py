@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Engine
 
 from siyu.api.problems import Problem
 from siyu.api.ratelimit import RateLimiter
@@ -20,23 +20,20 @@ from siyu.auth.principal import Principal, Role
 from siyu.config import Settings
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.privacy import Vault
+from siyu.store.reads import Reader, Reads, Sql
 
 
 @dataclass
 class Services:
     settings: Settings
-    engine: Engine
+    engine: Engine  # writes (and sync work in the thread pool)
+    reads: Reads  # async reads on the event loop
     vault: Vault
     limiter: RateLimiter
     keys: KeyCache
 
     def encoder(self) -> IdentifierEncoder:
         return IdentifierEncoder(self.vault)
-
-    def reader(self) -> Connection:
-        """A connection for reads only, in autocommit: no BEGIN/ROLLBACK round trips on
-        PostgreSQL, and no BEGIN IMMEDIATE write lock on SQLite."""
-        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def services(request: Request) -> Services:
@@ -57,7 +54,7 @@ async def principal(request: Request, svc: Services = Depends(services)) -> Prin
             "unauthenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    who = svc.keys.authenticate(svc.engine, svc.vault, presented)
+    who = await svc.keys.authenticate(svc.reads, svc.vault, presented)
     request.state.key_id = who.key_id
     retry = svc.limiter.take(who.key_id)
     if retry is not None:
@@ -71,10 +68,13 @@ async def principal(request: Request, svc: Services = Depends(services)) -> Prin
     return who
 
 
-def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through only roles holding `permission`."""
+def require(permission: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that lets through only roles holding `permission`. It calls
+    `principal` itself rather than depending on it: every level of the dependency tree
+    costs FastAPI a solve on every request, and this is on every request."""
 
-    async def check(who: Principal = Depends(principal)) -> Principal:
+    async def check(request: Request) -> Principal:
+        who = await principal(request, request.app.state.services)
         if not who.may(permission):
             raise Problem(
                 403, "Forbidden", f"role {who.role.value!r} may not {permission}", "forbidden"
@@ -85,20 +85,12 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-def member_in_scope(
-    svc: Services, who: Principal, member_id: int, conn: Connection | None = None
-) -> int:
+async def member_in_scope(reader: Reader, who: Principal, member_id: int) -> int:
     """The member (following merges to the survivor) if the principal may see it: 404 when
     the group has no such member, 403 when it is another store's, guide's or person's."""
-    if conn is None:
-        with svc.reader() as own:
-            return member_in_scope(svc, who, member_id, own)
     current = member_id
     for _ in range(32):  # merge chains are short; the bound guards against a cycle
-        row = conn.execute(
-            text("SELECT status, merged_into FROM members WHERE group_id = :g AND member_id = :m"),
-            {"g": who.group_id, "m": current},
-        ).first()
+        row = await reader.first(MEMBER_STATUS, {"g": who.group_id, "m": current})
         if row is None:
             raise Problem(404, "Not found", f"member_id: no member {member_id}", "not_found")
         if row.status != "merged" or row.merged_into is None:
@@ -107,11 +99,19 @@ def member_in_scope(
     if who.role in (Role.ADMIN, Role.ANALYST, Role.CHANNEL):
         return current
     if who.role == Role.MEMBER:
-        ok = who.member_id is not None and _same_person(conn, who, current)
+        ok = who.member_id is not None and await _same_person(reader, who, current)
     elif who.role == Role.STORE:
-        ok = _store_member(conn, who, current)
+        ok = (
+            await reader.first(
+                STORE_MEMBER, {"m": current, "g": who.group_id, "stores": list(who.stores)}
+            )
+            is not None
+        )
     else:
-        ok = _guide_member(conn, who, current)
+        ok = (
+            await reader.first(GUIDE_MEMBER, {"m": current, "g": who.group_id, "gd": who.guide_id})
+            is not None
+        )
     if not ok:
         raise Problem(
             403,
@@ -122,38 +122,34 @@ def member_in_scope(
     return current
 
 
-def _same_person(conn: Connection, who: Principal, member_id: int) -> bool:
+async def scoped_member(svc: Services, who: Principal, member_id: int) -> int:
+    """`member_in_scope` on a connection of its own."""
+    async with svc.reads.connection() as reader:
+        return await member_in_scope(reader, who, member_id)
+
+
+async def _same_person(reader: Reader, who: Principal, member_id: int) -> bool:
     current = who.member_id
     for _ in range(32):
         if current == member_id:
             return True
-        row = conn.execute(
-            text("SELECT merged_into FROM members WHERE member_id = :m"), {"m": current}
-        ).first()
+        row = await reader.first(MERGED_INTO, {"m": current})
         if row is None or row.merged_into is None:
             return False
         current = int(row.merged_into)
     return False
 
 
-def _store_member(conn: Connection, who: Principal, member_id: int) -> bool:
-    query = text("""SELECT 1 FROM members WHERE member_id = :m AND home_store_id IN :stores
-                    UNION ALL
-                    SELECT 1 FROM orders WHERE group_id = :g AND member_id = :m
-                      AND store_id IN :stores
-                    LIMIT 1""").bindparams(bindparam("stores", expanding=True))
-    found = conn.execute(
-        query, {"m": member_id, "g": who.group_id, "stores": list(who.stores)}
-    ).first()
-    return found is not None
-
-
-def _guide_member(conn: Connection, who: Principal, member_id: int) -> bool:
-    found = conn.execute(
-        text("""SELECT 1 FROM orders WHERE group_id = :g AND member_id = :m AND guide_id = :gd
-                UNION ALL
-                SELECT 1 FROM events WHERE group_id = :g AND member_id = :m AND guide_id = :gd
-                LIMIT 1"""),
-        {"m": member_id, "g": who.group_id, "gd": who.guide_id},
-    ).first()
-    return found is not None
+MEMBER_STATUS = Sql(
+    "SELECT status, merged_into FROM members WHERE group_id = :g AND member_id = :m"
+)
+MERGED_INTO = Sql("SELECT merged_into FROM members WHERE member_id = :m")
+STORE_MEMBER = Sql("""SELECT 1 FROM members WHERE member_id = :m AND home_store_id IN :stores
+                      UNION ALL
+                      SELECT 1 FROM orders WHERE group_id = :g AND member_id = :m
+                        AND store_id IN :stores
+                      LIMIT 1""")
+GUIDE_MEMBER = Sql("""SELECT 1 FROM orders WHERE group_id = :g AND member_id = :m AND guide_id = :gd
+                      UNION ALL
+                      SELECT 1 FROM events WHERE group_id = :g AND member_id = :m AND guide_id = :gd
+                      LIMIT 1""")

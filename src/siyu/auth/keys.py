@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -20,6 +20,7 @@ from siyu.auth.models import api_keys
 from siyu.auth.principal import Principal, Role
 from siyu.errors import NotFoundError, SiyuError, ValidationError
 from siyu.privacy import Vault
+from siyu.store.reads import Reads, Sql
 
 PREFIX = "sy_"
 
@@ -103,17 +104,38 @@ def create_key(
 def authenticate(engine: Engine, vault: Vault, presented: str) -> Principal:
     """The principal of a presented key; AuthenticationError if unknown, revoked or
     expired (one message for all three, so a caller cannot probe which)."""
-    if not presented.startswith(PREFIX) or len(presented) > 200:
-        raise AuthenticationError("invalid or expired API key")
+    _check_shape(presented)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(
             select(api_keys).where(api_keys.c.secret_hash == vault.keyed_hash(presented))
         ).first()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or (row.expires_at is not None and row.expires_at <= _now())
-    ):
+    return _principal(row)
+
+
+KEY_BY_HASH = Sql(
+    "SELECT key_id, group_id, role, scope, name, expires_at, revoked_at FROM api_keys "
+    "WHERE secret_hash = :h"
+)
+
+
+async def authenticate_async(reads: Reads, vault: Vault, presented: str) -> Principal:
+    """`authenticate` for the service's event loop."""
+    _check_shape(presented)
+    async with reads.connection() as reader:
+        row = await reader.first(KEY_BY_HASH, {"h": vault.keyed_hash(presented)})
+    return _principal(row)
+
+
+def _check_shape(presented: str) -> None:
+    if not presented.startswith(PREFIX) or len(presented) > 200:
+        raise AuthenticationError("invalid or expired API key")
+
+
+def _principal(row: Any) -> Principal:
+    expires = row.expires_at if row is not None else None
+    if isinstance(expires, str):  # raw SQL on SQLite answers times as text
+        expires = datetime.fromisoformat(expires)
+    if row is None or row.revoked_at is not None or (expires is not None and expires <= _now()):
         raise AuthenticationError("invalid or expired API key")
     scope = json.loads(row.scope)
     return Principal(
@@ -136,19 +158,18 @@ class KeyCache:
     def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
         self.ttl, self.size = ttl, size
         self._entries: dict[str, tuple[Principal, float]] = {}
-        self._lock = threading.Lock()
 
-    def authenticate(self, engine: Engine, vault: Vault, presented: str) -> Principal:
+    async def authenticate(self, reads: Reads, vault: Vault, presented: str) -> Principal:
+        # One event loop per process touches the cache, and nothing awaits between a
+        # read and a write of the dict, so it needs no lock.
         now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(presented)
+        hit = self._entries.get(presented)
         if hit is not None and hit[1] > now:
             return hit[0]
-        who = authenticate(engine, vault, presented)
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
-            self._entries[presented] = (who, now + self.ttl)
+        who = await authenticate_async(reads, vault, presented)
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[presented] = (who, now + self.ttl)
         return who
 
 

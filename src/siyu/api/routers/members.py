@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from sqlalchemy import Connection, Row, bindparam, text
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import bindparam, text
 
-from siyu.api.deps import Services, member_in_scope, require, services
+from siyu.api.deps import Services, member_in_scope, require, scoped_member, services
 from siyu.api.idempotency import respond_once
 from siyu.api.problems import Problem
 from siyu.api.schemas import MAX_ID, BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
@@ -18,6 +19,7 @@ from siyu.identity.attach import attach
 from siyu.identity.ingest import Encoded
 from siyu.identity.merge import merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
+from siyu.store.reads import Sql
 
 router = APIRouter(prefix="/v1", tags=["members"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -33,13 +35,14 @@ async def lookup(
 ) -> dict[str, Any]:
     """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
     ident = svc.encoder().encode(type, value)
-    with svc.reader() as conn:  # one connection for the whole request
-        m = conn.execute(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key}).first()
-        if m is None:
+    async with svc.reads.connection() as reader:  # one connection for the whole request
+        rows = await reader.all(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key})
+        if not rows:
             raise Problem(404, "Not found", "no member has this identifier", "not_found")
-        if m.status == "active" and who.role in GROUP_WIDE:
-            return _render(svc, who, m, conn)  # the common case: two queries in all
-        return _profile(svc, who, member_in_scope(svc, who, int(m.member_id), conn), conn)
+        if rows[0].status == "active" and who.role in GROUP_WIDE:
+            return _render(svc, who, rows)  # the common case: one query in all
+        member_id = await member_in_scope(reader, who, int(rows[0].member_id))
+        return _render(svc, who, await reader.all(PROFILE, {"g": who.group_id, "m": member_id}))
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
@@ -50,12 +53,13 @@ async def profile(
 ) -> dict[str, Any]:
     """A member's profile and identities; personal data masked unless the role may see it.
     A merged member id answers with the surviving member."""
-    with svc.reader() as conn:
-        return _profile(svc, who, member_in_scope(svc, who, member_id, conn), conn)
+    async with svc.reads.connection() as reader:
+        member_id = await member_in_scope(reader, who, member_id)
+        return _render(svc, who, await reader.all(PROFILE, {"g": who.group_id, "m": member_id}))
 
 
 @router.post("/members/{member_id}/identities", response_model=BindOut)
-def bind_identity(
+async def bind_identity(
     member_id: PathId,
     body: BindIn,
     request: Request,
@@ -85,7 +89,7 @@ def bind_identity(
         raise Problem(
             403, "Forbidden", f"channel: this key binds for {who.channel!r} only", "forbidden"
         )
-    target = member_in_scope(svc, who, member_id)
+    target = await scoped_member(svc, who, member_id)
 
     def work() -> tuple[int, Any]:
         ident = svc.encoder().encode(body.type, body.value)
@@ -119,11 +123,13 @@ def bind_identity(
             conflicts=[],
         ).model_dump()
 
-    return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
+    return await run_in_threadpool(
+        respond_once, svc.engine, who.key_id, request, idempotency_key, body, work
+    )
 
 
 @router.post("/members:merge", response_model=MergeOut)
-def merge(
+async def merge(
     body: MergeIn,
     request: Request,
     idempotency_key: IdemKey = None,
@@ -131,7 +137,7 @@ def merge(
     svc: Services = Depends(services),
 ) -> Any:
     """Merge two members by hand (admin); the older survives. Undo with /v1/merges/{id}:undo."""
-    a, b = (member_in_scope(svc, who, m) for m in body.member_ids)
+    a, b = [await scoped_member(svc, who, m) for m in body.member_ids]
     if a == b:
         raise Problem(
             422,
@@ -148,7 +154,9 @@ def merge(
             )
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
-    return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
+    return await run_in_threadpool(
+        respond_once, svc.engine, who.key_id, request, idempotency_key, body, work
+    )
 
 
 @router.post("/merges/{merge_id}:undo", response_model=UndoOut)
@@ -189,49 +197,57 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
     return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked)
 
 
-LOOKUP = text(
-    "SELECT m.* FROM identities i JOIN members m ON m.member_id = i.member_id "
-    "WHERE i.group_id = :g AND i.type = :t AND i.value_key = :k"
+# The member and all its identities in one round trip: one row per identity (at least
+# one, the identity looked up). The identity columns are prefixed to keep them apart.
+_MEMBER_AND_IDENTITIES = """SELECT m.member_id, m.status, m.registered_at, m.name_enc,
+    m.name_masked, m.gender, m.birth_date, m.city, m.home_store_id,
+    j.identity_id AS i_id, j.type AS i_type, j.value AS i_value, j.value_enc AS i_enc,
+    j.value_masked AS i_masked, j.verified AS i_verified, j.source_channel AS i_channel,
+    j.first_seen AS i_first, j.last_seen AS i_last"""
+LOOKUP = Sql(
+    _MEMBER_AND_IDENTITIES
+    + """ FROM identities i JOIN members m ON m.member_id = i.member_id
+    JOIN identities j ON j.group_id = i.group_id AND j.member_id = m.member_id
+    WHERE i.group_id = :g AND i.type = :t AND i.value_key = :k
+    ORDER BY j.first_seen, j.identity_id LIMIT 500"""
 )
-MEMBER = text("SELECT * FROM members WHERE group_id = :g AND member_id = :m")
-IDENTITIES = text(
-    "SELECT identity_id, type, value, value_enc, value_masked, verified, source_channel, "
-    "first_seen, last_seen FROM identities WHERE group_id = :g AND member_id = :m "
-    "ORDER BY first_seen, identity_id LIMIT 500"
+PROFILE = Sql(
+    _MEMBER_AND_IDENTITIES
+    + """ FROM members m
+    LEFT JOIN identities j ON j.group_id = m.group_id AND j.member_id = m.member_id
+    WHERE m.group_id = :g AND m.member_id = :m
+    ORDER BY j.first_seen, j.identity_id LIMIT 500"""
 )
 GROUP_WIDE = frozenset({Role.ADMIN, Role.ANALYST, Role.CHANNEL})
 
 
-def _profile(svc: Services, who: Principal, member_id: int, conn: Connection) -> dict[str, Any]:
-    m = conn.execute(MEMBER, {"g": who.group_id, "m": member_id}).one()
-    return _render(svc, who, m, conn)
-
-
-def _render(svc: Services, who: Principal, m: Row[Any], conn: Connection) -> dict[str, Any]:
+def _render(svc: Services, who: Principal, rows: list[Any]) -> dict[str, Any]:
     """The profile as the response model's dict (FastAPI validates it once, on the way
     out), personal data in the clear only for roles that may see it."""
     clear = who.sees_personal_data
-    rows = conn.execute(IDENTITIES, {"g": who.group_id, "m": m.member_id}).all()
     identities = []
     for r in rows:
-        if r.value is not None:
-            shown, masked = r.value, False
-        elif clear and r.value_enc is not None:
-            shown, masked = svc.vault.decrypt(bytes(r.value_enc), r.type), False
+        if r.i_id is None:  # a member without identities (LEFT JOIN)
+            continue
+        if r.i_value is not None:
+            shown, masked = r.i_value, False
+        elif clear and r.i_enc is not None:
+            shown, masked = svc.vault.decrypt(bytes(r.i_enc), r.i_type), False
         else:
-            shown, masked = r.value_masked, True
+            shown, masked = r.i_masked, True
         identities.append(
             {
-                "identity_id": r.identity_id,
-                "type": r.type,
+                "identity_id": r.i_id,
+                "type": r.i_type,
                 "value": shown,
                 "masked": masked,
-                "verified": bool(r.verified),
-                "channel": r.source_channel,
-                "first_seen": _utc(r.first_seen),
-                "last_seen": _utc(r.last_seen),
+                "verified": bool(r.i_verified),
+                "channel": r.i_channel,
+                "first_seen": _utc(r.i_first),
+                "last_seen": _utc(r.i_last),
             }
         )
+    m = rows[0]
     if m.name_enc is not None and clear:
         name: str | None = svc.vault.decrypt(bytes(m.name_enc), "name")
     else:
