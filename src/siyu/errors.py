@@ -27,3 +27,10 @@ class ValidationError(SiyuError):
 
 class NotFoundError(SiyuError):
     code = "not_found"
+
+
+class ConflictError(SiyuError):
+    """The request is valid but the state refuses it (a balance too low, a key reused):
+    answered 409, and nothing was applied."""
+
+    code = "conflict"

@@ -56,7 +56,36 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/merges/{merge_id}:undo"): ("/v1/merges/999999:undo", {"reason": "x"}),
         ("POST", "/v1/orders:batch"): ("/v1/orders:batch", {"items": [order]}),
         ("POST", "/v1/events:batch"): ("/v1/events:batch", {"items": [event]}),
+        ("GET", "/v1/members/{member_id}/balances"): (f"/v1/members/{m1}/balances", None),
+        ("GET", "/v1/members/{member_id}/ledger"): (f"/v1/members/{m1}/ledger", None),
+        ("POST", "/v1/members/{member_id}/points:earn"): (
+            f"/v1/members/{m1}/points:earn",
+            {"points": 10, "store_id": "S1"},
+        ),
+        ("POST", "/v1/members/{member_id}/points:spend"): (
+            f"/v1/members/{m1}/points:spend",
+            {"points": 1, "store_id": "S1"},
+        ),
+        ("POST", "/v1/members/{member_id}/points:adjust"): (
+            f"/v1/members/{m1}/points:adjust",
+            {"points": 5, "reason": "goodwill"},
+        ),
+        ("POST", "/v1/members/{member_id}/stored-value:top-up"): (
+            f"/v1/members/{m1}/stored-value:top-up",
+            {"paid_fen": 1000, "bonus_fen": 100, "store_id": "S1"},
+        ),
+        ("POST", "/v1/members/{member_id}/stored-value:pay"): (
+            f"/v1/members/{m1}/stored-value:pay",
+            {"amount_fen": 10, "store_id": "S1"},
+        ),
+        ("POST", "/v1/members/{member_id}/stored-value:refund"): (
+            f"/v1/members/{m1}/stored-value:refund",
+            {"top_up_posting_id": 999999, "store_id": "S1"},
+        ),
     }
+
+
+IDEM = {"Idempotency-Key": "anonymous"}
 
 
 def test_every_v1_route_declares_a_permission_and_is_enforced_for_every_role(api: Api) -> None:
@@ -74,11 +103,12 @@ def test_every_v1_route_declares_a_permission_and_is_enforced_for_every_role(api
             assert (method, path) in cases, f"add a case for {method} {path}"
             url, body = cases[(method, path)]
             # without credentials: 401
-            anonymous = api.client.request(method, url, json=body)
+            anonymous = api.client.request(method, url, json=body, headers=IDEM)
             assert anonymous.status_code == 401, (path, anonymous.text)
             assert anonymous.headers["content-type"] == "application/problem+json"
             for role in Role:
-                response = api.client.request(method, url, json=body, headers=api.as_(role))
+                headers = {**api.as_(role), "Idempotency-Key": f"{role}-{method}-{path}"}
+                response = api.client.request(method, url, json=body, headers=headers)
                 allowed = role in PERMISSIONS[permission]
                 if allowed:
                     assert (

@@ -85,17 +85,24 @@ def require(permission: str) -> Callable[[Request], Awaitable[Principal]]:
     return check
 
 
-async def member_in_scope(reader: Reader, who: Principal, member_id: int) -> int:
-    """The member (following merges to the survivor) if the principal may see it: 404 when
-    the group has no such member, 403 when it is another store's, guide's or person's."""
+async def survivor(reader: Reader, group_id: str, member_id: int) -> int:
+    """The member itself, or the member it was merged into; 404 when the brand group has
+    no such member."""
     current = member_id
     for _ in range(32):  # merge chains are short; the bound guards against a cycle
-        row = await reader.first(MEMBER_STATUS, {"g": who.group_id, "m": current})
+        row = await reader.first(MEMBER_STATUS, {"g": group_id, "m": current})
         if row is None:
             raise Problem(404, "Not found", f"member_id: no member {member_id}", "not_found")
         if row.status != "merged" or row.merged_into is None:
             break
         current = int(row.merged_into)
+    return current
+
+
+async def member_in_scope(reader: Reader, who: Principal, member_id: int) -> int:
+    """The member (following merges to the survivor) if the principal may see it: 404 when
+    the group has no such member, 403 when it is another store's, guide's or person's."""
+    current = await survivor(reader, who.group_id, member_id)
     if who.role in (Role.ADMIN, Role.ANALYST, Role.CHANNEL):
         return current
     if who.role == Role.MEMBER:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.auth.keys import AuthenticationError
-from siyu.errors import NotFoundError, SiyuError, ValidationError
+from siyu.errors import ConflictError, NotFoundError, SiyuError, ValidationError
 from siyu.identity.merge import MergeError
 
 MEDIA_TYPE = "application/problem+json"
@@ -67,7 +67,7 @@ def from_exception(exc: Exception) -> Problem:
         )
     if isinstance(exc, NotFoundError):
         return Problem(404, "Not found", str(exc), exc.code)
-    if isinstance(exc, MergeError):
+    if isinstance(exc, ConflictError | MergeError):
         return Problem(409, "Conflict", str(exc), exc.code)
     if isinstance(exc, SiyuError):
         return Problem(400, "Bad request", str(exc), exc.code)
@@ -88,7 +88,7 @@ async def handle_request_validation(request: Request, exc: Exception) -> JSONRes
     errors = [
         {
             "field": ".".join(
-                str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")
+                str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")
             ),
             "rule": e.get("msg", "invalid"),
         }

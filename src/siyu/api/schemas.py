@@ -94,3 +94,91 @@ class BatchOut(BaseModel):
     duplicate: int
     rejected: int
     items: list[ItemResult]
+
+
+# --- the loyalty ledger ------------------------------------------------------------
+Amount = Annotated[int, Field(ge=1, le=10**12)]
+Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]*$")]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class Where(Strict):
+    """Where a posting happens: a store key must name one of its stores, a channel key
+    its channel (it is filled in when left out)."""
+
+    store_id: Code | None = None
+    channel: Code | None = None
+    reason: Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f]*$")] | None = None
+
+
+class EarnIn(Where):
+    points: Amount
+    order_id: Ref | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="Default: the end of the year after this one."
+    )
+
+
+class SpendIn(Where):
+    points: Amount
+    order_id: Ref | None = None
+
+
+class AdjustIn(Where):
+    points: Annotated[int, Field(ge=-(10**12), le=10**12, description="Non-zero; signed.")]
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]*$")]
+    expires_at: datetime | None = None
+
+
+class TopUpIn(Where):
+    paid_fen: Amount
+    bonus_fen: Annotated[int, Field(ge=0, le=10**12)] = 0
+    payment_ref: Ref | None = None
+
+
+class PayIn(Where):
+    amount_fen: Amount
+    order_id: Ref | None = None
+
+
+class RefundIn(Where):
+    top_up_posting_id: Id
+
+
+class BalancesOut(BaseModel):
+    member_id: int
+    points: int
+    stored_value_fen: int = Field(description="principal + bonus")
+    stored_value_principal_fen: int
+    stored_value_bonus_fen: int
+    points_expiring: list[dict[str, Any]] = Field(
+        description="[{expires_at, points}] of the lots still holding points, soonest first"
+    )
+
+
+class PostingOut(BaseModel):
+    posting_id: int
+    kind: str
+    member_id: int
+    created_at: datetime
+    balances: dict[str, int]
+    detail: dict[str, Any]
+
+
+class EntryOut(BaseModel):
+    entry_id: int
+    posting_id: int
+    kind: str
+    asset: str
+    amount: int
+    balance_after: int
+    created_at: datetime
+    reference: str | None
+    store_id: str | None
+    channel: str | None
+
+
+class StatementOut(BaseModel):
+    member_id: int
+    entries: list[EntryOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")

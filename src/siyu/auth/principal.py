@@ -27,6 +27,16 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "members:merge": frozenset({Role.ADMIN}),
     "orders:ingest": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
     "events:ingest": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
+    # The ledger. Reading follows the member scope (a member sees only its statement);
+    # posting is for the tills (store), integrations (channel) and HQ; a member spends and
+    # pays for itself from the mini-program; corrections and refunds need HQ or a store.
+    "ledger:read": frozenset(Role),
+    "points:earn": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
+    "points:spend": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
+    "points:adjust": frozenset({Role.ADMIN}),
+    "stored-value:top-up": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
+    "stored-value:pay": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
+    "stored-value:refund": frozenset({Role.ADMIN, Role.STORE}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

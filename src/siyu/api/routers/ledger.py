@@ -1,0 +1,294 @@
+"""The loyalty ledger over HTTP: balances, statement, points and stored value.
+
+Every posting needs an `Idempotency-Key`, which becomes the posting's own key in the
+ledger (unique in the brand group, checked in the same transaction as the balance), so a
+retry answers the first result and applies nothing. A refused posting (409) applies
+nothing and leaves the key unused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from siyu.api.deps import Services, member_in_scope, require, services, survivor
+from siyu.api.problems import Problem
+from siyu.api.schemas import (
+    MAX_ID,
+    AdjustIn,
+    BalancesOut,
+    EarnIn,
+    PayIn,
+    PostingOut,
+    RefundIn,
+    SpendIn,
+    StatementOut,
+    TopUpIn,
+    Where,
+)
+from siyu.auth.principal import Principal, Role
+from siyu.catalog.models import CHANNELS
+from siyu.ledger import points, stored_value
+from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
+from siyu.ledger.posting import Request, Result
+from siyu.store.reads import Sql
+
+router = APIRouter(prefix="/v1", tags=["ledger"])
+MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdemKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Required: the posting's key; a retry with it applies nothing again.",
+    ),
+]
+
+
+@router.get("/members/{member_id}/balances", response_model=BalancesOut)
+async def balances(
+    member_id: MemberId,
+    who: Principal = Depends(require("ledger:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Points and stored value (principal and bonus apart), and when points expire."""
+    async with svc.reads.connection() as reader:
+        member_id = await member_in_scope(reader, who, member_id)
+        rows = await reader.all(BALANCES, {"g": who.group_id, "m": member_id})
+        lots = await reader.all(EXPIRING, {"g": who.group_id, "m": member_id})
+    held = {r.asset: int(r.balance) for r in rows}
+    principal, bonus = held.get(SV_PRINCIPAL, 0), held.get(SV_BONUS, 0)
+    return {
+        "member_id": member_id,
+        "points": held.get(POINTS, 0),
+        "stored_value_fen": principal + bonus,
+        "stored_value_principal_fen": principal,
+        "stored_value_bonus_fen": bonus,
+        "points_expiring": [
+            {"expires_at": _utc(r.expires_at), "points": int(r.points)} for r in lots
+        ],
+    }
+
+
+@router.get("/members/{member_id}/ledger", response_model=StatementOut)
+async def statement(
+    member_id: MemberId,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    who: Principal = Depends(require("ledger:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The member's statement, newest first: every entry with the balance after it."""
+    async with svc.reads.connection() as reader:
+        member_id = await member_in_scope(reader, who, member_id)
+        rows = await reader.all(
+            STATEMENT,
+            {"g": who.group_id, "m": member_id, "before": before or MAX_ID, "n": limit},
+        )
+    entries = [
+        {
+            "entry_id": r.entry_id,
+            "posting_id": r.posting_id,
+            "kind": r.kind,
+            "asset": r.asset,
+            "amount": r.amount,
+            "balance_after": r.balance_after,
+            "created_at": _utc(r.created_at),
+            "reference": r.reference,
+            "store_id": r.store_id,
+            "channel": r.channel,
+        }
+        for r in rows
+    ]
+    more = len(entries) == limit
+    return {
+        "member_id": member_id,
+        "entries": entries,
+        "next_before": entries[-1]["entry_id"] if more else None,
+    }
+
+
+@router.post("/members/{member_id}/points:earn", response_model=PostingOut)
+async def earn_points(
+    member_id: MemberId,
+    body: EarnIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("points:earn")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Points into a new lot that expires at `expires_at` (default: end of next year)."""
+    ask = await _request(svc, who, member_id, "earn", idempotency_key, body, body.order_id)
+    expires = _naive(body.expires_at)
+    return await _post(lambda: points.earn(svc.engine, ask, body.points, expires))
+
+
+@router.post("/members/{member_id}/points:spend", response_model=PostingOut)
+async def spend_points(
+    member_id: MemberId,
+    body: SpendIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("points:spend")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Spend points, first-expiring lots first; 409 when the balance is too low."""
+    ask = await _request(svc, who, member_id, "spend", idempotency_key, body, body.order_id)
+    return await _post(lambda: points.spend(svc.engine, ask, body.points))
+
+
+@router.post("/members/{member_id}/points:adjust", response_model=PostingOut)
+async def adjust_points(
+    member_id: MemberId,
+    body: AdjustIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("points:adjust")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """A correction by HQ, with a reason: positive adds a lot, negative takes points."""
+    ask = await _request(svc, who, member_id, "adjust", idempotency_key, body, None)
+    expires = _naive(body.expires_at)
+    return await _post(lambda: points.adjust(svc.engine, ask, body.points, expires))
+
+
+@router.post("/members/{member_id}/stored-value:top-up", response_model=PostingOut)
+async def top_up(
+    member_id: MemberId,
+    body: TopUpIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("stored-value:top-up")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Money paid in (at a till or online) plus a bonus, kept apart."""
+    ask = await _request(svc, who, member_id, "top_up", idempotency_key, body, body.payment_ref)
+    return await _post(lambda: stored_value.top_up(svc.engine, ask, body.paid_fen, body.bonus_fen))
+
+
+@router.post("/members/{member_id}/stored-value:pay", response_model=PostingOut)
+async def pay(
+    member_id: MemberId,
+    body: PayIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("stored-value:pay")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Pay from stored value, principal and bonus in proportion; 409 when too low."""
+    ask = await _request(svc, who, member_id, "pay", idempotency_key, body, body.order_id)
+    return await _post(lambda: stored_value.pay(svc.engine, ask, body.amount_fen))
+
+
+@router.post("/members/{member_id}/stored-value:refund", response_model=PostingOut)
+async def refund(
+    member_id: MemberId,
+    body: RefundIn,
+    idempotency_key: IdemKey,
+    who: Principal = Depends(require("stored-value:refund")),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Refund a top-up: its unspent principal goes back, its bonus in proportion."""
+    ask = await _request(svc, who, member_id, "refund_top_up", idempotency_key, body, None)
+    return await _post(lambda: stored_value.refund_top_up(svc.engine, ask, body.top_up_posting_id))
+
+
+async def _request(
+    svc: Services,
+    who: Principal,
+    member_id: int,
+    kind: str,
+    idempotency_key: str,
+    body: Where,
+    reference: str | None,
+) -> Request:
+    """The posting request, after the scope rules: a store posts only at its stores and a
+    channel only for its channel (for any member: people shop where they like); a member
+    only for itself; HQ anywhere in its group."""
+    channel = body.channel
+    if channel is not None and channel not in CHANNELS:
+        raise Problem(
+            422,
+            "Invalid input",
+            f"channel: unknown channel {channel!r}",
+            "validation_failed",
+            [{"field": "channel", "rule": "known channel"}],
+        )
+    async with svc.reads.connection() as reader:
+        if who.role == Role.STORE:
+            if body.store_id is None or body.store_id not in who.stores:
+                raise Problem(
+                    403, "Forbidden", "store_id: this key posts at its own stores only", "forbidden"
+                )
+            target = await survivor(reader, who.group_id, member_id)
+        elif who.role == Role.CHANNEL:
+            if channel not in (None, who.channel):
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f"channel: this key posts for {who.channel!r} only",
+                    "forbidden",
+                )
+            channel = who.channel
+            target = await survivor(reader, who.group_id, member_id)
+        else:
+            target = await member_in_scope(reader, who, member_id)
+    return Request(
+        group_id=who.group_id,
+        member_id=target,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        fields=body.model_dump(mode="json"),
+        reference=reference,
+        store_id=body.store_id,
+        channel=channel,
+        reason=body.reason,
+        key_id=who.key_id,
+    )
+
+
+async def _post(work: Callable[[], Result]) -> JSONResponse:
+    """Run the posting in the thread pool (it is a write transaction) and answer it."""
+    result = await run_in_threadpool(work)
+    payload = PostingOut(
+        posting_id=result.posting_id,
+        kind=result.kind,
+        member_id=result.member_id,
+        created_at=result.created_at.replace(tzinfo=UTC),
+        balances=result.balances,
+        detail=result.detail,
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return JSONResponse(payload.model_dump(mode="json"), headers=headers)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """Stored times are UTC without a zone."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # raw SQL on SQLite answers times as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+BALANCES = Sql(
+    "SELECT asset, balance FROM ledger_accounts "
+    "WHERE group_id = :g AND member_id = :m AND owner = 'member'"
+)
+EXPIRING = Sql(
+    "SELECT expires_at, SUM(remaining) AS points FROM point_lots "
+    "WHERE group_id = :g AND member_id = :m AND remaining > 0 "
+    "GROUP BY expires_at ORDER BY expires_at LIMIT 20"
+)
+STATEMENT = Sql(
+    """SELECT e.entry_id, e.posting_id, p.kind, e.asset, e.amount, e.balance_after,
+         e.created_at, p.reference, p.store_id, p.channel
+       FROM ledger_entries e JOIN ledger_postings p ON p.posting_id = e.posting_id
+       WHERE e.group_id = :g AND e.member_id = :m AND e.entry_id < :before
+       ORDER BY e.entry_id DESC LIMIT :n"""
+)

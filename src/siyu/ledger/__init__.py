@@ -1,0 +1,1 @@
+"""The loyalty ledger: points, stored value, tiers; double-entry and append-only."""

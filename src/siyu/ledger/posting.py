@@ -1,0 +1,330 @@
+"""Postings: the one way a balance changes.
+
+`post` runs a posting in one transaction:
+
+1. claim the idempotency key (an INSERT that the unique key lets through once; a retry
+   finds the first posting and gets its result back, a different request under the same
+   key is refused);
+2. let the caller's plan decide the entries, reading the member's balances under lock
+   when it must (a proportional split, first-expiring lots);
+3. apply each member entry as a conditional UPDATE in account-id order, so the database
+   refuses an overdraft and concurrent postings lock in the same order;
+4. append the entries, which sum to zero.
+
+Any refusal rolls the whole transaction back, claim included: nothing is half-applied,
+and the same key may be tried again later.
+
+System accounts (issuance, redemption, ...) are never updated: their balance is the sum
+of their entries. Every posting touches one, so a running balance on them would
+serialise every posting of a brand group on one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from siyu.errors import ConflictError, ValidationError
+from siyu.ledger.models import ASSETS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
+
+MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
+
+
+class InsufficientBalance(ConflictError):
+    code = "insufficient_balance"
+
+    def __init__(self, asset: str, needed: int, available: int) -> None:
+        self.asset, self.needed, self.available = asset, needed, available
+        super().__init__(f"{asset}: needs {needed}, the balance is {available}")
+
+
+class IdempotencyConflict(ConflictError):
+    code = "idempotency_conflict"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What was asked: the key and a digest of everything else identify a posting."""
+
+    group_id: str
+    member_id: int
+    kind: str
+    idempotency_key: str
+    fields: dict[str, Any]  # the request body, as given
+    reference: str | None = None
+    store_id: str | None = None
+    channel: str | None = None
+    reason: str | None = None
+    key_id: int | None = None
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(
+            [self.member_id, self.kind, self.fields], sort_keys=True, default=str
+        ).encode()
+        return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass
+class Result:
+    posting_id: int
+    kind: str
+    member_id: int
+    created_at: datetime
+    balances: dict[str, int]  # the member's balances after the posting
+    detail: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass
+class Plan:
+    """The entries a posting decided, built by the caller's plan function."""
+
+    conn: Connection
+    group_id: str
+    member_id: int
+    posting_id: int
+    now: datetime
+    lines: list[tuple[str, str, int]] = field(default_factory=list)  # (owner, asset, amount)
+    detail: dict[str, Any] = field(default_factory=dict)
+    _locked: dict[str, tuple[int, int]] | None = None  # asset -> (account_id, balance)
+
+    def move(self, asset: str, amount: int, counter: str) -> None:
+        """`amount` into the member's `asset` account, out of system account `counter`
+        (a negative amount goes the other way)."""
+        if amount:
+            self.lines.append(("member", asset, amount))
+            self.lines.append((counter, asset, -amount))
+
+    def balances(self) -> dict[str, int]:
+        """The member's balances, locked until the posting commits."""
+        if self._locked is None:
+            self._locked = _lock_member_accounts(self.conn, self.group_id, self.member_id)
+        return {asset: bal for asset, (_, bal) in self._locked.items()}
+
+
+def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Result:
+    """Apply a posting exactly once (see the module docstring)."""
+    if not request.idempotency_key or len(request.idempotency_key) > 200:
+        raise ValidationError("Idempotency-Key", "required, at most 200 characters")
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    system = system_accounts(engine, request.group_id)
+    with engine.begin() as conn:
+        posting_id = _claim(conn, request, now)
+        if posting_id is None:
+            return _replay(conn, request)
+        work = Plan(conn, request.group_id, request.member_id, posting_id, now)
+        plan(work)
+        balances = _apply(work, system)
+        conn.execute(
+            text("UPDATE ledger_postings SET detail = :d WHERE posting_id = :p"),
+            # The balances are kept with the posting so that a replay answers exactly what
+            # the first request was answered.
+            {
+                "d": json.dumps({**work.detail, "balances": balances}, sort_keys=True),
+                "p": posting_id,
+            },
+        )
+    return Result(posting_id, request.kind, request.member_id, now, balances, work.detail)
+
+
+def _claim(conn: Connection, request: Request, now: datetime) -> int | None:
+    row = conn.execute(
+        text("""INSERT INTO ledger_postings (group_id, idempotency_key, request_sha256, kind,
+                  member_id, reference, store_id, channel, reason, key_id, created_at)
+                VALUES (:g, :k, :h, :kind, :m, :ref, :s, :c, :r, :key, :now)
+                ON CONFLICT (group_id, idempotency_key) DO NOTHING
+                RETURNING posting_id"""),
+        {
+            "g": request.group_id,
+            "k": request.idempotency_key,
+            "h": request.digest,
+            "kind": request.kind,
+            "m": request.member_id,
+            "ref": request.reference,
+            "s": request.store_id,
+            "c": request.channel,
+            "r": request.reason,
+            "key": request.key_id,
+            "now": now,
+        },
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def _replay(conn: Connection, request: Request) -> Result:
+    first = conn.execute(
+        text("""SELECT posting_id, kind, member_id, request_sha256, detail, created_at
+                FROM ledger_postings WHERE group_id = :g AND idempotency_key = :k"""),
+        {"g": request.group_id, "k": request.idempotency_key},
+    ).one()
+    if first.request_sha256 != request.digest:
+        raise IdempotencyConflict(
+            "Idempotency-Key: already used for a different posting; use a new key"
+        )
+    detail = json.loads(first.detail or "{}")
+    balances = detail.pop("balances", {})
+    created = first.created_at
+    if isinstance(created, str):  # raw SQL on SQLite answers times as text
+        created = datetime.fromisoformat(created)
+    return Result(
+        int(first.posting_id),
+        first.kind,
+        int(first.member_id),
+        created,
+        {asset: int(bal) for asset, bal in balances.items()},
+        detail,
+        replayed=True,
+    )
+
+
+def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
+    net: dict[tuple[str, str], int] = {}
+    for owner, asset, amount in work.lines:
+        if abs(amount) > MAX_AMOUNT:
+            raise ValidationError("amount", f"at most {MAX_AMOUNT} per posting")
+        net[owner, asset] = net.get((owner, asset), 0) + amount
+    if sum(net.values()) != 0:  # a bug in a plan, never the caller's input
+        raise AssertionError(f"posting {work.posting_id} does not balance: {net}")
+    accounts = _member_accounts(work)
+    entries = []
+    after: dict[str, int] = {}
+    # Member accounts in account-id order: every posting locks rows in the same order.
+    for asset, (account_id, _) in sorted(accounts.items(), key=lambda a: a[1][0]):
+        amount = net.get(("member", asset), 0)
+        if not amount:
+            continue
+        row = work.conn.execute(
+            text("""UPDATE ledger_accounts SET balance = balance + :d
+                    WHERE account_id = :a AND (balance + :d >= 0 OR allow_negative)
+                    RETURNING balance"""),
+            {"d": amount, "a": account_id},
+        ).first()
+        if row is None:
+            available = work.conn.execute(
+                text("SELECT balance FROM ledger_accounts WHERE account_id = :a"),
+                {"a": account_id},
+            ).scalar_one()
+            raise InsufficientBalance(asset, -amount, int(available))
+        after[asset] = int(row[0])
+        entries.append(_entry(work, account_id, work.member_id, asset, amount, int(row[0])))
+    for (owner, asset), amount in sorted(net.items()):
+        if owner != "member" and amount:
+            entries.append(_entry(work, system[owner, asset], 0, asset, amount, None))
+    if entries:
+        work.conn.execute(insert(ledger_entries), entries)
+    return {asset: after.get(asset, balance) for asset, (_, balance) in accounts.items()}
+
+
+def _entry(
+    work: Plan, account_id: int, member_id: int, asset: str, amount: int, after: int | None
+) -> dict[str, Any]:
+    return {
+        "posting_id": work.posting_id,
+        "group_id": work.group_id,
+        "account_id": account_id,
+        "member_id": member_id,
+        "asset": asset,
+        "amount": amount,
+        "balance_before": None if after is None else after - amount,
+        "balance_after": after,
+        "created_at": work.now,
+    }
+
+
+def _member_accounts(work: Plan) -> dict[str, tuple[int, int]]:
+    if work._locked is not None:
+        return work._locked
+    _ensure_member_accounts(work.conn, work.group_id, work.member_id, work.now)
+    rows = work.conn.execute(
+        select(ledger_accounts.c.asset, ledger_accounts.c.account_id, ledger_accounts.c.balance)
+        .where(
+            ledger_accounts.c.group_id == work.group_id,
+            ledger_accounts.c.member_id == work.member_id,
+            ledger_accounts.c.owner == "member",
+        )
+        .order_by(ledger_accounts.c.account_id)
+    ).all()
+    return {r.asset: (int(r.account_id), int(r.balance)) for r in rows}
+
+
+def _lock_member_accounts(
+    conn: Connection, group_id: str, member_id: int
+) -> dict[str, tuple[int, int]]:
+    """The member's accounts, row-locked in account-id order on PostgreSQL (SQLite's
+    BEGIN IMMEDIATE already holds the database's one write lock)."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    _ensure_member_accounts(conn, group_id, member_id, now)
+    query = (
+        select(ledger_accounts.c.asset, ledger_accounts.c.account_id, ledger_accounts.c.balance)
+        .where(
+            ledger_accounts.c.group_id == group_id,
+            ledger_accounts.c.member_id == member_id,
+            ledger_accounts.c.owner == "member",
+        )
+        .order_by(ledger_accounts.c.account_id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.asset: (int(r.account_id), int(r.balance)) for r in conn.execute(query)}
+
+
+def _ensure_member_accounts(conn: Connection, group_id: str, member_id: int, now: datetime) -> None:
+    exists = conn.execute(
+        text("""SELECT COUNT(*) FROM ledger_accounts
+                WHERE group_id = :g AND member_id = :m AND owner = 'member'"""),
+        {"g": group_id, "m": member_id},
+    ).scalar_one()
+    if exists == len(ASSETS):
+        return
+    conn.execute(
+        text("""INSERT INTO ledger_accounts
+                  (group_id, owner, member_id, asset, balance, allow_negative, created_at)
+                VALUES (:g, 'member', :m, :a, 0, false, :now)
+                ON CONFLICT (group_id, member_id, owner, asset) DO NOTHING"""),
+        [{"g": group_id, "m": member_id, "a": asset, "now": now} for asset in ASSETS],
+    )
+
+
+_SYSTEM_CACHE: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
+
+
+def system_accounts(engine: Engine, group_id: str) -> dict[tuple[str, str], int]:
+    """(owner, asset) -> account_id of the group's system accounts, created on first use
+    in a transaction of their own (a posting that rolls back must not take them along).
+    They are never deleted, so each process remembers them."""
+    cache_key = (engine.url.render_as_string(hide_password=True), group_id)
+    known = _SYSTEM_CACHE.get(cache_key)
+    if known is not None:
+        return known
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with engine.begin() as conn:
+        _create_system_accounts(conn, group_id, now)
+        rows = conn.execute(
+            text("""SELECT owner, asset, account_id FROM ledger_accounts
+                    WHERE group_id = :g AND member_id = 0 AND owner <> 'member'"""),
+            {"g": group_id},
+        ).all()
+    found = {(r.owner, r.asset): int(r.account_id) for r in rows}
+    _SYSTEM_CACHE[cache_key] = found
+    return found
+
+
+def _create_system_accounts(conn: Connection, group_id: str, now: datetime) -> None:
+    conn.execute(
+        text("""INSERT INTO ledger_accounts
+                  (group_id, owner, member_id, asset, balance, allow_negative, created_at)
+                VALUES (:g, :o, 0, :a, 0, true, :now)
+                ON CONFLICT (group_id, member_id, owner, asset) DO NOTHING"""),
+        [
+            {"g": group_id, "o": owner, "a": asset, "now": now}
+            for owner in SYSTEM_ACCOUNTS
+            for asset in ASSETS
+        ],
+    )

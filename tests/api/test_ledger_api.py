@@ -1,0 +1,95 @@
+"""The ledger over HTTP: scopes, 409 on a refusal with nothing applied, replays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+
+
+def post(api: Api, role: str, path: str, body: dict[str, Any], key: str) -> Any:
+    headers = {**api.as_(role), "Idempotency-Key": key}
+    return api.client.post(f"/v1/members/{path}", json=body, headers=headers)
+
+
+def test_top_up_pay_refund_and_the_statement(api: Api) -> None:
+    m1 = api.members["M1"]
+    top = post(
+        api,
+        "store",
+        f"{m1}/stored-value:top-up",
+        {"paid_fen": 1000, "bonus_fen": 100, "store_id": "S1"},
+        "t1",
+    )
+    assert top.status_code == 200, top.text
+    assert top.json()["balances"]["sv_principal"] == 1000
+    paid = post(api, "member", f"{m1}/stored-value:pay", {"amount_fen": 110}, "p1")
+    assert paid.json()["detail"] == {"amount_fen": 110, "principal_fen": 100, "bonus_fen": 10}
+    # the member reads its own balances and statement
+    balances = api.client.get(f"/v1/members/{m1}/balances", headers=api.as_("member")).json()
+    assert balances["stored_value_fen"] == 990
+    assert balances["stored_value_principal_fen"] == 900
+    page = api.client.get(f"/v1/members/{m1}/ledger?limit=2", headers=api.as_("member")).json()
+    assert [e["kind"] for e in page["entries"]] == ["pay", "pay"]
+    assert page["next_before"] is not None
+    rest = api.client.get(
+        f"/v1/members/{m1}/ledger?before={page['next_before']}", headers=api.as_("member")
+    ).json()
+    assert [e["kind"] for e in rest["entries"]] == ["top_up", "top_up"]
+    assert rest["next_before"] is None
+    posting = top.json()["posting_id"]
+    refund = post(api, "admin", f"{m1}/stored-value:refund", {"top_up_posting_id": posting}, "r1")
+    assert refund.json()["detail"]["principal_fen"] == 900
+    again = post(api, "admin", f"{m1}/stored-value:refund", {"top_up_posting_id": posting}, "r2")
+    assert again.status_code == 409 and again.json()["code"] == "already_refunded"
+
+
+def test_a_refused_payment_is_a_409_problem_and_applies_nothing(api: Api) -> None:
+    m1 = api.members["M1"]
+    post(api, "admin", f"{m1}/stored-value:top-up", {"paid_fen": 50}, "t")
+    refused = post(api, "channel", f"{m1}/stored-value:pay", {"amount_fen": 51}, "too-much")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "insufficient_balance"
+    assert "needs 51, the balance is 50" in refused.json()["detail"]
+    balances = api.client.get(f"/v1/members/{m1}/balances", headers=api.as_("admin")).json()
+    assert balances["stored_value_fen"] == 50
+
+
+def test_a_retry_is_replayed_and_a_reused_key_is_refused(api: Api) -> None:
+    m1 = api.members["M1"]
+    first = post(api, "channel", f"{m1}/points:earn", {"points": 30, "order_id": "T1"}, "o-T1")
+    again = post(api, "channel", f"{m1}/points:earn", {"points": 30, "order_id": "T1"}, "o-T1")
+    assert again.json()["posting_id"] == first.json()["posting_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["balances"]["points"] == 30
+    other = post(api, "channel", f"{m1}/points:earn", {"points": 31, "order_id": "T1"}, "o-T1")
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+    missing = api.client.post(
+        f"/v1/members/{m1}/points:earn", json={"points": 1}, headers=api.as_("channel")
+    )
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_scopes_of_postings_and_statements(api: Api) -> None:
+    m1, m2 = api.members["M1"], api.members["M2"]
+    # a store posts only at its own stores, for any member who walks in
+    at_s2 = post(api, "store", f"{m2}/points:earn", {"points": 5, "store_id": "S2"}, "s2")
+    assert at_s2.status_code == 403 and "store_id" in at_s2.json()["detail"]
+    assert (
+        post(api, "store", f"{m2}/points:earn", {"points": 5, "store_id": "S1"}, "s1").status_code
+        == 200
+    )
+    # a channel only for its channel
+    jd = post(api, "channel", f"{m1}/points:earn", {"points": 5, "channel": "jd"}, "jd")
+    assert jd.status_code == 403 and "channel" in jd.json()["detail"]
+    # a member sees only itself, and pays only for itself
+    other = api.client.get(f"/v1/members/{m2}/ledger", headers=api.as_("member"))
+    assert other.status_code == 403
+    assert post(api, "member", f"{m2}/points:spend", {"points": 1}, "x").status_code == 403
+    # only HQ adjusts
+    assert (
+        post(api, "store", f"{m1}/points:adjust", {"points": 5, "reason": "r"}, "a").status_code
+        == 403
+    )
