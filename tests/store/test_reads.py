@@ -40,6 +40,5 @@ def test_the_same_query_on_both_engines(store: Store) -> None:
 def test_parameters_are_translated_for_psycopg() -> None:
     q = Sql("SELECT x::int FROM t WHERE a = :a AND b IN :bs AND c LIKE 'x%' AND d = '10:00'")
     assert q.pyformat == (
-        "SELECT x::int FROM t WHERE a = %(a)s AND b = ANY(%(bs)s) AND c LIKE 'x%%' "
-        "AND d = '10:00'"
+        "SELECT x::int FROM t WHERE a = %(a)s AND b = ANY(%(bs)s) AND c LIKE 'x%%' AND d = '10:00'"
     )
