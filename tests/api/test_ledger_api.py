@@ -93,3 +93,50 @@ def test_scopes_of_postings_and_statements(api: Api) -> None:
         post(api, "store", f"{m1}/points:adjust", {"points": 5, "reason": "r"}, "a").status_code
         == 403
     )
+
+
+def test_balances_follow_a_merge_and_come_back_on_undo(api: Api) -> None:
+    from tests.ledger.invariants import check_invariants
+
+    m1, m2 = api.members["M1"], api.members["M2"]
+    post(api, "admin", f"{m1}/points:earn", {"points": 100}, "e1")
+    post(api, "admin", f"{m2}/points:earn", {"points": 30}, "e2")
+    post(api, "admin", f"{m2}/stored-value:top-up", {"paid_fen": 500, "bonus_fen": 50}, "t2")
+    merged = api.client.post(
+        "/v1/members:merge",
+        json={"member_ids": [m1, m2], "reason": "same person"},
+        headers=api.as_("admin"),
+    )
+    assert merged.status_code == 200, merged.text
+    survivor = merged.json()["survivor_id"]
+    absorbed = m2 if survivor == m1 else m1
+
+    def held(member: int) -> dict[str, int]:
+        with api.store.engine.connect() as conn:
+            return dict(
+                conn.exec_driver_sql(
+                    "SELECT asset, balance FROM ledger_accounts WHERE owner = 'member' "
+                    f"AND group_id = '{api.store.group_id}' AND member_id = {member}"
+                ).all()
+            )
+
+    assert held(survivor) == {"points": 130, "sv_principal": 500, "sv_bonus": 50}
+    assert held(absorbed) == {"points": 0, "sv_principal": 0, "sv_bonus": 0}
+    # the absorbed id still answers, with the survivor's balances
+    seen = api.client.get(f"/v1/members/{absorbed}/balances", headers=api.as_("admin")).json()
+    assert (seen["member_id"], seen["points"]) == (survivor, 130)
+    check_invariants(api.store.engine, api.store.group_id)
+    # the survivor pays 110 of the 550 (100 principal, 10 bonus), then the merge is undone
+    post(api, "admin", f"{survivor}/stored-value:pay", {"amount_fen": 110}, "p")
+    undo = api.client.post(
+        f"/v1/merges/{merged.json()['merge_id']}:undo",
+        json={"reason": "two people"},
+        headers=api.as_("admin"),
+    )
+    assert undo.status_code == 200, undo.text
+    # the absorbed member gets its points lot back and the stored value that is left of it
+    back = held(absorbed)
+    assert back["points"] == (30 if absorbed == m2 else 100)
+    assert back["sv_principal"] + back["sv_bonus"] == 550 - 110
+    assert sum(held(survivor).values()) + sum(back.values()) == 130 + 550 - 110
+    check_invariants(api.store.engine, api.store.group_id)

@@ -84,29 +84,43 @@ class Result:
 
 @dataclass
 class Plan:
-    """The entries a posting decided, built by the caller's plan function."""
+    """The entries a posting decides, built by the caller's plan function. Most postings
+    concern one member; a merge moves value between two."""
 
     conn: Connection
     group_id: str
     member_id: int
     posting_id: int
     now: datetime
-    lines: list[tuple[str, str, int]] = field(default_factory=list)  # (owner, asset, amount)
+    # (owner, member_id, asset, amount): owner "member" or a system account (member 0)
+    lines: list[tuple[str, int, str, int]] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
-    _locked: dict[str, tuple[int, int]] | None = None  # asset -> (account_id, balance)
+    _locked: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     def move(self, asset: str, amount: int, counter: str) -> None:
         """`amount` into the member's `asset` account, out of system account `counter`
         (a negative amount goes the other way)."""
         if amount:
-            self.lines.append(("member", asset, amount))
-            self.lines.append((counter, asset, -amount))
+            self.lines.append(("member", self.member_id, asset, amount))
+            self.lines.append((counter, 0, asset, -amount))
 
-    def balances(self) -> dict[str, int]:
-        """The member's balances, locked until the posting commits."""
-        if self._locked is None:
-            self._locked = _lock_member_accounts(self.conn, self.group_id, self.member_id)
-        return {asset: bal for asset, (_, bal) in self._locked.items()}
+    def transfer(self, asset: str, amount: int, source: int, target: int) -> None:
+        """`amount` from one member's account to another's (a merge, an unmerge)."""
+        if amount:
+            self.lines.append(("member", source, asset, -amount))
+            self.lines.append(("member", target, asset, amount))
+
+    def balances(self, *others: int) -> dict[str, int]:
+        """The member's balances, its accounts (and those of `others`) locked until the
+        posting commits, in account-id order."""
+        wanted = [m for m in (self.member_id, *others) if m not in self._locked]
+        if wanted:
+            self._locked.update(_read_accounts(self.conn, self.group_id, wanted, lock=True))
+        return {asset: bal for asset, (_, bal) in self._locked[self.member_id].items()}
+
+    def balances_of(self, member_id: int) -> dict[str, int]:
+        self.balances(member_id)
+        return {asset: bal for asset, (_, bal) in self._locked[member_id].items()}
 
 
 def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Result:
@@ -185,19 +199,28 @@ def _replay(conn: Connection, request: Request) -> Result:
 
 
 def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
-    net: dict[tuple[str, str], int] = {}
-    for owner, asset, amount in work.lines:
+    net: dict[tuple[str, int, str], int] = {}
+    for owner, member, asset, amount in work.lines:
         if abs(amount) > MAX_AMOUNT:
             raise ValidationError("amount", f"at most {MAX_AMOUNT} per posting")
-        net[owner, asset] = net.get((owner, asset), 0) + amount
+        net[owner, member, asset] = net.get((owner, member, asset), 0) + amount
     if sum(net.values()) != 0:  # a bug in a plan, never the caller's input
         raise AssertionError(f"posting {work.posting_id} does not balance: {net}")
-    accounts = _member_accounts(work)
+    members = sorted({work.member_id} | {m for (o, m, _) in net if o == "member"})
+    accounts = dict(work._locked)
+    missing = [m for m in members if m not in accounts]
+    if missing:
+        accounts.update(_read_accounts(work.conn, work.group_id, missing, lock=False))
     entries = []
-    after: dict[str, int] = {}
+    after: dict[tuple[int, str], int] = {}
     # Member accounts in account-id order: every posting locks rows in the same order.
-    for asset, (account_id, _) in sorted(accounts.items(), key=lambda a: a[1][0]):
-        amount = net.get(("member", asset), 0)
+    ordered = sorted(
+        (account_id, member, asset)
+        for member in members
+        for asset, (account_id, _) in accounts[member].items()
+    )
+    for account_id, member, asset in ordered:
+        amount = net.get(("member", member, asset), 0)
         if not amount:
             continue
         row = work.conn.execute(
@@ -212,14 +235,15 @@ def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
                 {"a": account_id},
             ).scalar_one()
             raise InsufficientBalance(asset, -amount, int(available))
-        after[asset] = int(row[0])
-        entries.append(_entry(work, account_id, work.member_id, asset, amount, int(row[0])))
-    for (owner, asset), amount in sorted(net.items()):
+        after[member, asset] = int(row[0])
+        entries.append(_entry(work, account_id, member, asset, amount, int(row[0])))
+    for (owner, _, asset), amount in sorted(net.items()):
         if owner != "member" and amount:
             entries.append(_entry(work, system[owner, asset], 0, asset, amount, None))
     if entries:
         work.conn.execute(insert(ledger_entries), entries)
-    return {asset: after.get(asset, balance) for asset, (_, balance) in accounts.items()}
+    mine = accounts[work.member_id]
+    return {asset: after.get((work.member_id, asset), bal) for asset, (_, bal) in mine.items()}
 
 
 def _entry(
@@ -238,58 +262,53 @@ def _entry(
     }
 
 
-def _member_accounts(work: Plan) -> dict[str, tuple[int, int]]:
-    if work._locked is not None:
-        return work._locked
-    _ensure_member_accounts(work.conn, work.group_id, work.member_id, work.now)
-    rows = work.conn.execute(
-        select(ledger_accounts.c.asset, ledger_accounts.c.account_id, ledger_accounts.c.balance)
-        .where(
-            ledger_accounts.c.group_id == work.group_id,
-            ledger_accounts.c.member_id == work.member_id,
-            ledger_accounts.c.owner == "member",
-        )
-        .order_by(ledger_accounts.c.account_id)
-    ).all()
-    return {r.asset: (int(r.account_id), int(r.balance)) for r in rows}
-
-
-def _lock_member_accounts(
-    conn: Connection, group_id: str, member_id: int
-) -> dict[str, tuple[int, int]]:
-    """The member's accounts, row-locked in account-id order on PostgreSQL (SQLite's
-    BEGIN IMMEDIATE already holds the database's one write lock)."""
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    _ensure_member_accounts(conn, group_id, member_id, now)
+def _read_accounts(
+    conn: Connection, group_id: str, member_ids: list[int], lock: bool
+) -> dict[int, dict[str, tuple[int, int]]]:
+    """member -> asset -> (account_id, balance), row-locked in account-id order on
+    PostgreSQL when `lock` (SQLite's BEGIN IMMEDIATE already holds the one write lock).
+    Accounts are created on a member's first posting; reading first keeps the common case
+    at one statement."""
     query = (
-        select(ledger_accounts.c.asset, ledger_accounts.c.account_id, ledger_accounts.c.balance)
+        select(
+            ledger_accounts.c.member_id,
+            ledger_accounts.c.asset,
+            ledger_accounts.c.account_id,
+            ledger_accounts.c.balance,
+        )
         .where(
             ledger_accounts.c.group_id == group_id,
-            ledger_accounts.c.member_id == member_id,
+            ledger_accounts.c.member_id.in_(member_ids),
             ledger_accounts.c.owner == "member",
         )
         .order_by(ledger_accounts.c.account_id)
     )
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    return {r.asset: (int(r.account_id), int(r.balance)) for r in conn.execute(query)}
 
+    def read() -> dict[int, dict[str, tuple[int, int]]]:
+        found: dict[int, dict[str, tuple[int, int]]] = {m: {} for m in member_ids}
+        for r in conn.execute(query):
+            found[int(r.member_id)][r.asset] = (int(r.account_id), int(r.balance))
+        return found
 
-def _ensure_member_accounts(conn: Connection, group_id: str, member_id: int, now: datetime) -> None:
-    exists = conn.execute(
-        text("""SELECT COUNT(*) FROM ledger_accounts
-                WHERE group_id = :g AND member_id = :m AND owner = 'member'"""),
-        {"g": group_id, "m": member_id},
-    ).scalar_one()
-    if exists == len(ASSETS):
-        return
+    found = read()
+    if all(len(assets) == len(ASSETS) for assets in found.values()):
+        return found
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     conn.execute(
         text("""INSERT INTO ledger_accounts
                   (group_id, owner, member_id, asset, balance, allow_negative, created_at)
                 VALUES (:g, 'member', :m, :a, 0, false, :now)
                 ON CONFLICT (group_id, member_id, owner, asset) DO NOTHING"""),
-        [{"g": group_id, "m": member_id, "a": asset, "now": now} for asset in ASSETS],
+        [
+            {"g": group_id, "m": m, "a": asset, "now": now}
+            for m in sorted(member_ids)
+            for asset in ASSETS
+            if asset not in found[m]
+        ],
     )
+    return read()
 
 
 _SYSTEM_CACHE: dict[tuple[str, str], dict[tuple[str, str], int]] = {}

@@ -19,6 +19,7 @@ from siyu.identity.attach import attach
 from siyu.identity.ingest import Encoded
 from siyu.identity.merge import merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
+from siyu.ledger.merges import settle_merges
 from siyu.store.reads import Sql
 
 router = APIRouter(prefix="/v1", tags=["members"])
@@ -108,6 +109,8 @@ async def bind_identity(
             body.verified,
             linked=anchor,
         )
+        if result.merges:
+            settle_merges(svc.engine, who.group_id)
         if result.conflicts:
             raise Problem(
                 409,
@@ -152,6 +155,7 @@ async def merge(
             merge_id, survivor = merge_members(
                 conn, who.group_id, a, b, f"manual: {body.reason}", [], mode="manual"
             )
+        settle_merges(svc.engine, who.group_id)  # balances follow the member
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
     return await run_in_threadpool(
@@ -172,6 +176,7 @@ def undo_merge(
 
     def work() -> tuple[int, Any]:
         result = unmerge(svc.engine, who.group_id, merge_id, body.reason)
+        settle_merges(svc.engine, who.group_id)  # and back
         return 200, vars(result)
 
     return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
