@@ -78,6 +78,10 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             f"/v1/members/{m1}/stored-value:pay",
             {"amount_fen": 10, "store_id": "S1"},
         ),
+        ("GET", "/v1/points/rules"): ("/v1/points/rules", None),
+        ("PUT", "/v1/points/rules"): ("/v1/points/rules", {"base_points_per_yuan": 2}),
+        ("GET", "/v1/tiers/rules"): ("/v1/tiers/rules", None),
+        ("PUT", "/v1/tiers/rules"): ("/v1/tiers/rules", {"window_days": 180}),
         ("POST", "/v1/members/{member_id}/stored-value:refund"): (
             f"/v1/members/{m1}/stored-value:refund",
             {"top_up_posting_id": 999999, "store_id": "S1"},

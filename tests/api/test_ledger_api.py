@@ -140,3 +140,34 @@ def test_balances_follow_a_merge_and_come_back_on_undo(api: Api) -> None:
     assert back["sv_principal"] + back["sv_bonus"] == 550 - 110
     assert sum(held(survivor).values()) + sum(back.values()) == 130 + 550 - 110
     check_invariants(api.store.engine, api.store.group_id)
+
+
+def test_rules_are_read_and_replaced_by_hq_and_orders_earn_by_them(api: Api) -> None:
+    m1 = api.members["M1"]
+    default = api.client.get("/v1/points/rules", headers=api.as_("analyst")).json()
+    assert default["version"] == 0 and default["rules"]["base_points_per_yuan"] == 1
+    new = {
+        "base_points_per_yuan": 2,
+        "rules": [{"name": "fruit", "category": "水果", "points_per_yuan": 5}],
+    }
+    put = api.client.put("/v1/points/rules", json=new, headers=api.as_("admin"))
+    assert put.status_code == 200 and put.json()["version"] == 1
+    bad = api.client.put(
+        "/v1/tiers/rules",
+        json={"tiers": [{"code": "a", "name": "a", "min_orders": 1}]},
+        headers=api.as_("admin"),
+    )
+    assert bad.status_code == 422 and "first tier" in bad.json()["detail"]
+    # O1 (99 yuan, no lines) earns at the new base rate, once
+    earned = post(api, "store", f"{m1}/points:earn", {"order_id": "O1", "store_id": "S1"}, "o1")
+    assert earned.status_code == 200, earned.text
+    assert earned.json()["detail"]["points"] == 198
+    again = post(api, "store", f"{m1}/points:earn", {"order_id": "O1", "store_id": "S1"}, "o1-b")
+    assert again.json()["posting_id"] == earned.json()["posting_id"]
+    other = post(api, "admin", f"{api.members['M2']}/points:earn", {"order_id": "O1"}, "o1-m2")
+    assert other.status_code == 404
+    neither = post(api, "admin", f"{m1}/points:earn", {}, "nothing")
+    assert neither.status_code == 422 and neither.json()["errors"][0]["field"] == "points"
+    # the profile shows the balances (and tiers once evaluated)
+    profile = api.client.get(f"/v1/members/{m1}", headers=api.as_("admin")).json()
+    assert profile["balances"]["points"] == 198 and profile["tiers"] == []

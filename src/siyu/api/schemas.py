@@ -38,6 +38,12 @@ class MemberOut(BaseModel):
     city: str | None
     home_store_id: str | None
     identities: list[IdentityOut]
+    tiers: list[dict[str, Any]] | None = Field(
+        default=None, description="The profile only (not the lookup): tier per scope."
+    )
+    balances: dict[str, int] | None = Field(
+        default=None, description="The profile only: points and stored value (fen)."
+    )
 
 
 class BindIn(Strict):
@@ -112,7 +118,10 @@ class Where(Strict):
 
 
 class EarnIn(Where):
-    points: Amount
+    points: Amount | None = Field(
+        default=None,
+        description="Points to issue; leave out to earn what `order_id` earns by the rules.",
+    )
     order_id: Ref | None = None
     expires_at: datetime | None = Field(
         default=None, description="Default: the end of the year after this one."
@@ -182,3 +191,15 @@ class StatementOut(BaseModel):
     member_id: int
     entries: list[EntryOut]
     next_before: int | None = Field(description="Pass as `before` for the next page.")
+
+
+class RulesOut(BaseModel):
+    version: int = Field(description="0 while the group runs on the defaults")
+    rules: dict[str, Any]
+
+
+class TierOut(BaseModel):
+    scope: str = Field(description="'*' for the whole group, else a brand id")
+    tier: str
+    since: datetime
+    grace_until: datetime | None

@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "stored-value:top-up": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL}),
     "stored-value:pay": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
     "stored-value:refund": frozenset({Role.ADMIN, Role.STORE}),
+    "loyalty:read-rules": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.CHANNEL}),
+    "loyalty:write-rules": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -118,4 +120,49 @@ point_lots = Table(
     Column("created_at", DateTime, nullable=False),
     Index("ix_point_lots_member", "group_id", "member_id", "expires_at", "lot_id"),
     Index("ix_point_lots_expiry", "group_id", "expires_at"),
+)
+
+# The loyalty program's documents (earn rules, tier rules), every version kept.
+loyalty_programs = Table(
+    "loyalty_programs",
+    metadata,
+    Column("program_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # 'earn' | 'tiers'
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("key_id", BigInteger),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "kind", "version"),
+)
+
+# A member's tier, per scope: '*' when one tier spans the group, else the brand id.
+member_tiers = Table(
+    "member_tiers",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("scope_key", String(64), nullable=False),
+    Column("tier_code", String(64), nullable=False),
+    Column("since", DateTime, nullable=False),
+    # Set when a review finds the member below its tier; the downgrade waits until then.
+    Column("grace_until", DateTime),
+    Column("reviewed_at", DateTime),
+    PrimaryKeyConstraint("group_id", "member_id", "scope_key"),
+)
+
+# Every tier change, append-only, with the metrics that decided it.
+tier_changes = Table(
+    "tier_changes",
+    metadata,
+    Column("change_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("scope_key", String(64), nullable=False),
+    Column("from_tier", String(64)),
+    Column("to_tier", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),  # upgrade | downgrade | grace | merge
+    Column("detail", Text, nullable=False),  # JSON: metrics, coupon pack granted
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_tier_changes_member", "group_id", "member_id", "change_id"),
 )

@@ -28,18 +28,28 @@ def earn(engine: Engine, request: Request, points: int, expires_at: datetime | N
         expiry = expires_at or default_expiry(work.now)
         if expiry <= work.now:
             raise ValidationError("expires_at", "must be in the future")
-        lot_id = _add_lot(work, points, expiry)
-        work.move(POINTS, points, "issuance")
-        work.detail.update(points=points, lot_id=lot_id, expires_at=expiry.isoformat())
+        add_points(work, points, expiry)
 
     return post(engine, request, plan)
+
+
+def add_points(work: Plan, points: int, expiry: datetime) -> None:
+    """Issue points into a new lot. A member in debt (a clawback of points already
+    spent) repays it first: the lot holds only what is left over."""
+    balance = work.balances()[POINTS]
+    repaid = min(points, -balance) if balance < 0 else 0
+    lot_id = _add_lot(work, points, expiry, remaining=points - repaid)
+    work.move(POINTS, points, "issuance")
+    work.detail.update(points=points, lot_id=lot_id, expires_at=expiry.isoformat())
+    if repaid:
+        work.detail["debt_repaid"] = repaid
 
 
 def spend(engine: Engine, request: Request, points: int) -> Result:
     _positive("points", points)
 
     def plan(work: Plan) -> None:
-        _take(work, points, "redemption")
+        take_points(work, points, "redemption")
         work.detail["points"] = points
 
     return post(engine, request, plan)
@@ -53,11 +63,9 @@ def adjust(engine: Engine, request: Request, points: int, expires_at: datetime |
 
     def plan(work: Plan) -> None:
         if points > 0:
-            expiry = expires_at or default_expiry(work.now)
-            work.detail["lot_id"] = _add_lot(work, points, expiry)
-            work.move(POINTS, points, "issuance")
+            add_points(work, points, expires_at or default_expiry(work.now))
         else:
-            _take(work, -points, "issuance")
+            take_points(work, -points, "issuance")
         work.detail["points"] = points
 
     return post(engine, request, plan)
@@ -95,16 +103,12 @@ def expire_due(engine: Engine, group_id: str, now: datetime) -> int:
     return made
 
 
-def _take(work: Plan, points: int, counter: str) -> None:
+def take_points(work: Plan, points: int, counter: str) -> None:
     """Consume `points` from the member's lots, first-expiring first; lots already past
     their expiry are expired in the same posting, never spent."""
-    balance = work.balances()[POINTS]
-    expired = _expire_lots(work, work.now, None)
-    if expired:
-        work.move(POINTS, -expired, "breakage")
-        work.detail["expired"] = expired
-    if balance - expired < points:
-        raise InsufficientBalance(POINTS, points, balance - expired)
+    available = spendable(work)
+    if available < points:
+        raise InsufficientBalance(POINTS, points, available)
     lots = _lots(work.conn, work, "expires_at > :now")
     taken: list[list[int]] = []
     left = points
@@ -122,6 +126,17 @@ def _take(work: Plan, points: int, counter: str) -> None:
         raise InsufficientBalance(POINTS, points, points - left)
     work.move(POINTS, -points, counter)
     work.detail["lots"] = taken
+
+
+def spendable(work: Plan) -> int:
+    """The member's points that can be spent now, after expiring (in this posting) the
+    lots already past their date."""
+    balance = work.balances()[POINTS]
+    expired = _expire_lots(work, work.now, None)
+    if expired:
+        work.move(POINTS, -expired, "breakage")
+        work.detail["expired"] = expired
+    return max(balance - expired, 0)
 
 
 def _expire_lots(work: Plan, now: datetime, up_to_lot: int | None) -> int:
@@ -149,16 +164,17 @@ def _lots(
     return [(int(r.lot_id), int(r.remaining)) for r in rows]
 
 
-def _add_lot(work: Plan, points: int, expires_at: datetime) -> int:
+def _add_lot(work: Plan, points: int, expires_at: datetime, remaining: int) -> int:
     row = work.conn.execute(
         text("""INSERT INTO point_lots (group_id, member_id, posting_id, points, remaining,
                   expires_at, created_at)
-                VALUES (:g, :m, :p, :n, :n, :e, :now) RETURNING lot_id"""),
+                VALUES (:g, :m, :p, :n, :r, :e, :now) RETURNING lot_id"""),
         {
             "g": work.group_id,
             "m": work.member_id,
             "p": work.posting_id,
             "n": points,
+            "r": remaining,
             "e": expires_at,
             "now": work.now,
         },

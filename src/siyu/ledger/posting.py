@@ -96,6 +96,9 @@ class Plan:
     lines: list[tuple[str, int, str, int]] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     _locked: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    # Assets this posting may take below zero: only a points clawback under the debt
+    # policy does (the member owes points that later earnings repay first).
+    allow_debt: set[str] = field(default_factory=set)
 
     def move(self, asset: str, amount: int, counter: str) -> None:
         """`amount` into the member's `asset` account, out of system account `counter`
@@ -225,9 +228,9 @@ def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
             continue
         row = work.conn.execute(
             text("""UPDATE ledger_accounts SET balance = balance + :d
-                    WHERE account_id = :a AND (balance + :d >= 0 OR allow_negative)
+                    WHERE account_id = :a AND (balance + :d >= 0 OR allow_negative OR :debt)
                     RETURNING balance"""),
-            {"d": amount, "a": account_id},
+            {"d": amount, "a": account_id, "debt": asset in work.allow_debt},
         ).first()
         if row is None:
             available = work.conn.execute(

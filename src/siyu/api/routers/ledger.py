@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +26,7 @@ from siyu.api.schemas import (
     PayIn,
     PostingOut,
     RefundIn,
+    RulesOut,
     SpendIn,
     StatementOut,
     TopUpIn,
@@ -33,10 +34,11 @@ from siyu.api.schemas import (
 )
 from siyu.auth.principal import Principal, Role
 from siyu.catalog.models import CHANNELS
-from siyu.ledger import points, stored_value
+from siyu.ledger import points, program, stored_value
 from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
+from siyu.ledger.orders import earn_for_order
 from siyu.ledger.posting import Request, Result
-from siyu.store.reads import Sql
+from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -122,10 +124,77 @@ async def earn_points(
     who: Principal = Depends(require("points:earn")),
     svc: Services = Depends(services),
 ) -> JSONResponse:
-    """Points into a new lot that expires at `expires_at` (default: end of next year)."""
+    """Points into a new lot that expires at `expires_at` (default: end of next year).
+    Without `points`, the order `order_id` earns by the group's earn rules and the
+    member's tier, once (the posting key is the order's, whatever Idempotency-Key)."""
     ask = await _request(svc, who, member_id, "earn", idempotency_key, body, body.order_id)
-    expires = _naive(body.expires_at)
-    return await _post(lambda: points.earn(svc.engine, ask, body.points, expires))
+    if body.points is not None:
+        amount, expires = body.points, _naive(body.expires_at)
+        return await _post(lambda: points.earn(svc.engine, ask, amount, expires))
+    if body.order_id is None:
+        raise Problem(
+            422,
+            "Invalid input",
+            "points: give the points, or an order_id to earn by the rules",
+            "validation_failed",
+            [{"field": "points", "rule": "points or order_id"}],
+        )
+    order_id = body.order_id
+    async with svc.reads.connection() as reader:
+        owner = await reader.first(ORDER_MEMBER, {"g": who.group_id, "o": order_id})
+        owner_id = (
+            owner and owner.member_id and await survivor(reader, who.group_id, int(owner.member_id))
+        )
+    if owner_id != ask.member_id:
+        raise Problem(404, "Not found", f"order_id: member has no order {order_id!r}", "not_found")
+    return await _post(lambda: earn_for_order(svc.engine, who.group_id, order_id, who.key_id))
+
+
+@router.get("/points/rules", response_model=RulesOut)
+async def get_earn_rules(
+    who: Principal = Depends(require("loyalty:read-rules")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The group's earn rules (base rate, rules by brand / channel / category, campaign
+    bonuses with a validity window, the clawback policy)."""
+    return await run_in_threadpool(_rules, svc, who.group_id, "earn")
+
+
+@router.put("/points/rules", response_model=RulesOut)
+async def put_earn_rules(
+    body: program.EarnRules,
+    who: Principal = Depends(require("loyalty:write-rules")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Replace the earn rules (HQ). Every version is kept."""
+    await run_in_threadpool(program.save, svc.engine, who.group_id, body, who.key_id)
+    return await run_in_threadpool(_rules, svc, who.group_id, "earn")
+
+
+@router.get("/tiers/rules", response_model=RulesOut)
+async def get_tier_rules(
+    who: Principal = Depends(require("loyalty:read-rules")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The tiers, their thresholds in the rolling window, grace period and benefits."""
+    return await run_in_threadpool(_rules, svc, who.group_id, "tiers")
+
+
+@router.put("/tiers/rules", response_model=RulesOut)
+async def put_tier_rules(
+    body: program.TierRules,
+    who: Principal = Depends(require("loyalty:write-rules")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Replace the tier rules (HQ). Members move at the next evaluation or review."""
+    await run_in_threadpool(program.save, svc.engine, who.group_id, body, who.key_id)
+    return await run_in_threadpool(_rules, svc, who.group_id, "tiers")
+
+
+def _rules(svc: Services, group_id: str, kind: Literal["earn", "tiers"]) -> dict[str, Any]:
+    doc = program.load(svc.engine, group_id, kind)
+    version = program.version(svc.engine, group_id, kind)
+    return {"version": version, "rules": doc.model_dump(mode="json")}
 
 
 @router.post("/members/{member_id}/points:spend", response_model=PostingOut)
@@ -274,21 +343,3 @@ def _utc(value: datetime | str) -> datetime:
     if isinstance(value, str):  # raw SQL on SQLite answers times as text
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-BALANCES = Sql(
-    "SELECT asset, balance FROM ledger_accounts "
-    "WHERE group_id = :g AND member_id = :m AND owner = 'member'"
-)
-EXPIRING = Sql(
-    "SELECT expires_at, SUM(remaining) AS points FROM point_lots "
-    "WHERE group_id = :g AND member_id = :m AND remaining > 0 "
-    "GROUP BY expires_at ORDER BY expires_at LIMIT 20"
-)
-STATEMENT = Sql(
-    """SELECT e.entry_id, e.posting_id, p.kind, e.asset, e.amount, e.balance_after,
-         e.created_at, p.reference, p.store_id, p.channel
-       FROM ledger_entries e JOIN ledger_postings p ON p.posting_id = e.posting_id
-       WHERE e.group_id = :g AND e.member_id = :m AND e.entry_id < :before
-       ORDER BY e.entry_id DESC LIMIT :n"""
-)

@@ -20,6 +20,8 @@ from siyu.identity.ingest import Encoded
 from siyu.identity.merge import merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger.merges import settle_merges
+from siyu.ledger.models import ASSETS
+from siyu.ledger.queries import BALANCES, TIERS
 from siyu.store.reads import Sql
 
 router = APIRouter(prefix="/v1", tags=["members"])
@@ -56,7 +58,20 @@ async def profile(
     A merged member id answers with the surviving member."""
     async with svc.reads.connection() as reader:
         member_id = await member_in_scope(reader, who, member_id)
-        return _render(svc, who, await reader.all(PROFILE, {"g": who.group_id, "m": member_id}))
+        params = {"g": who.group_id, "m": member_id}
+        found = _render(svc, who, await reader.all(PROFILE, params))
+        found["tiers"] = [
+            {
+                "scope": r.scope_key,
+                "tier": r.tier_code,
+                "since": _utc(r.since),
+                "grace_until": None if r.grace_until is None else _utc(r.grace_until),
+            }
+            for r in await reader.all(TIERS, params)
+        ]
+        held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, params)}
+        found["balances"] = {asset: held.get(asset, 0) for asset in ASSETS}
+        return found
 
 
 @router.post("/members/{member_id}/identities", response_model=BindOut)
