@@ -216,3 +216,37 @@ def test_tier_rules_are_validated() -> None:
         )
     with pytest.raises(InvalidDocument, match="first tier"):
         program.TierRules(tiers=[program.Tier(code="a", name="a", min_orders=1)])
+
+
+def test_the_jobs_settle_orders_expire_points_and_review_tiers_once(
+    store: Store, brand: int
+) -> None:
+    from typer.testing import CliRunner
+
+    from siyu.cli import app
+    from siyu.ledger.jobs import settle_orders
+
+    program.save(store.engine, store.group_id, RULES, None)
+    first = settle_orders(store.engine, store.group_id)
+    assert (first.orders_earned, first.refunds_clawed_back) == (3, 1)
+    assert first.points_earned == 198 + 100 + 1000 and first.points_clawed_back == 99
+    again = settle_orders(store.engine, store.group_id)
+    assert (again.orders_earned, again.refunds_clawed_back) == (0, 0)
+    check_invariants(store.engine, store.group_id)
+    # the same through the CLI, on files alone (nothing left to do), then the other jobs
+    env = {
+        "SIYU_DATABASE_URL": store.engine.url.render_as_string(hide_password=False),
+        "SIYU_GROUP": store.group_id,
+        "SIYU_SECRET_KEY": bytes(range(32)).hex(),
+    }
+    runner = CliRunner()
+    settled = runner.invoke(app, ["loyalty", "settle-orders", "--json"], env=env)
+    assert settled.exit_code == 0, settled.output
+    assert '"orders_earned": 0' in settled.output
+    expired = runner.invoke(app, ["loyalty", "expire-points", "--as-of", "2030-01-01"], env=env)
+    assert expired.exit_code == 0 and '"postings": 1' in expired.output
+    reviewed = runner.invoke(app, ["loyalty", "review-tiers", "--as-of", "2026-04-01"], env=env)
+    assert reviewed.exit_code == 0 and '"upgrade": 1' in reviewed.output
+    bad = runner.invoke(app, ["loyalty", "expire-points", "--as-of", "soon"], env=env)
+    assert bad.exit_code != 0 and "--as-of" in bad.output
+    check_invariants(store.engine, store.group_id)
