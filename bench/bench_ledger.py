@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgtemp import temporary_database
 from siyu.importer.service import ensure_group
 from siyu.ledger import stored_value
-from siyu.ledger.posting import InsufficientBalance, Request
+from siyu.ledger.batch import post_many
+from siyu.ledger.posting import InsufficientBalance, Request, Result
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 
@@ -52,28 +53,37 @@ def setup(url: str, members: int) -> None:
     engine.dispose()
 
 
-def _postings(url: str, worker: int, members: int, hot: bool, seconds: float) -> int:
+def _postings(url: str, worker: int, members: int, hot: bool, seconds: float, batch: int) -> int:
     engine = make_engine(url, pool_size=1, pool_pre_ping=False)  # as the API configures it
     rng = random.Random(worker)
-    done = 0
+    done = sent = 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        member = 1 if hot else rng.randint(1, members)
-        request = Request(GROUP, member, "pay", f"{hot}-{worker}-{done}", {})
-        try:
-            stored_value.pay(engine, request, 1)
-        except InsufficientBalance:
-            continue
-        done += 1
+        items = []
+        for _ in range(batch):
+            member = 1 if hot else rng.randint(1, members)
+            key = f"{hot}-{batch}-{worker}-{sent}"
+            sent += 1
+            items.append(stored_value.pay_item(Request(GROUP, member, "pay", key, {}), 1))
+        if batch == 1:  # the plain path: post() and a commit per posting
+            try:
+                stored_value.pay(engine, items[0][0], 1)
+                done += 1
+            except InsufficientBalance:
+                pass
+        else:
+            done += sum(isinstance(o, Result) for o in post_many(engine, items))
     engine.dispose()
     return done
 
 
-def siyu_rate(url: str, clients: int, members: int, hot: bool, seconds: int) -> float:
+def siyu_rate(url: str, clients: int, members: int, hot: bool, seconds: int, batch: int) -> float:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(clients) as pool:
         started = time.perf_counter()
-        counts = pool.starmap(_postings, [(url, w, members, hot, seconds) for w in range(clients)])
+        counts = pool.starmap(
+            _postings, [(url, w, members, hot, seconds, batch) for w in range(clients)]
+        )
         elapsed = time.perf_counter() - started
     return sum(counts) / elapsed
 
@@ -114,6 +124,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100, help="postings per batch transaction")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -127,13 +138,18 @@ def main() -> None:
             f"{args.clients} clients, {args.seconds} s per row"
         )
         print(
-            "| workload | raw conditional UPDATE per commit (pgbench) | siyu postings/s | ratio |"
+            "| workload | raw conditional UPDATE per commit (pgbench) | siyu, a posting per "
+            f"transaction | ratio | siyu, {args.batch} postings per transaction | ratio |"
         )
-        print("|---|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|")
         for label, hot in (("spread over members", False), ("one hot member", True)):
             raw = pgbench_rate(url, args.clients, args.members, hot, args.seconds)
-            ours = siyu_rate(url, args.clients, args.members, hot, args.seconds)
-            print(f"| {label} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.2f} |")
+            one = siyu_rate(url, args.clients, args.members, hot, args.seconds, 1)
+            many = siyu_rate(url, args.clients, args.members, hot, args.seconds, args.batch)
+            print(
+                f"| {label} | {raw:,.0f} | {one:,.0f} | {one / raw:.2f} | {many:,.0f} | "
+                f"{many / raw:.2f} |"
+            )
 
 
 if __name__ == "__main__":

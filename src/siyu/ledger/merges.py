@@ -136,7 +136,7 @@ def _move_lots(work: Plan, source: int, target: int, lot_ids: list[int] | None) 
         [int(r.lot_id), int(r.remaining)] for r in rows if wanted is None or r.lot_id in wanted
     ]
     if moved:
-        work.conn.execute(
+        work.write(
             text("UPDATE point_lots SET member_id = :t WHERE lot_id = :l"),
             [{"t": target, "l": lot} for lot, _ in moved],
         )

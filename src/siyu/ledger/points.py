@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, text
 
 from siyu.errors import ValidationError
 from siyu.ledger.models import POINTS
-from siyu.ledger.posting import InsufficientBalance, Plan, Request, Result, post
+from siyu.ledger.posting import InsufficientBalance, Item, Plan, Request, Result, post
 
 
 def default_expiry(earned_at: datetime) -> datetime:
@@ -22,6 +22,11 @@ def default_expiry(earned_at: datetime) -> datetime:
 
 
 def earn(engine: Engine, request: Request, points: int, expires_at: datetime | None) -> Result:
+    return post(engine, *earn_item(request, points, expires_at))
+
+
+def earn_item(request: Request, points: int, expires_at: datetime | None) -> Item:
+    """The posting of `earn`, for `post` or a batch (`ledger.batch.post_many`)."""
     _positive("points", points)
 
     def plan(work: Plan) -> None:
@@ -30,7 +35,7 @@ def earn(engine: Engine, request: Request, points: int, expires_at: datetime | N
             raise ValidationError("expires_at", "must be in the future")
         add_points(work, points, expiry)
 
-    return post(engine, request, plan)
+    return request, plan
 
 
 def add_points(work: Plan, points: int, expiry: datetime) -> None:
@@ -46,13 +51,17 @@ def add_points(work: Plan, points: int, expiry: datetime) -> None:
 
 
 def spend(engine: Engine, request: Request, points: int) -> Result:
+    return post(engine, *spend_item(request, points))
+
+
+def spend_item(request: Request, points: int) -> Item:
     _positive("points", points)
 
     def plan(work: Plan) -> None:
         take_points(work, points, "redemption")
         work.detail["points"] = points
 
-    return post(engine, request, plan)
+    return request, plan
 
 
 def adjust(engine: Engine, request: Request, points: int, expires_at: datetime | None) -> Result:
@@ -116,7 +125,7 @@ def take_points(work: Plan, points: int, counter: str) -> None:
         if left == 0:
             break
         n = min(left, remaining)
-        work.conn.execute(
+        work.write(
             text("UPDATE point_lots SET remaining = remaining - :n WHERE lot_id = :l"),
             {"n": n, "l": lot_id},
         )
@@ -143,9 +152,7 @@ def _expire_lots(work: Plan, now: datetime, up_to_lot: int | None) -> int:
     condition = "expires_at <= :now" + (" AND lot_id <= :last" if up_to_lot else "")
     lots = _lots(work.conn, work, condition, {"now": now, "last": up_to_lot})
     for lot_id, _ in lots:
-        work.conn.execute(
-            text("UPDATE point_lots SET remaining = 0 WHERE lot_id = :l"), {"l": lot_id}
-        )
+        work.write(text("UPDATE point_lots SET remaining = 0 WHERE lot_id = :l"), {"l": lot_id})
     if lots:
         work.detail["expired_lots"] = [lot for lot, _ in lots]
     return sum(remaining for _, remaining in lots)
@@ -165,7 +172,7 @@ def _lots(
 
 
 def _add_lot(work: Plan, points: int, expires_at: datetime, remaining: int) -> int:
-    row = work.conn.execute(
+    row = work.write(
         text("""INSERT INTO point_lots (group_id, member_id, posting_id, points, remaining,
                   expires_at, created_at)
                 VALUES (:g, :m, :p, :n, :r, :e, :now) RETURNING lot_id"""),

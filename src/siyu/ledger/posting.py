@@ -99,6 +99,16 @@ class Plan:
     # Assets this posting may take below zero: only a points clawback under the debt
     # policy does (the member owes points that later earnings repay first).
     allow_debt: set[str] = field(default_factory=set)
+    # In a batch, the plan's first write opens a savepoint, so that a refused posting can
+    # be undone without the rest of the batch (ledger/batch.py).
+    on_first_write: Callable[[], Any] | None = None
+    savepoint: Any = None
+
+    def write(self, statement: Any, params: Any = None) -> Any:
+        """Run a statement that changes rows (lots); reads use `conn` directly."""
+        if self.on_first_write is not None and self.savepoint is None:
+            self.savepoint = self.on_first_write()
+        return self.conn.execute(statement, params)
 
     def move(self, asset: str, amount: int, counter: str) -> None:
         """`amount` into the member's `asset` account, out of system account `counter`
@@ -124,6 +134,10 @@ class Plan:
     def balances_of(self, member_id: int) -> dict[str, int]:
         self.balances(member_id)
         return {asset: bal for asset, (_, bal) in self._locked[member_id].items()}
+
+
+# A posting to make: what was asked, and the plan that decides its entries.
+Item = tuple[Request, Callable[[Plan], None]]
 
 
 def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Result:

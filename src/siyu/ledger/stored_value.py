@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.ledger.models import SV_BONUS, SV_PRINCIPAL
-from siyu.ledger.posting import InsufficientBalance, Plan, Request, Result, post
+from siyu.ledger.posting import InsufficientBalance, Item, Plan, Request, Result, post
 
 
 class AlreadyRefunded(ConflictError):
@@ -23,6 +23,11 @@ class AlreadyRefunded(ConflictError):
 
 
 def top_up(engine: Engine, request: Request, paid_fen: int, bonus_fen: int) -> Result:
+    return post(engine, *top_up_item(request, paid_fen, bonus_fen))
+
+
+def top_up_item(request: Request, paid_fen: int, bonus_fen: int) -> Item:
+    """The posting of `top_up`, for `post` or a batch (`ledger.batch.post_many`)."""
     if paid_fen <= 0:
         raise ValidationError("paid_fen", "must be a positive integer (fen)")
     if bonus_fen < 0:
@@ -33,7 +38,7 @@ def top_up(engine: Engine, request: Request, paid_fen: int, bonus_fen: int) -> R
         work.move(SV_BONUS, bonus_fen, "issuance")
         work.detail.update(paid_fen=paid_fen, bonus_fen=bonus_fen)
 
-    return post(engine, request, plan)
+    return request, plan
 
 
 def split(amount: int, principal: int, bonus: int) -> tuple[int, int]:
@@ -46,6 +51,10 @@ def split(amount: int, principal: int, bonus: int) -> tuple[int, int]:
 
 
 def pay(engine: Engine, request: Request, amount_fen: int) -> Result:
+    return post(engine, *pay_item(request, amount_fen))
+
+
+def pay_item(request: Request, amount_fen: int) -> Item:
     if amount_fen <= 0:
         raise ValidationError("amount_fen", "must be a positive integer (fen)")
 
@@ -61,7 +70,7 @@ def pay(engine: Engine, request: Request, amount_fen: int) -> Result:
             amount_fen=amount_fen, principal_fen=from_principal, bonus_fen=from_bonus
         )
 
-    return post(engine, request, plan)
+    return request, plan
 
 
 def refund_top_up(engine: Engine, request: Request, top_up_posting_id: int) -> Result:
