@@ -6,8 +6,9 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +24,9 @@ from rich.progress import (
 from siyu.config import Settings
 from siyu.errors import SiyuError
 from siyu.i18n import t
+
+if TYPE_CHECKING:
+    from siyu.analytics.engines import Engine
 
 app = typer.Typer(
     name="siyu",
@@ -132,6 +136,7 @@ def import_cmd(
     from siyu.identity.resolve import resolve_all
     from siyu.importer.kinds import KINDS
     from siyu.importer.service import ensure_group, import_directory, import_file
+    from siyu.ledger.merges import settle_merges
     from siyu.privacy import Vault
     from siyu.store.engine import make_engine
     from siyu.store.migrate import upgrade
@@ -174,6 +179,7 @@ def import_cmd(
         if resolve:
             task = progress.add_task("OneID", total=None)
             resolved = resolve_all(engine, group_id, settings.strong_identity_types)
+            settle_merges(engine, group_id)  # balances follow merged members
             progress.update(task, total=1, completed=1)
     for r in reports:
         out.print(
@@ -203,15 +209,14 @@ def resolve_cmd(
 ) -> None:
     """Batch OneID: resolve the whole identity graph into members."""
     from siyu.identity.resolve import resolve_all
+    from siyu.ledger.merges import settle_merges
     from siyu.store.engine import make_engine
 
     settings = _settings()
     with _errors():
-        report = resolve_all(
-            make_engine(settings.database_url),
-            group or settings.group_id,
-            settings.strong_identity_types,
-        )
+        engine = make_engine(settings.database_url)
+        report = resolve_all(engine, group or settings.group_id, settings.strong_identity_types)
+        settle_merges(engine, group or settings.group_id)  # balances follow merged members
     payload = {
         **{k: v for k, v in vars(report).items() if k != "timings"},
         "seconds": round(report.seconds, 3),
@@ -232,13 +237,14 @@ def unmerge_cmd(
     """Undo a merge: both members come back with their identities; the bridging links are
     blocked so the next resolution does not merge them again."""
     from siyu.identity.merge import unmerge
+    from siyu.ledger.merges import settle_merges
     from siyu.store.engine import make_engine
 
     settings = _settings()
     with _errors():
-        result = unmerge(
-            make_engine(settings.database_url), group or settings.group_id, merge_id, reason
-        )
+        engine = make_engine(settings.database_url)
+        result = unmerge(engine, group or settings.group_id, merge_id, reason)
+        settle_merges(engine, group or settings.group_id)  # balances go back
     _emit_json(vars(result))
 
 
@@ -373,6 +379,152 @@ def keys_revoke(
     console.print(f"key {key_id} revoked")
 
 
+analyze_app = typer.Typer(
+    help="Member analytics on an orders file (no database): retention, RFM, CLV.",
+    no_args_is_help=True,
+)
+app.add_typer(analyze_app, name="analyze")
+
+OrdersOption = Annotated[
+    Path,
+    typer.Option("--orders", help="CSV or Parquet: order_id, member_id, ordered_at, amount_fen."),
+]
+EngineOption = Annotated[
+    str, typer.Option(help="duckdb (default) or spark (needs the spark extra).")
+]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="End of the data (ISO date or time; default: last order)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
+
+
+def _engine(name: str) -> Engine:
+    if name == "duckdb":
+        return "duckdb"
+    if name == "spark":
+        return "spark"
+    _fail(SiyuError(f"engine: must be duckdb or spark, got {name!r}"))
+    raise AssertionError  # _fail exits
+
+
+def _analysis_end(text: str | None) -> datetime | None:
+    from siyu.analytics.orders import parse_as_of
+
+    with _errors():
+        return None if text is None else parse_as_of(text)
+    return None
+
+
+@analyze_app.command("retention")
+def analyze_retention(
+    orders: OrdersOption,
+    window_days: Annotated[int, typer.Option(help="W: a next order within W days retains.")],
+    max_k: Annotated[int, typer.Option(help="Report k = 1..N orders.")] = 10,
+    as_of: AsOfOption = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Break down by a column of the first order, or cohort_month (repeat)."),
+    ] = None,
+    knee_method: Annotated[str, typer.Option(help="jump (default) or kneedle.")] = "jump",
+    min_support: Annotated[int, typer.Option(help="Eligible members a point needs to count.")] = 30,
+    engine: EngineOption = "duckdb",
+    as_json: JsonOption = False,
+) -> None:
+    """Retention by order count (会员四次): rate_k, its 95% interval, and the knee."""
+    from siyu.analytics.render import print_retention
+    from siyu.analytics.service import retention_report
+
+    if knee_method not in ("jump", "kneedle"):
+        _fail(SiyuError(f"knee-method: must be jump or kneedle, got {knee_method!r}"))
+    with _errors():
+        report = retention_report(
+            orders,
+            window_days,
+            max_k,
+            _analysis_end(as_of),
+            tuple(by or ()),
+            "kneedle" if knee_method == "kneedle" else "jump",
+            min_support,
+            _engine(engine),
+        )
+    if as_json:
+        _emit_json(report.payload)
+    else:
+        print_retention(out, report.rows, report.payload)
+
+
+@analyze_app.command("rfm")
+def analyze_rfm(
+    orders: OrdersOption,
+    as_of: AsOfOption = None,
+    layering: Annotated[
+        str, typer.Option(help="quantile (scores by share of members) or threshold.")
+    ] = "quantile",
+    members_out: Annotated[
+        Path | None, typer.Option("--out", help="Write every member's scores (.csv/.parquet).")
+    ] = None,
+    engine: EngineOption = "duckdb",
+    as_json: JsonOption = False,
+) -> None:
+    """RFM scores 1-5 and segments: vip, loyal, ordinary, at_risk, lapsed."""
+    from siyu.analytics.render import print_rfm
+    from siyu.analytics.rfm import RFMConfig
+    from siyu.analytics.service import rfm_report
+
+    if layering not in ("quantile", "threshold"):
+        _fail(SiyuError(f"layering: must be quantile or threshold, got {layering!r}"))
+    with _errors():
+        config = RFMConfig(layering="threshold" if layering == "threshold" else "quantile")
+        payload = rfm_report(orders, _analysis_end(as_of), config, members_out, _engine(engine))
+    if as_json:
+        _emit_json(payload)
+    else:
+        print_rfm(out, payload)
+
+
+@analyze_app.command("clv")
+def analyze_clv(
+    summary: Annotated[
+        Path | None,
+        typer.Option(help="CSV: frequency,recency,T (or x,t_x,T), optional zbar/monetary_value."),
+    ] = None,
+    orders: Annotated[
+        Path | None, typer.Option(help="Or an orders file: the summary is computed from it.")
+    ] = None,
+    period_days: Annotated[int, typer.Option(help="Days per period (orders only).")] = 7,
+    horizon: Annotated[int, typer.Option(help="Periods to predict.")] = 52,
+    as_of: AsOfOption = None,
+    members_out: Annotated[
+        Path | None, typer.Option("--out", help="Per-member predictions, CSV (orders only).")
+    ] = None,
+    engine: EngineOption = "duckdb",
+    as_json: JsonOption = False,
+) -> None:
+    """CLV: BG/NBD (how many purchases) and Gamma-Gamma (worth how much)."""
+    from siyu.analytics.render import print_clv
+    from siyu.analytics.service import clv_from_orders, clv_from_summary, write_members
+
+    if (summary is None) == (orders is None):
+        _fail(SiyuError("summary/orders: give exactly one of --summary and --orders"))
+    with _errors():
+        if summary is not None:
+            payload = clv_from_summary(summary, horizon)
+        else:
+            assert orders is not None
+            result = clv_from_orders(
+                orders, period_days, horizon, _analysis_end(as_of), engine=_engine(engine)
+            )
+            payload = result.to_json()
+            if members_out is not None:
+                write_members(result.members(), members_out)
+                payload["out"] = str(members_out)
+    if as_json:
+        _emit_json(payload)
+    else:
+        print_clv(out, payload)
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -452,3 +604,96 @@ def demo_cmd(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+loyalty_app = typer.Typer(
+    help="Loyalty jobs: earn for orders, expire points, review tiers. Safe to re-run.",
+    no_args_is_help=True,
+)
+app.add_typer(loyalty_app, name="loyalty")
+
+
+@loyalty_app.command("settle-orders")
+def loyalty_settle_orders(
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Orders earn points by the rules (once each); refunds claw them back."""
+    from siyu.ledger.jobs import settle_orders
+    from siyu.store.engine import make_engine
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            upgrade(engine)
+            with _progress() as progress:
+                task = progress.add_task("orders and refunds", total=None)
+                report = settle_orders(
+                    engine,
+                    group or settings.group_id,
+                    lambda done, total: progress.update(task, completed=done, total=total),
+                )
+    finally:
+        engine.dispose()
+    if as_json:
+        _emit_json(vars(report))
+    else:
+        out.print(vars(report))
+
+
+@loyalty_app.command("expire-points")
+def loyalty_expire_points(
+    as_of: Annotated[
+        str | None, typer.Option(help="Expire what is due by this time (default: now).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """Lots past their expiry become breakage (one posting per member)."""
+    from siyu.ledger.points import expire_due
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            made = expire_due(engine, group or settings.group_id, _as_of_or_now(as_of))
+    finally:
+        engine.dispose()
+    _emit_json({"postings": made})
+
+
+@loyalty_app.command("review-tiers")
+def loyalty_review_tiers(
+    as_of: Annotated[
+        str | None, typer.Option(help="Review as of this time (default: now).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """The periodic tier review: upgrades, grace periods and downgrades."""
+    from collections import Counter
+
+    from siyu.ledger.tiers import review
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            changes = review(engine, group or settings.group_id, _as_of_or_now(as_of))
+    finally:
+        engine.dispose()
+    _emit_json(dict(Counter(c.reason for c in changes)))
+
+
+def _as_of_or_now(value: str | None) -> datetime:
+    from siyu.errors import ValidationError
+
+    if value is None:
+        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("--as-of", "an ISO date or time, e.g. 2026-12-31T23:59:59") from None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed

@@ -1,0 +1,111 @@
+"""What people see from `siyu analyze` without --json: Rich tables and a text curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from siyu.analytics.retention import RetentionRow
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One block character per value, scaled 0..1 (rates); a gap where there is none."""
+    return "".join(
+        " " if v is None else BLOCKS[min(int(v * len(BLOCKS)), len(BLOCKS) - 1)] for v in values
+    )
+
+
+def print_retention(
+    console: Console, rows: Sequence[RetentionRow], payload: dict[str, Any]
+) -> None:
+    """The curve as a table, a sparkline under it, and the knee."""
+    knee = payload["knee"]
+    table = Table(
+        title=f"Retention by order count (W = {payload['window_days']} days, "
+        f"as of {payload['as_of']})"
+    )
+    for name in ("k", "members", "eligible", "retained", "rate", "95% CI", "jump"):
+        table.add_column(name, justify="right")
+    jumps = {p["k"]: p["jump"] for p in payload["knee_evidence"]["evidence"]}
+    for r in rows:
+        mark = " ◀ knee" if r.k == knee else ""
+        table.add_row(
+            f"{r.k}{mark}",
+            f"{r.members:,}",
+            f"{r.eligible:,}",
+            f"{r.retained:,}",
+            "-" if r.rate is None else f"{r.rate:.1%}",
+            "-" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.1%}-{r.ci_high:.1%}",
+            "" if jumps.get(r.k) is None else f"{jumps[r.k]:+.1%}",
+        )
+    console.print(table)
+    console.print(f"rate by k  {sparkline([r.rate for r in rows])}  (k = 1..{len(rows)})")
+    if knee is None:
+        console.print("no knee: no supported rise in the retention rate")
+    else:
+        console.print(
+            f"knee at k = {knee} ({payload['knee_evidence']['method']}): members who reach "
+            f"{knee} orders stay; run the journey in {knee} stages"
+        )
+
+
+def print_rfm(console: Console, payload: dict[str, Any]) -> None:
+    """Segments with their size and money, then what each score means."""
+    table = Table(title=f"RFM segments ({payload['layering']} layers, as of {payload['as_of']})")
+    for name in ("segment", "members", "share", "orders", "monetary (CNY)"):
+        table.add_column(name, justify="right" if name != "segment" else "left")
+    for s in payload["segments"]:
+        table.add_row(
+            s["segment"],
+            f"{s['members']:,}",
+            f"{s['share']:.1%}",
+            f"{s['orders']:,}",
+            _yuan(s["monetary_fen"]),
+        )
+    console.print(table)
+    layers = Table(title="Score layers (value range behind each score)")
+    layers.add_column("score", justify="right")
+    for axis in payload["layers"]:
+        layers.add_column(axis, justify="right")
+    scores = sorted({row["score"] for rows in payload["layers"].values() for row in rows})
+    for score in scores:
+        cells = []
+        for rows in payload["layers"].values():
+            row = next((r for r in rows if r["score"] == score), None)
+            cells.append(
+                "-" if row is None else f"{row['min']:,}..{row['max']:,} ({row['members']:,})"
+            )
+        layers.add_row(str(score), *cells)
+    console.print(layers)
+
+
+def print_clv(console: Console, payload: dict[str, Any]) -> None:
+    """Fitted parameters and the totals."""
+    table = Table(title="CLV models")
+    table.add_column("model")
+    table.add_column("parameters")
+    table.add_column("log-likelihood", justify="right")
+    for model, names in (("bgnbd", ("r", "alpha", "a", "b")), ("gamma_gamma", ("p", "q", "gamma"))):
+        if model in payload:
+            fit = payload[model]
+            params = ", ".join(f"{n}={fit[n]:.4g}" for n in names)
+            table.add_row(model, params, f"{fit['log_likelihood']:.1f}")
+    console.print(table)
+    console.print(
+        f"{payload['members']:,} members; expected purchases in the next "
+        f"{payload['horizon_periods']} periods: {payload['expected_purchases']:,.1f}"
+    )
+    if "clv_fen" in payload:
+        console.print(f"CLV over that horizon: {_yuan(payload['clv_fen'])} CNY")
+
+
+def _yuan(fen: int) -> str:
+    # integer arithmetic: money is never a float, not even for display
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}{yuan:,}.{cents:02d}"

@@ -1,0 +1,201 @@
+"""RFM: recency, frequency and monetary value per member, scored 1-5 and mapped to segments.
+
+Recency is whole days from the member's last order to T_end; frequency is distinct orders;
+monetary is the sum of amount_fen (integer fen) over those orders. Scores come from
+quantile layers (a member's score is 1 + floor(5 x share of members strictly worse), so
+ties share a score and the commonest value, one order, scores 1, not 3) or from fixed
+thresholds. An ordered list of rules maps the three scores to a segment; the first rule
+that matches wins, and members no rule matches get the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from siyu.analytics.orders import DAY_SECONDS, data_end, epoch_seconds
+from siyu.errors import ValidationError
+
+Layering = Literal["quantile", "threshold"]
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """A segment and the score ranges (inclusive) a member must be in on all three."""
+
+    name: str
+    recency: tuple[int, int] = (1, 5)
+    frequency: tuple[int, int] = (1, 5)
+    monetary: tuple[int, int] = (1, 5)
+
+
+# The Huibo-style VIP / loyal / ordinary layers plus the two churn states operations act
+# on: "at risk" were good customers who have gone quiet (worth a win-back), "lapsed" are
+# gone and were never much (not worth a coupon).
+DEFAULT_SEGMENTS: tuple[SegmentRule, ...] = (
+    SegmentRule("vip", recency=(4, 5), frequency=(4, 5), monetary=(4, 5)),
+    SegmentRule("loyal", recency=(3, 5), frequency=(3, 5)),
+    SegmentRule("at_risk", recency=(1, 2), frequency=(3, 5)),
+    SegmentRule("lapsed", recency=(1, 1)),
+)
+
+
+@dataclass(frozen=True)
+class RFMConfig:
+    """How members are scored and segmented; every field has a sane default.
+
+    Threshold layering uses ascending edges (scores - 1 of them): a frequency or monetary
+    value scores 1 + the number of edges it reaches; a recency scores 1 + the number of
+    edges it is within (30 days or less reaches all four default edges: score 5).
+    """
+
+    layering: Layering = "quantile"
+    scores: int = 5
+    recency_days: tuple[int, ...] = (30, 90, 180, 365)
+    frequency_orders: tuple[int, ...] = (2, 3, 5, 8)
+    monetary_fen: tuple[int, ...] = (10_000, 30_000, 100_000, 300_000)
+    segments: tuple[SegmentRule, ...] = field(default=DEFAULT_SEGMENTS)
+    fallback: str = "ordinary"
+
+    def __post_init__(self) -> None:
+        if self.layering not in ("quantile", "threshold"):
+            raise ValidationError(
+                "layering", f"must be 'quantile' or 'threshold', got {self.layering!r}"
+            )
+        if not 2 <= self.scores <= 10:
+            raise ValidationError("scores", f"must be 2..10, got {self.scores}")
+        if self.layering == "threshold":
+            for name in ("recency_days", "frequency_orders", "monetary_fen"):
+                edges = getattr(self, name)
+                if len(edges) != self.scores - 1 or list(edges) != sorted(set(edges)):
+                    raise ValidationError(
+                        name,
+                        f"must be {self.scores - 1} strictly ascending edges, got {list(edges)}",
+                    )
+        for rule in self.segments:
+            for axis in ("recency", "frequency", "monetary"):
+                low, high = getattr(rule, axis)
+                if not 1 <= low <= high <= self.scores:
+                    raise ValidationError(
+                        f"segments.{rule.name}.{axis}",
+                        f"must be a range within 1..{self.scores}, got {(low, high)}",
+                    )
+
+    def segment_names(self) -> list[str]:
+        names = [r.name for r in self.segments]
+        return [*names, *([self.fallback] if self.fallback not in names else [])]
+
+
+def rfm_values(orders: ir.Table, t_end: datetime | ir.TimestampScalar | None = None) -> ir.Table:
+    """Per member: recency_days, frequency and monetary_fen as of `t_end` (default: the
+    latest order; later orders are ignored). Rows of one order id count as one order whose
+    amount is their sum (order lines)."""
+    end = data_end(orders, t_end)
+    known = orders.filter(orders.ordered_at <= end)
+    per_order = known.group_by(["member_id", "order_id"]).aggregate(
+        ordered_at=known.ordered_at.min(), amount_fen=known.amount_fen.sum()
+    )
+    members = per_order.group_by("member_id").aggregate(
+        last_at=per_order.ordered_at.max(),
+        frequency=per_order.count(),
+        monetary_fen=per_order.amount_fen.sum().cast("int64"),
+    )
+    gap = epoch_seconds(end) - epoch_seconds(members.last_at)
+    return members.select(
+        "member_id",
+        recency_days=(gap // DAY_SECONDS).cast("int64"),
+        frequency=members.frequency.cast("int64"),
+        monetary_fen="monetary_fen",
+    )
+
+
+def rfm_scores(values: ir.Table, config: RFMConfig | None = None) -> ir.Table:
+    """`rfm_values` plus r, f, m scores (1..config.scores) and the segment."""
+    config = config or RFMConfig()
+    if config.layering == "quantile":
+        n = values.count().as_scalar()
+        scored = values.mutate(
+            # rank() is the number of members strictly before: lower recency is better
+            r=_quantile(ibis.rank().over(order_by=ibis.desc(values.recency_days)), n, config),
+            f=_quantile(ibis.rank().over(order_by=values.frequency), n, config),
+            m=_quantile(ibis.rank().over(order_by=values.monetary_fen), n, config),
+        )
+    else:
+        scored = values.mutate(
+            r=_count_true([values.recency_days <= e for e in config.recency_days]),
+            f=_count_true([values.frequency >= e for e in config.frequency_orders]),
+            m=_count_true([values.monetary_fen >= e for e in config.monetary_fen]),
+        )
+    cases = [
+        (
+            scored.r.between(*rule.recency)
+            & scored.f.between(*rule.frequency)
+            & scored.m.between(*rule.monetary),
+            rule.name,
+        )
+        for rule in config.segments
+    ]
+    segment = ibis.cases(*cases, else_=config.fallback) if cases else ibis.literal(config.fallback)
+    return scored.mutate(segment=segment)
+
+
+def segment_summary(scored: ir.Table) -> ir.Table:
+    """Members, orders and money per segment: exact sums only (an approximate median
+    would differ between engines), money in integer fen."""
+    return (
+        scored.group_by("segment")
+        .aggregate(
+            members=scored.count(),
+            orders=scored.frequency.sum().cast("int64"),
+            monetary_fen=scored.monetary_fen.sum().cast("int64"),
+        )
+        .order_by("segment")
+    )
+
+
+def layer_bounds(scored: ir.Table, axis: Literal["r", "f", "m"]) -> ir.Table:
+    """What each score means in the data: min and max of the value behind it, and members."""
+    value = {"r": "recency_days", "f": "frequency", "m": "monetary_fen"}[axis]
+    return (
+        scored.group_by(score=scored[axis])
+        .aggregate(
+            members=scored.count(),
+            min=scored[value].min().cast("int64"),
+            max=scored[value].max().cast("int64"),
+        )
+        .order_by("score")
+    )
+
+
+def _quantile(rank: ir.IntegerValue, n: ir.IntegerScalar, config: RFMConfig) -> ir.IntegerValue:
+    # integer arithmetic only: both engines must put a member on the same side of a cut
+    return ((rank * config.scores) // n + 1).cast("int64")
+
+
+def _count_true(conditions: Sequence[ir.BooleanValue]) -> ir.IntegerValue:
+    total: ir.IntegerValue = ibis.literal(1, type="int64")
+    for c in conditions:
+        total = total + c.cast("int64")
+    return total.cast("int64")
+
+
+def summary_json(summary: Any, total_members: int) -> list[dict[str, Any]]:
+    """Segment rows (an executed `segment_summary`) as JSON-ready dicts with each share."""
+    out = []
+    for rec in summary.to_dict("records"):
+        members = int(rec["members"])
+        out.append(
+            {
+                "segment": rec["segment"],
+                "members": members,
+                "share": round(members / total_members, 6) if total_members else None,
+                "orders": int(rec["orders"]),
+                "monetary_fen": int(rec["monetary_fen"]),
+            }
+        )
+    return out
