@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve bench-api clean
+.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve bench-api bench-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "siyu needs Python >= 3.11"'
@@ -52,6 +52,9 @@ bench-oneid: $(DEV_STAMP)
 
 bench-resolve: $(DEV_STAMP)
 	$(BIN)/python bench/bench_resolve.py --nodes 1000000 --edges 3000000
+
+bench-ledger: $(DEV_STAMP)
+	$(BIN)/python bench/bench_ledger.py --members 10000 --seconds 10 --clients 4
 
 # Needs wrk (apt-get install wrk) and the PostgreSQL server; asyncpg optional (a row more).
 bench-api: $(DEV_STAMP)
