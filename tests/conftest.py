@@ -8,6 +8,7 @@ except under CI=true, where a missing PostgreSQL fails the run, and so does any 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,33 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get(
     "SIYU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    """The read-only datasets at ../shared/data from the project root. A clone made
+    elsewhere (`git clone . /tmp/x/siyu`) finds them beside the repository it was cloned
+    from; SIYU_SHARED_DATA overrides both."""
+    if os.environ.get("SIYU_SHARED_DATA"):
+        return Path(os.environ["SIYU_SHARED_DATA"])
+    beside = ROOT.parent / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        origin = ""
+    if origin and Path(origin).is_dir():
+        return Path(origin).resolve().parent / "shared" / "data"
+    return beside
+
+
+SHARED_DATA = _shared_data()
 
 
 @dataclass

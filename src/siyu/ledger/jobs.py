@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, text
 
 from siyu.errors import ConflictError
+from siyu.ledger import program, tiers
 from siyu.ledger.orders import clawback_refund, earn_for_order
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -27,9 +29,16 @@ class SettleReport:
     refunds_clawed_back: int
     points_clawed_back: int
     skipped: int  # refunds of orders that earned nothing
+    upgrades: int = 0  # members these orders lifted above the entry tier
 
 
-def settle_orders(engine: Engine, group_id: str, progress: Progress | None = None) -> SettleReport:
+def settle_orders(
+    engine: Engine,
+    group_id: str,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> SettleReport:
+    """`now` is when the tier window ends (default: now)."""
     with engine.connect() as conn:
         orders = (
             conn.execute(
@@ -56,8 +65,10 @@ def settle_orders(engine: Engine, group_id: str, progress: Progress | None = Non
         )
     total = len(orders) + len(refunds)
     report = SettleReport(0, 0, 0, 0, 0)
+    earners: set[int] = set()
     for i, order_id in enumerate(orders, start=1):
-        result = earn_for_order(engine, group_id, order_id)
+        result = earn_for_order(engine, group_id, order_id, evaluate_tier=False)
+        earners.add(result.member_id)
         report.orders_earned += 1
         report.points_earned += int(result.detail.get("points", 0))
         if progress and (i % 500 == 0 or i == total):
@@ -72,4 +83,11 @@ def settle_orders(engine: Engine, group_id: str, progress: Progress | None = Non
             report.points_clawed_back += int(result.detail.get("points", 0))
         if progress and (j % 500 == 0 or j == total):
             progress(j, total)
+    # Upgrades at once for everyone whose orders just counted (downgrades wait for the
+    # review).
+    entry = program.tier_rules(engine, group_id).tiers[0].code
+    report.upgrades = sum(
+        c.reason == "upgrade" and c.to_tier != entry
+        for c in tiers.evaluate(engine, group_id, sorted(earners), now)
+    )
     return report

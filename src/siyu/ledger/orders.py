@@ -28,8 +28,21 @@ from siyu.ledger.stored_value import split
 
 
 def earn_for_order(
-    engine: Engine, group_id: str, order_id: str, key_id: int | None = None
+    engine: Engine,
+    group_id: str,
+    order_id: str,
+    key_id: int | None = None,
+    evaluate_tier: bool = True,
 ) -> Result:
+    """Earn an order's points by the rules, once; then (unless a batch job does it for
+    many members at the end) upgrade the member at once if the order made it qualify."""
+    result = _earn(engine, group_id, order_id, key_id)
+    if evaluate_tier and not result.replayed:
+        tiers.evaluate(engine, group_id, [result.member_id])
+    return result
+
+
+def _earn(engine: Engine, group_id: str, order_id: str, key_id: int | None) -> Result:
     rules = program.earn_rules(engine, group_id)
     tier_rules = program.tier_rules(engine, group_id)
     with engine.connect() as conn:

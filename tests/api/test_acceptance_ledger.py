@@ -1,0 +1,138 @@
+"""Issue #4's acceptance over real HTTP: a uvicorn server with two worker processes on
+PostgreSQL. Top up 100 at a store, then 50 concurrent online payments of 10 with
+distinct idempotency keys: exactly 10 succeed, the balance ends at 0, never negative, and
+retrying any of them changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from tests.ledger.invariants import check_invariants
+
+from siyu.auth.keys import create_key
+from siyu.importer.service import ensure_group
+from siyu.privacy import Vault
+
+pytestmark = pytest.mark.postgres
+SECRET = bytes(range(32))
+
+
+@pytest.fixture
+def server(pg_engine: Engine) -> Iterator[tuple[str, str, dict[str, str]]]:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    ensure_group(pg_engine, group)
+    with pg_engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO members (member_id, group_id, status, registered_at, created_at,
+                      updated_at) VALUES (900001, :g, 'active', now(), now(), now())"""),
+            {"g": group},
+        )
+    vault = Vault(SECRET)
+    keys = {
+        "store": create_key(pg_engine, vault, group, "store", stores=("S1",)).secret,
+        "channel": create_key(pg_engine, vault, group, "channel", channel="miniprogram").secret,
+    }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "SIYU_DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
+        "SIYU_SECRET_KEY": SECRET.hex(),
+        "SIYU_GROUP": group,
+        "SIYU_RATE_LIMIT": "0",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "siyu.api.asgi:app",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not start")
+        yield base, group, keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def call(base: str, key: str, path: str, body: dict[str, Any], idem: str) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Idempotency-Key": idem,
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def test_fifty_concurrent_payments_over_http(
+    server: tuple[str, str, dict[str, str]], pg_engine: Engine
+) -> None:
+    base, group, keys = server
+    path = "/v1/members/900001/stored-value"
+    status, _ = call(
+        base, keys["store"], f"{path}:top-up", {"paid_fen": 100, "store_id": "S1"}, "top"
+    )
+    assert status == 200
+
+    def pay(i: int) -> int:
+        return call(base, keys["channel"], f"{path}:pay", {"amount_fen": 10}, f"pay-{i}")[0]
+
+    with ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(pay, range(50)))
+    assert statuses.count(200) == 10 and statuses.count(409) == 40
+    with ThreadPoolExecutor(50) as pool:
+        again = list(pool.map(pay, range(50)))
+    succeeded = {i for i, s in enumerate(statuses) if s == 200}
+    assert {i for i, s in enumerate(again) if s == 200} == succeeded  # replays
+    with pg_engine.connect() as conn:
+        left = conn.execute(
+            text("""SELECT SUM(balance) FROM ledger_accounts WHERE group_id = :g
+                    AND owner = 'member' AND asset IN ('sv_principal', 'sv_bonus')"""),
+            {"g": group},
+        ).scalar_one()
+    assert left == 0
+    check_invariants(pg_engine, group)
