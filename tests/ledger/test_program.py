@@ -252,3 +252,23 @@ def test_the_jobs_settle_orders_expire_points_and_review_tiers_once(
     bad = runner.invoke(app, ["loyalty", "expire-points", "--as-of", "soon"], env=env)
     assert bad.exit_code != 0 and "--as-of" in bad.output
     check_invariants(store.engine, store.group_id)
+
+
+def test_one_tier_per_brand_counts_that_brands_orders(store: Store, brand: int) -> None:
+    rules = program.TierRules(
+        scope="brand",
+        tiers=[
+            program.Tier(code="basic", name="basic"),
+            program.Tier(code="silver", name="silver", min_orders=3, multiplier_percent=150),
+        ],
+    )
+    program.save(store.engine, store.group_id, rules, None)
+    changes = tiers.evaluate(store.engine, store.group_id, [brand], T0 + timedelta(days=25))
+    assert [(c.scope_key, c.to_tier) for c in changes] == [("B1", "silver")]
+    # a B1 order earns with B1's tier
+    assert (
+        earn_for_order(store.engine, store.group_id, "O2", evaluate_tier=False).detail[
+            "multiplier_percent"
+        ]
+        == 150
+    )
