@@ -29,6 +29,7 @@ def load_all_models() -> MetaData:
     from siyu.catalog import models as _catalog  # noqa: F401
     from siyu.identity import models as _identity  # noqa: F401
     from siyu.importer import models as _importer  # noqa: F401
+    from siyu.inventory import models as _inventory  # noqa: F401
     from siyu.ledger import models as _ledger  # noqa: F401
     from siyu.orders import models as _orders  # noqa: F401
 

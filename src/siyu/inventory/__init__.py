@@ -1,0 +1,1 @@
+"""One stock across stores and online channels: levels, movements, reservations, outbox."""
