@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from tests.brandfiles import write, write_reference
 from tests.conftest import Store
+from tests.inventory.helpers import network
 
 from siyu.api.app import create_app
 from siyu.auth.keys import create_key
@@ -87,6 +88,7 @@ def brand(directory: Path) -> Path:
 def api(store: Store, vault: Vault, tmp_path: Path) -> Iterator[Api]:
     import_directory(store.engine, vault, store.group_id, brand(tmp_path / "b"), tmp_path / "r")
     resolve_all(store.engine, store.group_id, DEFAULT_STRONG_TYPES)
+    network(store.engine, store.group_id)  # stock locations S1, S2 (stores), W1
     with store.engine.connect() as conn:
         members = dict(
             conn.execute(

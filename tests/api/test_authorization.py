@@ -82,6 +82,23 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("PUT", "/v1/points/rules"): ("/v1/points/rules", {"base_points_per_yuan": 2}),
         ("GET", "/v1/tiers/rules"): ("/v1/tiers/rules", None),
         ("PUT", "/v1/tiers/rules"): ("/v1/tiers/rules", {"window_days": 180}),
+        ("PUT", "/v1/inventory/{sku}/locations/{location_id}"): (
+            "/v1/inventory/K1/locations/S1",
+            {"delta": 5, "kind": "receive", "reason": "delivery"},
+        ),
+        ("GET", "/v1/inventory/{sku}"): ("/v1/inventory/K1", None),
+        ("POST", "/v1/reservations"): (
+            "/v1/reservations",
+            {"order_id": "R-1", "lines": [{"sku": "K1", "qty": 1}]},
+        ),
+        ("POST", "/v1/reservations/{reservation_id}:confirm"): (
+            "/v1/reservations/999:confirm",
+            None,
+        ),
+        ("POST", "/v1/reservations/{reservation_id}:release"): (
+            "/v1/reservations/999:release",
+            None,
+        ),
         ("POST", "/v1/members/{member_id}/stored-value:refund"): (
             f"/v1/members/{m1}/stored-value:refund",
             {"top_up_posting_id": 999999, "store_id": "S1"},

@@ -32,7 +32,7 @@ from siyu import __version__
 from siyu.api import problems
 from siyu.api.deps import Services
 from siyu.api.ratelimit import RateLimiter
-from siyu.api.routers import ingest, ledger, members
+from siyu.api.routers import ingest, inventory, ledger, members
 from siyu.auth.keys import KeyCache
 from siyu.config import Settings
 from siyu.errors import SiyuError
@@ -66,6 +66,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     app.include_router(members.router)
     app.include_router(ingest.router)
     app.include_router(ledger.router)
+    app.include_router(inventory.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,3 +203,67 @@ class TierOut(BaseModel):
     tier: str
     since: datetime
     grace_until: datetime | None
+
+
+# --- inventory -----------------------------------------------------------------------
+Units = Annotated[int, Field(ge=1, le=10_000)]
+MOVE_KINDS = ("receive", "sale", "return", "transfer_in", "transfer_out", "adjustment")
+
+
+class StockIn(Strict):
+    """Either a count (`on_hand`: what is on the shelf) or a movement (`delta` with its
+    `kind`)."""
+
+    on_hand: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    delta: Annotated[int, Field(ge=-(10**9), le=10**9)] | None = None
+    kind: (
+        Literal["receive", "sale", "return", "transfer_in", "transfer_out", "adjustment"] | None
+    ) = None
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class StockOut(BaseModel):
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    available: int
+    movement: str
+    delta: int
+
+
+class LocationStock(BaseModel):
+    location_id: str
+    city: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class InventoryOut(BaseModel):
+    sku: str
+    locations: list[LocationStock]
+    channels: dict[str, int] = Field(description="available to promise per online channel")
+
+
+class ReservationLineIn(Strict):
+    sku: Code
+    qty: Units
+
+
+class ReservationIn(Strict):
+    order_id: Ref
+    lines: list[ReservationLineIn] = Field(min_length=1, max_length=100)
+    city: Code | None = Field(default=None, description="The buyer's city: served there first.")
+    lat_e6: Annotated[int, Field(ge=-90_000_000, le=90_000_000)] | None = None
+    lon_e6: Annotated[int, Field(ge=-180_000_000, le=180_000_000)] | None = None
+    ttl_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+
+
+class ReservationOut(BaseModel):
+    reservation_id: int
+    order_id: str
+    channel: str
+    status: str
+    expires_at: datetime
+    lines: list[dict[str, Any]]

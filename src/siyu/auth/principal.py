@@ -39,6 +39,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "stored-value:refund": frozenset({Role.ADMIN, Role.STORE}),
     "loyalty:read-rules": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.CHANNEL}),
     "loyalty:write-rules": frozenset({Role.ADMIN}),
+    # Stock: a store counts and moves its own locations; channels reserve for their orders.
+    "inventory:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.CHANNEL}),
+    "inventory:write": frozenset({Role.ADMIN, Role.STORE}),
+    "reservations:write": frozenset({Role.ADMIN, Role.CHANNEL}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})
