@@ -142,3 +142,26 @@ def test_every_change_queues_the_channels_atp_and_delivery_is_at_least_once(stoc
 def atp_of(store: Store, sku: str) -> dict[str, int]:
     with store.engine.connect() as conn:
         return atp(conn, store.group_id, sku)
+
+
+def test_a_batch_of_reservations_is_one_transaction_all_or_nothing_per_order(
+    stocked: Store,
+) -> None:
+    g, e = stocked.group_id, stocked.engine
+    orders = [
+        reservations.Order(f"B{i}", "miniprogram", [("K1", 2)], city="广州") for i in range(12)
+    ]
+    orders.append(reservations.Order("B0", "miniprogram", [("K1", 2)], city="广州"))  # a retry
+    orders.append(reservations.Order("B1", "miniprogram", [("K1", 3)]))  # reused, other lines
+    out = reservations.reserve_many(e, g, orders)
+    made = [o for o in out if isinstance(o, reservations.Reservation) and not o.replayed]
+    # 2 per order, a line from one location: S2's 3 units serve 1, S1's 5 serve 2, W1's 10
+    # serve 5; the 4 left over are refused, whole
+    assert len(made) == 8 and sum(isinstance(o, OutOfStock) for o in out) == 4
+    assert made[0].lines[0]["location_id"] == "S2"
+    assert out[12].replayed and out[12].lines == made[0].lines  # type: ignore[union-attr]
+    assert isinstance(out[-1], ConflictError) and not isinstance(out[-1], OutOfStock)
+    check_invariants(e, g)
+    for r in made[:3]:
+        reservations.confirm(e, g, r.reservation_id)
+    check_invariants(e, g)

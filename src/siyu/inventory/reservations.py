@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.exc import NoResultFound
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.inventory.stock import OutOfStock, announce, channels_of, move, now_utc
@@ -288,3 +289,227 @@ def _merge_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
 
 def _time(value: datetime | str) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order to reserve in a batch (`reserve_many`)."""
+
+    order_id: str
+    channel: str
+    lines: list[tuple[str, int]]
+    city: str | None = None
+
+
+def reserve_many(
+    engine: Engine, group_id: str, orders: list[Order], ttl: timedelta = DEFAULT_TTL
+) -> list[Reservation | ConflictError]:
+    """Many reservations in one transaction (a flash sale's group commit): the levels of
+    every SKU involved are locked once in key order, each order is allocated in memory
+    against what the earlier orders of the batch left, all-or-nothing per order, and each
+    (SKU, location) is written with one guarded UPDATE. The result of each order, in order:
+    its reservation, or the refusal (OutOfStock, or a conflict on a reused order id)."""
+    now = now_utc()
+    outcomes: list[Reservation | ConflictError | None] = [None] * len(orders)
+    wanted = [_merge_lines(o.lines) for o in orders]
+    with engine.begin() as conn:
+        digests = [
+            hashlib.sha256(json.dumps([o.channel, sorted(w.items())]).encode()).hexdigest()
+            for o, w in zip(orders, wanted, strict=True)
+        ]
+        claimed = _claim_all(conn, group_id, orders, digests, now, now + ttl)
+        first: dict[str, int] = {}
+        for i, order in enumerate(orders):
+            if order.order_id in claimed and order.order_id not in first:
+                first[order.order_id] = i
+        for i, order in enumerate(orders):
+            if order.order_id in claimed and first[order.order_id] != i:
+                continue  # twice in this batch: answered after the first is allocated
+            if first.get(order.order_id) != i:  # reserved by an earlier request
+                try:
+                    outcomes[i] = _existing(conn, group_id, order.order_id, digests[i])
+                except (ConflictError, NoResultFound):
+                    outcomes[i] = ConflictError(
+                        f"order_id: order {order.order_id!r} was reserved with other lines"
+                    )
+        skus = sorted({sku for w in wanted for sku in w})
+        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+        levels: dict[tuple[str, str], list[int]] = {}
+        for r in conn.execute(
+            text(f"""SELECT sku, location_id, on_hand, reserved FROM stock_levels
+                     WHERE group_id = :g AND sku IN :skus
+                     ORDER BY sku, location_id{lock}""").bindparams(_expanding("skus")),
+            {"g": group_id, "skus": skus},
+        ):
+            levels[r.sku, r.location_id] = [int(r.on_hand), int(r.reserved)]
+        start = {k: list(v) for k, v in levels.items()}
+        candidates = {o.channel: _candidates(conn, group_id, o.channel) for o in orders}
+        lines_out: list[dict[str, Any]] = []
+        refused: list[int] = []
+        for i, order in enumerate(orders):
+            if first.get(order.order_id) != i:
+                continue
+            rid = claimed[order.order_id]
+            plan, short = [], None
+            trial = {k: list(v) for k, v in levels.items()}
+            for line_no, (sku, qty) in enumerate(sorted(wanted[i].items()), start=1):
+
+                def free(loc: Any, sku: str = sku, trial: dict[Any, list[int]] = trial) -> int:
+                    on_hand, reserved = trial.get((sku, loc.location_id), [0, 0])
+                    return on_hand - reserved
+
+                options = sorted(
+                    (c for c in candidates[order.channel] if free(c) >= qty),
+                    key=lambda c: (0 if c.city == order.city else 1, -free(c), c.location_id),
+                )
+                if not options:
+                    short = OutOfStock(
+                        sku, qty, max((free(c) for c in candidates[order.channel]), default=0)
+                    )
+                    break
+                loc = options[0].location_id
+                trial[sku, loc][1] += qty
+                plan.append({"line_no": line_no, "sku": sku, "location_id": loc, "qty": qty})
+            if short is not None:
+                outcomes[i] = short
+                refused.append(rid)
+                continue
+            levels = trial
+            lines_out.extend({"r": rid, **p} for p in plan)
+            outcomes[i] = Reservation(rid, order.order_id, order.channel, "open", now + ttl, plan)
+        for i, order in enumerate(orders):  # repeats within the batch answer as the first
+            j = first.get(order.order_id)
+            if j is not None and j != i:
+                head = outcomes[j]
+                if digests[i] != digests[j]:
+                    outcomes[i] = ConflictError(
+                        f"order_id: order {order.order_id!r} was reserved with other lines"
+                    )
+                elif isinstance(head, Reservation):
+                    outcomes[i] = Reservation(**{**head.__dict__, "replayed": True})
+                else:
+                    outcomes[i] = head
+        changed = [(k, levels[k][1] - start[k][1]) for k in sorted(levels) if levels[k] != start[k]]
+        _write_batch(conn, group_id, changed, lines_out, now)
+        if refused:
+            conn.execute(
+                text("DELETE FROM reservations WHERE reservation_id IN :ids").bindparams(
+                    _expanding("ids")
+                ),
+                {"ids": refused},
+            )
+        announce(conn, group_id, {sku for (sku, _), _ in changed}, now)
+    return [o for o in outcomes if o is not None]
+
+
+def _expanding(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+def _claim_all(
+    conn: Connection,
+    group_id: str,
+    orders: list[Order],
+    digests: list[str],
+    now: datetime,
+    expires: datetime,
+) -> dict[str, int]:
+    rows = [
+        {"order_id": o.order_id, "channel": o.channel, "request_sha256": d}
+        for o, d in zip(orders, digests, strict=True)
+    ]
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(
+            text("""INSERT INTO reservations (group_id, order_id, channel, status,
+                      request_sha256, expires_at, created_at, updated_at)
+                    SELECT :g, r.order_id, r.channel, 'open', r.request_sha256, :exp, :now, :now
+                    FROM json_to_recordset(CAST(:rows AS json))
+                      AS r(order_id VARCHAR, channel VARCHAR, request_sha256 VARCHAR)
+                    ON CONFLICT (group_id, order_id) DO NOTHING
+                    RETURNING order_id, reservation_id"""),
+            {"g": group_id, "exp": expires, "now": now, "rows": json.dumps(rows)},
+        ).all()
+        return {order_id: int(rid) for order_id, rid in found}
+    claimed: dict[str, int] = {}
+    for row in rows:
+        got = conn.execute(
+            text("""INSERT INTO reservations (group_id, order_id, channel, status,
+                      request_sha256, expires_at, created_at, updated_at)
+                    VALUES (:g, :order_id, :channel, 'open', :request_sha256, :exp, :now, :now)
+                    ON CONFLICT (group_id, order_id) DO NOTHING RETURNING reservation_id"""),
+            {"g": group_id, "exp": expires, "now": now, **row},
+        ).first()
+        if got is not None:
+            claimed[row["order_id"]] = int(got[0])
+    return claimed
+
+
+def _write_batch(
+    conn: Connection,
+    group_id: str,
+    changed: list[tuple[tuple[str, str], int]],
+    lines: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """The batch's level changes (guarded), lines and movements: one statement each on
+    PostgreSQL (rows as one JSON text), a statement per row on SQLite."""
+    pg = conn.dialect.name == "postgresql"
+    if changed:
+        deltas = [{"sku": sku, "loc": loc, "d": d} for (sku, loc), d in changed]
+        if pg:
+            done = len(
+                conn.execute(
+                    text("""UPDATE stock_levels AS s SET reserved = s.reserved + r.d,
+                              updated_at = :now
+                            FROM json_to_recordset(CAST(:rows AS json))
+                              AS r(sku VARCHAR, loc VARCHAR, d BIGINT)
+                            WHERE s.group_id = :g AND s.sku = r.sku AND s.location_id = r.loc
+                              AND s.on_hand >= s.reserved + r.d
+                            RETURNING s.sku"""),
+                    {"g": group_id, "now": now, "rows": json.dumps(deltas)},
+                ).all()
+            )
+        else:
+            done = sum(
+                conn.execute(
+                    text("""UPDATE stock_levels SET reserved = reserved + :d, updated_at = :now
+                            WHERE group_id = :g AND sku = :sku AND location_id = :loc
+                              AND on_hand >= reserved + :d"""),
+                    {"g": group_id, "now": now, **x},
+                ).rowcount
+                for x in deltas
+            )
+        if done != len(deltas):  # impossible under the locks: never commit if it happens
+            raise AssertionError(f"batch reservation touched {done} of {len(deltas)} levels")
+    if not lines:
+        return
+    if pg:
+        payload = json.dumps(lines)
+        conn.execute(
+            text("""INSERT INTO reservation_lines (reservation_id, line_no, sku, location_id, qty)
+                    SELECT r.r, r.line_no, r.sku, r.location_id, r.qty
+                    FROM json_to_recordset(CAST(:rows AS json)) AS r(r BIGINT, line_no INT,
+                      sku VARCHAR, location_id VARCHAR, qty INT)"""),
+            {"rows": payload},
+        )
+        conn.execute(
+            text("""INSERT INTO stock_movements (group_id, sku, location_id, kind,
+                      on_hand_delta, reserved_delta, reference, created_at)
+                    SELECT :g, r.sku, r.location_id, 'reserve', 0, r.qty,
+                      'reservation:' || r.r, :now
+                    FROM json_to_recordset(CAST(:rows AS json)) AS r(r BIGINT, sku VARCHAR,
+                      location_id VARCHAR, qty INT)"""),
+            {"g": group_id, "now": now, "rows": payload},
+        )
+        return
+    conn.execute(
+        text("""INSERT INTO reservation_lines (reservation_id, line_no, sku, location_id, qty)
+                VALUES (:r, :line_no, :sku, :location_id, :qty)"""),
+        lines,
+    )
+    conn.execute(
+        text("""INSERT INTO stock_movements (group_id, sku, location_id, kind, on_hand_delta,
+                  reserved_delta, reference, created_at)
+                VALUES (:g, :sku, :location_id, 'reserve', 0, :qty, :ref, :now)"""),
+        [{"g": group_id, "now": now, "ref": f"reservation:{x['r']}", **x} for x in lines],
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 
@@ -231,14 +231,24 @@ def channels_of(conn: Connection, group_id: str) -> dict[str, list[str]]:
 def atp(conn: Connection, group_id: str, sku: str) -> dict[str, int]:
     """Available to promise per configured online channel: what its locations have
     available, minus the channel's safety stock, never below zero."""
-    levels = {
-        r.location_id: int(r.on_hand) - int(r.reserved)
-        for r in conn.execute(
-            text("""SELECT location_id, on_hand, reserved FROM stock_levels
-                    WHERE group_id = :g AND sku = :s"""),
-            {"g": group_id, "s": sku},
-        )
-    }
+    return atp_many(conn, group_id, [sku]).get(sku, {})
+
+
+def atp_many(conn: Connection, group_id: str, skus: Iterable[str]) -> dict[str, dict[str, int]]:
+    """`atp` of many SKUs in three queries, whatever their number."""
+    wanted = sorted(set(skus))
+    channels = channels_of(conn, group_id)
+    if not wanted or not channels:
+        return {}
+    levels: dict[str, dict[str, int]] = {}
+    for r in conn.execute(
+        text("""SELECT sku, location_id, on_hand, reserved FROM stock_levels
+                WHERE group_id = :g AND sku IN :skus""").bindparams(
+            bindparam("skus", expanding=True)
+        ),
+        {"g": group_id, "skus": wanted},
+    ):
+        levels.setdefault(r.sku, {})[r.location_id] = int(r.on_hand) - int(r.reserved)
     safety: dict[str, int] = dict(
         conn.execute(
             text("SELECT channel, units FROM channel_safety_stock WHERE group_id = :g"),
@@ -246,8 +256,15 @@ def atp(conn: Connection, group_id: str, sku: str) -> dict[str, int]:
         ).all()
     )
     return {
-        channel: max(sum(levels.get(loc, 0) for loc in locations) - int(safety.get(channel, 0)), 0)
-        for channel, locations in channels_of(conn, group_id).items()
+        sku: {
+            channel: max(
+                sum(levels.get(sku, {}).get(loc, 0) for loc in locations)
+                - int(safety.get(channel, 0)),
+                0,
+            )
+            for channel, locations in channels.items()
+        }
+        for sku in wanted
     }
 
 
@@ -255,8 +272,8 @@ def announce(conn: Connection, group_id: str, skus: Iterable[str], now: datetime
     """Queue the new available-to-promise of each SKU for every channel, in the caller's
     transaction: committed with the change or not at all."""
     rows = []
-    for sku in sorted(set(skus)):
-        for channel, units in atp(conn, group_id, sku).items():
+    for sku, by_channel in atp_many(conn, group_id, skus).items():
+        for channel, units in by_channel.items():
             rows.append(
                 {
                     "g": group_id,
