@@ -697,3 +697,180 @@ def _as_of_or_now(value: str | None) -> datetime:
     except ValueError:
         raise ValidationError("--as-of", "an ISO date or time, e.g. 2026-12-31T23:59:59") from None
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+warehouse_app = typer.Typer(
+    help="The analytics warehouse: land the store's facts (DuckDB file or Parquet), status.",
+    no_args_is_help=True,
+)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+def _warehouse_path(fmt: str, path: Path | None, settings: Settings) -> Path:
+    if path is not None:
+        return path
+    if fmt == "parquet":
+        _fail(SiyuError("out: --format parquet needs --out DIR (a directory of Parquet files)"))
+    return Path(settings.warehouse)
+
+
+@warehouse_app.command("land")
+def warehouse_land(
+    fmt: Annotated[
+        str, typer.Option("--format", help="duckdb (one file, default) or parquet (for Spark).")
+    ] = "duckdb",
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="The DuckDB file (default SIYU_WAREHOUSE) or Parquet DIR."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Compare and land only days from this date on (YYYY-MM-DD)."),
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Land every day and snapshot again.")] = False,
+    table: Annotated[
+        list[str] | None, typer.Option(help="Land only this table (repeat; default: all).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the store's orders, lines, refunds, events, identities and members (no personal
+    data) into the warehouse. Incremental and idempotent: only days whose rows changed."""
+    from datetime import date
+
+    from siyu.analytics.landing import land
+    from siyu.analytics.render import print_landing
+    from siyu.errors import ValidationError
+    from siyu.store.engine import make_engine
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    target = _warehouse_path(fmt, out_path, settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            try:
+                since_day = None if since is None else date.fromisoformat(since)
+            except ValueError:
+                raise ValidationError(
+                    "since", f"must be a date YYYY-MM-DD, got {since!r}"
+                ) from None
+            upgrade(engine)
+            with _progress() as progress:
+
+                def bar(name: str, total: int) -> Callable[[int], None]:
+                    task = progress.add_task(name, total=total)
+                    return lambda rows: progress.advance(task, rows)
+
+                report = land(
+                    engine,
+                    group or settings.group_id,
+                    target,
+                    fmt,
+                    since_day,
+                    full,
+                    progress=bar,
+                    tables=table or None,
+                )
+    finally:
+        engine.dispose()
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        print_landing(out, report.to_json())
+        out.print(f"{report.rows:,} rows landed in {report.seconds:.2f} s")
+
+
+@warehouse_app.command("status")
+def warehouse_status_cmd(
+    location: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB file or Parquet DIR (default SIYU_WAREHOUSE)."),
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """What the warehouse holds: rows and days per table, and the last landing run."""
+    from siyu.analytics.warehouse import warehouse_status
+
+    settings = _settings()
+    with _errors():
+        payload = warehouse_status(location or Path(settings.warehouse), group or settings.group_id)
+    _emit_json(payload)
+
+
+@analyze_app.command("stages")
+def analyze_stages(
+    orders: Annotated[
+        Path | None,
+        typer.Option(help="An orders file instead of the warehouse (buyers only, no write-back)."),
+    ] = None,
+    location: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB file or Parquet DIR (default SIYU_WAREHOUSE)."),
+    ] = None,
+    knee: Annotated[
+        int | None, typer.Option(help="Order count from which members stay (default: found).")
+    ] = None,
+    at_risk_days: Annotated[int, typer.Option(help="At risk after this many silent days.")] = 60,
+    lapsed_days: Annotated[int, typer.Option(help="Lapsed after this many silent days.")] = 120,
+    window_days: Annotated[
+        int, typer.Option(help="W of the retention curve the knee is found on.")
+    ] = 120,
+    min_support: Annotated[int, typer.Option(help="Eligible members a point needs to count.")] = 30,
+    months: Annotated[
+        int, typer.Option(help="Month-over-month transition matrices to report.")
+    ] = 1,
+    as_of: AsOfOption = None,
+    write: Annotated[
+        bool, typer.Option(help="Write the stages to the store's member_stages (warehouse only).")
+    ] = True,
+    members_out: Annotated[
+        Path | None, typer.Option("--out", help="Write every member's stage (.csv/.parquet).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    engine: EngineOption = "duckdb",
+    as_json: JsonOption = False,
+) -> None:
+    """Lifecycle stages from the knee (new_1 .. loyal, at_risk, lapsed, prospect) and the
+    month-over-month transition matrix; written back to the store for serving."""
+    from siyu.analytics.lifecycle import (
+        stages_from_orders,
+        stages_from_warehouse,
+        write_member_stages,
+        write_stages_file,
+    )
+    from siyu.analytics.render import print_stages
+    from siyu.analytics.stages import StageConfig
+    from siyu.store.engine import make_engine
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    group_id = group or settings.group_id
+    with _errors():
+        config = StageConfig(
+            knee=knee,
+            at_risk_days=at_risk_days,
+            lapsed_days=lapsed_days,
+            window_days=window_days,
+            min_support=min_support,
+        )
+        end = _analysis_end(as_of)
+        if orders is not None:
+            report = stages_from_orders(orders, config, end, months, _engine(engine))
+        else:
+            where = location or Path(settings.warehouse)
+            report = stages_from_warehouse(where, group_id, config, end, months, _engine(engine))
+            if write:
+                store = make_engine(settings.database_url)
+                try:
+                    upgrade(store)
+                    report.payload["written"] = write_member_stages(store, group_id, report.members)
+                finally:
+                    store.dispose()
+        if members_out is not None:
+            write_stages_file(report.members, members_out)
+            report.payload["out"] = str(members_out)
+    if as_json:
+        _emit_json(report.payload)
+    else:
+        print_stages(out, report.payload)

@@ -41,6 +41,33 @@ MESSAGES: dict[str, dict[str, str]] = {
     "metric.conflicts": {"zh": "拒绝合并的冲突", "en": "Conflicts refused"},
     "metric.phone_changes": {"zh": "换号（已报告）", "en": "Phone changes (reported)"},
     "metric.merges": {"zh": "合并记录", "en": "Merges recorded"},
+    "table.retention": {
+        "zh": "复购留存：买过 k 单的会员，{w} 天内再买的比例（会员四次）",
+        "en": "Retention by order count: members with k orders back within {w} days",
+    },
+    "col.k": {"zh": "订单数 k", "en": "Orders k"},
+    "col.eligible": {"zh": "可判定", "en": "Eligible"},
+    "col.retained": {"zh": "再次购买", "en": "Came back"},
+    "col.rate": {"zh": "留存率", "en": "Rate"},
+    "col.stage": {"zh": "阶段", "en": "Stage"},
+    "demo.knee": {
+        "zh": "拐点：第 {found} 单之后会员留下来（生成器设定的真实拐点：第 {true} 单）{mark}",
+        "en": "Knee found at k = {found}: members stay from then on (the generator's true "
+        "knee: {true}) {mark}",
+    },
+    "demo.no_knee": {
+        "zh": "未找到拐点：数据太少（生成器设定的真实拐点：第 {true} 单）",
+        "en": "No knee found: too few members (the generator's true knee: {true})",
+    },
+    "table.stages": {
+        "zh": "生命周期阶段（写回 member_stages）",
+        "en": "Lifecycle stages (in member_stages)",
+    },
+    "stage.prospect": {"zh": "潜客（未下单）", "en": "prospect (no order yet)"},
+    "stage.new": {"zh": "新客（{k} 单）", "en": "new ({k} orders)"},
+    "stage.loyal": {"zh": "忠诚（达到拐点）", "en": "loyal (reached the knee)"},
+    "stage.at_risk": {"zh": "流失预警", "en": "at risk"},
+    "stage.lapsed": {"zh": "已流失", "en": "lapsed"},
     "demo.done": {
         "zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}",
         "en": "Done in {seconds:.1f} s. Database: {db}",

@@ -91,3 +91,134 @@ def clv_summary(orders: pa.Table | pd.DataFrame, t_end: datetime) -> pd.DataFram
             "repeat_fen": int(g.amount_fen[g.day > first].sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def stage(orders: int, recency_days: int | None, knee: int, at_risk: int, lapsed: int) -> str:
+    """The lifecycle rule of docs/analytics.md, one member at a time."""
+    if orders == 0 or recency_days is None:
+        return "prospect"
+    if recency_days > lapsed:
+        return "lapsed"
+    if recency_days > at_risk:
+        return "at_risk"
+    return "loyal" if orders >= knee else f"new_{orders}"
+
+
+def stages(
+    orders: pa.Table | pd.DataFrame,
+    t_end: datetime,
+    knee: int,
+    at_risk: int,
+    lapsed: int,
+    members: tuple[object, ...] = (),
+) -> dict[object, tuple[int, int | None, str]]:
+    """member -> (orders, recency_days, stage) as of t_end; `members` who bought nothing
+    by then are prospects."""
+    end = pd.Timestamp(t_end).floor("s")
+    out: dict[object, tuple[int, int | None, str]] = {}
+    for member, g in purchases(orders, t_end).groupby("member_id"):
+        last = g.ordered_at.max().floor("s")
+        recency = int((end - last).total_seconds() // 86_400)
+        out[member] = (len(g), recency, stage(len(g), recency, knee, at_risk, lapsed))
+    for member in members:
+        out.setdefault(member, (0, None, "prospect"))
+    return out
+
+
+def transitions(
+    orders: pa.Table | pd.DataFrame,
+    times: list[datetime],
+    knee: int,
+    at_risk: int,
+    lapsed: int,
+    members: tuple[object, ...] = (),
+) -> dict[tuple[datetime, str, str], int]:
+    """(time, stage at the previous time, stage at this time) -> members, over everyone
+    who bought by the last time plus `members`."""
+    everyone = tuple(set(members) | set(purchases(orders, max(times)).member_id))
+    at = [stages(orders, t, knee, at_risk, lapsed, everyone) for t in times]
+    counts: dict[tuple[datetime, str, str], int] = {}
+    for i in range(1, len(times)):
+        for member in everyone:
+            key = (times[i], at[i - 1][member][2], at[i][member][2])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def kpi_orders(
+    orders: pd.DataFrame, t_end: datetime, since: datetime | None = None
+) -> pd.DataFrame:
+    """One row per order in (since, t_end] with its month index, cancelled ones dropped."""
+    df = orders[orders.status != "cancelled"]
+    df = df[df.ordered_at <= pd.Timestamp(t_end)]
+    if since is not None:
+        df = df[df.ordered_at > pd.Timestamp(since)]
+    per = df.groupby(["member_id", "order_id"], as_index=False).agg(
+        ordered_at=("ordered_at", "min"),
+        amount_fen=("amount_fen", "sum"),
+        brand_id=("brand_id", "min"),
+        channel=("channel", "min"),
+        guide_id=("guide_id", "min"),
+    )
+    per["month"] = per.ordered_at.dt.year * 12 + per.ordered_at.dt.month - 1
+    return per
+
+
+def kpis(orders: pd.DataFrame, t_end: datetime, max_months: int) -> dict[str, object]:
+    """Cohorts, repurchase, cross-brand, channels and guides, member by member."""
+    o = kpi_orders(orders, t_end)
+    months = {m: set(g.member_id) for m, g in o.groupby("month")}
+    member_months: dict[object, list[int]] = {}
+    for member, g in o.groupby("member_id"):
+        member_months[member] = sorted(set(g.month))
+    last = t_end.year * 12 + t_end.month - 1
+    cohorts: dict[int, list[int]] = {}
+    for member_list in member_months.values():
+        first = member_list[0]
+        row = cohorts.setdefault(first, [0] * (min(max_months, last - first) + 1))
+        for m in member_list:
+            if m - first <= max_months:
+                row[m - first] += 1
+    repurchase = {}
+    for m in sorted(months):
+        in_month = o[o.month == m].groupby("member_id").size()
+        repurchase[m] = (
+            len(in_month),
+            int((in_month >= 2).sum()),
+            sum(1 for member in in_month.index if member_months[member][0] < m),
+        )
+    cross_months = {
+        m: (g.member_id.nunique(), int((g.groupby("member_id").brand_id.nunique() >= 2).sum()))
+        for m, g in o.groupby("month")
+    }
+    brands = o.groupby("member_id").brand_id.nunique()
+    channels = {
+        c: (len(g), int(g.amount_fen.sum()), g.member_id.nunique()) for c, g in o.groupby("channel")
+    }
+    guided = o[o.guide_id.notna()]
+    guides = {
+        m: (len(g), int(g.amount_fen.sum()), int(g.guide_id.notna().sum()),
+            int(g.amount_fen[g.guide_id.notna()].sum()))
+        for m, g in o.groupby("month")
+    }  # fmt: skip
+    ranking = sorted(
+        ((gid, len(g), int(g.amount_fen.sum()), g.member_id.nunique())
+         for gid, g in guided.groupby("guide_id")),
+        key=lambda r: (-r[2], r[0]),
+    )  # fmt: skip
+    return {
+        "cohorts": cohorts,
+        "repurchase": repurchase,
+        "cross_overall": (len(brands), int((brands >= 2).sum())),
+        "cross_months": cross_months,
+        "channels": channels,
+        "guides": guides,
+        "ranking": ranking,
+    }
+
+
+def funnel(events: pd.DataFrame, t_end: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+    """(channel, step) -> (events, distinct members), resolved members only."""
+    e = events[(events.occurred_at <= pd.Timestamp(t_end)) & events.member_id.notna()]
+    e = e[e.type.isin(["view", "add_to_cart", "order", "pay"])]
+    return {(c, t): (len(g), g.member_id.nunique()) for (c, t), g in e.groupby(["channel", "type"])}

@@ -109,3 +109,46 @@ def _yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     yuan, cents = divmod(abs(fen), 100)
     return f"{sign}{yuan:,}.{cents:02d}"
+
+
+def print_stages(console: Console, payload: dict[str, Any]) -> None:
+    """Members per stage, then the last month's moves as a matrix (before -> after)."""
+    source = "found in the data" if payload["knee_source"] == "data" else "given"
+    table = Table(title=f"Lifecycle stages as of {payload['as_of']}")
+    for name in ("stage", "members", "share"):
+        table.add_column(name, justify="left" if name == "stage" else "right")
+    for s in payload["stages"]:
+        share = "-" if s["share"] is None else f"{s['share']:.1%}"
+        table.add_row(s["stage"], f"{s['members']:,}", share)
+    console.print(table)
+    console.print(
+        f"knee = {payload['knee']} ({source}): new_1 .. new_{payload['knee'] - 1}, then loyal"
+    )
+    if not payload["transitions"]:
+        return
+    last = payload["transitions"][-1]
+    names = list(last["matrix"])
+    moves = Table(title=f"Moves in {last['month']} (rows: stage before, columns: after)")
+    moves.add_column("before \\ after")
+    for name in names:
+        moves.add_column(name, justify="right")
+    for before in names:
+        moves.add_row(before, *(f"{last['matrix'][before][after]:,}" for after in names))
+    console.print(moves)
+
+
+def print_landing(console: Console, payload: dict[str, Any]) -> None:
+    """Per table: partitions, what changed and the rows landed."""
+    table = Table(title=f"Landed into {payload['warehouse']} ({payload['format']})")
+    for name in ("table", "partitions", "changed", "rows landed", "latest day", "seconds"):
+        table.add_column(name, justify="left" if name == "table" else "right")
+    for name, t in payload["tables"].items():
+        table.add_row(
+            name,
+            f"{t['partitions']:,}",
+            f"{t['changed']:,}",
+            f"{t['rows']:,}",
+            t.get("latest_day") or "",
+            f"{t['seconds']:.2f}",
+        )
+    console.print(table)

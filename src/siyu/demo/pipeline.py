@@ -1,7 +1,10 @@
-"""`siyu demo`: generate a brand group, import it, resolve OneID, measure against truth."""
+"""`siyu demo`: generate a brand group, import it, resolve OneID, measure against truth,
+then land the orders in a DuckDB warehouse and find the knee of retention by order count
+beside the generator's true knee, and stage every member from it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +13,13 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from siyu.analytics.engines import connect, to_pandas
+from siyu.analytics.knee import find_knee
+from siyu.analytics.landing import land
+from siyu.analytics.lifecycle import stages_from_warehouse, write_member_stages
+from siyu.analytics.retention import RetentionRow, retention_counts, retention_rows
+from siyu.analytics.stages import StageConfig
+from siyu.analytics.warehouse import open_warehouse
 from siyu.config import Settings
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
@@ -22,6 +32,37 @@ from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 
 Hook = Callable[[str], None]
+MAX_K = 8  # the curve shown: k = 1..8 orders
+LANDED = ("orders", "identities", "members")  # what retention and stages read
+
+
+@dataclass
+class Lifecycle:
+    """Retention by order count on the resolved members, its knee, the generator's."""
+
+    warehouse: str
+    window_days: int
+    curve: list[RetentionRow]
+    knee_found: int | None
+    knee_true: int
+    stages: list[tuple[str, int]]  # (stage, members), empty when no knee was found
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "knee_found": self.knee_found,
+            "knee_true": self.knee_true,
+            "retention_window_days": self.window_days,
+            "retention": [
+                {
+                    k: v
+                    for k, v in r.to_json().items()
+                    if k in ("k", "members", "eligible", "retained", "rate")
+                }
+                for r in self.curve
+            ],
+            "stages": dict(self.stages),
+            "warehouse": self.warehouse,
+        }
 
 
 @dataclass
@@ -35,6 +76,7 @@ class DemoResult:
     orders_by_channel: list[tuple[str, int, int]] = field(default_factory=list)
     identities_by_type: list[tuple[str, int]] = field(default_factory=list)
     identities_per_member: list[tuple[int, int]] = field(default_factory=list)
+    lifecycle: Lifecycle | None = None
 
     @property
     def seconds(self) -> float:
@@ -65,6 +107,7 @@ class DemoResult:
             },
             "orders_by_channel": {c: n for c, n, _ in self.orders_by_channel},
             "database_url": self.database_url,
+            **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
 
@@ -117,7 +160,13 @@ def run_demo(
         engine, group, data_dir / "truth" / "identity_truth.parquet", IdentifierEncoder(vault)
     )
     lap("evaluate", started)
+
+    # part of the last step for the progress display; timed on its own
+    started = time.perf_counter()
+    lifecycle = _lifecycle(engine, group, workdir / "siyu-demo.duckdb", data_dir)
+    lap("analyze", started)
     result = DemoResult(database_url, str(data_dir), quality, resolved, imports, timings)
+    result.lifecycle = lifecycle
     _summaries(engine, group, result)
     engine.dispose()
     return result
@@ -156,3 +205,27 @@ def _summaries(engine: Engine, group: str, result: DemoResult) -> None:
                 g,
             )
         ]
+
+
+def _lifecycle(engine: Engine, group: str, warehouse: Path, data_dir: Path) -> Lifecycle:
+    """Land the orders (DuckDB), find the knee on the members OneID resolved, stage every
+    member from it and write the stages back to the store."""
+    truth = json.loads((data_dir / "truth" / "truth.json").read_text(encoding="utf-8"))
+    window = int(truth["retention_window"]["recommended_days"])
+    for suffix in ("", ".wal"):
+        Path(f"{warehouse}{suffix}").unlink(missing_ok=True)
+    land(engine, group, warehouse, tables=LANDED)
+    con = connect("duckdb")
+    try:
+        purchases = open_warehouse(con, warehouse, group).purchases()
+        curve = retention_rows(to_pandas(con, retention_counts(purchases, window, MAX_K)), MAX_K)
+        knee = find_knee(curve).k
+        stages: list[tuple[str, int]] = []
+        if knee is not None:
+            config = StageConfig(knee=knee, window_days=window)
+            report = stages_from_warehouse(warehouse, group, config, con=con)
+            write_member_stages(engine, group, report.members)
+            stages = [(s["stage"], s["members"]) for s in report.payload["stages"]]
+    finally:
+        con.disconnect()
+    return Lifecycle(str(warehouse), window, curve, knee, int(truth["knee"]), stages)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from siyu.demo.pipeline import DemoResult
+from siyu.demo.pipeline import DemoResult, Lifecycle
 from siyu.i18n import t
+
+BAR = 30  # characters of a 100% rate
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -70,8 +72,45 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
         tab.add_row(t(key, lang), value)
     out.print(tab)
 
+    if result.lifecycle is not None:
+        print_lifecycle(out, result.lifecycle, lang)
+
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
         tab.add_row(step, f"{seconds:.2f}")
     out.print(tab)
     out.print(t("demo.done", lang, seconds=result.seconds, db=result.database_url))
+
+
+def _stage_label(stage: str, lang: str) -> str:
+    if stage.startswith("new_"):
+        return f"{stage} · {t('stage.new', lang, k=stage[4:])}"
+    return f"{stage} · {t(f'stage.{stage}', lang)}"
+
+
+def print_lifecycle(out: Console, life: Lifecycle, lang: str) -> None:
+    """The retention curve with its knee marked, the knee against the truth, the stages."""
+    tab = _table(
+        t("table.retention", lang, w=life.window_days),
+        t("col.k", lang),
+        t("col.eligible", lang),
+        t("col.retained", lang),
+        t("col.rate", lang),
+        "",
+    )
+    tab.columns[-1].justify = "left"
+    for r in life.curve:
+        rate = "-" if r.rate is None else f"{r.rate:.1%}"
+        bar = "" if r.rate is None else "█" * round(r.rate * BAR)
+        mark = " ◀" if r.k == life.knee_found else ""
+        tab.add_row(f"{r.k}{mark}", f"{r.eligible:,}", f"{r.retained:,}", rate, bar)
+    out.print(tab)
+    if life.knee_found is None:
+        out.print(t("demo.no_knee", lang, true=life.knee_true))
+        return
+    mark = "✓" if life.knee_found == life.knee_true else "✗"
+    out.print(t("demo.knee", lang, found=life.knee_found, true=life.knee_true, mark=mark))
+    tab = _table(t("table.stages", lang), t("col.stage", lang), t("col.members", lang))
+    for stage, members in life.stages:
+        tab.add_row(_stage_label(stage, lang), f"{members:,}")
+    out.print(tab)

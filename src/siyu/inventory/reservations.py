@@ -343,7 +343,7 @@ def reserve_many(
         ):
             levels[r.sku, r.location_id] = [int(r.on_hand), int(r.reserved)]
         start = {k: list(v) for k, v in levels.items()}
-        candidates = {o.channel: _candidates(conn, group_id, o.channel) for o in orders}
+        candidates = {c: _candidates(conn, group_id, c) for c in {o.channel for o in orders}}
         lines_out: list[dict[str, Any]] = []
         refused: list[int] = []
         for i, order in enumerate(orders):

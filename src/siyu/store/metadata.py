@@ -25,6 +25,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 def load_all_models() -> MetaData:
     """Import every domain's models so `metadata` knows all tables (for Alembic, create_all)."""
+    from siyu.analytics import models as _analytics  # noqa: F401
     from siyu.auth import models as _auth  # noqa: F401
     from siyu.catalog import models as _catalog  # noqa: F401
     from siyu.identity import models as _identity  # noqa: F401
