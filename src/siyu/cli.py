@@ -874,3 +874,117 @@ def analyze_stages(
         _emit_json(report.payload)
     else:
         print_stages(out, report.payload)
+
+
+inventory_app = typer.Typer(
+    help="Stock jobs: expire reservations past their TTL, deliver the outbox to channels.",
+    no_args_is_help=True,
+)
+app.add_typer(inventory_app, name="inventory")
+
+
+@inventory_app.command("sweep")
+def inventory_sweep(
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """Expire open reservations past their TTL; their units go back on sale."""
+    from siyu.inventory.reservations import sweep_expired
+    from siyu.store.engine import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            expired = sweep_expired(engine, group or settings.group_id)
+    finally:
+        engine.dispose()
+    _emit_json({"expired": expired})
+
+
+@inventory_app.command("deliver")
+def inventory_deliver(
+    to: Annotated[
+        str,
+        typer.Option(help="'stdout' (JSON lines) or an http(s) URL each event is POSTed to."),
+    ] = "stdout",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 1000,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+) -> None:
+    """Deliver pending stock events (available to promise per channel) at least once;
+    consumers dedupe by event_id."""
+    import json as json_lib
+    import urllib.request
+
+    from siyu.inventory.outbox import Event, deliver
+    from siyu.store.engine import make_engine
+
+    if to != "stdout" and not to.startswith(("http://", "https://")):
+        _fail(SiyuError("--to: 'stdout' or an http(s) URL"))
+
+    def send(event: Event) -> None:
+        body = json_lib.dumps(
+            {
+                "event_id": event.event_id,
+                "topic": event.topic,
+                "key": event.key,
+                "payload": event.payload,
+            },
+            ensure_ascii=False,
+        )
+        if to == "stdout":
+            sys.stdout.write(body + "\n")
+            sys.stdout.flush()
+            return
+        request = urllib.request.Request(
+            to, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with _errors():
+            sent = deliver(engine, group or settings.group_id, send, limit)
+    finally:
+        engine.dispose()
+    if to != "stdout":
+        _emit_json({"delivered": sent})
+
+
+@analyze_app.command("kpis")
+def analyze_kpis(
+    location: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB file or Parquet DIR (default SIYU_WAREHOUSE)."),
+    ] = None,
+    as_of: AsOfOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Count facts after this time only (ISO date or time).")
+    ] = None,
+    max_months: Annotated[int, typer.Option(help="Months after the first order in cohorts.")] = 12,
+    top_guides: Annotated[int, typer.Option(help="Guides listed by sales.")] = 10,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    engine: EngineOption = "duckdb",
+    as_json: JsonOption = False,
+) -> None:
+    """KPIs from the warehouse: cohort retention, monthly repurchase, cross-brand rate,
+    channel shares, funnel by channel, guide share of sales, online reach."""
+    from siyu.analytics.kpi_service import kpis_from_warehouse
+    from siyu.analytics.render import print_kpis
+
+    settings = _settings()
+    with _errors():
+        payload = kpis_from_warehouse(
+            location or Path(settings.warehouse),
+            group or settings.group_id,
+            _analysis_end(as_of),
+            _analysis_end(since),
+            max_months,
+            top_guides,
+            _engine(engine),
+        )
+    if as_json:
+        _emit_json(payload)
+    else:
+        print_kpis(out, payload)

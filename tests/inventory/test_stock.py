@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -165,3 +166,27 @@ def test_a_batch_of_reservations_is_one_transaction_all_or_nothing_per_order(
     for r in made[:3]:
         reservations.confirm(e, g, r.reservation_id)
     check_invariants(e, g)
+
+
+def test_the_jobs_sweep_and_deliver_from_the_command_line(stocked: Store) -> None:
+    from typer.testing import CliRunner
+
+    from siyu.cli import app
+
+    g, e = stocked.group_id, stocked.engine
+    reserve(e, g, "X", "tmall", [("K1", 1)], ttl=timedelta(seconds=10))
+    env = {
+        "SIYU_DATABASE_URL": e.url.render_as_string(hide_password=False),
+        "SIYU_GROUP": g,
+        "SIYU_SECRET_KEY": bytes(range(32)).hex(),
+    }
+    runner = CliRunner()
+    out = runner.invoke(app, ["inventory", "deliver"], env=env)
+    assert out.exit_code == 0, out.output
+    events = [json.loads(line) for line in out.output.splitlines()]
+    assert events and events[-1]["payload"] == {"channel": "tmall", "sku": "K1", "atp": 12}
+    assert runner.invoke(app, ["inventory", "deliver"], env=env).output == ""  # all sent
+    swept = runner.invoke(app, ["inventory", "sweep"], env=env)
+    assert swept.exit_code == 0 and '"expired": 0' in swept.output  # not yet due
+    bad = runner.invoke(app, ["inventory", "deliver", "--to", "ftp://x"], env=env)
+    assert bad.exit_code != 0 and "--to" in bad.output
