@@ -5,21 +5,13 @@ retrying any of them changes nothing."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from tests.api.live import call, live_server
 from tests.ledger.invariants import check_invariants
 
 from siyu.auth.keys import create_key
@@ -45,67 +37,8 @@ def server(pg_engine: Engine) -> Iterator[tuple[str, str, dict[str, str]]]:
         "store": create_key(pg_engine, vault, group, "store", stores=("S1",)).secret,
         "channel": create_key(pg_engine, vault, group, "channel", channel="miniprogram").secret,
     }
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "SIYU_DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
-        "SIYU_SECRET_KEY": SECRET.hex(),
-        "SIYU_GROUP": group,
-        "SIYU_RATE_LIMIT": "0",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "siyu.api.asgi:app",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not start")
+    with live_server(pg_engine, group, SECRET) as base:
         yield base, group, keys
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def call(base: str, key: str, path: str, body: dict[str, Any], idem: str) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"{base}{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {key}",
-            "Idempotency-Key": idem,
-            "Content-Type": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read())
 
 
 def test_fifty_concurrent_payments_over_http(
