@@ -36,6 +36,7 @@ from siyu.api.routers import ingest, inventory, ledger, members
 from siyu.auth.keys import KeyCache
 from siyu.config import Settings
 from siyu.errors import SiyuError
+from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
 from siyu.store.reads import make_reads
@@ -62,6 +63,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
         vault=Vault(settings.secret_key),
         limiter=RateLimiter(rate_per_second),
         keys=KeyCache(),
+        reservations=ReservationBatcher(engine),
     )
     app.include_router(members.router)
     app.include_router(ingest.router)
@@ -105,6 +107,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     services: Services = app.state.services
+    await services.reservations.close()
     await services.reads.close()
     services.engine.dispose()
 

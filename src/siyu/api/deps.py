@@ -19,6 +19,7 @@ from siyu.auth.keys import KeyCache
 from siyu.auth.principal import Principal, Role
 from siyu.config import Settings
 from siyu.identity.ingest import IdentifierEncoder
+from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
 from siyu.store.reads import Reader, Reads, Sql
 
@@ -31,6 +32,7 @@ class Services:
     vault: Vault
     limiter: RateLimiter
     keys: KeyCache
+    reservations: ReservationBatcher  # group commit of reservations (inventory/batcher.py)
 
     def encoder(self) -> IdentifierEncoder:
         return IdentifierEncoder(self.vault)

@@ -51,7 +51,7 @@ def reserve(
     ttl: timedelta = DEFAULT_TTL,
     key_id: int | None = None,
 ) -> Reservation:
-    wanted = _merge_lines(lines)
+    wanted = check_lines(lines)
     digest = hashlib.sha256(json.dumps([channel, sorted(wanted.items())]).encode()).hexdigest()
     now = now_utc()
     with engine.begin() as conn:
@@ -220,11 +220,7 @@ def _take(
     }
 
     def preference(loc: Any) -> tuple[int, int, int, str]:
-        same_city = 0 if city is not None and loc.city == city else 1
-        distance = 0
-        if same_city == 0 and near is not None and loc.lat_e6 is not None:
-            distance = (int(loc.lat_e6) - near[0]) ** 2 + (int(loc.lon_e6) - near[1]) ** 2
-        return (same_city, distance, -available.get(loc.location_id, 0), loc.location_id)
+        return _rank(loc, city, near, available.get(loc.location_id, 0))
 
     for loc in sorted(candidates, key=preference):
         if available.get(loc.location_id, 0) < qty:
@@ -247,6 +243,18 @@ def _take(
         return str(loc.location_id)
     best = max((available.get(loc.location_id, 0) for loc in candidates), default=0)
     raise OutOfStock(sku, qty, best)
+
+
+def _rank(
+    loc: Any, city: str | None, near: tuple[int, int] | None, free: int
+) -> tuple[int, int, int, str]:
+    """Where a line is served from, best first: the buyer's city, the nearest there when
+    the buyer's coordinates are known, then the most available; ties by location id."""
+    same_city = 0 if city is not None and loc.city == city else 1
+    distance = 0
+    if same_city == 0 and near is not None and loc.lat_e6 is not None:
+        distance = (int(loc.lat_e6) - near[0]) ** 2 + (int(loc.lon_e6) - near[1]) ** 2
+    return (same_city, distance, -free, loc.location_id)
 
 
 def _candidates(conn: Connection, group_id: str, channel: str) -> list[Any]:
@@ -272,7 +280,7 @@ def _existing(conn: Connection, group_id: str, order_id: str, digest: str) -> Re
     return found
 
 
-def _merge_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
+def check_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
     if not lines:
         raise ValidationError("lines", "at least one line")
     if len(lines) > MAX_LINES:
@@ -299,6 +307,7 @@ class Order:
     channel: str
     lines: list[tuple[str, int]]
     city: str | None = None
+    near: tuple[int, int] | None = None
 
 
 def reserve_many(
@@ -311,7 +320,7 @@ def reserve_many(
     its reservation, or the refusal (OutOfStock, or a conflict on a reused order id)."""
     now = now_utc()
     outcomes: list[Reservation | ConflictError | None] = [None] * len(orders)
-    wanted = [_merge_lines(o.lines) for o in orders]
+    wanted = [check_lines(o.lines) for o in orders]
     with engine.begin() as conn:
         digests = [
             hashlib.sha256(json.dumps([o.channel, sorted(w.items())]).encode()).hexdigest()
@@ -358,10 +367,12 @@ def reserve_many(
                     on_hand, reserved = trial.get((sku, loc.location_id), [0, 0])
                     return on_hand - reserved
 
-                options = sorted(
-                    (c for c in candidates[order.channel] if free(c) >= qty),
-                    key=lambda c: (0 if c.city == order.city else 1, -free(c), c.location_id),
-                )
+                ranked = [
+                    (_rank(c, order.city, order.near, free(c)), c)
+                    for c in candidates[order.channel]
+                    if free(c) >= qty
+                ]
+                options = [c for _, c in sorted(ranked, key=lambda pair: pair[0])]
                 if not options:
                     short = OutOfStock(
                         sku, qty, max((free(c) for c in candidates[order.channel]), default=0)

@@ -146,19 +146,15 @@ async def create_reservation(
     near = (
         (body.lat_e6, body.lon_e6) if body.lat_e6 is not None and body.lon_e6 is not None else None
     )
-    made = await run_in_threadpool(
-        lambda: reservations.reserve(
-            svc.engine,
-            who.group_id,
-            body.order_id,
-            str(channel),
-            [(line.sku, line.qty) for line in body.lines],
-            city=body.city,
-            near=near,
-            ttl=timedelta(seconds=body.ttl_seconds),
-            key_id=who.key_id,
-        )
+    order = reservations.Order(
+        body.order_id,
+        str(channel),
+        [(line.sku, line.qty) for line in body.lines],
+        city=body.city,
+        near=near,
     )
+    # Group commit: concurrent reservations share a transaction (inventory/batcher.py).
+    made = await svc.reservations.reserve(who.group_id, order, timedelta(seconds=body.ttl_seconds))
     headers = {"Idempotent-Replayed": "true"} if made.replayed else {}
     return JSONResponse(_out(made), status_code=200 if made.replayed else 201, headers=headers)
 
