@@ -159,6 +159,20 @@ request = function()
     {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
 end
 """
+RESERVE = """
+local key, counter, threads = "%s", 0, 0
+setup = function(thread)  -- a distinct id per wrk thread, so no order id repeats
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"order_id":"F%%s-%%d","lines":[{"sku":"HOT","qty":1}]}',
+    tid, counter)
+  return wrk.format("POST", "/v1/reservations",
+    {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+end
+"""
 RAW = """
 local driver, n = "%s", %d
 request = function()
@@ -201,7 +215,18 @@ def main() -> None:
                     "INSERT INTO brands (group_id, brand_id, name) VALUES ('bench', 'B1', 'bench')"
                 )
             )
+            # a flash sale: one SKU with more units than the run can sell
+            conn.execute(
+                text("""INSERT INTO stock_locations (group_id, location_id, kind, city)
+                        VALUES ('bench', 'W1', 'warehouse', '上海')""")
+            )
+            conn.execute(
+                text("""INSERT INTO stock_levels (group_id, sku, location_id, on_hand,
+                          reserved, updated_at) VALUES ('bench', 'HOT', 'W1', 1000000000, 0,
+                          now())""")
+            )
         key = create_key(engine, vault, "bench", "admin").secret
+        channel_key = create_key(engine, vault, "bench", "channel", channel="tmall").secret
         engine.dispose()
         env = {
             **os.environ,
@@ -242,6 +267,9 @@ def main() -> None:
             INGEST % (key, args.batch, args.members),
             args.seconds,
             min(args.connections, 8),
+        )
+        results["POST /v1/reservations (one hot SKU, group commit)"] = wrk(
+            "http://127.0.0.1:8812", RESERVE % channel_key, args.seconds, args.connections
         )
     finally:
         for proc in procs:
