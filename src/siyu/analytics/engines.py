@@ -132,3 +132,13 @@ def to_arrow(con: BaseBackend, expr: ir.Table) -> pa.Table:
 def scalar(con: BaseBackend, expr: ir.Scalar) -> Any:
     """Run a scalar expression (a count, a max) on `con` and return the Python value."""
     return con.execute(expr)
+
+
+def attach_duckdb(con: BaseBackend, path: Path, name: str) -> None:
+    """Attach a DuckDB database file to a DuckDB backend, read-only, once per name (a
+    second open of the same file with other settings would fail in DuckDB)."""
+    if engine_name(con) != "duckdb":
+        raise ConfigError(f"engine: only duckdb reads a DuckDB file, not {engine_name(con)}")
+    attached = con.raw_sql("SELECT database_name FROM duckdb_databases()").fetchall()
+    if (name,) not in attached:
+        con.attach(str(path), name=name, read_only=True)

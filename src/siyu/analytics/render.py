@@ -152,3 +152,66 @@ def print_landing(console: Console, payload: dict[str, Any]) -> None:
             f"{t['seconds']:.2f}",
         )
     console.print(table)
+
+
+def print_kpis(console: Console, payload: dict[str, Any]) -> None:
+    """The KPIs as a few small tables; every number is in --json too."""
+    totals = payload["totals"]
+    console.print(
+        f"As of {payload['as_of']}: {totals['orders']:,} orders, {_yuan(totals['sales_fen'])} "
+        f"CNY, {totals['members']:,} buying members"
+    )
+    channels = Table(title="Channels (a member buying in two counts in both)")
+    for name in ("channel", "orders", "sales (CNY)", "sales share", "members", "member share"):
+        channels.add_column(name, justify="left" if name == "channel" else "right")
+    for c in payload["channels"]:
+        channels.add_row(
+            c["channel"],
+            f"{c['orders']:,}",
+            _yuan(c["sales_fen"]),
+            _pct(c["sales_share"]),
+            f"{c['members']:,}",
+            _pct(c["member_share"]),
+        )
+    console.print(channels)
+    months = Table(title="By month (last 12)")
+    for name in ("month", "buyers", "repeat", "returning", "cross-brand", "guide share"):
+        months.add_column(name, justify="left" if name == "month" else "right")
+    cross = {m["month"]: m for m in payload["cross_brand"]["months"]}
+    guides = {m["month"]: m for m in payload["guides"]["months"]}
+    for r in payload["repurchase"][-12:]:
+        months.add_row(
+            r["month"],
+            f"{r['buyers']:,}",
+            _pct(r["repeat_rate"]),
+            _pct(r["returning_rate"]),
+            _pct(cross[r["month"]]["rate"]),
+            _pct(guides[r["month"]]["sales_share"]),
+        )
+    console.print(months)
+    if payload.get("funnel"):
+        funnel = Table(title="Funnel: members per step (conversion from the step before)")
+        funnel.add_column("channel")
+        for step in ("view", "add_to_cart", "order", "pay"):
+            funnel.add_column(step, justify="right")
+        for f in payload["funnel"]:
+            cells = [
+                f"{s['members']:,}"
+                + ("" if s["conversion"] is None else f" ({_pct(s['conversion'])})")
+                for s in f["steps"]
+            ]
+            funnel.add_row(f["channel"], *cells)
+        console.print(funnel)
+    overall = payload["cross_brand"]["overall"]
+    console.print(f"cross-brand buyers: {_pct(overall['rate'])} of {overall['buyers']:,}")
+    console.print(f"guide share of sales: {_pct(payload['guides']['overall']['sales_share'])}")
+    if "online" in payload:
+        online = payload["online"]
+        console.print(
+            f"reachable online: {_pct(online['online_rate'])} of members; offline members "
+            f"also online: {_pct(online['offline_online_rate'])}"
+        )
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"

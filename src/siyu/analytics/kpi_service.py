@@ -1,0 +1,224 @@
+"""The KPIs as `siyu analyze kpis` reports them: engine counts, rates divided in Python."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ibis.expr.types as ir
+import pandas as pd
+from ibis import BaseBackend
+
+from siyu.analytics import kpis
+from siyu.analytics.engines import Engine, engine_name, open_engine, to_pandas
+from siyu.analytics.warehouse import open_warehouse
+from siyu.catalog.models import ONLINE_CHANNELS
+from siyu.errors import ValidationError
+
+DIMENSIONS = ("brand_id", "channel", "guide_id")
+
+
+def kpis_from_warehouse(
+    location: Path,
+    group_id: str,
+    as_of: datetime | None = None,
+    since: datetime | None = None,
+    max_months: int = 12,
+    top_guides: int = 10,
+    engine: Engine = "duckdb",
+    con: BaseBackend | None = None,
+) -> dict[str, Any]:
+    """Every KPI of one brand group's landed data, in (since, as_of]."""
+    with open_engine(engine, con) as backend:
+        wh = open_warehouse(backend, location, group_id)
+        payload = kpi_report(
+            backend,
+            wh.purchases(),
+            wh.events(),
+            wh.tables["identities"],
+            wh.members(),
+            as_of,
+            since,
+            max_months,
+            top_guides,
+        )
+    payload.update(warehouse=str(location), group=group_id)
+    return payload
+
+
+def kpi_report(
+    backend: BaseBackend,
+    orders: ir.Table,
+    events: ir.Table | None,
+    identities: ir.Table | None,
+    members: ir.Table | None,
+    as_of: datetime | None = None,
+    since: datetime | None = None,
+    max_months: int = 12,
+    top_guides: int = 10,
+) -> dict[str, Any]:
+    """The KPIs of docs/analytics.md from analytics orders (and events, identities and
+    members when given) as one JSON-ready dict."""
+    if max_months < 0:
+        raise ValidationError("max_months", f"must be >= 0, got {max_months}")
+    if top_guides < 0:
+        raise ValidationError("top_guides", f"must be >= 0, got {top_guides}")
+    for column in DIMENSIONS:
+        if column not in orders.columns:
+            raise ValidationError(
+                column, f"column is missing; the KPIs need {', '.join(DIMENSIONS)} on orders"
+            )
+    t_end = as_of or _latest(backend, orders)
+    if since is not None and since >= t_end:
+        raise ValidationError("since", f"must be before the end of the data ({t_end}), got {since}")
+    facts = kpis.order_facts(orders, t_end, since)
+    run = lambda expr: to_pandas(backend, expr).to_dict("records")  # noqa: E731
+    total = run(kpis.totals(facts))[0]
+    payload: dict[str, Any] = {
+        "as_of": t_end.isoformat(),
+        "since": None if since is None else since.isoformat(),
+        "engine": engine_name(backend),
+        "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
+        "cohorts": _cohorts(run(kpis.cohort_retention(facts, max_months)), t_end, max_months),
+        "repurchase": [
+            {
+                "month": _month(r["month"]),
+                "buyers": int(r["buyers"]),
+                "repeat_buyers": int(r["repeat_buyers"]),
+                "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
+                "returning_buyers": int(r["returning_buyers"]),
+                "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
+            }
+            for r in run(kpis.monthly_repurchase(facts))
+        ],
+        "cross_brand": {
+            "overall": _cross(run(kpis.cross_brand(facts, by_month=False))[0]),
+            "months": [
+                {"month": _month(r["month"]), **_cross(r)}
+                for r in run(kpis.cross_brand(facts, by_month=True))
+            ],
+        },
+        "channels": [
+            {
+                "channel": r["channel"],
+                "orders": int(r["orders"]),
+                "sales_fen": int(r["sales_fen"]),
+                "sales_share": _rate(r["sales_fen"], total["sales_fen"]),
+                "members": int(r["members"]),
+                "member_share": _rate(r["members"], total["members"]),
+            }
+            for r in run(kpis.channel_share(facts))
+        ],
+        "guides": _guides(run(kpis.guide_sales(facts)), run(kpis.guide_ranking(facts)), top_guides),
+    }
+    if events is not None:
+        payload["funnel"] = _funnel(run(kpis.funnel(events, t_end, since)))
+    if identities is not None and members is not None:
+        reach = run(kpis.online_reach(identities, members, sorted(ONLINE_CHANNELS)))[0]
+        payload["online"] = {
+            "members": int(reach["members"]),
+            "online_members": int(reach["online_members"]),
+            "online_rate": _rate(reach["online_members"], reach["members"]),
+            "offline_members": int(reach["offline_members"]),
+            "offline_online_members": int(reach["offline_online_members"]),
+            "offline_online_rate": _rate(reach["offline_online_members"], reach["offline_members"]),
+        }
+    return payload
+
+
+def _cohorts(rows: list[dict[str, Any]], t_end: datetime, max_months: int) -> list[dict[str, Any]]:
+    last = t_end.year * 12 + t_end.month - 1
+    by_cohort: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        c = by_cohort.setdefault(int(r["cohort"]), {"members": int(r["members"]), "active": {}})
+        c["active"][int(r["months_since"])] = int(r["active"])
+    out = []
+    for cohort in sorted(by_cohort):
+        c = by_cohort[cohort]
+        # months the data has seen for this cohort (a zero there is a real zero)
+        active = [c["active"].get(m, 0) for m in range(min(max_months, last - cohort) + 1)]
+        out.append(
+            {
+                "cohort": _month(cohort),
+                "members": c["members"],
+                "active": active,
+                "rates": [_rate(a, c["members"]) for a in active],
+            }
+        )
+    return out
+
+
+def _cross(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "buyers": int(r["buyers"]),
+        "cross_brand_buyers": int(r["cross_brand_buyers"] or 0),
+        "rate": _rate(r["cross_brand_buyers"] or 0, r["buyers"]),
+    }
+
+
+def _funnel(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    per: dict[str, dict[str, dict[str, int]]] = {}
+    for r in rows:
+        per.setdefault(r["channel"], {})[r["type"]] = {
+            "events": int(r["events"]),
+            "members": int(r["members"]),
+        }
+    out = []
+    for channel in sorted(per):
+        steps: list[dict[str, Any]] = []
+        before: int | None = None
+        for step in kpis.FUNNEL:
+            got = per[channel].get(step, {"events": 0, "members": 0})
+            conversion = None if before is None else _rate(got["members"], before)
+            steps.append({"step": step, **got, "conversion": conversion})
+            before = got["members"]
+        out.append({"channel": channel, "steps": steps})
+    return out
+
+
+def _guides(
+    months: list[dict[str, Any]], ranking: list[dict[str, Any]], top: int
+) -> dict[str, Any]:
+    keys = ("orders", "sales_fen", "guide_orders", "guide_sales_fen")
+    overall = {k: sum(int(m[k]) for m in months) for k in keys}
+    return {
+        "overall": {
+            **overall,
+            "sales_share": _rate(overall["guide_sales_fen"], overall["sales_fen"]),
+        },
+        "months": [
+            {
+                "month": _month(m["month"]),
+                **{k: int(m[k]) for k in keys},
+                "sales_share": _rate(m["guide_sales_fen"], m["sales_fen"]),
+            }
+            for m in months
+        ],
+        "top": [
+            {
+                "guide_id": g["guide_id"],
+                "orders": int(g["orders"]),
+                "sales_fen": int(g["sales_fen"]),
+                "members": int(g["members"]),
+            }
+            for g in ranking[:top]
+        ],
+    }
+
+
+def _month(index: Any) -> str:
+    i = int(index)
+    return f"{i // 12:04d}-{i % 12 + 1:02d}"
+
+
+def _rate(part: Any, whole: Any) -> float | None:
+    return round(int(part) / int(whole), 6) if whole else None
+
+
+def _latest(backend: BaseBackend, orders: ir.Table) -> datetime:
+    latest = backend.execute(orders.ordered_at.max())
+    if latest is None or pd.isna(latest):
+        raise ValidationError("orders", "has no rows to analyse")
+    end: datetime = pd.Timestamp(latest).to_pydatetime()
+    return end

@@ -1,0 +1,200 @@
+"""The KPIs of the field (E-Land, Huibo, Bestore) as Ibis expressions over landed facts.
+
+Every expression returns integer counts and fen only; rates are divided in Python from
+those integers (`kpi_service`), so DuckDB and Spark give bit-identical results. Orders are
+the analytics' orders (`orders.REQUIRED` plus brand_id, channel, guide_id): cancelled ones
+already dropped, rows of one order id are one order at its earliest time. Every KPI counts
+facts in (since, t_end]: later ones are ignored, `since` None means from the beginning.
+Months are calendar months of the fact's UTC time, as an integer index year * 12 +
+month - 1 (turned into "YYYY-MM" by the service). Definitions: docs/analytics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import ibis
+import ibis.expr.types as ir
+
+FUNNEL = ("view", "add_to_cart", "order", "pay")
+
+
+def month_index(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """year * 12 + month - 1: consecutive months are consecutive integers."""
+    return (ts.year() * 12 + ts.month() - 1).cast("int64")
+
+
+def _window(
+    table: ir.Table,
+    column: str,
+    t_end: datetime | ir.TimestampScalar | None,
+    since: datetime | None,
+) -> ir.Table:
+    if t_end is None:
+        end: ir.TimestampScalar = table[column].max().as_scalar()
+    elif isinstance(t_end, datetime):
+        end = ibis.timestamp(t_end)
+    else:
+        end = t_end
+    kept = table.filter(table[column] <= end)
+    if since is not None:
+        kept = kept.filter(kept[column] > ibis.timestamp(since))
+    return kept
+
+
+def order_facts(
+    orders: ir.Table,
+    t_end: datetime | ir.TimestampScalar | None = None,
+    since: datetime | None = None,
+    dims: Sequence[str] = ("brand_id", "channel", "guide_id"),
+) -> ir.Table:
+    """One row per order in the window: member_id, order_id, ordered_at, amount_fen, the
+    dimensions (of the order's earliest row) and its month index."""
+    kept = _window(orders, "ordered_at", t_end, since)
+    per = kept.group_by(["member_id", "order_id"]).aggregate(
+        ordered_at=kept.ordered_at.min(),
+        amount_fen=kept.amount_fen.sum().cast("int64"),
+        **{d: kept[d].min() for d in dims},
+    )
+    return per.mutate(month=month_index(per.ordered_at))
+
+
+def cohort_retention(facts: ir.Table, max_months: int = 12) -> ir.Table:
+    """Per cohort (month of the member's first order in the window) and months since it
+    (0 .. max_months): the cohort's size and how many of its members ordered that month."""
+    first = facts.group_by("member_id").aggregate(cohort=facts.month.min())
+    active = facts.select("member_id", "month").distinct().join(first, "member_id")
+    active = active.mutate(months_since=(active.month - active.cohort).cast("int64"))
+    active = active.filter(active.months_since <= max_months)
+    counted = active.group_by(["cohort", "months_since"]).aggregate(
+        active=active.count().cast("int64")
+    )
+    sizes = first.group_by("cohort").aggregate(members=first.count().cast("int64"))
+    return (
+        counted.join(sizes, "cohort")
+        .select("cohort", "months_since", "members", "active")
+        .order_by(["cohort", "months_since"])
+    )
+
+
+def monthly_repurchase(facts: ir.Table) -> ir.Table:
+    """Per month: buyers (members with an order that month), repeat_buyers (two or more
+    orders that month) and returning_buyers (an order that month and one in an earlier
+    month of the window)."""
+    per = facts.group_by(["member_id", "month"]).aggregate(n=facts.count())
+    first = facts.group_by("member_id").aggregate(first_month=facts.month.min())
+    j = per.join(first, "member_id")
+    return (
+        j.group_by("month")
+        .aggregate(
+            buyers=j.count().cast("int64"),
+            repeat_buyers=(j.n >= 2).cast("int64").sum().cast("int64"),
+            returning_buyers=(j.month > j.first_month).cast("int64").sum().cast("int64"),
+        )
+        .order_by("month")
+    )
+
+
+def cross_brand(facts: ir.Table, by_month: bool = True) -> ir.Table:
+    """Buyers and cross-brand buyers (orders from two or more brands), per month or over
+    the whole window."""
+    keys = ["member_id", "month"] if by_month else ["member_id"]
+    per = facts.group_by(keys).aggregate(brands=facts.brand_id.nunique())
+    groups = ["month"] if by_month else []
+    agg = per.group_by(groups) if groups else per
+    out = agg.aggregate(
+        buyers=per.count().cast("int64"),
+        cross_brand_buyers=(per.brands >= 2).cast("int64").sum().cast("int64"),
+    )
+    return out.order_by("month") if by_month else out
+
+
+def channel_share(facts: ir.Table) -> ir.Table:
+    """Per channel: orders, sales (fen paid) and members who ordered there. A member who
+    buys in two channels counts in both, so member shares add up to more than 1."""
+    return (
+        facts.group_by("channel")
+        .aggregate(
+            orders=facts.count().cast("int64"),
+            sales_fen=facts.amount_fen.sum().cast("int64"),
+            members=facts.member_id.nunique().cast("int64"),
+        )
+        .order_by("channel")
+    )
+
+
+def totals(facts: ir.Table) -> ir.Table:
+    """One row: orders, sales_fen and distinct members of the window (share denominators)."""
+    return facts.aggregate(
+        orders=facts.count().cast("int64"),
+        sales_fen=facts.amount_fen.sum().cast("int64"),
+        members=facts.member_id.nunique().cast("int64"),
+    )
+
+
+def funnel(
+    events: ir.Table,
+    t_end: datetime | ir.TimestampScalar | None = None,
+    since: datetime | None = None,
+    steps: Sequence[str] = FUNNEL,
+) -> ir.Table:
+    """Per channel and step (events.type): events, and distinct members with that event in
+    the window. Events of identities OneID has not resolved yet (no member) are left out."""
+    kept = _window(events, "occurred_at", t_end, since)
+    kept = kept.filter(kept.member_id.notnull() & kept.type.isin(list(steps)))
+    return (
+        kept.group_by(["channel", "type"])
+        .aggregate(
+            events=kept.count().cast("int64"), members=kept.member_id.nunique().cast("int64")
+        )
+        .order_by(["channel", "type"])
+    )
+
+
+def guide_sales(facts: ir.Table) -> ir.Table:
+    """Per month: orders and sales, and those with a shopping guide attributed."""
+    guided = facts.guide_id.notnull()
+    return (
+        facts.group_by("month")
+        .aggregate(
+            orders=facts.count().cast("int64"),
+            sales_fen=facts.amount_fen.sum().cast("int64"),
+            guide_orders=guided.cast("int64").sum().cast("int64"),
+            guide_sales_fen=guided.ifelse(facts.amount_fen, 0).sum().cast("int64"),
+        )
+        .order_by("month")
+    )
+
+
+def guide_ranking(facts: ir.Table) -> ir.Table:
+    """Per guide: orders, sales and members served in the window, best sellers first."""
+    guided = facts.filter(facts.guide_id.notnull())
+    return (
+        guided.group_by("guide_id")
+        .aggregate(
+            orders=guided.count().cast("int64"),
+            sales_fen=guided.amount_fen.sum().cast("int64"),
+            members=guided.member_id.nunique().cast("int64"),
+        )
+        .order_by([ibis.desc("sales_fen"), "guide_id"])
+    )
+
+
+def online_reach(
+    identities: ir.Table, members: ir.Table, online_channels: Sequence[str]
+) -> ir.Table:
+    """One row over active members: how many have an identity first seen in an online
+    channel (reachable online), how many one first seen offline (the till), and how many
+    offline members are also reachable online (Huibo's historical-member online rate)."""
+    ids = identities.filter(identities.member_id.notnull())
+    online = ids.source_channel.isin(list(online_channels)).cast("int64")
+    per = ids.group_by("member_id").aggregate(online=online.max(), offline=(1 - online).max())
+    j = members.select("member_id").left_join(per, "member_id")
+    on, off = j.online.fill_null(0), j.offline.fill_null(0)
+    return j.aggregate(
+        members=j.count().cast("int64"),
+        online_members=on.sum().cast("int64"),
+        offline_members=off.sum().cast("int64"),
+        offline_online_members=(on * off).sum().cast("int64"),
+    )

@@ -1,0 +1,288 @@
+"""The warehouse side of landing: a DuckDB file (default) or a directory of Parquet files.
+
+Both keep no separate bookkeeping that could drift from the data: what is landed is read
+back from the data itself (rows per day partition, the snapshot fingerprints), so a run
+interrupted anywhere is finished by the next one. A DuckDB sink replaces a table's changed
+days in one transaction; a Parquet sink writes one file per table, group and day (and one
+per snapshot), each written aside and renamed into place.
+
+Layout of a Parquet warehouse (what Spark reads, `warehouse.open_warehouse`):
+
+    DIR/<table>/<group>/<YYYY-MM-DD>.parquet     facts, one file per UTC day
+    DIR/<table>/<group>/snapshot.parquet         identities, members
+    DIR/_land_runs.jsonl                         one line per landing run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from siyu.analytics.schema import ALL, DUCKDB, PARTITION, Fact, Snapshot, day_number, day_of
+from siyu.analytics.store_read import checksum_term
+from siyu.errors import ValidationError
+
+SNAPSHOT_FILE = "snapshot.parquet"
+RUNS_FILE = "_land_runs.jsonl"
+GROUP_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+Rows = Callable[[int], None]
+
+
+class Sink(Protocol):
+    location: str
+
+    def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]: ...
+
+    def replace_days(
+        self, fact: Fact, group_id: str, days: set[int], batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int: ...
+
+    def fingerprint(self, snap: Snapshot, group_id: str) -> tuple[int, int, int]: ...
+
+    def replace_snapshot(
+        self, snap: Snapshot, group_id: str, batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int: ...
+
+    def record_run(self, group_id: str, run: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _duck_value(ref: str, kind: str) -> str:
+    # the same integers as StoreReader._value: whole seconds, 0/1, 0 for null
+    if kind == "time":
+        return f"COALESCE(epoch_us({ref}) // 1000000, 0)"
+    if kind == "bool":
+        return f"(CASE WHEN {ref} THEN 1 ELSE 0 END)"
+    return f"COALESCE({ref}, 0)"
+
+
+def _fingerprint_sql(snap: Snapshot, relation: str) -> str:
+    a = snap.alias
+    return (
+        f"SELECT COUNT(*), COALESCE(MAX({a}.{snap.key}), 0), "
+        f"COALESCE(SUM({checksum_term(snap, _duck_value)}), 0) FROM {relation} AS {a}"
+    )
+
+
+def _ddl(table: Fact | Snapshot, name: str | None = None) -> str:
+    cols = [f'"{c.name}" {DUCKDB[c.kind]}' for c in table.columns]
+    if isinstance(table, Fact):
+        cols.append(f'"{PARTITION}" DATE NOT NULL')
+    return f"CREATE TABLE IF NOT EXISTS {name or table.name} ({', '.join(cols)})"
+
+
+class DuckDBSink:
+    """The warehouse as one DuckDB file (SIYU_WAREHOUSE)."""
+
+    def __init__(self, path: Path) -> None:
+        if path.is_dir():
+            raise ValidationError(
+                "warehouse", f"{path} is a directory; a DuckDB warehouse is a file (or use parquet)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.location = str(path)
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:  # another process holds the file
+            raise ValidationError(
+                "warehouse",
+                f"{path} cannot be opened for writing (DuckDB allows one writer): {exc}",
+            ) from exc
+        for table in ALL:
+            self.con.execute(_ddl(table))
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS land_runs (group_id VARCHAR, started_at TIMESTAMP, "
+            "seconds DOUBLE, report VARCHAR)"
+        )
+
+    def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]:
+        where = "" if since_day is None else f" AND {PARTITION} >= DATE '{day_of(since_day)}'"
+        rows = self.con.execute(
+            f"SELECT datediff('day', DATE '1970-01-01', {PARTITION}), COUNT(*) FROM {fact.name} "
+            f"WHERE group_id = ?{where} GROUP BY 1",
+            [group_id],
+        ).fetchall()
+        return {int(d): int(n) for d, n in rows}
+
+    def replace_days(
+        self, fact: Fact, group_id: str, days: set[int], batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int:
+        wanted = pa.table({"d": pa.array(sorted(days), pa.int32()).cast(pa.date32())})
+        return self._replace(
+            fact.name,
+            [c.name for c in fact.columns] + [PARTITION],
+            f"group_id = ? AND {PARTITION} IN (SELECT d FROM land_days)",
+            [group_id],
+            batches,
+            on_rows,
+            wanted,
+        )
+
+    def fingerprint(self, snap: Snapshot, group_id: str) -> tuple[int, int, int]:
+        sql = _fingerprint_sql(snap, f"(SELECT * FROM {snap.name} WHERE group_id = ?)")
+        rows, top, check = self.con.execute(sql, [group_id]).fetchall()[0]
+        return int(rows), int(top), int(check)
+
+    def replace_snapshot(
+        self, snap: Snapshot, group_id: str, batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int:
+        names = [c.name for c in snap.columns]
+        return self._replace(snap.name, names, "group_id = ?", [group_id], batches, on_rows)
+
+    def _replace(
+        self,
+        table: str,
+        names: list[str],
+        where: str,
+        params: list[Any],
+        batches: Iterable[pa.Table],
+        on_rows: Rows,
+        days: pa.Table | None = None,
+    ) -> int:
+        cols = ", ".join(f'"{n}"' for n in names)
+        landed = 0
+        self.con.begin()
+        try:
+            if days is not None:
+                self.con.register("land_days", days)
+            self.con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            for batch in batches:
+                self.con.register("land_batch", batch)
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM land_batch")
+                self.con.unregister("land_batch")
+                landed += batch.num_rows
+                on_rows(batch.num_rows)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        finally:
+            if days is not None:
+                self.con.unregister("land_days")
+        return landed
+
+    def record_run(self, group_id: str, run: dict[str, Any]) -> None:
+        self.con.execute(
+            "INSERT INTO land_runs VALUES (?, ?, ?, ?)",
+            [group_id, run["started_at"], run["seconds"], json.dumps(run, default=str)],
+        )
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class ParquetSink:
+    """The warehouse as Parquet files under a directory (for Spark, or any reader)."""
+
+    def __init__(self, directory: Path) -> None:
+        if directory.exists() and not directory.is_dir():
+            raise ValidationError("out", f"{directory} is a file; parquet needs a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.root = directory
+        self.location = str(directory)
+
+    def _dir(self, table: str, group_id: str) -> Path:
+        if not GROUP_RULE.match(group_id):
+            raise ValidationError(
+                "group",
+                "must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
+                f"digit) to name a Parquet directory, got {group_id!r}",
+            )
+        return self.root / table / group_id
+
+    def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        folder = self._dir(fact.name, group_id)
+        for file in folder.glob("????-??-??.parquet") if folder.is_dir() else ():
+            number = day_number(date.fromisoformat(file.stem))
+            if since_day is None or number >= since_day:
+                counts[number] = pq.ParquetFile(file).metadata.num_rows
+        return counts
+
+    def replace_days(
+        self, fact: Fact, group_id: str, days: set[int], batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int:
+        folder = self._dir(fact.name, group_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        # rows come in store order, not by day: gather them in DuckDB (which spills to disk
+        # past its memory limit), then write one file per day
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET temp_directory = '{self.root / '.tmp'}'")
+            con.execute(_ddl(fact, "staged"))
+            landed = 0
+            for batch in batches:
+                con.register("land_batch", batch)
+                con.execute("INSERT INTO staged SELECT * FROM land_batch")
+                con.unregister("land_batch")
+                landed += batch.num_rows
+                on_rows(batch.num_rows)
+            # one COPY writes every day's file (DuckDB's hive layout: day=YYYY-MM-DD/)
+            written = self.root / ".tmp" / f"{fact.name}-{os.getpid()}"
+            shutil.rmtree(written, ignore_errors=True)
+            written.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"COPY staged TO '{written}' (FORMAT parquet, PARTITION_BY ({PARTITION}), "
+                "WRITE_PARTITION_COLUMNS true)"
+            )
+            for number in sorted(days):
+                day = day_of(number).isoformat()
+                final = folder / f"{day}.parquet"
+                parts = sorted((written / f"{PARTITION}={day}").glob("*.parquet"))
+                if not parts:  # the day has no rows in the store any more
+                    final.unlink(missing_ok=True)
+                    continue
+                if len(parts) > 1:  # DuckDB split a large day: one file per day here
+                    pq.write_table(pq.read_table(parts), parts[0])
+                os.replace(parts[0], final)
+        finally:
+            con.close()
+            shutil.rmtree(self.root / ".tmp", ignore_errors=True)
+        return landed
+
+    def fingerprint(self, snap: Snapshot, group_id: str) -> tuple[int, int, int]:
+        file = self._dir(snap.name, group_id) / SNAPSHOT_FILE
+        if not file.is_file():
+            return 0, 0, 0
+        con = duckdb.connect()
+        try:
+            rows, top, check = con.execute(
+                _fingerprint_sql(snap, f"read_parquet('{file}')")
+            ).fetchall()[0]
+        finally:
+            con.close()
+        return int(rows), int(top), int(check)
+
+    def replace_snapshot(
+        self, snap: Snapshot, group_id: str, batches: Iterable[pa.Table], on_rows: Rows
+    ) -> int:
+        folder = self._dir(snap.name, group_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        aside = folder / f".{SNAPSHOT_FILE}.tmp"
+        landed = 0
+        with pq.ParquetWriter(aside, snap.schema()) as writer:
+            for batch in batches:
+                writer.write_table(batch)
+                landed += batch.num_rows
+                on_rows(batch.num_rows)
+        os.replace(aside, folder / SNAPSHOT_FILE)
+        return landed
+
+    def record_run(self, group_id: str, run: dict[str, Any]) -> None:
+        with (self.root / RUNS_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"group_id": group_id, **run}, default=str) + "\n")
+
+    def close(self) -> None:
+        return None
