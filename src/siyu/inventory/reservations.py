@@ -360,12 +360,16 @@ def reserve_many(
                 continue
             rid = claimed[order.order_id]
             plan, short = [], None
-            trial = {k: list(v) for k, v in levels.items()}
+            # What this order takes, applied to `levels` only if all its lines fit (copying
+            # every level per order would make a batch quadratic in its SKUs).
+            taking: dict[tuple[str, str], int] = {}
             for line_no, (sku, qty) in enumerate(sorted(wanted[i].items()), start=1):
 
-                def free(loc: Any, sku: str = sku, trial: dict[Any, list[int]] = trial) -> int:
-                    on_hand, reserved = trial.get((sku, loc.location_id), [0, 0])
-                    return on_hand - reserved
+                def free(
+                    loc: Any, sku: str = sku, taking: dict[tuple[str, str], int] = taking
+                ) -> int:
+                    on_hand, reserved = levels.get((sku, loc.location_id), [0, 0])
+                    return on_hand - reserved - taking.get((sku, loc.location_id), 0)
 
                 ranked = [
                     (_rank(c, order.city, order.near, free(c)), c)
@@ -379,13 +383,14 @@ def reserve_many(
                     )
                     break
                 loc = options[0].location_id
-                trial[sku, loc][1] += qty
+                taking[sku, loc] = taking.get((sku, loc), 0) + qty
                 plan.append({"line_no": line_no, "sku": sku, "location_id": loc, "qty": qty})
             if short is not None:
                 outcomes[i] = short
                 refused.append(rid)
                 continue
-            levels = trial
+            for key, qty_taken in taking.items():
+                levels[key][1] += qty_taken
             lines_out.extend({"r": rid, **p} for p in plan)
             outcomes[i] = Reservation(rid, order.order_id, order.channel, "open", now + ttl, plan)
         for i, order in enumerate(orders):  # repeats within the batch answer as the first
