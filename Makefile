@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve bench-api bench-ledger clean
+.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "siyu needs Python >= 3.11"'
@@ -59,6 +59,10 @@ bench-ledger: $(DEV_STAMP)
 # Needs wrk (apt-get install wrk) and the PostgreSQL server; asyncpg optional (a row more).
 bench-api: $(DEV_STAMP)
 	$(BIN)/python bench/bench_api.py --members 1000000 --seconds 15
+
+# lifetimes (optional baseline) is not a dependency: PYTHONPATH=DIR with `pip install --target DIR lifetimes autograd dill`
+bench-analytics: $(DEV_STAMP)
+	$(BIN)/python bench/bench_analytics.py --members 1000000 --clv-orders 1000000
 
 clean:
 	rm -rf $(VENV) demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

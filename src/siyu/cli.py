@@ -969,12 +969,21 @@ def analyze_kpis(
     as_json: JsonOption = False,
 ) -> None:
     """KPIs from the warehouse: cohort retention, monthly repurchase, cross-brand rate,
-    channel shares, funnel by channel, guide share of sales, online reach."""
+    channel shares, funnel by channel and guide, guide share of sales, online reach,
+    non-member enrollment, same-city share."""
     from siyu.analytics.kpi_service import kpis_from_warehouse
     from siyu.analytics.render import print_kpis
+    from siyu.analytics.store_read import StoreReader
+    from siyu.store.engine import make_engine
 
     settings = _settings()
     with _errors():
+        # the stores' cities are catalog data the warehouse does not hold (same-city share)
+        store = make_engine(settings.database_url)
+        try:
+            stores = StoreReader(store, group or settings.group_id).store_cities()
+        finally:
+            store.dispose()
         payload = kpis_from_warehouse(
             location or Path(settings.warehouse),
             group or settings.group_id,
@@ -983,6 +992,7 @@ def analyze_kpis(
             max_months,
             top_guides,
             _engine(engine),
+            stores=stores,
         )
     if as_json:
         _emit_json(payload)

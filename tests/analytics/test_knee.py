@@ -17,7 +17,12 @@ from siyu.errors import ValidationError
 
 @pytest.mark.parametrize(
     ("knee", "churn_before", "churn_after", "members"),
-    [(3, (0.7, 0.55), 0.15, 6_000), (4, (0.8, 0.5), 0.15, 8_000), (6, (0.6, 0.4), 0.1, 8_000)],
+    [
+        (3, (0.7, 0.55), 0.15, 6_000),
+        (4, (0.8, 0.5), 0.15, 8_000),
+        (5, (0.65, 0.45), 0.12, 8_000),
+        (6, (0.6, 0.4), 0.1, 8_000),
+    ],
 )
 def test_both_methods_recover_the_generated_knee(
     tmp_path: Path, knee: int, churn_before: tuple[float, float], churn_after: float, members: int

@@ -21,33 +21,46 @@ from siyu.demo.generate import generate
 from siyu.errors import ValidationError
 
 T_END = datetime(2024, 3, 31, 23, 59, 59)
-# (order, member, time, fen, brand, channel, guide)
+# (order, member, time, fen, brand, channel, guide, store)
 ROWS = [
-    ("o1", "a", "2024-01-05T10:00:00", 1_000, "B1", "pos", "G1"),
-    ("o1", "a", "2024-01-05T10:00:00", 100, "B1", "pos", "G1"),  # a second line of o1
-    ("o2", "a", "2024-01-20T10:00:00", 500, "B2", "tmall", None),
-    ("o3", "a", "2024-03-02T10:00:00", 2_000, "B1", "pos", "G1"),
-    ("o4", "b", "2024-02-10T10:00:00", 300, "B1", "miniprogram", None),
-    ("o5", "b", "2024-02-11T10:00:00", 700, "B1", "miniprogram", None),
-    ("o6", "c", "2024-03-15T10:00:00", 4_000, "B2", "pos", "G2"),
-    ("o7", "c", "2024-03-16T10:00:00", 999, "B1", "pos", "G2"),  # cancelled
-    ("o8", "c", "2024-04-02T10:00:00", 50, "B1", "pos", "G2"),  # after T_END
+    ("o1", "a", "2024-01-05T10:00:00", 1_000, "B1", "pos", "G1", "S1"),
+    ("o1", "a", "2024-01-05T10:00:00", 100, "B1", "pos", "G1", "S1"),  # a second line of o1
+    ("o2", "a", "2024-01-20T10:00:00", 500, "B2", "tmall", None, None),
+    ("o3", "a", "2024-03-02T10:00:00", 2_000, "B1", "pos", "G1", "S2"),
+    ("o4", "b", "2024-02-10T10:00:00", 300, "B1", "miniprogram", None, None),
+    ("o5", "b", "2024-02-11T10:00:00", 700, "B1", "miniprogram", None, None),
+    ("o6", "c", "2024-03-15T10:00:00", 4_000, "B2", "pos", "G2", "S2"),
+    ("o7", "c", "2024-03-14T10:00:00", 999, "B1", "pos", "G2", "S1"),  # cancelled
+    ("o8", "c", "2024-04-02T10:00:00", 50, "B1", "pos", "G2", "S1"),  # after T_END
 ]
-# (member, channel, type, time); None member: an identity OneID has not resolved
+# the catalog's stores: S1 in Shanghai, S2 in Hangzhou (S9 sold nothing)
+STORES = {"store_id": ["S1", "S2", "S9"], "city": ["上海", "杭州", "上海"]}
+# (member, channel, type, time, guide); None member: an identity OneID has not resolved
 EVENTS = [
-    ("a", "tmall", "view", "2024-01-19T10:00:00"),
-    ("a", "tmall", "view", "2024-01-20T09:00:00"),
-    ("a", "tmall", "add_to_cart", "2024-01-20T09:30:00"),
-    ("a", "tmall", "order", "2024-01-20T10:00:00"),
-    ("a", "tmall", "pay", "2024-01-20T10:01:00"),
-    ("a", "tmall", "share", "2024-01-20T10:02:00"),  # not a funnel step
-    ("b", "miniprogram", "view", "2024-02-10T09:00:00"),
-    ("b", "miniprogram", "add_to_cart", "2024-02-10T09:10:00"),
-    ("b", "miniprogram", "order", "2024-02-10T10:00:00"),
-    ("b", "miniprogram", "pay", "2024-02-10T10:00:30"),
-    ("c", "miniprogram", "view", "2024-03-01T10:00:00"),
-    (None, "miniprogram", "view", "2024-03-01T11:00:00"),
-    ("b", "miniprogram", "view", "2024-04-01T10:00:00"),  # after T_END
+    ("a", "tmall", "view", "2024-01-19T10:00:00", "G2"),
+    ("a", "tmall", "view", "2024-01-20T09:00:00", None),
+    ("a", "tmall", "add_to_cart", "2024-01-20T09:30:00", None),
+    ("a", "tmall", "order", "2024-01-20T10:00:00", None),
+    ("a", "tmall", "pay", "2024-01-20T10:01:00", None),
+    ("a", "tmall", "share", "2024-01-20T10:02:00", "G1"),  # not a funnel step
+    ("b", "miniprogram", "view", "2024-02-10T09:00:00", "G1"),
+    ("b", "miniprogram", "add_to_cart", "2024-02-10T09:10:00", "G1"),
+    ("b", "miniprogram", "order", "2024-02-10T10:00:00", "G1"),
+    ("b", "miniprogram", "pay", "2024-02-10T10:00:30", "G1"),
+    ("c", "miniprogram", "view", "2024-03-01T10:00:00", "G2"),
+    (None, "miniprogram", "view", "2024-03-01T11:00:00", "G2"),
+    ("b", "miniprogram", "view", "2024-04-01T10:00:00", "G1"),  # after T_END
+]
+# (member, source channel, type, first seen): a's card came after o1, before o3; c's only
+# after T_END (o6 is a non-member's till order, and c has not enrolled by the end)
+IDENTITIES = [
+    ("a", "pos", "phone", "2024-01-05T10:00:00"),
+    ("a", "tmall", "tmall_ouid", "2024-01-20T09:00:00"),
+    ("a", "pos", "card", "2024-02-01T10:00:00"),
+    ("b", "miniprogram", "openid", "2024-02-10T09:00:00"),
+    ("c", "pos", "phone", "2024-03-14T10:00:00"),
+    ("c", "pos", "card", "2024-04-05T10:00:00"),
+    (None, "wecom", "wecom_id", "2024-03-01T11:00:00"),
 ]
 
 
@@ -57,6 +70,7 @@ def _hand(con: BaseBackend) -> tuple[Any, ...]:
         brand_id=[r[4] for r in ROWS],
         channel=[r[5] for r in ROWS],
         guide_id=[r[6] for r in ROWS],
+        store_id=[r[7] for r in ROWS],
         status=["cancelled" if r[0] == "o7" else "paid" for r in ROWS],
     )
     events = pa.table(
@@ -67,12 +81,17 @@ def _hand(con: BaseBackend) -> tuple[Any, ...]:
             "occurred_at": pa.array(
                 [datetime.fromisoformat(e[3]) for e in EVENTS], pa.timestamp("us")
             ),
+            "guide_id": [e[4] for e in EVENTS],
         }
     )
     identities = pa.table(
         {
-            "member_id": ["a", "a", "b", "c", None],
-            "source_channel": ["pos", "tmall", "miniprogram", "pos", "wecom"],
+            "member_id": [i[0] for i in IDENTITIES],
+            "source_channel": [i[1] for i in IDENTITIES],
+            "type": [i[2] for i in IDENTITIES],
+            "first_seen": pa.array(
+                [datetime.fromisoformat(i[3]) for i in IDENTITIES], pa.timestamp("us")
+            ),
         }
     )
     members = pa.table({"member_id": ["a", "b", "c", "d"]})
@@ -81,14 +100,15 @@ def _hand(con: BaseBackend) -> tuple[Any, ...]:
         load_arrow(con, events, "kpi_events"),
         load_arrow(con, identities, "kpi_identities"),
         load_arrow(con, members, "kpi_members"),
+        load_arrow(con, pa.table(STORES), "kpi_stores"),
     )
 
 
 def test_hand_counted_kpis(con: BaseBackend) -> None:
     # given the hand-made orders (o7 cancelled, o8 after the end), events and identities
-    orders, events, identities, members = _hand(con)
+    orders, events, identities, members, stores = _hand(con)
     # when the KPIs are computed up to the end of March
-    got = kpi_report(con, orders, events, identities, members, as_of=T_END)
+    got = kpi_report(con, orders, events, identities, members, as_of=T_END, stores=stores)
     # then: six orders (o1's two lines are one order of 1,100), 8,600 fen, three buyers
     assert got["totals"] == {"orders": 6, "sales_fen": 8_600, "members": 3}
     # cohorts by first-order month: a (Jan) came back in March, b (Feb) did not yet
@@ -160,6 +180,59 @@ def test_hand_counted_kpis(con: BaseBackend) -> None:
         "offline_online_members": 1,
         "offline_online_rate": 0.5,
     }
+    # funnel by guide: G1 took b from view to pay; G2's views (a's, c's) went no further;
+    # the unresolved view, the share and April's view do not count
+    by_guide = {f["guide_id"]: f["steps"] for f in got["funnel_guides"]}
+    assert [(s["step"], s["events"], s["members"], s["conversion"]) for s in by_guide["G1"]] == [
+        ("view", 1, 1, None),
+        ("add_to_cart", 1, 1, 1.0),
+        ("order", 1, 1, 1.0),
+        ("pay", 1, 1, 1.0),
+    ]
+    assert [(s["step"], s["events"], s["members"], s["conversion"]) for s in by_guide["G2"]] == [
+        ("view", 2, 2, None),
+        ("add_to_cart", 0, 0, 0.0),
+        ("order", 0, 0, None),
+        ("pay", 0, 0, None),
+    ]
+    # enrollment: till orders o1, o3, o6; o1 (a, before a's card) and o6 (c, no card by
+    # T_END) are non-members'; a enrolled later, c has not (yet)
+    assert got["enrollment"] == {
+        "till_orders": 3,
+        "non_member_orders": 2,
+        "non_member_buyers": 2,
+        "enrolled_buyers": 1,
+        "non_member_order_share": 0.666667,
+        "enrollment_rate": 0.5,
+    }
+    # same city: a's first store order o1 was in Shanghai (S1), c's first (o6; o7 was
+    # cancelled) in Hangzhou (S2); o1 and o6 are in the member's city, o3 is not
+    assert got["same_city"] == {
+        "store_orders": 3,
+        "store_sales_fen": 7_100,
+        "same_city_orders": 2,
+        "same_city_sales_fen": 5_100,
+        "order_share": 0.666667,
+        "sales_share": round(5_100 / 7_100, 6),
+    }
+
+
+def test_home_city_and_enrollment_look_before_the_window(con: BaseBackend) -> None:
+    orders, _, identities, _, stores = _hand(con)
+    # when only orders after January count
+    got = kpi_report(
+        con, orders, None, identities, None, as_of=T_END, since=datetime(2024, 1, 31), stores=stores
+    )
+    # then a's city is still Shanghai from o1 (before the window): o3 in Hangzhou is not
+    # same-city, c's o6 is; and only o6 is a non-member till order in the window
+    assert got["same_city"]["store_orders"] == 2 and got["same_city"]["same_city_orders"] == 1
+    assert got["enrollment"]["till_orders"] == 2
+    assert (got["enrollment"]["non_member_orders"], got["enrollment"]["enrolled_buyers"]) == (1, 0)
+    # and as of a day after c's card (04-05), c counts as enrolled; o8 (04-02) was still a
+    # non-member's till order
+    later = kpi_report(con, orders, None, identities, None, as_of=datetime(2024, 4, 6))
+    assert later["enrollment"]["enrolled_buyers"] == 2
+    assert (later["enrollment"]["till_orders"], later["enrollment"]["non_member_orders"]) == (4, 3)
 
 
 def test_since_starts_the_window(con: BaseBackend) -> None:

@@ -162,6 +162,12 @@ def test_kpis_from_the_warehouse(env: dict[str, str]) -> None:
     assert got["guides"]["overall"]["guide_sales_fen"] == 13_900
     funnel = {f["channel"]: [s["members"] for s in f["steps"]] for f in got["funnel"]}
     assert funnel == {"miniprogram": [1, 0, 0, 0], "tmall": [1, 1, 0, 0]}
+    # the till's buyers all held a card (registered in January) before ordering in March
+    enrollment = got["enrollment"]
+    assert (enrollment["till_orders"], enrollment["non_member_orders"]) == (3, 0)
+    assert enrollment["enrollment_rate"] is None
+    # the three till orders were at S1, the stores' city read from the store's catalog
+    assert (got["same_city"]["store_orders"], got["same_city"]["order_share"]) == (3, 1.0)
     # and people get tables
     shown = run(env, "analyze", "kpis")
     assert shown.exit_code == 0 and "guide share of sales: 87.4%" in shown.stdout

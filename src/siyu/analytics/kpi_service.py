@@ -8,10 +8,11 @@ from typing import Any
 
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 from ibis import BaseBackend
 
 from siyu.analytics import kpis
-from siyu.analytics.engines import Engine, engine_name, open_engine, to_pandas
+from siyu.analytics.engines import Engine, engine_name, load_arrow, open_engine, to_pandas
 from siyu.analytics.warehouse import open_warehouse
 from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.errors import ValidationError
@@ -28,10 +29,13 @@ def kpis_from_warehouse(
     top_guides: int = 10,
     engine: Engine = "duckdb",
     con: BaseBackend | None = None,
+    stores: pa.Table | None = None,
 ) -> dict[str, Any]:
-    """Every KPI of one brand group's landed data, in (since, as_of]."""
+    """Every KPI of one brand group's landed data, in (since, as_of]. `stores` (store_id,
+    city: the catalog's, which the warehouse does not hold) adds the same-city share."""
     with open_engine(engine, con) as backend:
         wh = open_warehouse(backend, location, group_id)
+        cities = None if stores is None else load_arrow(backend, stores, "kpi_store_cities")
         payload = kpi_report(
             backend,
             wh.purchases(),
@@ -42,6 +46,7 @@ def kpis_from_warehouse(
             since,
             max_months,
             top_guides,
+            cities,
         )
     payload.update(warehouse=str(location), group=group_id)
     return payload
@@ -57,9 +62,10 @@ def kpi_report(
     since: datetime | None = None,
     max_months: int = 12,
     top_guides: int = 10,
+    stores: ir.Table | None = None,
 ) -> dict[str, Any]:
-    """The KPIs of docs/analytics.md from analytics orders (and events, identities and
-    members when given) as one JSON-ready dict."""
+    """The KPIs of docs/analytics.md from analytics orders (and events, identities, members
+    and store cities when given) as one JSON-ready dict."""
     if max_months < 0:
         raise ValidationError("max_months", f"must be >= 0, got {max_months}")
     if top_guides < 0:
@@ -72,7 +78,9 @@ def kpi_report(
     t_end = as_of or _latest(backend, orders)
     if since is not None and since >= t_end:
         raise ValidationError("since", f"must be before the end of the data ({t_end}), got {since}")
-    facts = kpis.order_facts(orders, t_end, since)
+    with_store = stores is not None and "store_id" in orders.columns
+    dims = (*DIMENSIONS, "store_id") if with_store else DIMENSIONS
+    facts = kpis.order_facts(orders, t_end, since, dims)
     run = lambda expr: to_pandas(backend, expr).to_dict("records")  # noqa: E731
     total = run(kpis.totals(facts))[0]
     payload: dict[str, Any] = {
@@ -113,7 +121,33 @@ def kpi_report(
         "guides": _guides(run(kpis.guide_sales(facts)), run(kpis.guide_ranking(facts)), top_guides),
     }
     if events is not None:
-        payload["funnel"] = _funnel(run(kpis.funnel(events, t_end, since)))
+        payload["funnel"] = _funnel(run(kpis.funnel(events, t_end, since)), "channel")
+        if "guide_id" in events.columns:
+            by_guide = run(kpis.funnel(events, t_end, since, by="guide_id"))
+            payload["funnel_guides"] = _funnel(by_guide, "guide_id")
+    if identities is not None:
+        e = run(kpis.non_member_enrollment(facts, identities, t_end))[0]
+        counts = {
+            k: int(e[k] or 0)
+            for k in ("till_orders", "non_member_orders", "non_member_buyers", "enrolled_buyers")
+        }
+        payload["enrollment"] = {
+            **counts,
+            "non_member_order_share": _rate(counts["non_member_orders"], counts["till_orders"]),
+            "enrollment_rate": _rate(counts["enrolled_buyers"], counts["non_member_buyers"]),
+        }
+    if stores is not None and with_store:
+        history = kpis.order_facts(orders, t_end, None, ("store_id",))
+        c = run(kpis.same_city(facts, history, stores))[0]
+        city = {
+            k: int(c[k] or 0)
+            for k in ("store_orders", "store_sales_fen", "same_city_orders", "same_city_sales_fen")
+        }
+        payload["same_city"] = {
+            **city,
+            "order_share": _rate(city["same_city_orders"], city["store_orders"]),
+            "sales_share": _rate(city["same_city_sales_fen"], city["store_sales_fen"]),
+        }
     if identities is not None and members is not None:
         reach = run(kpis.online_reach(identities, members, sorted(ONLINE_CHANNELS)))[0]
         payload["online"] = {
@@ -157,23 +191,23 @@ def _cross(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _funnel(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _funnel(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
     per: dict[str, dict[str, dict[str, int]]] = {}
     for r in rows:
-        per.setdefault(r["channel"], {})[r["type"]] = {
+        per.setdefault(r[by], {})[r["type"]] = {
             "events": int(r["events"]),
             "members": int(r["members"]),
         }
     out = []
-    for channel in sorted(per):
+    for key in sorted(per):
         steps: list[dict[str, Any]] = []
         before: int | None = None
         for step in kpis.FUNNEL:
-            got = per[channel].get(step, {"events": 0, "members": 0})
+            got = per[key].get(step, {"events": 0, "members": 0})
             conversion = None if before is None else _rate(got["members"], before)
             steps.append({"step": step, **got, "conversion": conversion})
             before = got["members"]
-        out.append({"channel": channel, "steps": steps})
+        out.append({by: key, "steps": steps})
     return out
 
 

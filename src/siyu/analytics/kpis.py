@@ -18,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 
 FUNNEL = ("view", "add_to_cart", "order", "pay")
+TILL_CHANNELS = ("pos",)  # the channels whose orders are rung up at a till
 
 
 def month_index(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -138,17 +139,78 @@ def funnel(
     t_end: datetime | ir.TimestampScalar | None = None,
     since: datetime | None = None,
     steps: Sequence[str] = FUNNEL,
+    by: str = "channel",
 ) -> ir.Table:
-    """Per channel and step (events.type): events, and distinct members with that event in
-    the window. Events of identities OneID has not resolved yet (no member) are left out."""
+    """Per `by` (channel, or guide_id) and step (events.type): events, and distinct members
+    with that event in the window. Events of identities OneID has not resolved yet (no
+    member) are left out; by guide, so are events with no guide attributed."""
     kept = _window(events, "occurred_at", t_end, since)
     kept = kept.filter(kept.member_id.notnull() & kept.type.isin(list(steps)))
+    kept = kept.filter(kept[by].notnull())
     return (
-        kept.group_by(["channel", "type"])
+        kept.group_by([by, "type"])
         .aggregate(
             events=kept.count().cast("int64"), members=kept.member_id.nunique().cast("int64")
         )
-        .order_by(["channel", "type"])
+        .order_by([by, "type"])
+    )
+
+
+def non_member_enrollment(
+    facts: ir.Table,
+    identities: ir.Table,
+    t_end: datetime | ir.TimestampScalar,
+    till_channels: Sequence[str] = TILL_CHANNELS,
+    card_type: str = "card",
+) -> ir.Table:
+    """One row: till orders of the window, those bought by a non-member (the buyer's member
+    had no membership card identity yet at the order time), the distinct non-member buyers,
+    and how many of them enrolled later (a card identity first seen after their non-member
+    order and by t_end). A member's enrolment is the earliest first_seen of their cards."""
+    end = ibis.timestamp(t_end) if isinstance(t_end, datetime) else t_end
+    cards = identities.filter(
+        (identities.type == card_type)
+        & identities.member_id.notnull()
+        & (identities.first_seen <= end)
+    )
+    enrolled = cards.group_by("member_id").aggregate(enrolled_at=cards.first_seen.min())
+    enrolled = enrolled.select(en_member=enrolled.member_id, enrolled_at=enrolled.enrolled_at)
+    till = facts.filter(facts.channel.isin(list(till_channels)))
+    j = till.left_join(enrolled, till.member_id == enrolled.en_member)
+    non = j.enrolled_at.isnull() | (j.enrolled_at > j.ordered_at)
+    per = j.group_by("member_id").aggregate(
+        orders=j.count(),
+        non_orders=non.cast("int64").sum(),
+        joined=(j.enrolled_at.notnull() & non).cast("int64").max(),
+    )
+    return per.aggregate(
+        till_orders=per.orders.sum().cast("int64"),
+        non_member_orders=per.non_orders.sum().cast("int64"),
+        non_member_buyers=(per.non_orders > 0).cast("int64").sum().cast("int64"),
+        enrolled_buyers=per.joined.sum().cast("int64"),
+    )
+
+
+def same_city(facts: ir.Table, history: ir.Table, stores: ir.Table) -> ir.Table:
+    """One row: orders of the window served by a store whose city is known, and those whose
+    store is in the member's city, with their sales. A member's city is the city of the
+    store of their first store order up to t_end (`history`: every order to t_end, ordered
+    by (ordered_at, order_id)); members who never bought in a store have none."""
+    cities = stores.select(sc_store=stores.store_id, sc_city=stores.city)
+    served = history.join(cities, history.store_id == cities.sc_store)
+    first = ibis.window(group_by=served.member_id, order_by=[served.ordered_at, served.order_id])
+    ranked = served.mutate(rn=ibis.row_number().over(first))
+    home = ranked.filter(ranked.rn == 0).select(
+        hc_member=ranked.member_id, home_city=ranked.sc_city
+    )
+    window = facts.join(cities, facts.store_id == cities.sc_store)
+    j = window.join(home, window.member_id == home.hc_member)
+    same = j.sc_city == j.home_city
+    return j.aggregate(
+        store_orders=j.count().cast("int64"),
+        store_sales_fen=j.amount_fen.sum().cast("int64"),
+        same_city_orders=same.cast("int64").sum().cast("int64"),
+        same_city_sales_fen=same.ifelse(j.amount_fen, 0).sum().cast("int64"),
     )
 
 

@@ -189,22 +189,42 @@ def print_kpis(console: Console, payload: dict[str, Any]) -> None:
             _pct(guides[r["month"]]["sales_share"]),
         )
     console.print(months)
-    if payload.get("funnel"):
-        funnel = Table(title="Funnel: members per step (conversion from the step before)")
-        funnel.add_column("channel")
+    for key, by, label in (
+        ("funnel", "channel", "channel"),
+        ("funnel_guides", "guide_id", "guide"),
+    ):
+        if not payload.get(key):
+            continue
+        funnel = Table(
+            title=f"Funnel by {label}: members per step (conversion from the step before)"
+        )
+        funnel.add_column(label)
         for step in ("view", "add_to_cart", "order", "pay"):
             funnel.add_column(step, justify="right")
-        for f in payload["funnel"]:
+        for f in payload[key]:
             cells = [
                 f"{s['members']:,}"
                 + ("" if s["conversion"] is None else f" ({_pct(s['conversion'])})")
                 for s in f["steps"]
             ]
-            funnel.add_row(f["channel"], *cells)
+            funnel.add_row(f[by], *cells)
         console.print(funnel)
     overall = payload["cross_brand"]["overall"]
     console.print(f"cross-brand buyers: {_pct(overall['rate'])} of {overall['buyers']:,}")
     console.print(f"guide share of sales: {_pct(payload['guides']['overall']['sales_share'])}")
+    if "enrollment" in payload:
+        e = payload["enrollment"]
+        console.print(
+            f"till orders by non-members: {_pct(e['non_member_order_share'])} of "
+            f"{e['till_orders']:,}; non-member buyers who enrolled later: "
+            f"{_pct(e['enrollment_rate'])} of {e['non_member_buyers']:,}"
+        )
+    if "same_city" in payload:
+        c = payload["same_city"]
+        console.print(
+            f"same-city share: {_pct(c['order_share'])} of {c['store_orders']:,} store "
+            f"orders, {_pct(c['sales_share'])} of their sales"
+        )
     if "online" in payload:
         online = payload["online"]
         console.print(

@@ -146,6 +146,17 @@ class StoreReader:
             return f"(CASE WHEN {ref} THEN 1 ELSE 0 END)"
         return f"COALESCE({ref}, 0)"
 
+    def store_cities(self) -> pa.Table:
+        """The group's stores and their cities (catalog reference data, not landed: the
+        same-city KPI joins it at query time)."""
+        rows = self.query("SELECT store_id, city FROM stores WHERE group_id = :g")
+        return pa.table(
+            {
+                "store_id": pa.array([r[0] for r in rows], pa.string()),
+                "city": pa.array([r[1] for r in rows], pa.string()),
+            }
+        )
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query with `:g` bound to the group (a short read, no write lock)."""
         raw = self.engine.raw_connection()

@@ -364,25 +364,23 @@ def reserve_many(
             # every level per order would make a batch quadratic in its SKUs).
             taking: dict[tuple[str, str], int] = {}
             for line_no, (sku, qty) in enumerate(sorted(wanted[i].items()), start=1):
-
-                def free(
-                    loc: Any, sku: str = sku, taking: dict[tuple[str, str], int] = taking
-                ) -> int:
-                    on_hand, reserved = levels.get((sku, loc.location_id), [0, 0])
-                    return on_hand - reserved - taking.get((sku, loc.location_id), 0)
-
-                ranked = [
-                    (_rank(c, order.city, order.near, free(c)), c)
-                    for c in candidates[order.channel]
-                    if free(c) >= qty
-                ]
-                options = [c for _, c in sorted(ranked, key=lambda pair: pair[0])]
-                if not options:
-                    short = OutOfStock(
-                        sku, qty, max((free(c) for c in candidates[order.channel]), default=0)
-                    )
+                best: tuple[tuple[int, int, int, str], str] | None = None
+                most = 0
+                for c in candidates[order.channel]:
+                    key = (sku, c.location_id)
+                    held = levels.get(key)
+                    if held is None:
+                        continue
+                    free = held[0] - held[1] - taking.get(key, 0)
+                    most = max(most, free)
+                    if free >= qty:
+                        rank = _rank(c, order.city, order.near, free)
+                        if best is None or rank < best[0]:
+                            best = (rank, c.location_id)
+                if best is None:
+                    short = OutOfStock(sku, qty, most)
                     break
-                loc = options[0].location_id
+                loc = best[1]
                 taking[sku, loc] = taking.get((sku, loc), 0) + qty
                 plan.append({"line_no": line_no, "sku": sku, "location_id": loc, "qty": qty})
             if short is not None:
