@@ -81,7 +81,11 @@ def kpi_report(
     with_store = stores is not None and "store_id" in orders.columns
     dims = (*DIMENSIONS, "store_id") if with_store else DIMENSIONS
     facts = kpis.order_facts(orders, t_end, since, dims)
-    run = lambda expr: to_pandas(backend, expr).to_dict("records")  # noqa: E731
+
+    def run(expr: ir.Table) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = to_pandas(backend, expr).to_dict("records")
+        return rows
+
     total = run(kpis.totals(facts))[0]
     payload: dict[str, Any] = {
         "as_of": t_end.isoformat(),
