@@ -20,10 +20,7 @@ import argparse
 import multiprocessing
 import os
 import random
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +28,7 @@ import psycopg
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pgtemp import temporary_database
+from pgtemp import pgbench_tps, temporary_database
 from siyu.importer.service import ensure_group
 from siyu.inventory.reservations import Order, Reservation, reserve, reserve_many
 from siyu.inventory.stock import OutOfStock
@@ -163,30 +160,7 @@ def pgbench(url: str, clients: int, hot: bool, seconds: int) -> float:
         "AND sku = (CASE WHEN :id = 0 THEN 'HOT' ELSE 'S' || :id END) AND location_id = 'W1' "
         "AND on_hand >= reserved + 1;\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
-        fh.write(script)
-    out = subprocess.run(
-        [
-            "pgbench",
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-f",
-            fh.name,
-            _dsn(url),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(fh.name)
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return pgbench_tps(url, script, clients, seconds)
 
 
 def oversold(url: str, clients: int) -> tuple[int, int]:

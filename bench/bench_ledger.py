@@ -15,17 +15,14 @@ import argparse
 import multiprocessing
 import os
 import random
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pgtemp import temporary_database
+from pgtemp import pgbench_tps, temporary_database
 from siyu.importer.service import ensure_group
 from siyu.ledger import stored_value
 from siyu.ledger.batch import post_many
@@ -92,31 +89,7 @@ def pgbench_rate(url: str, clients: int, members: int, hot: bool, seconds: int) 
     script = (
         "\\set id 1\n" if hot else f"\\set id random(1, {members})\n"
     ) + "UPDATE raw_accounts SET balance = balance - 1 WHERE id = :id AND balance >= 1;\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
-        fh.write(script)
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    out = subprocess.run(
-        [
-            "pgbench",
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-f",
-            fh.name,
-            dsn,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(fh.name)
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return pgbench_tps(url, script, clients, seconds)
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from siyu.errors import SiyuError
 from siyu.i18n import t
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
+
     from siyu.analytics.engines import Engine
 
 app = typer.Typer(
@@ -620,23 +622,18 @@ def loyalty_settle_orders(
 ) -> None:
     """Orders earn points by the rules (once each); refunds claw them back."""
     from siyu.ledger.jobs import settle_orders
-    from siyu.store.engine import make_engine
     from siyu.store.migrate import upgrade
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with _errors():
-            upgrade(engine)
-            with _progress() as progress:
-                task = progress.add_task("orders and refunds", total=None)
-                report = settle_orders(
-                    engine,
-                    group or settings.group_id,
-                    lambda done, total: progress.update(task, completed=done, total=total),
-                )
-    finally:
-        engine.dispose()
+    with _store(settings) as engine, _errors():
+        upgrade(engine)
+        with _progress() as progress:
+            task = progress.add_task("orders and refunds", total=None)
+            report = settle_orders(
+                engine,
+                group or settings.group_id,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
     if as_json:
         _emit_json(vars(report))
     else:
@@ -652,15 +649,10 @@ def loyalty_expire_points(
 ) -> None:
     """Lots past their expiry become breakage (one posting per member)."""
     from siyu.ledger.points import expire_due
-    from siyu.store.engine import make_engine
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with _errors():
-            made = expire_due(engine, group or settings.group_id, _as_of_or_now(as_of))
-    finally:
-        engine.dispose()
+    with _store(settings) as engine, _errors():
+        made = expire_due(engine, group or settings.group_id, _as_of_or_now(as_of))
     _emit_json({"postings": made})
 
 
@@ -675,16 +667,24 @@ def loyalty_review_tiers(
     from collections import Counter
 
     from siyu.ledger.tiers import review
-    from siyu.store.engine import make_engine
 
     settings = _settings()
+    with _store(settings) as engine, _errors():
+        changes = review(engine, group or settings.group_id, _as_of_or_now(as_of))
+    _emit_json(dict(Counter(c.reason for c in changes)))
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[SqlEngine]:
+    """The operational store's engine for one command, disposed at the end (its pooled
+    connections closed, not left to the garbage collector)."""
+    from siyu.store.engine import make_engine
+
     engine = make_engine(settings.database_url)
     try:
-        with _errors():
-            changes = review(engine, group or settings.group_id, _as_of_or_now(as_of))
+        yield engine
     finally:
         engine.dispose()
-    _emit_json(dict(Counter(c.reason for c in changes)))
 
 
 def _as_of_or_now(value: str | None) -> datetime:
@@ -889,15 +889,10 @@ def inventory_sweep(
 ) -> None:
     """Expire open reservations past their TTL; their units go back on sale."""
     from siyu.inventory.reservations import sweep_expired
-    from siyu.store.engine import make_engine
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with _errors():
-            expired = sweep_expired(engine, group or settings.group_id)
-    finally:
-        engine.dispose()
+    with _store(settings) as engine, _errors():
+        expired = sweep_expired(engine, group or settings.group_id)
     _emit_json({"expired": expired})
 
 
@@ -916,7 +911,6 @@ def inventory_deliver(
     import urllib.request
 
     from siyu.inventory.outbox import Event, deliver
-    from siyu.store.engine import make_engine
 
     if to != "stdout" and not to.startswith(("http://", "https://")):
         _fail(SiyuError("--to: 'stdout' or an http(s) URL"))
@@ -942,12 +936,8 @@ def inventory_deliver(
             pass
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with _errors():
-            sent = deliver(engine, group or settings.group_id, send, limit)
-    finally:
-        engine.dispose()
+    with _store(settings) as engine, _errors():
+        sent = deliver(engine, group or settings.group_id, send, limit)
     if to != "stdout":
         _emit_json({"delivered": sent})
 

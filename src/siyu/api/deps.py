@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 
 from siyu.api.problems import Problem
@@ -22,6 +23,18 @@ from siyu.identity.ingest import IdentifierEncoder
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
 from siyu.store.reads import Reader, Reads, Sql
+
+# The header of every endpoint whose writes are keyed by the caller (ledger postings, stock
+# movements): required, and the key of what it writes, so a retry applies nothing again.
+RequiredIdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Required: a retry with the same key applies nothing again.",
+    ),
+]
 
 
 @dataclass

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from siyu.api.deps import Services, require, services
+from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
@@ -33,15 +33,7 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 Sku = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]*$")]
 LocationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]*$")]
 ReservationId = Annotated[int, Path(ge=1, le=MAX_ID)]
-IdemKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required: a retry with the same key applies nothing again.",
-    ),
-]
+IdemKey = RequiredIdempotencyKey
 
 
 @router.put("/inventory/{sku}/locations/{location_id}", response_model=StockOut)

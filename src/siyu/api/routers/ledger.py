@@ -12,11 +12,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from siyu.api.deps import Services, member_in_scope, require, services, survivor
+from siyu.api.deps import (
+    RequiredIdempotencyKey,
+    Services,
+    member_in_scope,
+    require,
+    services,
+    survivor,
+)
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
@@ -42,15 +49,7 @@ from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
-IdemKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required: the posting's key; a retry with it applies nothing again.",
-    ),
-]
+IdemKey = RequiredIdempotencyKey
 
 
 @router.get("/members/{member_id}/balances", response_model=BalancesOut)
