@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -21,6 +21,7 @@ from siyu.auth.principal import Principal, Role
 from siyu.errors import NotFoundError, SiyuError, ValidationError
 from siyu.privacy import Vault
 from siyu.store.reads import Reads, Sql
+from siyu.store.times import stored_now, stored_time
 
 PREFIX = "sy_"
 
@@ -35,10 +36,6 @@ class IssuedKey:
     secret: str
     principal: Principal
     expires_at: datetime | None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def create_key(
@@ -79,7 +76,7 @@ def create_key(
         "channel": channel,
         "member_id": member_id,
     }
-    now = _now()
+    now = stored_now()
     expires = now + timedelta(days=expires_in_days) if expires_in_days else None
     with engine.begin() as conn:
         key_id = conn.execute(
@@ -133,9 +130,13 @@ def _check_shape(presented: str) -> None:
 
 def _principal(row: Any) -> Principal:
     expires = row.expires_at if row is not None else None
-    if isinstance(expires, str):  # raw SQL on SQLite answers times as text
-        expires = datetime.fromisoformat(expires)
-    if row is None or row.revoked_at is not None or (expires is not None and expires <= _now()):
+    if expires is not None:
+        expires = stored_time(expires)
+    if (
+        row is None
+        or row.revoked_at is not None
+        or (expires is not None and expires <= stored_now())
+    ):
         raise AuthenticationError("invalid or expired API key")
     scope = json.loads(row.scope)
     return Principal(
@@ -213,7 +214,7 @@ def revoke_key(engine: Engine, group_id: str, key_id: int) -> None:
                 api_keys.c.key_id == key_id,
                 api_keys.c.revoked_at.is_(None),
             )
-            .values(revoked_at=_now())
+            .values(revoked_at=stored_now())
         ).rowcount
     if not done:
         raise NotFoundError(f"key_id: no active key {key_id} in brand group {group_id}")

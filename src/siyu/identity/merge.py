@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.errors import NotFoundError, SiyuError
 from siyu.identity.models import merges
+from siyu.store.times import stored_now
 
 
 class MergeError(SiyuError):
@@ -30,8 +30,7 @@ class UnmergeResult:
     links_blocked: int
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+now_utc = stored_now  # kept: identity's modules import it from here
 
 
 def merge_members(

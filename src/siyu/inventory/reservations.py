@@ -20,6 +20,7 @@ from sqlalchemy.exc import NoResultFound
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.inventory.stock import OutOfStock, announce, channels_of, move, now_utc
+from siyu.store.times import stored_time
 
 DEFAULT_TTL = timedelta(minutes=15)
 MAX_LINES = 100
@@ -140,7 +141,7 @@ def get(conn: Connection, group_id: str, reservation_id: int) -> Reservation:
         row.order_id,
         row.channel,
         row.status,
-        _time(row.expires_at),
+        stored_time(row.expires_at),
         [dict(r._mapping) for r in lines],
     )
 
@@ -167,7 +168,7 @@ def _close(
             if to == "expired":
                 return current  # closed meanwhile: nothing to expire
             raise ReservationClosed(f"reservation_id: reservation {reservation_id} is {row.status}")
-        if to == "confirmed" and _time(row.expires_at) <= now:
+        if to == "confirmed" and stored_time(row.expires_at) <= now:
             to = "expired"  # paid too late: the units go back, and the caller is told
         kind = {"confirmed": "sale", "released": "release", "expired": "expire"}[to]
         for line in current.lines:
@@ -293,10 +294,6 @@ def check_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
             raise ValidationError(f"lines[{i}].qty", "an integer from 1 to 10000")
         wanted[sku] = wanted.get(sku, 0) + qty
     return wanted
-
-
-def _time(value: datetime | str) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
+from siyu.store.times import stored_now
 
 MAX_UNITS = 10**9
 
@@ -43,8 +44,7 @@ class Level:
         return self.on_hand - self.reserved
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+now_utc = stored_now  # inventory's callers and tests import it from here
 
 
 def move(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, text
@@ -39,6 +39,7 @@ from siyu.ledger.posting import (
     _replay,
     system_accounts,
 )
+from siyu.store.times import stored_now
 
 Outcome = Result | ConflictError
 
@@ -54,7 +55,7 @@ def post_many(engine: Engine, items: Sequence[Item]) -> list[Outcome]:
             raise ValidationError("group_id", "one brand group per batch")
         if not request.idempotency_key or len(request.idempotency_key) > 200:
             raise ValidationError("Idempotency-Key", "required, at most 200 characters")
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = stored_now()
     system = system_accounts(engine, group_id)
     outcomes: list[Outcome | None] = [None] * len(items)
     with engine.begin() as conn:

@@ -14,7 +14,6 @@ is taken from stored value, and whatever that cannot cover becomes debt.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -25,6 +24,7 @@ from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.points import add_points, default_expiry, spendable, take_points
 from siyu.ledger.posting import Plan, Request, Result, post
 from siyu.ledger.stored_value import split
+from siyu.store.times import stored_time
 
 
 def earn_for_order(
@@ -54,7 +54,7 @@ def _earn(engine: Engine, group_id: str, order_id: str, key_id: int | None) -> R
             {"g": group_id, "o": order_id},
         ).all()
         tier = tiers.current_tier(conn, group_id, int(order.member_id), tier_rules, order.brand_id)
-    ordered_at = _time(order.ordered_at)
+    ordered_at = stored_time(order.ordered_at)
     paid = int(order.paid_fen)
     gross = sum(int(r.amount_fen) for r in lines)
     priced: list[tuple[int, int, str | None]] = []  # (line_no, paid share, category)
@@ -186,7 +186,3 @@ def _order(conn: Connection, group_id: str, order_id: str) -> Any:
     if order.member_id is None:
         raise ConflictError(f"order_id: order {order_id!r} has no member yet (run OneID)")
     return order
-
-
-def _time(value: datetime | str) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -25,13 +25,14 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from siyu.errors import ConflictError, ValidationError
 from siyu.ledger.models import ASSETS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
+from siyu.store.times import stored_now, stored_time
 
 MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
 
@@ -144,7 +145,7 @@ def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Resu
     """Apply a posting exactly once (see the module docstring)."""
     if not request.idempotency_key or len(request.idempotency_key) > 200:
         raise ValidationError("Idempotency-Key", "required, at most 200 characters")
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = stored_now()
     system = system_accounts(engine, request.group_id)
     with engine.begin() as conn:
         posting_id = _claim(conn, request, now)
@@ -201,9 +202,7 @@ def _replay(conn: Connection, request: Request) -> Result:
         )
     detail = json.loads(first.detail or "{}")
     balances = detail.pop("balances", {})
-    created = first.created_at
-    if isinstance(created, str):  # raw SQL on SQLite answers times as text
-        created = datetime.fromisoformat(created)
+    created = stored_time(first.created_at)
     return Result(
         int(first.posting_id),
         first.kind,
@@ -312,7 +311,7 @@ def _read_accounts(
     found = read()
     if all(len(assets) == len(ASSETS) for assets in found.values()):
         return found
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = stored_now()
     conn.execute(
         text("""INSERT INTO ledger_accounts
                   (group_id, owner, member_id, asset, balance, allow_negative, created_at)
@@ -339,7 +338,7 @@ def system_accounts(engine: Engine, group_id: str) -> dict[tuple[str, str], int]
     known = _SYSTEM_CACHE.get(cache_key)
     if known is not None:
         return known
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = stored_now()
     with engine.begin() as conn:
         _create_system_accounts(conn, group_id, now)
         rows = conn.execute(

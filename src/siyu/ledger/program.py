@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine, text
 
 from siyu.ledger.models import loyalty_programs
+from siyu.store.times import stored_now
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
 
@@ -213,7 +214,7 @@ def save(engine: Engine, group_id: str, doc: EarnRules | TierRules, key_id: int 
                 version=int(version),
                 body=json.dumps(doc.model_dump(mode="json"), ensure_ascii=False),
                 key_id=key_id,
-                created_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+                created_at=stored_now(),
             )
         )
     return int(version)

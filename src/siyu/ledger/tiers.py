@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 from siyu.ledger.program import TierRules, tier_rules
+from siyu.store.times import stored_now, stored_time
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,12 @@ def evaluate(
     engine: Engine, group_id: str, member_ids: list[int], now: datetime | None = None
 ) -> list[TierChange]:
     """Upgrade at once the listed members who now qualify for a higher tier."""
-    return _run(engine, group_id, member_ids, now or _now(), downgrades=False)
+    return _run(engine, group_id, member_ids, now or stored_now(), downgrades=False)
 
 
 def review(engine: Engine, group_id: str, now: datetime | None = None) -> list[TierChange]:
     """The periodic review of every member: upgrades, grace periods, downgrades."""
-    return _run(engine, group_id, None, now or _now(), downgrades=True)
+    return _run(engine, group_id, None, now or stored_now(), downgrades=True)
 
 
 def _run(
@@ -145,7 +146,7 @@ def _run(
                     changes.append(
                         _record(conn, group_id, key, code, code or "", "grace", m, now, None)
                     )
-                elif _time(grace_until) <= now:
+                elif stored_time(grace_until) <= now:
                     changes.append(
                         _set(conn, group_id, key, code, rules, want, "downgrade", m, now)
                     )
@@ -243,11 +244,3 @@ def _ids(member_ids: list[int]) -> str:
 
 def _quote(value: str) -> str:
     return value.replace("'", "''")
-
-
-def _time(value: datetime | str) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -7,7 +7,7 @@ reserves nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -28,6 +28,7 @@ from siyu.auth.principal import Principal, Role
 from siyu.inventory import reservations
 from siyu.inventory.stock import atp, set_stock
 from siyu.store.reads import Sql
+from siyu.store.times import as_utc
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
 Sku = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]*$")]
@@ -203,11 +204,7 @@ def _out(made: reservations.Reservation) -> dict[str, Any]:
         "order_id": made.order_id,
         "channel": made.channel,
         "status": made.status,
-        "expires_at": (
-            expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
-        )
-        .replace(tzinfo=UTC)
-        .isoformat(),
+        "expires_at": as_utc(expires).isoformat(),
         "lines": made.lines,
     }
 

@@ -46,6 +46,7 @@ from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.orders import earn_for_order
 from siyu.ledger.posting import Request, Result
 from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT
+from siyu.store.times import as_utc
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -72,7 +73,7 @@ async def balances(
         "stored_value_principal_fen": principal,
         "stored_value_bonus_fen": bonus,
         "points_expiring": [
-            {"expires_at": _utc(r.expires_at), "points": int(r.points)} for r in lots
+            {"expires_at": as_utc(r.expires_at), "points": int(r.points)} for r in lots
         ],
     }
 
@@ -100,7 +101,7 @@ async def statement(
             "asset": r.asset,
             "amount": r.amount,
             "balance_after": r.balance_after,
-            "created_at": _utc(r.created_at),
+            "created_at": as_utc(r.created_at),
             "reference": r.reference,
             "store_id": r.store_id,
             "channel": r.channel,
@@ -336,9 +337,3 @@ def _naive(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # raw SQL on SQLite answers times as text
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -23,6 +23,7 @@ from siyu.ledger.merges import settle_merges
 from siyu.ledger.models import ASSETS
 from siyu.ledger.queries import BALANCES, TIERS
 from siyu.store.reads import Sql
+from siyu.store.times import as_utc
 
 router = APIRouter(prefix="/v1", tags=["members"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -64,8 +65,8 @@ async def profile(
             {
                 "scope": r.scope_key,
                 "tier": r.tier_code,
-                "since": _utc(r.since),
-                "grace_until": None if r.grace_until is None else _utc(r.grace_until),
+                "since": as_utc(r.since),
+                "grace_until": None if r.grace_until is None else as_utc(r.grace_until),
             }
             for r in await reader.all(TIERS, params)
         ]
@@ -263,8 +264,8 @@ def _render(svc: Services, who: Principal, rows: list[Any]) -> dict[str, Any]:
                 "masked": masked,
                 "verified": bool(r.i_verified),
                 "channel": r.i_channel,
-                "first_seen": _utc(r.i_first),
-                "last_seen": _utc(r.i_last),
+                "first_seen": as_utc(r.i_first),
+                "last_seen": as_utc(r.i_last),
             }
         )
     m = rows[0]
@@ -276,7 +277,7 @@ def _render(svc: Services, who: Principal, rows: list[Any]) -> dict[str, Any]:
     return {
         "member_id": m.member_id,
         "status": m.status,
-        "registered_at": _utc(m.registered_at),
+        "registered_at": as_utc(m.registered_at),
         "name": name,
         "gender": m.gender,
         # Raw SQL on SQLite returns dates as text; PostgreSQL returns date objects.
@@ -285,11 +286,3 @@ def _render(svc: Services, who: Principal, rows: list[Any]) -> dict[str, Any]:
         "home_store_id": m.home_store_id,
         "identities": identities,
     }
-
-
-def _utc(value: datetime | str) -> datetime:
-    """Stored times are UTC without a zone; answer them as RFC 3339 with Z. (Raw SQL on
-    SQLite returns them as text, hence the parse.)"""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
