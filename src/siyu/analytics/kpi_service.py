@@ -63,9 +63,11 @@ def kpi_report(
     max_months: int = 12,
     top_guides: int = 10,
     stores: ir.Table | None = None,
+    distinct: bool = False,
 ) -> dict[str, Any]:
     """The KPIs of docs/analytics.md from analytics orders (and events, identities, members
-    and store cities when given) as one JSON-ready dict."""
+    and store cities when given) as one JSON-ready dict. `distinct`: the orders are already
+    one row per order (`orders.per_order`), as a full recompute materialises them once."""
     if max_months < 0:
         raise ValidationError("max_months", f"must be >= 0, got {max_months}")
     if top_guides < 0:
@@ -80,7 +82,16 @@ def kpi_report(
         raise ValidationError("since", f"must be before the end of the data ({t_end}), got {since}")
     with_store = stores is not None and "store_id" in orders.columns
     dims = (*DIMENSIONS, "store_id") if with_store else DIMENSIONS
-    facts = kpis.order_facts(orders, t_end, since, dims)
+    # Every order KPI reads the window's orders, one row per order, and cohorts, repurchase
+    # and cross-brand read them per member and month: both are materialised once (a temp
+    # table on DuckDB, a cached DataFrame on Spark) instead of recomputed by each query.
+    # Not released explicitly: Ibis shares one cache entry between equal expressions, so a
+    # release here would drop a caller's cached copy of the same orders; the temp tables
+    # go when these expressions are garbage.
+    facts = kpis.order_facts(orders, t_end, since, dims, distinct)
+    if not distinct:  # a distinct table is already materialised: this is a filter
+        facts = facts.cache()
+    months = kpis.member_months(facts).cache()
 
     def run(expr: ir.Table) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = to_pandas(backend, expr).to_dict("records")
@@ -92,7 +103,7 @@ def kpi_report(
         "since": None if since is None else since.isoformat(),
         "engine": engine_name(backend),
         "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
-        "cohorts": _cohorts(run(kpis.cohort_retention(facts, max_months)), t_end, max_months),
+        "cohorts": _cohorts(run(kpis.cohort_retention(months, max_months)), t_end, max_months),
         "repurchase": [
             {
                 "month": _month(r["month"]),
@@ -102,13 +113,13 @@ def kpi_report(
                 "returning_buyers": int(r["returning_buyers"]),
                 "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
             }
-            for r in run(kpis.monthly_repurchase(facts))
+            for r in run(kpis.monthly_repurchase(months))
         ],
         "cross_brand": {
-            "overall": _cross(run(kpis.cross_brand(facts, by_month=False))[0]),
+            "overall": _cross(run(kpis.cross_brand(facts))[0]),
             "months": [
                 {"month": _month(r["month"]), **_cross(r)}
-                for r in run(kpis.cross_brand(facts, by_month=True))
+                for r in run(kpis.cross_brand_months(months))
             ],
         },
         "channels": [
@@ -133,7 +144,12 @@ def kpi_report(
         e = run(kpis.non_member_enrollment(facts, identities, t_end))[0]
         counts = {
             k: int(e[k] or 0)
-            for k in ("till_orders", "non_member_orders", "non_member_buyers", "enrolled_buyers")
+            for k in (
+                "till_orders",
+                "non_member_orders",
+                "non_member_buyers",
+                "enrolled_buyers",
+            )
         }
         payload["enrollment"] = {
             **counts,
@@ -141,11 +157,21 @@ def kpi_report(
             "enrollment_rate": _rate(counts["enrolled_buyers"], counts["non_member_buyers"]),
         }
     if stores is not None and with_store:
-        history = kpis.order_facts(orders, t_end, None, ("store_id",))
+        # a member's home city is decided by orders before the window too
+        history = (
+            facts
+            if since is None
+            else kpis.order_facts(orders, t_end, None, ("store_id",), distinct)
+        )
         c = run(kpis.same_city(facts, history, stores))[0]
         city = {
             k: int(c[k] or 0)
-            for k in ("store_orders", "store_sales_fen", "same_city_orders", "same_city_sales_fen")
+            for k in (
+                "store_orders",
+                "store_sales_fen",
+                "same_city_orders",
+                "same_city_sales_fen",
+            )
         }
         payload["same_city"] = {
             **city,

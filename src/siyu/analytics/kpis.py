@@ -17,6 +17,8 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
+from siyu.analytics.orders import per_order
+
 FUNNEL = ("view", "add_to_cart", "order", "pay")
 TILL_CHANNELS = ("pos",)  # the channels whose orders are rung up at a till
 
@@ -49,80 +51,94 @@ def order_facts(
     t_end: datetime | ir.TimestampScalar | None = None,
     since: datetime | None = None,
     dims: Sequence[str] = ("brand_id", "channel", "guide_id"),
+    distinct: bool = False,
 ) -> ir.Table:
     """One row per order in the window: member_id, order_id, ordered_at, amount_fen, the
-    dimensions (of the order's earliest row) and its month index."""
+    dimensions (of the order's earliest row) and its month index. `distinct`: the orders
+    are already one row per order (`orders.per_order`)."""
     kept = _window(orders, "ordered_at", t_end, since)
-    per = kept.group_by(["member_id", "order_id"]).aggregate(
-        ordered_at=kept.ordered_at.min(),
-        amount_fen=kept.amount_fen.sum().cast("int64"),
-        **{d: kept[d].min() for d in dims},
+    per = per_order(kept, distinct, amount_fen="sum", **dict.fromkeys(dims, "min"))
+    return per.mutate(month=month_index(per.ordered_at), amount_fen=per.amount_fen.cast("int64"))
+
+
+def member_months(facts: ir.Table) -> ir.Table:
+    """Per member and month with an order in the window: orders, distinct brands, and the
+    member's first such month. Cohorts, repurchase and cross-brand by month all read this,
+    so it is worth materialising once (`kpi_service` caches it)."""
+    per = facts.group_by(["member_id", "month"]).aggregate(
+        orders=facts.count().cast("int64"), cross_brand=_several(facts.brand_id)
     )
-    return per.mutate(month=month_index(per.ordered_at))
+    first = per.group_by("member_id").aggregate(first_month=per.month.min())
+    return per.join(first, "member_id")
 
 
-def cohort_retention(facts: ir.Table, max_months: int = 12) -> ir.Table:
+def cohort_retention(months: ir.Table, max_months: int = 12) -> ir.Table:
     """Per cohort (month of the member's first order in the window) and months since it
-    (0 .. max_months): the cohort's size and how many of its members ordered that month."""
-    first = facts.group_by("member_id").aggregate(cohort=facts.month.min())
-    active = facts.select("member_id", "month").distinct().join(first, "member_id")
-    active = active.mutate(months_since=(active.month - active.cohort).cast("int64"))
+    (0 .. max_months): the cohort's size and how many of its members ordered that month.
+    `months` is `member_months(facts)`."""
+    active = months.mutate(months_since=(months.month - months.first_month).cast("int64"))
     active = active.filter(active.months_since <= max_months)
-    counted = active.group_by(["cohort", "months_since"]).aggregate(
+    counted = active.group_by([active.first_month.name("cohort"), "months_since"]).aggregate(
         active=active.count().cast("int64")
     )
-    sizes = first.group_by("cohort").aggregate(members=first.count().cast("int64"))
-    return (
-        counted.join(sizes, "cohort")
-        .select("cohort", "months_since", "members", "active")
-        .order_by(["cohort", "months_since"])
+    # every member is active in its own first month: month 0 is the cohort's size
+    sizes = counted.filter(counted.months_since == 0).select(
+        size_cohort=counted.cohort, members=counted.active
+    )
+    joined = counted.join(sizes, counted.cohort == sizes.size_cohort)
+    return joined.select("cohort", "months_since", "members", "active").order_by(
+        ["cohort", "months_since"]
     )
 
 
-def monthly_repurchase(facts: ir.Table) -> ir.Table:
+def monthly_repurchase(months: ir.Table) -> ir.Table:
     """Per month: buyers (members with an order that month), repeat_buyers (two or more
     orders that month) and returning_buyers (an order that month and one in an earlier
-    month of the window)."""
-    per = facts.group_by(["member_id", "month"]).aggregate(n=facts.count())
-    first = facts.group_by("member_id").aggregate(first_month=facts.month.min())
-    j = per.join(first, "member_id")
+    month of the window). `months` is `member_months(facts)`."""
     return (
-        j.group_by("month")
+        months.group_by("month")
         .aggregate(
-            buyers=j.count().cast("int64"),
-            repeat_buyers=(j.n >= 2).cast("int64").sum().cast("int64"),
-            returning_buyers=(j.month > j.first_month).cast("int64").sum().cast("int64"),
+            buyers=months.count().cast("int64"),
+            repeat_buyers=(months.orders >= 2).cast("int64").sum().cast("int64"),
+            returning_buyers=(months.month > months.first_month).cast("int64").sum().cast("int64"),
         )
         .order_by("month")
     )
 
 
-def cross_brand(facts: ir.Table, by_month: bool = True) -> ir.Table:
-    """Buyers and cross-brand buyers (orders from two or more brands), per month or over
-    the whole window."""
-    keys = ["member_id", "month"] if by_month else ["member_id"]
-    per = facts.group_by(keys).aggregate(brands=facts.brand_id.nunique())
-    groups = ["month"] if by_month else []
-    agg = per.group_by(groups) if groups else per
-    out = agg.aggregate(
-        buyers=per.count().cast("int64"),
-        cross_brand_buyers=(per.brands >= 2).cast("int64").sum().cast("int64"),
+def cross_brand_months(months: ir.Table) -> ir.Table:
+    """Per month: buyers and cross-brand buyers (orders from two or more brands that
+    month). `months` is `member_months(facts)`."""
+    return (
+        months.group_by("month")
+        .aggregate(
+            buyers=months.count().cast("int64"),
+            cross_brand_buyers=months.cross_brand.cast("int64").sum().cast("int64"),
+        )
+        .order_by("month")
     )
-    return out.order_by("month") if by_month else out
+
+
+def cross_brand(facts: ir.Table) -> ir.Table:
+    """One row over the whole window: buyers and cross-brand buyers (orders from two or
+    more brands)."""
+    per = facts.group_by("member_id").aggregate(cross_brand=_several(facts.brand_id))
+    return per.aggregate(
+        buyers=per.count().cast("int64"),
+        cross_brand_buyers=per.cross_brand.cast("int64").sum().cast("int64"),
+    )
+
+
+def _several(column: ir.Column) -> ir.BooleanValue:
+    """Two or more distinct values in the group: exactly `nunique() >= 2`, without the
+    cost of a distinct count per group."""
+    return column.min() != column.max()
 
 
 def channel_share(facts: ir.Table) -> ir.Table:
     """Per channel: orders, sales (fen paid) and members who ordered there. A member who
     buys in two channels counts in both, so member shares add up to more than 1."""
-    return (
-        facts.group_by("channel")
-        .aggregate(
-            orders=facts.count().cast("int64"),
-            sales_fen=facts.amount_fen.sum().cast("int64"),
-            members=facts.member_id.nunique().cast("int64"),
-        )
-        .order_by("channel")
-    )
+    return _by_member(facts, "channel").order_by("channel")
 
 
 def totals(facts: ir.Table) -> ir.Table:
@@ -147,11 +163,11 @@ def funnel(
     kept = _window(events, "occurred_at", t_end, since)
     kept = kept.filter(kept.member_id.notnull() & kept.type.isin(list(steps)))
     kept = kept.filter(kept[by].notnull())
+    # events per (key, step, member) first: distinct members are then a plain count
+    per = kept.group_by([by, "type", "member_id"]).aggregate(n=kept.count())
     return (
-        kept.group_by([by, "type"])
-        .aggregate(
-            events=kept.count().cast("int64"), members=kept.member_id.nunique().cast("int64")
-        )
+        per.group_by([by, "type"])
+        .aggregate(events=per.n.sum().cast("int64"), members=per.count().cast("int64"))
         .order_by([by, "type"])
     )
 
@@ -198,10 +214,15 @@ def same_city(facts: ir.Table, history: ir.Table, stores: ir.Table) -> ir.Table:
     by (ordered_at, order_id)); members who never bought in a store have none."""
     cities = stores.select(sc_store=stores.store_id, sc_city=stores.city)
     served = history.join(cities, history.store_id == cities.sc_store)
-    first = ibis.window(group_by=served.member_id, order_by=[served.ordered_at, served.order_id])
-    ranked = served.mutate(rn=ibis.row_number().over(first))
-    home = ranked.filter(ranked.rn == 0).select(
-        hc_member=ranked.member_id, home_city=ranked.sc_city
+    # The first store order by (ordered_at, order_id), as two hash aggregations: the first
+    # time, then the least order id at that time (a window sorting every member's orders
+    # costs three times as much).
+    first = served.group_by("member_id").aggregate(first_at=served.ordered_at.min())
+    at_first = served.join(
+        first, (served.member_id == first.member_id) & (served.ordered_at == first.first_at)
+    )
+    home = at_first.group_by(hc_member=at_first.member_id).aggregate(
+        home_city=at_first.sc_city.argmin(at_first.order_id)
     )
     window = facts.join(cities, facts.store_id == cities.sc_store)
     j = window.join(home, window.member_id == home.hc_member)
@@ -232,14 +253,20 @@ def guide_sales(facts: ir.Table) -> ir.Table:
 def guide_ranking(facts: ir.Table) -> ir.Table:
     """Per guide: orders, sales and members served in the window, best sellers first."""
     guided = facts.filter(facts.guide_id.notnull())
-    return (
-        guided.group_by("guide_id")
-        .aggregate(
-            orders=guided.count().cast("int64"),
-            sales_fen=guided.amount_fen.sum().cast("int64"),
-            members=guided.member_id.nunique().cast("int64"),
-        )
-        .order_by([ibis.desc("sales_fen"), "guide_id"])
+    return _by_member(guided, "guide_id").order_by([ibis.desc("sales_fen"), "guide_id"])
+
+
+def _by_member(facts: ir.Table, key: str) -> ir.Table:
+    """Per `key`: orders, sales_fen and distinct members, counted per (key, member) first:
+    two hash aggregations, where a distinct count per group costs several times more on
+    DuckDB (docs/benchmarks.md)."""
+    per = facts.group_by([key, "member_id"]).aggregate(
+        orders=facts.count(), sales_fen=facts.amount_fen.sum()
+    )
+    return per.group_by(key).aggregate(
+        orders=per.orders.sum().cast("int64"),
+        sales_fen=per.sales_fen.sum().cast("int64"),
+        members=per.count().cast("int64"),
     )
 
 

@@ -38,6 +38,23 @@ def data_end(
     return t_end
 
 
+def per_order(orders: ir.Table, distinct: bool = False, **columns: str) -> ir.Table:
+    """One row per (member_id, order_id) at the time of its earliest row, with `columns`
+    aggregated as named ("min" or "sum"): an order file of lines has several rows per order.
+    `distinct=True` says the table already is one row per order (the warehouse's orders,
+    `kpis.order_facts`), so nothing is aggregated: at 100M orders that aggregation is the
+    most expensive step of every analysis, and a full recompute does it once."""
+    for name, how in columns.items():
+        if how not in ("min", "sum"):
+            raise ValueError(f"{name}: aggregate with 'min' or 'sum', not {how!r}")
+    if distinct:
+        return orders.select("member_id", "order_id", "ordered_at", *columns)
+    return orders.group_by(["member_id", "order_id"]).aggregate(
+        ordered_at=orders.ordered_at.min(),
+        **{name: getattr(orders[name], how)() for name, how in columns.items()},
+    )
+
+
 def parse_as_of(text: str) -> datetime:
     """An as-of time from ISO-8601 text: a date means the end of that day (its orders
     count); a time with an offset is converted to naive UTC like the data."""

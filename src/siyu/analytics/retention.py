@@ -24,7 +24,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from siyu.analytics.orders import data_end
+from siyu.analytics.orders import data_end, per_order
 from siyu.errors import ValidationError
 
 COHORT_MONTH = "cohort_month"  # a derived breakdown: the month of the member's first order
@@ -66,20 +66,18 @@ def check_parameters(window_days: int, max_k: int) -> None:
         raise ValidationError("max_k", f"must be >= 1, got {max_k}")
 
 
-def order_sequence(orders: ir.Table, by: Sequence[str] = ()) -> ir.Table:
+def order_sequence(orders: ir.Table, by: Sequence[str] = (), distinct: bool = False) -> ir.Table:
     """Each member's distinct orders numbered k = 1, 2, ... by (ordered_at, order_id), with
     the next order's time (`next_at`, null for the last) and the breakdown columns taken
     from the member's first order."""
     dims = [d for d in by if d != COHORT_MONTH]
     _check_dims(orders, dims)
     # repeated rows of one order collapse to one purchase at its earliest time
-    distinct = orders.group_by(["member_id", "order_id"]).aggregate(
-        ordered_at=orders.ordered_at.min(), **{d: orders[d].min() for d in dims}
-    )
+    once = per_order(orders, distinct, **dict.fromkeys(dims, "min"))
     w = ibis.window(group_by="member_id", order_by=["ordered_at", "order_id"])
-    seq = distinct.mutate(
+    seq = once.mutate(
         k=(ibis.row_number().over(w) + 1).cast("int64"),
-        next_at=distinct.ordered_at.lead().over(w),
+        next_at=once.ordered_at.lead().over(w),
     )
     if not by:
         return seq.select("member_id", "order_id", "k", "ordered_at", "next_at")
@@ -100,13 +98,15 @@ def retention_counts(
     max_k: int = 10,
     t_end: datetime | ir.TimestampScalar | None = None,
     by: Sequence[str] = (),
+    distinct: bool = False,
 ) -> ir.Table:
     """Per k (and group): members with >= k orders, eligible and retained, as an Ibis
-    expression. `t_end` defaults to the latest `ordered_at`; orders after it are ignored."""
+    expression. `t_end` defaults to the latest `ordered_at`; orders after it are ignored.
+    `distinct`: the orders are already one row per order (`orders.per_order`)."""
     check_parameters(window_days, max_k)
     end = data_end(orders, t_end)
     known = orders.filter(orders.ordered_at <= end)
-    seq = order_sequence(known, by)
+    seq = order_sequence(known, by, distinct)
     seq = seq.filter(seq.k <= max_k)
     reached = seq.ordered_at + ibis.interval(days=window_days)
     seq = seq.mutate(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 
-from siyu.analytics.orders import DAY_SECONDS, data_end, epoch_seconds
+from siyu.analytics.orders import DAY_SECONDS, data_end, epoch_seconds, per_order
 from siyu.errors import ValidationError
 
 Layering = Literal["quantile", "threshold"]
@@ -91,19 +91,22 @@ class RFMConfig:
         return [*names, *([self.fallback] if self.fallback not in names else [])]
 
 
-def rfm_values(orders: ir.Table, t_end: datetime | ir.TimestampScalar | None = None) -> ir.Table:
+def rfm_values(
+    orders: ir.Table,
+    t_end: datetime | ir.TimestampScalar | None = None,
+    distinct: bool = False,
+) -> ir.Table:
     """Per member: recency_days, frequency and monetary_fen as of `t_end` (default: the
     latest order; later orders are ignored). Rows of one order id count as one order whose
-    amount is their sum (order lines)."""
+    amount is their sum (order lines); `distinct`: the orders are already one row per
+    order (`orders.per_order`)."""
     end = data_end(orders, t_end)
     known = orders.filter(orders.ordered_at <= end)
-    per_order = known.group_by(["member_id", "order_id"]).aggregate(
-        ordered_at=known.ordered_at.min(), amount_fen=known.amount_fen.sum()
-    )
-    members = per_order.group_by("member_id").aggregate(
-        last_at=per_order.ordered_at.max(),
-        frequency=per_order.count(),
-        monetary_fen=per_order.amount_fen.sum().cast("int64"),
+    once = per_order(known, distinct, amount_fen="sum")
+    members = once.group_by("member_id").aggregate(
+        last_at=once.ordered_at.max(),
+        frequency=once.count(),
+        monetary_fen=once.amount_fen.sum().cast("int64"),
     )
     gap = epoch_seconds(end) - epoch_seconds(members.last_at)
     return members.select(

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from siyu.analytics.orders import DAY_SECONDS, data_end, epoch_seconds
+from siyu.analytics.orders import DAY_SECONDS, data_end, epoch_seconds, per_order
 from siyu.errors import ValidationError
 
 PROSPECT, LOYAL, AT_RISK, LAPSED = "prospect", "loyal", "at_risk", "lapsed"
@@ -98,27 +98,21 @@ def member_stages(
     config: StageConfig | None = None,
     t_end: datetime | ir.TimestampScalar | None = None,
     members: ir.Table | None = None,
+    distinct: bool = False,
 ) -> ir.Table:
     """Per member: orders, last_order_at, recency_days and stage as of `t_end` (default:
     the latest order). `members` (a table with `member_id`) adds those who never ordered,
-    as prospects; without it, the members are the buyers."""
+    as prospects; without it, the members are the buyers. `distinct`: the orders are
+    already one row per order (`orders.per_order`)."""
     config = config or StageConfig()
     end = data_end(orders, t_end)
-    known = orders.filter(orders.ordered_at <= end)
-    per_order = known.group_by(["member_id", "order_id"]).aggregate(
-        ordered_at=known.ordered_at.min()
-    )
-    buyers = per_order.group_by("member_id").aggregate(
-        orders=per_order.count().cast("int64"), last_order_at=per_order.ordered_at.max()
+    once = per_order(orders.filter(orders.ordered_at <= end), distinct)
+    buyers = once.group_by("member_id").aggregate(
+        orders=once.count().cast("int64"), last_order_at=once.ordered_at.max()
     )
     if members is not None:
-        everyone = members.select("member_id").union(buyers.select("member_id")).distinct()
-        joined = everyone.left_join(buyers, "member_id")
-        buyers = joined.select(
-            member_id=joined.member_id,
-            orders=joined.orders.fill_null(0).cast("int64"),
-            last_order_at=joined.last_order_at,
-        )
+        buyers = _with_prospects(buyers, members)
+        buyers = buyers.mutate(orders=buyers.orders.fill_null(0).cast("int64"))
     recency = ((epoch_seconds(end) - epoch_seconds(buyers.last_order_at)) // DAY_SECONDS).cast(
         "int64"
     )
@@ -132,39 +126,25 @@ def stages_at(
     times: Sequence[datetime],
     config: StageConfig | None = None,
     members: ir.Table | None = None,
+    distinct: bool = False,
 ) -> ir.Table:
     """`member_stages` at each of `times` at once: (as_of, member_id, orders,
     last_order_at, recency_days, stage). Members are the same at every time (the buyers up
     to the last time, plus `members`), so a member not yet buying is a prospect."""
-    config = config or StageConfig()
-    if not times:
-        raise ValidationError("times", "needs at least one time")
-    points = ibis.memtable({"as_of": sorted(times)}, schema={"as_of": "timestamp(6)"})
-    last = max(times)
-    known = orders.filter(orders.ordered_at <= last)
-    per_order = known.group_by(["member_id", "order_id"]).aggregate(
-        ordered_at=known.ordered_at.min()
+    wide, ordered = _stages_wide(orders, knee, times, config, members, distinct)
+    return ibis.union(
+        *(
+            wide.select(
+                as_of=ibis.timestamp(at).cast("timestamp(6)"),
+                member_id=wide.member_id,
+                orders=wide[f"orders_{i}"],
+                last_order_at=wide[f"last_{i}"],
+                recency_days=wide[f"recency_{i}"],
+                stage=wide[f"stage_{i}"],
+            )
+            for i, at in enumerate(ordered)
+        )
     )
-    everyone = per_order.select("member_id")
-    if members is not None:
-        everyone = everyone.union(members.select("member_id"))
-    grid = everyone.distinct().cross_join(points)
-    pairs = per_order.join(points, per_order.ordered_at <= points.as_of)
-    counted = pairs.group_by(["as_of", "member_id"]).aggregate(
-        n=pairs.count().cast("int64"), last_at=pairs.ordered_at.max()
-    )
-    joined = grid.left_join(
-        counted, (grid.as_of == counted.as_of) & (grid.member_id == counted.member_id)
-    )
-    rows = joined.select(
-        as_of=joined.as_of,
-        member_id=joined.member_id,
-        orders=joined.n.fill_null(0).cast("int64"),
-        last_order_at=joined.last_at,
-    )
-    recency = (epoch_seconds(rows.as_of) - epoch_seconds(rows.last_order_at)) // DAY_SECONDS
-    rows = rows.mutate(recency_days=recency.cast("int64"))
-    return rows.mutate(stage=stage_of(rows.orders, rows.recency_days, knee, config))
 
 
 def stage_transitions(
@@ -173,20 +153,71 @@ def stage_transitions(
     times: Sequence[datetime],
     config: StageConfig | None = None,
     members: ir.Table | None = None,
+    distinct: bool = False,
 ) -> ir.Table:
     """Members moving from each stage at times[i-1] to each stage at times[i]:
     (as_of = times[i], from_stage, to_stage, members), one matrix per consecutive pair."""
     if len(times) < 2:
         raise ValidationError("times", "needs at least two times to move between")
-    at = stages_at(orders, knee, times, config, members)
-    w = ibis.window(group_by="member_id", order_by="as_of")
-    moved = at.mutate(from_stage=at.stage.lag().over(w))
-    moved = moved.filter(moved.from_stage.notnull())
-    return (
-        moved.group_by(["as_of", "from_stage", moved.stage.name("to_stage")])
-        .aggregate(members=moved.count().cast("int64"))
-        .order_by(["as_of", "from_stage", "to_stage"])
+    wide, ordered = _stages_wide(orders, knee, times, config, members, distinct)
+    moves = [
+        wide.group_by(from_stage=wide[f"stage_{i - 1}"], to_stage=wide[f"stage_{i}"]).aggregate(
+            members=wide.count().cast("int64")
+        )
+        for i in range(1, len(ordered))
+    ]
+    matrices = ibis.union(
+        *(
+            m.mutate(as_of=ibis.timestamp(ordered[i]).cast("timestamp(6)")).select(
+                "as_of", "from_stage", "to_stage", "members"
+            )
+            for i, m in enumerate(moves, start=1)
+        )
     )
+    return matrices.order_by(["as_of", "from_stage", "to_stage"])
+
+
+def _stages_wide(
+    orders: ir.Table,
+    knee: int,
+    times: Sequence[datetime],
+    config: StageConfig | None,
+    members: ir.Table | None,
+    distinct: bool,
+) -> tuple[ir.Table, list[datetime]]:
+    """One row per member with orders_i, last_i, recency_i and stage_i at each time, from
+    one pass over the orders (conditional aggregates per time): no member x time grid and
+    no window over it, which at 10M members is most of the cost of the matrices."""
+    config = config or StageConfig()
+    if not times:
+        raise ValidationError("times", "needs at least one time")
+    ordered = sorted(times)
+    once = per_order(orders.filter(orders.ordered_at <= ibis.timestamp(ordered[-1])), distinct)
+    aggregates: dict[str, ir.Value] = {}
+    for i, at in enumerate(ordered):
+        by_then = once.ordered_at <= ibis.timestamp(at)
+        aggregates[f"orders_{i}"] = by_then.cast("int64").sum()
+        aggregates[f"last_{i}"] = once.ordered_at.max(where=by_then)
+    wide = once.group_by("member_id").aggregate(**aggregates)
+    if members is not None:
+        wide = _with_prospects(wide, members)
+    columns: dict[str, ir.Value] = {}
+    for i, at in enumerate(ordered):
+        n = wide[f"orders_{i}"].fill_null(0).cast("int64")
+        gap = epoch_seconds(ibis.timestamp(at)) - epoch_seconds(wide[f"last_{i}"])
+        recency = (gap // DAY_SECONDS).cast("int64")
+        columns[f"orders_{i}"] = n
+        columns[f"recency_{i}"] = recency
+        columns[f"stage_{i}"] = stage_of(n, recency, knee, config)
+    return wide.mutate(**columns), ordered
+
+
+def _with_prospects(buyers: ir.Table, members: ir.Table) -> ir.Table:
+    """`buyers` (one row per member_id) plus every member of `members` not in it, with
+    nulls for what they have not done."""
+    everyone = members.select("member_id").union(buyers.select("member_id")).distinct()
+    joined = everyone.left_join(buyers, "member_id")
+    return joined.select("member_id", *(joined[c] for c in buyers.columns if c != "member_id"))
 
 
 def month_ends(t_end: datetime, months: int) -> list[datetime]:
