@@ -163,13 +163,28 @@ def funnel(
     kept = _window(events, "occurred_at", t_end, since)
     kept = kept.filter(kept.member_id.notnull() & kept.type.isin(list(steps)))
     kept = kept.filter(kept[by].notnull())
-    # events per (key, step, member) first: distinct members are then a plain count
-    per = kept.group_by([by, "type", "member_id"]).aggregate(n=kept.count())
-    return (
-        per.group_by([by, "type"])
-        .aggregate(events=per.n.sum().cast("int64"), members=per.count().cast("int64"))
-        .order_by([by, "type"])
+    # One pass: events of each step per (key, member), then per key the events and the
+    # members with any (a member is a row here, so distinct members are a plain count).
+    per = kept.group_by([by, "member_id"]).aggregate(
+        **{f"step_{i}": (kept.type == step).cast("int64").sum() for i, step in enumerate(steps)}
     )
+    totals = per.group_by(by).aggregate(
+        **{f"events_{i}": per[f"step_{i}"].sum() for i in range(len(steps))},
+        **{f"members_{i}": (per[f"step_{i}"] > 0).cast("int64").sum() for i in range(len(steps))},
+    )
+    long = ibis.union(
+        *(
+            totals.select(
+                totals[by],
+                type=ibis.literal(step),
+                events=totals[f"events_{i}"].cast("int64"),
+                members=totals[f"members_{i}"].cast("int64"),
+            )
+            for i, step in enumerate(steps)
+        )
+    )
+    # a step nobody took in that key is absent, as it was when counted per (key, step)
+    return long.filter(long.events > 0).order_by([by, "type"])
 
 
 def non_member_enrollment(
@@ -258,8 +273,8 @@ def guide_ranking(facts: ir.Table) -> ir.Table:
 
 def _by_member(facts: ir.Table, key: str) -> ir.Table:
     """Per `key`: orders, sales_fen and distinct members, counted per (key, member) first:
-    two hash aggregations, where a distinct count per group costs several times more on
-    DuckDB (docs/benchmarks.md)."""
+    two plain aggregations instead of a distinct count per group, which engines run as a
+    separate, costlier aggregation."""
     per = facts.group_by([key, "member_id"]).aggregate(
         orders=facts.count(), sales_fen=facts.amount_fen.sum()
     )

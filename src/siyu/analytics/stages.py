@@ -214,10 +214,14 @@ def _stages_wide(
 
 def _with_prospects(buyers: ir.Table, members: ir.Table) -> ir.Table:
     """`buyers` (one row per member_id) plus every member of `members` not in it, with
-    nulls for what they have not done."""
-    everyone = members.select("member_id").union(buyers.select("member_id")).distinct()
+    nulls for what they have not done. Buyers missing from `members` (landed before their
+    member) are kept: an anti join adds them, cheaper than a distinct union of both."""
+    everyone = members.select("member_id")
     joined = everyone.left_join(buyers, "member_id")
-    return joined.select("member_id", *(joined[c] for c in buyers.columns if c != "member_id"))
+    columns = [c for c in buyers.columns if c != "member_id"]
+    known = joined.select("member_id", *(joined[c] for c in columns))
+    unknown = buyers.anti_join(everyone, "member_id").select("member_id", *columns)
+    return known.union(unknown, distinct=False)
 
 
 def month_ends(t_end: datetime, months: int) -> list[datetime]:

@@ -54,7 +54,9 @@ class Warehouse:
 
     def purchases(self) -> ir.Table:
         """Orders as the member analytics read them (`orders.REQUIRED` plus dimensions):
-        paid and refunded orders of resolved members, `amount_fen` = what was paid."""
+        paid and refunded orders of resolved members, `amount_fen` = what was paid. One row
+        per order (the store's key, and a day is landed whole), so analyses may be told
+        `distinct=True`; materialise it once (`.cache()`) when several read it."""
         o = self.orders()
         o = o.filter((o.status != "cancelled") & o.member_id.notnull())
         return o.select(
