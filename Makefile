@@ -9,7 +9,12 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck unit bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console clean
+
+# The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
+# package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
+CONSOLE_JS := src/siyu/console/static/console.js
+WEB_SOURCES := web/package.json web/package-lock.json $(wildcard web/src/*.js)
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "siyu needs Python >= 3.11"'
@@ -24,7 +29,19 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
-demo: $(RUN_STAMP)
+$(CONSOLE_JS): $(WEB_SOURCES)
+	cd web && npm ci --no-audit --no-fund && npm run build
+	touch $@
+
+console-assets: $(CONSOLE_JS)
+
+# The console tests drive a real Chromium: the system's (Debian's package), never one
+# downloaded by Playwright; with CJK fonts, so the Chinese pages' screenshots are legible.
+browser:
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+	  (apt-get update && apt-get install -y chromium fonts-noto-cjk)
+
+demo: $(RUN_STAMP) $(CONSOLE_JS)
 	$(BIN)/siyu demo $(DEMO_ARGS)
 
 test: check
@@ -38,7 +55,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP)
+unit: $(DEV_STAMP) $(CONSOLE_JS) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write their figures to stdout as markdown rows; docs/benchmarks.md keeps them.
@@ -61,8 +78,12 @@ bench-api: $(DEV_STAMP)
 	$(BIN)/python bench/bench_api.py --members 1000000 --seconds 15
 
 # lifetimes (optional baseline) is not a dependency: PYTHONPATH=DIR with `pip install --target DIR lifetimes autograd dill`
+# Every console page timed over HTTP on the 20,000-person demo (SQLite), against /healthz.
+bench-console: $(DEV_STAMP) $(CONSOLE_JS)
+	$(BIN)/python bench/bench_console.py --members 20000 --requests 200
+
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python bench/bench_analytics.py --members 1000000 --clv-orders 1000000
 
 clean:
-	rm -rf $(VENV) demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

@@ -533,13 +533,18 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) on the configured store."""
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the operations
+    console (/console) on the configured store."""
     import uvicorn
 
+    from siyu.console.routes import bundle_missing
     from siyu.store.engine import make_engine
     from siyu.store.migrate import upgrade
 
     settings = _settings()
+    missing = bundle_missing()
+    if missing:
+        _fail(SiyuError(missing))
     with _errors():
         upgrade(make_engine(settings.database_url))
     uvicorn.run(
@@ -566,22 +571,39 @@ def demo_cmd(
         bool, typer.Option("--json", help="Print one JSON object, nothing else.")
     ] = False,
     lang: Annotated[str | None, typer.Option(help="zh or en (default SIYU_LANG).")] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            help="End by serving the console on the demo brand (Ctrl-C stops); --json never serves."
+        ),
+    ] = True,
+    host: Annotated[str, typer.Option(help="Interface the console listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the console.")] = 8000,
 ) -> None:
-    """Run the whole path: generate -> import -> resolve -> quality against the truth."""
+    """Run the whole path: generate -> import -> resolve -> quality against the truth ->
+    warehouse, stages and the console's snapshot; then serve the console on it."""
     from siyu.demo.pipeline import run_demo
 
     settings = _settings()
     language = lang or settings.lang
     if language not in ("zh", "en"):
         _fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
+    if serve and not as_json:
+        from siyu.console.routes import bundle_missing
+
+        missing = bundle_missing()
+        if missing:  # before minutes of work, not after
+            _fail(SiyuError(f"{missing}; or run the demo with --no-serve"))
     with _errors(), _progress() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
-        step_task = progress.add_task("", total=4)
+        step_task = progress.add_task("", total=6)
         names = {
             "generate": "step.generate",
             "import": "step.import",
             "resolve": "step.resolve",
             "evaluate": "step.evaluate",
+            "operations": "step.operations",
+            "snapshot": "step.snapshot",
         }
 
         def on_step(name: str) -> None:
@@ -602,6 +624,59 @@ def demo_cmd(
     from siyu.demo.summary import print_summary
 
     print_summary(out, result, language)
+    if serve:
+        _serve_demo(settings, result.database_url, result.group_id, language, host, port)
+
+
+def _serve_demo(
+    settings: Settings, database_url: str, group: str, lang: str, host: str, port: int
+) -> None:
+    """Keys for the demo brand (an admin's, and an analyst's and a store's to try the
+    roles), the console's URL, then the server in the foreground."""
+    from dataclasses import replace
+
+    import uvicorn
+
+    from siyu.api.app import create_app
+    from siyu.auth.keys import create_key
+    from siyu.demo.summary import print_console
+    from siyu.privacy import Vault
+    from siyu.store.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        vault = Vault(settings.secret_key)
+        with engine.connect() as conn:
+            from sqlalchemy import text
+
+            store = conn.execute(
+                text("SELECT MIN(store_id) FROM stores WHERE group_id = :g AND kind = 'store'"),
+                {"g": group},
+            ).scalar()
+        keys = {
+            "admin": create_key(engine, vault, group, "admin", "demo admin", expires_in_days=30),
+            "analyst": create_key(
+                engine, vault, group, "analyst", "demo analyst", expires_in_days=30
+            ),
+        }
+        if store is not None:
+            keys["store"] = create_key(
+                engine, vault, group, "store", "demo store", stores=(store,), expires_in_days=30
+            )
+    finally:
+        engine.dispose()
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    print_console(
+        out, f"http://{shown}:{port}/console", {r: k.secret for r, k in keys.items()}, lang
+    )
+    served = replace(settings, database_url=database_url, group_id=group, lang=lang)
+    uvicorn.run(
+        create_app(served, rate_per_second=settings.rate_limit),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -940,6 +1015,62 @@ def inventory_deliver(
         sent = deliver(engine, group or settings.group_id, send, limit)
     if to != "stdout":
         _emit_json({"delivered": sent})
+
+
+@analyze_app.command("snapshot")
+def analyze_snapshot(
+    location: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB file or Parquet DIR (default SIYU_WAREHOUSE)."),
+    ] = None,
+    land_first: Annotated[
+        bool,
+        typer.Option(
+            "--land/--no-land", help="Land what changed in the store first (DuckDB file only)."
+        ),
+    ] = True,
+    knee: Annotated[
+        int | None, typer.Option(help="Stage from this knee instead of the data's.")
+    ] = None,
+    window_days: Annotated[int, typer.Option(help="Retention window W in days.")] = 120,
+    write_stages: Annotated[
+        bool, typer.Option(help="Write every member's stage to member_stages too.")
+    ] = True,
+    group: Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The console's numbers: KPIs, retention and stages, RFM, sales, stores and guides
+    computed from the warehouse and stored in the store (analytics_snapshots), so pages
+    never query the warehouse. Run after each landing (e.g. nightly)."""
+    from siyu.analytics.landing import land
+    from siyu.analytics.snapshot import compute_snapshots, save_snapshots
+    from siyu.analytics.stages import StageConfig
+    from siyu.store.migrate import upgrade
+
+    settings = _settings()
+    target = location or Path(settings.warehouse)
+    group_id = group or settings.group_id
+    with _errors(), _store(settings) as engine:
+        upgrade(engine)
+        if land_first and not target.is_dir():
+            land(engine, group_id, target)
+        config = StageConfig(knee=knee, window_days=window_days)
+        payloads = compute_snapshots(engine, group_id, target, config, write_stages)
+        save_snapshots(engine, group_id, payloads)
+    summary = {
+        "group": group_id,
+        "warehouse": str(target),
+        "kinds": sorted(payloads),
+        "as_of": payloads["kpis"]["as_of"],
+        "knee": payloads["lifecycle"]["knee"],
+    }
+    if as_json:
+        _emit_json(summary)
+    else:
+        out.print(
+            f"snapshot of {group_id} as of {summary['as_of']}: {', '.join(summary['kinds'])}"
+            f" (knee {summary['knee']}); the console shows it now"
+        )
 
 
 @analyze_app.command("kpis")

@@ -11,6 +11,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "step.import": {"zh": "导入", "en": "Importing"},
     "step.resolve": {"zh": "OneID 身份合并", "en": "Resolving OneID"},
     "step.evaluate": {"zh": "对照真实身份评估", "en": "Evaluating against the truth"},
+    "step.operations": {
+        "zh": "积分入账、储值与库存",
+        "en": "Settling points, stored value and stock",
+    },
+    "step.snapshot": {"zh": "计算运营看板数据", "en": "Computing the console's figures"},
     "table.channels": {"zh": "各渠道订单", "en": "Orders by channel"},
     "table.identities": {"zh": "身份类型", "en": "Identities by type"},
     "table.per_member": {"zh": "每位会员的身份数", "en": "Identities per member"},
@@ -71,6 +76,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "demo.done": {
         "zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}",
         "en": "Done in {seconds:.1f} s. Database: {db}",
+    },
+    "demo.console": {"zh": "运营台", "en": "Operations console"},
+    "demo.console_url": {"zh": "打开 {url}", "en": "Open {url}"},
+    "demo.console_key": {
+        "zh": "{role} 登录密钥：{secret}",
+        "en": "{role} login key: {secret}",
+    },
+    "demo.console_stop": {
+        "zh": "运营台运行中，按 Ctrl-C 停止。",
+        "en": "The console is running; Ctrl-C stops it.",
     },
     "import.summary": {
         "zh": "{kind}: 读取 {read}，接受 {accepted}，拒绝 {rejected}，新增 {inserted}",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from uuid import uuid4
 
 import ibis
 import pyarrow as pa
@@ -142,3 +143,18 @@ def attach_duckdb(con: BaseBackend, path: Path, name: str) -> None:
     attached = con.raw_sql("SELECT database_name FROM duckdb_databases()").fetchall()
     if (name,) not in attached:
         con.attach(str(path), name=name, read_only=True)
+
+
+@contextmanager
+def materialised(expr: ir.Table) -> Iterator[ir.Table]:
+    """`expr` computed once for the block (a temp table on DuckDB, a persisted DataFrame on
+    Spark) and dropped when it ends, while the connection is still open (Ibis would
+    otherwise drop it whenever the garbage collector finds it, possibly after the
+    connection closed). Ibis shares one cache entry between equal expressions, and
+    releasing it would drop a caller's cached copy too: a column naming this
+    materialisation makes the entry ours alone."""
+    cached = expr.mutate(siyu_materialised=ibis.literal(uuid4().hex)).cache()
+    try:
+        yield cached.drop("siyu_materialised")
+    finally:
+        cached.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ import pyarrow as pa
 from ibis import BaseBackend
 
 from siyu.analytics import kpis
-from siyu.analytics.engines import Engine, engine_name, load_arrow, open_engine, to_pandas
+from siyu.analytics.engines import (
+    Engine,
+    engine_name,
+    load_arrow,
+    materialised,
+    open_engine,
+    to_pandas,
+)
 from siyu.analytics.warehouse import open_warehouse
 from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.errors import ValidationError
@@ -85,110 +93,112 @@ def kpi_report(
     # Every order KPI reads the window's orders, one row per order, and cohorts, repurchase
     # and cross-brand read them per member and month: both are materialised once (a temp
     # table on DuckDB, a cached DataFrame on Spark) instead of recomputed by each query.
-    # Not released explicitly: Ibis shares one cache entry between equal expressions, so a
-    # release here would drop a caller's cached copy of the same orders; the temp tables
-    # go when these expressions are garbage.
-    facts = kpis.order_facts(orders, t_end, since, dims, distinct)
-    if not distinct:  # a distinct table is already materialised: this is a filter
-        facts = facts.cache()
-    months = kpis.member_months(facts).cache()
+    with ExitStack() as stack:
+        facts = kpis.order_facts(orders, t_end, since, dims, distinct)
+        if not distinct:  # a distinct table is already materialised: this is a filter
+            facts = stack.enter_context(materialised(facts))
+        months = stack.enter_context(materialised(kpis.member_months(facts)))
 
-    def run(expr: ir.Table) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = to_pandas(backend, expr).to_dict("records")
-        return rows
+        def run(expr: ir.Table) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = to_pandas(backend, expr).to_dict("records")
+            return rows
 
-    total = run(kpis.totals(facts))[0]
-    payload: dict[str, Any] = {
-        "as_of": t_end.isoformat(),
-        "since": None if since is None else since.isoformat(),
-        "engine": engine_name(backend),
-        "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
-        "cohorts": _cohorts(run(kpis.cohort_retention(months, max_months)), t_end, max_months),
-        "repurchase": [
-            {
-                "month": _month(r["month"]),
-                "buyers": int(r["buyers"]),
-                "repeat_buyers": int(r["repeat_buyers"]),
-                "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
-                "returning_buyers": int(r["returning_buyers"]),
-                "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
-            }
-            for r in run(kpis.monthly_repurchase(months))
-        ],
-        "cross_brand": {
-            "overall": _cross(run(kpis.cross_brand(facts))[0]),
-            "months": [
-                {"month": _month(r["month"]), **_cross(r)}
-                for r in run(kpis.cross_brand_months(months))
+        total = run(kpis.totals(facts))[0]
+        payload: dict[str, Any] = {
+            "as_of": t_end.isoformat(),
+            "since": None if since is None else since.isoformat(),
+            "engine": engine_name(backend),
+            "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
+            "cohorts": _cohorts(run(kpis.cohort_retention(months, max_months)), t_end, max_months),
+            "repurchase": [
+                {
+                    "month": _month(r["month"]),
+                    "buyers": int(r["buyers"]),
+                    "repeat_buyers": int(r["repeat_buyers"]),
+                    "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
+                    "returning_buyers": int(r["returning_buyers"]),
+                    "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
+                }
+                for r in run(kpis.monthly_repurchase(months))
             ],
-        },
-        "channels": [
-            {
-                "channel": r["channel"],
-                "orders": int(r["orders"]),
-                "sales_fen": int(r["sales_fen"]),
-                "sales_share": _rate(r["sales_fen"], total["sales_fen"]),
-                "members": int(r["members"]),
-                "member_share": _rate(r["members"], total["members"]),
+            "cross_brand": {
+                "overall": _cross(run(kpis.cross_brand(facts))[0]),
+                "months": [
+                    {"month": _month(r["month"]), **_cross(r)}
+                    for r in run(kpis.cross_brand_months(months))
+                ],
+            },
+            "channels": [
+                {
+                    "channel": r["channel"],
+                    "orders": int(r["orders"]),
+                    "sales_fen": int(r["sales_fen"]),
+                    "sales_share": _rate(r["sales_fen"], total["sales_fen"]),
+                    "members": int(r["members"]),
+                    "member_share": _rate(r["members"], total["members"]),
+                }
+                for r in run(kpis.channel_share(facts))
+            ],
+            "guides": _guides(
+                run(kpis.guide_sales(facts)), run(kpis.guide_ranking(facts)), top_guides
+            ),
+        }
+        if events is not None:
+            payload["funnel"] = _funnel(run(kpis.funnel(events, t_end, since)), "channel")
+            if "guide_id" in events.columns:
+                by_guide = run(kpis.funnel(events, t_end, since, by="guide_id"))
+                payload["funnel_guides"] = _funnel(by_guide, "guide_id")
+        if identities is not None:
+            e = run(kpis.non_member_enrollment(facts, identities, t_end))[0]
+            counts = {
+                k: int(e[k] or 0)
+                for k in (
+                    "till_orders",
+                    "non_member_orders",
+                    "non_member_buyers",
+                    "enrolled_buyers",
+                )
             }
-            for r in run(kpis.channel_share(facts))
-        ],
-        "guides": _guides(run(kpis.guide_sales(facts)), run(kpis.guide_ranking(facts)), top_guides),
-    }
-    if events is not None:
-        payload["funnel"] = _funnel(run(kpis.funnel(events, t_end, since)), "channel")
-        if "guide_id" in events.columns:
-            by_guide = run(kpis.funnel(events, t_end, since, by="guide_id"))
-            payload["funnel_guides"] = _funnel(by_guide, "guide_id")
-    if identities is not None:
-        e = run(kpis.non_member_enrollment(facts, identities, t_end))[0]
-        counts = {
-            k: int(e[k] or 0)
-            for k in (
-                "till_orders",
-                "non_member_orders",
-                "non_member_buyers",
-                "enrolled_buyers",
+            payload["enrollment"] = {
+                **counts,
+                "non_member_order_share": _rate(counts["non_member_orders"], counts["till_orders"]),
+                "enrollment_rate": _rate(counts["enrolled_buyers"], counts["non_member_buyers"]),
+            }
+        if stores is not None and with_store:
+            # a member's home city is decided by orders before the window too
+            history = (
+                facts
+                if since is None
+                else kpis.order_facts(orders, t_end, None, ("store_id",), distinct)
             )
-        }
-        payload["enrollment"] = {
-            **counts,
-            "non_member_order_share": _rate(counts["non_member_orders"], counts["till_orders"]),
-            "enrollment_rate": _rate(counts["enrolled_buyers"], counts["non_member_buyers"]),
-        }
-    if stores is not None and with_store:
-        # a member's home city is decided by orders before the window too
-        history = (
-            facts
-            if since is None
-            else kpis.order_facts(orders, t_end, None, ("store_id",), distinct)
-        )
-        c = run(kpis.same_city(facts, history, stores))[0]
-        city = {
-            k: int(c[k] or 0)
-            for k in (
-                "store_orders",
-                "store_sales_fen",
-                "same_city_orders",
-                "same_city_sales_fen",
-            )
-        }
-        payload["same_city"] = {
-            **city,
-            "order_share": _rate(city["same_city_orders"], city["store_orders"]),
-            "sales_share": _rate(city["same_city_sales_fen"], city["store_sales_fen"]),
-        }
-    if identities is not None and members is not None:
-        reach = run(kpis.online_reach(identities, members, sorted(ONLINE_CHANNELS)))[0]
-        payload["online"] = {
-            "members": int(reach["members"]),
-            "online_members": int(reach["online_members"]),
-            "online_rate": _rate(reach["online_members"], reach["members"]),
-            "offline_members": int(reach["offline_members"]),
-            "offline_online_members": int(reach["offline_online_members"]),
-            "offline_online_rate": _rate(reach["offline_online_members"], reach["offline_members"]),
-        }
-    return payload
+            c = run(kpis.same_city(facts, history, stores))[0]
+            city = {
+                k: int(c[k] or 0)
+                for k in (
+                    "store_orders",
+                    "store_sales_fen",
+                    "same_city_orders",
+                    "same_city_sales_fen",
+                )
+            }
+            payload["same_city"] = {
+                **city,
+                "order_share": _rate(city["same_city_orders"], city["store_orders"]),
+                "sales_share": _rate(city["same_city_sales_fen"], city["store_sales_fen"]),
+            }
+        if identities is not None and members is not None:
+            reach = run(kpis.online_reach(identities, members, sorted(ONLINE_CHANNELS)))[0]
+            payload["online"] = {
+                "members": int(reach["members"]),
+                "online_members": int(reach["online_members"]),
+                "online_rate": _rate(reach["online_members"], reach["members"]),
+                "offline_members": int(reach["offline_members"]),
+                "offline_online_members": int(reach["offline_online_members"]),
+                "offline_online_rate": _rate(
+                    reach["offline_online_members"], reach["offline_members"]
+                ),
+            }
+        return payload
 
 
 def _cohorts(rows: list[dict[str, Any]], t_end: datetime, max_months: int) -> list[dict[str, Any]]:

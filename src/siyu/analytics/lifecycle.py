@@ -57,7 +57,7 @@ def stages_from_orders(
     """Stages of the buyers in an orders file (no prospects: a file knows only buyers)."""
     with open_engine(engine, con) as backend:
         table = load_orders(backend, orders)
-        return _stages(backend, table, None, config or StageConfig(), as_of, months)
+        return stages_report(backend, table, None, config or StageConfig(), as_of, months)
 
 
 def stages_from_warehouse(
@@ -72,28 +72,39 @@ def stages_from_warehouse(
     """Stages of every active member of a brand group in the warehouse."""
     with open_engine(engine, con) as backend:
         wh = open_warehouse(backend, location, group_id)
-        report = _stages(
-            backend, wh.purchases(), wh.members(), config or StageConfig(), as_of, months
+        report = stages_report(
+            backend,
+            wh.purchases(),
+            wh.members(),
+            config or StageConfig(),
+            as_of,
+            months,
+            distinct=True,  # the warehouse's orders are one row per order
         )
         report.payload["warehouse"] = str(location)
         report.payload["group"] = group_id
         return report
 
 
-def _stages(
+def stages_report(
     backend: BaseBackend,
     purchases: ir.Table,
     members: ir.Table | None,
     config: StageConfig,
     as_of: datetime | None,
     months: int,
+    distinct: bool = False,
 ) -> StagesReport:
+    """The knee (unless `config.knee` gives it), every member's stage and `months`
+    month-over-month transition matrices. `distinct`: the orders are already one row per
+    order (`orders.per_order`)."""
     t_end = as_of or _latest(backend, purchases)
     curve: list[RetentionRow] = []
     found: Knee | None = None
     if config.knee is None:
         counts = to_pandas(
-            backend, retention_counts(purchases, config.window_days, config.max_k, t_end)
+            backend,
+            retention_counts(purchases, config.window_days, config.max_k, t_end, distinct=distinct),
         )
         curve = retention_rows(counts, config.max_k)
         found = find_knee(curve, "jump", config.min_support)
@@ -108,12 +119,14 @@ def _stages(
         knee = config.knee
     names = stage_names(knee)
     per_member = to_arrow(
-        backend, member_stages(purchases, knee, config, t_end, members).order_by("member_id")
+        backend,
+        member_stages(purchases, knee, config, t_end, members, distinct).order_by("member_id"),
     )
     sizes = pd.Series(per_member["stage"].to_pylist(), dtype="object").value_counts()
     total = per_member.num_rows
     moves = to_pandas(
-        backend, stage_transitions(purchases, knee, month_ends(t_end, months), config, members)
+        backend,
+        stage_transitions(purchases, knee, month_ends(t_end, months), config, members, distinct),
     )
     payload: dict[str, Any] = {
         "as_of": t_end.isoformat(),

@@ -17,9 +17,10 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
 )
 
-from siyu.store.metadata import metadata
+from siyu.store.metadata import BigId, metadata
 
 member_stages = Table(
     "member_stages",
@@ -34,3 +35,23 @@ member_stages = Table(
     PrimaryKeyConstraint("group_id", "member_id"),
 )
 Index("ix_member_stages_group_id", member_stages.c.group_id, member_stages.c.stage)
+
+# Aggregates the console serves (siyu.analytics.snapshot): one JSON payload per kind and
+# run, computed from the warehouse so no page request touches DuckDB. A few runs are kept
+# per kind (the newest is served); the index finds the newest in one seek.
+analytics_snapshots = Table(
+    "analytics_snapshots",
+    metadata,
+    Column("snapshot_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("as_of", DateTime, nullable=False),  # the end of the data it describes
+    Column("computed_at", DateTime, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: aggregates only, no personal data
+)
+Index(
+    "ix_analytics_snapshots_kind",
+    analytics_snapshots.c.group_id,
+    analytics_snapshots.c.kind,
+    analytics_snapshots.c.snapshot_id,
+)

@@ -35,6 +35,7 @@ from siyu.api.ratelimit import RateLimiter
 from siyu.api.routers import ingest, inventory, ledger, members
 from siyu.auth.keys import KeyCache
 from siyu.config import Settings
+from siyu.console import routes as console
 from siyu.errors import SiyuError
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
@@ -69,6 +70,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(ledger.router)
     app.include_router(inventory.router)
+    console.mount(app, settings.secret_key)  # /console: pages over the same services
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -123,6 +123,20 @@ async def authenticate_async(reads: Reads, vault: Vault, presented: str) -> Prin
     return _principal(row)
 
 
+KEY_BY_ID = Sql(
+    "SELECT key_id, group_id, role, scope, name, expires_at, revoked_at FROM api_keys "
+    "WHERE key_id = :k"
+)
+
+
+async def principal_by_id(reads: Reads, key_id: int) -> Principal:
+    """The principal of a key by its id (a console session holds the id, never the
+    secret); AuthenticationError once the key is revoked, expired or gone."""
+    async with reads.connection() as reader:
+        row = await reader.first(KEY_BY_ID, {"k": key_id})
+    return _principal(row)
+
+
 def _check_shape(presented: str) -> None:
     if not presented.startswith(PREFIX) or len(presented) > 200:
         raise AuthenticationError("invalid or expired API key")

@@ -18,11 +18,13 @@ from siyu.analytics.knee import find_knee
 from siyu.analytics.landing import land
 from siyu.analytics.lifecycle import stages_from_warehouse, write_member_stages
 from siyu.analytics.retention import RetentionRow, retention_counts, retention_rows
+from siyu.analytics.snapshot import compute_snapshots, save_snapshots
 from siyu.analytics.stages import StageConfig
 from siyu.analytics.warehouse import open_warehouse
 from siyu.config import Settings
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
+from siyu.demo.operations import seed_operations
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.quality import Quality, evaluate_against_truth
 from siyu.identity.resolve import ResolveReport, resolve_all
@@ -77,6 +79,8 @@ class DemoResult:
     identities_by_type: list[tuple[str, int]] = field(default_factory=list)
     identities_per_member: list[tuple[int, int]] = field(default_factory=list)
     lifecycle: Lifecycle | None = None
+    group_id: str = ""
+    snapshot_kinds: list[str] = field(default_factory=list)  # what the console can show
 
     @property
     def seconds(self) -> float:
@@ -107,6 +111,8 @@ class DemoResult:
             },
             "orders_by_channel": {c: n for c, n, _ in self.orders_by_channel},
             "database_url": self.database_url,
+            "group": self.group_id,
+            "snapshot": self.snapshot_kinds,
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
@@ -163,10 +169,23 @@ def run_demo(
 
     # part of the last step for the progress display; timed on its own
     started = time.perf_counter()
-    lifecycle = _lifecycle(engine, group, workdir / "siyu-demo.duckdb", data_dir)
+    warehouse = workdir / "siyu-demo.duckdb"
+    lifecycle = _lifecycle(engine, group, warehouse, data_dir)
     lap("analyze", started)
+
+    started = time.perf_counter()
+    step("operations")
+    seed_operations(engine, group, data_dir)
+    lap("operations", started)
+
+    started = time.perf_counter()
+    step("snapshot")
+    kinds = _snapshot(engine, group, warehouse, lifecycle)
+    lap("snapshot", started)
     result = DemoResult(database_url, str(data_dir), quality, resolved, imports, timings)
     result.lifecycle = lifecycle
+    result.group_id = group
+    result.snapshot_kinds = kinds
     _summaries(engine, group, result)
     engine.dispose()
     return result
@@ -205,6 +224,16 @@ def _summaries(engine: Engine, group: str, result: DemoResult) -> None:
                 g,
             )
         ]
+
+
+def _snapshot(engine: Engine, group: str, warehouse: Path, life: Lifecycle) -> list[str]:
+    """Land the rest of the facts (events for the funnel) and compute the console's
+    snapshot with the knee and window the demo found; the stages are already written."""
+    land(engine, group, warehouse)
+    config = StageConfig(knee=life.knee_found, window_days=life.window_days)
+    payloads = compute_snapshots(engine, group, warehouse, config, write_stages=False)
+    save_snapshots(engine, group, payloads)
+    return sorted(payloads)
 
 
 def _lifecycle(engine: Engine, group: str, warehouse: Path, data_dir: Path) -> Lifecycle:

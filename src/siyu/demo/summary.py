@@ -114,3 +114,13 @@ def print_lifecycle(out: Console, life: Lifecycle, lang: str) -> None:
     for stage, members in life.stages:
         tab.add_row(_stage_label(stage, lang), f"{members:,}")
     out.print(tab)
+
+
+def print_console(out: Console, url: str, keys: dict[str, str], lang: str) -> None:
+    """Where the console is and the keys to log in with (shown once: only their hashes are
+    kept)."""
+    out.rule(t("demo.console", lang))
+    out.print(t("demo.console_url", lang, url=url))
+    for role, secret in keys.items():
+        out.print(t("demo.console_key", lang, role=role, secret=secret), soft_wrap=True)
+    out.print(t("demo.console_stop", lang))

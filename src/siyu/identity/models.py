@@ -111,6 +111,7 @@ merges = Table(
     Column("undo_reason", String(200)),
 )
 Index("ix_merges_merged_id", merges.c.merged_id)
+Index("ix_merges_survivor_id", merges.c.survivor_id)  # a member's merges (Member 360)
 
 identity_conflicts = Table(
     "identity_conflicts",

@@ -20,7 +20,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import groupby
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, text
 
@@ -66,46 +67,54 @@ def metrics(
     now: datetime,
 ) -> dict[tuple[int, str], dict[str, int]]:
     """(member, scope key) -> spend (paid minus refunded), orders and activity score in the
-    window ending at `now`; for the listed members, or for everyone active in it."""
+    window ending at `now`; for the listed members, or for everyone active in it.
+
+    A list of members drives both reads: its ids join the orders and the events through
+    their `member_id` indexes (SQLite, without statistics, would otherwise walk every row
+    of the group by its primary key and test each against the list)."""
+    if member_ids is not None:
+        member_ids = sorted({int(m) for m in member_ids})
+        if not member_ids:
+            return {}
     since = now - timedelta(days=rules.window_days)
     scope_col = "'*'" if rules.scope == "group" else "o.brand_id"
     group_by = "o.member_id" if rules.scope == "group" else "o.member_id, o.brand_id"
-    only = "" if member_ids is None else f"AND o.member_id IN ({_ids(member_ids)})"
     found: dict[tuple[int, str], dict[str, int]] = {}
+    keys_of: dict[int, list[tuple[int, str]]] = {}  # member -> its keys with orders
     orders = conn.execute(
         text(f"""SELECT o.member_id, {scope_col} AS scope_key, COUNT(*) AS orders,
                    SUM(o.paid_fen) - COALESCE(SUM(r.refunded), 0) AS spend
-                 FROM orders o
+                 FROM {_rows_of("orders", "o", member_ids)}
                  LEFT JOIN (SELECT order_id, SUM(amount_fen) AS refunded FROM refunds
                             WHERE group_id = :g GROUP BY order_id) r
                    ON r.order_id = o.order_id
                  WHERE o.group_id = :g AND o.member_id IS NOT NULL AND o.status <> 'cancelled'
-                   AND o.ordered_at > :since AND o.ordered_at <= :now {only}
+                   AND o.ordered_at > :since AND o.ordered_at <= :now {_listed("o", member_ids)}
                  GROUP BY {group_by}"""),
         {"g": group_id, "since": since, "now": now},
     ).all()
     for r in orders:
-        found[int(r.member_id), r.scope_key] = {
-            "spend_fen": int(r.spend or 0),
-            "orders": int(r.orders),
-            "activity": 0,
-        }
+        key = (int(r.member_id), r.scope_key)
+        found[key] = {"spend_fen": int(r.spend or 0), "orders": int(r.orders), "activity": 0}
+        keys_of.setdefault(key[0], []).append(key)
     weights = rules.activity_weights
     if weights:
         cases = " ".join(f"WHEN '{_quote(t)}' THEN {int(w)}" for t, w in weights.items())
-        only_e = "" if member_ids is None else f"AND member_id IN ({_ids(member_ids)})"
         events = conn.execute(
-            text(f"""SELECT member_id, SUM(CASE type {cases} ELSE 0 END) AS score
-                     FROM events WHERE group_id = :g AND member_id IS NOT NULL
-                       AND occurred_at > :since AND occurred_at <= :now {only_e}
-                     GROUP BY member_id"""),
+            text(f"""SELECT e.member_id, SUM(CASE e.type {cases} ELSE 0 END) AS score
+                     FROM {_rows_of("events", "e", member_ids)}
+                     WHERE e.group_id = :g AND e.member_id IS NOT NULL
+                       AND e.occurred_at > :since AND e.occurred_at <= :now
+                       {_listed("e", member_ids)}
+                     GROUP BY e.member_id"""),
             {"g": group_id, "since": since, "now": now},
         ).all()
         # Activity is not tied to a brand; with per-brand tiers it counts for each.
         for r in events:
-            keys = [k for k in found if k[0] == int(r.member_id)]
+            member = int(r.member_id)
+            keys = keys_of.get(member, [])
             if not keys and rules.scope == "group":
-                keys = [(int(r.member_id), "*")]
+                keys = [(member, "*")]
             for key in keys:
                 found.setdefault(key, {"spend_fen": 0, "orders": 0, "activity": 0})
                 found[key]["activity"] = int(r.score or 0)
@@ -124,11 +133,33 @@ def review(engine: Engine, group_id: str, now: datetime | None = None) -> list[T
     return _run(engine, group_id, None, now or stored_now(), downgrades=True)
 
 
+# A tier set: the row is updated if it exists, else inserted, as one statement each for a
+# run of members. PostgreSQL must be told the types of the parameters it also reads in the
+# WHERE clause (else "inconsistent types").
+_SET = text("""UPDATE member_tiers SET tier_code = :t, since = :now, grace_until = NULL,
+                 reviewed_at = :now
+               WHERE group_id = :g AND member_id = :m AND scope_key = :s""")
+_ADD = text("""INSERT INTO member_tiers (group_id, member_id, scope_key, tier_code, since,
+                 reviewed_at)
+               SELECT CAST(:g AS VARCHAR(64)), CAST(:m AS BIGINT), CAST(:s AS VARCHAR(64)),
+                 CAST(:t AS VARCHAR(64)), :now, :now
+               WHERE NOT EXISTS (SELECT 1 FROM member_tiers WHERE group_id = :g
+                 AND member_id = :m AND scope_key = :s)""")
+_GRACE = text("""UPDATE member_tiers SET grace_until = :u, reviewed_at = :now
+                 WHERE group_id = :g AND member_id = :m AND scope_key = :s""")
+_RECORD = text("""INSERT INTO tier_changes (group_id, member_id, scope_key, from_tier, to_tier,
+                    reason, detail, created_at) VALUES (:g, :m, :s, :f, :t, :r, :d, :now)""")
+
+
 def _run(
     engine: Engine, group_id: str, member_ids: list[int] | None, now: datetime, downgrades: bool
 ) -> list[TierChange]:
+    """Decide every member's change from what the transaction read, then write them: the
+    tier rows in key order (runs of the same statement as one executemany each, so rows
+    are still locked in key order), then the changes, appended in the same order."""
     rules = tier_rules(engine, group_id)
     changes: list[TierChange] = []
+    writes: list[tuple[Literal["set", "grace"], dict[str, Any]]] = []
     with engine.begin() as conn:
         seen = metrics(conn, group_id, member_ids, rules, now)
         held = _held(conn, group_id, member_ids)
@@ -137,21 +168,30 @@ def _run(
             want = rules.qualified(m["spend_fen"], m["orders"], m["activity"])
             code, grace_until = held.get(key, (None, None))
             have = rules.index(code)
+            row = {"g": group_id, "m": key[0], "s": key[1], "now": now}
             if want > have or (code is None and want == have):
-                changes.append(_set(conn, group_id, key, code, rules, want, "upgrade", m, now))
+                writes.append(("set", {**row, "t": rules.tiers[want].code}))
+                changes.append(_set(group_id, key, code, rules, want, "upgrade", m))
             elif downgrades and want < have:
                 if grace_until is None:
-                    until = now + timedelta(days=rules.grace_days)
-                    _grace(conn, group_id, key, until, now)
+                    writes.append(("grace", {**row, "u": now + timedelta(days=rules.grace_days)}))
                     changes.append(
-                        _record(conn, group_id, key, code, code or "", "grace", m, now, None)
+                        TierChange(group_id, key[0], key[1], code, code or "", "grace", m, None)
                     )
                 elif stored_time(grace_until) <= now:
-                    changes.append(
-                        _set(conn, group_id, key, code, rules, want, "downgrade", m, now)
-                    )
+                    writes.append(("set", {**row, "t": rules.tiers[want].code}))
+                    changes.append(_set(group_id, key, code, rules, want, "downgrade", m))
             elif downgrades and grace_until is not None:
-                _grace(conn, group_id, key, None, now)  # qualifies again: grace lifted
+                writes.append(("grace", {**row, "u": None}))  # qualifies again: grace lifted
+        for kind, run in groupby(writes, key=lambda w: w[0]):
+            params = [p for _, p in run]
+            if kind == "set":
+                conn.execute(_SET, params)
+                conn.execute(_ADD, params)
+            else:
+                conn.execute(_GRACE, params)
+        if changes:
+            conn.execute(_RECORD, [_recorded(c, now) for c in changes])
     for change in changes:
         if change.reason == "upgrade" and change.coupon_pack:
             for hook in UPGRADE_HOOKS:
@@ -172,7 +212,6 @@ def _held(
 
 
 def _set(
-    conn: Connection,
     group_id: str,
     key: tuple[int, str],
     old: str | None,
@@ -180,62 +219,39 @@ def _set(
     index: int,
     reason: str,
     m: dict[str, int],
-    now: datetime,
 ) -> TierChange:
     tier = rules.tiers[index]
-    params = {"g": group_id, "m": key[0], "s": key[1], "t": tier.code, "now": now}
-    updated = conn.execute(
-        text("""UPDATE member_tiers SET tier_code = :t, since = :now, grace_until = NULL,
-                  reviewed_at = :now
-                WHERE group_id = :g AND member_id = :m AND scope_key = :s"""),
-        params,
-    ).rowcount
-    if not updated:
-        conn.execute(
-            text("""INSERT INTO member_tiers (group_id, member_id, scope_key, tier_code, since,
-                      reviewed_at) VALUES (:g, :m, :s, :t, :now, :now)"""),
-            params,
-        )
     pack = tier.coupon_pack if reason == "upgrade" and old != tier.code else None
-    return _record(conn, group_id, key, old, tier.code, reason, m, now, pack)
+    return TierChange(group_id, key[0], key[1], old, tier.code, reason, m, pack)
 
 
-def _grace(
-    conn: Connection, group_id: str, key: tuple[int, str], until: datetime | None, now: datetime
-) -> None:
-    conn.execute(
-        text("""UPDATE member_tiers SET grace_until = :u, reviewed_at = :now
-                WHERE group_id = :g AND member_id = :m AND scope_key = :s"""),
-        {"g": group_id, "m": key[0], "s": key[1], "u": until, "now": now},
-    )
+def _recorded(change: TierChange, now: datetime) -> dict[str, Any]:
+    """The change's row in `tier_changes`, with the metrics that decided it."""
+    return {
+        "g": change.group_id,
+        "m": change.member_id,
+        "s": change.scope_key,
+        "f": change.from_tier,
+        "t": change.to_tier,
+        "r": change.reason,
+        "d": json.dumps({"metrics": change.metrics, "coupon_pack": change.coupon_pack}),
+        "now": now,
+    }
 
 
-def _record(
-    conn: Connection,
-    group_id: str,
-    key: tuple[int, str],
-    old: str | None,
-    new: str,
-    reason: str,
-    m: dict[str, int],
-    now: datetime,
-    pack: str | None,
-) -> TierChange:
-    conn.execute(
-        text("""INSERT INTO tier_changes (group_id, member_id, scope_key, from_tier, to_tier,
-                  reason, detail, created_at) VALUES (:g, :m, :s, :f, :t, :r, :d, :now)"""),
-        {
-            "g": group_id,
-            "m": key[0],
-            "s": key[1],
-            "f": old,
-            "t": new,
-            "r": reason,
-            "d": json.dumps({"metrics": m, "coupon_pack": pack}),
-            "now": now,
-        },
-    )
-    return TierChange(group_id, key[0], key[1], old, new, reason, m, pack)
+def _rows_of(table: str, alias: str, member_ids: list[int] | None) -> str:
+    """`table alias`, behind the listed ids when there is a list: the ids, as a VALUES
+    list, come first in a CROSS JOIN (SQLite keeps that order, so each id looks its rows
+    up in the member_id index; PostgreSQL plans it as any join). `_listed` joins them."""
+    if member_ids is None:
+        return f"{table} {alias}"
+    values = ", ".join(f"({int(m)})" for m in member_ids)
+    listed = f"(SELECT column1 AS member_id FROM (VALUES {values}) AS v) listed"
+    return f"{listed} CROSS JOIN {table} {alias}"
+
+
+def _listed(alias: str, member_ids: list[int] | None) -> str:
+    return "" if member_ids is None else f"AND {alias}.member_id = listed.member_id"
 
 
 def _ids(member_ids: list[int]) -> str:

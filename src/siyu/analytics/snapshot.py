@@ -1,0 +1,447 @@
+"""Snapshots: the aggregates the console serves, computed from the warehouse in one run and
+stored in the operational store (`analytics_snapshots`), one JSON payload per kind.
+
+A page then reads one indexed row instead of running DuckDB per request: pages stay fast,
+any number of server workers can read them on SQLite or PostgreSQL, and the DuckDB file is
+never opened (or locked) by the server. Every payload holds aggregates only: counts, fen,
+rates and ids of stores and guides, never a member's personal data.
+
+Kinds:
+    kpis       `kpi_service.kpis_from_warehouse` (every guide in `guides.top`)
+    lifecycle  retention by order count, its knee, the stages it produced, the last month's
+               transitions
+    rfm        RFM segments and what each score layer means
+    sales      members, active members and sales by channel per month (the overview's trends)
+    stores     per store: orders, sales, buyers, home members, last months' sales
+    guides     per guide: store, alias, orders, sales, members (from `kpis`), the funnel
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from ibis import BaseBackend
+from sqlalchemy import Engine, text
+
+from siyu.analytics import kpis as kpi_exprs
+from siyu.analytics.engines import connect, load_arrow, materialised, to_pandas
+from siyu.analytics.knee import find_knee
+from siyu.analytics.kpi_service import kpi_report
+from siyu.analytics.lifecycle import stages_report, write_member_stages
+from siyu.analytics.retention import retention_counts, retention_rows
+from siyu.analytics.rfm import layer_bounds, rfm_scores, rfm_values, segment_summary, summary_json
+from siyu.analytics.service import AXES
+from siyu.analytics.stages import StageConfig
+from siyu.analytics.store_read import StoreReader
+from siyu.analytics.warehouse import Warehouse, open_warehouse
+from siyu.errors import ValidationError
+from siyu.store.reads import Reader, Sql
+
+KINDS = ("kpis", "lifecycle", "rfm", "sales", "stores", "guides")
+KEEP = 5  # runs kept per kind: the newest is served, the others are history
+TREND_MONTHS = 12
+ACTIVE_DAYS = 90  # an active member ordered within this many days
+STAGE_MAX_K = 8
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    kind: str
+    as_of: datetime
+    computed_at: datetime
+    payload: dict[str, Any]
+
+
+def compute_snapshots(
+    engine: Engine,
+    group_id: str,
+    warehouse: Path,
+    config: StageConfig | None = None,
+    write_stages: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Every kind's payload from the landed warehouse (DuckDB file or Parquet directory).
+    The knee is found in the data unless `config.knee` gives it; with `write_stages` the
+    members' stages are written back to `member_stages` (as `siyu analyze stages` does)."""
+    config = config or StageConfig()
+    con = connect("duckdb")
+    try:
+        wh = open_warehouse(con, warehouse, group_id)
+        # One row per order, each joined to its identity's current member: materialised
+        # once, and every analysis is told so (distinct=True) instead of re-aggregating
+        # the orders and re-joining the identities in each of its queries.
+        with materialised(wh.purchases()) as purchases:
+            payloads = _payloads(con, wh, purchases, engine, group_id, config, write_stages)
+    finally:
+        con.disconnect()
+    payloads["kpis"].update(warehouse=str(warehouse), group=group_id)
+    return payloads
+
+
+def _payloads(
+    con: BaseBackend,
+    wh: Warehouse,
+    purchases: ir.Table,
+    engine: Engine,
+    group_id: str,
+    config: StageConfig,
+    write_stages: bool,
+) -> dict[str, dict[str, Any]]:
+    latest = con.execute(purchases.ordered_at.max())
+    if latest is None or pd.isna(latest):
+        raise ValidationError("warehouse", f"{wh.location} holds no orders of {group_id!r}")
+    t_end: datetime = pd.Timestamp(latest).to_pydatetime()
+    cities = load_arrow(con, StoreReader(engine, group_id).store_cities(), "snapshot_cities")
+    kpis = kpi_report(
+        con,
+        purchases,
+        wh.events(),
+        wh.tables["identities"],
+        wh.members(),
+        t_end,
+        top_guides=1_000_000,
+        stores=cities,
+        distinct=True,
+    )
+    payloads = {
+        "kpis": kpis,
+        "lifecycle": _lifecycle(con, wh, purchases, engine, group_id, config, t_end, write_stages),
+        "rfm": _rfm(con, purchases, t_end),
+        "sales": _sales(con, wh, purchases, t_end),
+        "stores": _stores(con, engine, group_id, purchases, t_end),
+        "guides": _guides(engine, group_id, kpis),
+    }
+    for payload in payloads.values():
+        payload.setdefault("as_of", t_end.isoformat())
+    return payloads
+
+
+def save_snapshots(
+    engine: Engine,
+    group_id: str,
+    payloads: Mapping[str, dict[str, Any]],
+    computed_at: datetime | None = None,
+) -> None:
+    """Store one run (every kind in one transaction) and drop runs older than the last
+    `KEEP` of each kind."""
+    now = computed_at or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with engine.begin() as conn:
+        for kind, payload in payloads.items():
+            as_of = datetime.fromisoformat(str(payload["as_of"])).replace(tzinfo=None)
+            conn.execute(
+                text(
+                    "INSERT INTO analytics_snapshots (group_id, kind, as_of, computed_at, payload)"
+                    " VALUES (:g, :k, :a, :c, :p)"
+                ),
+                {
+                    "g": group_id,
+                    "k": kind,
+                    "a": as_of,
+                    "c": now,
+                    "p": json.dumps(payload, ensure_ascii=False, default=str),
+                },
+            )
+            keep = conn.execute(
+                text(
+                    "SELECT snapshot_id FROM analytics_snapshots WHERE group_id = :g AND kind = :k"
+                    " ORDER BY snapshot_id DESC LIMIT 1 OFFSET :n"
+                ),
+                {"g": group_id, "k": kind, "n": KEEP - 1},
+            ).scalar()
+            if keep is not None:
+                conn.execute(
+                    text(
+                        "DELETE FROM analytics_snapshots WHERE group_id = :g AND kind = :k"
+                        " AND snapshot_id < :s"
+                    ),
+                    {"g": group_id, "k": kind, "s": keep},
+                )
+
+
+LATEST = Sql(
+    "SELECT kind, as_of, computed_at, payload FROM analytics_snapshots "
+    "WHERE group_id = :g AND kind = :k ORDER BY snapshot_id DESC LIMIT 1"
+)
+
+
+async def latest_snapshot(reader: Reader, group_id: str, kind: str) -> Snapshot | None:
+    """The newest snapshot of `kind`, or None when none was computed."""
+    row = await reader.first(LATEST, {"g": group_id, "k": kind})
+    if row is None:
+        return None
+    return Snapshot(
+        row.kind, _time(row.as_of), _time(row.computed_at), json.loads(str(row.payload))
+    )
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _lifecycle(
+    con: BaseBackend,
+    wh: Warehouse,
+    purchases: ir.Table,
+    engine: Engine,
+    group_id: str,
+    config: StageConfig,
+    t_end: datetime,
+    write_stages: bool,
+) -> dict[str, Any]:
+    max_k = max(STAGE_MAX_K, config.knee or 0)
+    counts = to_pandas(
+        con, retention_counts(purchases, config.window_days, max_k, t_end, distinct=True)
+    )
+    curve = retention_rows(counts, max_k)
+    found = find_knee(curve, "jump", config.min_support)
+    knee = config.knee or found.k
+    payload: dict[str, Any] = {
+        "as_of": t_end.isoformat(),
+        "window_days": config.window_days,
+        "curve": [r.to_json() for r in curve],
+        "knee": knee,
+        "knee_source": "given" if config.knee else "data",
+        "knee_evidence": found.to_json(),
+        "stages": [],
+        "transitions": None,
+    }
+    if knee is None:
+        return payload
+    staged = StageConfig(
+        knee=knee,
+        at_risk_days=config.at_risk_days,
+        lapsed_days=config.lapsed_days,
+        window_days=config.window_days,
+        max_k=config.max_k,
+        min_support=config.min_support,
+    )
+    report = stages_report(con, purchases, wh.members(), staged, t_end, 1, distinct=True)
+    if write_stages:
+        write_member_stages(engine, group_id, report.members)
+    payload["stages"] = report.payload["stages"]
+    payload["config"] = report.payload["config"]
+    moves = report.payload["transitions"]
+    payload["transitions"] = moves[-1] if moves else None
+    return payload
+
+
+def _temp(con: BaseBackend, expr: ir.Table, name: str) -> ir.Table:
+    """`expr` computed once into a temporary table: the queries that follow read a plain
+    table, so Ibis compiles (its fixed cost per query here) a small expression each time."""
+    return con.create_table(f"snapshot_{name}", expr, temp=True, overwrite=True)
+
+
+def _rfm(con: BaseBackend, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
+    scored = _temp(con, rfm_scores(rfm_values(purchases, t_end, distinct=True)), "rfm")
+    members = int(con.execute(scored.count()))
+    layers = {
+        axis: [
+            {k: int(v) for k, v in rec.items()}
+            for rec in to_pandas(con, layer_bounds(scored, short)).to_dict("records")
+        ]
+        for axis, short in AXES
+    }
+    return {
+        "as_of": t_end.isoformat(),
+        "members": members,
+        "segments": summary_json(to_pandas(con, segment_summary(scored)), members),
+        "layers": layers,
+    }
+
+
+def _month_ends(t_end: datetime, months: int) -> list[datetime]:
+    """The last instant of each of the `months` calendar months up to t_end's (t_end
+    itself for its own month), oldest first."""
+    ends = [t_end]
+    first = t_end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(months - 1):
+        ends.append(first - timedelta(microseconds=1))
+        first = (first - timedelta(days=1)).replace(day=1)
+    return sorted(ends)
+
+
+def _month(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
+    facts = kpi_exprs.order_facts(purchases, t_end, None, ("channel",), distinct=True)
+    facts = _temp(con, facts, "sales")
+    first_month = _month_index(t_end) - TREND_MONTHS + 1
+    recent = facts.filter(facts.month >= first_month)
+    by_channel = to_pandas(
+        con,
+        recent.group_by(["month", "channel"]).aggregate(
+            orders=recent.count().cast("int64"),
+            sales_fen=recent.amount_fen.sum().cast("int64"),
+            buyers=recent.member_id.nunique().cast("int64"),
+        ),
+    )
+    monthly = to_pandas(
+        con,
+        recent.group_by("month").aggregate(
+            orders=recent.count().cast("int64"),
+            sales_fen=recent.amount_fen.sum().cast("int64"),
+            buyers=recent.member_id.nunique().cast("int64"),
+        ),
+    )
+    ends = _month_ends(t_end, TREND_MONTHS)
+    points = ibis.memtable(pd.DataFrame({"trend_end": pd.to_datetime(ends)}))
+    window = facts.cross_join(points)
+    window = window.filter(
+        (window.ordered_at <= window.trend_end)
+        & (window.ordered_at > window.trend_end - ibis.interval(days=ACTIVE_DAYS))
+    )
+    active = to_pandas(
+        con,
+        window.group_by("trend_end").aggregate(active=window.member_id.nunique().cast("int64")),
+    )
+    active_at = {
+        pd.Timestamp(r.trend_end).to_pydatetime(): int(r.active) for r in active.itertuples()
+    }
+    members = wh.members()
+    members = members.filter(members.registered_at <= ibis.timestamp(t_end))
+    joined = to_pandas(
+        con,
+        members.group_by(month=kpi_exprs.month_index(members.registered_at)).aggregate(
+            n=members.count().cast("int64")
+        ),
+    )
+    registered = {int(r.month): int(r.n) for r in joined.itertuples()}
+    months = list(range(first_month, first_month + TREND_MONTHS))
+    before = sum(n for m, n in registered.items() if m < first_month)
+    cumulative = []
+    for m in months:
+        before += registered.get(m, 0)
+        cumulative.append(before)
+    per_month = {int(r.month): r for r in monthly.itertuples()}
+    channels = sorted(set(by_channel["channel"].astype(str)))
+    cells = {(int(r.month), str(r.channel)): r for r in by_channel.itertuples()}
+    return {
+        "as_of": t_end.isoformat(),
+        "active_days": ACTIVE_DAYS,
+        "months": [_month(m) for m in months],
+        "members": cumulative,
+        "new_members": [registered.get(m, 0) for m in months],
+        "active": [active_at.get(pd.Timestamp(e).to_pydatetime(), 0) for e in ends],
+        "buyers": [int(per_month[m].buyers) if m in per_month else 0 for m in months],
+        "orders": [int(per_month[m].orders) if m in per_month else 0 for m in months],
+        "sales_fen": [int(per_month[m].sales_fen) if m in per_month else 0 for m in months],
+        "channels": {
+            c: {
+                "orders": [int(cells[(m, c)].orders) if (m, c) in cells else 0 for m in months],
+                "sales_fen": [
+                    int(cells[(m, c)].sales_fen) if (m, c) in cells else 0 for m in months
+                ],
+            }
+            for c in channels
+        },
+    }
+
+
+def _month_index(t: datetime) -> int:
+    return t.year * 12 + t.month - 1
+
+
+def _stores(
+    con: BaseBackend, engine: Engine, group_id: str, purchases: ir.Table, t_end: datetime
+) -> dict[str, Any]:
+    facts = kpi_exprs.order_facts(purchases, t_end, None, ("store_id",), distinct=True)
+    facts = _temp(con, facts.filter(facts.store_id.notnull()), "stores")
+    totals = to_pandas(
+        con,
+        facts.group_by("store_id").aggregate(
+            orders=facts.count().cast("int64"),
+            sales_fen=facts.amount_fen.sum().cast("int64"),
+            buyers=facts.member_id.nunique().cast("int64"),
+        ),
+    )
+    first_month = _month_index(t_end) - TREND_MONTHS + 1
+    recent = facts.filter(facts.month >= first_month)
+    monthly = to_pandas(
+        con,
+        recent.group_by(["store_id", "month"]).aggregate(
+            sales_fen=recent.amount_fen.sum().cast("int64"), orders=recent.count().cast("int64")
+        ),
+    )
+    months = list(range(first_month, first_month + TREND_MONTHS))
+    cells = {(str(r.store_id), int(r.month)): r for r in monthly.itertuples()}
+    per_store = {str(r.store_id): r for r in totals.itertuples()}
+    with engine.connect() as conn:
+        catalog = conn.execute(
+            text(
+                "SELECT store_id, brand_id, name, city, kind FROM stores WHERE group_id = :g"
+                " ORDER BY store_id"
+            ),
+            {"g": group_id},
+        ).all()
+        homes: dict[str, int] = {
+            str(store): int(n)
+            for store, n in conn.execute(
+                text(
+                    "SELECT home_store_id, COUNT(*) FROM members WHERE group_id = :g"
+                    " AND status = 'active' AND home_store_id IS NOT NULL GROUP BY home_store_id"
+                ),
+                {"g": group_id},
+            ).all()
+        }
+    stores = []
+    for s in catalog:
+        sid = str(s.store_id)
+        row = per_store.get(sid)
+        stores.append(
+            {
+                "store_id": sid,
+                "brand_id": s.brand_id,
+                "name": s.name,
+                "city": s.city,
+                "kind": s.kind,
+                "orders": int(row.orders) if row is not None else 0,
+                "sales_fen": int(row.sales_fen) if row is not None else 0,
+                "buyers": int(row.buyers) if row is not None else 0,
+                "home_members": int(homes.get(sid, 0)),
+                "sales_by_month": [
+                    int(cells[(sid, m)].sales_fen) if (sid, m) in cells else 0 for m in months
+                ],
+            }
+        )
+    stores.sort(key=lambda s: (-int(s["sales_fen"]), str(s["store_id"])))
+    return {"as_of": t_end.isoformat(), "months": [_month(m) for m in months], "stores": stores}
+
+
+def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, Any]:
+    with engine.connect() as conn:
+        catalog = {
+            str(r.guide_id): r
+            for r in conn.execute(
+                text("SELECT guide_id, store_id, alias FROM guides WHERE group_id = :g"),
+                {"g": group_id},
+            ).all()
+        }
+    ranking = kpis.get("guides", {}).get("top", [])
+    funnels = {str(f["guide_id"]): f["steps"] for f in kpis.get("funnel_guides", [])}
+    guides = []
+    for rank, g in enumerate(ranking, start=1):
+        gid = str(g["guide_id"])
+        known = catalog.get(gid)
+        guides.append(
+            {
+                "rank": rank,
+                "guide_id": gid,
+                "alias": None if known is None else known.alias,
+                "store_id": None if known is None else known.store_id,
+                "orders": int(g["orders"]),
+                "sales_fen": int(g["sales_fen"]),
+                "members": int(g["members"]),
+                "funnel": funnels.get(gid),
+            }
+        )
+    overall = kpis.get("guides", {}).get("overall", {})
+    return {"as_of": kpis["as_of"], "overall": overall, "guides": guides}

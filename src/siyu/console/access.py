@@ -1,0 +1,60 @@
+"""Which role opens which console page, in the order the navigation lists them.
+
+The console's roles are the API's (siyu.auth.principal.Role): HQ admins see everything
+unmasked, analysts the aggregates and masked profiles, a store its stores and their
+members, a guide its own members and tasks. Channel and member keys are for integrations
+and the member mini-program and cannot log in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siyu.auth.principal import Role
+
+HQ = frozenset({Role.ADMIN, Role.ANALYST})
+CONSOLE_ROLES = frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE})
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    path: str
+    roles: frozenset[Role]
+    in_nav: bool = True
+
+
+PAGES: tuple[Page, ...] = (
+    Page("overview", "/console/overview", HQ),
+    Page("retention", "/console/retention", HQ),
+    Page("cohorts", "/console/cohorts", HQ),
+    Page("rfm", "/console/rfm", HQ),
+    Page("funnel", "/console/funnel", HQ),
+    Page("channels", "/console/channels", HQ),
+    Page("guides", "/console/guides", HQ),
+    Page("guide_members", "/console/guides/{guide_id}", HQ, in_nav=False),
+    Page("stores", "/console/stores", frozenset({Role.ADMIN, Role.ANALYST, Role.STORE})),
+    Page(
+        "store_members",
+        "/console/stores/{store_id}",
+        frozenset({Role.ADMIN, Role.ANALYST, Role.STORE}),
+        in_nav=False,
+    ),
+    Page("my_members", "/console/my-members", frozenset({Role.GUIDE})),
+    Page("tasks", "/console/tasks", frozenset({Role.GUIDE})),
+    Page("members", "/console/members", CONSOLE_ROLES),
+)
+BY_NAME = {p.name: p for p in PAGES}
+
+
+def may_open(role: Role, page: str) -> bool:
+    return role in BY_NAME[page].roles
+
+
+def navigation(role: Role) -> list[Page]:
+    return [p for p in PAGES if p.in_nav and role in p.roles]
+
+
+def home(role: Role) -> str:
+    """The first page a role lands on after logging in."""
+    return navigation(role)[0].path

@@ -1,0 +1,363 @@
+"""The console's words in Chinese and English, and how numbers are written.
+
+Every string a page shows is here, keyed; a test checks both languages have every key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+LANGS = ("zh", "en")
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # (zh, en)
+    "app": ("siyu 运营台", "siyu console"),
+    "lang.switch": ("English", "中文"),
+    "nav.menu": ("菜单", "Menu"),
+    "nav.overview": ("总览", "Overview"),
+    "nav.retention": ("复购留存", "Retention"),
+    "nav.cohorts": ("同期群", "Cohorts"),
+    "nav.rfm": ("RFM 分层", "RFM layers"),
+    "nav.funnel": ("转化漏斗", "Funnel"),
+    "nav.channels": ("渠道结构", "Channel mix"),
+    "nav.members": ("会员 360", "Member 360"),
+    "nav.guides": ("导购", "Guides"),
+    "nav.stores": ("门店", "Stores"),
+    "nav.my_members": ("我的会员", "My members"),
+    "nav.tasks": ("跟进任务", "Tasks"),
+    "login.title": ("登录", "Log in"),
+    "login.key": ("API 密钥", "API key"),
+    "login.help": (
+        "粘贴一个 API 密钥（siyu keys create --role ...）。角色决定能看到的页面。",
+        "Paste an API key (siyu keys create --role ...). Its role decides what you see.",
+    ),
+    "login.submit": ("登录", "Log in"),
+    "login.bad_key": ("密钥无效、已吊销或已过期。", "The key is invalid, revoked or expired."),
+    "login.role_refused": (
+        "{role} 角色的密钥不能登录运营台（它们用于渠道对接和会员小程序）。",
+        "A {role} key cannot log in to the console (it is for integrations and the "
+        "member mini-program).",
+    ),
+    "login.too_many": (
+        "登录失败次数过多，请 {minutes} 分钟后再试。",
+        "Too many failed logins; try again in {minutes} minutes.",
+    ),
+    "login.expired": ("会话已结束，请重新登录。", "Your session ended; log in again."),
+    "login.csrf": (
+        "表单已过期，请重新提交。",
+        "The form expired; please submit it again.",
+    ),
+    "logout": ("退出", "Log out"),
+    "who": ("{role} · 密钥 #{key_id}", "{role} · key #{key_id}"),
+    "role.admin": ("总部管理员", "HQ admin"),
+    "role.analyst": ("分析师", "Analyst"),
+    "role.store": ("门店", "Store"),
+    "role.guide": ("导购", "Guide"),
+    "role.channel": ("渠道", "channel"),
+    "role.member": ("会员", "member"),
+    "as_of": (
+        "数据截至 {as_of}（计算于 {computed_at}）",
+        "Data as of {as_of} (computed {computed_at})",
+    ),
+    "no_snapshot": (
+        "还没有分析快照。运行 `siyu warehouse land` 然后 `siyu analyze snapshot`"
+        "（或 `siyu demo`）。",
+        "No analytics snapshot yet. Run `siyu warehouse land`, then `siyu analyze snapshot` "
+        "(or `siyu demo`).",
+    ),
+    "error.403": ("无权访问", "Forbidden"),
+    "error.403.text": (
+        "你的角色不能打开这个页面或这位会员。",
+        "Your role may not open this page or this member.",
+    ),
+    "error.404": ("未找到", "Not found"),
+    "error.404.text": ("没有这个页面或这位会员。", "There is no such page or member."),
+    "error.400": ("请求无效", "Bad request"),
+    "back": ("返回", "Back"),
+    # overview
+    "overview.title": ("总览", "Overview"),
+    "kpi.members": ("会员数", "Members"),
+    "kpi.members.note": (
+        "未被合并的会员（按注册月累计）",
+        "members not merged away (cumulative by month joined)",
+    ),
+    "kpi.active": ("活跃会员", "Active members"),
+    "kpi.active.note": ("近 {days} 天内下过单", "ordered in the last {days} days"),
+    "kpi.sales": ("本月销售额", "Sales this month"),
+    "kpi.sales.note": ("实付，所有渠道", "paid, every channel"),
+    "kpi.repurchase": ("月复购率", "Monthly repurchase rate"),
+    "kpi.repurchase.note": ("当月下单 ≥2 次的买家占比", "buyers with 2+ orders in the month"),
+    "kpi.cross_brand": ("跨品牌购买率", "Cross-brand purchase rate"),
+    "kpi.cross_brand.note": ("当月买过 ≥2 个品牌的买家占比", "buyers of 2+ brands in the month"),
+    "kpi.guide_share": ("导购销售占比", "Guide share of sales"),
+    "kpi.guide_share.note": ("有导购归属的销售额占比", "sales attributed to a guide"),
+    "kpi.online": ("历史会员线上化率", "Historical members online"),
+    "kpi.online.note": (
+        "线下会员中也有线上身份的比例（累计，无月度序列）",
+        "offline members also reachable online (to date, no monthly series)",
+    ),
+    "kpi.enrollment": ("非会员入会率", "Non-member enrollment"),
+    "kpi.enrollment.note": (
+        "门店非会员买家后来入会的比例（累计，无月度序列）",
+        "till buyers without membership who joined later (to date, no monthly series)",
+    ),
+    "kpi.same_city": ("同城订单占比", "Same-city orders"),
+    "kpi.same_city.note": (
+        "门店所在城市的会员的订单占比（累计，无月度序列）",
+        "store orders by members of the store's city (to date, no monthly series)",
+    ),
+    "trend": ("趋势", "Trend"),
+    "sales_by_channel": ("各渠道月销售额（元）", "Sales by channel per month (CNY)"),
+    "col.month": ("月份", "Month"),
+    "col.channel": ("渠道", "Channel"),
+    "col.orders": ("订单", "Orders"),
+    "col.sales": ("销售额", "Sales"),
+    "col.members": ("会员", "Members"),
+    "col.buyers": ("买家", "Buyers"),
+    "col.share": ("占比", "Share"),
+    "col.rate": ("比率", "Rate"),
+    "col.stage": ("阶段", "Stage"),
+    "col.store": ("门店", "Store"),
+    "col.city": ("城市", "City"),
+    "col.guide": ("导购", "Guide"),
+    "col.rank": ("排名", "Rank"),
+    "col.member": ("会员", "Member"),
+    "col.name": ("姓名", "Name"),
+    "col.last_order": ("最近下单", "Last order"),
+    "col.home_store": ("归属门店", "Home store"),
+    "col.home_members": ("归属会员", "Home members"),
+    "col.time": ("时间", "Time"),
+    "col.what": ("事件", "What"),
+    "col.type": ("类型", "Type"),
+    "col.value": ("值", "Value"),
+    "col.verified": ("已验证", "Verified"),
+    "col.first_seen": ("首次出现", "First seen"),
+    "col.status": ("状态", "Status"),
+    "col.amount": ("金额", "Amount"),
+    "col.asset": ("资产", "Asset"),
+    "col.balance": ("余额", "Balance"),
+    "col.kind": ("类别", "Kind"),
+    "col.reference": ("关联", "Reference"),
+    "col.tier": ("等级", "Tier"),
+    "col.scope": ("范围", "Scope"),
+    "col.since": ("起始", "Since"),
+    "col.k": ("订单数 k", "Orders k"),
+    "col.eligible": ("可判定", "Eligible"),
+    "col.retained": ("再次购买", "Came back"),
+    "col.task": ("任务", "Task"),
+    "col.step": ("步骤", "Step"),
+    "col.conversion": ("转化", "Conversion"),
+    "col.segment": ("分层", "Segment"),
+    "col.score": ("分数", "Score"),
+    "col.range": ("区间", "Range"),
+    "col.recency": ("最近一次（天）", "Recency (days)"),
+    "col.frequency": ("频次（单）", "Frequency (orders)"),
+    "col.monetary": ("金额", "Monetary"),
+    "col.cohort": ("首单月", "First-order month"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    # retention
+    "retention.title": ("复购留存（会员四次）", "Retention by order count"),
+    "retention.text": (
+        "买过 k 单的会员中，{w} 天内再次购买的比例。拐点之后会员留下来。",
+        "Of members with k orders, the share who ordered again within {w} days. From the "
+        "knee on, members stay.",
+    ),
+    "retention.knee": ("拐点：第 {k} 单", "Knee: k = {k}"),
+    "retention.no_knee": ("数据中没有找到拐点。", "No knee in the data."),
+    "retention.stages": ("由拐点划分的阶段", "The stages the knee produced"),
+    "retention.transitions": (
+        "上月阶段流转（行：月初，列：月末）",
+        "Last month's moves (rows: before, columns: after)",
+    ),
+    "stage.prospect": ("潜客（未下单）", "Prospect (no order yet)"),
+    "stage.new": ("新客（{k} 单）", "New ({k} order(s))"),
+    "stage.loyal": ("忠诚（达到拐点）", "Loyal (reached the knee)"),
+    "stage.at_risk": ("流失预警", "At risk (gone quiet)"),
+    "stage.lapsed": ("已流失", "Lapsed (silent too long)"),
+    "stage.none": ("未分阶段", "No stage yet"),
+    # cohorts
+    "cohorts.title": ("同期群留存", "Cohort retention"),
+    "cohorts.text": (
+        "按首单月份分组，之后每个月仍下单的会员比例。",
+        "Members grouped by the month of their first order: the share ordering in each "
+        "month after.",
+    ),
+    "cohorts.month_n": ("第 {n} 月", "Month {n}"),
+    # rfm
+    "rfm.title": ("RFM 分层", "RFM layers"),
+    "rfm.text": (
+        "按最近一次、频次、金额打分（1-5），映射到 VIP / 忠诚 / 普通 / 流失预警 / 已流失。",
+        "Recency, frequency and money scored 1-5 and mapped to vip / loyal / ordinary / "
+        "at risk / lapsed.",
+    ),
+    "rfm.layers": ("分数区间的含义", "What each score means"),
+    "segment.vip": ("VIP", "VIP"),
+    "segment.loyal": ("忠诚", "Loyal"),
+    "segment.ordinary": ("普通", "Ordinary"),
+    "segment.at_risk": ("流失预警", "At risk"),
+    "segment.lapsed": ("已流失", "Lapsed"),
+    # funnel
+    "funnel.title": ("转化漏斗", "Funnel"),
+    "funnel.text": (
+        "浏览 → 加购 → 下单 → 支付，按渠道，会员去重。",
+        "View → add to cart → order → pay per channel, distinct members.",
+    ),
+    "step.view": ("浏览", "View"),
+    "step.add_to_cart": ("加购", "Add to cart"),
+    "step.order": ("下单", "Order"),
+    "step.pay": ("支付", "Pay"),
+    # channels
+    "channels.title": ("渠道结构", "Channel mix"),
+    "channels.sales": ("销售额占比", "Share of sales"),
+    "channels.members": ("会员覆盖", "Members reached"),
+    # member 360
+    "members.title": ("会员 360", "Member 360"),
+    "members.search": ("查找会员", "Find a member"),
+    "members.search.help": (
+        "按手机号、会员卡、openid、unionid、天猫 ouid 等任一身份，或会员编号。",
+        "By phone, card, openid, unionid, Tmall ouid or any identifier, or the member id.",
+    ),
+    "members.search.type": ("身份类型", "Identifier type"),
+    "members.search.value": ("值", "Value"),
+    "members.search.submit": ("查找", "Search"),
+    "members.search.none": ("没有会员使用这个身份。", "No member has this identifier."),
+    "members.member_id": ("会员编号", "member id"),
+    "members.identities": ("身份（跨渠道）", "Identities across channels"),
+    "members.masked": ("已脱敏", "masked"),
+    "members.orders": ("订单（最近 50 笔）", "Orders (latest 50)"),
+    "members.ledger": ("积分与储值", "Points and stored value"),
+    "members.statement": ("流水（最近 30 条）", "Statement (latest 30 entries)"),
+    "members.tiers": ("等级", "Tiers"),
+    "members.no_tier": ("暂无等级", "No tier yet"),
+    "members.stage": ("生命周期阶段", "Lifecycle stage"),
+    "members.tags": ("派生标签", "Derived tags"),
+    "members.tags.note": (
+        "由阶段、等级和身份推导；标签管理尚未实现。",
+        "Derived from stage, tiers and identities; tag management is not built yet.",
+    ),
+    "members.timeline": ("时间线", "Timeline"),
+    "members.merged_from": (
+        "会员 {old} 已合并到 {new}，显示的是合并后的会员。",
+        "Member {old} was merged into {new}; showing the survivor.",
+    ),
+    "members.registered": ("注册于 {at}", "Joined {at}"),
+    "members.none": ("无", "none"),
+    "tag.multichannel": ("多渠道（{n} 个渠道）", "Multichannel ({n} channels)"),
+    "tag.online_offline": ("线上线下都有", "Online and offline"),
+    "tag.merged": ("OneID 合并过", "Merged by OneID"),
+    "asset.points": ("积分", "Points"),
+    "asset.sv_principal": ("储值本金", "Stored value"),
+    "asset.sv_bonus": ("储值赠送", "Stored value bonus"),
+    "tl.order": (
+        "下单 {order_id}（{channel}，{amount}）",
+        "Order {order_id} ({channel}, {amount})",
+    ),
+    "tl.refund": ("退款 {order_id}（{amount}）", "Refund of {order_id} ({amount})"),
+    "tl.event": ("行为：{type}（{channel}）", "Event: {type} ({channel})"),
+    "tl.posting": ("账户：{kind} {amount} {asset}", "Ledger: {kind} {amount} {asset}"),
+    "tl.identity": ("身份首次出现：{type}（{channel}）", "Identity first seen: {type} ({channel})"),
+    "tl.merge": (
+        "合并：会员 {merged} → {survivor}（{mode}）",
+        "Merge: member {merged} → {survivor} ({mode})",
+    ),
+    "tl.merge_undone": ("（已撤销）", "(undone)"),
+    "tl.tier": (
+        "等级变化：{from_tier} → {to_tier}（{reason}）",
+        "Tier: {from_tier} → {to_tier} ({reason})",
+    ),
+    # guides
+    "guides.title": ("导购排行", "Guide leaderboard"),
+    "guides.text": ("按归属销售额排序。", "Ranked by attributed sales."),
+    "guides.members": ("{guide} 的会员", "{guide}'s members"),
+    "guides.count": (
+        "共 {n} 位会员，显示最近下单的 {shown} 位。",
+        "{n} members; the {shown} who ordered most recently are shown.",
+    ),
+    "my.title": ("我的会员", "My members"),
+    "tasks.title": ("跟进任务", "Tasks"),
+    "tasks.text": (
+        "由阶段推导：流失预警和已流失的会员需要挽回，差一单到拐点的新客需要推动下一单。",
+        "Derived from stages: at-risk and lapsed members to win back, new members one "
+        "order before the knee to bring back for that order.",
+    ),
+    "task.win_back_at_risk": ("挽回（流失预警）", "Win back (at risk)"),
+    "task.win_back_lapsed": ("挽回（已流失）", "Win back (lapsed)"),
+    "task.next_order": ("推动下一单（差一单到拐点）", "Next order reaches the knee"),
+    "tasks.none": ("没有任务。", "No tasks."),
+    # stores
+    "stores.title": ("门店", "Stores"),
+    "stores.text": (
+        "各门店销售额、订单、买家和归属会员。",
+        "Sales, orders, buyers and home members per store.",
+    ),
+    "stores.members": ("{store} 的会员", "Members of {store}"),
+    "stores.count": (
+        "归属会员 {n} 位，显示最近下单的 {shown} 位。",
+        "{n} home members; the {shown} who ordered most recently are shown.",
+    ),
+    "stores.trend": ("近 12 个月销售额（元）", "Sales, last 12 months (CNY)"),
+    "empty": ("暂无数据", "No data"),
+    "channel.pos": ("门店收银", "Store till"),
+    "channel.miniprogram": ("小程序", "Mini-program"),
+    "channel.official_account": ("公众号", "Official account"),
+    "channel.wecom": ("企业微信", "WeCom"),
+    "channel.tmall": ("天猫", "Tmall"),
+    "channel.jd": ("京东", "JD"),
+    "channel.douyin": ("抖音", "Douyin"),
+    "channel.youzan": ("有赞", "Youzan"),
+}
+
+
+def tr(key: str, lang: str, **values: Any) -> str:
+    """The string `key` in `lang`, formatted with `values`."""
+    zh, en = STRINGS[key]
+    text = zh if lang == "zh" else en
+    return text.format(**values) if values else text
+
+
+def fmt_int(value: Any) -> str:
+    """12345 -> 12,345 (the grouping both languages' business documents use)."""
+    return "-" if value is None else f"{int(value):,}"
+
+
+def fmt_cny(fen: Any) -> str:
+    """Integer fen -> ¥12,345.67 (the money stays integer until it is written)."""
+    if fen is None:
+        return "-"
+    fen = int(fen)
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}¥{yuan:,}.{cents:02d}"
+
+
+def fmt_pct(rate: Any, digits: int = 1) -> str:
+    return "-" if rate is None else f"{float(rate) * 100:.{digits}f}%"
+
+
+def fmt_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    if not isinstance(value, datetime):
+        # SQLite answers text; only the seconds are shown (some rows carry odd fractions)
+        value = datetime.fromisoformat(str(value)[:19])
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_date(value: Any) -> str:
+    return "-" if value is None else fmt_time(value)[:10]
+
+
+def channel_label(channel: str, lang: str) -> str:
+    key = f"channel.{channel}"
+    return tr(key, lang) if key in STRINGS else channel
+
+
+def stage_label(stage: str | None, lang: str) -> str:
+    if not stage:
+        return tr("stage.none", lang)
+    if stage.startswith("new_"):
+        return tr("stage.new", lang, k=stage[4:])
+    key = f"stage.{stage}"
+    return tr(key, lang) if key in STRINGS else stage

@@ -1,0 +1,218 @@
+"""The console's routes: login and logout, the static bundle, and one route per page.
+
+Pages are thin: aggregate pages read the latest snapshot (`analytics.snapshot`), member
+pages read the store live through the async read port, scoped as the API scopes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from siyu.api.deps import member_in_scope
+from siyu.api.problems import Problem
+from siyu.auth.keys import AuthenticationError, authenticate_async
+from siyu.auth.principal import Role
+from siyu.console import access, analytics_pages, people_pages
+from siyu.console.member360 import find_member, load_member
+from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
+from siyu.console.web import (
+    BUNDLE,
+    STATIC,
+    Console,
+    ConsoleExit,
+    authenticated,
+    clear_session,
+    context,
+    form,
+    redirect,
+    render,
+    secure,
+    set_session,
+)
+from siyu.errors import ValidationError
+from siyu.identity.types import IDENTITY_TYPES
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+router.include_router(analytics_pages.router)
+router.include_router(people_pages.router)
+
+SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
+
+
+def mount(app: FastAPI, secret_key: bytes) -> None:
+    """Add the console to the service: its routes, state and error pages."""
+    app.state.console = Console(Signer(secret_key))
+    app.include_router(router)
+    app.add_exception_handler(ConsoleExit, _exit)  # type: ignore[arg-type]
+
+
+def bundle_missing() -> str | None:
+    """Why the console cannot be served, or None: the chart bundle is built from web/."""
+    if BUNDLE.is_file():
+        return None
+    return (
+        f"the console's chart bundle {BUNDLE} is missing; build it with `make console-assets` "
+        "(npm ci && npm run build in web/)"
+    )
+
+
+async def _exit(request: Request, exc: ConsoleExit) -> Response:
+    ctx = context(request)
+    if exc.location is not None:
+        return redirect(ctx, exc.location)
+    key = "error.403" if exc.status == 403 else "error.404" if exc.status == 404 else "error.400"
+    return render(ctx, "error.html", status=exc.status, title=ctx.t(key), text=ctx.t(f"{key}.text"))
+
+
+@router.get("")
+@router.get("/")
+async def root(request: Request) -> Response:
+    ctx = await authenticated(request, "members")
+    assert ctx.who is not None
+    return redirect(ctx, access.home(ctx.who.role))
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    ctx = context(request)
+    ended = request.query_params.get("ended") == "1"
+    return render(ctx, "login.html", error=ctx.t("login.expired") if ended else None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    ctx = context(request)
+    fields = await form(request)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        return render(ctx, "login.html", status=403, error=ctx.t("login.csrf"))
+    client = request.client.host if request.client else "?"
+    limiter = ctx.console.limiter
+    wait = limiter.blocked(client)
+    if wait > 0:
+        message = ctx.t("login.too_many", minutes=int(wait // 60) + 1)
+        response = render(ctx, "login.html", status=429, error=message)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    try:
+        who = await authenticate_async(ctx.svc.reads, ctx.svc.vault, fields.get("key", "").strip())
+    except AuthenticationError:
+        limiter.failed(client)
+        return render(ctx, "login.html", status=401, error=ctx.t("login.bad_key"))
+    if who.group_id != ctx.svc.settings.group_id:
+        limiter.failed(client)
+        return render(ctx, "login.html", status=401, error=ctx.t("login.bad_key"))
+    if who.role not in access.CONSOLE_ROLES:
+        message = ctx.t("login.role_refused", role=ctx.t(f"role.{who.role.value}"))
+        return render(ctx, "login.html", status=403, error=message)
+    limiter.succeeded(client)
+    response = redirect(ctx, access.home(who.role))
+    set_session(ctx, response, who.key_id)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    ctx = context(request)
+    fields = await form(request)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        raise ConsoleExit(403)
+    response = redirect(ctx, "/console/login")
+    clear_session(response)
+    return response
+
+
+_ASSETS: dict[str, tuple[bytes, str, str]] = {}
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@router.get("/static/{name}")
+async def static(name: str, request: Request) -> Response:
+    """The bundle and the style sheet, from the package (no CDN at run time)."""
+    if name not in _ASSETS:
+        path = STATIC / name
+        if Path(name).name != name or path.suffix not in _TYPES or not path.is_file():
+            return secure(Response(status_code=404))
+        body = path.read_bytes()
+        _ASSETS[name] = (body, _TYPES[path.suffix], hashlib.sha256(body).hexdigest()[:16])
+    body, media, etag = _ASSETS[name]
+    if request.headers.get("if-none-match") == etag:
+        response = Response(status_code=304)
+    else:
+        response = Response(body, media_type=media)
+    secure(response)
+    # not personal and the same for everyone: revalidated by ETag instead of refetched
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["ETag"] = etag
+    return response
+
+
+# --- Member 360 -------------------------------------------------------------------------
+
+
+@router.get("/members")
+async def members_search(request: Request) -> Response:
+    ctx = await authenticated(request, "members")
+    return render(ctx, "members_search.html", types=SEARCH_TYPES, error=None)
+
+
+@router.post("/members/search")
+async def members_find(request: Request) -> Response:
+    """A search is a POST: the identifier (a phone) stays out of URLs and so out of
+    every log (siyu's, a proxy's, the browser's history)."""
+    ctx = await authenticated(request, "members")
+    assert ctx.who is not None
+    fields = await form(request)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        raise ConsoleExit(403)
+    kind, value = fields.get("type", ""), fields.get("value", "").strip()
+    error = None
+    member_id: int | None = None
+    if kind == "member_id":
+        member_id = int(value) if value.isdigit() and len(value) < 19 else None
+        if member_id is None:
+            error = f"{ctx.t('members.member_id')}: 1, 2, 3 …"
+    else:
+        try:
+            ident = ctx.svc.encoder().encode(kind, value)
+        except ValidationError as exc:
+            error = str(exc)  # names the field and the rule, never the value
+        else:
+            async with ctx.svc.reads.connection() as reader:
+                member_id = await find_member(reader, ctx.who.group_id, ident.type, ident.key)
+            if member_id is None:
+                error = ctx.t("members.search.none")
+    if member_id is None:
+        return render(
+            ctx,
+            "members_search.html",
+            status=404 if not error else 422,
+            types=SEARCH_TYPES,
+            error=error,
+        )
+    return redirect(ctx, f"/console/members/{member_id}")
+
+
+@router.get("/members/{member_id}")
+async def member_page(member_id: int, request: Request) -> Response:
+    ctx = await authenticated(request, "members")
+    assert ctx.who is not None
+    if not 1 <= member_id < 2**62:
+        raise ConsoleExit(404)
+    async with ctx.svc.reads.connection() as reader:
+        try:
+            current = await member_in_scope(reader, ctx.who, member_id)
+        except Problem as problem:
+            raise ConsoleExit(problem.status) from None
+        member = await load_member(reader, ctx.svc.vault, ctx.who, current, ctx.lang)
+    return render(
+        ctx,
+        "member.html",
+        asked=member_id,
+        m=member,
+        masked=not ctx.who.sees_personal_data,
+        is_admin=ctx.who.role == Role.ADMIN,
+    )
