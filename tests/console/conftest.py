@@ -107,7 +107,10 @@ def brand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brand]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an asyncio loop in the main
+# thread while it is open, and tests after the console's (asyncio.run in tests/store)
+# cannot start a loop of their own beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file():
         message = f"no Chromium at {CHROMIUM}: `make browser` installs Debian's chromium"

@@ -112,7 +112,7 @@ def kpi_report(
             "cohorts": _cohorts(run(kpis.cohort_retention(months, max_months)), t_end, max_months),
             "repurchase": [
                 {
-                    "month": _month(r["month"]),
+                    "month": kpis.month_label(int(r["month"])),
                     "buyers": int(r["buyers"]),
                     "repeat_buyers": int(r["repeat_buyers"]),
                     "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
@@ -124,7 +124,7 @@ def kpi_report(
             "cross_brand": {
                 "overall": _cross(run(kpis.cross_brand(facts))[0]),
                 "months": [
-                    {"month": _month(r["month"]), **_cross(r)}
+                    {"month": kpis.month_label(int(r["month"])), **_cross(r)}
                     for r in run(kpis.cross_brand_months(months))
                 ],
             },
@@ -214,7 +214,7 @@ def _cohorts(rows: list[dict[str, Any]], t_end: datetime, max_months: int) -> li
         active = [c["active"].get(m, 0) for m in range(min(max_months, last - cohort) + 1)]
         out.append(
             {
-                "cohort": _month(cohort),
+                "cohort": kpis.month_label(int(cohort)),
                 "members": c["members"],
                 "active": active,
                 "rates": [_rate(a, c["members"]) for a in active],
@@ -263,7 +263,7 @@ def _guides(
         },
         "months": [
             {
-                "month": _month(m["month"]),
+                "month": kpis.month_label(int(m["month"])),
                 **{k: int(m[k]) for k in keys},
                 "sales_share": _rate(m["guide_sales_fen"], m["sales_fen"]),
             }
@@ -279,11 +279,6 @@ def _guides(
             for g in ranking[:top]
         ],
     }
-
-
-def _month(index: Any) -> str:
-    i = int(index)
-    return f"{i // 12:04d}-{i % 12 + 1:02d}"
 
 
 def _rate(part: Any, whole: Any) -> float | None:

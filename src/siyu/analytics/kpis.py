@@ -28,6 +28,11 @@ def month_index(ts: ir.TimestampValue) -> ir.IntegerValue:
     return (ts.year() * 12 + ts.month() - 1).cast("int64")
 
 
+def month_label(index: int) -> str:
+    """The month index (`month_index`) as "YYYY-MM"."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def _window(
     table: ir.Table,
     column: str,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from siyu.analytics.lifecycle import stages_report, write_member_stages
 from siyu.analytics.retention import retention_counts, retention_rows
 from siyu.analytics.rfm import layer_bounds, rfm_scores, rfm_values, segment_summary, summary_json
 from siyu.analytics.service import AXES
-from siyu.analytics.stages import StageConfig
+from siyu.analytics.stages import StageConfig, month_ends
 from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse, open_warehouse
 from siyu.errors import ValidationError
@@ -256,25 +256,10 @@ def _rfm(con: BaseBackend, purchases: ir.Table, t_end: datetime) -> dict[str, An
     }
 
 
-def _month_ends(t_end: datetime, months: int) -> list[datetime]:
-    """The last instant of each of the `months` calendar months up to t_end's (t_end
-    itself for its own month), oldest first."""
-    ends = [t_end]
-    first = t_end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    for _ in range(months - 1):
-        ends.append(first - timedelta(microseconds=1))
-        first = (first - timedelta(days=1)).replace(day=1)
-    return sorted(ends)
-
-
-def _month(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
     facts = kpi_exprs.order_facts(purchases, t_end, None, ("channel",), distinct=True)
     facts = _temp(con, facts, "sales")
-    first_month = _month_index(t_end) - TREND_MONTHS + 1
+    first_month = _month_of(t_end) - TREND_MONTHS + 1
     recent = facts.filter(facts.month >= first_month)
     by_channel = to_pandas(
         con,
@@ -292,7 +277,7 @@ def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime
             buyers=recent.member_id.nunique().cast("int64"),
         ),
     )
-    ends = _month_ends(t_end, TREND_MONTHS)
+    ends = month_ends(t_end, TREND_MONTHS - 1)
     points = ibis.memtable(pd.DataFrame({"trend_end": pd.to_datetime(ends)}))
     window = facts.cross_join(points)
     window = window.filter(
@@ -327,7 +312,7 @@ def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime
     return {
         "as_of": t_end.isoformat(),
         "active_days": ACTIVE_DAYS,
-        "months": [_month(m) for m in months],
+        "months": [kpi_exprs.month_label(m) for m in months],
         "members": cumulative,
         "new_members": [registered.get(m, 0) for m in months],
         "active": [active_at.get(pd.Timestamp(e).to_pydatetime(), 0) for e in ends],
@@ -346,10 +331,6 @@ def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime
     }
 
 
-def _month_index(t: datetime) -> int:
-    return t.year * 12 + t.month - 1
-
-
 def _stores(
     con: BaseBackend, engine: Engine, group_id: str, purchases: ir.Table, t_end: datetime
 ) -> dict[str, Any]:
@@ -363,7 +344,7 @@ def _stores(
             buyers=facts.member_id.nunique().cast("int64"),
         ),
     )
-    first_month = _month_index(t_end) - TREND_MONTHS + 1
+    first_month = _month_of(t_end) - TREND_MONTHS + 1
     recent = facts.filter(facts.month >= first_month)
     monthly = to_pandas(
         con,
@@ -413,7 +394,11 @@ def _stores(
             }
         )
     stores.sort(key=lambda s: (-int(s["sales_fen"]), str(s["store_id"])))
-    return {"as_of": t_end.isoformat(), "months": [_month(m) for m in months], "stores": stores}
+    return {
+        "as_of": t_end.isoformat(),
+        "months": [kpi_exprs.month_label(m) for m in months],
+        "stores": stores,
+    }
 
 
 def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, Any]:
@@ -445,3 +430,8 @@ def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, An
         )
     overall = kpis.get("guides", {}).get("overall", {})
     return {"as_of": kpis["as_of"], "overall": overall, "guides": guides}
+
+
+def _month_of(t: datetime) -> int:
+    """`kpis.month_index` of a Python time."""
+    return t.year * 12 + t.month - 1
