@@ -102,6 +102,10 @@ def test_overview_shows_the_stores_numbers(brand: Brand, page: Any) -> None:
     rate = kpis["repurchase"][-1]["repeat_rate"]
     assert page.locator("[data-metric=repurchase]").inner_text() == f"{rate * 100:.1f}%"
     assert re.search(r"Data as of \d{4}-\d\d-\d\d", page.locator(".as-of").inner_text())
+    # and a rate with no monthly series says what it is a rate of
+    buyers = kpis["enrollment"]["non_member_buyers"]
+    note = page.locator("[data-kpi=enrollment] .card-note").inner_text()
+    assert note.endswith(f"base: {buyers:,}")
 
 
 def test_channel_mix_counts_the_stores_orders(brand: Brand, page: Any) -> None:

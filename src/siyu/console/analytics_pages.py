@@ -62,6 +62,11 @@ async def overview(request: Request) -> Response:
     sales, kpis = snaps["sales"].payload, snaps["kpis"].payload
     months = sales["months"]
     t = ctx.t
+
+    def to_date(key: str, base: Any) -> str:
+        """The note of a rate with no monthly series, and its base (how many it is of)."""
+        return f"{t(f'kpi.{key}.note')} · {t('kpi.base', n=fmt_int(base))}"
+
     repurchase = kpis.get("repurchase", [])[-TREND:]
     cross = kpis.get("cross_brand", {}).get("months", [])[-TREND:]
     guide_months = kpis.get("guides", {}).get("months", [])[-TREND:]
@@ -128,7 +133,7 @@ async def overview(request: Request) -> Response:
             "online",
             fmt_pct(online.get("offline_online_rate")),
             online.get("offline_online_rate"),
-            t("kpi.online.note"),
+            to_date("online", online.get("offline_members")),
             None,
             months,
         ),
@@ -136,7 +141,7 @@ async def overview(request: Request) -> Response:
             "enrollment",
             fmt_pct(enrollment.get("enrollment_rate")),
             enrollment.get("enrollment_rate"),
-            t("kpi.enrollment.note"),
+            to_date("enrollment", enrollment.get("non_member_buyers")),
             None,
             months,
         ),
@@ -144,7 +149,7 @@ async def overview(request: Request) -> Response:
             "same_city",
             fmt_pct(same_city.get("order_share")),
             same_city.get("order_share"),
-            t("kpi.same_city.note"),
+            to_date("same_city", same_city.get("store_orders")),
             None,
             months,
         ),

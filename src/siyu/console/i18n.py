@@ -97,6 +97,8 @@ STRINGS: dict[str, tuple[str, str]] = {
         "线下会员中也有线上身份的比例（累计，无月度序列）",
         "offline members also reachable online (to date, no monthly series)",
     ),
+    # the base of a to-date rate, so that 100% of 3 buyers does not read like 100% of many
+    "kpi.base": ("基数：{n}", "base: {n}"),
     "kpi.enrollment": ("非会员入会率", "Non-member enrollment"),
     "kpi.enrollment.note": (
         "门店非会员买家后来入会的比例（累计，无月度序列）",
