@@ -278,19 +278,7 @@ def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime
         ),
     )
     ends = month_ends(t_end, TREND_MONTHS - 1)
-    points = ibis.memtable(pd.DataFrame({"trend_end": pd.to_datetime(ends)}))
-    window = facts.cross_join(points)
-    window = window.filter(
-        (window.ordered_at <= window.trend_end)
-        & (window.ordered_at > window.trend_end - ibis.interval(days=ACTIVE_DAYS))
-    )
-    active = to_pandas(
-        con,
-        window.group_by("trend_end").aggregate(active=window.member_id.nunique().cast("int64")),
-    )
-    active_at = {
-        pd.Timestamp(r.trend_end).to_pydatetime(): int(r.active) for r in active.itertuples()
-    }
+    active_at = dict(zip(ends, _active_members(con, facts, ends), strict=True))
     members = wh.members()
     members = members.filter(members.registered_at <= ibis.timestamp(t_end))
     joined = to_pandas(
@@ -315,7 +303,7 @@ def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime
         "months": [kpi_exprs.month_label(m) for m in months],
         "members": cumulative,
         "new_members": [registered.get(m, 0) for m in months],
-        "active": [active_at.get(pd.Timestamp(e).to_pydatetime(), 0) for e in ends],
+        "active": [active_at[e] for e in ends],
         "buyers": [int(per_month[m].buyers) if m in per_month else 0 for m in months],
         "orders": [int(per_month[m].orders) if m in per_month else 0 for m in months],
         "sales_fen": [int(per_month[m].sales_fen) if m in per_month else 0 for m in months],
@@ -435,3 +423,22 @@ def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, An
 def _month_of(t: datetime) -> int:
     """`kpis.month_index` of a Python time."""
     return t.year * 12 + t.month - 1
+
+
+def _active_members(con: BaseBackend, facts: ir.Table, ends: list[datetime]) -> list[int]:
+    """Members with an order in the ACTIVE_DAYS up to each of `ends`: one pass over the
+    orders, a flag per end and member (conditional aggregates, as stage transitions do),
+    instead of every order crossed with every end and a distinct count per end."""
+    span = ibis.interval(days=ACTIVE_DAYS)
+    flags = {
+        f"at_{i}": (
+            (facts.ordered_at <= ibis.timestamp(end))
+            & (facts.ordered_at > ibis.timestamp(end) - span)
+        )
+        .cast("int64")
+        .max()
+        for i, end in enumerate(ends)
+    }
+    per = facts.group_by("member_id").aggregate(**flags)
+    counts = to_pandas(con, per.aggregate(**{k: per[k].sum() for k in flags}))
+    return [int(counts[k].iloc[0] or 0) for k in flags]
