@@ -232,33 +232,24 @@ def _lifecycle(
     return payload
 
 
-def _temp(con: BaseBackend, expr: ir.Table, name: str) -> ir.Table:
-    """`expr` computed once into a temporary table: the queries that follow read a plain
-    table, so Ibis compiles (its fixed cost per query here) a small expression each time."""
-    return con.create_table(f"snapshot_{name}", expr, temp=True, overwrite=True)
-
-
 def _rfm(con: BaseBackend, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
-    scored = _temp(con, rfm_scores(rfm_values(purchases, t_end, distinct=True)), "rfm")
-    members = int(con.execute(scored.count()))
-    layers = {
-        axis: [
-            {k: int(v) for k, v in rec.items()}
-            for rec in to_pandas(con, layer_bounds(scored, short)).to_dict("records")
-        ]
-        for axis, short in AXES
-    }
-    return {
-        "as_of": t_end.isoformat(),
-        "members": members,
-        "segments": summary_json(to_pandas(con, segment_summary(scored)), members),
-        "layers": layers,
-    }
+    # scored once (three ranks over every member), then read by every query below
+    with materialised(rfm_scores(rfm_values(purchases, t_end, distinct=True))) as scored:
+        members = int(con.execute(scored.count()))
+        layers = {
+            axis: [
+                {k: int(v) for k, v in rec.items()}
+                for rec in to_pandas(con, layer_bounds(scored, short)).to_dict("records")
+            ]
+            for axis, short in AXES
+        }
+        segments = summary_json(to_pandas(con, segment_summary(scored)), members)
+    return {"as_of": t_end.isoformat(), "members": members, "segments": segments, "layers": layers}
 
 
 def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
+    # the purchases are materialised already: this is a filter over them
     facts = kpi_exprs.order_facts(purchases, t_end, None, ("channel",), distinct=True)
-    facts = _temp(con, facts, "sales")
     first_month = _month_of(t_end) - TREND_MONTHS + 1
     recent = facts.filter(facts.month >= first_month)
     by_channel = to_pandas(
@@ -323,7 +314,7 @@ def _stores(
     con: BaseBackend, engine: Engine, group_id: str, purchases: ir.Table, t_end: datetime
 ) -> dict[str, Any]:
     facts = kpi_exprs.order_facts(purchases, t_end, None, ("store_id",), distinct=True)
-    facts = _temp(con, facts.filter(facts.store_id.notnull()), "stores")
+    facts = facts.filter(facts.store_id.notnull())
     totals = to_pandas(
         con,
         facts.group_by("store_id").aggregate(
