@@ -85,7 +85,9 @@ with known as (
            row_number() over w as k,
            lead(ordered_at) over w as next_at
     from known
-    window w as (partition by member_id order by ordered_at, order_id)
+    -- by time alone, as the Ibis curve sorts (retention._order_times): the k-th time of
+    -- a member is the same whichever of two orders at one instant comes first
+    window w as (partition by member_id order by ordered_at)
 )
 select k, count(*) as members,
        sum((ordered_at + to_days($window) <= $end)::bigint) as eligible,

@@ -4,10 +4,12 @@ off-by-one in eligibility or in the window changes the counts. Runs on every eng
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 
 import pytest
 from ibis import BaseBackend
+from tests.analytics import reference
 from tests.analytics.data import orders_table
 
 from siyu.analytics.engines import load_orders
@@ -148,3 +150,28 @@ def test_bad_parameters_name_the_field(kwargs: dict[str, object], field: str) ->
     # when the expression is built with a bad value, then the error names the field
     with pytest.raises(ValidationError, match=f"^{field}: "):
         retention_counts(table, **args)  # type: ignore[arg-type]
+
+
+def test_the_curve_is_the_same_however_orders_at_one_instant_are_ordered(
+    con: BaseBackend,
+) -> None:
+    # given 300 members whose orders often fall at the same instant (whole days, a few
+    # weeks): the curve sorts by time alone, the definition by (ordered_at, order_id)
+    rng = random.Random(7)
+    rows = []
+    for m in range(300):
+        for i in range(rng.randint(1, 9)):
+            day = rng.randint(0, 40)
+            at = (datetime(2024, 1, 1) + timedelta(days=day)).isoformat()
+            rows.append((f"o{m}-{rng.randint(0, 10**6)}-{i}", f"M{m}", at, 100))
+    table = orders_table(rows)
+    end = datetime(2024, 2, 10)
+    # when the curve is counted
+    df = con.execute(retention_counts(load_orders(con, table), 7, 8, end))
+    got = [(int(r.k), int(r.members), int(r.eligible), int(r.retained)) for r in df.itertuples()]
+    # then it equals the member-by-member reference, which sorts by (ordered_at, order_id)
+    assert got == reference.retention(table, 7, 8, end)
+    # and the numbered sequence (the definition's tie-break) gives the same counts
+    seq = con.execute(order_sequence(load_orders(con, table)))
+    seq = seq[seq.k <= 8].sort_values(["member_id", "k"])
+    assert seq.groupby("k").size().tolist() == [g[1] for g in got]

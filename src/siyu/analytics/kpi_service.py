@@ -90,42 +90,33 @@ def kpi_report(
         raise ValidationError("since", f"must be before the end of the data ({t_end}), got {since}")
     with_store = stores is not None and "store_id" in orders.columns
     dims = (*DIMENSIONS, "store_id") if with_store else DIMENSIONS
-    # Every order KPI reads the window's orders, one row per order, and cohorts, repurchase
-    # and cross-brand read them per member and month: both are materialised once (a temp
-    # table on DuckDB, a cached DataFrame on Spark) instead of recomputed by each query.
+    # Every order KPI reads the window's orders, one row per order: materialised once (a
+    # temp table on DuckDB, a cached DataFrame on Spark) unless they already are a table.
+    # Cohorts, repurchase and cross-brand by month are sums over one small grid
+    # (`kpis.month_grid`), computed here in Python.
     with ExitStack() as stack:
         facts = kpis.order_facts(orders, t_end, since, dims, distinct)
         if not distinct:  # a distinct table is already materialised: this is a filter
             facts = stack.enter_context(materialised(facts))
-        months = stack.enter_context(materialised(kpis.member_months(facts)))
 
         def run(expr: ir.Table) -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = to_pandas(backend, expr).to_dict("records")
             return rows
 
-        total = run(kpis.totals(facts))[0]
+        total = run(kpis.member_totals(facts))[0]
+        grid = [{k: int(v) for k, v in r.items()} for r in run(kpis.month_grid(facts))]
         payload: dict[str, Any] = {
             "as_of": t_end.isoformat(),
             "since": None if since is None else since.isoformat(),
             "engine": engine_name(backend),
             "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
-            "cohorts": _cohorts(run(kpis.cohort_retention(months, max_months)), t_end, max_months),
-            "repurchase": [
-                {
-                    "month": kpis.month_label(int(r["month"])),
-                    "buyers": int(r["buyers"]),
-                    "repeat_buyers": int(r["repeat_buyers"]),
-                    "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
-                    "returning_buyers": int(r["returning_buyers"]),
-                    "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
-                }
-                for r in run(kpis.monthly_repurchase(months))
-            ],
+            "cohorts": _cohorts(grid, t_end, max_months),
+            "repurchase": _repurchase(grid),
             "cross_brand": {
-                "overall": _cross(run(kpis.cross_brand(facts))[0]),
+                "overall": _cross({"buyers": total["members"], **total}),
                 "months": [
-                    {"month": kpis.month_label(int(r["month"])), **_cross(r)}
-                    for r in run(kpis.cross_brand_months(months))
+                    {"month": kpis.month_label(month), **_cross(r)}
+                    for month, r in _by_month(grid).items()
                 ],
             },
             "channels": [
@@ -201,26 +192,61 @@ def kpi_report(
         return payload
 
 
-def _cohorts(rows: list[dict[str, Any]], t_end: datetime, max_months: int) -> list[dict[str, Any]]:
+def _cohorts(grid: list[dict[str, int]], t_end: datetime, max_months: int) -> list[dict[str, Any]]:
+    """Per cohort (month of the first order in the window): its size and how many of its
+    members ordered 0 .. max_months months later (every member is active in its first
+    month, so month 0 is the size)."""
     last = t_end.year * 12 + t_end.month - 1
-    by_cohort: dict[int, dict[str, Any]] = {}
-    for r in rows:
-        c = by_cohort.setdefault(int(r["cohort"]), {"members": int(r["members"]), "active": {}})
-        c["active"][int(r["months_since"])] = int(r["active"])
+    active_by: dict[int, dict[int, int]] = {}
+    for r in grid:
+        since = r["month"] - r["first_month"]
+        if since <= max_months:
+            active_by.setdefault(r["first_month"], {})[since] = r["buyers"]
     out = []
-    for cohort in sorted(by_cohort):
-        c = by_cohort[cohort]
+    for cohort in sorted(active_by):
+        size = active_by[cohort][0]
         # months the data has seen for this cohort (a zero there is a real zero)
-        active = [c["active"].get(m, 0) for m in range(min(max_months, last - cohort) + 1)]
+        active = [active_by[cohort].get(m, 0) for m in range(min(max_months, last - cohort) + 1)]
         out.append(
             {
-                "cohort": kpis.month_label(int(cohort)),
-                "members": c["members"],
+                "cohort": kpis.month_label(cohort),
+                "members": size,
                 "active": active,
-                "rates": [_rate(a, c["members"]) for a in active],
+                "rates": [_rate(a, size) for a in active],
             }
         )
     return out
+
+
+def _by_month(grid: list[dict[str, int]]) -> dict[int, dict[str, int]]:
+    """Per month, in order: buyers, repeat_buyers, returning_buyers (ordered that month and
+    in an earlier month of the window) and cross_brand_buyers."""
+    months: dict[int, dict[str, int]] = {}
+    for r in grid:
+        m = months.setdefault(
+            r["month"],
+            {"buyers": 0, "repeat_buyers": 0, "returning_buyers": 0, "cross_brand_buyers": 0},
+        )
+        m["buyers"] += r["buyers"]
+        m["repeat_buyers"] += r["repeat_buyers"]
+        m["cross_brand_buyers"] += r["cross_brand_buyers"]
+        if r["first_month"] < r["month"]:
+            m["returning_buyers"] += r["buyers"]
+    return dict(sorted(months.items()))
+
+
+def _repurchase(grid: list[dict[str, int]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "month": kpis.month_label(month),
+            "buyers": r["buyers"],
+            "repeat_buyers": r["repeat_buyers"],
+            "repeat_rate": _rate(r["repeat_buyers"], r["buyers"]),
+            "returning_buyers": r["returning_buyers"],
+            "returning_rate": _rate(r["returning_buyers"], r["buyers"]),
+        }
+        for month, r in _by_month(grid).items()
+    ]
 
 
 def _cross(r: dict[str, Any]) -> dict[str, Any]:
