@@ -3,7 +3,7 @@ hand-counted example, then a generated brand against the member-by-member refere
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -21,6 +21,7 @@ from siyu.analytics.stages import (
     month_ends,
     stage_names,
     stage_transitions,
+    stages_at,
 )
 from siyu.demo.config import GeneratorConfig
 from siyu.errors import ValidationError
@@ -163,3 +164,25 @@ def test_stage_names_follow_the_journey() -> None:
         "lapsed",
     ]
     assert stage_names(2) == ["prospect", "new_1", "loyal", "at_risk", "lapsed"]
+
+
+def test_stages_at_month_ends_cut_days_where_member_stages_does(con: BaseBackend) -> None:
+    # given members whose last order sits on either side of the at-risk and lapsed edges,
+    # to the second and within one (the matrices compare with a precomputed instant,
+    # member_stages counts whole days)
+    at = datetime(2024, 6, 30, 23, 59, 59, 999_999)
+    offsets = []
+    for days in (CONFIG.at_risk_days, CONFIG.lapsed_days):
+        edge = at - timedelta(days=days + 1)
+        for delta in (-1.5, -1, -0.5, -0.000_001, 0, 0.000_001, 0.5, 1, 1.5):
+            offsets.append(edge + timedelta(seconds=delta))
+    rows = [(f"o{i}", f"m{i}", t.isoformat(), 100) for i, t in enumerate(offsets)]
+    table = load_orders(con, orders_table(rows))
+    # when stages are taken at that time both ways
+    one = con.execute(member_stages(table, 3, CONFIG, at))
+    many = con.execute(stages_at(table, 3, [at], CONFIG))
+    # then every member has the same stage, and both sides of each edge occur
+    assert dict(zip(one.member_id, one.stage, strict=True)) == dict(
+        zip(many.member_id, many.stage, strict=True)
+    )
+    assert set(one.stage) == {"new_1", "at_risk", "lapsed"}
