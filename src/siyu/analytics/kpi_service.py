@@ -109,7 +109,7 @@ def kpi_report(
             "as_of": t_end.isoformat(),
             "since": None if since is None else since.isoformat(),
             "engine": engine_name(backend),
-            "totals": {k: int(total[k] or 0) for k in ("orders", "sales_fen", "members")},
+            "totals": _ints(total, ("orders", "sales_fen", "members")),
             "cohorts": _cohorts(grid, t_end, max_months),
             "repurchase": _repurchase(grid),
             "cross_brand": {
@@ -140,16 +140,10 @@ def kpi_report(
                 by_guide = run(kpis.funnel(events, t_end, since, by="guide_id"))
                 payload["funnel_guides"] = _funnel(by_guide, "guide_id")
         if identities is not None:
-            e = run(kpis.non_member_enrollment(facts, identities, t_end))[0]
-            counts = {
-                k: int(e[k] or 0)
-                for k in (
-                    "till_orders",
-                    "non_member_orders",
-                    "non_member_buyers",
-                    "enrolled_buyers",
-                )
-            }
+            counts = _ints(
+                run(kpis.non_member_enrollment(facts, identities, t_end))[0],
+                ("till_orders", "non_member_orders", "non_member_buyers", "enrolled_buyers"),
+            )
             payload["enrollment"] = {
                 **counts,
                 "non_member_order_share": _rate(counts["non_member_orders"], counts["till_orders"]),
@@ -162,16 +156,10 @@ def kpi_report(
                 if since is None
                 else kpis.order_facts(orders, t_end, None, ("store_id",), distinct)
             )
-            c = run(kpis.same_city(facts, history, stores))[0]
-            city = {
-                k: int(c[k] or 0)
-                for k in (
-                    "store_orders",
-                    "store_sales_fen",
-                    "same_city_orders",
-                    "same_city_sales_fen",
-                )
-            }
+            city = _ints(
+                run(kpis.same_city(facts, history, stores))[0],
+                ("store_orders", "store_sales_fen", "same_city_orders", "same_city_sales_fen"),
+            )
             payload["same_city"] = {
                 **city,
                 "order_share": _rate(city["same_city_orders"], city["store_orders"]),
@@ -305,6 +293,11 @@ def _guides(
             for g in ranking[:top]
         ],
     }
+
+
+def _ints(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, int]:
+    """`keys` of a one-row aggregate as ints (a sum over no rows is null: 0)."""
+    return {k: int(row[k] or 0) for k in keys}
 
 
 def _rate(part: Any, whole: Any) -> float | None:

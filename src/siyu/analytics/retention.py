@@ -74,11 +74,7 @@ def order_sequence(orders: ir.Table, by: Sequence[str] = (), distinct: bool = Fa
     _check_dims(orders, dims)
     # repeated rows of one order collapse to one purchase at its earliest time
     once = per_order(orders, distinct, **dict.fromkeys(dims, "min"))
-    w = ibis.window(group_by="member_id", order_by=["ordered_at", "order_id"])
-    seq = once.mutate(
-        k=(ibis.row_number().over(w) + 1).cast("int64"),
-        next_at=once.ordered_at.lead().over(w),
-    )
+    seq = _numbered(once, ["ordered_at", "order_id"])
     if not by:
         return seq.select("member_id", "order_id", "k", "ordered_at", "next_at")
     first = seq.filter(seq.k == 1)
@@ -98,11 +94,16 @@ def _order_times(orders: ir.Table, distinct: bool) -> ir.Table:
     at one instant are ordered, so the counts equal `order_sequence`'s exactly; leaving
     the order id (text) out of the sort key makes the sort, the curve's main cost,
     cheaper. A breakdown reads the first order's attributes and needs the tie-break."""
-    once = per_order(orders, distinct)
-    w = ibis.window(group_by="member_id", order_by="ordered_at")
-    return once.select(
+    seq = _numbered(per_order(orders, distinct), ["ordered_at"])
+    return seq.select("k", "ordered_at", "next_at")
+
+
+def _numbered(once: ir.Table, order_by: list[str]) -> ir.Table:
+    """`once` (one row per order) with k, the order's number within its member by
+    `order_by`, and next_at, the next order's time (null for the last)."""
+    w = ibis.window(group_by="member_id", order_by=order_by)
+    return once.mutate(
         k=(ibis.row_number().over(w) + 1).cast("int64"),
-        ordered_at=once.ordered_at,
         next_at=once.ordered_at.lead().over(w),
     )
 
