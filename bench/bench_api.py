@@ -3,7 +3,7 @@
     python bench/bench_api.py --members 1000000 --seconds 20 [--workers 2] [--pg-url URL]
 
 Loads N members (each with a card) straight into a fresh database, starts `uvicorn
-siyu.api.asgi:app` with W workers, and drives it with wrk (a separate C process) from the
+siyu.asgi:app` with W workers, and drives it with wrk (a separate C process) from the
 same machine. Baseline in the same run: a bare FastAPI endpoint (bench/bare_app.py)
 served by the same uvicorn settings, which is the ceiling for any endpoint here, and the
 lookup's one query alone on the same driver (bench/raw_app.py), the ceiling for any
@@ -258,7 +258,7 @@ def main() -> None:
                 args.connections,
             )
         procs.pop().terminate()
-        procs.append(serve("siyu.api.asgi:app", 8812, args.workers, env))
+        procs.append(serve("siyu.asgi:app", 8812, args.workers, env))
         results["GET /v1/members/lookup (card)"] = wrk(
             "http://127.0.0.1:8812", LOOKUP % (key, args.members), args.seconds, args.connections
         )

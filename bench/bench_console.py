@@ -3,7 +3,7 @@
     python bench/bench_console.py --members 20000 --requests 200 [--workdir DIR] [--reuse]
 
 Builds the demo (generate, import, OneID, warehouse, stages, snapshot: `run_demo`), starts
-`uvicorn siyu.api.asgi:app` (one worker, as `siyu serve` does by default), logs in as an
+`uvicorn siyu.asgi:app` (one worker, as `siyu serve` does by default), logs in as an
 admin and as a guide through the login form, and requests every page sequentially on one
 keep-alive connection: warm-up, then N timed requests each. Baselines in the same run and
 on the same server: `/healthz` (the framework's floor) and the console's style sheet (a
@@ -93,7 +93,7 @@ def start_server(database_url: str, group: str) -> tuple[subprocess.Popen[bytes]
         "SIYU_GROUP": group,
         "SIYU_RATE_LIMIT": "0",
     }
-    command = [sys.executable, "-m", "uvicorn", "siyu.api.asgi:app", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "siyu.asgi:app", "--port", str(port)]
     command.extend(["--log-level", "warning", "--no-access-log"])
     proc = subprocess.Popen(command, env=env)
     for _ in range(150):

@@ -637,7 +637,7 @@ def _serve_demo(
 
     import uvicorn
 
-    from siyu.api.app import create_app
+    from siyu.app import create_app
     from siyu.auth.keys import create_key
     from siyu.demo.summary import print_console
     from siyu.privacy import Vault

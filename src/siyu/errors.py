@@ -29,6 +29,13 @@ class NotFoundError(SiyuError):
     code = "not_found"
 
 
+class ForbiddenError(SiyuError):
+    """The thing exists but is outside what the caller may see or do (another store's,
+    guide's or person's member): answered 403."""
+
+    code = "forbidden"
+
+
 class ConflictError(SiyuError):
     """The request is valid but the state refuses it (a balance too low, a key reused):
     answered 409, and nothing was applied."""

@@ -14,7 +14,7 @@ from tests.brandfiles import write, write_reference
 from tests.conftest import Store
 from tests.inventory.helpers import network
 
-from siyu.api.app import create_app
+from siyu.app import create_app
 from siyu.auth.keys import create_key
 from siyu.config import DEFAULT_STRONG_TYPES, Settings
 from siyu.identity.resolve import resolve_all

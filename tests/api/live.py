@@ -1,4 +1,4 @@
-"""A real `uvicorn siyu.api.asgi:app` with two worker processes, for acceptance tests that
+"""A real `uvicorn siyu.asgi:app` with two worker processes, for acceptance tests that
 must cross real HTTP and real process boundaries."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def live_server(engine: Engine, group: str, secret: bytes, workers: int = 2) -> 
             sys.executable,
             "-m",
             "uvicorn",
-            "siyu.api.asgi:app",
+            "siyu.asgi:app",
             "--port",
             str(port),
             "--workers",

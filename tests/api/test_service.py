@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from tests.api.conftest import Api
 
-from siyu.api.app import create_app
+from siyu.app import create_app
 from siyu.config import Settings
 
 

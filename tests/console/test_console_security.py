@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import PHONE_1, brand
 from tests.conftest import Store
 
-from siyu.api.app import create_app
+from siyu.app import create_app
 from siyu.auth.keys import create_key
 from siyu.config import DEFAULT_STRONG_TYPES, Settings
 from siyu.console.i18n import STRINGS, fmt_cny

@@ -1,4 +1,7 @@
-"""The FastAPI application: routers, error handlers, request ids, logs and metrics.
+"""The API's part of the service: routers, error handlers, request ids, logs and metrics.
+
+The composition root (`siyu.app`) builds the services, creates this app and mounts the
+console on it, so the middleware logs and counts console pages too.
 
 Logs are one JSON object per request with the route *template* (never the raw path or
 query string, which can carry a phone number) and never a body.
@@ -11,8 +14,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.exceptions import RequestValidationError
@@ -25,52 +26,33 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Router, compile_path
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from siyu import __version__
 from siyu.api import problems
-from siyu.api.deps import Services
-from siyu.api.ratelimit import RateLimiter
 from siyu.api.routers import ingest, inventory, ledger, members
-from siyu.auth.keys import KeyCache
-from siyu.config import Settings
-from siyu.console import routes as console
 from siyu.errors import SiyuError
-from siyu.inventory.batcher import ReservationBatcher
-from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.reads import make_reads
+from siyu.services import Services
 
 log = logging.getLogger("siyu.access")
 
 
-def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
+def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
+    """The API over `services` (kept on `app.state.services`); `lifespan` is the owner's,
+    which closes the services at shutdown."""
     app = FastAPI(
-        lifespan=_lifespan,
+        lifespan=lifespan,
         title="siyu",
         version=__version__,
         description="One member, one ledger and one stock across every store and channel. "
         "Authenticate with `Authorization: Bearer <API key>` (see `siyu keys create`).",
     )
-    # No pre-ping per checkout: it doubles the round trips of every query, and a
-    # connection that fails is discarded by the pool anyway. Sized for the thread pool
-    # (40 threads) that runs the writes.
-    engine = make_engine(settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10)
-    app.state.services = Services(
-        settings=settings,
-        engine=engine,
-        reads=make_reads(engine),
-        vault=Vault(settings.secret_key),
-        limiter=RateLimiter(rate_per_second),
-        keys=KeyCache(),
-        reservations=ReservationBatcher(engine),
-    )
+    app.state.services = services
     app.include_router(members.router)
     app.include_router(ingest.router)
     app.include_router(ledger.router)
     app.include_router(inventory.router)
-    console.mount(app, settings.secret_key)  # /console: pages over the same services
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)
@@ -100,32 +82,26 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(Observe, templates=_route_templates(app), requests=requests, latency=latency)
+    app.add_middleware(Observe, router=app.router, requests=requests, latency=latency)
 
     return app
 
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    services: Services = app.state.services
-    await services.reservations.close()
-    await services.reads.close()
-    services.engine.dispose()
-
-
 class Observe:
     """Request id, access log and metrics as a pure ASGI middleware (Starlette's
-    decorator middleware costs a task and a stream per request)."""
+    decorator middleware costs a task and a stream per request).
+
+    Starlette builds the middleware when the app starts, after every face is mounted, so
+    the route templates read here include the console's."""
 
     def __init__(
         self,
         app: ASGIApp,
-        templates: list[tuple[re.Pattern[str], str]],
+        router: Router,
         requests: Counter,
         latency: Histogram,
     ) -> None:
-        self.app, self.templates = app, templates
+        self.app, self.templates = app, _route_templates(router)
         self.requests, self.latency = requests, latency
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,10 +146,10 @@ class Observe:
             )
 
 
-def _route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
+def _route_templates(router: Router) -> list[tuple[re.Pattern[str], str]]:
     """(regex, template) of every route, for logs and metrics by template: never by raw
     path, which can carry identifiers, and whose cardinality is unbounded."""
-    paths = [c.path for c in iter_route_contexts(app.router.routes) if c.path]
+    paths = [c.path for c in iter_route_contexts(router.routes) if c.path]
     return [(compile_path(str(p))[0], str(p)) for p in paths]
 
 

@@ -1,9 +1,8 @@
-"""The ASGI entry point for `siyu serve` (and any ASGI server): settings from SIYU_*."""
+"""The former ASGI entry point, kept so `uvicorn siyu.api.asgi:app` still serves: the app
+is the composition root's (`siyu.asgi`)."""
 
 from __future__ import annotations
 
-from siyu.api.app import create_app
-from siyu.config import Settings
+from siyu.asgi import app
 
-settings = Settings.from_env()
-app = create_app(settings, rate_per_second=settings.rate_limit)
+__all__ = ["app"]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.auth.keys import AuthenticationError
-from siyu.errors import ConflictError, NotFoundError, SiyuError, ValidationError
+from siyu.errors import ConflictError, ForbiddenError, NotFoundError, SiyuError, ValidationError
 from siyu.identity.merge import MergeError
 
 MEDIA_TYPE = "application/problem+json"
@@ -67,6 +67,8 @@ def from_exception(exc: Exception) -> Problem:
         )
     if isinstance(exc, NotFoundError):
         return Problem(404, "Not found", str(exc), exc.code)
+    if isinstance(exc, ForbiddenError):
+        return Problem(403, "Forbidden", str(exc), exc.code)
     if isinstance(exc, ConflictError | MergeError):
         return Problem(409, "Conflict", str(exc), exc.code)
     if isinstance(exc, SiyuError):

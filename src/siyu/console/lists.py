@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from siyu.guides.queries import GUIDE_MEMBER_IDS
 from siyu.store.reads import Reader, Sql
 
 LIST_MAX = 200
@@ -14,11 +15,8 @@ LIST_MAX = 200
 _COLUMNS = """SELECT m.member_id, m.name_masked, m.home_store_id, s.stage, s.orders,
     s.last_order_at FROM members m
     LEFT JOIN member_stages s ON s.group_id = m.group_id AND s.member_id = m.member_id"""
-# A guide's members are those the guide sold to or served (an order or an event carrying
-# the guide): the same rule as the API's scope check (api.deps.GUIDE_MEMBER).
-_OF_GUIDE = """m.member_id IN (
-    SELECT o.member_id FROM orders o WHERE o.group_id = :g AND o.guide_id = :gd
-    UNION SELECT e.member_id FROM events e WHERE e.group_id = :g AND e.guide_id = :gd)"""
+# A guide's members by the guides domain's one rule, the scope check's too.
+_OF_GUIDE = f"m.member_id IN ({GUIDE_MEMBER_IDS})"
 # PostgreSQL sorts NULLs first in DESC order and SQLite last: say which.
 _RECENT_FIRST = "ORDER BY (s.last_order_at IS NULL), s.last_order_at DESC, m.member_id LIMIT :n"
 

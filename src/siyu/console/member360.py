@@ -1,6 +1,7 @@
 """Member 360: one member as the operational store knows it now, read live through the
 async read port, personal data shown as the principal's role allows (the API's own
-rendering, `identity.profile`)."""
+rendering, `identity.profile`). Each domain owns its queries; this page composes them
+and renders the derived tags (`segments.derived`) and the timeline in the page's language."""
 
 from __future__ import annotations
 
@@ -8,43 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from siyu.analytics.queries import MEMBER_STAGE
 from siyu.auth.principal import Principal
-from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.console.i18n import channel_label, fmt_cny, fmt_int, stage_label, tr
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
+from siyu.identity.queries import MEMBER_MERGES
 from siyu.ledger.models import ASSETS, POINTS
-from siyu.ledger.queries import BALANCES, STATEMENT, TIERS
+from siyu.ledger.queries import BALANCES, STATEMENT, TIER_CHANGES, TIERS
+from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
 from siyu.privacy import Vault
-from siyu.store.reads import Reader, Sql
+from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
+from siyu.store.reads import Reader
 from siyu.store.times import stored_time
 
-ORDERS = Sql(
-    """SELECT order_id, brand_id, channel, store_id, guide_id, status, ordered_at, paid_fen
-       FROM orders WHERE group_id = :g AND member_id = :m
-       ORDER BY ordered_at DESC, order_id LIMIT 50"""
-)
-REFUNDS = Sql(
-    """SELECT r.refund_id, r.order_id, r.refunded_at, r.amount_fen
-       FROM orders o JOIN refunds r ON r.group_id = o.group_id AND r.order_id = o.order_id
-       WHERE o.group_id = :g AND o.member_id = :m
-       ORDER BY r.refunded_at DESC LIMIT 50"""
-)
-EVENTS = Sql(
-    """SELECT type, channel, occurred_at, store_id, guide_id FROM events
-       WHERE group_id = :g AND member_id = :m ORDER BY occurred_at DESC LIMIT 50"""
-)
-STAGE = Sql(
-    "SELECT stage, orders, last_order_at FROM member_stages WHERE group_id = :g AND member_id = :m"
-)
-MERGES = Sql(
-    """SELECT merge_id, survivor_id, merged_id, mode, created_at, undone_at FROM merges
-       WHERE group_id = :g AND (survivor_id = :m OR merged_id = :m)
-       ORDER BY merge_id DESC LIMIT 50"""
-)
-TIER_CHANGES = Sql(
-    """SELECT from_tier, to_tier, reason, created_at FROM tier_changes
-       WHERE group_id = :g AND member_id = :m ORDER BY change_id DESC LIMIT 20"""
-)
 TIMELINE_MAX = 100
 
 
@@ -72,27 +49,22 @@ async def load_member(
     """Everything the page shows about a member already checked to be in scope."""
     p = {"g": who.group_id, "m": member_id}
     profile = render_profile(vault, who, await reader.all(PROFILE, p))
-    orders = await reader.all(ORDERS, p)
+    orders = await reader.all(MEMBER_ORDERS, p)
     held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, p)}
     statement = await reader.all(STATEMENT, {**p, "before": 2**62, "n": 30})
     tiers = await reader.all(TIERS, p)
-    stage = await reader.first(STAGE, p)
-    refunds = await reader.all(REFUNDS, p)
-    events = await reader.all(EVENTS, p)
-    merges = await reader.all(MERGES, p)
+    stage = await reader.first(MEMBER_STAGE, p)
+    refunds = await reader.all(MEMBER_REFUNDS, p)
+    events = await reader.all(MEMBER_EVENTS, p)
+    merges = await reader.all(MEMBER_MERGES, p)
     tier_changes = await reader.all(TIER_CHANGES, p)
 
-    channels = {i["channel"] for i in profile["identities"]}
-    tags = []
-    if stage is not None:
-        tags.append(stage_label(stage.stage, lang))
-    tags.extend(f"{tr('col.tier', lang)}: {t.tier_code}" for t in tiers)
-    if len(channels) > 1:
-        tags.append(tr("tag.multichannel", lang, n=len(channels)))
-    if channels & ONLINE_CHANNELS and channels - ONLINE_CHANNELS:
-        tags.append(tr("tag.online_offline", lang))
-    if merges:
-        tags.append(tr("tag.merged", lang))
+    tags = derived_tags(
+        stage.stage if stage is not None else None,
+        (t.tier_code for t in tiers),
+        {i["channel"] for i in profile["identities"]},
+        merged=bool(merges),
+    )
 
     timeline: list[tuple[datetime, str, str]] = []
     for o in orders:
@@ -129,6 +101,17 @@ async def load_member(
         statement=statement,
         tiers=tiers,
         stage=stage,
-        tags=tags,
+        tags=[tag_label(tag, lang) for tag in tags],
         timeline=timeline[:TIMELINE_MAX],
     )
+
+
+def tag_label(tag: DerivedTag, lang: str) -> str:
+    """A derived tag as the page shows it."""
+    if tag.kind == STAGE:
+        return stage_label(str(tag.value), lang)
+    if tag.kind == TIER:
+        return f"{tr('col.tier', lang)}: {tag.value}"
+    if tag.kind == MULTICHANNEL:
+        return tr("tag.multichannel", lang, n=tag.value)
+    return tr(f"tag.{tag.kind}", lang)  # online_offline, merged

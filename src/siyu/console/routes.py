@@ -1,7 +1,7 @@
 """The console's routes: login and logout, the static bundle, and one route per page.
 
 Pages are thin: aggregate pages read the latest snapshot (`analytics.snapshot`), member
-pages read the store live through the async read port, scoped as the API scopes them.
+pages read the store live through the async read port, scoped by `auth.scope` as the API is.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from siyu.api.deps import member_in_scope
-from siyu.api.problems import Problem
 from siyu.auth.keys import AuthenticationError, authenticate_async
 from siyu.auth.principal import Role
+from siyu.auth.scope import member_in_scope
 from siyu.console import access, analytics_pages, people_pages
 from siyu.console.member360 import find_member, load_member
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
@@ -33,7 +32,7 @@ from siyu.console.web import (
     secure,
     set_session,
 )
-from siyu.errors import ValidationError
+from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -205,8 +204,10 @@ async def member_page(member_id: int, request: Request) -> Response:
     async with ctx.svc.reads.connection() as reader:
         try:
             current = await member_in_scope(reader, ctx.who, member_id)
-        except Problem as problem:
-            raise ConsoleExit(problem.status) from None
+        except NotFoundError:
+            raise ConsoleExit(404) from None
+        except ForbiddenError:
+            raise ConsoleExit(403) from None
         member = await load_member(reader, ctx.svc.vault, ctx.who, current, ctx.lang)
     return render(
         ctx,

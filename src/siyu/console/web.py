@@ -14,7 +14,6 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from siyu.api.deps import Services
 from siyu.auth.keys import AuthenticationError, principal_by_id
 from siyu.auth.principal import Principal
 from siyu.console import access, i18n
@@ -26,6 +25,7 @@ from siyu.console.session import (
     Signer,
     new_csrf_token,
 )
+from siyu.services import Services
 
 STATIC = Path(__file__).parent / "static"
 BUNDLE = STATIC / "console.js"

@@ -23,3 +23,7 @@ STATEMENT = Sql(
        ORDER BY e.entry_id DESC LIMIT :n"""
 )
 ORDER_MEMBER = Sql("SELECT member_id FROM orders WHERE group_id = :g AND order_id = :o")
+TIER_CHANGES = Sql(
+    """SELECT from_tier, to_tier, reason, created_at FROM tier_changes
+       WHERE group_id = :g AND member_id = :m ORDER BY change_id DESC LIMIT 20"""
+)

@@ -16,14 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from siyu.api.deps import (
-    RequiredIdempotencyKey,
-    Services,
-    member_in_scope,
-    require,
-    services,
-    survivor,
-)
+from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
@@ -40,6 +33,7 @@ from siyu.api.schemas import (
     Where,
 )
 from siyu.auth.principal import Principal, Role
+from siyu.auth.scope import member_in_scope, survivor
 from siyu.catalog.models import CHANNELS
 from siyu.ledger import points, program, stored_value
 from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL

@@ -1,0 +1,55 @@
+"""The composition root: builds the services once and mounts every face on them, the
+HTTP API (`siyu.api`) and the operations console (`siyu.console`, under /console).
+
+The faces never import each other; what they share is `siyu.services.Services`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from siyu.api.app import create_api
+from siyu.auth.keys import KeyCache
+from siyu.auth.ratelimit import RateLimiter
+from siyu.config import Settings
+from siyu.console import routes as console
+from siyu.inventory.batcher import ReservationBatcher
+from siyu.privacy import Vault
+from siyu.services import Services
+from siyu.store.engine import make_engine
+from siyu.store.reads import make_reads
+
+
+def build_services(settings: Settings, rate_per_second: float = 200.0) -> Services:
+    """The process's services: one engine and read pool, the vault, the key cache, the
+    per-key rate limiter and the reservation batcher."""
+    # No pre-ping per checkout: it doubles the round trips of every query, and a
+    # connection that fails is discarded by the pool anyway. Sized for the thread pool
+    # (40 threads) that runs the writes.
+    engine = make_engine(settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10)
+    return Services(
+        settings=settings,
+        engine=engine,
+        reads=make_reads(engine),
+        vault=Vault(settings.secret_key),
+        limiter=RateLimiter(rate_per_second),
+        keys=KeyCache(),
+        reservations=ReservationBatcher(engine),
+    )
+
+
+def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
+    """The service: the API, and the console at /console over the same services."""
+    app = create_api(build_services(settings, rate_per_second), lifespan=_lifespan)
+    console.mount(app, settings.secret_key)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    services: Services = app.state.services
+    await services.close()

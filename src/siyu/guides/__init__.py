@@ -1,0 +1,1 @@
+"""Shopping guides: which members are a guide's (attribution); commission and tasks follow."""

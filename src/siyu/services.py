@@ -1,0 +1,36 @@
+"""The services every face shares (the API, the console), built once per process by the
+composition root (`siyu.app`) and kept on `app.state.services`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from siyu.auth.keys import KeyCache
+from siyu.auth.ratelimit import RateLimiter
+from siyu.config import Settings
+from siyu.identity.ingest import IdentifierEncoder
+from siyu.inventory.batcher import ReservationBatcher
+from siyu.privacy import Vault
+from siyu.store.reads import Reads
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine  # writes (and sync work in the thread pool)
+    reads: Reads  # async reads on the event loop
+    vault: Vault
+    limiter: RateLimiter
+    keys: KeyCache
+    reservations: ReservationBatcher  # group commit of reservations (inventory/batcher.py)
+
+    def encoder(self) -> IdentifierEncoder:
+        return IdentifierEncoder(self.vault)
+
+    async def close(self) -> None:
+        """Flush the reservation batcher, then close the read pool and the engine."""
+        await self.reservations.close()
+        await self.reads.close()
+        self.engine.dispose()
