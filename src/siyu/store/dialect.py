@@ -68,7 +68,7 @@ class Dialect:
         return f"(CASE WHEN {boolean_column} THEN 1 ELSE 0 END)"
 
     def any_value(self, column: str) -> str:
-        """An aggregate picking one value of a group."""
+        """An aggregate picking one value of a group (MIN, but PostgreSQL 15 has no min(bytea))."""
         return f"MIN({column})"
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
