@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 
 from siyu.analytics.schema import PARTITION, Col, Fact, Snapshot, day_number, day_of
+from siyu.store.dialect import dialect_of
 
 DAY_MICROS = 86_400_000_000
 MAX_RANGES = 8  # OR-ed day ranges per fetch; beyond, one wider range filtered in Arrow
@@ -46,7 +47,10 @@ class StoreReader:
 
     def __init__(self, engine: Engine, group_id: str, since_day: int | None = None) -> None:
         self.engine = engine
-        self.pg = engine.dialect.name == "postgresql"
+        # PostgreSQL streams rows with COPY: times travel as integer microseconds and days
+        # as integers, and its driver (psycopg) takes %-style parameters; SQLite fetches
+        # tuples with times and days as ISO text (see the module docstring).
+        self.copy = dialect_of(engine).supports_copy
         self.group_id = group_id
         self.since_day = since_day
 
@@ -79,7 +83,7 @@ class StoreReader:
                 for lo, hi in _ranges(sorted(days))
             )
             sql += f" AND ({ranges})"
-        columns = (*fact.columns, Col(PARTITION, "int" if self.pg else "text"))
+        columns = (*fact.columns, Col(PARTITION, "int" if self.copy else "text"))
         wanted = pa.array(sorted(days), pa.int32()).cast(pa.date32())
         for raw in self._stream(sql, columns, batch_rows):
             typed = _typed(raw, fact.columns, partition=True)
@@ -111,15 +115,15 @@ class StoreReader:
     # --- SQL ---------------------------------------------------------------------------
 
     def _day(self, column: str) -> str:
-        if self.pg:
+        if self.copy:
             return f"({micros(column)} / {DAY_MICROS})"
         return f"substr({column}, 1, 10)"
 
     def _day_literal(self, number: int) -> str:
-        return str(number) if self.pg else f"'{day_of(number)}'"
+        return str(number) if self.copy else f"'{day_of(number)}'"
 
     def _day_number(self, value: Any) -> int:
-        if self.pg:
+        if self.copy:
             return int(value)
         return day_number(date.fromisoformat(value))
 
@@ -131,7 +135,7 @@ class StoreReader:
 
     def _column(self, alias: str, col: Col) -> str:
         ref = f"{alias}.{col.name}"
-        if col.kind == "time" and self.pg:
+        if col.kind == "time" and self.copy:
             return micros(ref)
         if col.kind == "bool":
             return f"(CASE WHEN {ref} THEN 1 ELSE 0 END)"
@@ -140,7 +144,7 @@ class StoreReader:
     def _value(self, ref: str, kind: str) -> str:
         # whole seconds: what both dialects and DuckDB agree on to the unit
         if kind == "time":
-            seconds = f"{micros(ref)} / 1000000" if self.pg else f"strftime('%s', {ref})"
+            seconds = f"{micros(ref)} / 1000000" if self.copy else f"strftime('%s', {ref})"
             return f"COALESCE(CAST({seconds} AS BIGINT), 0)"
         if kind == "bool":
             return f"(CASE WHEN {ref} THEN 1 ELSE 0 END)"
@@ -162,7 +166,7 @@ class StoreReader:
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
-            if self.pg:
+            if self.copy:
                 # psycopg reads % as a placeholder: the modulo of the checksum is %%
                 cursor.execute(sql.replace("%", "%%").replace(":g", "%(g)s"), {"g": self.group_id})
             else:
@@ -182,7 +186,7 @@ class StoreReader:
                 (
                     c.name,
                     pa.string()
-                    if c.kind == "text" or (c.kind == "time" and not self.pg)
+                    if c.kind == "text" or (c.kind == "time" and not self.copy)
                     else pa.int64(),
                 )
                 for c in columns
@@ -190,7 +194,7 @@ class StoreReader:
         )
         raw = self.engine.raw_connection()
         try:
-            if self.pg:
+            if self.copy:
                 yield from self._copy(raw, sql, schema, batch_rows)
             else:
                 cursor = raw.cursor()

@@ -13,7 +13,7 @@ from siyu.identity.ingest import Encoded, IdentifierEncoder, ObservationBuffer
 from siyu.identity.merge import merge_members, now_utc
 from siyu.identity.models import identity_conflicts, members
 from siyu.identity.policy import ClassMap, Held, clash
-from siyu.store.dialect import epoch_seconds
+from siyu.store.dialect import dialect_of
 
 
 @dataclass
@@ -37,12 +37,8 @@ def attach(
     brand_id: str | None = None,
 ) -> AttachResult:
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Shared side of the group lock: attaches run together, a batch resolve waits.
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock_shared(hashtext('siyu.oneid:' || :g))"),
-                {"g": group_id},
-            )
+        # Shared side of the group lock: attaches run together, a batch resolve waits.
+        dialect_of(conn).advisory_lock(conn, "siyu.oneid", group_id, shared=True)
         buf = ObservationBuffer(encoder)
         buf.observe(ident, channel, observed_at, verified, brand_id)
         if linked is not None:
@@ -173,10 +169,11 @@ def _join(
 
 def _held(conn: Connection, column: str, value: int) -> list[Held]:
     """The identities of a member (column='member_id') or one identity ('identity_id')."""
+    d = dialect_of(conn)
     rows = conn.execute(
         text(f"""
-        SELECT identity_id, type, brand_id, verified, {epoch_seconds(conn, "first_seen")},
-               {epoch_seconds(conn, "last_seen")}
+        SELECT identity_id, type, brand_id, verified, {d.epoch_seconds("first_seen")},
+               {d.epoch_seconds("last_seen")}
         FROM identities WHERE {column} = :v"""),
         {"v": value},
     ).all()

@@ -19,7 +19,7 @@ from siyu.errors import ValidationError
 from siyu.identity.types import IDENTITY_TYPES, mask, normalise, phone_hash_of
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
-from siyu.store.dialect import GROUP, any_value
+from siyu.store.dialect import GROUP, dialect_of
 
 OBSERVATION_SCHEMA = pa.schema(
     [
@@ -185,11 +185,12 @@ def upsert_identities(conn: Connection, group_id: str, obs: pa.Table, widen: boo
     before = _max_id(conn, "identities", "identity_id")
     staged = stage(conn, "obs", obs)
     on_conflict = _WIDEN_IDENTITY if widen else "DO NOTHING"
+    any_value_enc = dialect_of(conn).any_value("s.value_enc")
     conn.execute(
         text(f"""
         INSERT INTO identities AS cur (group_id, type, value_key, value, value_enc,
             value_masked, brand_id, verified, source_channel, first_seen, last_seen, member_id)
-        SELECT {GROUP}, s.type, s.value_key, MIN(s.value), {any_value(conn, "s.value_enc")},
+        SELECT {GROUP}, s.type, s.value_key, MIN(s.value), {any_value_enc},
             MIN(s.value_masked), MIN(s.brand_id), MAX(s.verified) = 1, MIN(s.channel),
             MIN(s.first_seen), MAX(s.last_seen), MIN(m.member_id)
         FROM {staged.name} s

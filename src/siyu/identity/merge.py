@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.errors import NotFoundError, SiyuError
 from siyu.identity.models import merges
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 
@@ -48,8 +49,8 @@ def merge_members(
     rows = conn.execute(
         text(
             "SELECT member_id, registered_at, status FROM members "
-            "WHERE group_id = :g AND member_id IN (:a, :b) ORDER BY member_id"
-            + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+            "WHERE group_id = :g AND member_id IN (:a, :b) "
+            + dialect_of(conn).lock_rows_in_order("member_id")
         ),
         {"g": group_id, "a": member_a, "b": member_b},
     ).all()

@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Engine, Insert, Table, insert, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.identity.graph import IdentityGraph, Resolution, resolve
 from siyu.identity.models import identity_conflicts, merges
 from siyu.identity.policy import VERIFIED_PHONE_CLASS, ClassMap
 from siyu.store.bulk import fetch_arrow, stage, unstage
-from siyu.store.dialect import as_int, epoch_seconds
+from siyu.store.dialect import dialect_of
 
 Step = Callable[[str], None]
 
@@ -115,17 +114,15 @@ def _lock_group(conn: Connection, group_id: str) -> None:
     """PostgreSQL: one batch resolution per group at a time, and no incremental attach
     while it runs (attach takes the shared side). SQLite's BEGIN IMMEDIATE already
     serialises writers."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext('siyu.oneid:' || :g))"), {"g": group_id}
-        )
+    dialect_of(conn).advisory_lock(conn, "siyu.oneid", group_id)
 
 
 def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
+    d = dialect_of(conn)
     ids = fetch_arrow(
         conn,
-        f"""SELECT identity_id, type, brand_id, {as_int(conn, "verified")},
-                   {epoch_seconds(conn, "first_seen")}, {epoch_seconds(conn, "last_seen")},
+        f"""SELECT identity_id, type, brand_id, {d.as_int("verified")},
+                   {d.epoch_seconds("first_seen")}, {d.epoch_seconds("last_seen")},
                    COALESCE(member_id, 0)
             FROM identities WHERE group_id = :g ORDER BY identity_id""",
         {"g": group_id},
@@ -133,8 +130,8 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
     )
     links = fetch_arrow(
         conn,
-        f"""SELECT link_id, identity_a, identity_b, {as_int(conn, "verified")},
-                   {epoch_seconds(conn, "first_seen")}, {as_int(conn, "blocked")}
+        f"""SELECT link_id, identity_a, identity_b, {d.as_int("verified")},
+                   {d.epoch_seconds("first_seen")}, {d.as_int("blocked")}
             FROM identity_links WHERE group_id = :g ORDER BY link_id""",
         {"g": group_id},
         LINK_SCHEMA,
@@ -247,7 +244,7 @@ def _registered_at(conn: Connection, group_id: str) -> tuple[np.ndarray, np.ndar
     """Active members' ids (sorted) and registration times, for 'the oldest survives'."""
     table = fetch_arrow(
         conn,
-        f"SELECT member_id, {epoch_seconds(conn, 'registered_at')} FROM members "
+        f"SELECT member_id, {dialect_of(conn).epoch_seconds('registered_at')} FROM members "
         "WHERE group_id = :g AND status = 'active' ORDER BY member_id",
         {"g": group_id},
         pa.schema([("member_id", pa.int64()), ("registered", pa.int64())]),
@@ -289,22 +286,7 @@ def _allocate_members(
 ) -> np.ndarray:
     if len(registered) == 0:
         return np.empty(0, dtype=np.int64)
-    if conn.dialect.name == "postgresql":
-        ids = (
-            conn.execute(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence('members', 'member_id')) "
-                    "FROM generate_series(1, :n)"
-                ),
-                {"n": len(registered)},
-            )
-            .scalars()
-            .all()
-        )
-        new_ids = np.array(ids, dtype=np.int64)
-    else:
-        top = conn.execute(text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()
-        new_ids = np.arange(top + 1, top + 1 + len(registered), dtype=np.int64)
+    new_ids = dialect_of(conn).new_ids(conn, "members", "member_id", len(registered))
     reg = pa.array(registered.astype("datetime64[s]"), pa.timestamp("s"))
     staged = stage(
         conn,
@@ -443,15 +425,8 @@ def _record_conflicts(
         return
     for r in rows:
         r.update(group_id=group_id, status="open", detected_at=now)
-    stmt = _insert_ignore(conn, identity_conflicts)
+    stmt = dialect_of(conn).insert_ignore(identity_conflicts)
     conn.execute(stmt, rows)
-
-
-def _insert_ignore(conn: Connection, table: Table) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _refresh_facts(conn: Connection, group_id: str) -> None:

@@ -26,6 +26,7 @@ from siyu.importer.kinds import IMPORT_ORDER, KINDS, Kind
 from siyu.importer.models import import_runs
 from siyu.importer.readers import FORMATS, Malformed, RawBatch, read_batches, total_rows
 from siyu.privacy import Vault
+from siyu.store.dialect import dialect_of
 
 Progress = Callable[[int, int | None], None]
 DEFAULT_BATCH_ROWS = 100_000
@@ -130,12 +131,8 @@ def _load_batch(
     """One transaction per batch: an interrupted import is finished by running it again."""
     if batch.ok.any():
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Sorts of a 100k-row batch fit in memory; and a batch need not wait for
-                # its WAL flush: after a crash, running the import again restores any
-                # batch lost, because every loader is idempotent.
-                conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            # every loader is idempotent: running the import again restores a lost batch
+            dialect_of(conn).tune_for_bulk_load(conn)
             report.inserted += kind.load(conn, ctx, batch)
     ok = int(batch.ok.sum())
     report.accepted += ok

@@ -2,7 +2,7 @@
 
 Events are written in the transaction that changed the stock, so none is lost if the
 process dies between the commit and the send. A delivery run takes a batch of pending
-events (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several deliverers can run),
+events (on PostgreSQL with a row lock that skips locked rows, so several deliverers can run),
 sends each, and marks it delivered in the same transaction: a crash after a send and
 before the commit sends it again. Consumers dedupe by `event_id`.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from siyu.inventory.stock import now_utc
+from siyu.store.dialect import dialect_of
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Event:
 def deliver(engine: Engine, group_id: str, send: Callable[[Event], None], limit: int = 500) -> int:
     """Send up to `limit` pending events; returns how many were delivered. A send that
     raises stops the run (the event stays pending, its attempts counted)."""
-    lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
+    lock = dialect_of(engine).row_lock_skip_locked
     delivered = 0
     with engine.begin() as conn:
         rows = conn.execute(

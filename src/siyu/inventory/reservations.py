@@ -20,6 +20,7 @@ from sqlalchemy.exc import NoResultFound
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.inventory.stock import OutOfStock, announce, channels_of, move, now_utc
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_time
 
 DEFAULT_TTL = timedelta(minutes=15)
@@ -152,7 +153,7 @@ def _close(
     now = now or now_utc()
     asked = to
     with engine.begin() as conn:
-        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+        lock = dialect_of(conn).row_lock
         row = conn.execute(
             text(f"""SELECT status, expires_at FROM reservations
                      WHERE group_id = :g AND reservation_id = :r{lock}"""),
@@ -339,12 +340,12 @@ def reserve_many(
                         f"order_id: order {order.order_id!r} was reserved with other lines"
                     )
         skus = sorted({sku for w in wanted for sku in w})
-        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+        in_order = dialect_of(conn).lock_rows_in_order("sku", "location_id")
         levels: dict[tuple[str, str], list[int]] = {}
         for r in conn.execute(
             text(f"""SELECT sku, location_id, on_hand, reserved FROM stock_levels
                      WHERE group_id = :g AND sku IN :skus
-                     ORDER BY sku, location_id{lock}""").bindparams(_expanding("skus")),
+                     {in_order}""").bindparams(_expanding("skus")),
             {"g": group_id, "skus": skus},
         ):
             levels[r.sku, r.location_id] = [int(r.on_hand), int(r.reserved)]
@@ -429,7 +430,7 @@ def _claim_all(
         {"order_id": o.order_id, "channel": o.channel, "request_sha256": d}
         for o, d in zip(orders, digests, strict=True)
     ]
-    if conn.dialect.name == "postgresql":
+    if dialect_of(conn).one_statement_per_batch:
         found = conn.execute(
             text("""INSERT INTO reservations (group_id, order_id, channel, status,
                       request_sha256, expires_at, created_at, updated_at)
@@ -464,10 +465,10 @@ def _write_batch(
 ) -> None:
     """The batch's level changes (guarded), lines and movements: one statement each on
     PostgreSQL (rows as one JSON text), a statement per row on SQLite."""
-    pg = conn.dialect.name == "postgresql"
+    one_statement = dialect_of(conn).one_statement_per_batch
     if changed:
         deltas = [{"sku": sku, "loc": loc, "d": d} for (sku, loc), d in changed]
-        if pg:
+        if one_statement:
             done = len(
                 conn.execute(
                     text("""UPDATE stock_levels AS s SET reserved = s.reserved + r.d,
@@ -494,7 +495,7 @@ def _write_batch(
             raise AssertionError(f"batch reservation touched {done} of {len(deltas)} levels")
     if not lines:
         return
-    if pg:
+    if one_statement:
         payload = json.dumps(lines)
         conn.execute(
             text("""INSERT INTO reservation_lines (reservation_id, line_no, sku, location_id, qty)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 MAX_UNITS = 10**9
@@ -195,7 +196,7 @@ def set_stock(
 
 
 def _locked_level(conn: Connection, group_id: str, sku: str, location_id: str) -> Level:
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    lock = dialect_of(conn).row_lock
     row = conn.execute(
         text(f"""SELECT on_hand, reserved FROM stock_levels
                  WHERE group_id = :g AND sku = :s AND location_id = :l{lock}"""),

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from siyu.errors import ConflictError, ValidationError
 from siyu.ledger.models import ledger_entries, ledger_postings
@@ -39,6 +38,7 @@ from siyu.ledger.posting import (
     _replay,
     system_accounts,
 )
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 Outcome = Result | ConflictError
@@ -151,7 +151,8 @@ def _claim_all(conn: Connection, items: Sequence[Item], now: datetime) -> dict[s
         }
         for r, _ in items
     ]
-    if conn.dialect.name == "postgresql":
+    dialect = dialect_of(conn)
+    if dialect.one_statement_per_batch:
         # One fixed statement over arrays: parsed and planned once, whatever the batch size
         # (a multi-row VALUES list is new text, to parse again, at every size).
         columns = list(rows[0])
@@ -163,10 +164,8 @@ def _claim_all(conn: Connection, items: Sequence[Item], now: datetime) -> dict[s
             {"rows": _json(rows)},
         )
         return {key: int(pid) for key, pid in found}
-    statement = (
-        sqlite_insert(ledger_postings)
-        .on_conflict_do_nothing(index_elements=["group_id", "idempotency_key"])
-        .returning(ledger_postings.c.idempotency_key, ledger_postings.c.posting_id)
+    statement = dialect.insert_ignore(ledger_postings, ["group_id", "idempotency_key"]).returning(
+        ledger_postings.c.idempotency_key, ledger_postings.c.posting_id
     )
     return {key: int(pid) for key, pid in conn.execute(statement, rows)}
 
@@ -238,7 +237,7 @@ def _write_balances(
     if not deltas:
         return
     deltas.sort()
-    if conn.dialect.name == "postgresql":
+    if dialect_of(conn).one_statement_per_batch:
         done = conn.execute(
             text("""UPDATE ledger_accounts AS a SET balance = a.balance + v.d
                     FROM unnest(CAST(:ids AS BIGINT[]), CAST(:ds AS BIGINT[]),
@@ -305,7 +304,7 @@ def _iso(value: object) -> str:
 def _write_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:
     if not entries:
         return
-    if conn.dialect.name != "postgresql":
+    if not dialect_of(conn).one_statement_per_batch:
         conn.execute(insert(ledger_entries), entries)
         return
     columns = list(entries[0])
@@ -319,7 +318,7 @@ def _write_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:
 def _write_details(conn: Connection, details: list[dict[str, Any]]) -> None:
     if not details:
         return
-    if conn.dialect.name != "postgresql":
+    if not dialect_of(conn).one_statement_per_batch:
         conn.execute(text("UPDATE ledger_postings SET detail = :d WHERE posting_id = :p"), details)
         return
     conn.execute(

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, text
 from siyu.errors import ValidationError
 from siyu.ledger.models import POINTS
 from siyu.ledger.posting import InsufficientBalance, Item, Plan, Request, Result, post
+from siyu.store.dialect import dialect_of
 
 
 def default_expiry(earned_at: datetime) -> datetime:
@@ -161,11 +162,11 @@ def _expire_lots(work: Plan, now: datetime, up_to_lot: int | None) -> int:
 def _lots(
     conn: Connection, work: Plan, condition: str, params: dict[str, Any] | None = None
 ) -> list[tuple[int, int]]:
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    in_order = dialect_of(conn).lock_rows_in_order("expires_at", "lot_id")
     rows = conn.execute(
         text(f"""SELECT lot_id, remaining FROM point_lots
                  WHERE group_id = :g AND member_id = :m AND remaining > 0 AND {condition}
-                 ORDER BY expires_at, lot_id{lock}"""),
+                 {in_order}"""),
         {"g": work.group_id, "m": work.member_id, "now": work.now, **(params or {})},
     ).all()
     return [(int(r.lot_id), int(r.remaining)) for r in rows]

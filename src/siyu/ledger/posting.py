@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from siyu.errors import ConflictError, ValidationError
 from siyu.ledger.models import ASSETS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now, stored_time
 
 MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
@@ -299,8 +300,8 @@ def _read_accounts(
         )
         .order_by(ledger_accounts.c.account_id)
     )
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    if lock:
+        query = dialect_of(conn).with_row_lock(query)
 
     def read() -> dict[int, dict[str, tuple[int, int]]]:
         found: dict[int, dict[str, tuple[int, int]]] = {m: {} for m in member_ids}

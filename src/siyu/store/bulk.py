@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from siyu.store.dialect import dialect_of
+
 _counter = itertools.count(1)
 
 
@@ -58,7 +60,7 @@ def stage(conn: Connection, prefix: str, table: pa.Table) -> Table:
     staged = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     staged.create(conn)
     if table.num_rows:
-        if conn.dialect.name == "postgresql":
+        if dialect_of(conn).supports_copy:
             _copy_postgres(conn, name, table)
         else:
             _insert_sqlite(conn, name, table)
@@ -123,7 +125,7 @@ def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.S
     than fetching tuples for the 10M-row reads OneID does); SQLite fetches tuples.
     Columns must be text or integers (select booleans and times as integers).
     """
-    if conn.dialect.name == "postgresql":
+    if dialect_of(conn).supports_copy:
         from psycopg import sql as pgsql
 
         dbapi = conn.connection.driver_connection
