@@ -30,8 +30,8 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgtemp import pgbench_tps, temporary_database
 from siyu.importer.service import ensure_group
+from siyu.inventory.errors import OutOfStock
 from siyu.inventory.reservations import Order, Reservation, reserve, reserve_many
-from siyu.inventory.stock import OutOfStock
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 

@@ -26,7 +26,8 @@ from pgtemp import pgbench_tps, temporary_database
 from siyu.importer.service import ensure_group
 from siyu.ledger import stored_value
 from siyu.ledger.batch import post_many
-from siyu.ledger.posting import InsufficientBalance, Request, Result
+from siyu.ledger.errors import InsufficientBalance
+from siyu.ledger.posting import Request, Result
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 

@@ -14,8 +14,9 @@ from tests.conftest import Store
 
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity.attach import attach
+from siyu.identity.errors import MergeError
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.identity.merge import MergeError, unmerge
+from siyu.identity.merge import unmerge
 from siyu.identity.resolve import resolve_all
 from siyu.importer.service import import_directory
 from siyu.privacy import Vault

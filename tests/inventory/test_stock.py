@@ -11,8 +11,9 @@ from tests.inventory.helpers import check_invariants, network
 
 from siyu.errors import ConflictError, ValidationError
 from siyu.inventory import outbox, reservations
-from siyu.inventory.reservations import ReservationClosed, reserve
-from siyu.inventory.stock import OutOfStock, atp, now_utc, set_stock
+from siyu.inventory.errors import OutOfStock, ReservationClosed
+from siyu.inventory.reservations import reserve
+from siyu.inventory.stock import atp, now_utc, set_stock
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from tests.conftest import Store
 from tests.inventory.helpers import check_invariants, network
 
 from siyu.importer.service import ensure_group
+from siyu.inventory.errors import OutOfStock
 from siyu.inventory.reservations import reserve
-from siyu.inventory.stock import OutOfStock, set_stock
+from siyu.inventory.stock import set_stock
 from siyu.store.engine import make_engine
 
 
@@ -81,7 +82,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from siyu.inventory.reservations import reserve, confirm, release
-    from siyu.inventory.stock import OutOfStock
+    from siyu.inventory.errors import OutOfStock
     from siyu.store.engine import make_engine
 
     url, group = sys.argv[1], sys.argv[2]

@@ -15,7 +15,8 @@ from tests.ledger.invariants import check_invariants
 from siyu.importer.service import ensure_group
 from siyu.ledger import points, stored_value
 from siyu.ledger.batch import post_many
-from siyu.ledger.posting import IdempotencyConflict, InsufficientBalance, Item, Request, Result
+from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
+from siyu.ledger.posting import Item, Request, Result
 
 
 def _pay(group: str, member: int, key: str, amount: int) -> Item:

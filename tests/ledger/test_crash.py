@@ -13,13 +13,15 @@ from tests.conftest import Store
 from tests.ledger.invariants import check_invariants
 
 from siyu.ledger import points, stored_value
-from siyu.ledger.posting import InsufficientBalance, Request
+from siyu.ledger.errors import InsufficientBalance
+from siyu.ledger.posting import Request
 
 WORKER = textwrap.dedent(
     """
     import sys
     from siyu.ledger import points, stored_value
-    from siyu.ledger.posting import InsufficientBalance, Request
+    from siyu.ledger.errors import InsufficientBalance
+    from siyu.ledger.posting import Request
     from siyu.store.engine import make_engine
 
     url, group = sys.argv[1], sys.argv[2]

@@ -12,7 +12,8 @@ from tests.ledger.invariants import check_invariants
 
 from siyu.errors import ValidationError
 from siyu.ledger import points, stored_value
-from siyu.ledger.posting import IdempotencyConflict, InsufficientBalance, Request
+from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
+from siyu.ledger.posting import Request
 
 _keys = itertools.count()
 

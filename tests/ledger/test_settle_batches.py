@@ -27,8 +27,9 @@ from siyu.demo.generate import generate
 from siyu.identity.resolve import resolve_all
 from siyu.importer.service import ensure_group, import_directory
 from siyu.ledger import jobs, points, program, tiers
-from siyu.ledger.orders import NothingToClawBack, clawback_refunds, earn_orders
-from siyu.ledger.posting import IdempotencyConflict, Request, Result
+from siyu.ledger.errors import IdempotencyConflict, NothingToClawBack
+from siyu.ledger.orders import clawback_refunds, earn_orders
+from siyu.ledger.posting import Request, Result
 from siyu.privacy import Vault
 
 MID = datetime(2025, 1, 1)

@@ -13,7 +13,8 @@ from tests.ledger.invariants import check_invariants
 
 from siyu.importer.service import ensure_group
 from siyu.ledger import points, stored_value
-from siyu.ledger.posting import IdempotencyConflict, InsufficientBalance, Request
+from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
+from siyu.ledger.posting import Request
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 

@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from siyu.auth.keys import AuthenticationError
+from siyu.auth.errors import AuthenticationError
 from siyu.errors import ConflictError, ForbiddenError, NotFoundError, SiyuError, ValidationError
-from siyu.identity.merge import MergeError
+from siyu.identity.errors import MergeError
 
 MEDIA_TYPE = "application/problem+json"
 

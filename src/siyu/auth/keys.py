@@ -16,18 +16,15 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from siyu.auth.errors import AuthenticationError
 from siyu.auth.models import api_keys
 from siyu.auth.principal import Principal, Role
-from siyu.errors import NotFoundError, SiyuError, ValidationError
+from siyu.errors import NotFoundError, ValidationError
 from siyu.privacy import Vault
 from siyu.store.reads import Reads, Sql
 from siyu.store.times import stored_now, stored_time
 
 PREFIX = "sy_"
-
-
-class AuthenticationError(SiyuError):
-    code = "unauthenticated"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from siyu.auth.keys import AuthenticationError, authenticate_async
+from siyu.auth.errors import AuthenticationError
+from siyu.auth.keys import authenticate_async
 from siyu.auth.principal import Role
 from siyu.auth.scope import member_in_scope
 from siyu.console import access, analytics_pages, people_pages

@@ -14,7 +14,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from siyu.auth.keys import AuthenticationError, principal_by_id
+from siyu.auth.errors import AuthenticationError
+from siyu.auth.keys import principal_by_id
 from siyu.auth.principal import Principal
 from siyu.console import access, i18n
 from siyu.console.session import (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from siyu.identity.graph import GraphInputError
+from siyu.identity.errors import GraphInputError
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from siyu.errors import ValidationError
+from siyu.identity.errors import GraphInputError
 
 _NONE = -1
 _MAX_SIZE = 2**31 - 1  # nodes and edges: the kernel packs indexes in 31 bits
-
-
-class GraphInputError(ValidationError, ValueError):
-    """An identity-graph array broke a rule; `field` names the array."""
-
-    code = "identity_graph_invalid"
 
 
 def _check(field: str, value: object, dtype: Any, ref: tuple[str, int] | None) -> np.ndarray:

@@ -13,14 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, text
 
-from siyu.errors import NotFoundError, SiyuError
+from siyu.errors import NotFoundError
+from siyu.identity.errors import MergeError
 from siyu.identity.models import merges
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
-
-
-class MergeError(SiyuError):
-    code = "merge_conflict"
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,13 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.exc import NoResultFound
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
-from siyu.inventory.stock import OutOfStock, announce, channels_of, move, now_utc
+from siyu.inventory.errors import OutOfStock, ReservationClosed
+from siyu.inventory.stock import announce, channels_of, move, now_utc
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_time
 
 DEFAULT_TTL = timedelta(minutes=15)
 MAX_LINES = 100
-
-
-class ReservationClosed(ConflictError):
-    code = "reservation_closed"
 
 
 @dataclass

@@ -18,19 +18,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from siyu.errors import ConflictError, NotFoundError, ValidationError
+from siyu.inventory.errors import OutOfStock
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 MAX_UNITS = 10**9
-
-
-class OutOfStock(ConflictError):
-    code = "out_of_stock"
-
-    def __init__(self, sku: str, wanted: int, available: int, where: str = "") -> None:
-        self.sku, self.wanted, self.available = sku, wanted, available
-        place = f" at {where}" if where else ""
-        super().__init__(f"{sku}: {wanted} wanted{place}, {available} available")
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, text
 
 from siyu.errors import ConflictError, ValidationError
+from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
 from siyu.ledger.models import ledger_entries, ledger_postings
 from siyu.ledger.posting import (
     MAX_AMOUNT,
-    IdempotencyConflict,
-    InsufficientBalance,
     Item,
     Plan,
     Result,

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 
 from siyu.errors import ConflictError
 from siyu.ledger import program, tiers
+from siyu.ledger.errors import NothingToClawBack
 from siyu.ledger.orders import (
-    NothingToClawBack,
     clawback_refund,
     clawback_refunds,
     earn_for_order,

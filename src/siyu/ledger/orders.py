@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from siyu.errors import ConflictError, NotFoundError, SiyuError
 from siyu.ledger import program, tiers
 from siyu.ledger.batch import Outcome, post_many
+from siyu.ledger.errors import NothingToClawBack
 from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.points import add_points, default_expiry, spendable, take_points
 from siyu.ledger.posting import Item, Plan, Request, Result, post
@@ -142,10 +143,6 @@ def earn_orders(
             items.append(earn_item(group_id, order, lines_of, rules, tier_rules, tier, key_id))
             outcomes.append(None)
     return _merge(outcomes, post_many(engine, items))
-
-
-class NothingToClawBack(ConflictError):
-    """The refunded order earned no points (or has no member yet): nothing to take back."""
 
 
 def clawback_refund(

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from siyu.errors import ValidationError
+from siyu.ledger.errors import InsufficientBalance
 from siyu.ledger.models import POINTS
-from siyu.ledger.posting import InsufficientBalance, Item, Plan, Request, Result, post
+from siyu.ledger.posting import Item, Plan, Request, Result, post
 from siyu.store.dialect import dialect_of
 
 

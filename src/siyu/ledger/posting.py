@@ -30,24 +30,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
-from siyu.errors import ConflictError, ValidationError
+from siyu.errors import ValidationError
+from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
 from siyu.ledger.models import ASSETS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now, stored_time
 
 MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
-
-
-class InsufficientBalance(ConflictError):
-    code = "insufficient_balance"
-
-    def __init__(self, asset: str, needed: int, available: int) -> None:
-        self.asset, self.needed, self.available = asset, needed, available
-        super().__init__(f"{asset}: needs {needed}, the balance is {available}")
-
-
-class IdempotencyConflict(ConflictError):
-    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,10 @@ from dataclasses import replace
 
 from sqlalchemy import Engine, text
 
-from siyu.errors import ConflictError, NotFoundError, ValidationError
+from siyu.errors import NotFoundError, ValidationError
+from siyu.ledger.errors import AlreadyRefunded, InsufficientBalance
 from siyu.ledger.models import SV_BONUS, SV_PRINCIPAL
-from siyu.ledger.posting import InsufficientBalance, Item, Plan, Request, Result, post
-
-
-class AlreadyRefunded(ConflictError):
-    code = "already_refunded"
+from siyu.ledger.posting import Item, Plan, Request, Result, post
 
 
 def top_up(engine: Engine, request: Request, paid_fen: int, bonus_fen: int) -> Result:
