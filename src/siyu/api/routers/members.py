@@ -15,12 +15,10 @@ from siyu.api.problems import Problem
 from siyu.api.schemas import MAX_ID, BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
 from siyu.auth.principal import Principal, Role
 from siyu.catalog.models import CHANNELS
-from siyu.identity.attach import attach
 from siyu.identity.ingest import Encoded
-from siyu.identity.merge import merge_members, unmerge
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
+from siyu.identity.service import attach_identity, merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
-from siyu.ledger.merges import settle_merges
 from siyu.ledger.models import ASSETS
 from siyu.ledger.queries import BALANCES, TIERS
 from siyu.store.times import as_utc
@@ -114,7 +112,7 @@ async def bind_identity(
         observed = body.observed_at or datetime.now(UTC)
         if observed.tzinfo is not None:
             observed = observed.astimezone(UTC).replace(tzinfo=None)
-        result = attach(
+        result = attach_identity(
             svc.engine,
             svc.encoder(),
             who.group_id,
@@ -125,8 +123,6 @@ async def bind_identity(
             body.verified,
             linked=anchor,
         )
-        if result.merges:
-            settle_merges(svc.engine, who.group_id)
         if result.conflicts:
             raise Problem(
                 409,
@@ -167,11 +163,7 @@ async def merge(
         )
 
     def work() -> tuple[int, Any]:
-        with svc.engine.begin() as conn:
-            merge_id, survivor = merge_members(
-                conn, who.group_id, a, b, f"manual: {body.reason}", [], mode="manual"
-            )
-        settle_merges(svc.engine, who.group_id)  # balances follow the member
+        merge_id, survivor = merge_members(svc.engine, who.group_id, a, b, f"manual: {body.reason}")
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
     return await run_in_threadpool(
@@ -192,7 +184,6 @@ def undo_merge(
 
     def work() -> tuple[int, Any]:
         result = unmerge(svc.engine, who.group_id, merge_id, body.reason)
-        settle_merges(svc.engine, who.group_id)  # and back
         return 200, vars(result)
 
     return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)

@@ -1,0 +1,40 @@
+"""The `siyu` command. Thin: each command parses options and calls one service.
+
+One module per group of commands; this one builds `app` (the console script's entry
+point) and registers them, in the order `siyu --help` lists them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from siyu.cli import analyze, data, identity, inventory, keys, loyalty, serve, warehouse
+
+# The warehouse-fed analyses (stages, snapshot, kpis) join the analyze group, after its
+# three file-fed ones, when their module loads.
+from siyu.cli import analyze_warehouse  # noqa: F401  (registers on analyze.app)
+
+app = typer.Typer(
+    name="siyu",
+    help="siyu (私域): one member, one ledger and one stock across every store and channel.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.command("migrate")(data.migrate_cmd)
+app.command("generate")(data.generate_cmd)
+app.command("import")(data.import_cmd)
+app.command("resolve")(identity.resolve_cmd)
+app.command("unmerge")(identity.unmerge_cmd)
+app.command("conflicts")(identity.conflicts_cmd)
+app.command("evaluate")(identity.evaluate_cmd)
+app.command("serve")(serve.serve_cmd)
+app.command("demo")(serve.demo_cmd)
+
+app.add_typer(keys.app, name="keys")
+app.add_typer(analyze.app, name="analyze")
+app.add_typer(loyalty.app, name="loyalty")
+app.add_typer(warehouse.app, name="warehouse")
+app.add_typer(inventory.app, name="inventory")
+
+__all__ = ["app"]

@@ -1,0 +1,90 @@
+"""What every command shares: settings, errors (exit code 2), JSON and console output,
+progress bars, and the operational store's engine for the length of one command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from siyu.config import Settings
+from siyu.errors import SiyuError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+console = Console(stderr=True)
+out = Console()
+
+GroupOption = Annotated[str | None, typer.Option(help="Brand group (default SIYU_GROUP).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option("--warehouse", help="DuckDB file or Parquet DIR (default SIYU_WAREHOUSE)."),
+]
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SiyuError as exc:
+        fail(exc)
+        raise
+
+
+def fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    try:
+        yield
+    except SiyuError as exc:
+        fail(exc)
+
+
+def emit_json(payload: object) -> None:
+    """Machine-readable output: one line on stdout, never wrapped or styled by Rich."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def progress_bars() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+@contextmanager
+def open_store(database_url: str) -> Iterator[Engine]:
+    """The operational store's engine for one command, disposed at the end (its pooled
+    connections closed, not left to the garbage collector)."""
+    from siyu.store.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
