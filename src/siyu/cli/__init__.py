@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from siyu.cli import analyze, data, identity, inventory, keys, loyalty, serve, warehouse
-
-# The warehouse-fed analyses (stages, snapshot, kpis) join the analyze group, after its
-# three file-fed ones, when their module loads.
-from siyu.cli import analyze_warehouse  # noqa: F401  (registers on analyze.app)
+# analyze_warehouse adds the warehouse-fed analyses (stages, snapshot, kpis) to the analyze
+# group, after its three file-fed ones, when it loads.
+from siyu.cli import (
+    analyze,
+    analyze_warehouse,  # noqa: F401
+    data,
+    identity,
+    inventory,
+    keys,
+    loyalty,
+    serve,
+    warehouse,
+)
 
 app = typer.Typer(
     name="siyu",
