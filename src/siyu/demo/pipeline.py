@@ -27,7 +27,8 @@ from siyu.demo.generate import generate
 from siyu.demo.operations import seed_operations
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.quality import Quality, evaluate_against_truth
-from siyu.identity.resolve import ResolveReport, resolve_all
+from siyu.identity.resolve import ResolveReport
+from siyu.identity.service import resolve_all
 from siyu.importer.service import ImportReport, ensure_group, import_directory
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
