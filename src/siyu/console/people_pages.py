@@ -8,8 +8,8 @@ from fastapi.responses import Response
 
 from siyu.analytics.snapshot import latest_snapshot
 from siyu.auth.principal import Role
-from siyu.console import lists
 from siyu.console.web import ConsoleExit, authenticated, render
+from siyu.segments import lists
 
 router = APIRouter()
 

@@ -1,4 +1,10 @@
-"""OneID's reads for the async read port (siyu.store.reads)."""
+"""OneID's reads: for the async read port (siyu.store.reads), and on a sync connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
 
 from siyu.store.reads import Sql
 
@@ -8,3 +14,21 @@ MEMBER_MERGES = Sql(
        WHERE group_id = :g AND (survivor_id = :m OR merged_id = :m)
        ORDER BY merge_id DESC LIMIT 50"""
 )
+
+
+_ANCHOR = text(
+    """SELECT type, value_key, value, value_masked FROM identities
+       WHERE group_id = :g AND member_id = :m AND type <> 'phone' AND type IN :strong
+       ORDER BY first_seen, identity_id LIMIT 1"""
+).bindparams(bindparam("strong", expanding=True))
+
+
+def anchor_identity(
+    conn: Connection, group_id: str, member_id: int, strong_types: tuple[str, ...]
+) -> Any | None:
+    """The member's oldest strong identifier that is not a phone (a phone's marketplace
+    hash would have to be derived from its clear value), or None: what a newly bound
+    identifier is linked to."""
+    return conn.execute(
+        _ANCHOR, {"g": group_id, "m": member_id, "strong": list(strong_types)}
+    ).first()

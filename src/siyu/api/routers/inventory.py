@@ -26,8 +26,8 @@ from siyu.api.schemas import (
 )
 from siyu.auth.principal import Principal, Role
 from siyu.inventory import reservations
+from siyu.inventory.queries import LEVELS, LOCATION, RESERVATION
 from siyu.inventory.stock import atp, set_stock
-from siyu.store.reads import Sql
 from siyu.store.times import as_utc
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
@@ -207,15 +207,3 @@ def _out(made: reservations.Reservation) -> dict[str, Any]:
         "expires_at": as_utc(expires).isoformat(),
         "lines": made.lines,
     }
-
-
-LOCATION = Sql(
-    "SELECT location_id, store_id, city FROM stock_locations "
-    "WHERE group_id = :g AND location_id = :l"
-)
-LEVELS = Sql(
-    """SELECT l.location_id, s.store_id, s.city, l.on_hand, l.reserved FROM stock_levels l
-       JOIN stock_locations s ON s.group_id = l.group_id AND s.location_id = l.location_id
-       WHERE l.group_id = :g AND l.sku = :s ORDER BY l.location_id"""
-)
-RESERVATION = Sql("SELECT channel FROM reservations WHERE group_id = :g AND reservation_id = :r")

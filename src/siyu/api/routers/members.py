@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import bindparam, text
 
 from siyu.api.deps import Services, member_in_scope, require, scoped_member, services
 from siyu.api.idempotency import respond_once
@@ -17,6 +16,7 @@ from siyu.auth.principal import Principal, Role
 from siyu.catalog.models import CHANNELS
 from siyu.identity.ingest import Encoded
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
+from siyu.identity.queries import anchor_identity
 from siyu.identity.service import attach_identity, merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger.models import ASSETS
@@ -193,15 +193,7 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
     """The member's oldest strong identifier that is not a phone (whose hash would have to
     be derived from the clear value): the other end of the new link."""
     with svc.engine.connect() as conn:
-        row = conn.execute(
-            text("""SELECT type, value_key, value, value_masked FROM identities
-                    WHERE group_id = :g AND member_id = :m AND type <> 'phone'
-                      AND type IN :strong
-                    ORDER BY first_seen, identity_id LIMIT 1""").bindparams(
-                bindparam("strong", expanding=True)
-            ),
-            {"g": who.group_id, "m": member_id, "strong": list(svc.settings.strong_identity_types)},
-        ).first()
+        row = anchor_identity(conn, who.group_id, member_id, svc.settings.strong_identity_types)
     if row is None:
         raise Problem(
             409, "Conflict", f"member {member_id} has no identifier to bind to", "no_anchor"

@@ -1,6 +1,7 @@
 """Member lists read live from the operational store: a guide's members and tasks, a
-store's home members. Names are shown masked in lists whatever the role (Member 360 shows
-more to roles that may see it); the stage comes from `member_stages`."""
+store's home members (each a group of members by one criterion, as a segment will be).
+Names are shown masked in lists whatever the role (Member 360 shows more to roles that may
+see it); the stage comes from `member_stages`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siyu.guides.queries import GUIDE_MEMBER_IDS
+from siyu.guides.tasks import task_stages
 from siyu.store.reads import Reader, Sql
 
 LIST_MAX = 200
@@ -52,15 +54,6 @@ async def guide_members(reader: Reader, group_id: str, guide_id: str) -> MemberL
     count = await reader.first(GUIDE_COUNT, params)
     rows = await reader.all(GUIDE_MEMBERS, {**params, "n": LIST_MAX})
     return MemberList(int(count.n) if count is not None else 0, rows)
-
-
-def task_stages(knee: int | None) -> dict[str, str]:
-    """Stage -> task: win back who went quiet; bring a new member one order before the
-    knee back for the order from which members stay."""
-    tasks = {"at_risk": "task.win_back_at_risk", "lapsed": "task.win_back_lapsed"}
-    if knee is not None and knee >= 2:
-        tasks[f"new_{knee - 1}"] = "task.next_order"
-    return tasks
 
 
 async def guide_tasks(
