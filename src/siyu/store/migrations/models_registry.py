@@ -3,7 +3,7 @@ need all tables on the shared `metadata`, and the store itself imports no domain
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData, inspect
 
 from siyu.store.metadata import metadata
 
@@ -21,3 +21,11 @@ def load_all_models() -> MetaData:
 
     return metadata
 
+
+def sync_registered(conn: Connection) -> None:
+    """After migrating: rows for what plugins register (the channels table), so a channel
+    registered after migration 0001 seeded the built-ins gets its row on the next migrate."""
+    from siyu.catalog.models import sync_channels
+
+    if inspect(conn).has_table("channels"):  # not after a downgrade to base
+        sync_channels(conn)
