@@ -1,5 +1,5 @@
 """A channel a third party registers through the public path appears wherever a built-in
-does: the catalog's names, import validation, and the
+does: the catalog's names, import validation (files and the batch path), and the
 `channels` table after `siyu migrate`."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import siyu.channels
 from siyu.catalog.models import CHANNELS, ONLINE_CHANNELS
 from siyu.channels import Channel, Label
 from siyu.identity.types import phone_hash_of
-from siyu.importer.service import import_directory, import_file
+from siyu.importer.service import import_directory, import_file, import_rows
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
@@ -84,6 +84,17 @@ def test_an_order_file_on_it_imports(
     rejects = Path(report.rejects_path or "").read_text(encoding="utf-8")
     assert "channel: must be one of: douyin, jd, miniprogram" in rejects
     assert "wecom, xhs, youzan" in rejects
+
+
+def test_an_order_batch_on_it_imports(
+    xhs: Channel, store: Store, vault: Vault, tmp_path: Path
+) -> None:
+    _reference(store, vault, tmp_path)
+    rows = [_order("X-3", "xhs"), _order("X-4", "weibo")]
+    done = import_rows(store.engine, vault, store.group_id, "orders", rows)
+    assert done.errors[0] is None
+    assert (done.errors[1] or "").startswith("channel: must be one of:")
+    assert done.report.inserted == 1
 
 
 def test_migrate_gives_it_a_row(store: Store) -> None:
