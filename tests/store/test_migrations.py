@@ -9,8 +9,8 @@ from sqlalchemy import inspect, text
 from tests.conftest import Store
 
 from siyu.store.engine import make_engine
-from siyu.store.metadata import load_all_models
 from siyu.store.migrate import downgrade, upgrade
+from siyu.store.migrations.models_registry import load_all_models
 
 
 def test_migrations_match_the_declared_tables(store: Store) -> None:

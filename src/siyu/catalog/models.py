@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
+
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     ForeignKeyConstraint,
     Integer,
     PrimaryKeyConstraint,
     String,
     Table,
+    insert,
+    select,
+    update,
 )
 
+from siyu.channels.registry import CodesView, KindsView
 from siyu.store.metadata import metadata
 
-CHANNELS: dict[str, str] = {
-    # channel -> kind; "offline" sells at the till, "private_domain" is the brand's own
-    # reach (mini-program, WeCom, official account), "marketplace" is a platform's.
-    "pos": "offline",
-    "miniprogram": "private_domain",
-    "official_account": "private_domain",
-    "wecom": "private_domain",
-    "tmall": "marketplace",
-    "jd": "marketplace",
-    "douyin": "marketplace",
-    "youzan": "marketplace",
-}
-ONLINE_CHANNELS = frozenset(c for c, kind in CHANNELS.items() if kind != "offline")
+# Channel code -> kind ("offline" sells at the till, "private_domain" is the brand's own
+# reach, "marketplace" is a platform's), read live from the channel registry: a channel a
+# plugin registers appears here as a built-in does (siyu.channels).
+CHANNELS: Mapping[str, str] = KindsView()
+ONLINE_CHANNELS: Set[str] = CodesView(lambda channel: channel.kind != "offline")
 
 brand_groups = Table(
     "brand_groups",
@@ -42,6 +41,23 @@ channels = Table(
     Column("channel_id", String(32), primary_key=True),
     Column("kind", String(32), nullable=False),
 )
+
+
+def sync_channels(conn: Connection) -> int:
+    """Give every registered channel its `channels` row, with its kind; idempotent, returns
+    the rows written. Rows of channels no longer registered stay (orders name them)."""
+    stored = {row.channel_id: row.kind for row in conn.execute(select(channels))}
+    written = 0
+    for code, kind in CHANNELS.items():
+        if code not in stored:
+            conn.execute(insert(channels).values(channel_id=code, kind=kind))
+        elif stored[code] != kind:
+            conn.execute(update(channels).where(channels.c.channel_id == code).values(kind=kind))
+        else:
+            continue
+        written += 1
+    return written
+
 
 brands = Table(
     "brands",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Column, Connection, Table, text
 
 from siyu.catalog.models import CHANNELS
 from siyu.identity.ingest import (
@@ -29,7 +29,7 @@ from siyu.identity.ingest import (
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
-from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
+from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES, events, orders
 from siyu.privacy import mask_name
 from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import GROUP
@@ -44,6 +44,9 @@ class Kind:
     fields: tuple[Field, ...]
     check: Checker
     load: Loader
+    # The stored column a row's id field (same name) becomes: lets an import of rows from
+    # memory tell rows already stored from new ones (the batch API's `duplicate`).
+    key: Column[str] | None = None
 
 
 def _text(name: str, required: bool = False, max_len: int = 200) -> Field:
@@ -351,7 +354,9 @@ def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
     return n
 
 
-_CHANNEL = Field("channel", "enum", required=True, choices=tuple(CHANNELS))
+# CHANNELS reads the channel registry when a batch is checked, so a channel registered
+# after this module was imported is accepted like a built-in.
+_CHANNEL = Field("channel", "enum", required=True, choices=CHANNELS)
 _ID_TYPES = tuple(IDENTITY_TYPES)
 
 KINDS: dict[str, Kind] = {
@@ -459,6 +464,7 @@ KINDS: dict[str, Kind] = {
             ),
             _check_orders,
             _load_orders,
+            orders.c.order_id,
         ),
         Kind(
             "order_lines",
@@ -512,6 +518,7 @@ KINDS: dict[str, Kind] = {
             ),
             _check_events,
             _load_events,
+            events.c.event_id,
         ),
     )
 }

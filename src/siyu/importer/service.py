@@ -9,14 +9,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from sqlalchemy import Engine, insert, select
+import pyarrow as pa
+from sqlalchemy import Connection, Engine, insert, select
 
 from siyu.catalog.models import brand_groups
 from siyu.errors import ValidationError
@@ -24,11 +25,19 @@ from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.batch import Batch, Context
 from siyu.importer.kinds import IMPORT_ORDER, KINDS, Kind
 from siyu.importer.models import import_runs
-from siyu.importer.readers import FORMATS, Malformed, RawBatch, read_batches, total_rows
+from siyu.importer.readers import (
+    FORMATS,
+    Malformed,
+    RawBatch,
+    as_text,
+    read_batches,
+    total_rows,
+)
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
 
 Progress = Callable[[int, int | None], None]
+Screen = Callable[[Batch], None]  # rejects rows by a rule of the caller (a key's scope)
 DEFAULT_BATCH_ROWS = 100_000
 
 
@@ -114,10 +123,7 @@ def _prepare(
         return None
     if raw.table.num_rows == 0:
         return raw, None
-    ctx.encoder.clear()
-    batch = Batch.convert(raw.table, kind.fields)
-    kind.check(ctx, batch)
-    return raw, batch
+    return raw, _validate(kind, ctx, raw.table)
 
 
 def _load_batch(
@@ -165,6 +171,88 @@ def import_directory(
             import_file(engine, vault, group_id, kind_name, path, rejects_dir, batch_rows, progress)
         )
     return reports
+
+
+@dataclass
+class RowsImport:
+    """What an import of rows from memory did, row by row."""
+
+    report: ImportReport
+    # Per row: "field: rule" for the first rule it broke, None when it was accepted.
+    errors: list[str | None]
+    # Per row: its id (the kind's key) was stored before this import, so nothing was new.
+    stored: list[bool]
+
+
+def import_rows(
+    engine: Engine,
+    vault: Vault,
+    group_id: str,
+    kind_name: str,
+    rows: Sequence[Mapping[str, Any]],
+    screen: Screen | None = None,
+) -> RowsImport:
+    """Import rows held in memory (the batch API) with the rules and loaders of
+    `import_file`, as one batch in one transaction. A row naming a field the kind does not
+    have is rejected; `screen` may reject rows before the kind's own checks."""
+    kind = _kind(kind_name)
+    clock = time.perf_counter()
+    names = [f.name for f in kind.fields]
+    table = pa.table(
+        {n: pa.array([_as_text(row.get(n)) for row in rows], pa.string()) for n in names}
+    )
+
+    def screened(batch: Batch) -> None:
+        for i, row in enumerate(rows):
+            unknown = sorted(set(row) - set(names))
+            if unknown:
+                batch.reject(i, unknown[0], f"unknown field; known: {', '.join(names)}")
+        if screen is not None:
+            screen(batch)
+
+    report = ImportReport(kind.name, "<rows>")
+    ctx = Context(group_id, IdentifierEncoder(vault))
+    with engine.begin() as conn:
+        ctx.refresh(conn)
+        batch = _validate(kind, ctx, table, screened)
+        stored = _stored(conn, kind, group_id, rows)
+        if batch.ok.any():
+            report.inserted = kind.load(conn, ctx, batch)
+    report.read = len(batch)
+    report.accepted = int(batch.ok.sum())
+    report.rejected = report.read - report.accepted
+    report.seconds = time.perf_counter() - clock
+    return RowsImport(report, list(batch.errors), stored)
+
+
+def _validate(kind: Kind, ctx: Context, table: pa.Table, screen: Screen | None = None) -> Batch:
+    """Every rule that needs no write: types, the caller's screen, references to catalog
+    codes, identifiers."""
+    ctx.encoder.clear()
+    batch = Batch.convert(table, kind.fields)
+    if screen is not None:
+        screen(batch)
+    kind.check(ctx, batch)
+    return batch
+
+
+def _stored(
+    conn: Connection, kind: Kind, group_id: str, rows: Sequence[Mapping[str, Any]]
+) -> list[bool]:
+    """Which rows' ids the store already holds (all False for a kind without a key)."""
+    if kind.key is None:
+        return [False] * len(rows)
+    key = kind.key
+    ids = [row.get(key.name) for row in rows]
+    wanted = sorted({str(i) for i in ids if i is not None})
+    found = set(
+        conn.execute(select(key).where(key.table.c.group_id == group_id, key.in_(wanted))).scalars()
+    )
+    return [i is not None and str(i) in found for i in ids]
+
+
+def _as_text(value: object) -> str | None:
+    return None if value is None else as_text(value)
 
 
 def _files_by_kind(directory: Path) -> Iterator[tuple[str, Path]]:

@@ -1,4 +1,5 @@
-"""The one `MetaData` every domain's `models.py` registers its tables on.
+"""The one `MetaData` every domain's `models.py` registers its tables on (the list of
+those modules is siyu.store.migrations.models_registry, beside Alembic's env).
 
 Column types that differ by dialect live here so domain code never mentions a dialect.
 """
@@ -21,17 +22,3 @@ metadata = MetaData(naming_convention=NAMING)
 # SQLite only auto-increments an `INTEGER PRIMARY KEY`; PostgreSQL needs BIGINT for
 # tables that reach billions of rows.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def load_all_models() -> MetaData:
-    """Import every domain's models so `metadata` knows all tables (for Alembic, create_all)."""
-    from siyu.analytics import models as _analytics  # noqa: F401
-    from siyu.auth import models as _auth  # noqa: F401
-    from siyu.catalog import models as _catalog  # noqa: F401
-    from siyu.identity import models as _identity  # noqa: F401
-    from siyu.importer import models as _importer  # noqa: F401
-    from siyu.inventory import models as _inventory  # noqa: F401
-    from siyu.ledger import models as _ledger  # noqa: F401
-    from siyu.orders import models as _orders  # noqa: F401
-
-    return metadata

@@ -6,19 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam, text
 
 from siyu.api.deps import Services, require, services
 from siyu.api.idempotency import respond_once
 from siyu.api.schemas import BatchIn, BatchOut
 from siyu.auth.principal import Principal, Role
-from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.batch import Batch, Context
-from siyu.importer.kinds import KINDS
+from siyu.importer.batch import Batch
 from siyu.importer.readers import as_text
+from siyu.importer.service import import_rows
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -33,7 +30,7 @@ def orders_batch(
 ) -> Any:
     """Up to 1,000 orders (fields as in docs/data-format.md). An order id already stored is
     a `duplicate`: nothing is applied again."""
-    return _ingest(svc, who, request, body, idempotency_key, "orders", "order_id", "orders")
+    return _ingest(svc, who, request, body, idempotency_key, "orders", "order_id")
 
 
 @router.post("/events:batch", response_model=BatchOut)
@@ -45,7 +42,7 @@ def events_batch(
     svc: Services = Depends(services),
 ) -> Any:
     """Up to 1,000 behaviour events; idempotent by event id."""
-    return _ingest(svc, who, request, body, idempotency_key, "events", "event_id", "events")
+    return _ingest(svc, who, request, body, idempotency_key, "events", "event_id")
 
 
 def _ingest(
@@ -56,10 +53,9 @@ def _ingest(
     idem: str | None,
     kind_name: str,
     id_field: str,
-    table: str,
 ) -> JSONResponse:
     def work() -> tuple[int, Any]:
-        return 200, _load(svc, who, body.items, kind_name, id_field, table)
+        return 200, _load(svc, who, body.items, kind_name, id_field)
 
     return respond_once(svc.engine, who.key_id, request, idem, body, work)
 
@@ -70,48 +66,27 @@ def _load(
     items: list[dict[str, Any]],
     kind_name: str,
     id_field: str,
-    table: str,
 ) -> dict[str, Any]:
-    kind = KINDS[kind_name]
-    names = [f.name for f in kind.fields]
-    columns = {n: pa.array([_text(item.get(n)) for item in items], pa.string()) for n in names}
-    batch = Batch.convert(pa.table(columns), kind.fields)
-    for i, item in enumerate(items):
-        unknown = sorted(set(item) - set(names))
-        if unknown:
-            batch.reject(i, unknown[0], f"unknown field; known: {', '.join(names)}")
-    _scope(who, batch)
-    ctx = Context(who.group_id, IdentifierEncoder(svc.vault))
-    with svc.engine.begin() as conn:
-        ctx.refresh(conn)
-        kind.check(ctx, batch)
-        ids = [item.get(id_field) for item in items]
-        existing = set(
-            conn.execute(
-                text(
-                    f"SELECT {id_field} FROM {table} WHERE group_id = :g AND {id_field} IN :ids"
-                ).bindparams(bindparam("ids", expanding=True)),
-                {"g": who.group_id, "ids": [str(i) for i in ids if i is not None] or [""]},
-            ).scalars()
-        )
-        if batch.ok.any():
-            kind.load(conn, ctx, batch)
+    done = import_rows(
+        svc.engine, svc.vault, who.group_id, kind_name, items, lambda b: _scope(who, b)
+    )
     results = []
-    for i, item_id in enumerate(ids):
-        error = batch.errors[i]
+    for i, item in enumerate(items):
+        item_id = _text(item.get(id_field))
+        error = done.errors[i]
         if error is not None:
             field, _, rule = error.partition(": ")
             results.append(
                 {
                     "index": i,
-                    "id": _text(item_id),
+                    "id": item_id,
                     "status": "rejected",
                     "errors": [{"field": field, "rule": rule}],
                 }
             )
         else:
-            status = "duplicate" if str(item_id) in existing else "created"
-            results.append({"index": i, "id": _text(item_id), "status": status, "errors": []})
+            status = "duplicate" if done.stored[i] else "created"
+            results.append({"index": i, "id": item_id, "status": status, "errors": []})
     counts = {
         s: sum(r["status"] == s for r in results) for s in ("created", "duplicate", "rejected")
     }
