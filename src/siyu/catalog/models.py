@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     insert,
+    inspect,
     select,
     update,
 )
@@ -41,6 +42,13 @@ channels = Table(
     Column("channel_id", String(32), primary_key=True),
     Column("kind", String(32), nullable=False),
 )
+
+
+def after_migrate(conn: Connection) -> None:
+    """Called by the store after every upgrade (store/migrations/models_registry.py): a
+    channel registered after migration 0001 seeded the built-ins gets its row."""
+    if inspect(conn).has_table("channels"):  # not after a downgrade to base
+        sync_channels(conn)
 
 
 def sync_channels(conn: Connection) -> int:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from functools import partial
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from siyu.channels.webhook import Outgoing, event_json, sender
 from siyu.cli.common import GroupOption, emit_json, errors, fail, load_settings, open_store
 from siyu.errors import SiyuError
-
-if TYPE_CHECKING:
-    from siyu.inventory.outbox import Event
 
 app = typer.Typer(
     help="Stock jobs: expire reservations past their TTL, deliver the outbox to channels.",
@@ -47,33 +43,15 @@ def inventory_deliver(
 
     if to != "stdout" and not to.startswith(("http://", "https://")):
         fail(SiyuError("--to: 'stdout' or an http(s) URL"))
+    send = _to_stdout if to == "stdout" else sender(to)
     settings = load_settings()
     with open_store(settings.database_url) as engine, errors():
-        sent = deliver(engine, group or settings.group_id, partial(send_event, to), limit)
+        sent = deliver(engine, group or settings.group_id, send, limit)
     if to != "stdout":
         emit_json({"delivered": sent})
 
 
-def send_event(to: str, event: Event) -> None:
-    """One stock event as a JSON line on stdout (`to` = 'stdout'), or POSTed to the
-    http(s) URL `to`; an error status raises, so the event stays pending."""
-    import urllib.request
-
-    body = json.dumps(
-        {
-            "event_id": event.event_id,
-            "topic": event.topic,
-            "key": event.key,
-            "payload": event.payload,
-        },
-        ensure_ascii=False,
-    )
-    if to == "stdout":
-        sys.stdout.write(body + "\n")
-        sys.stdout.flush()
-        return
-    request = urllib.request.Request(
-        to, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+def _to_stdout(event: Outgoing) -> None:
+    """One stock event as a JSON line on stdout, the same body a webhook is sent."""
+    sys.stdout.write(event_json(event) + "\n")
+    sys.stdout.flush()

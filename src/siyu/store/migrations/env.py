@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from siyu.store.migrations.models_registry import load_all_models, sync_registered
+from siyu.store.migrations.models_registry import after_migrate, load_all_models
 
 target_metadata = load_all_models()
 engine = context.config.attributes["engine"]
@@ -18,5 +18,5 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
-    sync_registered(connection)
+    after_migrate(connection)
     connection.commit()
