@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from siyu.catalog.models import CHANNELS, ONLINE_CHANNELS
-from siyu.channels import Channel, Label
+from siyu.channels import Channel
 from siyu.channels import registry as channels
 from siyu.channels.builtin import BUILTIN
 from siyu.channels.registry import Registry
-from siyu.console.i18n import STRINGS
+from siyu.console.i18n import channel_label
 from siyu.errors import NotFoundError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
 
@@ -81,9 +81,12 @@ def test_channels_declare_the_identifiers_they_bring() -> None:
     assert channels.get("wecom").identity_types == ("external_userid", "unionid")
 
 
-def test_builtin_labels_match_the_console() -> None:
+def test_the_console_labels_channels_from_the_registry() -> None:
     for channel in BUILTIN:
-        assert channel.label == Label(*STRINGS[f"channel.{channel.code}"])
+        assert channel.label is not None
+        assert channel_label(channel.code, "zh") == channel.label.zh
+        assert channel_label(channel.code, "en") == channel.label.en
+    assert channel_label("unknown_channel", "en") == "unknown_channel"
 
 
 def test_a_plain_channel_has_no_payload_adapter_yet() -> None:

@@ -121,6 +121,11 @@ def get(code: str) -> ChannelAdapter:
     return _default.get(code)
 
 
+def find(code: object) -> ChannelAdapter | None:
+    """The registered channel `code`, or None."""
+    return _default.find(code)
+
+
 def all() -> tuple[ChannelAdapter, ...]:  # shadows the builtin here only: registry.all()
     """Every registered channel, built-ins first."""
     return _default.all()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from siyu.channels import registry as channels
+
 LANGS = ("zh", "en")
 
 STRINGS: dict[str, tuple[str, str]] = {
@@ -301,14 +303,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "stores.trend": ("近 12 个月销售额（元）", "Sales, last 12 months (CNY)"),
     "empty": ("暂无数据", "No data"),
-    "channel.pos": ("门店收银", "Store till"),
-    "channel.miniprogram": ("小程序", "Mini-program"),
-    "channel.official_account": ("公众号", "Official account"),
-    "channel.wecom": ("企业微信", "WeCom"),
-    "channel.tmall": ("天猫", "Tmall"),
-    "channel.jd": ("京东", "JD"),
-    "channel.douyin": ("抖音", "Douyin"),
-    "channel.youzan": ("有赞", "Youzan"),
 }
 
 
@@ -352,8 +346,12 @@ def fmt_date(value: Any) -> str:
 
 
 def channel_label(channel: str, lang: str) -> str:
-    key = f"channel.{channel}"
-    return tr(key, lang) if key in STRINGS else channel
+    """The channel's own label (siyu.channels: built-in or a plugin's), else its code."""
+    adapter = channels.find(channel)
+    label = adapter.label if adapter is not None else None
+    if label is None:
+        return channel
+    return label.zh if lang == "zh" else label.en
 
 
 def stage_label(stage: str | None, lang: str) -> str:
