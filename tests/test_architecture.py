@@ -123,3 +123,40 @@ def test_cli_modules_stay_small() -> None:
     assert cli.is_dir(), "the CLI is a package: one module per command group"
     sizes = {p.name: len(p.read_text().splitlines()) for p in _python_files(cli)}
     assert {name: n for name, n in sizes.items() if n > 300} == {}
+
+
+def _error_classes() -> list[type]:
+    """Every SiyuError subclass siyu defines, after importing every module of the package."""
+    import importlib
+    import pkgutil
+
+    import siyu
+    from siyu.errors import SiyuError
+
+    for info in pkgutil.walk_packages(siyu.__path__, "siyu."):
+        if ".migrations." not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    found, todo = [], [SiyuError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.startswith("siyu."):
+                found.append(sub)
+            todo.append(sub)
+    return found
+
+
+def test_each_error_lives_in_an_errors_module_with_its_own_code() -> None:
+    classes = _error_classes()
+    assert len(classes) >= 10
+    misplaced = [
+        f"{c.__module__}.{c.__name__}"
+        for c in classes
+        if c.__module__ != "siyu.errors" and not c.__module__.endswith(".errors")
+    ]
+    assert misplaced == [], "a domain's errors belong in its errors.py"
+    # A code is what API clients branch on: a subclass that declares one declares a new one.
+    declared = [(c.__dict__["code"], c.__name__) for c in classes if "code" in c.__dict__]
+    codes = [code for code, _ in declared]
+    assert sorted(codes) == sorted(set(codes)), f"codes used twice: {declared}"
+    documented = (ROOT / "docs" / "architecture.md").read_text()
+    assert [c for c in codes if f"`{c}`" not in documented] == []
