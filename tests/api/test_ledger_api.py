@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
 from tests.api.conftest import Api
+from tests.ledger.invariants import check_invariants
+
+from siyu.ledger import jobs, points
+from siyu.store.times import stored_now
 
 
 def post(api: Api, role: str, path: str, body: dict[str, Any], key: str) -> Any:
@@ -168,6 +174,81 @@ def test_rules_are_read_and_replaced_by_hq_and_orders_earn_by_them(api: Api) -> 
     assert other.status_code == 404
     neither = post(api, "admin", f"{m1}/points:earn", {}, "nothing")
     assert neither.status_code == 422 and neither.json()["errors"][0]["field"] == "points"
-    # the profile shows the balances (and tiers once evaluated)
+    # O1 was placed on 2024-01-02, so its points expired at the end of 2025 (the earn
+    # rule's end of the next year): the profile's balance does not count them
+    assert earned.json()["detail"]["expires_at"] == "2025-12-31T23:59:59"
     profile = api.client.get(f"/v1/members/{m1}", headers=api.as_("admin")).json()
-    assert profile["balances"]["points"] == 198 and profile["tiers"] == []
+    assert profile["balances"]["points"] == 0 and profile["tiers"] == []
+
+
+def _balances(api: Api, member: int) -> Any:
+    return api.client.get(f"/v1/members/{member}/balances", headers=api.as_("admin")).json()
+
+
+def test_points_past_their_date_leave_every_balance_before_the_expiry_job_runs(api: Api) -> None:
+    # given a member with two lots, 50 points past their date since yesterday and 30 that
+    # are not, and the expiry job (`siyu loyalty expire-points`) not run since
+    m1 = api.members["M1"]
+    post(api, "admin", f"{m1}/points:earn", {"points": 50}, "e-50")
+    later = post(api, "admin", f"{m1}/points:earn", {"points": 30}, "e-30").json()
+    yesterday = stored_now() - timedelta(days=1)
+    with api.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE point_lots SET expires_at = :y WHERE group_id = :g AND points = 50"),
+            {"y": yesterday, "g": api.store.group_id},
+        )
+    # when the balances are read, through the ledger and through the profile
+    shown = _balances(api, m1)
+    profile = api.client.get(f"/v1/members/{m1}", headers=api.as_("admin")).json()
+    # then neither counts the expired points, and only the live lot is still to expire
+    assert shown["points"] == 30 and profile["balances"]["points"] == 30
+    expires = later["detail"]["expires_at"]
+    assert shown["points_expiring"] == [{"expires_at": f"{expires}Z", "points": 30}]
+    # and they cannot be spent either
+    refused = post(api, "member", f"{m1}/points:spend", {"points": 31}, "s-31")
+    assert refused.status_code == 409 and "the balance is 30" in refused.json()["detail"]
+    # when the expiry job runs afterwards, it turns them into breakage
+    assert points.expire_due(api.store.engine, api.store.group_id, stored_now()) == 1
+    # then the balance shown does not move, and the statement shows the expiry
+    assert _balances(api, m1)["points"] == 30
+    page = api.client.get(f"/v1/members/{m1}/ledger", headers=api.as_("admin")).json()
+    newest = page["entries"][0]
+    assert (newest["kind"], newest["amount"], newest["balance_after"]) == ("expire", -50, 30)
+    check_invariants(api.store.engine, api.store.group_id)
+
+
+def test_orders_settled_late_are_dated_when_they_were_placed(api: Api) -> None:
+    # given M1's order O1 placed on 2024-01-02 (the brand files) and O2 placed 40 days ago,
+    # neither settled yet
+    m1 = api.members["M1"]
+    placed = stored_now() - timedelta(days=40)
+    order = {
+        "order_id": "O2",
+        "brand_id": "B1",
+        "channel": "pos",
+        "buyer_type": "card",
+        "buyer_value": "C001",
+        "ordered_at": placed.isoformat(),
+        "total_fen": 5000,
+        "paid_fen": 5000,
+        "store_id": "S1",
+    }
+    sent = api.client.post("/v1/orders:batch", json={"items": [order]}, headers=api.as_("admin"))
+    assert sent.status_code == 200, sent.text
+    # when the settle job runs today
+    report = jobs.settle_orders(api.store.engine, api.store.group_id)
+    assert report.orders_earned == 2
+    # then the statement shows each earning on the day its order was placed, newest first,
+    # and the day it was recorded beside it
+    page = api.client.get(f"/v1/members/{m1}/ledger", headers=api.as_("admin")).json()
+    earned = [e for e in page["entries"] if e["kind"] == "earn"]
+    assert [e["business_at"] for e in earned] == [f"{placed.isoformat()}Z", "2024-01-02T10:00:00Z"]
+    today = stored_now().date().isoformat()
+    assert {e["created_at"][:10] for e in earned} == {today}
+    # and O1's points, earned in 2024, expired at the end of 2025: the balance holds O2's
+    shown = _balances(api, m1)
+    assert shown["points"] == 50
+    assert shown["points_expiring"] == [
+        {"expires_at": f"{placed.year + 1}-12-31T23:59:59Z", "points": 50}
+    ]
+    check_invariants(api.store.engine, api.store.group_id)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from tests.console.conftest import SECRET, Brand, login, shoot
 
 from siyu.privacy import Vault
+from siyu.store.times import stored_now
 
 
 def busiest(brand: Brand) -> int:
@@ -69,20 +70,83 @@ def test_search_by_phone_opens_the_members_360(brand: Brand, page: Any) -> None:
     times = [t.inner_text() for t in page.locator("#timeline time").all()]
     assert times and times == sorted(times, reverse=True)
     assert page.locator("#timeline li[data-kind=order]").count() >= 1
-    # and balances as the ledger holds them (zero when the member has no account)
-    held = dict(
-        brand.all(
-            "SELECT asset, balance FROM ledger_accounts WHERE group_id = :g AND member_id = :m "
-            "AND owner = 'member'",
-            m=member,
-        )
-    )
+    # and balances as the ledger holds them now (zero when the member has no account)
+    held = balances_now(brand, member)
     for row in page.locator("#balances tr[data-asset]").all():
         asset = row.get_attribute("data-asset")
         assert int(row.locator("[data-balance]").get_attribute("data-balance")) == held.get(
             asset, 0
         )
     shoot(page, "admin-member-360")
+
+
+def balances_now(brand: Brand, member: int) -> dict[str, int]:
+    """The member's balances with the points of lots past their date taken off, as the
+    expiry job will when it runs."""
+    held = {
+        asset: int(balance)
+        for asset, balance in brand.all(
+            "SELECT asset, balance FROM ledger_accounts WHERE group_id = :g AND member_id = :m "
+            "AND owner = 'member'",
+            m=member,
+        )
+    }
+    expired = brand.one(
+        "SELECT COALESCE(SUM(remaining), 0) FROM point_lots WHERE group_id = :g "
+        "AND member_id = :m AND remaining > 0 AND expires_at <= :now",
+        m=member,
+        now=stored_now(),
+    )
+    held["points"] = held.get("points", 0) - int(expired)
+    return held
+
+
+def test_expired_points_are_not_in_the_balance_and_the_next_expiries_are_shown(
+    brand: Brand, page: Any
+) -> None:
+    # given a member holding points in lots past their date (the demo settles two years of
+    # orders and never runs the expiry job) and, if any are left, lots still to expire
+    now = stored_now()
+    member = brand.one(
+        "SELECT member_id FROM point_lots WHERE group_id = :g AND remaining > 0 "
+        "GROUP BY member_id HAVING SUM(CASE WHEN expires_at <= :now THEN remaining END) > 0 "
+        "ORDER BY SUM(CASE WHEN expires_at > :now THEN remaining ELSE 0 END) DESC, member_id "
+        "LIMIT 1",
+        now=now,
+    )
+    assert member is not None
+    due = [
+        (str(at)[:10], int(n))
+        for at, n in brand.all(
+            "SELECT expires_at, SUM(remaining) FROM point_lots WHERE group_id = :g "
+            "AND member_id = :m AND remaining > 0 AND expires_at > :now "
+            "GROUP BY expires_at ORDER BY expires_at LIMIT 5",
+            m=member,
+            now=now,
+        )
+    ]
+    # when an analyst opens the member's page, in Chinese and in English
+    for lang in ("zh", "en"):
+        login(page, brand.base, brand.keys["analyst"], lang)
+        page.goto(f"{brand.base}/console/members/{member}")
+        # then the points balance leaves out the expired points
+        points = page.locator("#balances tr[data-asset=points] [data-balance]")
+        assert int(points.get_attribute("data-balance")) == balances_now(brand, member)["points"]
+        # and the points still to expire are listed with their dates, soonest first
+        rows = page.locator("#expiring tr[data-expires]").all()
+        shown = [
+            (
+                str(r.get_attribute("data-expires"))[:10],
+                int(r.locator("[data-points]").get_attribute("data-points")),
+            )
+            for r in rows
+        ]
+        assert shown == due
+        label = "到期日" if lang == "zh" else "Expires on"
+        for (day, _), row in zip(due, rows, strict=True):
+            assert f"{label} {day}" in row.inner_text()
+        heading = "即将到期的积分" if lang == "zh" else "Points expiring"
+        assert heading in page.locator("#expiring").locator("xpath=..").inner_text()
 
 
 def test_search_by_card_and_by_id_and_an_unknown_value(brand: Brand, page: Any) -> None:

@@ -156,12 +156,12 @@ class RefundIn(Where):
 
 class BalancesOut(BaseModel):
     member_id: int
-    points: int
+    points: int = Field(description="Spendable now: points past their date never count.")
     stored_value_fen: int = Field(description="principal + bonus")
     stored_value_principal_fen: int
     stored_value_bonus_fen: int
     points_expiring: list[dict[str, Any]] = Field(
-        description="[{expires_at, points}] of the lots still holding points, soonest first"
+        description="[{expires_at, points}] of the lots still to expire, soonest first"
     )
 
 
@@ -169,7 +169,10 @@ class PostingOut(BaseModel):
     posting_id: int
     kind: str
     member_id: int
-    created_at: datetime
+    created_at: datetime = Field(description="When the ledger recorded the posting.")
+    business_at: datetime = Field(
+        description="When it happened: the order's or refund's time, else when recorded."
+    )
     balances: dict[str, int]
     detail: dict[str, Any]
 
@@ -181,7 +184,10 @@ class EntryOut(BaseModel):
     asset: str
     amount: int
     balance_after: int
-    created_at: datetime
+    business_at: datetime = Field(
+        description="When it happened (the order's or refund's time); statements sort by it."
+    )
+    created_at: datetime = Field(description="When the ledger recorded it.")
     reference: str | None
     store_id: str | None
     channel: str | None

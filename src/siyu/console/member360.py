@@ -15,26 +15,28 @@ from siyu.console.i18n import channel_label, fmt_cny, fmt_int, stage_label, tr
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
 from siyu.identity.queries import MEMBER_MERGES
 from siyu.ledger.models import ASSETS, POINTS
-from siyu.ledger.queries import BALANCES, STATEMENT, TIER_CHANGES, TIERS
+from siyu.ledger.queries import BALANCES, EXPIRING, STATEMENT, TIER_CHANGES, TIERS
 from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
 from siyu.privacy import Vault
 from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
 from siyu.store.reads import Reader
-from siyu.store.times import stored_time
+from siyu.store.times import stored_now, stored_time
 
 TIMELINE_MAX = 100
+EXPIRING_SHOWN = 5  # the next dates on which points expire
 
 
 @dataclass
 class Member360:
     profile: dict[str, Any]
     orders: list[Any]
-    balances: dict[str, int]
+    balances: dict[str, int]  # as of now: points past their date are not counted
     statement: list[Any]
     tiers: list[Any]
     stage: Any | None
     tags: list[str]
     timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # time, kind, text
+    expiring: list[tuple[datetime, int]] = field(default_factory=list)  # (date, points)
 
 
 async def find_member(reader: Reader, group_id: str, type_: str, key: str) -> int | None:
@@ -50,8 +52,10 @@ async def load_member(
     p = {"g": who.group_id, "m": member_id}
     profile = render_profile(vault, who, await reader.all(PROFILE, p))
     orders = await reader.all(MEMBER_ORDERS, p)
-    held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, p)}
-    statement = await reader.all(STATEMENT, {**p, "before": 2**62, "n": 30})
+    as_of = {**p, "now": stored_now()}
+    held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, as_of)}
+    expiring = await reader.all(EXPIRING, as_of)
+    statement = await reader.all(STATEMENT, {**p, "n": 30})
     tiers = await reader.all(TIERS, p)
     stage = await reader.first(MEMBER_STAGE, p)
     refunds = await reader.all(MEMBER_REFUNDS, p)
@@ -81,7 +85,7 @@ async def load_member(
     for s in statement:
         amount = fmt_int(s.amount) if s.asset == POINTS else fmt_cny(s.amount)
         text = tr("tl.posting", lang, kind=s.kind, amount=amount, asset=s.asset)
-        timeline.append((stored_time(s.created_at), "ledger", text))
+        timeline.append((stored_time(s.business_at), "ledger", text))
     for i in profile["identities"]:
         text = tr("tl.identity", lang, type=i["type"], channel=channel_label(i["channel"], lang))
         timeline.append((i["first_seen"].replace(tzinfo=None), "identity", text))
@@ -103,6 +107,7 @@ async def load_member(
         stage=stage,
         tags=[tag_label(tag, lang) for tag in tags],
         timeline=timeline[:TIMELINE_MAX],
+        expiring=[(stored_time(r.expires_at), int(r.points)) for r in expiring[:EXPIRING_SHOWN]],
     )
 
 

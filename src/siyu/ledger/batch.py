@@ -84,6 +84,7 @@ def post_many(engine: Engine, items: Sequence[Item]) -> list[Outcome]:
                 now,
                 _locked=locked,
                 on_first_write=conn.begin_nested,
+                business_at=request.business_at,
             )
             try:
                 plan(work)
@@ -110,7 +111,13 @@ def post_many(engine: Engine, items: Sequence[Item]) -> list[Outcome]:
                 }
             )
             outcomes[i] = Result(
-                posting_id, request.kind, request.member_id, now, mine, work.detail
+                posting_id,
+                request.kind,
+                request.member_id,
+                now,
+                mine,
+                work.detail,
+                business_at=work.happened_at,
             )
         _write_balances(conn, start, locked, debt)
         _write_entries(conn, entries)
@@ -146,6 +153,7 @@ def _claim_all(conn: Connection, items: Sequence[Item], now: datetime) -> dict[s
             "channel": r.channel,
             "reason": r.reason,
             "key_id": r.key_id,
+            "business_at": r.business_at or now,
             "created_at": now,
         }
         for r, _ in items
@@ -215,6 +223,7 @@ def _entry(
         "amount": amount,
         "balance_before": before,
         "balance_after": None if before is None else before + amount,
+        "business_at": work.happened_at,
         "created_at": work.now,
     }
 
@@ -273,6 +282,7 @@ _PG_TYPE = {
     "channel": "VARCHAR",
     "reason": "VARCHAR",
     "key_id": "BIGINT",
+    "business_at": "TIMESTAMP",
     "created_at": "TIMESTAMP",
     "posting_id": "BIGINT",
     "account_id": "BIGINT",

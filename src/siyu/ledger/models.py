@@ -81,6 +81,9 @@ ledger_postings = Table(
     Column("reason", String(500)),
     Column("detail", Text),  # JSON: what the posting decided (split, lots, rule applied)
     Column("key_id", BigInteger),  # the API key that asked, if any
+    # When it happened in the business (the order's or refund's time; else when it was
+    # recorded); `created_at` is when the ledger recorded it. See docs/architecture.md.
+    Column("business_at", DateTime, nullable=False),
     Column("created_at", DateTime, nullable=False),
     UniqueConstraint("group_id", "idempotency_key"),
     Index("ix_ledger_postings_member", "group_id", "member_id", "posting_id"),
@@ -101,10 +104,12 @@ ledger_entries = Table(
     # no running balance (see ledger/posting.py).
     Column("balance_before", BigInteger),
     Column("balance_after", BigInteger),
+    Column("business_at", DateTime, nullable=False),  # the posting's, for statements
     Column("created_at", DateTime, nullable=False),
     Index("ix_ledger_entries_account", "account_id", "entry_id"),
     Index("ix_ledger_entries_posting", "posting_id"),
-    Index("ix_ledger_entries_member", "group_id", "member_id", "entry_id"),  # statements
+    # statements, newest business time first
+    Index("ix_ledger_entries_member", "group_id", "member_id", "business_at", "entry_id"),
 )
 
 point_lots = Table(

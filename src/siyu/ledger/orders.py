@@ -1,5 +1,9 @@
 """Points from orders, and back from refunds.
 
+Both are dated by the business: an earning happened when the order was placed (its
+lot expires by the rule counted from then), a clawback when the refund was made,
+whenever the posting is recorded (`Request.business_at`).
+
 An order earns by its lines: each line's share of what was paid (discounts spread over
 the lines by amount) times the rate of the rules it matches (brand, channel, category,
 campaign window), the sum times the member's tier multiplier, rounded down. The posting
@@ -97,6 +101,7 @@ def earn_item(
         channel=order.channel,
         reason="order",
         key_id=key_id,
+        business_at=ordered_at,
     )
 
     def plan(work: Plan) -> None:
@@ -151,7 +156,7 @@ def clawback_refund(
     rules = program.earn_rules(engine, group_id)
     with engine.connect() as conn:
         refund = conn.execute(
-            text("""SELECT refund_id, order_id, amount_fen FROM refunds
+            text("""SELECT refund_id, order_id, amount_fen, refunded_at FROM refunds
                     WHERE group_id = :g AND refund_id = :r"""),
             {"g": group_id, "r": refund_id},
         ).first()
@@ -176,8 +181,8 @@ def clawback_item(
     rules: program.EarnRules,
     key_id: int | None = None,
 ) -> Item:
-    """The clawback posting of a refund (`refund_id, order_id, amount_fen`) of an order
-    that earned (`earned_detail`, its earn posting's detail): the one plan of
+    """The clawback posting of a refund (`refund_id, order_id, amount_fen, refunded_at`)
+    of an order that earned (`earned_detail`, its earn posting's detail): the one plan of
     `clawback_refund` and of the batch (`clawback_refunds`). In a batch, two refunds of
     one order must not share a batch: each reads what the earlier ones took back."""
     refund_id = str(refund.refund_id)
@@ -193,6 +198,7 @@ def clawback_item(
         reference=refund.order_id,
         reason="refund",
         key_id=key_id,
+        business_at=stored_time(refund.refunded_at),
     )
 
     def plan(work: Plan) -> None:
@@ -229,7 +235,8 @@ def clawback_refunds(
         rows = {
             r.refund_id: r
             for r in conn.execute(
-                text("""SELECT r.refund_id, r.order_id, r.amount_fen, o.member_id, o.paid_fen,
+                text("""SELECT r.refund_id, r.order_id, r.amount_fen, r.refunded_at,
+                          o.member_id, o.paid_fen,
                           o.order_id AS found, p.detail AS earned
                         FROM refunds r
                         LEFT JOIN orders o ON o.group_id = r.group_id AND o.order_id = r.order_id

@@ -14,6 +14,11 @@
 Any refusal rolls the whole transaction back, claim included: nothing is half-applied,
 and the same key may be tried again later.
 
+A posting has two times: `created_at`, when the ledger recorded it, and `business_at`,
+when what it records happened (an order's time for its earning, a refund's for its
+clawback; the recording time when the request names none). Statements are read by
+business time, so history settled late reads as it happened.
+
 System accounts (issuance, redemption, ...) are never updated: their balance is the sum
 of their entries. Every posting touches one, so a running balance on them would
 serialise every posting of a brand group on one row.
@@ -53,6 +58,9 @@ class Request:
     channel: str | None = None
     reason: str | None = None
     key_id: int | None = None
+    # When it happened, if not now (an order's time); not part of the digest: the key and
+    # the fields already name what happened.
+    business_at: datetime | None = None
 
     @property
     def digest(self) -> str:
@@ -71,6 +79,7 @@ class Result:
     balances: dict[str, int]  # the member's balances after the posting
     detail: dict[str, Any]
     replayed: bool = False
+    business_at: datetime | None = None  # when it happened (see the module docstring)
 
 
 @dataclass
@@ -94,6 +103,11 @@ class Plan:
     # be undone without the rest of the batch (ledger/batch.py).
     on_first_write: Callable[[], Any] | None = None
     savepoint: Any = None
+    business_at: datetime | None = None  # when it happened; None: now
+
+    @property
+    def happened_at(self) -> datetime:
+        return self.business_at or self.now
 
     def write(self, statement: Any, params: Any = None) -> Any:
         """Run a statement that changes rows (lots); reads use `conn` directly."""
@@ -141,7 +155,14 @@ def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Resu
         posting_id = _claim(conn, request, now)
         if posting_id is None:
             return _replay(conn, request)
-        work = Plan(conn, request.group_id, request.member_id, posting_id, now)
+        work = Plan(
+            conn,
+            request.group_id,
+            request.member_id,
+            posting_id,
+            now,
+            business_at=request.business_at,
+        )
         plan(work)
         balances = _apply(work, system)
         conn.execute(
@@ -153,14 +174,23 @@ def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Resu
                 "p": posting_id,
             },
         )
-    return Result(posting_id, request.kind, request.member_id, now, balances, work.detail)
+    return Result(
+        posting_id,
+        request.kind,
+        request.member_id,
+        now,
+        balances,
+        work.detail,
+        business_at=work.happened_at,
+    )
 
 
 def _claim(conn: Connection, request: Request, now: datetime) -> int | None:
     row = conn.execute(
         text("""INSERT INTO ledger_postings (group_id, idempotency_key, request_sha256, kind,
-                  member_id, reference, store_id, channel, reason, key_id, created_at)
-                VALUES (:g, :k, :h, :kind, :m, :ref, :s, :c, :r, :key, :now)
+                  member_id, reference, store_id, channel, reason, key_id, business_at,
+                  created_at)
+                VALUES (:g, :k, :h, :kind, :m, :ref, :s, :c, :r, :key, :at, :now)
                 ON CONFLICT (group_id, idempotency_key) DO NOTHING
                 RETURNING posting_id"""),
         {
@@ -174,6 +204,7 @@ def _claim(conn: Connection, request: Request, now: datetime) -> int | None:
             "c": request.channel,
             "r": request.reason,
             "key": request.key_id,
+            "at": request.business_at or now,
             "now": now,
         },
     ).first()
@@ -182,8 +213,8 @@ def _claim(conn: Connection, request: Request, now: datetime) -> int | None:
 
 def _replay(conn: Connection, request: Request) -> Result:
     first = conn.execute(
-        text("""SELECT posting_id, kind, member_id, request_sha256, detail, created_at
-                FROM ledger_postings WHERE group_id = :g AND idempotency_key = :k"""),
+        text("""SELECT posting_id, kind, member_id, request_sha256, detail, created_at,
+                  business_at FROM ledger_postings WHERE group_id = :g AND idempotency_key = :k"""),
         {"g": request.group_id, "k": request.idempotency_key},
     ).one()
     if first.request_sha256 != request.digest:
@@ -201,6 +232,7 @@ def _replay(conn: Connection, request: Request) -> Result:
         {asset: int(bal) for asset, bal in balances.items()},
         detail,
         replayed=True,
+        business_at=stored_time(first.business_at),
     )
 
 
@@ -264,6 +296,7 @@ def _entry(
         "amount": amount,
         "balance_before": None if after is None else after - amount,
         "balance_after": after,
+        "business_at": work.happened_at,
         "created_at": work.now,
     }
 

@@ -39,8 +39,8 @@ from siyu.ledger import points, program, stored_value
 from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.orders import earn_for_order
 from siyu.ledger.posting import Request, Result
-from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT
-from siyu.store.times import as_utc
+from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT, STATEMENT_BEFORE
+from siyu.store.times import as_utc, stored_now
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -53,11 +53,13 @@ async def balances(
     who: Principal = Depends(require("ledger:read")),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """Points and stored value (principal and bonus apart), and when points expire."""
+    """Points and stored value (principal and bonus apart), and when points expire.
+    Points past their date are not counted, even before the expiry job has run."""
     async with svc.reads.connection() as reader:
         member_id = await member_in_scope(reader, who, member_id)
-        rows = await reader.all(BALANCES, {"g": who.group_id, "m": member_id})
-        lots = await reader.all(EXPIRING, {"g": who.group_id, "m": member_id})
+        params = {"g": who.group_id, "m": member_id, "now": stored_now()}
+        rows = await reader.all(BALANCES, params)
+        lots = await reader.all(EXPIRING, params)
     held = {r.asset: int(r.balance) for r in rows}
     principal, bonus = held.get(SV_PRINCIPAL, 0), held.get(SV_BONUS, 0)
     return {
@@ -80,12 +82,14 @@ async def statement(
     who: Principal = Depends(require("ledger:read")),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """The member's statement, newest first: every entry with the balance after it."""
+    """The member's statement, newest business time first (when the order or refund
+    happened; `created_at` is when the ledger recorded it): every entry with the account's
+    balance after it was recorded."""
     async with svc.reads.connection() as reader:
         member_id = await member_in_scope(reader, who, member_id)
         rows = await reader.all(
-            STATEMENT,
-            {"g": who.group_id, "m": member_id, "before": before or MAX_ID, "n": limit},
+            STATEMENT if before is None else STATEMENT_BEFORE,
+            {"g": who.group_id, "m": member_id, "before": before, "n": limit},
         )
     entries = [
         {
@@ -95,6 +99,7 @@ async def statement(
             "asset": r.asset,
             "amount": r.amount,
             "balance_after": r.balance_after,
+            "business_at": as_utc(r.business_at),
             "created_at": as_utc(r.created_at),
             "reference": r.reference,
             "store_id": r.store_id,
@@ -319,6 +324,7 @@ async def _post(work: Callable[[], Result]) -> JSONResponse:
         kind=result.kind,
         member_id=result.member_id,
         created_at=result.created_at.replace(tzinfo=UTC),
+        business_at=(result.business_at or result.created_at).replace(tzinfo=UTC),
         balances=result.balances,
         detail=result.detail,
     )

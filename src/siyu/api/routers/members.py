@@ -21,7 +21,7 @@ from siyu.identity.service import attach_identity, merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger.models import ASSETS
 from siyu.ledger.queries import BALANCES, TIERS
-from siyu.store.times import as_utc
+from siyu.store.times import as_utc, stored_now
 
 router = APIRouter(prefix="/v1", tags=["members"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -68,7 +68,9 @@ async def profile(
             }
             for r in await reader.all(TIERS, params)
         ]
-        held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, params)}
+        # as of now: points past their date never count (the ledger's balances read)
+        as_of = {**params, "now": stored_now()}
+        held = {r.asset: int(r.balance) for r in await reader.all(BALANCES, as_of)}
         found["balances"] = {asset: held.get(asset, 0) for asset in ASSETS}
         return found
 
