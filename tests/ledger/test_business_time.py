@@ -22,6 +22,8 @@ from siyu.importer.service import import_directory
 from siyu.ledger import jobs, points
 from siyu.ledger.queries import BALANCES, EXPIRING, STATEMENT
 from siyu.privacy import Vault
+from siyu.store.engine import make_engine
+from siyu.store.migrate import upgrade
 from siyu.store.reads import EngineReads
 from siyu.store.times import stored_now, stored_time
 
@@ -171,3 +173,32 @@ def test_a_clawback_is_dated_when_the_refund_was_made(
         ("earn", 200, placed),
     ]
     check_invariants(store.engine, store.group_id)
+
+
+def test_the_migration_dates_existing_postings_by_when_they_were_recorded(
+    tmp_path: Path,
+) -> None:
+    # given a store at the schema before business times, holding a posting and its entry
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0007")
+    recorded = datetime(2025, 5, 6, 7, 8, 9)
+    with engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO ledger_postings (posting_id, group_id, idempotency_key,
+                      request_sha256, kind, member_id, created_at)
+                    VALUES (1, 'g', 'k', 'h', 'earn', 7, :at)"""),
+            {"at": recorded},
+        )
+        conn.execute(
+            text("""INSERT INTO ledger_entries (posting_id, group_id, account_id, member_id,
+                      asset, amount, created_at) VALUES (1, 'g', 1, 7, 'points', 5, :at)"""),
+            {"at": recorded},
+        )
+    # when it is migrated to the head
+    upgrade(engine)
+    # then both carry the recording time as their business time
+    with engine.connect() as conn:
+        for table in ("ledger_postings", "ledger_entries"):
+            at = conn.execute(text(f"SELECT business_at FROM {table}")).scalar_one()
+            assert stored_time(at) == recorded, table
+    engine.dispose()
