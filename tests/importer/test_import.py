@@ -264,7 +264,8 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
     assert (reports["orders"].accepted, reports["orders"].rejected) == (2, 3)
     assert (reports["order_lines"].accepted, reports["order_lines"].rejected) == (2, 2)
     # and each rejected row says which field broke which rule
-    reasons = {r["member_ref"]: r["reject_reason"] for r in _rejects(reports["members"].rejects_path)}
+    members = _rejects(reports["members"].rejects_path)
+    reasons = {r["member_ref"]: r["reject_reason"] for r in members}
     assert reasons["M3"].startswith("phone: must be a mainland mobile")
     assert reasons["M4"] == "brand_id: no brand 'B9' in this brand group"
     reasons = {r["order_id"]: r["reject_reason"] for r in _rejects(reports["orders"].rejects_path)}
@@ -282,7 +283,8 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
     ids = {r["reject_reason"] for r in _rejects(reports["identities"].rejects_path)}
     assert "linked_value: linked_type and linked_value come together" in ids
     assert any(r.startswith("type: must be one of") for r in ids)
-    assert _rejects(reports["events"].rejects_path)[0]["reject_reason"].startswith("type: must be one")
+    events = _rejects(reports["events"].rejects_path)
+    assert events[0]["reject_reason"].startswith("type: must be one")
     # and the good rows are in
     assert store.count("orders") == 2 and store.count("refunds") == 1
 

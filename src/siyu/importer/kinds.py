@@ -30,7 +30,7 @@ from siyu.identity.models import identities
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
-from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES, events, orders
+from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES, events, orders, refunds
 from siyu.privacy import mask_name
 from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import GROUP, dialect_of
@@ -677,6 +677,7 @@ KINDS: dict[str, Kind] = {
                 "refund",
                 _bound_refunds,
             ),
+            key=refunds.c.refund_id,
             record_key=("refund_id",),
         ),
         Kind(
