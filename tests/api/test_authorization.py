@@ -42,6 +42,12 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         "identity_value": "t-api",
         "occurred_at": "2024-03-01T00:00:00",
     }
+    refund = {
+        "refund_id": "RF-1",
+        "order_id": "O1",
+        "refunded_at": "2024-03-02T00:00:00",
+        "amount_fen": 1,
+    }
     return {
         ("GET", "/v1/members/lookup"): (f"/v1/members/lookup?type=phone&value={PHONE_1}", None),
         ("GET", "/v1/members/{member_id}"): (f"/v1/members/{m1}", None),
@@ -56,6 +62,7 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/merges/{merge_id}:undo"): ("/v1/merges/999999:undo", {"reason": "x"}),
         ("POST", "/v1/orders:batch"): ("/v1/orders:batch", {"items": [order]}),
         ("POST", "/v1/events:batch"): ("/v1/events:batch", {"items": [event]}),
+        ("POST", "/v1/refunds:batch"): ("/v1/refunds:batch", {"items": [refund]}),
         ("GET", "/v1/members/{member_id}/balances"): (f"/v1/members/{m1}/balances", None),
         ("GET", "/v1/members/{member_id}/ledger"): (f"/v1/members/{m1}/ledger", None),
         ("POST", "/v1/members/{member_id}/points:earn"): (

@@ -50,6 +50,51 @@ def test_a_channel_key_sends_only_its_channel(api: Api) -> None:
     assert body["items"][1]["errors"][0]["field"] == "channel"
 
 
+def _refund(refund_id: str, amount: int, order_id: str = "O1") -> dict[str, Any]:
+    return {
+        "refund_id": refund_id,
+        "order_id": order_id,
+        "refunded_at": "2024-01-05T10:00:00",
+        "amount_fen": amount,
+    }
+
+
+def test_refunds_batch_never_refunds_more_than_was_paid(api: Api) -> None:
+    # given O1 (pos, store S1) paid 9900 fen
+    url, admin = "/v1/refunds:batch", api.as_("admin")
+    # when one batch refunds 5000 + 4000 + 1000 of it
+    items = [_refund("RF-1", 5000), _refund("RF-2", 4000), _refund("RF-3", 1000)]
+    body = api.client.post(url, json={"items": items}, headers=admin).json()
+    # then the refund that would pass the paid amount is rejected with the sums
+    assert [i["status"] for i in body["items"]] == ["created", "created", "rejected"]
+    assert body["items"][2]["errors"] == [
+        {
+            "field": "amount_fen",
+            "rule": "refunds of order 'O1' would total 10000 fen, more than its paid_fen 9900 "
+            "(9000 refunded before this one)",
+        }
+    ]
+    # and a later batch may refund what is left; a resent refund is a duplicate, not a second
+    later = [_refund("RF-4", 900), _refund("RF-1", 5000), _refund("RF-5", 1)]
+    body = api.client.post(url, json={"items": later}, headers=admin).json()
+    assert [i["status"] for i in body["items"]] == ["created", "duplicate", "rejected"]
+    assert api.store.count("refunds") == 3
+
+
+def test_refunds_batch_keeps_keys_to_their_orders(api: Api) -> None:
+    # given O1 was a till order of store S1; the channel key sends for tmall only
+    body = api.client.post(
+        "/v1/refunds:batch", json={"items": [_refund("RF-9", 1)]}, headers=api.as_("channel")
+    ).json()
+    assert body["items"][0]["errors"] == [
+        {"field": "order_id", "rule": "this key refunds 'tmall' orders only"}
+    ]
+    body = api.client.post(
+        "/v1/refunds:batch", json={"items": [_refund("RF-9", 1)]}, headers=api.as_("store")
+    ).json()
+    assert body["items"][0]["status"] == "created"
+
+
 def test_same_idempotency_key_replays_and_a_different_body_is_409(api: Api) -> None:
     headers = {**api.as_("admin"), "Idempotency-Key": "bind-1"}
     url = f"/v1/members/{api.members['M1']}/identities"

@@ -243,7 +243,7 @@ def _counts(store: Store) -> dict[str, int]:
 
 def _rejects(path: str | None) -> list[dict[str, str]]:
     assert path is not None
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -264,10 +264,11 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
     assert (reports["orders"].accepted, reports["orders"].rejected) == (2, 3)
     assert (reports["order_lines"].accepted, reports["order_lines"].rejected) == (2, 2)
     # and each rejected row says which field broke which rule
-    reasons = {r["member_ref"]: r["reason"] for r in _rejects(reports["members"].rejects_path)}
+    members = _rejects(reports["members"].rejects_path)
+    reasons = {r["member_ref"]: r["reject_reason"] for r in members}
     assert reasons["M3"].startswith("phone: must be a mainland mobile")
     assert reasons["M4"] == "brand_id: no brand 'B9' in this brand group"
-    reasons = {r["order_id"]: r["reason"] for r in _rejects(reports["orders"].rejects_path)}
+    reasons = {r["order_id"]: r["reject_reason"] for r in _rejects(reports["orders"].rejects_path)}
     assert reasons == {
         "O3": "paid_fen: must not exceed total_fen",
         "O4": "total_fen: must be an integer (integer fen, 1/100 CNY; no decimal point)",
@@ -275,14 +276,15 @@ def test_every_row_is_accounted_for_and_bad_rows_name_field_and_rule(
         "tmall, wecom, youzan",
     }
     lines = _rejects(reports["order_lines"].rejects_path)
-    assert sorted(r["reason"] for r in lines) == [
+    assert sorted(r["reject_reason"] for r in lines) == [
         "order_id: no such order in this brand group",
         "qty: must be >= 1",
     ]
-    ids = {r["reason"] for r in _rejects(reports["identities"].rejects_path)}
+    ids = {r["reject_reason"] for r in _rejects(reports["identities"].rejects_path)}
     assert "linked_value: linked_type and linked_value come together" in ids
     assert any(r.startswith("type: must be one of") for r in ids)
-    assert _rejects(reports["events"].rejects_path)[0]["reason"].startswith("type: must be one")
+    events = _rejects(reports["events"].rejects_path)
+    assert events[0]["reject_reason"].startswith("type: must be one")
     # and the good rows are in
     assert store.count("orders") == 2 and store.count("refunds") == 1
 
@@ -325,7 +327,7 @@ def test_malformed_lines_are_rejected_not_fatal(store: Store, vault: Vault, tmp_
     )
     report = import_file(store.engine, vault, store.group_id, "orders", bad_csv, tmp_path / "r")
     assert (report.read, report.accepted, report.rejected) == (3, 2, 1)
-    assert "fields, the header has 8" in _rejects(report.rejects_path)[0]["reason"]
+    assert "fields, the header has 8" in _rejects(report.rejects_path)[0]["reject_reason"]
     bad_jsonl = tmp_path / "x" / "events.jsonl"
     bad_jsonl.write_text(
         '{"event_id": "E1", "type": "view", "channel": "jd", "identity_type": "jd_pin", '

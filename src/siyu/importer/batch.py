@@ -11,7 +11,15 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.fields import Field, convert
+from siyu.importer.fields import Field, Limits, convert
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an API key may send: its channel's, or its stores', records only."""
+
+    channel: str | None = None
+    stores: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -24,6 +32,8 @@ class Context:
     stores: set[str] = field(default_factory=set)
     skus: set[str] = field(default_factory=set)
     guides: set[str] = field(default_factory=set)
+    limits: Limits = field(default_factory=Limits.starting_now)
+    scope: Scope = field(default_factory=Scope)
 
     def refresh(self, conn: Connection) -> None:
         """Reload reference codes (a directory import adds brands before stores, ...)."""
@@ -45,14 +55,20 @@ class Batch:
     errors: list[str | None]
     # What a kind's check computed and its load reuses (e.g. encoded buyer identifiers).
     derived: dict[str, Any] = field(default_factory=dict)
+    # Per row: the number a person finds it by (file line, row index or item index).
+    numbers: list[int] = field(default_factory=list)
+    unit: str = "line"
 
     @classmethod
-    def convert(cls, raw: pa.Table, fields: tuple[Field, ...]) -> Batch:
+    def convert(
+        cls, raw: pa.Table, fields: tuple[Field, ...], limits: Limits | None = None
+    ) -> Batch:
         errors: list[str | None] = [None] * raw.num_rows
         columns: dict[str, pa.Array] = {}
         names = set(raw.column_names)
         for f in fields:
-            converted = convert(f, raw.column(f.name) if f.name in names else None, raw.num_rows)
+            column = raw.column(f.name) if f.name in names else None
+            converted = convert(f, column, raw.num_rows, limits)
             columns[f.name] = converted.array
             for i, rule in enumerate(converted.errors):
                 if rule is not None and errors[i] is None:
@@ -88,6 +104,40 @@ class Batch:
         for i in np.flatnonzero(pc.is_valid(rules).to_numpy(zero_copy_only=False)):
             self.reject(int(i), name, rules[int(i)].as_py())
 
+    def reject_conflicting_duplicates(
+        self, key: tuple[str, ...], fields: tuple[Field, ...]
+    ) -> None:
+        """Rows repeating an earlier row's key: the same content is the same record again
+        (accepted, stored once); different content is rejected, naming what differs. The
+        first row wins, so the answer does not depend on where batches are cut."""
+        if not key:
+            return
+        keys = list(zip(*(self.values(k) for k in key), strict=True))
+        first: dict[tuple[Any, ...], int] = {}
+        repeats: list[tuple[int, int]] = []
+        for i in (int(i) for i in np.flatnonzero(self.ok)):
+            k = keys[i]
+            if any(v is None for v in k):
+                continue
+            if k in first:
+                repeats.append((first[k], i))
+            else:
+                first[k] = i
+        if not repeats:
+            return
+        compared = [f.name for f in fields if f.name not in key]
+        for j, i in repeats:
+            differ = [n for n in compared if _value(self, n, i) != _value(self, n, j)]
+            if differ:
+                number = self.numbers[j] if self.numbers else j
+                shown = "/".join(str(v) for v in keys[i])
+                self.reject(
+                    i,
+                    key[0],
+                    f"{shown!r} is also on {self.unit} {number} with a different "
+                    f"{', '.join(differ)}; one record cannot have two versions",
+                )
+
     @property
     def ok(self) -> np.ndarray:
         return np.array([e is None for e in self.errors], dtype=bool)
@@ -95,3 +145,7 @@ class Batch:
     def accepted(self) -> dict[str, pa.Array]:
         mask = pa.array(self.ok)
         return {name: col.filter(mask) for name, col in self.columns.items()}
+
+
+def _value(batch: Batch, name: str, i: int) -> Any:
+    return batch.columns[name][i].as_py()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,28 @@ TIMESTAMP = pa.timestamp("s")
 _INT = re.compile(r"[+-]?\d+")
 _TRUE = {"true", "1", "t", "yes", "y"}
 _FALSE = {"false", "0", "f", "no", "n"}
+
+# The time rules (docs/data-format.md, "Dates and times"): a business time (registration,
+# order, payment, refund, event, observation) is not before EARLIEST (configurable per
+# import) and not in the future beyond CLOCK_SKEW; a birth date is between BIRTH_EARLIEST
+# and today; any other date or time (a store's opening) lies within SANE.
+EARLIEST = datetime(2000, 1, 1)
+CLOCK_SKEW = timedelta(minutes=10)
+BIRTH_EARLIEST = date(1900, 1, 1)
+SANE = (datetime(1900, 1, 1), datetime(2100, 1, 1))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The dates and times rows may carry, fixed when an import starts."""
+
+    now: datetime  # UTC, naive, as stored
+    earliest: datetime = EARLIEST
+
+    @classmethod
+    def starting_now(cls, earliest: datetime | None = None) -> Limits:
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        return cls(now, earliest or EARLIEST)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,9 @@ class Field:
     minimum: int | None = None
     choices: Collection[str] = ()
     default: Any = None
+    # For a timestamp: "business" (a fact's time: the floor and the clock apply); for a
+    # date: "birth". Other dates and times only have to lie within SANE.
+    when: str = ""
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -56,7 +81,9 @@ class Converted:
     errors: list[str | None]
 
 
-def convert(field: Field, column: pa.Array | None, n_rows: int) -> Converted:
+def convert(
+    field: Field, column: pa.Array | None, n_rows: int, limits: Limits | None = None
+) -> Converted:
     """Convert one raw column (any Arrow type, or missing) to the field's type."""
     if column is None:
         column = pa.nulls(n_rows, pa.string())
@@ -75,6 +102,12 @@ def convert(field: Field, column: pa.Array | None, n_rows: int) -> Converted:
     if field.default is not None:
         array = array.fill_null(pa.scalar(field.default, field.arrow_type))
     _check_rules(field, array, errors)
+    if field.kind in ("timestamp", "date"):
+        _check_time(field, array, errors, limits or Limits.starting_now())
+    if any(e is not None for e in errors):
+        # A broken value never travels further (a year-0 date cannot even become Python's).
+        bad = pa.array([e is not None for e in errors])
+        array = pc.if_else(bad, pa.scalar(None, array.type), array)
     return Converted(array, errors)
 
 
@@ -192,13 +225,48 @@ _PARSERS: dict[str, Callable[[Any, Field], Any]] = {
 }
 
 
+def _flag(errors: list[str | None], mask: pa.Array, rule: str) -> None:
+    for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
+        if errors[i] is None:
+            errors[i] = rule
+
+
+def _check_time(field: Field, array: pa.Array, errors: list[str | None], limits: Limits) -> None:
+    def outside(low: Any, high: Any, rule: str, strict_high: bool = False) -> None:
+        lo = pc.less(array, pa.scalar(low, array.type))
+        hi = (pc.greater_equal if strict_high else pc.greater)(array, pa.scalar(high, array.type))
+        _flag(errors, pc.fill_null(pc.or_(lo, hi), False), rule)
+
+    if field.kind == "date" and field.when == "birth":
+        # Today anywhere: the date in the first time zone to reach it (UTC+14).
+        today = (limits.now + timedelta(hours=14)).date()
+        outside(BIRTH_EARLIEST, today, f"must be between {BIRTH_EARLIEST} and today")
+    elif field.kind == "timestamp" and field.when == "business":
+        floor = limits.earliest
+        _flag(
+            errors,
+            pc.fill_null(pc.less(array, pa.scalar(floor, array.type)), False),
+            f"must not be before {floor.date() if floor.time() == datetime.min.time() else floor}",
+        )
+        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+        ahead = pc.greater(array, pa.scalar(limits.now + CLOCK_SKEW, array.type))
+        _flag(
+            errors,
+            pc.fill_null(ahead, False),
+            f"must not be in the future (more than {minutes} minutes ahead)",
+        )
+    else:
+        low, high = SANE
+        if field.kind == "date":
+            low, high = low.date(), high.date()  # type: ignore[assignment]
+        outside(low, high, "must be between 1900-01-01 and 2099-12-31", strict_high=True)
+
+
 def _check_rules(field: Field, array: pa.Array, errors: list[str | None]) -> None:
     """Required, length, range and choice rules, vectorised; first broken rule wins."""
 
     def flag(mask: pa.Array, rule: str) -> None:
-        for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
-            if errors[i] is None:
-                errors[i] = rule
+        _flag(errors, mask, rule)
 
     if field.required:
         flag(array.is_null(), "is required")

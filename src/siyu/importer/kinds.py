@@ -7,14 +7,14 @@ rows were new.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Connection, Table, text
+from sqlalchemy import Column, ColumnElement, Connection, Table, and_, select, text
 
 from siyu.catalog.models import CHANNELS
 from siyu.identity.ingest import (
@@ -26,16 +26,20 @@ from siyu.identity.ingest import (
     encode_identifiers,
     observe_identifiers,
 )
+from siyu.identity.models import identities
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
-from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES, events, orders
+from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES, events, orders, refunds
 from siyu.privacy import mask_name
 from siyu.store.bulk import stage, unstage
-from siyu.store.dialect import GROUP
+from siyu.store.dialect import GROUP, dialect_of
+from siyu.store.metadata import metadata
 
 Loader = Callable[[Connection, Context, Batch], int]
 Checker = Callable[[Context, Batch], None]
+# A rule needing the store, run on the staged rows before they are written.
+StagedCheck = Callable[[Connection, Context, Batch, Table], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Kind:
     # The stored column a row's id field (same name) becomes: lets an import of rows from
     # memory tell rows already stored from new ones (the batch API's `duplicate`).
     key: Column[str] | None = None
+    # The fields naming one record: a second row with them is the same record again
+    # (accepted, stored once) or, with other content, a conflicting duplicate (rejected).
+    record_key: tuple[str, ...] = ()
 
 
 def _text(name: str, required: bool = False, max_len: int = 200) -> Field:
@@ -73,10 +80,60 @@ def _stage_accepted(
     conn: Connection, prefix: str, batch: Batch, extra: dict[str, pa.Array] | None = None
 ) -> Table:
     cols = batch.accepted()
+    cols["_i"] = pa.array(np.flatnonzero(batch.ok), pa.int64())  # the row's index in the batch
     if extra:
         mask = pa.array(batch.ok)
         cols.update({k: v.filter(mask) for k, v in extra.items()})
     return stage(conn, prefix, pa.table(cols))
+
+
+def _reject_changed(
+    conn: Connection,
+    ctx: Context,
+    batch: Batch,
+    staged: Table,
+    table: str,
+    key: dict[str, str],
+    compare: Sequence[str],
+    what: str,
+    identity: tuple[str, str, str] | None = None,
+) -> None:
+    """Rows whose key is already stored with other content are rejected, naming what
+    differs: an import adds records, it never changes a stored one, and it never drops a
+    changed one silently. `key` maps a field to its stored column; `identity` is (label,
+    stored identity column, type field) for a buyer compared by its identifier."""
+    target = metadata.tables[table]
+    s, t = staged.c, target.c
+    on = and_(t.group_id == ctx.group_id, *(t[c] == s[f] for f, c in key.items()))
+    source = staged.join(target, on)
+    pairs: dict[str, tuple[list[ColumnElement[object]], list[ColumnElement[object]]]] = {
+        c: ([t[c]], [s[c]]) for c in compare
+    }
+    if identity is not None:
+        label, column, type_field = identity
+        i = identities.alias("i")
+        source = source.join(i, i.c.identity_id == t[column])
+        pairs[label] = ([i.c.type, i.c.value_key], [s[type_field], s["_key"]])
+    stored = [e for left, _ in pairs.values() for e in left]
+    given = [e for _, right in pairs.values() for e in right]
+    names = list(key)
+    query = select(s["_i"], *(s[f] for f in names), *stored, *given).select_from(source)
+    for row in conn.execute(query):
+        values = tuple(row)
+        row_i, shown = int(values[0]), "/".join(str(v) for v in values[1 : 1 + len(names)])
+        old, new = values[1 + len(names) :][: len(stored)], values[1 + len(names) + len(stored) :]
+        differ, at = [], 0
+        for label, (left, _) in pairs.items():
+            if old[at : at + len(left)] != new[at : at + len(left)]:
+                differ.append(label)
+            at += len(left)
+        if differ:
+            batch.reject(
+                row_i,
+                names[0],
+                f"{shown!r} is already stored with a different {', '.join(differ)}; "
+                f"a stored {what} is never changed by an import",
+            )
 
 
 # --- reference data -------------------------------------------------------------------
@@ -89,6 +146,8 @@ def _check_nothing(ctx: Context, batch: Batch) -> None:
 def _load_simple(table: str, key: str, columns: tuple[str, ...]) -> Loader:
     def load(conn: Connection, ctx: Context, batch: Batch) -> int:
         staged = _stage_accepted(conn, table, batch)
+        compare = [c for c in columns if c != key]
+        _reject_changed(conn, ctx, batch, staged, table, {key: key}, compare, table[:-1])
         cols = ", ".join(("group_id", *columns))
         select = ", ".join((GROUP, *(f"s.{c}" for c in columns)))
         n = _insert_select(conn, table, cols, select, ctx.group_id, staged.name, f"group_id, {key}")
@@ -151,6 +210,10 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
             "name_masked": pa.array(masked, pa.string()),
             "now": pa.array([now] * len(batch), pa.timestamp("s")),
         },
+    )
+    compare = ("brand_id", "registered_at", "gender", "birth_date", "city", "home_store_id")
+    _reject_changed(
+        conn, ctx, batch, staged, "members", {"member_ref": "source_ref"}, compare, "member"
     )
     n = _insert_select(
         conn,
@@ -257,8 +320,21 @@ def _record_buyers(conn: Connection, ctx: Context, batch: Batch, time_field: str
 
 
 def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
-    keys = _record_buyers(conn, ctx, batch, "ordered_at")
-    staged = _stage_accepted(conn, "orders", batch, {"_key": keys})
+    column: IdentifierColumn = batch.derived["buyers"]
+    staged = _stage_accepted(conn, "orders", batch, {"_key": column.keys})
+    compare = [f.name for f in KINDS["orders"].fields if not f.name.startswith("buyer_")]
+    _reject_changed(
+        conn,
+        ctx,
+        batch,
+        staged,
+        "orders",
+        {"order_id": "order_id"},
+        compare[1:],
+        "order",
+        ("buyer", "buyer_identity_id", "buyer_type"),
+    )
+    _record_buyers(conn, ctx, batch, "ordered_at")
     n = int(
         conn.execute(
             text(f"""
@@ -295,11 +371,19 @@ def _reject_orphans(conn: Connection, ctx: Context, batch: Batch, name: str) -> 
         batch.reject(int(i), "order_id", "no such order in this brand group")
 
 
-def _load_child(table: str, columns: tuple[str, ...], key: str) -> Loader:
+def _load_child(
+    table: str, columns: tuple[str, ...], key: str, what: str, check: StagedCheck | None = None
+) -> Loader:
     def load(conn: Connection, ctx: Context, batch: Batch) -> int:
-        index = pa.array(np.arange(len(batch)), pa.int64())
-        staged = _stage_accepted(conn, table, batch, {"_i": index})
+        staged = _stage_accepted(conn, table, batch)
+        was_ok = batch.ok
         _reject_orphans(conn, ctx, batch, staged.name)
+        keys = [k.strip() for k in key.split(",")]
+        compare = [c for c in columns if c not in keys]
+        _reject_changed(conn, ctx, batch, staged, table, {k: k for k in keys}, compare, what)
+        if check is not None:
+            check(conn, ctx, batch, staged)
+        _unstage_rejected(conn, batch, staged, was_ok)
         cols = ", ".join(("group_id", *columns))
         select = ", ".join((GROUP, *(f"s.{c}" for c in columns)))
         n = int(
@@ -327,6 +411,76 @@ def _check_refunds(ctx: Context, batch: Batch) -> None:
     return None
 
 
+def _bound_refunds(conn: Connection, ctx: Context, batch: Batch, staged: Table) -> None:
+    """A refund may not take an order's refunds past its paid amount: refunds already
+    stored count first, then this batch's in row order (one file's several refunds of an
+    order are bounded together). A refund stored before is the same refund again, not a
+    second one. The orders are locked (PostgreSQL), so concurrent imports add up too."""
+    lock = dialect_of(conn).lock_rows_in_order("o.order_id")
+    found = conn.execute(
+        text(f"""
+        SELECT o.order_id, o.paid_fen, o.channel, o.store_id FROM orders o
+        WHERE o.group_id = :g AND o.order_id IN (SELECT s.order_id FROM {staged.name} s)
+        {lock}"""),
+        {"g": ctx.group_id},
+    ).all()
+    orders_by_id = {r.order_id: r for r in found}
+    sums = conn.execute(
+        text(f"""
+        SELECT r.order_id, SUM(r.amount_fen) FROM refunds r
+        WHERE r.group_id = :g AND r.order_id IN (SELECT s.order_id FROM {staged.name} s)
+        GROUP BY r.order_id"""),
+        {"g": ctx.group_id},
+    )
+    refunded: dict[str, int] = {row[0]: int(row[1]) for row in sums}
+    stored = set(
+        conn.execute(
+            text(f"""
+        SELECT s._i FROM {staged.name} s JOIN refunds r
+          ON r.group_id = :g AND r.refund_id = s.refund_id"""),
+            {"g": ctx.group_id},
+        ).scalars()
+    )
+    ids, order_ids, amounts = (batch.values(c) for c in ("refund_id", "order_id", "amount_fen"))
+    decided: dict[str, str | None] = {}  # refund id -> the rule it broke, None if accepted
+    scope = ctx.scope
+    for i in (int(i) for i in np.flatnonzero(batch.ok)):
+        order = orders_by_id.get(order_ids[i])
+        if order is None:
+            continue
+        if scope.channel is not None and order.channel != scope.channel:
+            batch.reject(i, "order_id", f"this key refunds {scope.channel!r} orders only")
+            continue
+        if scope.stores is not None and order.store_id not in scope.stores:
+            batch.reject(i, "order_id", "this key refunds its own stores' orders only")
+            continue
+        if i in stored:
+            continue  # the same refund again: counted once, in what is stored
+        if ids[i] in decided:
+            rule = decided[ids[i]]  # an identical repeat in this batch shares the answer
+        else:
+            before = int(refunded.get(order.order_id) or 0)
+            total = before + amounts[i]
+            rule = None
+            if total > order.paid_fen:
+                rule = (
+                    f"refunds of order {order.order_id!r} would total {total} fen, more than "
+                    f"its paid_fen {order.paid_fen} ({before} refunded before this one)"
+                )
+            else:
+                refunded[order.order_id] = total
+            decided[ids[i]] = rule
+        if rule is not None:
+            batch.reject(i, "amount_fen", rule)
+
+
+def _unstage_rejected(conn: Connection, batch: Batch, staged: Table, was_ok: np.ndarray) -> None:
+    """Drop staged rows a check rejected after staging, so they are not written."""
+    gone = [int(i) for i in np.flatnonzero(was_ok & ~batch.ok)]
+    for start in range(0, len(gone), 500):
+        conn.execute(staged.delete().where(staged.c["_i"].in_(gone[start : start + 500])))
+
+
 def _check_events(ctx: Context, batch: Batch) -> None:
     batch.check_reference("store_id", ctx.stores, "store")
     batch.check_reference("guide_id", ctx.guides, "guide")
@@ -334,8 +488,21 @@ def _check_events(ctx: Context, batch: Batch) -> None:
 
 
 def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
-    keys = _record_buyers(conn, ctx, batch, "occurred_at")
-    staged = _stage_accepted(conn, "events", batch, {"_key": keys})
+    column: IdentifierColumn = batch.derived["buyers"]
+    staged = _stage_accepted(conn, "events", batch, {"_key": column.keys})
+    compare = [f.name for f in KINDS["events"].fields if not f.name.startswith("identity_")]
+    _reject_changed(
+        conn,
+        ctx,
+        batch,
+        staged,
+        "events",
+        {"event_id": "event_id"},
+        compare[1:],
+        "event",
+        ("identity", "identity_id", "identity_type"),
+    )
+    _record_buyers(conn, ctx, batch, "occurred_at")
     n = int(
         conn.execute(
             text(f"""
@@ -367,6 +534,7 @@ KINDS: dict[str, Kind] = {
             (_text("brand_id", True, 64), _text("name", True)),
             _check_nothing,
             _load_simple("brands", "brand_id", ("brand_id", "name")),
+            record_key=("brand_id",),
         ),
         Kind(
             "stores",
@@ -385,6 +553,7 @@ KINDS: dict[str, Kind] = {
                 "store_id",
                 ("store_id", "brand_id", "name", "city", "region", "kind", "opened_at"),
             ),
+            record_key=("store_id",),
         ),
         Kind(
             "products",
@@ -399,6 +568,7 @@ KINDS: dict[str, Kind] = {
             _load_simple(
                 "products", "sku", ("sku", "brand_id", "name", "category", "list_price_fen")
             ),
+            record_key=("sku",),
         ),
         Kind(
             "guides",
@@ -410,24 +580,26 @@ KINDS: dict[str, Kind] = {
             ),
             _check_guides,
             _load_simple("guides", "guide_id", ("guide_id", "store_id", "alias", "hired_at")),
+            record_key=("guide_id",),
         ),
         Kind(
             "members",
             (
                 _text("member_ref", True, 128),
                 _text("brand_id", True, 64),
-                Field("registered_at", "timestamp", required=True),
+                Field("registered_at", "timestamp", required=True, when="business"),
                 _CHANNEL,
                 _text("card", max_len=64),
                 _text("phone", max_len=32),
                 _text("name", max_len=64),
                 Field("gender", "enum", choices=("f", "m", "u")),
-                Field("birth_date", "date"),
+                Field("birth_date", "date", when="birth"),
                 _text("city", max_len=64),
                 _text("home_store_id", max_len=64),
             ),
             _check_members,
             _load_members,
+            record_key=("member_ref",),
         ),
         Kind(
             "identities",
@@ -435,7 +607,7 @@ KINDS: dict[str, Kind] = {
                 Field("type", "enum", required=True, choices=_ID_TYPES),
                 _text("value", True, 256),
                 _CHANNEL,
-                Field("observed_at", "timestamp", required=True),
+                Field("observed_at", "timestamp", required=True, when="business"),
                 Field("verified", "bool", default=False),
                 Field("linked_type", "enum", choices=_ID_TYPES),
                 _text("linked_value", max_len=256),
@@ -452,12 +624,12 @@ KINDS: dict[str, Kind] = {
                 _CHANNEL,
                 Field("buyer_type", "enum", required=True, choices=_ID_TYPES),
                 _text("buyer_value", True, 256),
-                Field("ordered_at", "timestamp", required=True),
+                Field("ordered_at", "timestamp", required=True, when="business"),
                 Field("total_fen", "fen", required=True),
                 Field("paid_fen", "fen", required=True),
                 Field("discount_fen", "fen", default=0),
                 Field("status", "enum", choices=ORDER_STATUSES, default="paid"),
-                Field("paid_at", "timestamp"),
+                Field("paid_at", "timestamp", when="business"),
                 _text("store_id", max_len=64),
                 _text("guide_id", max_len=64),
                 _text("coupon_code", max_len=64),
@@ -465,6 +637,7 @@ KINDS: dict[str, Kind] = {
             _check_orders,
             _load_orders,
             orders.c.order_id,
+            ("order_id",),
         ),
         Kind(
             "order_lines",
@@ -481,14 +654,16 @@ KINDS: dict[str, Kind] = {
                 "order_lines",
                 ("order_id", "line_no", "sku", "qty", "unit_price_fen", "amount_fen"),
                 "order_id, line_no",
+                "order line",
             ),
+            record_key=("order_id", "line_no"),
         ),
         Kind(
             "refunds",
             (
                 _text("refund_id", True, 128),
                 _text("order_id", True, 128),
-                Field("refunded_at", "timestamp", required=True),
+                Field("refunded_at", "timestamp", required=True, when="business"),
                 Field("amount_fen", "fen", required=True),
                 Field("line_no", "int", minimum=1),
                 Field("qty", "int", minimum=1),
@@ -499,7 +674,11 @@ KINDS: dict[str, Kind] = {
                 "refunds",
                 ("refund_id", "order_id", "line_no", "qty", "refunded_at", "amount_fen", "reason"),
                 "refund_id",
+                "refund",
+                _bound_refunds,
             ),
+            key=refunds.c.refund_id,
+            record_key=("refund_id",),
         ),
         Kind(
             "events",
@@ -509,7 +688,7 @@ KINDS: dict[str, Kind] = {
                 _CHANNEL,
                 Field("identity_type", "enum", required=True, choices=_ID_TYPES),
                 _text("identity_value", True, 256),
-                Field("occurred_at", "timestamp", required=True),
+                Field("occurred_at", "timestamp", required=True, when="business"),
                 _text("sku", max_len=64),
                 _text("store_id", max_len=64),
                 _text("guide_id", max_len=64),
@@ -519,6 +698,7 @@ KINDS: dict[str, Kind] = {
             _check_events,
             _load_events,
             events.c.event_id,
+            ("event_id",),
         ),
     )
 }

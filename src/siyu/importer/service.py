@@ -1,16 +1,19 @@
 """Import files into the store, accounting for every row: read = accepted + rejected.
 
-Each batch is one transaction, so an import stopped half-way leaves whole batches, and
-running it again adds only what is missing (every loader is idempotent).
+A file is read through once before anything is applied (`check_file`): one that cannot be
+read as a whole is a single clear error and changes nothing. Then each batch is one
+transaction, so an import stopped half-way leaves whole batches, and running it again adds
+only what is missing (every loader is idempotent).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +25,16 @@ from sqlalchemy import Connection, Engine, insert, select
 from siyu.catalog.models import brand_groups
 from siyu.errors import ValidationError
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.batch import Batch, Context
+from siyu.importer.batch import Batch, Context, Scope
+from siyu.importer.fields import Limits
 from siyu.importer.kinds import IMPORT_ORDER, KINDS, Kind
 from siyu.importer.models import import_runs
 from siyu.importer.readers import (
     FORMATS,
-    Malformed,
     RawBatch,
     as_text,
+    cell_texts,
+    check_file,
     read_batches,
     total_rows,
 )
@@ -75,42 +80,58 @@ def import_file(
     rejects_dir: Path,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    earliest: datetime | None = None,
+    checked: bool = False,
 ) -> ImportReport:
-    """Import one file of one kind; rejected rows go to `rejects_dir` with their reasons."""
+    """Import one file of one kind; rejected rows go to `rejects_dir` with their reasons.
+    Business times before `earliest` (default 2000-01-01) are rejected. A file that cannot
+    be read as a whole raises ValidationError before anything is applied."""
     kind = _kind(kind_name)
     path = Path(path)
     if not path.is_file():
         raise ValidationError("file", f"{path}: no such file")
+    if not checked:
+        check_file(path)
     started = datetime.now(UTC).replace(tzinfo=None)
     clock = time.perf_counter()
     report = ImportReport(kind.name, str(path))
-    ctx = Context(group_id, IdentifierEncoder(vault))
+    ctx = Context(group_id, IdentifierEncoder(vault), limits=Limits.starting_now(earliest))
     with engine.connect() as conn:
         ctx.refresh(conn)  # reference codes, once per file: facts never add brands or stores
     total = total_rows(path)
+    rejects_path = rejects_dir / f"{path.stem}.{kind.name}.rejects.csv"
     with (
-        _RejectsWriter(rejects_dir / f"{path.stem}.{kind.name}.rejects.csv") as rejects,
+        _RejectsWriter(rejects_path, [f.name for f in kind.fields]) as rejects,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-import") as worker,
     ):
         # Pipeline: while the database writes batch N (psycopg releases the GIL while it
         # waits), a worker thread reads, converts and checks batch N+1.
         batches = read_batches(path, batch_rows)
         pending = worker.submit(_prepare, batches, kind, ctx)
-        while (prepared := pending.result()) is not None:
+        while (prepared := _result(pending, path)) is not None:
             pending = worker.submit(_prepare, batches, kind, ctx)
             raw, batch = prepared
             report.read += raw.table.num_rows + len(raw.malformed)
-            for bad in raw.malformed:
-                rejects.write_malformed(bad)
             report.rejected += len(raw.malformed)
             if batch is not None:
-                _load_batch(engine, ctx, kind, batch, report, rejects)
+                _load_batch(engine, ctx, kind, batch, report)
+            rejects.write(raw, batch)
             if progress is not None:
                 progress(report.read, total)
         report.rejects_path = str(rejects.path) if rejects.count else None
     report.seconds = time.perf_counter() - clock
     _record_run(engine, group_id, report, path, started)
     return report
+
+
+def _result(
+    pending: Future[tuple[RawBatch, Batch | None] | None], path: Path
+) -> tuple[RawBatch, Batch | None] | None:
+    try:
+        return pending.result()
+    except (UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
+        # check_file read the file whole; it changed while being imported
+        raise ValidationError("file", f"{path.name}: could not be read ({exc})") from None
 
 
 def _prepare(
@@ -123,7 +144,7 @@ def _prepare(
         return None
     if raw.table.num_rows == 0:
         return raw, None
-    return raw, _validate(kind, ctx, raw.table)
+    return raw, _validate(kind, ctx, raw.table, numbers=raw.numbers)
 
 
 def _load_batch(
@@ -132,7 +153,6 @@ def _load_batch(
     kind: Kind,
     batch: Batch,
     report: ImportReport,
-    rejects: _RejectsWriter,
 ) -> None:
     """One transaction per batch: an interrupted import is finished by running it again."""
     if batch.ok.any():
@@ -143,7 +163,6 @@ def _load_batch(
     ok = int(batch.ok.sum())
     report.accepted += ok
     report.rejected += len(batch) - ok
-    rejects.write_batch(batch, report.accepted + report.rejected - len(batch))
 
 
 def import_directory(
@@ -154,9 +173,11 @@ def import_directory(
     rejects_dir: Path,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     on_file: Callable[[str, Path], Progress | None] | None = None,
+    earliest: datetime | None = None,
 ) -> list[ImportReport]:
     """Import every known kind found in `directory` (`orders.parquet`, `members.csv`, ...)
-    in dependency order."""
+    in dependency order. Every file is read through first: if one cannot be read, nothing
+    of the directory is applied."""
     found = list(_files_by_kind(Path(directory)))
     if not found:
         raise ValidationError(
@@ -164,11 +185,24 @@ def import_directory(
             f"{directory}: no importable files (expected e.g. members.csv, orders.parquet; "
             f"kinds: {', '.join(IMPORT_ORDER)})",
         )
+    for _, path in found:
+        check_file(path)
     reports = []
     for kind_name, path in found:
         progress = on_file(kind_name, path) if on_file else None
         reports.append(
-            import_file(engine, vault, group_id, kind_name, path, rejects_dir, batch_rows, progress)
+            import_file(
+                engine,
+                vault,
+                group_id,
+                kind_name,
+                path,
+                rejects_dir,
+                batch_rows,
+                progress,
+                earliest,
+                checked=True,
+            )
         )
     return reports
 
@@ -191,10 +225,12 @@ def import_rows(
     kind_name: str,
     rows: Sequence[Mapping[str, Any]],
     screen: Screen | None = None,
+    scope: Scope | None = None,
 ) -> RowsImport:
     """Import rows held in memory (the batch API) with the rules and loaders of
     `import_file`, as one batch in one transaction. A row naming a field the kind does not
-    have is rejected; `screen` may reject rows before the kind's own checks."""
+    have is rejected; `screen` may reject rows before the kind's own checks; `scope` limits
+    the records a row may refer to (a channel key refunds its channel's orders only)."""
     kind = _kind(kind_name)
     clock = time.perf_counter()
     names = [f.name for f in kind.fields]
@@ -211,10 +247,10 @@ def import_rows(
             screen(batch)
 
     report = ImportReport(kind.name, "<rows>")
-    ctx = Context(group_id, IdentifierEncoder(vault))
+    ctx = Context(group_id, IdentifierEncoder(vault), scope=scope or Scope())
     with engine.begin() as conn:
         ctx.refresh(conn)
-        batch = _validate(kind, ctx, table, screened)
+        batch = _validate(kind, ctx, table, screened, list(range(len(rows))), "item")
         stored = _stored(conn, kind, group_id, rows)
         if batch.ok.any():
             report.inserted = kind.load(conn, ctx, batch)
@@ -225,14 +261,23 @@ def import_rows(
     return RowsImport(report, list(batch.errors), stored)
 
 
-def _validate(kind: Kind, ctx: Context, table: pa.Table, screen: Screen | None = None) -> Batch:
+def _validate(
+    kind: Kind,
+    ctx: Context,
+    table: pa.Table,
+    screen: Screen | None = None,
+    numbers: list[int] | None = None,
+    unit: str = "line",
+) -> Batch:
     """Every rule that needs no write: types, the caller's screen, references to catalog
-    codes, identifiers."""
+    codes, identifiers, a record repeated with other content."""
     ctx.encoder.clear()
-    batch = Batch.convert(table, kind.fields)
+    batch = Batch.convert(table, kind.fields, ctx.limits)
+    batch.numbers, batch.unit = numbers or list(range(1, len(batch) + 1)), unit
     if screen is not None:
         screen(batch)
     kind.check(ctx, batch)
+    batch.reject_conflicting_duplicates(kind.record_key, kind.fields)
     return batch
 
 
@@ -303,14 +348,19 @@ def _now() -> datetime:
 
 
 class _RejectsWriter:
-    """Writes rejected rows with their row number and reason; creates the file lazily."""
+    """Writes rejected rows so they can be fixed and imported again: `reject_row` (the
+    file line, or the row index of a Parquet file), `reject_reason` ("field: rule"), the
+    kind's fields as read, and `reject_raw` (the row's text as read: the CSV record, the
+    JSON line; a Parquet row as a JSON object). Importing the file as the same kind reads
+    the fields and ignores the reject_* columns. UTF-8 with a byte-order mark, so that
+    Excel opens Chinese text right. Created lazily, in file order within each batch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fields: list[str]) -> None:
         self.path = path
         self.count = 0
+        self._fields = fields
         self._fh: TextIO | None = None
         self._writer: csv.DictWriter[str] | None = None
-        self._columns: list[str] = []
         if path.exists():
             path.unlink()  # a previous run's rejects would mislead
 
@@ -321,32 +371,39 @@ class _RejectsWriter:
         if self._fh is not None:
             self._fh.close()
 
-    def _open(self, columns: list[str]) -> csv.DictWriter[str]:
+    def _open(self) -> csv.DictWriter[str]:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("w", encoding="utf-8", newline="")
-            self._columns = ["row", "reason", *columns]
+            self._fh = self.path.open("w", encoding="utf-8-sig", newline="")
             self._writer = csv.DictWriter(
                 self._fh,
-                fieldnames=self._columns,
+                fieldnames=["reject_row", "reject_reason", *self._fields, "reject_raw"],
                 extrasaction="ignore",
             )
             self._writer.writeheader()
         return self._writer
 
-    def write_malformed(self, bad: Malformed) -> None:
-        writer = self._open(["raw"])
-        writer.writerow({"row": bad.line or "", "reason": bad.rule, "raw": bad.text})
-        self.count += 1
-
-    def write_batch(self, batch: Batch, rows_before: int) -> None:
-        bad = [i for i, e in enumerate(batch.errors) if e is not None]
-        if not bad:
+    def write(self, raw: RawBatch, batch: Batch | None) -> None:
+        entries: list[tuple[int, str, Mapping[str, str | None], str]] = [
+            (m.line, m.rule, m.fields, m.text) for m in raw.malformed
+        ]
+        bad = [] if batch is None else [i for i, e in enumerate(batch.errors) if e is not None]
+        if batch is not None and bad:
+            taken = raw.table.take(bad)
+            columns = {n: cell_texts(taken.column(n)) for n in taken.column_names}
+            for k, i in enumerate(bad):
+                values = {n: v[k] for n, v in columns.items()}
+                if raw.texts is not None:
+                    text = raw.texts[i]
+                else:
+                    given = {n: v for n, v in values.items() if v is not None}
+                    text = json.dumps(given, ensure_ascii=False)
+                entries.append((raw.numbers[i], batch.errors[i] or "", values, text))
+        if not entries:
             return
-        writer = self._open(batch.raw.column_names)
-        raw = batch.raw.take(bad).to_pylist()
-        for i, values in zip(bad, raw, strict=True):
-            row = {k: ("" if v is None else v) for k, v in values.items()}
-            row.update(row=rows_before + i + 1, reason=batch.errors[i])
+        writer = self._open()
+        for number, reason, given_values, text in sorted(entries, key=lambda e: e[0]):
+            row = {f: given_values.get(f) or "" for f in self._fields}
+            row.update(reject_row=str(number), reject_reason=reason, reject_raw=text)
             writer.writerow(row)
             self.count += 1

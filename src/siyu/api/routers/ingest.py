@@ -1,5 +1,5 @@
-"""Batch ingestion of orders and events: the same kinds, rules and loaders as
-`siyu import`, with a result per item. Idempotent by order / event id."""
+"""Batch ingestion of orders, refunds and events: the same kinds, rules and loaders as
+`siyu import`, with a result per item. Idempotent by order / refund / event id."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from siyu.api.deps import Services, require, services
 from siyu.api.idempotency import respond_once
 from siyu.api.schemas import BatchIn, BatchOut
 from siyu.auth.principal import Principal, Role
-from siyu.importer.batch import Batch
+from siyu.importer.batch import Batch, Scope
 from siyu.importer.readers import as_text
 from siyu.importer.service import import_rows
 
@@ -31,6 +31,20 @@ def orders_batch(
     """Up to 1,000 orders (fields as in docs/data-format.md). An order id already stored is
     a `duplicate`: nothing is applied again."""
     return _ingest(svc, who, request, body, idempotency_key, "orders", "order_id")
+
+
+@router.post("/refunds:batch", response_model=BatchOut)
+def refunds_batch(
+    body: BatchIn,
+    request: Request,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    who: Principal = Depends(require("orders:ingest")),
+    svc: Services = Depends(services),
+) -> Any:
+    """Up to 1,000 refunds of stored orders. An order's refunds never total more than its
+    paid_fen; a channel key refunds its channel's orders, a store key its stores'.
+    Idempotent by refund id."""
+    return _ingest(svc, who, request, body, idempotency_key, "refunds", "refund_id")
 
 
 @router.post("/events:batch", response_model=BatchOut)
@@ -67,8 +81,12 @@ def _load(
     kind_name: str,
     id_field: str,
 ) -> dict[str, Any]:
+    scope = Scope(
+        channel=who.channel if who.role == Role.CHANNEL else None,
+        stores=tuple(who.stores) if who.role == Role.STORE else None,
+    )
     done = import_rows(
-        svc.engine, svc.vault, who.group_id, kind_name, items, lambda b: _scope(who, b)
+        svc.engine, svc.vault, who.group_id, kind_name, items, lambda b: _scope(who, b), scope
     )
     results = []
     for i, item in enumerate(items):
@@ -95,7 +113,7 @@ def _load(
 
 def _scope(who: Principal, batch: Batch) -> None:
     """A channel key sends only its channel; a store key only its stores."""
-    if who.role == Role.CHANNEL:
+    if who.role == Role.CHANNEL and "channel" in batch.columns:
         bad = np.array([c != who.channel for c in batch.values("channel")])
         batch.reject_where(bad, "channel", f"this key sends {who.channel!r} only")
     if who.role == Role.STORE and "store_id" in batch.columns:
