@@ -60,7 +60,7 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/members/{member_id}/ledger"): (f"/v1/members/{m1}/ledger", None),
         ("POST", "/v1/members/{member_id}/points:earn"): (
             f"/v1/members/{m1}/points:earn",
-            {"points": 10, "store_id": "S1"},
+            {"order_id": "O1", "store_id": "S1"},
         ),
         ("POST", "/v1/members/{member_id}/points:spend"): (
             f"/v1/members/{m1}/points:spend",

@@ -108,12 +108,25 @@ Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
 
 
+class PresentedIn(Strict):
+    """An identifier of the member shown at the till: the card scanned or the phone
+    typed in. Personal data: never stored with the posting, never logged."""
+
+    type: Literal["card", "phone"]
+    value: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
+
+
 class Where(Strict):
     """Where a posting happens: a store key must name one of its stores, a channel key
-    its channel (it is filled in when left out)."""
+    its channel (it is filled in when left out). A store key posting for a member who is
+    not its own (registered or ordered at its stores) must show `presented`."""
 
     store_id: Code | None = None
     channel: Code | None = None
+    presented: PresentedIn | None = Field(
+        default=None,
+        description="The member's card or phone presented at the till (store keys).",
+    )
     reason: Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f]*$")] | None = None
 
 
@@ -170,7 +183,10 @@ class PostingOut(BaseModel):
     kind: str
     member_id: int
     created_at: datetime
-    balances: dict[str, int]
+    balances: dict[str, int] | None = Field(
+        description="After the posting; null when the caller may not read the member's "
+        "balances (a store posting for a member present at its till)."
+    )
     detail: dict[str, Any]
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
+from siyu.api.idempotency import Outcome, conflict, respond_once
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
@@ -26,6 +27,7 @@ from siyu.api.schemas import (
 )
 from siyu.auth.principal import Principal, Role
 from siyu.inventory import reservations
+from siyu.inventory.errors import MovementKeyReused
 from siyu.inventory.queries import LEVELS, LOCATION, RESERVATION
 from siyu.inventory.stock import atp, set_stock
 from siyu.store.times import as_utc
@@ -42,6 +44,7 @@ async def put_stock(
     sku: Sku,
     location_id: LocationId,
     body: StockIn,
+    request: Request,
     idempotency_key: IdemKey,
     who: Principal = Depends(require("inventory:write")),
     svc: Services = Depends(services),
@@ -68,32 +71,40 @@ async def put_stock(
             [{"field": "on_hand", "rule": "on_hand or delta"}],
         )
     kind = "count" if body.on_hand is not None else (body.kind or "adjustment")
-    done = await run_in_threadpool(
-        lambda: set_stock(
-            svc.engine,
-            who.group_id,
-            sku,
-            location_id,
-            on_hand=body.on_hand,
-            delta=body.delta,
-            kind=kind,
-            reason=body.reason,
-            idempotency_key=idempotency_key,
-            key_id=who.key_id,
-        )
+
+    def work() -> Outcome:
+        try:
+            done = set_stock(
+                svc.engine,
+                who.group_id,
+                sku,
+                location_id,
+                on_hand=body.on_hand,
+                delta=body.delta,
+                kind=kind,
+                reason=body.reason,
+                idempotency_key=idempotency_key,
+                key_id=who.key_id,
+            )
+        except MovementKeyReused as reused:
+            raise conflict() from reused
+        level = done.level
+        return 200, StockOut(
+            sku=sku,
+            location_id=location_id,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+            movement=done.movement,
+            delta=done.delta,
+        ).model_dump()
+
+    # The key's record (api/idempotency.py) holds the request: the same key with another
+    # body is a 409 and a retry answers what the first request was answered. A refusal
+    # (out of stock) leaves the key unused, as in the ledger.
+    return await run_in_threadpool(
+        respond_once, svc.engine, who.key_id, request, idempotency_key, body, work
     )
-    level = done.level
-    payload = StockOut(
-        sku=sku,
-        location_id=location_id,
-        on_hand=level.on_hand,
-        reserved=level.reserved,
-        available=level.available,
-        movement=done.movement,
-        delta=done.delta,
-    ).model_dump()
-    headers = {"Idempotent-Replayed": "true"} if done.replayed else {}
-    return JSONResponse(payload, headers=headers)
 
 
 @router.get("/inventory/{sku}", response_model=InventoryOut)
