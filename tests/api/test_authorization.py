@@ -87,6 +87,14 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             {"delta": 5, "kind": "receive", "reason": "delivery"},
         ),
         ("GET", "/v1/inventory/{sku}"): ("/v1/inventory/K1", None),
+        ("PUT", "/v1/stock-locations/{location_id}"): (
+            "/v1/stock-locations/W2",
+            {"kind": "warehouse", "city": "上海"},
+        ),
+        ("PUT", "/v1/channels/{channel}/locations/{location_id}"): (
+            "/v1/channels/tmall/locations/W1",
+            {"safety_stock": 1},
+        ),
         ("POST", "/v1/reservations"): (
             "/v1/reservations",
             {"order_id": "R-1", "lines": [{"sku": "K1", "qty": 1}]},

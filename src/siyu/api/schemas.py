@@ -283,3 +283,37 @@ class ReservationOut(BaseModel):
     status: str
     expires_at: datetime
     lines: list[dict[str, Any]]
+
+
+class StockLocationIn(Strict):
+    """A store's location (`store_id`: its store key counts and moves its stock) or a
+    warehouse (no store: HQ only)."""
+
+    kind: Literal["store", "warehouse"]
+    store_id: Code | None = None
+    city: Code
+    lat_e6: Annotated[int, Field(ge=-90_000_000, le=90_000_000)] | None = None
+    lon_e6: Annotated[int, Field(ge=-180_000_000, le=180_000_000)] | None = None
+
+
+class StockLocationOut(BaseModel):
+    location_id: str
+    kind: str
+    store_id: str | None
+    city: str
+    lat_e6: int | None
+    lon_e6: int | None
+
+
+class ChannelLocationIn(Strict):
+    safety_stock: Annotated[int, Field(ge=0, le=10**9)] | None = Field(
+        default=None,
+        description="Units the channel holds back from every SKU's ATP (the channel's, not "
+        "the location's); left out, it stays as it is (0 when never set).",
+    )
+
+
+class ChannelLocationsOut(BaseModel):
+    channel: str
+    locations: list[str] = Field(description="Every location the channel ships from.")
+    safety_stock: int

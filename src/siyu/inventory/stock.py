@@ -170,7 +170,7 @@ def set_stock(
                 replayed=True,
             )
         if on_hand is not None:
-            current = _locked_level(conn, group_id, sku, location_id)
+            current = locked_level(conn, group_id, sku, location_id)
             change, movement = on_hand - current.on_hand, "count"
         else:
             change, movement = int(delta or 0), kind
@@ -192,7 +192,8 @@ def set_stock(
     return Adjusted(after, movement, change)
 
 
-def _locked_level(conn: Connection, group_id: str, sku: str, location_id: str) -> Level:
+def locked_level(conn: Connection, group_id: str, sku: str, location_id: str) -> Level:
+    """The level, its row locked until the caller's transaction ends (a count's base)."""
     lock = dialect_of(conn).row_lock
     row = conn.execute(
         text(f"""SELECT on_hand, reserved FROM stock_levels
