@@ -28,8 +28,10 @@ def server(pg_engine: Engine) -> Iterator[tuple[str, str, dict[str, str]]]:
     ensure_group(pg_engine, group)
     with pg_engine.begin() as conn:
         conn.execute(
-            text("""INSERT INTO members (member_id, group_id, status, registered_at, created_at,
-                      updated_at) VALUES (900001, :g, 'active', now(), now(), now())"""),
+            # registered at S1: the store key tops up its own member (no till proof needed)
+            text("""INSERT INTO members (member_id, group_id, status, home_store_id,
+                      registered_at, created_at, updated_at)
+                    VALUES (900001, :g, 'active', 'S1', now(), now(), now())"""),
             {"g": group},
         )
     vault = Vault(SECRET)

@@ -67,7 +67,7 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/members/{member_id}/ledger"): (f"/v1/members/{m1}/ledger", None),
         ("POST", "/v1/members/{member_id}/points:earn"): (
             f"/v1/members/{m1}/points:earn",
-            {"points": 10, "store_id": "S1"},
+            {"order_id": "O1", "store_id": "S1"},
         ),
         ("POST", "/v1/members/{member_id}/points:spend"): (
             f"/v1/members/{m1}/points:spend",
@@ -94,6 +94,14 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             {"delta": 5, "kind": "receive", "reason": "delivery"},
         ),
         ("GET", "/v1/inventory/{sku}"): ("/v1/inventory/K1", None),
+        ("PUT", "/v1/stock-locations/{location_id}"): (
+            "/v1/stock-locations/W2",
+            {"kind": "warehouse", "city": "上海"},
+        ),
+        ("PUT", "/v1/channels/{channel}/locations/{location_id}"): (
+            "/v1/channels/tmall/locations/W1",
+            {"safety_stock": 1},
+        ),
         ("POST", "/v1/reservations"): (
             "/v1/reservations",
             {"order_id": "R-1", "lines": [{"sku": "K1", "qty": 1}]},

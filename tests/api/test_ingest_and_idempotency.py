@@ -105,7 +105,7 @@ def test_same_idempotency_key_replays_and_a_different_body_is_409(api: Api) -> N
     assert second.json() == first.json()
     assert second.headers.get("Idempotent-Replayed") == "true"
     other = api.client.post(url, json={**body, "value": "o-other"}, headers=headers)
-    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
 
 
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)

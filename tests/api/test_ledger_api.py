@@ -80,13 +80,13 @@ def test_a_retry_is_replayed_and_a_reused_key_is_refused(api: Api) -> None:
 
 def test_scopes_of_postings_and_statements(api: Api) -> None:
     m1, m2 = api.members["M1"], api.members["M2"]
-    # a store posts only at its own stores, for any member who walks in
-    at_s2 = post(api, "store", f"{m2}/points:earn", {"points": 5, "store_id": "S2"}, "s2")
+    # a store posts only at its own stores, for its members or one present at its till
+    # (tests/api/test_till_postings.py has the till's rules)
+    at_s2 = post(api, "store", f"{m1}/stored-value:top-up", {"paid_fen": 5, "store_id": "S2"}, "s2")
     assert at_s2.status_code == 403 and "store_id" in at_s2.json()["detail"]
-    assert (
-        post(api, "store", f"{m2}/points:earn", {"points": 5, "store_id": "S1"}, "s1").status_code
-        == 200
-    )
+    card = {"type": "card", "value": "D002"}
+    body = {"paid_fen": 5, "store_id": "S1", "presented": card}
+    assert post(api, "store", f"{m2}/stored-value:top-up", body, "s1").status_code == 200
     # a channel only for its channel
     jd = post(api, "channel", f"{m1}/points:earn", {"points": 5, "channel": "jd"}, "jd")
     assert jd.status_code == 403 and "channel" in jd.json()["detail"]

@@ -1,5 +1,7 @@
 """Idempotency-Key: the same key and body return the first response and apply nothing
-again; the same key with another body is a 409.
+again; the same key with another body (or on another endpoint) is a 409
+`idempotency_conflict`, the code the ledger answers for a reused posting key: one rule for
+every endpoint that takes the header.
 
 The record is claimed (inserted) before the work runs, so two concurrent retries cannot
 both run it: the unique key makes the database choose one, and the other is told the
@@ -22,8 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from siyu.api.problems import Problem
 from siyu.auth.models import idempotency_records
+from siyu.store.reads import Reader, Sql
 
 STALE_CLAIM = timedelta(minutes=1)
+KEY_RECORD = Sql("SELECT 1 FROM idempotency_records WHERE key_id = :k AND idempotency_key = :i")
 Outcome = tuple[int, Any]  # (HTTP status, JSON body)
 
 
@@ -118,12 +122,7 @@ def _replay(
             select(table).where(table.c.key_id == key_id, table.c.idempotency_key == idem_key)
         ).one()
     if row.body_sha256 != digest or row.method != method or row.path != path:
-        raise Problem(
-            409,
-            "Conflict",
-            "Idempotency-Key was already used with a different request",
-            "idempotency_key_reused",
-        )
+        raise conflict()
     if row.status == 0:
         raise Problem(
             409,
@@ -137,6 +136,24 @@ def _replay(
         title, detail, code, errors = payload["problem"]
         raise Problem(int(row.status), title, detail, code, errors)
     return int(row.status), payload
+
+
+def conflict() -> Problem:
+    """The answer to a key already used for a different request: nothing was applied."""
+    return Problem(
+        409,
+        "Conflict",
+        "Idempotency-Key: already used for a different request; use a new key",
+        "idempotency_conflict",
+    )
+
+
+async def refuse_if_recorded(reader: Reader, key_id: int, idem_key: str) -> None:
+    """409 when this API key already used `idem_key` on an endpoint answered through
+    `run_once`: for endpoints whose writes carry the key themselves (ledger postings), so
+    that a key means one request whichever endpoint it was first sent to."""
+    if await reader.first(KEY_RECORD, {"k": key_id, "i": idem_key}) is not None:
+        raise conflict()
 
 
 def _finish(engine: Engine, key_id: int, idem_key: str, status: int, payload: Any) -> None:

@@ -108,12 +108,25 @@ Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
 
 
+class PresentedIn(Strict):
+    """An identifier of the member shown at the till: the card scanned or the phone
+    typed in. Personal data: never stored with the posting, never logged."""
+
+    type: Literal["card", "phone"]
+    value: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
+
+
 class Where(Strict):
     """Where a posting happens: a store key must name one of its stores, a channel key
-    its channel (it is filled in when left out)."""
+    its channel (it is filled in when left out). A store key posting for a member who is
+    not its own (registered or ordered at its stores) must show `presented`."""
 
     store_id: Code | None = None
     channel: Code | None = None
+    presented: PresentedIn | None = Field(
+        default=None,
+        description="The member's card or phone presented at the till (store keys).",
+    )
     reason: Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f]*$")] | None = None
 
 
@@ -173,7 +186,10 @@ class PostingOut(BaseModel):
     business_at: datetime = Field(
         description="When it happened: the order's or refund's time, else when recorded."
     )
-    balances: dict[str, int]
+    balances: dict[str, int] | None = Field(
+        description="After the posting; null when the caller may not read the member's "
+        "balances (a store posting for a member present at its till)."
+    )
     detail: dict[str, Any]
 
 
@@ -273,3 +289,37 @@ class ReservationOut(BaseModel):
     status: str
     expires_at: datetime
     lines: list[dict[str, Any]]
+
+
+class StockLocationIn(Strict):
+    """A store's location (`store_id`: its store key counts and moves its stock) or a
+    warehouse (no store: HQ only)."""
+
+    kind: Literal["store", "warehouse"]
+    store_id: Code | None = None
+    city: Code
+    lat_e6: Annotated[int, Field(ge=-90_000_000, le=90_000_000)] | None = None
+    lon_e6: Annotated[int, Field(ge=-180_000_000, le=180_000_000)] | None = None
+
+
+class StockLocationOut(BaseModel):
+    location_id: str
+    kind: str
+    store_id: str | None
+    city: str
+    lat_e6: int | None
+    lon_e6: int | None
+
+
+class ChannelLocationIn(Strict):
+    safety_stock: Annotated[int, Field(ge=0, le=10**9)] | None = Field(
+        default=None,
+        description="Units the channel holds back from every SKU's ATP (the channel's, not "
+        "the location's); left out, it stays as it is (0 when never set).",
+    )
+
+
+class ChannelLocationsOut(BaseModel):
+    channel: str
+    locations: list[str] = Field(description="Every location the channel ships from.")
+    safety_stock: int

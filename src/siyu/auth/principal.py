@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Stock: a store counts and moves its own locations; channels reserve for their orders.
     "inventory:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.CHANNEL}),
     "inventory:write": frozenset({Role.ADMIN, Role.STORE}),
+    # Where stock is kept and which channel ships from where: HQ sets it up.
+    "inventory:configure": frozenset({Role.ADMIN}),
     "reservations:write": frozenset({Role.ADMIN, Role.CHANNEL}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.

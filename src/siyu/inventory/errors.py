@@ -18,3 +18,8 @@ class OutOfStock(ConflictError):
 
 class ReservationClosed(ConflictError):
     code = "reservation_closed"
+
+
+class MovementKeyReused(ConflictError):
+    """An Idempotency-Key already taken by another movement in the brand group. No code
+    of its own: the API answers it as every reused key, `idempotency_conflict`."""

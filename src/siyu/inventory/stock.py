@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from siyu.errors import ConflictError, NotFoundError, ValidationError
-from siyu.inventory.errors import OutOfStock
+from siyu.errors import NotFoundError, ValidationError
+from siyu.inventory.errors import MovementKeyReused, OutOfStock
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -149,15 +149,20 @@ def set_stock(
     with engine.begin() as conn:
         _require_location(conn, group_id, location_id)
         seen = conn.execute(
-            text("""SELECT kind, on_hand_delta, reason FROM stock_movements
+            text("""SELECT sku, location_id, kind, on_hand_delta, reason FROM stock_movements
                     WHERE group_id = :g AND idempotency_key = :k"""),
             {"g": group_id, "k": idempotency_key},
         ).first()
         if seen is not None:
-            if seen.kind != (kind if on_hand is None else "count") or (
-                delta is not None and int(seen.on_hand_delta) != delta
-            ):
-                raise ConflictError("Idempotency-Key: already used for a different movement")
+            # The key is the group's: whoever sent it first, a retry must ask for the same
+            # movement (a count's number is not kept, so its SKU, place and reason decide).
+            if (
+                (seen.sku, seen.location_id, seen.kind, seen.reason)
+                != (sku, location_id, kind if on_hand is None else "count", reason)
+            ) or (delta is not None and int(seen.on_hand_delta) != delta):
+                raise MovementKeyReused(
+                    "Idempotency-Key: already used for a different movement; use a new key"
+                )
             return Adjusted(
                 level(conn, group_id, sku, location_id),
                 seen.kind,
@@ -165,7 +170,7 @@ def set_stock(
                 replayed=True,
             )
         if on_hand is not None:
-            current = _locked_level(conn, group_id, sku, location_id)
+            current = locked_level(conn, group_id, sku, location_id)
             change, movement = on_hand - current.on_hand, "count"
         else:
             change, movement = int(delta or 0), kind
@@ -187,7 +192,8 @@ def set_stock(
     return Adjusted(after, movement, change)
 
 
-def _locked_level(conn: Connection, group_id: str, sku: str, location_id: str) -> Level:
+def locked_level(conn: Connection, group_id: str, sku: str, location_id: str) -> Level:
+    """The level, its row locked until the caller's transaction ends (a count's base)."""
     lock = dialect_of(conn).row_lock
     row = conn.execute(
         text(f"""SELECT on_hand, reserved FROM stock_levels

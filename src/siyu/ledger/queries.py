@@ -47,3 +47,5 @@ TIER_CHANGES = Sql(
     """SELECT from_tier, to_tier, reason, created_at FROM tier_changes
        WHERE group_id = :g AND member_id = :m ORDER BY change_id DESC LIMIT 20"""
 )
+# Whether an Idempotency-Key already names a posting of the group.
+POSTING_KEY = Sql("SELECT 1 FROM ledger_postings WHERE group_id = :g AND idempotency_key = :k")

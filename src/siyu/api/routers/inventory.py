@@ -2,7 +2,7 @@
 
 A store key touches only its own locations; a channel key reserves for its own channel
 and confirms or releases only its own reservations. Out of stock is a 409 problem and
-reserves nothing.
+reserves nothing. HQ sets up the locations and which channel ships from which.
 """
 
 from __future__ import annotations
@@ -10,22 +10,29 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
+from siyu.api.idempotency import Outcome, conflict, respond_once
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
+    ChannelLocationIn,
+    ChannelLocationsOut,
     InventoryOut,
     ReservationIn,
     ReservationOut,
     StockIn,
+    StockLocationIn,
+    StockLocationOut,
     StockOut,
 )
 from siyu.auth.principal import Principal, Role
 from siyu.inventory import reservations
+from siyu.inventory.errors import MovementKeyReused
+from siyu.inventory.locations import Location, put_channel_location, put_location
 from siyu.inventory.queries import LEVELS, LOCATION, RESERVATION
 from siyu.inventory.stock import atp, set_stock
 from siyu.store.times import as_utc
@@ -34,6 +41,7 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 Sku = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]*$")]
 LocationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f/]*$")]
 ReservationId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ChannelName = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f/]*$")]
 IdemKey = RequiredIdempotencyKey
 
 
@@ -42,6 +50,7 @@ async def put_stock(
     sku: Sku,
     location_id: LocationId,
     body: StockIn,
+    request: Request,
     idempotency_key: IdemKey,
     who: Principal = Depends(require("inventory:write")),
     svc: Services = Depends(services),
@@ -68,32 +77,69 @@ async def put_stock(
             [{"field": "on_hand", "rule": "on_hand or delta"}],
         )
     kind = "count" if body.on_hand is not None else (body.kind or "adjustment")
-    done = await run_in_threadpool(
-        lambda: set_stock(
-            svc.engine,
-            who.group_id,
-            sku,
-            location_id,
-            on_hand=body.on_hand,
-            delta=body.delta,
-            kind=kind,
-            reason=body.reason,
-            idempotency_key=idempotency_key,
-            key_id=who.key_id,
-        )
+
+    def work() -> Outcome:
+        try:
+            done = set_stock(
+                svc.engine,
+                who.group_id,
+                sku,
+                location_id,
+                on_hand=body.on_hand,
+                delta=body.delta,
+                kind=kind,
+                reason=body.reason,
+                idempotency_key=idempotency_key,
+                key_id=who.key_id,
+            )
+        except MovementKeyReused as reused:
+            raise conflict() from reused
+        level = done.level
+        return 200, StockOut(
+            sku=sku,
+            location_id=location_id,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+            movement=done.movement,
+            delta=done.delta,
+        ).model_dump()
+
+    # The key's record (api/idempotency.py) holds the request: the same key with another
+    # body is a 409 and a retry answers what the first request was answered. A refusal
+    # (out of stock) leaves the key unused, as in the ledger.
+    return await run_in_threadpool(
+        respond_once, svc.engine, who.key_id, request, idempotency_key, body, work
     )
-    level = done.level
-    payload = StockOut(
-        sku=sku,
-        location_id=location_id,
-        on_hand=level.on_hand,
-        reserved=level.reserved,
-        available=level.available,
-        movement=done.movement,
-        delta=done.delta,
-    ).model_dump()
-    headers = {"Idempotent-Replayed": "true"} if done.replayed else {}
-    return JSONResponse(payload, headers=headers)
+
+
+@router.put("/stock-locations/{location_id}", response_model=StockLocationOut)
+async def put_stock_location(
+    location_id: LocationId,
+    body: StockLocationIn,
+    who: Principal = Depends(require("inventory:configure")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Create or change a stock location (HQ): a store's, or a warehouse."""
+    where = Location(location_id, body.kind, body.store_id, body.city, body.lat_e6, body.lon_e6)
+    done = await run_in_threadpool(put_location, svc.engine, who.group_id, where)
+    return vars(done)
+
+
+@router.put("/channels/{channel}/locations/{location_id}", response_model=ChannelLocationsOut)
+async def put_channel_location_route(
+    channel: ChannelName,
+    location_id: LocationId,
+    body: ChannelLocationIn,
+    who: Principal = Depends(require("inventory:configure")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Let an online channel ship from a location (HQ), and set the channel's safety
+    stock; the channels' new ATP is queued in the outbox."""
+    done = await run_in_threadpool(
+        put_channel_location, svc.engine, who.group_id, channel, location_id, body.safety_stock
+    )
+    return vars(done)
 
 
 @router.get("/inventory/{sku}", response_model=InventoryOut)

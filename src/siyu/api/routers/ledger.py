@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Request as HttpRequest
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
+from siyu.api.idempotency import Outcome, conflict, refuse_if_recorded, respond_once
 from siyu.api.problems import Problem
 from siyu.api.schemas import (
     MAX_ID,
@@ -33,18 +35,19 @@ from siyu.api.schemas import (
     Where,
 )
 from siyu.auth.principal import Principal, Role
-from siyu.auth.scope import member_in_scope, survivor
+from siyu.auth.scope import Presented, member_at_till, member_in_scope, order_to_earn
 from siyu.catalog.models import CHANNELS
 from siyu.ledger import points, program, stored_value
 from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.orders import earn_for_order
 from siyu.ledger.posting import Request, Result
-from siyu.ledger.queries import BALANCES, EXPIRING, ORDER_MEMBER, STATEMENT, STATEMENT_BEFORE
+from siyu.ledger.queries import BALANCES, EXPIRING, POSTING_KEY, STATEMENT, STATEMENT_BEFORE
 from siyu.store.times import as_utc, stored_now
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdemKey = RequiredIdempotencyKey
+# A ledger posting's own key (the Idempotency-Key of every posting but an order's earn).
 
 
 @router.get("/members/{member_id}/balances", response_model=BalancesOut)
@@ -119,17 +122,29 @@ async def statement(
 async def earn_points(
     member_id: MemberId,
     body: EarnIn,
+    request: HttpRequest,
     idempotency_key: IdemKey,
     who: Principal = Depends(require("points:earn")),
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """Points into a new lot that expires at `expires_at` (default: end of next year).
     Without `points`, the order `order_id` earns by the group's earn rules and the
-    member's tier, once (the posting key is the order's, whatever Idempotency-Key)."""
-    ask = await _request(svc, who, member_id, "earn", idempotency_key, body, body.order_id)
+    member's tier, once (the posting key is the order's; the Idempotency-Key is kept
+    apart for the request). A store key earns only that way, for an order at its stores."""
     if body.points is not None:
+        if who.role == Role.STORE:
+            raise Problem(
+                403,
+                "Forbidden",
+                "points: a store earns points only by the rules, for an order at its stores "
+                "(give order_id alone); points named by hand are HQ's",
+                "forbidden",
+            )
+        ask, may_read = await _request(
+            svc, who, member_id, "earn", idempotency_key, body, body.order_id
+        )
         amount, expires = body.points, _naive(body.expires_at)
-        return await _post(lambda: points.earn(svc.engine, ask, amount, expires))
+        return await _post(lambda: points.earn(svc.engine, ask, amount, expires), may_read)
     if body.order_id is None:
         raise Problem(
             422,
@@ -139,14 +154,29 @@ async def earn_points(
             [{"field": "points", "rule": "points or order_id"}],
         )
     order_id = body.order_id
+    ask, may_read = await _request(
+        svc, who, member_id, "earn", idempotency_key, body, order_id, recorded=True
+    )
     async with svc.reads.connection() as reader:
-        owner = await reader.first(ORDER_MEMBER, {"g": who.group_id, "o": order_id})
-        owner_id = (
-            owner and owner.member_id and await survivor(reader, who.group_id, int(owner.member_id))
-        )
-    if owner_id != ask.member_id:
-        raise Problem(404, "Not found", f"order_id: member has no order {order_id!r}", "not_found")
-    return await _post(lambda: earn_for_order(svc.engine, who.group_id, order_id, who.key_id))
+        await order_to_earn(reader, who, ask.member_id, order_id)
+        if await reader.first(POSTING_KEY, {"g": who.group_id, "k": idempotency_key}):
+            raise conflict()  # the key of a posting: it cannot also earn an order
+    replayed = []
+
+    def work() -> Outcome:
+        result = earn_for_order(svc.engine, who.group_id, order_id, who.key_id)
+        replayed.append(result.replayed)
+        return 200, _payload(result, may_read)
+
+    # The posting's key is the order's, so the Idempotency-Key is recorded for the
+    # request (api/idempotency.py): reused for another order, it is a 409.
+    unproven = body.model_copy(update={"presented": None})
+    answer = await run_in_threadpool(
+        respond_once, svc.engine, who.key_id, request, idempotency_key, unproven, work
+    )
+    if any(replayed):
+        answer.headers["Idempotent-Replayed"] = "true"
+    return answer
 
 
 @router.get("/points/rules", response_model=RulesOut)
@@ -205,8 +235,10 @@ async def spend_points(
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """Spend points, first-expiring lots first; 409 when the balance is too low."""
-    ask = await _request(svc, who, member_id, "spend", idempotency_key, body, body.order_id)
-    return await _post(lambda: points.spend(svc.engine, ask, body.points))
+    ask, may_read = await _request(
+        svc, who, member_id, "spend", idempotency_key, body, body.order_id
+    )
+    return await _post(lambda: points.spend(svc.engine, ask, body.points), may_read)
 
 
 @router.post("/members/{member_id}/points:adjust", response_model=PostingOut)
@@ -218,9 +250,9 @@ async def adjust_points(
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """A correction by HQ, with a reason: positive adds a lot, negative takes points."""
-    ask = await _request(svc, who, member_id, "adjust", idempotency_key, body, None)
+    ask, may_read = await _request(svc, who, member_id, "adjust", idempotency_key, body, None)
     expires = _naive(body.expires_at)
-    return await _post(lambda: points.adjust(svc.engine, ask, body.points, expires))
+    return await _post(lambda: points.adjust(svc.engine, ask, body.points, expires), may_read)
 
 
 @router.post("/members/{member_id}/stored-value:top-up", response_model=PostingOut)
@@ -232,8 +264,12 @@ async def top_up(
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """Money paid in (at a till or online) plus a bonus, kept apart."""
-    ask = await _request(svc, who, member_id, "top_up", idempotency_key, body, body.payment_ref)
-    return await _post(lambda: stored_value.top_up(svc.engine, ask, body.paid_fen, body.bonus_fen))
+    ask, may_read = await _request(
+        svc, who, member_id, "top_up", idempotency_key, body, body.payment_ref
+    )
+    return await _post(
+        lambda: stored_value.top_up(svc.engine, ask, body.paid_fen, body.bonus_fen), may_read
+    )
 
 
 @router.post("/members/{member_id}/stored-value:pay", response_model=PostingOut)
@@ -245,8 +281,8 @@ async def pay(
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """Pay from stored value, principal and bonus in proportion; 409 when too low."""
-    ask = await _request(svc, who, member_id, "pay", idempotency_key, body, body.order_id)
-    return await _post(lambda: stored_value.pay(svc.engine, ask, body.amount_fen))
+    ask, may_read = await _request(svc, who, member_id, "pay", idempotency_key, body, body.order_id)
+    return await _post(lambda: stored_value.pay(svc.engine, ask, body.amount_fen), may_read)
 
 
 @router.post("/members/{member_id}/stored-value:refund", response_model=PostingOut)
@@ -258,8 +294,12 @@ async def refund(
     svc: Services = Depends(services),
 ) -> JSONResponse:
     """Refund a top-up: its unspent principal goes back, its bonus in proportion."""
-    ask = await _request(svc, who, member_id, "refund_top_up", idempotency_key, body, None)
-    return await _post(lambda: stored_value.refund_top_up(svc.engine, ask, body.top_up_posting_id))
+    ask, may_read = await _request(
+        svc, who, member_id, "refund_top_up", idempotency_key, body, None
+    )
+    return await _post(
+        lambda: stored_value.refund_top_up(svc.engine, ask, body.top_up_posting_id), may_read
+    )
 
 
 async def _request(
@@ -270,10 +310,14 @@ async def _request(
     idempotency_key: str,
     body: Where,
     reference: str | None,
-) -> Request:
-    """The posting request, after the scope rules: a store posts only at its stores and a
-    channel only for its channel (for any member: people shop where they like); a member
-    only for itself; HQ anywhere in its group."""
+    recorded: bool = False,
+) -> tuple[Request, bool]:
+    """The posting request after the scope rules, and whether the answer may show the
+    member's balances. A store posts only at its stores, for its own members or for one
+    present at its till (`auth.scope.member_at_till`); a channel only for its channel
+    (for any member: people shop where they like); a member only for itself; HQ anywhere
+    in its group. `recorded`: the route keeps its Idempotency-Key in the request records
+    itself; otherwise a key recorded there (used on another endpoint) is a 409."""
     channel = body.channel
     if channel is not None and channel not in CHANNELS:
         raise Problem(
@@ -283,53 +327,61 @@ async def _request(
             "validation_failed",
             [{"field": "channel", "rule": "known channel"}],
         )
+    if who.role == Role.STORE and (body.store_id is None or body.store_id not in who.stores):
+        raise Problem(
+            403, "Forbidden", "store_id: this key posts at its own stores only", "forbidden"
+        )
+    if who.role == Role.CHANNEL:
+        if channel not in (None, who.channel):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"channel: this key posts for {who.channel!r} only",
+                "forbidden",
+            )
+        channel = who.channel
+    shown = None
+    if body.presented is not None:
+        shown = svc.encoder().encode(body.presented.type, body.presented.value, "presented.value")
     async with svc.reads.connection() as reader:
-        if who.role == Role.STORE:
-            if body.store_id is None or body.store_id not in who.stores:
-                raise Problem(
-                    403, "Forbidden", "store_id: this key posts at its own stores only", "forbidden"
-                )
-            target = await survivor(reader, who.group_id, member_id)
-        elif who.role == Role.CHANNEL:
-            if channel not in (None, who.channel):
-                raise Problem(
-                    403,
-                    "Forbidden",
-                    f"channel: this key posts for {who.channel!r} only",
-                    "forbidden",
-                )
-            channel = who.channel
-            target = await survivor(reader, who.group_id, member_id)
-        else:
-            target = await member_in_scope(reader, who, member_id)
-    return Request(
+        if not recorded:
+            await refuse_if_recorded(reader, who.key_id, idempotency_key)
+        presented = None if shown is None else Presented(shown.type, shown.key)
+        target = await member_at_till(reader, who, member_id, presented)
+    ask = Request(
         group_id=who.group_id,
-        member_id=target,
+        member_id=target.member_id,
         kind=kind,
         idempotency_key=idempotency_key,
-        fields=body.model_dump(mode="json"),
+        # what was asked, less the proof: a phone is not kept, even as part of a digest
+        fields=body.model_dump(mode="json", exclude={"presented"}),
         reference=reference,
         store_id=body.store_id,
         channel=channel,
         reason=body.reason,
         key_id=who.key_id,
     )
+    return ask, target.may_read
 
 
-async def _post(work: Callable[[], Result]) -> JSONResponse:
+async def _post(work: Callable[[], Result], may_read: bool) -> JSONResponse:
     """Run the posting in the thread pool (it is a write transaction) and answer it."""
     result = await run_in_threadpool(work)
-    payload = PostingOut(
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return JSONResponse(_payload(result, may_read), headers=headers)
+
+
+def _payload(result: Result, may_read: bool) -> dict[str, Any]:
+    """The answer to a posting; the balances only for a caller who may read them."""
+    return PostingOut(
         posting_id=result.posting_id,
         kind=result.kind,
         member_id=result.member_id,
         created_at=result.created_at.replace(tzinfo=UTC),
         business_at=(result.business_at or result.created_at).replace(tzinfo=UTC),
-        balances=result.balances,
+        balances=result.balances if may_read else None,
         detail=result.detail,
-    )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return JSONResponse(payload.model_dump(mode="json"), headers=headers)
+    ).model_dump(mode="json")
 
 
 def _naive(value: datetime | None) -> datetime | None:
