@@ -119,7 +119,7 @@ def test_bad_stock_rows_are_rejected_with_field_and_rule(
     report = import_file(store.engine, vault, store.group_id, "stock_locations", bad, tmp_path)
     # then every row is accounted for, each reject naming its field and rule
     assert (report.read, report.accepted, report.rejected) == (8, 1, 7)
-    reasons = [r["reason"] for r in _rejects(report.rejects_path)]
+    reasons = [r["reject_reason"] for r in _rejects(report.rejects_path)]
     assert reasons == [
         "store_id: no store 'S9' in this brand group",
         "store_id: a store location names its store",
@@ -143,7 +143,7 @@ def test_bad_stock_rows_are_rejected_with_field_and_rule(
         store.engine, vault, store.group_id, "channel_locations", channels, tmp_path
     )
     assert (report.accepted, report.rejected, report.inserted) == (1, 3, 1)
-    reasons = [r["reason"] for r in _rejects(report.rejects_path)]
+    reasons = [r["reject_reason"] for r in _rejects(report.rejects_path)]
     assert reasons[:2] == [
         "location_id: no stock location of this id",
         "safety_stock: differs from file row 2 with the same channel",
@@ -162,7 +162,7 @@ def test_bad_stock_rows_are_rejected_with_field_and_rule(
     )
     report = import_file(store.engine, vault, store.group_id, "stock", counts, tmp_path)
     assert (report.accepted, report.rejected, report.inserted) == (1, 4, 1)
-    reasons = [r["reason"] for r in _rejects(report.rejects_path)]
+    reasons = [r["reject_reason"] for r in _rejects(report.rejects_path)]
     assert reasons == [
         "sku: no product 'NOPE' in this brand group",
         "location_id: no stock location of this id",
@@ -190,7 +190,7 @@ def test_a_count_below_what_is_reserved_is_rejected(
     )
     report = import_file(store.engine, vault, store.group_id, "stock", recount, tmp_path)
     assert (report.accepted, report.rejected) == (0, 1)
-    assert _rejects(report.rejects_path)[0]["reason"] == (
+    assert _rejects(report.rejects_path)[0]["reject_reason"] == (
         "on_hand: below the 3 units reserved for open orders"
     )
     assert _rows(store, "SELECT on_hand, reserved FROM stock_levels WHERE group_id = :g") == [

@@ -35,6 +35,7 @@ from siyu.ledger.posting import (
     Result,
     _read_accounts,
     _replay,
+    as_read,
     system_accounts,
 )
 from siyu.store.dialect import dialect_of
@@ -103,7 +104,7 @@ def post_many(engine: Engine, items: Sequence[Item]) -> list[Outcome]:
                     debt.add(account_id)
                 entries.append(_entry(work, account_id, member, asset, after - before, before))
             entries.extend(_system_entries(work, system))
-            mine = {a: bal for a, (_, bal) in locked[request.member_id].items()}
+            mine = as_read(work, {a: bal for a, (_, bal) in locked[request.member_id].items()})
             details.append(
                 {
                     "p": posting_id,

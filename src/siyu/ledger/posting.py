@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from siyu.errors import ValidationError
 from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
-from siyu.ledger.models import ASSETS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
+from siyu.ledger.models import ASSETS, POINTS, SYSTEM_ACCOUNTS, ledger_accounts, ledger_entries
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now, stored_time
 
@@ -164,7 +164,7 @@ def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Resu
             business_at=request.business_at,
         )
         plan(work)
-        balances = _apply(work, system)
+        balances = as_read(work, _apply(work, system))
         conn.execute(
             text("UPDATE ledger_postings SET detail = :d WHERE posting_id = :p"),
             # The balances are kept with the posting so that a replay answers exactly what
@@ -234,6 +234,21 @@ def _replay(conn: Connection, request: Request) -> Result:
         replayed=True,
         business_at=stored_time(first.business_at),
     )
+
+
+def as_read(work: Plan, balances: dict[str, int]) -> dict[str, int]:
+    """A posting's answer shows the balances as every read does (ledger.queries.BALANCES):
+    points still held by lots past their date are not counted, though the expiry job has
+    not yet written them off (an order settled late may even earn an expired lot)."""
+    if POINTS not in balances:
+        return balances
+    expired = work.conn.execute(
+        text("""SELECT COALESCE(SUM(remaining), 0) FROM point_lots
+                WHERE group_id = :g AND member_id = :m AND remaining > 0
+                  AND expires_at <= :now"""),
+        {"g": work.group_id, "m": work.member_id, "now": work.now},
+    ).scalar_one()
+    return {**balances, POINTS: balances[POINTS] - int(expired)}
 
 
 def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
