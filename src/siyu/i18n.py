@@ -25,6 +25,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "col.channel": {"zh": "渠道", "en": "Channel"},
     "col.orders": {"zh": "订单数", "en": "Orders"},
     "col.sales": {"zh": "实付（元）", "en": "Paid (CNY)"},
+    "col.cancelled": {"zh": "其中已取消", "en": "Cancelled"},
+    "demo.orders_counted": {
+        "zh": "导入 {total} 单，其中 {cancelled} 单已取消（从未支付）；分析与控制台只计其余 "
+        "{counted} 单（已支付和已退款）。",
+        "en": "{total} orders imported, {cancelled} of them cancelled (never paid); the "
+        "analytics and the console count the other {counted} (paid and refunded).",
+    },
     "col.type": {"zh": "类型", "en": "Type"},
     "col.count": {"zh": "数量", "en": "Count"},
     "col.members": {"zh": "会员数", "en": "Members"},

@@ -52,8 +52,18 @@ def retention(
     ]
 
 
-def rfm(orders: pa.Table | pd.DataFrame, t_end: datetime, scores: int = 5) -> pd.DataFrame:
-    """recency_days, frequency, monetary_fen and quantile scores r, f, m per member."""
+RECENCY_EDGES = (30, 60, 120, 365)
+FREQUENCY_EDGES = (2, 3, 5, 8)
+MONETARY_EDGES = (10_000, 30_000, 100_000, 300_000)
+
+
+def rfm(
+    orders: pa.Table | pd.DataFrame, t_end: datetime, scores: int = 5, layering: str = "quantile"
+) -> pd.DataFrame:
+    """recency_days, frequency, monetary_fen and scores r, f, m per member: quantile
+    scores, or `auto` (docs/analytics.md): recency on the default day edges, frequency and
+    money on quantiles unless one value holds more than 1/scores of the members, then on
+    the default edges."""
     p = purchases(orders, t_end)
     per = p.groupby("member_id").agg(
         last=("ordered_at", "max"),
@@ -71,6 +81,19 @@ def rfm(orders: pa.Table | pd.DataFrame, t_end: datetime, scores: int = 5) -> pd
     per["r"] = score(per.recency_days.rank(method="min", ascending=False) - 1)
     per["f"] = score(per.frequency.rank(method="min") - 1)
     per["m"] = score(per.monetary_fen.rank(method="min") - 1)
+    if layering == "auto":
+
+        def edges(values: pd.Series, cuts: tuple[int, ...], within: bool = False) -> pd.Series:
+            reached = [(values <= c) if within else (values >= c) for c in cuts]
+            return (1 + sum(r.astype("int64") for r in reached)).astype("int64")
+
+        per["r"] = edges(per.recency_days, RECENCY_EDGES, within=True)
+        for column, score_column, cuts in (
+            ("frequency", "f", FREQUENCY_EDGES),
+            ("monetary_fen", "m", MONETARY_EDGES),
+        ):
+            if per[column].value_counts().max() * scores > n:
+                per[score_column] = edges(per[column], cuts)
     per["recency_days"] = per.recency_days.astype("int64")
     return per.drop(columns="last").sort_index()
 

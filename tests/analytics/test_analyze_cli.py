@@ -82,11 +82,12 @@ def test_rfm_json_accounts_for_every_member(brand_csv: Path, tmp_path: Path) -> 
     assert sum(s["members"] for s in got["segments"]) == got["members"] > 3_000
     assert {s["segment"] for s in got["segments"]} <= {
         "vip",
-        "loyal",
-        "ordinary",
-        "at_risk",
-        "lapsed",
+        "regular",
+        "develop",
+        "win_back",
+        "dormant",
     }
+    assert got["layering"] == "auto"
     assert all(isinstance(s["monetary_fen"], int) for s in got["segments"])
     assert [row["score"] for row in got["layers"]["recency_days"]] == [1, 2, 3, 4, 5]
     members = pacsv.read_csv(out)

@@ -47,10 +47,19 @@ def test_the_curve_is_the_reference_on_the_stores_orders(demo: DemoResult) -> No
                 "SELECT order_id, member_id, ordered_at, paid_fen AS amount_fen, status FROM orders"
             )
         ).all()
+        # as of the data's end: its newest order, event or member (the snapshot's as-of)
+        newest = [
+            conn.execute(text(f"SELECT MAX({column}) FROM {table}")).scalar()
+            for table, column in (
+                ("orders", "ordered_at"),
+                ("events", "occurred_at"),
+                ("members", "registered_at"),
+            )
+        ]
     engine.dispose()
     orders = pd.DataFrame([r._asdict() for r in rows])
     orders["ordered_at"] = pd.to_datetime(orders.ordered_at)
-    t_end = orders[orders.status != "cancelled"].ordered_at.max().to_pydatetime()
+    t_end = max(pd.Timestamp(t) for t in newest).to_pydatetime()
     # then the demo's curve counts exactly what the member-by-member reference counts
     expected = reference.retention(orders, 120, 8, t_end)
     got = [(r.k, r.members, r.eligible, r.retained) for r in demo.lifecycle.curve]  # type: ignore[union-attr]

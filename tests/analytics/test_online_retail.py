@@ -73,10 +73,10 @@ def test_rfm_equals_an_independent_computation(retail: tuple[pa.Table, datetime]
     lines, t_end = retail
     con = connect("duckdb")
     orders = load_orders(con, lines)
-    # when members are scored in quantile layers
+    # when members are scored in the default layers
     got = con.execute(rfm_scores(rfm_values(orders))).set_index("member_id").sort_index()
     # then values and scores equal pandas's (invoice amounts summed over their lines)
-    ref = reference.rfm(lines, t_end)
+    ref = reference.rfm(lines, t_end, layering="auto")
     assert got.index.tolist() == ref.index.tolist()
     for column in ("recency_days", "frequency", "monetary_fen", "r", "f", "m"):
         assert got[column].tolist() == ref[column].tolist(), column
@@ -84,3 +84,42 @@ def test_rfm_equals_an_independent_computation(retail: tuple[pa.Table, datetime]
     shares = got.m.value_counts(normalize=True).sort_index()
     assert shares.between(0.19, 0.21).all(), shares
     assert isinstance(pd.Series(got.monetary_fen).iloc[0], np.integer)
+    # and frequency, where a third of the customers bought once, uses all five bands
+    assert sorted(got.f.unique()) == [1, 2, 3, 4, 5]
+    assert_layers_mean_something(got)
+
+
+def assert_layers_mean_something(got: pd.DataFrame) -> None:
+    """Every default value layer is held by its kind of member: nobody silent over a year
+    looks active, every layer of the default rules is used and none holds everyone."""
+    assert got.f.nunique() > 2
+    assert (got[got.recency_days > 365].segment.isin(["win_back", "dormant"])).all()
+    assert (got[got.recency_days > 120].r <= 2).all()
+    assert (got[got.recency_days <= 120].r >= 3).all()
+    shares = got.segment.value_counts(normalize=True)
+    assert set(shares.index) == {"vip", "regular", "develop", "win_back", "dormant"}, shares
+    assert shares.max() < 0.8, shares
+
+
+def test_rfm_on_cdnow_where_most_customers_buy_once() -> None:
+    # given CDNOW's 18 months of transactions (23,570 customers, half of whom bought once)
+    raw = pd.read_csv(shared_file("cdnow", "CDNOW_master.txt"), sep=r"\s+", dtype={"date": str})
+    lines = pa.table(
+        {
+            "order_id": [f"{c}-{i}" for i, c in enumerate(raw.customer_id)],
+            "member_id": raw.customer_id.astype(str),
+            "ordered_at": pd.to_datetime(raw.date, format="%Y%m%d"),
+            "amount_fen": np.rint(raw.dollar_value * 100).astype("int64"),
+        }
+    )
+    con = connect("duckdb")
+    # when scored in the default layers
+    got = con.execute(rfm_scores(rfm_values(load_orders(con, lines)))).set_index("member_id")
+    # then they equal the reference, frequency is on order counts (one order is over a
+    # fifth of the customers) with five bands, and the layers mean what they say
+    ref = reference.rfm(lines, lines["ordered_at"].to_pandas().max(), layering="auto")
+    for column in ("r", "f", "m"):
+        assert got.sort_index()[column].tolist() == ref[column].tolist(), column
+    assert (got.frequency == 1).mean() > 0.2
+    assert sorted(got.f.unique()) == [1, 2, 3, 4, 5]
+    assert_layers_mean_something(got)

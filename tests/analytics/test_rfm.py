@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -46,34 +46,99 @@ def scored(con: BaseBackend, config: RFMConfig, **kwargs: Any) -> dict[str, tupl
     }
 
 
-def test_quantile_layers_and_default_segments(con: BaseBackend) -> None:
+def test_default_layers_and_segments(con: BaseBackend) -> None:
     # given five members, T_end = 2024-03-01 (M1's last order)
-    # when they are scored in quantile layers
+    # when they are scored with the default (auto) layering
     got = scored(con, RFMConfig())
+    # then recency is on the lifecycle's day edges (30/60/120/365: M4, 91 days silent,
+    # scores 3, the at-risk window; M5, 274 days, scores 2, lapsed); frequency is on
+    # order counts (2/3/5/8), because two members share each of one and three orders,
+    # more than a fifth of five; money is on quantiles (all distinct); and each default
+    # value layer gets the member it was written for
+    assert got == {
+        "M1": (0, 4, 200_000, 5, 3, 4, "regular"),
+        "M2": (5, 3, 30_000, 5, 3, 2, "regular"),
+        "M3": (15, 1, 300_000, 5, 1, 5, "develop"),
+        "M4": (91, 3, 60_000, 3, 3, 3, "regular"),
+        "M5": (274, 1, 5_000, 2, 1, 1, "dormant"),
+    }
+
+
+def test_quantile_layers(con: BaseBackend) -> None:
+    # when they are scored in quantile layers
+    got = scored(con, RFMConfig(layering="quantile"))
     # then scores are 1 + 5 x (share strictly worse): ties share the lower score
-    # (M3 and M5 bought once: f=1; M2 and M4 three times: f=3), and each default segment
-    # gets the member it was written for
+    # (M3 and M5 bought once: f=1; M2 and M4 three times: f=3)
     assert got == {
         "M1": (0, 4, 200_000, 5, 5, 4, "vip"),
-        "M2": (5, 3, 30_000, 4, 3, 2, "loyal"),
-        "M3": (15, 1, 300_000, 3, 1, 5, "ordinary"),
-        "M4": (91, 3, 60_000, 2, 3, 3, "at_risk"),
-        "M5": (274, 1, 5_000, 1, 1, 1, "lapsed"),
+        "M2": (5, 3, 30_000, 4, 3, 2, "regular"),
+        "M3": (15, 1, 300_000, 3, 1, 5, "develop"),
+        "M4": (91, 3, 60_000, 2, 3, 3, "win_back"),
+        "M5": (274, 1, 5_000, 1, 1, 1, "dormant"),
     }
 
 
 def test_threshold_layers(con: BaseBackend) -> None:
-    # when scored on the default thresholds (30/90/180/365 days, 2/3/5/8 orders,
+    # when scored on the default thresholds (30/60/120/365 days, 2/3/5/8 orders,
     # 100/300/1,000/3,000 CNY)
     got = scored(con, RFMConfig(layering="threshold"))
     # then each value scores 1 + the edges it reaches
     assert {m: v[3:] for m, v in got.items()} == {
-        "M1": (5, 3, 4, "loyal"),
-        "M2": (5, 3, 3, "loyal"),
-        "M3": (5, 1, 5, "ordinary"),
-        "M4": (3, 3, 3, "loyal"),
-        "M5": (2, 1, 1, "ordinary"),
+        "M1": (5, 3, 4, "regular"),
+        "M2": (5, 3, 3, "regular"),
+        "M3": (5, 1, 5, "develop"),
+        "M4": (3, 3, 3, "regular"),
+        "M5": (2, 1, 1, "dormant"),
     }
+
+
+def _one_order_each(days_silent: list[int], extra: dict[str, int] | None = None) -> list[Any]:
+    """Members m0, m1, ... with one order `days_silent[i]` days before 2024-03-01, and
+    `extra` members with that many orders each, the last on 2024-03-01."""
+    end = datetime(2024, 3, 1)
+    rows = [
+        (f"o{i}", f"m{i}", (end - timedelta(days=d)).isoformat(), 5_000 + i)
+        for i, d in enumerate(days_silent)
+    ]
+    for member, count in (extra or {}).items():
+        rows += [
+            (f"{member}-{k}", member, (end - timedelta(days=20 * k)).isoformat(), 8_000)
+            for k in range(count)
+        ]
+    return rows
+
+
+def scored_rows(con: BaseBackend, rows: list[Any], config: RFMConfig) -> dict[str, Any]:
+    df = con.execute(rfm_scores(rfm_values(load_orders(con, orders_table(rows))), config))
+    return {r["member_id"]: r for r in df.to_dict("records")}
+
+
+def test_frequency_keeps_its_order_counts_when_most_members_buy_once(con: BaseBackend) -> None:
+    # given ten members, eight of whom bought once (as on real retail data), one twice
+    # and one five times
+    rows = _one_order_each([10] * 8, {"two": 2, "five": 5})
+    # when scored on quantiles, one order scores 1 and anything more scores 5: two bands
+    quantile = scored_rows(con, rows, RFMConfig(layering="quantile"))
+    assert {int(r["f"]) for r in quantile.values()} == {1, 5}
+    # then the default scores frequency by order counts: three bands, in order
+    got = scored_rows(con, rows, RFMConfig())
+    assert int(got["m0"]["f"]) == 1 and int(got["two"]["f"]) == 2 and int(got["five"]["f"]) == 4
+
+
+def test_a_member_silent_for_years_is_never_active_looking(con: BaseBackend) -> None:
+    # given a base where most members are long gone: one order each, 700 down to 0 days ago
+    silent = [700, 650, 600, 550, 519, 500, 400, 300, 10, 0]
+    rows = _one_order_each(silent)
+    # when scored on quantiles, the member silent 519 days is in the middle layer (r=3)
+    quantile = scored_rows(con, rows, RFMConfig(layering="quantile"))
+    assert int(quantile["m4"]["r"]) == 3
+    # then by default recency is in days: silent more than a year scores 1, more than the
+    # lifecycle's 120 days at most 2, and such a one-order member is dormant
+    got = scored_rows(con, rows, RFMConfig())
+    for i, days in enumerate(silent):
+        r = int(got[f"m{i}"]["r"])
+        assert (r == 1) == (days > 365) and (r <= 2) == (days > 120), (days, r)
+        assert got[f"m{i}"]["segment"] == ("dormant" if days > 120 else "develop")
 
 
 def test_segments_are_configurable_and_first_match_wins(con: BaseBackend) -> None:
@@ -103,6 +168,7 @@ def test_as_of_ignores_later_orders(con: BaseBackend) -> None:
         ({"layering": "kmeans"}, "layering"),
         ({"scores": 1}, "scores"),
         ({"layering": "threshold", "recency_days": (30, 90)}, "recency_days"),
+        ({"recency_days": (30, 90)}, "recency_days"),
         ({"layering": "threshold", "monetary_fen": (5, 4, 3, 2)}, "monetary_fen"),
         ({"segments": (SegmentRule("x", recency=(0, 6)),)}, "segments.x.recency"),
     ],

@@ -102,10 +102,17 @@ def test_overview_shows_the_stores_numbers(brand: Brand, page: Any) -> None:
     rate = kpis["repurchase"][-1]["repeat_rate"]
     assert page.locator("[data-metric=repurchase]").inner_text() == f"{rate * 100:.1f}%"
     assert re.search(r"Data as of \d{4}-\d\d-\d\d", page.locator(".as-of").inner_text())
-    # and a rate with no monthly series says what it is a rate of
+    # and a rate with no monthly series says what it is a rate of, and when
     buyers = kpis["enrollment"]["non_member_buyers"]
     note = page.locator("[data-kpi=enrollment] .card-note").inner_text()
-    assert note.endswith(f"base: {buyers:,}")
+    day = as_of[:10]
+    assert note.endswith(f"base: {buyers:,} · as of {day}")
+    # and the month's sales name their month and the data's last day, never "this month"
+    sales_card = page.locator("[data-kpi=sales]").inner_text()
+    assert f"{month} (to {day})" in sales_card and "this month" not in sales_card.lower()
+    assert month == day[:7]
+    for key in ("members", "active"):
+        assert page.locator(f"[data-kpi={key}] .card-note").inner_text().endswith(f"as of {day}")
 
 
 def test_channel_mix_counts_the_stores_orders(brand: Brand, page: Any) -> None:
@@ -127,6 +134,44 @@ def test_channel_mix_counts_the_stores_orders(brand: Brand, page: Any) -> None:
         for row in page.locator("#channels tbody tr").all()
     }
     assert shown == expected
+    # and what is labelled a share adds up to 100%; member reach, which overlaps, is
+    # labelled apart and said to
+    for share in ("order", "sales"):
+        cells = page.locator(f"#channels [data-share={share}]").all()
+        total = sum(float(str(c.get_attribute("data-raw"))) for c in cells)
+        assert abs(total - 1) < 1e-5, (share, total)
+    headers = page.locator("#channels thead th").all_inner_texts()
+    assert headers == [
+        "Channel", "Orders", "Order share", "Sales", "Sales share", "Members", "Reach"
+    ]  # fmt: skip
+    reach = sum(
+        float(str(c.get_attribute("data-reach"))) for c in page.locator("[data-reach]").all()
+    )
+    note = page.locator("#channels-note").inner_text()
+    assert reach > 1 and "adds up to more than 100%" in note and "cancelled" in note
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_rfm_layers_and_lifecycle_stages_have_distinct_names_and_shown_definitions(
+    brand: Brand, page: Any, lang: str
+) -> None:
+    login(page, brand.base, brand.keys["admin"], lang)
+    page.goto(f"{brand.base}/console/retention")
+    stage_names = {
+        c.split(" · ")[-1] for c in page.locator("#stages tbody td:first-child").all_inner_texts()
+    }
+    definitions = page.locator("#stage-definitions").inner_text()
+    assert ("120" in definitions) and ("61" in definitions)
+    page.goto(f"{brand.base}/console/rfm")
+    rows = page.locator("#segments tbody tr").all()
+    segment_names = {r.locator("td").nth(0).inner_text() for r in rows}
+    # then no RFM layer is called what a lifecycle stage is called
+    assert segment_names and not segment_names & stage_names, (segment_names, stage_names)
+    # and each layer shows its rule, and the page says how recency relates to "lapsed"
+    rules = {r.get_attribute("data-segment"): r.locator("td").nth(1).inner_text() for r in rows}
+    assert rules.get("vip") == "R 4–5 · F 4–5 · M 4–5", rules
+    assert rules.get("dormant") == "R 1–2 · F 1–2", rules
+    assert "120" in page.locator("main").inner_text()
 
 
 def test_retention_marks_the_knee_and_lists_its_stages(brand: Brand, page: Any) -> None:

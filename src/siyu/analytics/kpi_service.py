@@ -43,6 +43,7 @@ def kpis_from_warehouse(
     city: the catalog's, which the warehouse does not hold) adds the same-city share."""
     with open_engine(engine, con) as backend:
         wh = open_warehouse(backend, location, group_id)
+        as_of = as_of or wh.data_end()
         cities = None if stores is None else load_arrow(backend, stores, "kpi_store_cities")
         payload = kpi_report(
             backend,
@@ -123,6 +124,7 @@ def kpi_report(
                 {
                     "channel": r["channel"],
                     "orders": int(r["orders"]),
+                    "order_share": _rate(r["orders"], total["orders"]),
                     "sales_fen": int(r["sales_fen"]),
                     "sales_share": _rate(r["sales_fen"], total["sales_fen"]),
                     "members": int(r["members"]),

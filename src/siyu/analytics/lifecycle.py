@@ -77,7 +77,7 @@ def stages_from_warehouse(
             wh.purchases(),
             wh.members(),
             config or StageConfig(),
-            as_of,
+            as_of or wh.data_end(),
             months,
             distinct=True,  # the warehouse's orders are one row per order
         )

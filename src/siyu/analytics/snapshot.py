@@ -37,7 +37,16 @@ from siyu.analytics.knee import find_knee
 from siyu.analytics.kpi_service import kpi_report
 from siyu.analytics.lifecycle import stages_report, write_member_stages
 from siyu.analytics.retention import retention_counts, retention_rows
-from siyu.analytics.rfm import layer_bounds, rfm_scores, rfm_values, segment_summary, summary_json
+from siyu.analytics.rfm import (
+    RFMConfig,
+    layer_bounds,
+    lifecycle_recency_days,
+    rfm_scores,
+    rfm_values,
+    rule_json,
+    segment_summary,
+    summary_json,
+)
 from siyu.analytics.service import AXES
 from siyu.analytics.stages import StageConfig, month_ends
 from siyu.analytics.store_read import StoreReader
@@ -97,7 +106,9 @@ def _payloads(
     latest = con.execute(purchases.ordered_at.max())
     if latest is None or pd.isna(latest):
         raise ValidationError("warehouse", f"{wh.location} holds no orders of {group_id!r}")
-    t_end: datetime = pd.Timestamp(latest).to_pydatetime()
+    # every kind is as of the data's end (its newest fact), not the last order: a member
+    # who joined after it is on the overview and in the stages alike
+    t_end = wh.data_end() or pd.Timestamp(latest).to_pydatetime()
     cities = load_arrow(con, StoreReader(engine, group_id).store_cities(), "snapshot_cities")
     kpis = kpi_report(
         con,
@@ -113,7 +124,7 @@ def _payloads(
     payloads = {
         "kpis": kpis,
         "lifecycle": _lifecycle(con, wh, purchases, engine, group_id, config, t_end, write_stages),
-        "rfm": _rfm(con, purchases, t_end),
+        "rfm": _rfm(con, purchases, t_end, config),
         "sales": _sales(con, wh, purchases, t_end),
         "stores": _stores(con, engine, group_id, purchases, t_end),
         "guides": _guides(engine, group_id, kpis),
@@ -232,9 +243,14 @@ def _lifecycle(
     return payload
 
 
-def _rfm(con: BaseBackend, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:
+def _rfm(
+    con: BaseBackend, purchases: ir.Table, t_end: datetime, stages: StageConfig
+) -> dict[str, Any]:
+    # recency on the lifecycle's edges, so r <= 2 is exactly the stages' "lapsed"
+    edges = lifecycle_recency_days(stages.at_risk_days, stages.lapsed_days)
+    config = RFMConfig(recency_days=edges)
     # scored once (three ranks over every member), then read by every query below
-    with materialised(rfm_scores(rfm_values(purchases, t_end, distinct=True))) as scored:
+    with materialised(rfm_scores(rfm_values(purchases, t_end, distinct=True), config)) as scored:
         members = int(con.execute(scored.count()))
         layers = {
             axis: [
@@ -244,7 +260,16 @@ def _rfm(con: BaseBackend, purchases: ir.Table, t_end: datetime) -> dict[str, An
             for axis, short in AXES
         }
         segments = summary_json(to_pandas(con, segment_summary(scored)), members)
-    return {"as_of": t_end.isoformat(), "members": members, "segments": segments, "layers": layers}
+    return {
+        "as_of": t_end.isoformat(),
+        "members": members,
+        "segments": segments,
+        "layers": layers,
+        "layering": config.layering,
+        "recency_days": list(edges),
+        "lapsed_days": stages.lapsed_days,
+        "rules": rule_json(config),
+    }
 
 
 def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:

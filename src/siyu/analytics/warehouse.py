@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,20 @@ class Warehouse:
             store_id=o.store_id,
             guide_id=o.guide_id,
         )
+
+    def data_end(self) -> datetime | None:
+        """The time the landed data reaches: its newest fact (an order of any status, an
+        event, a member's registration). Every page of one snapshot is as of this time, so
+        a member who joined after the last order is counted on every page or on none,
+        and "the latest month" is the data's, not the calendar's. None when empty."""
+        times = (
+            self.tables["orders"].ordered_at,
+            self.tables["events"].occurred_at,
+            self.tables["members"].registered_at,
+        )
+        found = [self.con.execute(t.max()) for t in times]
+        latest = [pd.Timestamp(v).to_pydatetime() for v in found if not pd.isna(v)]
+        return max(latest) if latest else None
 
     def _current(self, facts: ir.Table, key: str) -> ir.Table:
         ids = self.tables["identities"]

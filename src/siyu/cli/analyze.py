@@ -93,23 +93,27 @@ def analyze_rfm(
     orders: OrdersOption,
     as_of: AsOfOption = None,
     layering: Annotated[
-        str, typer.Option(help="quantile (scores by share of members) or threshold.")
-    ] = "quantile",
+        str,
+        typer.Option(
+            help="auto (recency in days, frequency and money by share of members unless "
+            "ties dominate), quantile or threshold."
+        ),
+    ] = "auto",
     members_out: Annotated[
         Path | None, typer.Option("--out", help="Write every member's scores (.csv/.parquet).")
     ] = None,
     engine: EngineOption = "duckdb",
     as_json: JsonOption = False,
 ) -> None:
-    """RFM scores 1-5 and segments: vip, loyal, ordinary, at_risk, lapsed."""
+    """RFM scores 1-5 and value layers: vip, regular, develop, win_back, dormant."""
     from siyu.analytics.render import print_rfm
-    from siyu.analytics.rfm import RFMConfig
+    from siyu.analytics.rfm import LAYERINGS, RFMConfig
     from siyu.analytics.service import rfm_report
 
-    if layering not in ("quantile", "threshold"):
-        fail(SiyuError(f"layering: must be quantile or threshold, got {layering!r}"))
+    if layering not in LAYERINGS:
+        fail(SiyuError(f"layering: must be one of {', '.join(LAYERINGS)}, got {layering!r}"))
     with errors():
-        config = RFMConfig(layering="threshold" if layering == "threshold" else "quantile")
+        config = RFMConfig(layering=layering)  # type: ignore[arg-type]
         payload = rfm_report(orders, analysis_end(as_of), config, members_out, engine_named(engine))
     if as_json:
         emit_json(payload)

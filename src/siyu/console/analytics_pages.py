@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from siyu.analytics.snapshot import Snapshot, latest_snapshot
 from siyu.auth.principal import Role
 from siyu.console import charts
-from siyu.console.i18n import channel_label, fmt_cny, fmt_int, fmt_pct, fmt_time
+from siyu.console.i18n import channel_label, fmt_cny, fmt_date, fmt_int, fmt_pct, fmt_time
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 
 router = APIRouter()
@@ -62,10 +62,19 @@ async def overview(request: Request) -> Response:
     sales, kpis = snaps["sales"].payload, snaps["kpis"].payload
     months = sales["months"]
     t = ctx.t
+    # every figure is as of the data's end (the snapshot's), never today
+    end = fmt_date(snaps["sales"].as_of)
+    at = t("kpi.at", date=end)
 
     def to_date(key: str, base: Any) -> str:
-        """The note of a rate with no monthly series, and its base (how many it is of)."""
-        return f"{t(f'kpi.{key}.note')} · {t('kpi.base', n=fmt_int(base))}"
+        """The note of a rate with no monthly series, its base (how many it is of) and
+        when."""
+        return f"{t(f'kpi.{key}.note')} · {t('kpi.base', n=fmt_int(base))} · {at}"
+
+    def month_of(rows: list[dict[str, Any]], key: str) -> str:
+        """The note of a monthly series' last value: its month first."""
+        month = rows[-1]["month"] if rows else months[-1]
+        return f"{t('kpi.month_to', month=month, date=end)} · {t(f'kpi.{key}.note')}"
 
     repurchase = kpis.get("repurchase", [])[-TREND:]
     cross = kpis.get("cross_brand", {}).get("months", [])[-TREND:]
@@ -85,7 +94,7 @@ async def overview(request: Request) -> Response:
             "members",
             fmt_int(sales["members"][-1]),
             sales["members"][-1],
-            t("kpi.members.note"),
+            f"{t('kpi.members.note')} · {at}",
             sales["members"],
             months,
         ),
@@ -93,7 +102,7 @@ async def overview(request: Request) -> Response:
             "active",
             fmt_int(sales["active"][-1]),
             sales["active"][-1],
-            t("kpi.active.note", days=sales["active_days"]),
+            f"{t('kpi.active.note', days=sales['active_days'])} · {at}",
             sales["active"],
             months,
         ),
@@ -101,7 +110,7 @@ async def overview(request: Request) -> Response:
             "sales",
             fmt_cny(sales["sales_fen"][-1]),
             sales["sales_fen"][-1],
-            f"{months[-1]} · {t('kpi.sales.note')}",
+            month_of([], "sales"),
             [round(v / 100, 2) for v in sales["sales_fen"]],
             months,
         ),
@@ -109,7 +118,7 @@ async def overview(request: Request) -> Response:
             "repurchase",
             fmt_pct(last(repurchase, "repeat_rate")),
             last(repurchase, "repeat_rate"),
-            t("kpi.repurchase.note"),
+            month_of(repurchase, "repurchase"),
             pct_series(repurchase, "repeat_rate"),
             [r["month"] for r in repurchase],
         ),
@@ -117,7 +126,7 @@ async def overview(request: Request) -> Response:
             "cross_brand",
             fmt_pct(last(cross, "rate")),
             last(cross, "rate"),
-            t("kpi.cross_brand.note"),
+            month_of(cross, "cross_brand"),
             pct_series(cross, "rate"),
             [r["month"] for r in cross],
         ),
@@ -125,7 +134,7 @@ async def overview(request: Request) -> Response:
             "guide_share",
             fmt_pct(last(guide_months, "sales_share")),
             last(guide_months, "sales_share"),
-            t("kpi.guide_share.note"),
+            month_of(guide_months, "guide_share"),
             pct_series(guide_months, "sales_share"),
             [r["month"] for r in guide_months],
         ),
@@ -211,14 +220,26 @@ async def rfm(request: Request) -> Response:
     payload = snaps["rfm"].payload if "rfm" in snaps else {"segments": [], "layers": {}}
     segments = payload["segments"]
     labels = [ctx.t(f"segment.{s['segment']}") for s in segments]
+    rules = {r["segment"]: r for r in payload.get("rules", [])}
     return _page(
         ctx,
         "rfm.html",
         snaps,
         ("rfm",),
         rfm=payload,
+        definitions={name: _rule_text(rule) for name, rule in rules.items()},
         segment_chart=charts.bars(labels, [s["members"] for s in segments], horizontal=True),
     )
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    """R 4–5 · F 4–5 · M 4–5; an axis any score satisfies is left out."""
+    parts = []
+    for letter, axis in (("R", "recency"), ("F", "frequency"), ("M", "monetary")):
+        low, high = rule[axis]
+        if (low, high) != (1, 5):
+            parts.append(f"{letter} {low}" if low == high else f"{letter} {low}–{high}")
+    return " · ".join(parts)
 
 
 @router.get("/funnel")
@@ -239,7 +260,8 @@ async def funnel(request: Request) -> Response:
 async def channels(request: Request) -> Response:
     ctx = await authenticated(request, "channels")
     snaps = await _snapshots(ctx, "kpis")
-    rows = snaps["kpis"].payload.get("channels", []) if "kpis" in snaps else []
+    kpis = snaps["kpis"].payload if "kpis" in snaps else {}
+    rows = kpis.get("channels", [])
     names = {r["channel"]: channel_label(r["channel"], ctx.lang) for r in rows}
     return _page(
         ctx,
@@ -247,6 +269,7 @@ async def channels(request: Request) -> Response:
         snaps,
         ("kpis",),
         channels=rows,
+        buyers=kpis.get("totals", {}).get("members"),
         sales_chart=charts.pie(
             [(names[r["channel"]], round(r["sales_fen"] / 100, 2)) for r in rows]
         ),

@@ -86,8 +86,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "kpi.active": ("活跃会员", "Active members"),
     "kpi.active.note": ("近 {days} 天内下过单", "ordered in the last {days} days"),
-    "kpi.sales": ("本月销售额", "Sales this month"),
-    "kpi.sales.note": ("实付，所有渠道", "paid, every channel"),
+    "kpi.sales": ("最近一月销售额", "Sales, latest month"),
+    "kpi.sales.note": (
+        "实付，所有渠道，不含已取消订单",
+        "paid, every channel, cancelled orders excluded",
+    ),
+    # when a figure is: the data's end (not today), or the month of a series' last value
+    "kpi.at": ("截至 {date}", "as of {date}"),
+    "kpi.month_to": ("{month}（截至 {date}）", "{month} (to {date})"),
+    "orders.note": (
+        "订单：已支付和已退款的订单（退款不冲减），不含已取消（从未支付）的订单；金额为实付。",
+        "Orders: paid and refunded orders (refunds not netted), without cancelled (never "
+        "paid) ones; amounts are what was paid.",
+    ),
     "kpi.repurchase": ("月复购率", "Monthly repurchase rate"),
     "kpi.repurchase.note": ("当月下单 ≥2 次的买家占比", "buyers with 2+ orders in the month"),
     "kpi.cross_brand": ("跨品牌购买率", "Cross-brand purchase rate"),
@@ -181,6 +192,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stage.at_risk": ("流失预警", "At risk (gone quiet)"),
     "stage.lapsed": ("已流失", "Lapsed (silent too long)"),
     "stage.none": ("未分阶段", "No stage yet"),
+    "stage.definitions": (
+        "流失预警：{at_risk}–{lapsed} 天未下单；已流失：超过 {lapsed} 天未下单（即留存窗口"
+        "，留存曲线中也算流失）。以 {as_of} 为准，共 {n} 位会员。",
+        "At risk: no order for {at_risk}–{lapsed} days; lapsed: no order for more than "
+        "{lapsed} days (the retention window: churned on the curve too). As of {as_of}, "
+        "{n} members.",
+    ),
     # cohorts
     "cohorts.title": ("同期群留存", "Cohort retention"),
     "cohorts.text": (
@@ -192,16 +210,29 @@ STRINGS: dict[str, tuple[str, str]] = {
     # rfm
     "rfm.title": ("RFM 分层", "RFM layers"),
     "rfm.text": (
-        "按最近一次、频次、金额打分（1-5），映射到 VIP / 忠诚 / 普通 / 流失预警 / 已流失。",
-        "Recency, frequency and money scored 1-5 and mapped to vip / loyal / ordinary / "
-        "at risk / lapsed.",
+        "按最近一次（天数）、频次（单数）、金额打分（1-5），映射到价值分层。"
+        "这是价值分层，不是流失状态：R ≤ 2 即超过 {lapsed} 天未下单，"
+        "与「复购留存」页的「已流失」同一定义，重要挽回 + 低值沉睡 = 已流失的买家。",
+        "Recency (days), frequency (orders) and money scored 1-5 and mapped to value "
+        "layers. These are value layers, not churn states: R ≤ 2 means no order for more "
+        "than {lapsed} days, the same definition as 'Lapsed' on the retention page, so win "
+        "back + dormant are the lapsed buyers.",
+    ),
+    "rfm.recency_edges": (
+        "R 按距今天数：≤{e0} 天 5，≤{e1} 天 4，≤{e2} 天 3，≤{e3} 天 2，更久 1。"
+        "F、M 按会员占比分五层；多数会员同值（如只买过 1 单）时按单数 / 金额门槛分层。",
+        "R by days since the last order: ≤{e0} 5, ≤{e1} 4, ≤{e2} 3, ≤{e3} 2, longer 1. F and "
+        "M by share of members; when most members share a value (one order), by order-count "
+        "/ money thresholds.",
     ),
     "rfm.layers": ("分数区间的含义", "What each score means"),
-    "segment.vip": ("VIP", "VIP"),
-    "segment.loyal": ("忠诚", "Loyal"),
-    "segment.ordinary": ("普通", "Ordinary"),
-    "segment.at_risk": ("流失预警", "At risk"),
-    "segment.lapsed": ("已流失", "Lapsed"),
+    "col.definition": ("定义", "Definition"),
+    "segment.vip": ("重要价值（VIP）", "VIP (high value)"),
+    "segment.regular": ("重要保持", "Regulars"),
+    "segment.develop": ("一般发展", "Developing"),
+    "segment.win_back": ("重要挽回", "Win back"),
+    "segment.dormant": ("低值沉睡", "Dormant"),
+    "segment.other": ("其他", "Other"),
     # funnel
     "funnel.title": ("转化漏斗", "Funnel"),
     "funnel.text": (
@@ -215,7 +246,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     # channels
     "channels.title": ("渠道结构", "Channel mix"),
     "channels.sales": ("销售额占比", "Share of sales"),
-    "channels.members": ("会员覆盖", "Members reached"),
+    "channels.members": ("会员覆盖（可重叠）", "Members reached (overlapping)"),
+    "channels.note": (
+        "订单占比与销售额占比各自合计 100%。会员覆盖是在该渠道下过单的会员占全部 {n} 位"
+        "买家的比例：一位会员可在多个渠道购买，所以覆盖率合计可超过 100%，不是占比。",
+        "Order and sales shares each add up to 100%. Members reached is the share of all "
+        "{n} buying members who ordered in the channel: a member can buy in several "
+        "channels, so reach adds up to more than 100%; it is not a share.",
+    ),
+    "col.order_share": ("订单占比", "Order share"),
+    "col.sales_share": ("销售额占比", "Sales share"),
+    "col.reach": ("会员覆盖率", "Reach"),
     # member 360
     "members.title": ("会员 360", "Member 360"),
     "members.search": ("查找会员", "Find a member"),

@@ -294,6 +294,9 @@ def _members(
     at_till = (first_pos != NO_TIME) & rng.flag("registered_at_till", 0.5, keys)
     before = first_pos - 60 - rng.below("till_lead", 1200, keys)
     reg = np.where(at_till, before, np.minimum(reg, before))
+    # joined at the till just after paying for the first purchase there as a non-member
+    late = (first_pos != NO_TIME) & b.joined_late[person, brand]
+    reg = np.where(late, first_pos + 60 + rng.below("join_lag", 600, keys), reg)
 
     kind = p.card_phone[person, brand]
     own = p.phone_at(person, reg)

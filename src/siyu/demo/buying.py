@@ -57,6 +57,7 @@ class Buying:
     last_at: I64
     first_use: I64  # (n, channels): first order on each channel, NO_TIME if none
     first_pos: I64  # (n, brands): first POS order at each brand, NO_TIME if none
+    joined_late: Bool  # (n, brands): the card was issued just after the first POS order
 
 
 def home_store(rng: Rng, catalog: Catalog, persons: Persons, local: I64, brand: I64) -> I64:
@@ -84,13 +85,17 @@ def buy(
     n_orders = np.bincount(person, minlength=n).astype(np.int64)
     gpid = p.pid[person]
 
-    # channel among the person's buying channels, brand among those it sells
-    w = np.stack([4.0 * (p.cards > 0), 2.0 * p.mp, 1.2 * p.tmall, 0.8 * p.jd, 0.8 * p.douyin], 1)
+    # channel among the person's buying channels, brand among those it sells; WeChat
+    # users without a card buy at the till too, as non-members paying by WeChat Pay
+    walk_in = (p.cards == 0) & p.mp
+    till = 4.0 * ((p.cards > 0) + config.non_member_till_weight * walk_in)
+    w = np.stack([till, 2.0 * p.mp, 1.2 * p.tmall, 0.8 * p.jd, 0.8 * p.douyin], 1)
     cum = np.cumsum(w, axis=1)[person]
     x = rng.u("channel", gpid, k) * cum[:, -1]
     channel = BUY_CHANNELS[(cum <= x[:, None]).sum(axis=1).clip(0, 4)]
     is_pos = channel == POS
-    mask = np.where(is_pos, p.cards[person], p.brands[person])  # the till needs a card
+    till_brands = np.where(p.cards > 0, p.cards, p.brands)  # a card holder's card brands
+    mask = np.where(is_pos, till_brands[person], p.brands[person])
     brand = pick_brand(mask, rng.u("brand", gpid, k))
     bday = cal.brand_day[day]
     tilt = (bday >= 0) & ((mask >> np.maximum(bday, 0)) & 1 == 1) & rng.flag("bday", 0.6, gpid, k)
@@ -111,7 +116,21 @@ def buy(
     lines, total, coupon, discount = fill_baskets(
         rng, config, cal, catalog, p, person, k, brand, channel, day, ordered_at, first
     )
-    buyer_type, buyer_key, owner = _buyer(rng, config, p, person, k, brand, channel, ordered_at)
+    # card holders on WeChat who joined at the till after paying for their first purchase
+    # there as non-members (the card is issued just after it: `accounts`)
+    has_card = (p.cards[:, None] >> np.arange(N_BRANDS)) & 1 == 1
+    joined_late = np.stack(
+        [rng.flag("join_after_first_till", config.join_after_first_till_rate, p.pid, b)
+         for b in range(N_BRANDS)], 1,
+    ) & has_card & p.mp[:, None]  # fmt: skip
+    pos_first = _first_by(person[is_pos], brand[is_pos], ordered_at[is_pos], n, N_BRANDS)
+    wechat = is_pos & (
+        (p.cards[person] == 0)
+        | (joined_late[person, brand] & (ordered_at == pos_first[person, brand]))
+    )
+    buyer_type, buyer_key, owner = _buyer(
+        rng, config, p, person, k, brand, channel, ordered_at, wechat
+    )
     delay = np.where(channel == POS, 0, rng.below("pay_delay", 600, p.pid[person], k) + 10)
     orders = Orders(
         person=person,
@@ -138,6 +157,16 @@ def buy(
     orders, lines = add_cancelled(rng, config, cal, p.pid, orders, lines)
     orders, refunds = refund(rng, config, cal, p.pid, orders, lines)
     pos = orders.channel == POS
+    first_use = _first_by(orders.person, orders.channel, orders.ordered_at, n, len(CHANNELS))
+    # paying by WeChat at the till uses the mini-program's openid: it exists by then
+    paid_wechat = _first_by(
+        orders.person[orders.buyer_type == OPENID],
+        np.zeros(int((orders.buyer_type == OPENID).sum()), dtype=np.int64),
+        orders.ordered_at[orders.buyer_type == OPENID],
+        n,
+        1,
+    )[:, 0]
+    first_use[:, MINIPROGRAM] = np.minimum(first_use[:, MINIPROGRAM], paid_wechat)
     return Buying(
         orders=orders,
         lines=lines,
@@ -146,10 +175,11 @@ def buy(
         n_orders=n_orders,
         first_at=first_at,
         last_at=last_at,
-        first_use=_first_by(orders.person, orders.channel, orders.ordered_at, n, len(CHANNELS)),
+        first_use=first_use,
         first_pos=_first_by(
             orders.person[pos], orders.brand[pos], orders.ordered_at[pos], n, N_BRANDS
         ),
+        joined_late=joined_late,
     )
 
 
@@ -215,19 +245,21 @@ def _place(
 
 def _buyer(
     rng: Rng, config: GeneratorConfig, p: Persons, person: I64, k: I64, brand: I64,
-    channel: I64, ordered_at: I64,
+    channel: I64, ordered_at: I64, wechat: Bool,
 ) -> tuple[I64, I64, I64]:  # fmt: skip
     """(type, key, true owner) of each order's buyer identifier.
 
     The till uses the card, or looks the member up by the phone on file: the person's
     current phone, or the household phone the card was registered with (whose owner is
-    then the buyer of record). Online channels use their own account id.
+    then the buyer of record). A non-member at the till (`wechat`) pays by WeChat Pay:
+    only the payer's openid is known. Online channels use their own account id.
     """
     gpid = p.pid[person]
     is_pos = channel == POS
     card_kind = p.card_phone[person, brand]
     by_phone: Bool = (
         is_pos
+        & ~wechat
         & (card_kind != CARD_TYPO)
         & rng.flag("pos_phone", config.pos_phone_order_rate, gpid, k)
     )
@@ -235,12 +267,14 @@ def _buyer(
     partner = np.maximum(p.partner[person], 0)
     phone = np.where(shared, p.phone1[partner], p.phone_at(person, ordered_at))
     buyer_type = np.select(
-        [by_phone, is_pos, channel == MINIPROGRAM, channel == TMALL, channel == JD],
-        [PHONE, CARD, OPENID, TMALL_OUID, JD_PIN],
+        [wechat, by_phone, is_pos, channel == MINIPROGRAM, channel == TMALL, channel == JD],
+        [OPENID, PHONE, CARD, OPENID, TMALL_OUID, JD_PIN],
         DOUYIN_OPEN_ID,
     )
     buyer_key = np.select(
-        [by_phone, is_pos, channel == MINIPROGRAM], [phone, gpid * 4 + brand, gpid * 2], gpid
+        [wechat, by_phone, is_pos, channel == MINIPROGRAM],
+        [gpid * 2, phone, gpid * 4 + brand, gpid * 2],
+        gpid,
     )
     return buyer_type, buyer_key, np.where(by_phone & shared, p.pid[partner], gpid)
 

@@ -63,6 +63,13 @@ class GeneratorConfig:
     nickname_rate: float = 0.40  # mini-program / Douyin accounts showing a nickname
     nickname_pool: int = 120  # small on purpose: different persons share nicknames
     pos_phone_order_rate: float = 0.15  # POS orders looked up by phone instead of card
+    # Non-members at the till: WeChat users without a card buy in store too (their till
+    # weight against a card holder's), paying by WeChat Pay, so the till sees only their
+    # payer openid; and some card holders bought once that way before joining (the card
+    # is issued just after that first till order). Together about 30% of till orders are
+    # by non-members, the base of the non-member enrollment KPI.
+    non_member_till_weight: float = 1.6
+    join_after_first_till_rate: float = 0.25
     coupon_rate: float = 0.25
     refund_rate: float = 0.03
     cancel_rate: float = 0.02  # extra unpaid (cancelled) order before an online order
@@ -83,8 +90,11 @@ class GeneratorConfig:
         _check(self.growth, "growth", 0.0 <= self.growth <= 20.0, "0..20")
         _check(self.nickname_pool, "nickname_pool", 1 <= self.nickname_pool <= 400, "1..400")
         _check(self.chunk_persons, "chunk_persons", self.chunk_persons >= 1, ">= 1")
+        w = self.non_member_till_weight
+        _check(w, "non_member_till_weight", 0.0 <= w <= 10.0, "0..10")
         skip = {"seed", "members", "days", "knee", "churn_before", "mean_gap_days", "gap_shape"}
         skip |= {"gap_spread", "growth", "nickname_pool", "chunk_persons", "start"}
+        skip |= {"non_member_till_weight"}
         for f in fields(self):
             if f.name not in skip:
                 v = getattr(self, f.name)

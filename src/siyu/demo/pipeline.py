@@ -36,7 +36,9 @@ from siyu.store.migrate import upgrade
 
 Hook = Callable[[str], None]
 MAX_K = 8  # the curve shown: k = 1..8 orders
-LANDED = ("orders", "identities", "members")  # what retention and stages read
+# what retention and stages read, and events: the data's end (the as-of time of the
+# curve, the stages and the console's snapshot alike) is the newest of them
+LANDED = ("orders", "identities", "members", "events")
 
 
 @dataclass
@@ -77,6 +79,8 @@ class DemoResult:
     imports: list[ImportReport]
     timings: dict[str, float] = field(default_factory=dict)
     orders_by_channel: list[tuple[str, int, int]] = field(default_factory=list)
+    # cancelled orders (never paid) per channel: imported, but analytics never count them
+    cancelled_by_channel: dict[str, int] = field(default_factory=dict)
     identities_by_type: list[tuple[str, int]] = field(default_factory=list)
     identities_per_member: list[tuple[int, int]] = field(default_factory=list)
     lifecycle: Lifecycle | None = None
@@ -86,6 +90,15 @@ class DemoResult:
     @property
     def seconds(self) -> float:
         return sum(self.timings.values())
+
+    @property
+    def cancelled_orders(self) -> int:
+        return sum(self.cancelled_by_channel.values())
+
+    @property
+    def counted_orders(self) -> int:
+        """Orders the analytics and the console count: imported minus cancelled."""
+        return sum(n for _, n, _ in self.orders_by_channel) - self.cancelled_orders
 
     def as_json(self) -> dict[str, Any]:
         q = self.quality
@@ -111,6 +124,8 @@ class DemoResult:
                 for r in self.imports
             },
             "orders_by_channel": {c: n for c, n, _ in self.orders_by_channel},
+            "orders_cancelled": self.cancelled_orders,
+            "orders_counted": self.counted_orders,
             "database_url": self.database_url,
             "group": self.group_id,
             "snapshot": self.snapshot_kinds,
@@ -195,16 +210,17 @@ def run_demo(
 def _summaries(engine: Engine, group: str, result: DemoResult) -> None:
     g = {"g": group}
     with engine.connect() as conn:
-        result.orders_by_channel = [
-            (r[0], int(r[1]), int(r[2]))
-            for r in conn.execute(
-                text(
-                    "SELECT channel, COUNT(*), COALESCE(SUM(paid_fen), 0) FROM orders "
-                    "WHERE group_id = :g GROUP BY channel ORDER BY 2 DESC"
-                ),
-                g,
-            )
-        ]
+        rows = conn.execute(
+            text(
+                "SELECT channel, COUNT(*),"
+                " COALESCE(SUM(CASE WHEN status = 'cancelled' THEN 0 ELSE paid_fen END), 0),"
+                " SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END)"
+                " FROM orders WHERE group_id = :g GROUP BY channel ORDER BY 2 DESC, 1"
+            ),
+            g,
+        ).all()
+        result.orders_by_channel = [(r[0], int(r[1]), int(r[2])) for r in rows]
+        result.cancelled_by_channel = {r[0]: int(r[3] or 0) for r in rows}
         result.identities_by_type = [
             (r[0], int(r[1]))
             for r in conn.execute(
@@ -228,8 +244,8 @@ def _summaries(engine: Engine, group: str, result: DemoResult) -> None:
 
 
 def _snapshot(engine: Engine, group: str, warehouse: Path, life: Lifecycle) -> list[str]:
-    """Land the rest of the facts (events for the funnel) and compute the console's
-    snapshot with the knee and window the demo found; the stages are already written."""
+    """Land the rest of the facts (lines, refunds) and compute the console's snapshot
+    with the knee and window the demo found; the stages are already written."""
     land(engine, group, warehouse)
     config = StageConfig(knee=life.knee_found, window_days=life.window_days)
     payloads = compute_snapshots(engine, group, warehouse, config, write_stages=False)
@@ -247,13 +263,16 @@ def _lifecycle(engine: Engine, group: str, warehouse: Path, data_dir: Path) -> L
     land(engine, group, warehouse, tables=LANDED)
     con = connect("duckdb")
     try:
-        purchases = open_warehouse(con, warehouse, group).purchases()
-        curve = retention_rows(to_pandas(con, retention_counts(purchases, window, MAX_K)), MAX_K)
+        wh = open_warehouse(con, warehouse, group)
+        # as of the data's end, as the console's snapshot is: the same curve and stages
+        t_end = wh.data_end()
+        counts = retention_counts(wh.purchases(), window, MAX_K, t_end)
+        curve = retention_rows(to_pandas(con, counts), MAX_K)
         knee = find_knee(curve).k
         stages: list[tuple[str, int]] = []
         if knee is not None:
             config = StageConfig(knee=knee, window_days=window)
-            report = stages_from_warehouse(warehouse, group, config, con=con)
+            report = stages_from_warehouse(warehouse, group, config, as_of=t_end, con=con)
             write_member_stages(engine, group, report.members)
             stages = [(s["stage"], s["members"]) for s in report.payload["stages"]]
     finally:

@@ -36,11 +36,22 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
         t("table.channels", lang),
         t("col.channel", lang),
         t("col.orders", lang),
+        t("col.cancelled", lang),
         t("col.sales", lang),
     )
     for channel, n, fen in result.orders_by_channel:
-        tab.add_row(channel, f"{n:,}", f"{fen / 100:,.0f}")
+        cancelled = result.cancelled_by_channel.get(channel, 0)
+        tab.add_row(channel, f"{n:,}", f"{cancelled:,}", f"{fen / 100:,.0f}")
     out.print(tab)
+    out.print(
+        t(
+            "demo.orders_counted",
+            lang,
+            total=f"{result.counted_orders + result.cancelled_orders:,}",
+            cancelled=f"{result.cancelled_orders:,}",
+            counted=f"{result.counted_orders:,}",
+        )
+    )
 
     tab = _table(t("table.identities", lang), t("col.type", lang), t("col.count", lang))
     for type_name, n in result.identities_by_type:
