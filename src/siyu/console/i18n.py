@@ -275,10 +275,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "guides.title": ("导购排行", "Guide leaderboard"),
     "guides.text": ("按归属销售额排序。", "Ranked by attributed sales."),
     "guides.members": ("{guide} 的会员", "{guide}'s members"),
-    "guides.count": (
-        "共 {n} 位会员，显示最近下单的 {shown} 位。",
-        "{n} members; the {shown} who ordered most recently are shown.",
-    ),
     "my.title": ("我的会员", "My members"),
     "tasks.title": ("跟进任务", "Tasks"),
     "tasks.text": (
@@ -297,10 +293,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Sales, orders, buyers and home members per store.",
     ),
     "stores.members": ("{store} 的会员", "Members of {store}"),
-    "stores.count": (
-        "归属会员 {n} 位，显示最近下单的 {shown} 位。",
-        "{n} home members; the {shown} who ordered most recently are shown.",
-    ),
     "stores.trend": ("近 12 个月销售额（元）", "Sales, last 12 months (CNY)"),
     "empty": ("暂无数据", "No data"),
     # member lists (segments.lists, console.member_lists): every count opens one
