@@ -36,6 +36,23 @@ member_stages = Table(
 )
 Index("ix_member_stages_group_id", member_stages.c.group_id, member_stages.c.stage)
 
+# Each buyer's RFM scores and segment as the last snapshot scored them
+# (analytics.writeback.write_member_rfm), so the RFM page's counts open the members
+# behind them (segments.lists). Rewritten whole per brand group with each snapshot.
+member_rfm = Table(
+    "member_rfm",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("r", Integer, nullable=False),
+    Column("f", Integer, nullable=False),
+    Column("m", Integer, nullable=False),
+    Column("segment", String(32), nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "member_id"),
+)
+Index("ix_member_rfm_segment", member_rfm.c.group_id, member_rfm.c.segment)
+
 # Aggregates the console serves (siyu.analytics.snapshot): one JSON payload per kind and
 # run, computed from the warehouse so no page request touches DuckDB. A few runs are kept
 # per kind (the newest is served); the index finds the newest in one seek.

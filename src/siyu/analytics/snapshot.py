@@ -32,7 +32,7 @@ from ibis import BaseBackend
 from sqlalchemy import Engine, text
 
 from siyu.analytics import kpis as kpi_exprs
-from siyu.analytics.engines import connect, load_arrow, materialised, to_pandas
+from siyu.analytics.engines import connect, load_arrow, materialised, to_arrow, to_pandas
 from siyu.analytics.knee import find_knee
 from siyu.analytics.kpi_service import kpi_report
 from siyu.analytics.lifecycle import stages_report, write_member_stages
@@ -51,6 +51,7 @@ from siyu.analytics.service import AXES
 from siyu.analytics.stages import StageConfig, month_ends
 from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse, open_warehouse
+from siyu.analytics.writeback import write_member_rfm
 from siyu.errors import ValidationError
 from siyu.store.reads import Reader, Sql
 
@@ -124,7 +125,7 @@ def _payloads(
     payloads = {
         "kpis": kpis,
         "lifecycle": _lifecycle(con, wh, purchases, engine, group_id, config, t_end, write_stages),
-        "rfm": _rfm(con, purchases, t_end, config),
+        "rfm": _rfm(con, purchases, t_end, config, engine, group_id),
         "sales": _sales(con, wh, purchases, t_end),
         "stores": _stores(con, engine, group_id, purchases, t_end),
         "guides": _guides(engine, group_id, kpis),
@@ -244,13 +245,22 @@ def _lifecycle(
 
 
 def _rfm(
-    con: BaseBackend, purchases: ir.Table, t_end: datetime, stages: StageConfig
+    con: BaseBackend,
+    purchases: ir.Table,
+    t_end: datetime,
+    stages: StageConfig,
+    engine: Engine,
+    group_id: str,
 ) -> dict[str, Any]:
     # recency on the lifecycle's edges, so r <= 2 is exactly the stages' "lapsed"
     edges = lifecycle_recency_days(stages.at_risk_days, stages.lapsed_days)
     config = RFMConfig(recency_days=edges)
     # scored once (three ranks over every member), then read by every query below
     with materialised(rfm_scores(rfm_values(purchases, t_end, distinct=True), config)) as scored:
+        # each member's scores, so the page's counts open their members (segments.lists)
+        write_member_rfm(
+            engine, group_id, to_arrow(con, scored.select("member_id", "r", "f", "m", "segment"))
+        )
         members = int(con.execute(scored.count()))
         layers = {
             axis: [

@@ -38,7 +38,8 @@ def _page(
         return render(ctx, "no_snapshot.html", title=ctx.t(f"nav.{template[:-5]}"))
     first = snaps[kinds[0]]
     as_of = ctx.t("as_of", as_of=fmt_time(first.as_of), computed_at=fmt_time(first.computed_at))
-    return render(ctx, template, as_of=as_of, **values)
+    # the facts' end, for the links from a count to its members (segments.lists `until`)
+    return render(ctx, template, as_of=as_of, until=first.as_of.isoformat(), **values)
 
 
 def _card(

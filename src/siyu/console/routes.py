@@ -16,7 +16,7 @@ from siyu.auth.errors import AuthenticationError
 from siyu.auth.keys import authenticate_async
 from siyu.auth.principal import Role
 from siyu.auth.scope import member_in_scope
-from siyu.console import access, analytics_pages, people_pages
+from siyu.console import access, analytics_pages, member_lists, people_pages
 from siyu.console.member360 import find_member, load_member
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
@@ -39,6 +39,7 @@ from siyu.identity.types import IDENTITY_TYPES
 router = APIRouter(prefix="/console", include_in_schema=False)
 router.include_router(analytics_pages.router)
 router.include_router(people_pages.router)
+router.include_router(member_lists.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
@@ -153,12 +154,6 @@ async def static(name: str, request: Request) -> Response:
 # --- Member 360 -------------------------------------------------------------------------
 
 
-@router.get("/members")
-async def members_search(request: Request) -> Response:
-    ctx = await authenticated(request, "members")
-    return render(ctx, "members_search.html", types=SEARCH_TYPES, error=None)
-
-
 @router.post("/members/search")
 async def members_find(request: Request) -> Response:
     """A search is a POST: the identifier (a phone) stays out of URLs and so out of
@@ -191,7 +186,7 @@ async def members_find(request: Request) -> Response:
             "members_search.html",
             status=404 if not error else 422,
             types=SEARCH_TYPES,
-            error=error,
+            search_error=error,
         )
     return redirect(ctx, f"/console/members/{member_id}")
 

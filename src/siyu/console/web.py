@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -142,8 +142,16 @@ def _env() -> Environment:
         fmt_pct=i18n.fmt_pct,
         fmt_time=i18n.fmt_time,
         fmt_date=i18n.fmt_date,
+        members_url=members_url,
     )
     return env
+
+
+def members_url(**criteria: Any) -> str:
+    """A link to the member list (`member_lists`) with these criteria (None left out): what
+    every count on an aggregate page links to."""
+    query = {k: str(v) for k, v in criteria.items() if v is not None and v != ""}
+    return f"/console/members?{urlencode(query)}" if query else "/console/members"
 
 
 def render(ctx: Ctx, template: str, status: int = 200, **values: Any) -> Response:

@@ -36,6 +36,19 @@ PROFILE = Sql(
 )
 
 
+def shown_identity(
+    vault: Vault, clear: bool, type_: str, value: Any, enc: Any, masked: Any
+) -> tuple[str, bool]:
+    """An identity's value as a person may see it, and whether it is masked: the clear
+    value of a type that is not personal data, the decrypted one for roles that see
+    personal data (`clear`), else the mask. The console's member lists use it too."""
+    if value is not None:
+        return str(value), False
+    if clear and enc is not None:
+        return vault.decrypt(bytes(enc), type_), False
+    return str(masked), True
+
+
 def render_profile(vault: Vault, who: Principal, rows: list[Any]) -> dict[str, Any]:
     """The profile as the response model's dict (FastAPI validates it once, on the way
     out), personal data in the clear only for roles that may see it."""
@@ -44,12 +57,7 @@ def render_profile(vault: Vault, who: Principal, rows: list[Any]) -> dict[str, A
     for r in rows:
         if r.i_id is None:  # a member without identities (LEFT JOIN)
             continue
-        if r.i_value is not None:
-            shown, masked = r.i_value, False
-        elif clear and r.i_enc is not None:
-            shown, masked = vault.decrypt(bytes(r.i_enc), r.i_type), False
-        else:
-            shown, masked = r.i_masked, True
+        shown, masked = shown_identity(vault, clear, r.i_type, r.i_value, r.i_enc, r.i_masked)
         identities.append(
             {
                 "identity_id": r.i_id,

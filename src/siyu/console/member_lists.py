@@ -1,0 +1,172 @@
+"""The member list page and its CSV export: any `segments.lists.MemberCriteria` from the
+URL, paged, sorted and filtered, in the principal's row scope. Every count on an aggregate
+page links here (`members_url`); the guide's "My members" and a store's members are this
+page with their criteria."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from siyu.analytics.snapshot import latest_snapshot
+from siyu.auth.principal import Role
+from siyu.console.i18n import STRINGS, channel_label, stage_label, tr
+from siyu.console.web import ConsoleExit, Ctx, authenticated, render, secure
+from siyu.errors import ValidationError
+from siyu.identity.types import IDENTITY_TYPES
+from siyu.segments import lists
+from siyu.segments.lists import ListView, MemberCriteria
+
+router = APIRouter()
+
+SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
+# the criteria the form shows in its first row; the others under "more criteria"
+MAIN_FIELDS = ("stage", "rfm", "store", "guide", "channel", "cohort")
+
+
+@router.get("/members")
+async def members(request: Request) -> Response:
+    """Search a member by an identifier, and every member matching the criteria."""
+    ctx = await authenticated(request, "members")
+    return await show_list(ctx, "/console/members", ctx.t("list.title"), search=True)
+
+
+@router.get("/my-members")
+async def my_members(request: Request) -> Response:
+    """A guide's own members (its row scope is the criterion)."""
+    ctx = await authenticated(request, "my_members")
+    return await show_list(ctx, "/console/my-members", ctx.t("my.title"))
+
+
+@router.get("/guides/{guide_id}")
+async def guide_members(guide_id: str, request: Request) -> Response:
+    ctx = await authenticated(request, "guide_members")
+    return await show_list(
+        ctx,
+        f"/console/guides/{guide_id[:64]}",
+        ctx.t("guides.members", guide=guide_id[:64]),
+        fixed={"guide": guide_id[:64]},
+    )
+
+
+@router.get("/stores/{store_id}")
+async def store_members(store_id: str, request: Request) -> Response:
+    ctx = await authenticated(request, "store_members")
+    assert ctx.who is not None
+    if ctx.who.role == Role.STORE and store_id not in ctx.who.stores:
+        raise ConsoleExit(403)
+    return await show_list(
+        ctx,
+        f"/console/stores/{store_id[:64]}",
+        ctx.t("stores.members", store=store_id[:64]),
+        fixed={"store": store_id[:64]},
+    )
+
+
+@router.get("/members.csv")
+async def members_csv(request: Request) -> Response:
+    """The list as CSV, streamed: every member matching, in the page's order, with the
+    page's masks and scope (a role that sees masked phones exports masked phones)."""
+    ctx = await authenticated(request, "members")
+    assert ctx.who is not None
+    try:
+        criteria = lists.parse_criteria(request.query_params)
+        view = lists.parse_view(request.query_params)
+    except ValidationError as exc:
+        return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
+    who, svc = ctx.who, ctx.svc
+
+    async def rows() -> AsyncIterator[bytes]:
+        async with svc.reads.connection() as reader:
+            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view):
+                yield chunk.encode("utf-8")
+
+    response = StreamingResponse(rows(), media_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = 'attachment; filename="members.csv"'
+    return secure(response)
+
+
+async def show_list(
+    ctx: Ctx, path: str, title: str, fixed: Mapping[str, str] | None = None, search: bool = False
+) -> Response:
+    """Render the list at `path`: the URL's criteria (and `fixed` ones, which the page's
+    path already says), sorted and paged as asked; a bad value is a 422 naming it."""
+    assert ctx.who is not None
+    params = {**ctx.request.query_params, **(fixed or {})}
+    error = None
+    try:
+        criteria = lists.parse_criteria(params)
+        view = lists.parse_view(params)
+    except ValidationError as exc:
+        error = f"{ctx.t('list.bad_input')} {exc}"
+        criteria, view = MemberCriteria(), ListView()
+    async with ctx.svc.reads.connection() as reader:
+        found = await lists.member_page(reader, ctx.svc.vault, ctx.who, criteria, view)
+        stages, segments = await _options(ctx, reader)
+    query = criteria.query()
+    shown = {k: v for k, v in query.items() if k not in (fixed or {})}
+
+    def link(**change: Any) -> str:
+        """This list with the view changed (sort, dir, page, per)."""
+        asked = {**shown, **found.view.query(), **{k: str(v) for k, v in change.items()}}
+        return f"{path}?{urlencode(asked)}"
+
+    def sort_link(key: str) -> str:
+        desc = not found.view.desc if found.view.sort == key else key != "member_id"
+        return link(sort=key, dir="desc" if desc else "asc", page=1)
+
+    csv_query = {**query, "sort": found.view.sort, "dir": "desc" if found.view.desc else "asc"}
+    return render(
+        ctx,
+        "member_list.html",
+        status=422 if error else 200,
+        title=title,
+        found=found,
+        criteria=criteria,
+        fields=lists.CRITERIA_FIELDS,
+        main_fields=MAIN_FIELDS,
+        fixed=fixed or {},
+        values=query,
+        error=error,
+        link=link,
+        sort_link=sort_link,
+        sorts=lists.SORTS,
+        per_page=lists.PER_PAGE,
+        csv_url=f"/console/members.csv?{urlencode(csv_query)}",
+        list_path=path,
+        stages=stages,
+        segments=segments,
+        search=search,
+        types=SEARCH_TYPES,
+        search_error=None,
+        masked=not ctx.who.sees_personal_data,
+        crit_value=lambda k, value: criterion_value(k, value, ctx.lang),
+    )
+
+
+def criterion_value(name: str, value: str, lang: str) -> str:
+    """A criterion's value as the page names it: labels for codes that have one."""
+    if name == "stage":
+        return stage_label(value, lang)
+    if name in ("funnel", "channel"):
+        return channel_label(value, lang)
+    key = {"rfm": "segment.", "step": "step."}.get(name, "") + value
+    return tr(key, lang) if name in ("rfm", "step") and key in STRINGS else value
+
+
+async def _options(ctx: Ctx, reader: Any) -> tuple[list[str], list[str]]:
+    """The stages and RFM segments the latest snapshots name, for the form's choices
+    (HQ roles only: the snapshots are group-wide)."""
+    assert ctx.who is not None
+    if ctx.who.role not in (Role.ADMIN, Role.ANALYST):
+        life = await latest_snapshot(reader, ctx.who.group_id, "lifecycle")
+        return [s["stage"] for s in life.payload.get("stages", [])] if life else [], []
+    life = await latest_snapshot(reader, ctx.who.group_id, "lifecycle")
+    rfm = await latest_snapshot(reader, ctx.who.group_id, "rfm")
+    stages = [s["stage"] for s in life.payload.get("stages", [])] if life else []
+    segments = [s["segment"] for s in rfm.payload.get("segments", [])] if rfm else []
+    return stages, segments
