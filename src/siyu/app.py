@@ -52,7 +52,7 @@ def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     """The service: the API, and the console at /console over the same services."""
     services = build_services(settings, rate_per_second)
     app = create_api(services, lifespan=_lifespan)
-    console.mount(app, services.settings.secret_key)
+    console.mount(app, services.settings.secret_key, console.bundle_path(settings.console_bundle))
     return app
 
 

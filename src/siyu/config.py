@@ -43,6 +43,8 @@ class Settings:
     # (`siyu.store.secret.bind_secret`); "" when it came from SIYU_SECRET_KEY or a test.
     secret_key_file: str = ""
     strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
+    # The console's chart bundle; "" = the one inside the package (built from web/).
+    console_bundle: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -66,6 +68,7 @@ class Settings:
             secret_key=secret,
             secret_key_file=key_file,
             strong_identity_types=strong,
+            console_bundle=env.get("SIYU_CONSOLE_BUNDLE", "").strip(),
         )
 
     @property

@@ -11,6 +11,7 @@ import typer
 
 from siyu.cli.common import (
     JsonOption,
+    console,
     emit_json,
     errors,
     fail,
@@ -36,15 +37,15 @@ def serve_cmd(
     console (/console) on the configured store."""
     import uvicorn
 
-    from siyu.console.routes import bundle_missing
+    from siyu.console.routes import bundle_missing, bundle_path
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    missing = bundle_missing()
-    if missing:
-        fail(SiyuError(missing))
     with errors(), open_store(settings.database_url) as engine:
         upgrade(engine)
+    missing = bundle_missing(bundle_path(settings.console_bundle))
+    if missing:  # a plain install (no Node): the API is served, the console says why
+        console.print(t("serve.console_off", settings.lang, why=missing), soft_wrap=True)
     uvicorn.run(
         "siyu.asgi:app",
         host=host,
@@ -117,7 +118,7 @@ def demo_cmd(
     if as_json:
         emit_json(result.as_json())
         return
-    from siyu.console.routes import bundle_missing
+    from siyu.console.routes import bundle_missing, bundle_path
     from siyu.demo.summary import print_console, print_keys, print_summary, print_where
 
     print_summary(out, result, language)
@@ -128,7 +129,8 @@ def demo_cmd(
         out.print(t("demo.serve_later", language), soft_wrap=True, highlight=False)
         return
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    print_console(out, f"http://{shown}:{port}/console", keys, language, bundle_missing())
+    missing = bundle_missing(bundle_path(settings.console_bundle))
+    print_console(out, f"http://{shown}:{port}/console", keys, language, missing)
     _serve_demo(result.settings, language, host, port)
 
 
