@@ -46,4 +46,3 @@ def test_snapshot_lands_first_and_stores_every_kind(brand: Brand, tmp_path: Path
     assert warehouse.is_file()
     after = brand.one("SELECT COUNT(*) FROM analytics_snapshots WHERE group_id = :g")
     assert after == min(before + len(kinds), 5 * len(kinds))
-
