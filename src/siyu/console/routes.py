@@ -76,7 +76,8 @@ def bundle_missing(bundle: Path = BUNDLE) -> str | None:
 _OFF_PAGE = """<!doctype html>
 <html lang="zh-CN">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>运营台未启用 · The console is off · siyu</title></head>
+<title>运营台未启用 · The console is off · siyu</title>
+<link rel="icon" href="data:,"></head>
 <body>
 <h1>运营台未启用 · The console is off</h1>
 <p>{why}.</p>
@@ -170,12 +171,16 @@ async def logout(request: Request) -> Response:
 
 
 _ASSETS: dict[str, tuple[bytes, str, str]] = {}
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",  # the tab's icon: declared by every page, so no /favicon.ico 404
+}
 
 
 @router.get("/static/{name}")
 async def static(name: str, request: Request) -> Response:
-    """The bundle and the style sheet, from the package (no CDN at run time)."""
+    """The bundle, the style sheet and the icon, from the package (no CDN at run time)."""
     if name not in _ASSETS:
         bundle: Path = request.app.state.console_bundle
         path = bundle if name == BUNDLE.name else STATIC / name
