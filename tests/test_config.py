@@ -10,12 +10,22 @@ from siyu.config import Settings
 from siyu.errors import ConfigError
 
 
-def test_defaults_are_the_embedded_store_and_a_generated_key(tmp_path: Path) -> None:
+def test_defaults_are_the_embedded_store_and_its_key_file(tmp_path: Path) -> None:
+    from siyu.store.engine import make_engine
+    from siyu.store.secret import bind_secret
+
     env = {"SIYU_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    # reading the settings never makes a key: only a new store gets one (bind_secret)
     first = Settings.from_env(env)
     assert first.lang == "zh" and first.group_id == "default"
+    assert first.secret_key == b"" and first.secret_key_file == str(tmp_path / "a.key")
+    assert not (tmp_path / "a.key").exists()
+    engine = make_engine(env["SIYU_DATABASE_URL"])
+    bound = bind_secret(engine, first)
+    engine.dispose()
     assert (tmp_path / "a.key").stat().st_mode & 0o777 == 0o600
-    assert Settings.from_env(env).secret_key == first.secret_key  # kept, not regenerated
+    assert not (tmp_path / "a.db").exists()  # binding made no store
+    assert Settings.from_env(env).secret_key == bound.secret_key  # kept, not regenerated
 
 
 def test_postgres_needs_an_explicit_key() -> None:

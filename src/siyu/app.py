@@ -21,6 +21,7 @@ from siyu.privacy import Vault
 from siyu.services import Services
 from siyu.store.engine import make_engine
 from siyu.store.reads import make_reads
+from siyu.store.secret import bind_secret
 
 
 def build_services(settings: Settings, rate_per_second: float = 200.0) -> Services:
@@ -30,6 +31,12 @@ def build_services(settings: Settings, rate_per_second: float = 200.0) -> Servic
     # connection that fails is discarded by the pool anyway. Sized for the thread pool
     # (40 threads) that runs the writes.
     engine = make_engine(settings.database_url, pool_pre_ping=False, pool_size=40, max_overflow=10)
+    # the store's own secret, or a clear refusal (another secret logs in no key)
+    try:
+        settings = bind_secret(engine, settings)
+    except Exception:
+        engine.dispose()
+        raise
     return Services(
         settings=settings,
         engine=engine,
@@ -43,8 +50,9 @@ def build_services(settings: Settings, rate_per_second: float = 200.0) -> Servic
 
 def create_app(settings: Settings, rate_per_second: float = 200.0) -> FastAPI:
     """The service: the API, and the console at /console over the same services."""
-    app = create_api(build_services(settings, rate_per_second), lifespan=_lifespan)
-    console.mount(app, settings.secret_key)
+    services = build_services(settings, rate_per_second)
+    app = create_api(services, lifespan=_lifespan)
+    console.mount(app, services.settings.secret_key, console.bundle_path(settings.console_bundle))
     return app
 
 

@@ -6,6 +6,8 @@ and the CLI can build one explicitly instead of mutating `os.environ`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -37,7 +39,12 @@ class Settings:
     group_id: str = "default"
     rate_limit: float = 200.0
     secret_key: bytes = field(default=b"", repr=False)
+    # The file the secret was read from or, for a new embedded store, is generated into
+    # (`siyu.store.secret.bind_secret`); "" when it came from SIYU_SECRET_KEY or a test.
+    secret_key_file: str = ""
     strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
+    # The console's chart bundle; "" = the one inside the package (built from web/).
+    console_bundle: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -51,15 +58,23 @@ class Settings:
             for t in env.get("SIYU_ONEID_STRONG_TYPES", ",".join(DEFAULT_STRONG_TYPES)).split(",")
             if t.strip()
         )
+        secret, key_file = _secret_key(env, database_url)
         return cls(
             database_url=database_url,
             warehouse=env.get("SIYU_WAREHOUSE", "siyu.duckdb"),
             lang=lang,
             group_id=env.get("SIYU_GROUP", "default").strip() or "default",
             rate_limit=_positive_float(env, "SIYU_RATE_LIMIT", 200.0),
-            secret_key=_secret_key(env, database_url),
+            secret_key=secret,
+            secret_key_file=key_file,
             strong_identity_types=strong,
+            console_bundle=env.get("SIYU_CONSOLE_BUNDLE", "").strip(),
         )
+
+    @property
+    def secret_origin(self) -> str:
+        """Where the secret comes from, for messages: its file, or the variable."""
+        return self.secret_key_file or "SIYU_SECRET_KEY"
 
 
 def _positive_float(env: dict[str, str], name: str, default: float) -> float:
@@ -75,17 +90,18 @@ def _positive_float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-def _secret_key(env: dict[str, str], database_url: str) -> bytes:
-    """The key for encrypting and hashing personal data.
+def _secret_key(env: dict[str, str], database_url: str) -> tuple[bytes, str]:
+    """The key for encrypting and hashing personal data, and the file it is kept in.
 
     Production sets SIYU_SECRET_KEY (64 hex chars = 32 bytes). For the embedded SQLite
-    default we create a key file beside the database on first use so that `make demo`
-    needs no set-up; losing that file makes the stored phones unreadable, which is the
-    point of encrypting them.
+    default the key is kept in a file beside the database (SIYU_SECRET_KEY_FILE names
+    another), so that `make demo` needs no set-up. Reading settings never creates that
+    file: a key is generated only for a new store (`siyu.store.secret.bind_secret`), since
+    a second key for an existing store could read none of its phones nor log in its keys.
     """
     raw = env.get("SIYU_SECRET_KEY")
     if raw:
-        return _parse_key(raw.strip(), "SIYU_SECRET_KEY")
+        return _parse_key(raw.strip(), "SIYU_SECRET_KEY"), ""
     if not database_url.startswith("sqlite"):
         raise ConfigError(
             "SIYU_SECRET_KEY is required when SIYU_DATABASE_URL is not SQLite "
@@ -94,13 +110,28 @@ def _secret_key(env: dict[str, str], database_url: str) -> bytes:
     db_path = database_url.split("///", 1)[-1] or "siyu.db"
     key_path = Path(env.get("SIYU_SECRET_KEY_FILE", str(Path(db_path).with_suffix(".key"))))
     if key_path.exists():
-        return _parse_key(key_path.read_text().strip(), str(key_path))
-    key_path.parent.mkdir(parents=True, exist_ok=True)
+        return _parse_key(key_path.read_text().strip(), f"SIYU_SECRET_KEY_FILE {key_path}"), str(
+            key_path
+        )
+    return b"", str(key_path)
+
+
+def generate_secret_file(path: Path) -> bytes:
+    """A new random key written to `path` (mode 0600, never over an existing file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     key_hex = secrets.token_hex(32)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return _parse_key(path.read_text().strip(), f"SIYU_SECRET_KEY_FILE {path}")
     with os.fdopen(fd, "w") as fh:
         fh.write(key_hex + "\n")
     return bytes.fromhex(key_hex)
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """What the store keeps of its secret to recognise it: a keyed hash, not the key."""
+    return hmac.new(secret, b"siyu/secret-fingerprint/v1", hashlib.sha256).hexdigest()
 
 
 def _parse_key(text: str, where: str) -> bytes:

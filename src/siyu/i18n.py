@@ -84,6 +84,35 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "完成，用时 {seconds:.1f} 秒。数据库：{db}",
         "en": "Done in {seconds:.1f} s. Database: {db}",
     },
+    "demo.where": {"zh": "演示用的品牌集团、数据库和密钥", "en": "What the demo used"},
+    "demo.where_group": {"zh": "品牌集团：{value}", "en": "Brand group: {value}"},
+    "demo.where_db": {"zh": "数据库：{value}", "en": "Database: {value}"},
+    "demo.where_warehouse": {"zh": "分析仓库：{value}", "en": "Warehouse: {value}"},
+    "demo.where_secret": {"zh": "密钥：{value}", "en": "Secret key: {value}"},
+    "demo.where_later": {
+        "zh": "之后的命令（siyu keys create、siyu serve……）要作用于演示品牌，先设置：",
+        "en": "To point later commands (siyu keys create, siyu serve, ...) at the demo, set:",
+    },
+    "demo.where_secret_env": {
+        "zh": "# SIYU_SECRET_KEY：保持本次演示所用的值",
+        "en": "# SIYU_SECRET_KEY: keep the one this demo ran with",
+    },
+    "demo.key_scope_store": {
+        "zh": "（门店 {scope}，{members} 位会员）",
+        "en": " (store {scope}, {members} members)",
+    },
+    "demo.key_scope_guide": {
+        "zh": "（导购 {scope}，{members} 位会员）",
+        "en": " (guide {scope}, {members} members)",
+    },
+    "demo.serve_later": {
+        "zh": "用上面的设置运行 siyu serve，再用这些密钥登录 /console。",
+        "en": "Run siyu serve with the settings above, then log in at /console with these keys.",
+    },
+    "serve.console_off": {
+        "zh": "运营台未启用：{why}。API 照常服务。",
+        "en": "The console is off: {why}. The API is served.",
+    },
     "demo.console": {"zh": "运营台", "en": "Operations console"},
     "demo.console_url": {"zh": "打开 {url}", "en": "Open {url}"},
     "demo.console_key": {

@@ -1,12 +1,11 @@
-"""The console's commands: `siyu analyze snapshot` (lands, computes, stores) and `siyu
-serve`, which refuses to start without the chart bundle."""
+"""The console's command `siyu analyze snapshot` (lands, computes, stores); `siyu serve`
+without the chart bundle is in test_console_off.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
 from tests.console.conftest import SECRET, Brand
 from typer.testing import CliRunner
 
@@ -47,14 +46,3 @@ def test_snapshot_lands_first_and_stores_every_kind(brand: Brand, tmp_path: Path
     assert warehouse.is_file()
     after = brand.one("SELECT COUNT(*) FROM analytics_snapshots WHERE group_id = :g")
     assert after == min(before + len(kinds), 5 * len(kinds))
-
-
-def test_serve_refuses_to_start_without_the_chart_bundle(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr("siyu.console.routes.BUNDLE", tmp_path / "console.js")
-    result = CliRunner().invoke(
-        app, ["serve"], env={"SIYU_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    )
-    assert result.exit_code == 2
-    assert "make console-assets" in result.output

@@ -38,12 +38,25 @@ WarehouseOption = Annotated[
 ]
 
 
+# The secret each store's settings were bound to in this process (`load_settings`), so
+# that `open_store` records its fingerprint once the command has migrated a new store.
+_BOUND: dict[str, Settings] = {}
+
+
 def load_settings() -> Settings:
+    """The settings, with the store's secret: generated only for a new store, refused
+    (exit 2, naming the setting) when an existing store's is missing or another."""
+    from siyu.store.secret import bind_secret
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        with open_store(settings.database_url) as engine:
+            settings = bind_secret(engine, settings)
     except SiyuError as exc:
         fail(exc)
         raise
+    _BOUND[settings.database_url] = settings
+    return settings
 
 
 def fail(exc: Exception) -> None:
@@ -82,9 +95,13 @@ def open_store(database_url: str) -> Iterator[Engine]:
     """The operational store's engine for one command, disposed at the end (its pooled
     connections closed, not left to the garbage collector)."""
     from siyu.store.engine import make_engine
+    from siyu.store.secret import check_fingerprint
 
     engine = make_engine(database_url)
     try:
         yield engine
+        bound = _BOUND.get(database_url)
+        if bound is not None:  # a store this command made knows its secret from now on
+            check_fingerprint(engine, bound)
     finally:
         engine.dispose()

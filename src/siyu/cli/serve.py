@@ -3,13 +3,15 @@ its own brand."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from siyu.cli.common import (
     JsonOption,
+    console,
     emit_json,
     errors,
     fail,
@@ -22,6 +24,9 @@ from siyu.config import Settings
 from siyu.errors import SiyuError
 from siyu.i18n import t
 
+if TYPE_CHECKING:
+    from siyu.demo.summary import DemoKey
+
 
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -32,15 +37,15 @@ def serve_cmd(
     console (/console) on the configured store."""
     import uvicorn
 
-    from siyu.console.routes import bundle_missing
+    from siyu.console.routes import bundle_missing, bundle_path
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    missing = bundle_missing()
-    if missing:
-        fail(SiyuError(missing))
     with errors(), open_store(settings.database_url) as engine:
         upgrade(engine)
+    missing = bundle_missing(bundle_path(settings.console_bundle))
+    if missing:  # a plain install (no Node): the API is served, the console says why
+        console.print(t("serve.console_off", settings.lang, why=missing), soft_wrap=True)
     uvicorn.run(
         "siyu.asgi:app",
         host=host,
@@ -73,18 +78,19 @@ def demo_cmd(
 ) -> None:
     """Run the whole path: generate -> import -> resolve -> quality against the truth ->
     warehouse, stages and the console's snapshot; then serve the console on it."""
-    from siyu.demo.pipeline import run_demo
+    from siyu.demo.pipeline import demo_database_url, run_demo
 
-    settings = load_settings()
+    try:
+        # The settings later commands get with SIYU_DATABASE_URL set to the demo's store:
+        # its secret is found (or, for the fresh store, made) where they will look for it.
+        url = database_url or demo_database_url(workdir)
+        settings = Settings.from_env({**os.environ, "SIYU_DATABASE_URL": url})
+    except SiyuError as exc:
+        fail(exc)
+        raise
     language = lang or settings.lang
     if language not in ("zh", "en"):
         fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
-    if serve and not as_json:
-        from siyu.console.routes import bundle_missing
-
-        missing = bundle_missing()
-        if missing:  # before minutes of work, not after
-            fail(SiyuError(f"{missing}; or run the demo with --no-serve"))
     with errors(), progress_bars() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
         step_task = progress.add_task("", total=6)
@@ -112,50 +118,80 @@ def demo_cmd(
     if as_json:
         emit_json(result.as_json())
         return
-    from siyu.demo.summary import print_summary
+    from siyu.console.routes import bundle_missing, bundle_path
+    from siyu.demo.summary import print_console, print_keys, print_summary, print_where
 
     print_summary(out, result, language)
-    if serve:
-        _serve_demo(settings, result.database_url, result.group_id, language, host, port)
+    print_where(out, result.settings, language)
+    keys = _demo_keys(result.settings)
+    if not serve:
+        print_keys(out, keys, language)
+        out.print(t("demo.serve_later", language), soft_wrap=True, highlight=False)
+        return
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    missing = bundle_missing(bundle_path(settings.console_bundle))
+    print_console(out, f"http://{shown}:{port}/console", keys, language, missing)
+    _serve_demo(result.settings, language, host, port)
 
 
-def _serve_demo(
-    settings: Settings, database_url: str, group: str, lang: str, host: str, port: int
-) -> None:
-    """Keys for the demo brand (an admin's, and an analyst's and a store's to try the
-    roles), the console's URL, then the server in the foreground."""
-    from dataclasses import replace
-
-    import uvicorn
+def _demo_keys(settings: Settings) -> list[DemoKey]:
+    """Keys for the demo brand, one per console role: an admin's, an analyst's, a store's
+    (the store with the most home members) and a guide's (the guide with the most members,
+    so the guide pages have people on them). They expire in 30 days."""
     from sqlalchemy import text
 
-    from siyu.app import create_app
     from siyu.auth.keys import create_key
-    from siyu.demo.summary import print_console
+    from siyu.demo.summary import DemoKey
     from siyu.privacy import Vault
 
-    with open_store(database_url) as engine:
+    group = settings.group_id
+    g = {"g": group}
+    keys: list[DemoKey] = []
+    with open_store(settings.database_url) as engine:
         vault = Vault(settings.secret_key)
         with engine.connect() as conn:
             store = conn.execute(
-                text("SELECT MIN(store_id) FROM stores WHERE group_id = :g AND kind = 'store'"),
-                {"g": group},
-            ).scalar()
-        keys = {
-            "admin": create_key(engine, vault, group, "admin", "demo admin", expires_in_days=30),
-            "analyst": create_key(
-                engine, vault, group, "analyst", "demo analyst", expires_in_days=30
-            ),
-        }
+                text(
+                    "SELECT s.store_id, COUNT(m.member_id) FROM stores s LEFT JOIN members m "
+                    "ON m.group_id = s.group_id AND m.home_store_id = s.store_id "
+                    "WHERE s.group_id = :g AND s.kind = 'store' "
+                    "GROUP BY s.store_id ORDER BY 2 DESC, s.store_id LIMIT 1"
+                ),
+                g,
+            ).first()
+            guide = conn.execute(
+                text(
+                    "SELECT guide_id, COUNT(DISTINCT member_id) FROM orders "
+                    "WHERE group_id = :g AND guide_id IS NOT NULL AND member_id IS NOT NULL "
+                    "GROUP BY guide_id ORDER BY 2 DESC, guide_id LIMIT 1"
+                ),
+                g,
+            ).first()
+        for role in ("admin", "analyst"):
+            issued = create_key(engine, vault, group, role, f"demo {role}", expires_in_days=30)
+            keys.append(DemoKey(role, issued.secret))
         if store is not None:
-            keys["store"] = create_key(
-                engine, vault, group, "store", "demo store", stores=(store,), expires_in_days=30
+            issued = create_key(
+                engine, vault, group, "store", "demo store", stores=(store[0],), expires_in_days=30
             )
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    print_console(
-        out, f"http://{shown}:{port}/console", {r: k.secret for r, k in keys.items()}, lang
-    )
-    served = replace(settings, database_url=database_url, group_id=group, lang=lang)
+            keys.append(DemoKey("store", issued.secret, store[0], int(store[1])))
+        if guide is not None:
+            issued = create_key(
+                engine, vault, group, "guide", "demo guide", guide_id=guide[0], expires_in_days=30
+            )
+            keys.append(DemoKey("guide", issued.secret, guide[0], int(guide[1])))
+    return keys
+
+
+def _serve_demo(settings: Settings, lang: str, host: str, port: int) -> None:
+    """The API and console on the demo brand, in the foreground."""
+    from dataclasses import replace
+
+    import uvicorn
+
+    from siyu.app import create_app
+
+    served = replace(settings, lang=lang)
     uvicorn.run(
         create_app(served, rate_per_second=settings.rate_limit),
         host=host,

@@ -7,10 +7,11 @@ pages read the store live through the async read port, scoped by `auth.scope` as
 from __future__ import annotations
 
 import hashlib
+import html
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from siyu.auth.errors import AuthenticationError
 from siyu.auth.keys import authenticate_async
@@ -44,21 +45,65 @@ router.include_router(member_lists.router)
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
 
-def mount(app: FastAPI, secret_key: bytes) -> None:
-    """Add the console to the service: its routes, state and error pages."""
+def mount(app: FastAPI, secret_key: bytes, bundle: Path = BUNDLE) -> None:
+    """Add the console to the service: its routes, state and error pages; or, without its
+    chart bundle (a plain install has no Node to build it), a page saying so at every
+    console path while the API is served as ever."""
+    app.state.console_bundle = bundle
+    missing = bundle_missing(bundle)
+    if missing is not None:
+        app.include_router(_off_router(missing))
+        return
     app.state.console = Console(Signer(secret_key))
     app.include_router(router)
     app.add_exception_handler(ConsoleExit, _exit)  # type: ignore[arg-type]
 
 
-def bundle_missing() -> str | None:
+def bundle_path(configured: str = "") -> Path:
+    """Where the chart bundle is: SIYU_CONSOLE_BUNDLE, else inside the package."""
+    return Path(configured) if configured else BUNDLE
+
+
+def bundle_missing(bundle: Path = BUNDLE) -> str | None:
     """Why the console cannot be served, or None: the chart bundle is built from web/."""
-    if BUNDLE.is_file():
+    if bundle.is_file():
         return None
     return (
-        f"the console's chart bundle {BUNDLE} is missing; build it with `make console-assets` "
-        "(npm ci && npm run build in web/)"
+        f"the console's chart bundle {bundle} is missing; build it with `make console-assets` "
+        "(Node.js and npm: npm ci && npm run build in web/), then restart siyu serve"
     )
+
+
+_OFF_PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>运营台未启用 · The console is off · siyu</title>
+<link rel="icon" href="data:,"></head>
+<body>
+<h1>运营台未启用 · The console is off</h1>
+<p>{why}.</p>
+<p>构建方法：在 siyu 的源码目录运行 <code>make console-assets</code>（需要 Node.js 和 npm），
+然后重启 <code>siyu serve</code>。</p>
+<p>To turn it on, run <code>make console-assets</code> in siyu's source tree (it needs Node.js
+and npm), then restart <code>siyu serve</code>.</p>
+<p>API 照常服务 · The API is served:
+<a href="/docs">/docs</a>, <a href="/openapi.json">/openapi.json</a>.</p>
+</body>
+</html>
+"""
+
+
+def _off_router(why: str) -> APIRouter:
+    """Every console path answers 503 with the reason and the remedy."""
+    off = APIRouter(include_in_schema=False)
+    page = _OFF_PAGE.format(why=html.escape(why))
+
+    @off.api_route("/console", methods=["GET", "HEAD", "POST"])
+    @off.api_route("/console/{rest:path}", methods=["GET", "HEAD", "POST"])
+    async def console_off(request: Request) -> Response:
+        return secure(HTMLResponse(page, status_code=503))
+
+    return off
 
 
 async def _exit(request: Request, exc: ConsoleExit) -> Response:
@@ -127,14 +172,19 @@ async def logout(request: Request) -> Response:
 
 
 _ASSETS: dict[str, tuple[bytes, str, str]] = {}
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",  # the tab's icon: declared by every page, so no /favicon.ico 404
+}
 
 
 @router.get("/static/{name}")
 async def static(name: str, request: Request) -> Response:
-    """The bundle and the style sheet, from the package (no CDN at run time)."""
+    """The bundle, the style sheet and the icon, from the package (no CDN at run time)."""
     if name not in _ASSETS:
-        path = STATIC / name
+        bundle: Path = request.app.state.console_bundle
+        path = bundle if name == BUNDLE.name else STATIC / name
         if Path(name).name != name or path.suffix not in _TYPES or not path.is_file():
             return secure(Response(status_code=404))
         body = path.read_bytes()

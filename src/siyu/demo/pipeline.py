@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from siyu.importer.service import ImportReport, ensure_group, import_directory
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
+from siyu.store.secret import bind_secret, check_fingerprint
 
 Hook = Callable[[str], None]
 MAX_K = 8  # the curve shown: k = 1..8 orders
@@ -86,6 +87,8 @@ class DemoResult:
     lifecycle: Lifecycle | None = None
     group_id: str = ""
     snapshot_kinds: list[str] = field(default_factory=list)  # what the console can show
+    # the settings the demo ran on: its store and that store's secret (never printed)
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def seconds(self) -> float:
@@ -128,6 +131,7 @@ class DemoResult:
             "orders_counted": self.counted_orders,
             "database_url": self.database_url,
             "group": self.group_id,
+            "secret": self.settings.secret_origin,
             "snapshot": self.snapshot_kinds,
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
@@ -142,14 +146,18 @@ def run_demo(
     on_step: Hook | None = None,
     generate_progress: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
-    """The whole path on a fresh embedded database (unless `database_url` is given)."""
+    """The whole path on a fresh embedded database (unless `database_url` is given).
+
+    The secret is the one `settings` carries or, when it carries only a key file (see
+    `Settings.from_env`), generated into that file for the fresh store.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / f"brand-{members}-{seed}"
     if database_url is None:
-        db_file = workdir / "siyu-demo.db"
+        database_url = demo_database_url(workdir)
+        db_file = Path(database_url.split("///", 1)[1])
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-        database_url = f"sqlite:///{db_file}"
     timings: dict[str, float] = {}
 
     def lap(name: str, started: float) -> None:
@@ -162,7 +170,9 @@ def run_demo(
     lap("generate", started)
 
     engine = make_engine(database_url)
+    settings = bind_secret(engine, replace(settings, database_url=database_url))
     upgrade(engine)
+    check_fingerprint(engine, settings)
     vault = Vault(settings.secret_key)
     group = f"demo-{seed}"
     ensure_group(engine, group, "山海集团 (demo)")
@@ -202,9 +212,15 @@ def run_demo(
     result.lifecycle = lifecycle
     result.group_id = group
     result.snapshot_kinds = kinds
+    result.settings = replace(settings, group_id=group, warehouse=str(warehouse))
     _summaries(engine, group, result)
     engine.dispose()
     return result
+
+
+def demo_database_url(workdir: Path) -> str:
+    """The demo's own embedded store, made afresh by every run."""
+    return f"sqlite:///{(workdir / 'siyu-demo.db').resolve()}"
 
 
 def _summaries(engine: Engine, group: str, result: DemoResult) -> None:

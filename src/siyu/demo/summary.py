@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
+from siyu.config import Settings
 from siyu.demo.pipeline import DemoResult, Lifecycle
 from siyu.i18n import t
 
@@ -127,11 +131,64 @@ def print_lifecycle(out: Console, life: Lifecycle, lang: str) -> None:
     out.print(tab)
 
 
-def print_console(out: Console, url: str, keys: dict[str, str], lang: str) -> None:
-    """Where the console is and the keys to log in with (shown once: only their hashes are
-    kept)."""
+@dataclass(frozen=True)
+class DemoKey:
+    """A login key the demo made: its role, the secret (shown once) and, for a store's or
+    a guide's, whose it is and how many members that one has."""
+
+    role: str
+    secret: str
+    scope: str = ""
+    members: int = 0
+
+
+def print_where(out: Console, settings: Settings, lang: str) -> None:
+    """The brand group, store, warehouse and secret the demo used, and the settings that
+    point later commands (siyu keys create, siyu serve, ...) at them."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        url = f"sqlite:///{Path(url.split('///', 1)[1]).resolve()}"
+    else:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).render_as_string(hide_password=True)
+    secret = settings.secret_key_file and str(Path(settings.secret_key_file).resolve())
+    out.rule(t("demo.where", lang))
+    for key, value in (
+        ("demo.where_group", settings.group_id),
+        ("demo.where_db", url),
+        ("demo.where_warehouse", str(Path(settings.warehouse).resolve())),
+        ("demo.where_secret", secret or "SIYU_SECRET_KEY"),
+    ):
+        out.print(t(key, lang, value=value), soft_wrap=True, highlight=False)
+    out.print(t("demo.where_later", lang), highlight=False)
+    lines = [
+        f"export SIYU_DATABASE_URL='{url}'",
+        f"export SIYU_GROUP='{settings.group_id}'",
+        f"export SIYU_WAREHOUSE='{Path(settings.warehouse).resolve()}'",
+        f"export SIYU_SECRET_KEY_FILE='{secret}'" if secret else t("demo.where_secret_env", lang),
+    ]
+    for line in lines:
+        out.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
+
+
+def print_keys(out: Console, keys: list[DemoKey], lang: str) -> None:
+    """The login keys (shown once: only their hashes are kept)."""
+    for key in keys:
+        line = t("demo.console_key", lang, role=key.role, secret=key.secret)
+        if key.scope:
+            line += t(f"demo.key_scope_{key.role}", lang, scope=key.scope, members=key.members)
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def print_console(
+    out: Console, url: str, keys: list[DemoKey], lang: str, missing: str | None = None
+) -> None:
+    """Where the console is and the keys to log in with; or, without its chart bundle,
+    why only the API is served."""
     out.rule(t("demo.console", lang))
-    out.print(t("demo.console_url", lang, url=url))
-    for role, secret in keys.items():
-        out.print(t("demo.console_key", lang, role=role, secret=secret), soft_wrap=True)
+    if missing:
+        out.print(t("serve.console_off", lang, why=missing), soft_wrap=True, highlight=False)
+    out.print(t("demo.console_url", lang, url=url), soft_wrap=True)
+    print_keys(out, keys, lang)
     out.print(t("demo.console_stop", lang))
