@@ -1,0 +1,184 @@
+"""Members and their identities: the kinds that feed OneID."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from siyu.identity.ingest import (
+    Encoded,
+    ObservationBuffer,
+    encode_column,
+)
+from siyu.importer.batch import Batch, Context
+from siyu.importer.fields import Field
+from siyu.importer.kinds.base import (
+    CHANNEL,
+    ID_TYPES,
+    Kind,
+    insert_select,
+    reject_changed,
+    stage_accepted,
+    text_field,
+)
+from siyu.privacy import mask_name
+from siyu.store.bulk import unstage
+from siyu.store.dialect import GROUP
+
+
+def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list[Encoded | None]:
+    values = batch.values(field)
+    encoded, errors = encode_column(ctx.encoder, [type_name] * len(values), values, field)
+    for i, rule in enumerate(errors):
+        if rule is not None:
+            batch.reject(i, field, rule)
+    return encoded
+
+
+def _check_members(ctx: Context, batch: Batch) -> None:
+    batch.check_reference("brand_id", ctx.brands, "brand")
+    batch.check_reference("home_store_id", ctx.stores, "store")
+    no_id = np.array(
+        [
+            c is None and p is None
+            for c, p in zip(batch.values("card"), batch.values("phone"), strict=True)
+        ]
+    )
+    batch.reject_where(no_id, "card", "a member needs a card or a phone (or both)")
+    _encode_pair(ctx, batch, "card", "card")
+    _encode_pair(ctx, batch, "phone", "phone")
+
+
+def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
+    vault = ctx.encoder.vault
+    names = batch.values("name")
+    enc = [None if n is None else vault.encrypt(n, "name") for n in names]
+    masked = [None if n is None else mask_name(n) for n in names]
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    staged = stage_accepted(
+        conn,
+        "members",
+        batch,
+        {
+            "name_enc": pa.array(enc, pa.binary()),
+            "name_masked": pa.array(masked, pa.string()),
+            "now": pa.array([now] * len(batch), pa.timestamp("s")),
+        },
+    )
+    compare = ("brand_id", "registered_at", "gender", "birth_date", "city", "home_store_id")
+    reject_changed(
+        conn, ctx, batch, staged, "members", {"member_ref": "source_ref"}, compare, "member"
+    )
+    n = insert_select(
+        conn,
+        "members",
+        "group_id, status, source_ref, brand_id, registered_at, name_enc, name_masked, gender, "
+        "birth_date, city, home_store_id, created_at, updated_at",
+        f"{GROUP}, 'active', s.member_ref, s.brand_id, s.registered_at, s.name_enc, s.name_masked, "
+        "s.gender, s.birth_date, s.city, s.home_store_id, s.now, s.now",
+        ctx.group_id,
+        staged.name,
+        "group_id, source_ref",
+    )
+    unstage(conn, staged)
+    buf = ObservationBuffer(ctx.encoder)
+    cards = _encode_pair(ctx, batch, "card", "card")
+    phones = _encode_pair(ctx, batch, "phone", "phone")
+    refs, brands, channels, times = (
+        batch.values(c) for c in ("member_ref", "brand_id", "channel", "registered_at")
+    )
+    for i in np.flatnonzero(batch.ok):
+        card, phone = cards[i], phones[i]
+        for ident in (card, phone):
+            if ident is not None:
+                buf.observe(ident, channels[i], times[i], brand_id=brands[i], member_ref=refs[i])
+        if card is not None and phone is not None:
+            # Typed at the till: unverified, which is why a shared family phone here
+            # cannot outweigh a WeChat-verified account.
+            buf.link(card, phone, channels[i], times[i], verified=False)
+    buf.flush(conn, ctx.group_id)
+    return n
+
+
+# --- identities ------------------------------------------------------------------------
+
+
+def _check_identities(ctx: Context, batch: Batch) -> None:
+    lt, lv = batch.values("linked_type"), batch.values("linked_value")
+    half = np.array([(a is None) != (b is None) for a, b in zip(lt, lv, strict=True)])
+    batch.reject_where(half, "linked_value", "linked_type and linked_value come together")
+    for field, type_field in (("value", "type"), ("linked_value", "linked_type")):
+        _, errors = encode_column(ctx.encoder, batch.values(type_field), batch.values(field), field)
+        for i, rule in enumerate(errors):
+            if rule is not None:
+                batch.reject(i, field, rule)
+    batch.check_reference("brand_id", ctx.brands, "brand")
+
+
+def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
+    buf = ObservationBuffer(ctx.encoder)
+    enc = ctx.encoder
+    cols = {
+        c: batch.values(c)
+        for c in (
+            "type",
+            "value",
+            "linked_type",
+            "linked_value",
+            "channel",
+            "observed_at",
+            "verified",
+            "brand_id",
+        )
+    }
+    for i in np.flatnonzero(batch.ok):
+        ident = enc.encode(cols["type"][i], cols["value"][i])
+        ch, at, ver = cols["channel"][i], cols["observed_at"][i], cols["verified"][i]
+        buf.observe(ident, ch, at, ver, cols["brand_id"][i])
+        if cols["linked_type"][i] is not None:
+            other = enc.encode(cols["linked_type"][i], cols["linked_value"][i], "linked_value")
+            buf.observe(other, ch, at, ver, cols["brand_id"][i])
+            buf.link(ident, other, ch, at, ver)
+    new_identities, new_links = buf.flush(conn, ctx.group_id)
+    return new_identities + new_links
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "members",
+        (
+            text_field("member_ref", True, 128),
+            text_field("brand_id", True, 64),
+            Field("registered_at", "timestamp", required=True, when="business"),
+            CHANNEL,
+            text_field("card", max_len=64),
+            text_field("phone", max_len=32),
+            text_field("name", max_len=64),
+            Field("gender", "enum", choices=("f", "m", "u")),
+            Field("birth_date", "date", when="birth"),
+            text_field("city", max_len=64),
+            text_field("home_store_id", max_len=64),
+        ),
+        _check_members,
+        _load_members,
+        record_key=("member_ref",),
+    ),
+    Kind(
+        "identities",
+        (
+            Field("type", "enum", required=True, choices=ID_TYPES),
+            text_field("value", True, 256),
+            CHANNEL,
+            Field("observed_at", "timestamp", required=True, when="business"),
+            Field("verified", "bool", default=False),
+            Field("linked_type", "enum", choices=ID_TYPES),
+            text_field("linked_value", max_len=256),
+            text_field("brand_id", max_len=64),
+        ),
+        _check_identities,
+        _load_identities,
+    ),
+)
