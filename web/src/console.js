@@ -35,6 +35,32 @@ echarts.use([
 
 const charts = [];
 
+// Named value formatters. ECharts takes a tooltip's `valueFormatter` only as a function,
+// which a JSON block cannot carry: the options name one ("cny") and draw() swaps in the
+// function. Money is yuan as the tables write it (¥12,345.67); "pct" is for values already
+// in percent. Exposed (read-only) so the browser tests check what a tooltip will say.
+const grouped = (digits) =>
+  new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const [CNY, INT, PCT] = [grouped(2), grouped(0), grouped(1)];
+const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+const FORMATS = Object.freeze({
+  cny: (v) => (isNumber(v) ? (v < 0 ? "-¥" : "¥") + CNY.format(Math.abs(v)) : "-"),
+  int: (v) => (isNumber(v) ? INT.format(v) : "-"),
+  pct: (v) => (isNumber(v) ? PCT.format(v) + "%" : "-"),
+});
+window.siyuFormat = FORMATS;
+
+function named(node) {
+  if (Array.isArray(node)) node.forEach(named);
+  else if (node && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "valueFormatter" && typeof value === "string") {
+        node[key] = FORMATS[value] || String;
+      } else named(value);
+    }
+  }
+}
+
 function draw(el) {
   const block = document.getElementById(el.dataset.option);
   if (!block) return;
@@ -43,6 +69,7 @@ function draw(el) {
   // console's Content-Security-Policy refuses.
   option.tooltip = Object.assign({ renderMode: "richText", confine: true }, option.tooltip || {});
   option.animation = false;
+  named(option);
   const chart = echarts.init(el, null, { renderer: "canvas" });
   chart.setOption(option);
   el.dataset.drawn = "1";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -245,6 +246,13 @@ def _cross(r: dict[str, Any]) -> dict[str, Any]:
         "cross_brand_buyers": int(r["cross_brand_buyers"] or 0),
         "rate": _rate(r["cross_brand_buyers"] or 0, r["buyers"]),
     }
+
+
+def funnel_observed(steps: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a channel's funnel was seen at every step. A marketplace (Tmall, JD) hands
+    a brand its orders, never its shoppers' browsing and carts: with those steps missing
+    a funnel would only redraw the orders, so none is drawn."""
+    return bool(steps) and all(int(s["members"]) > 0 for s in steps)
 
 
 def _funnel(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:

@@ -12,8 +12,10 @@ Kinds:
                transitions
     rfm        RFM segments and what each score layer means
     sales      members, active members and sales by channel per month (the overview's trends)
-    stores     per store: orders, sales, buyers, home members, last months' sales
-    guides     per guide: store, alias, orders, sales, members (from `kpis`), the funnel
+    stores     per store (shops and counters; a warehouse ships online orders and is no
+               store): orders, sales, buyers, home members, last months' sales
+    guides     per guide: store and its name, alias, orders, sales, members (from `kpis`),
+               the funnel
 """
 
 from __future__ import annotations
@@ -373,7 +375,7 @@ def _stores(
         catalog = conn.execute(
             text(
                 "SELECT store_id, brand_id, name, city, kind FROM stores WHERE group_id = :g"
-                " ORDER BY store_id"
+                " AND kind <> 'warehouse' ORDER BY store_id"
             ),
             {"g": group_id},
         ).all()
@@ -420,7 +422,11 @@ def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, An
         catalog = {
             str(r.guide_id): r
             for r in conn.execute(
-                text("SELECT guide_id, store_id, alias FROM guides WHERE group_id = :g"),
+                text(
+                    "SELECT g.guide_id, g.store_id, g.alias, s.name AS store_name FROM guides g"
+                    " LEFT JOIN stores s ON s.group_id = g.group_id AND s.store_id = g.store_id"
+                    " WHERE g.group_id = :g"
+                ),
                 {"g": group_id},
             ).all()
         }
@@ -436,6 +442,7 @@ def _guides(engine: Engine, group_id: str, kpis: dict[str, Any]) -> dict[str, An
                 "guide_id": gid,
                 "alias": None if known is None else known.alias,
                 "store_id": None if known is None else known.store_id,
+                "store_name": None if known is None else known.store_name,
                 "orders": int(g["orders"]),
                 "sales_fen": int(g["sales_fen"]),
                 "members": int(g["members"]),

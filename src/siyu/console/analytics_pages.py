@@ -3,11 +3,13 @@ stores): each reads the latest snapshots it needs, never the warehouse."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from siyu.analytics.kpi_service import funnel_observed
 from siyu.analytics.snapshot import Snapshot, latest_snapshot
 from siyu.auth.principal import Role
 from siyu.console import charts
@@ -43,14 +45,20 @@ def _page(
 
 
 def _card(
-    key: str, value: str, raw: Any, note: str, trend: list[Any] | None, months: list[str]
+    key: str,
+    value: str,
+    raw: Any,
+    note: str,
+    trend: list[Any] | None,
+    months: list[str],
+    value_format: str = charts.PCT,
 ) -> dict[str, Any]:
     return {
         "key": key,
         "value": value,
         "raw": raw,
         "note": note,
-        "chart": None if not trend else charts.sparkline(trend, months),
+        "chart": None if not trend else charts.sparkline(trend, months, value_format),
     }
 
 
@@ -98,6 +106,7 @@ async def overview(request: Request) -> Response:
             f"{t('kpi.members.note')} · {at}",
             sales["members"],
             months,
+            charts.INT,
         ),
         _card(
             "active",
@@ -106,6 +115,7 @@ async def overview(request: Request) -> Response:
             f"{t('kpi.active.note', days=sales['active_days'])} · {at}",
             sales["active"],
             months,
+            charts.INT,
         ),
         _card(
             "sales",
@@ -114,6 +124,7 @@ async def overview(request: Request) -> Response:
             month_of([], "sales"),
             [round(v / 100, 2) for v in sales["sales_fen"]],
             months,
+            charts.CNY,
         ),
         _card(
             "repurchase",
@@ -253,7 +264,16 @@ async def funnel(request: Request) -> Response:
         "funnel.html",
         snaps,
         ("kpis",),
-        funnels=[(r["channel"], r["steps"], charts.funnel(r["steps"], ctx.lang)) for r in rows],
+        # a channel whose steps were not all seen (a marketplace hands over its orders,
+        # not its shoppers' browsing) has no funnel to draw: None, and the page says so
+        funnels=[
+            (
+                r["channel"],
+                r["steps"],
+                charts.funnel(r["steps"], ctx.lang) if funnel_observed(r["steps"]) else None,
+            )
+            for r in rows
+        ],
     )
 
 
@@ -272,7 +292,7 @@ async def channels(request: Request) -> Response:
         channels=rows,
         buyers=kpis.get("totals", {}).get("members"),
         sales_chart=charts.pie(
-            [(names[r["channel"]], round(r["sales_fen"] / 100, 2)) for r in rows]
+            [(names[r["channel"]], round(r["sales_fen"] / 100, 2)) for r in rows], charts.CNY
         ),
         members_chart=charts.bars(
             [names[r["channel"]] for r in rows], [r["members"] for r in rows]
@@ -293,11 +313,26 @@ async def guides(request: Request) -> Response:
         ("guides",),
         guides=rows,
         ranking_chart=charts.bars(
-            [g["alias"] or g["guide_id"] for g in top],
-            [round(g["sales_fen"] / 100, 2) for g in top],
-            horizontal=True,
+            guide_labels(top), [g["sales_fen"] for g in top], horizontal=True, money=True
         ),
     )
+
+
+def guide_labels(guides: list[dict[str, Any]]) -> list[str]:
+    """A guide as a chart names them: "nickname · store", and the guide id too where two
+    guides would still read the same (nicknames repeat across a brand's stores)."""
+    base = [
+        " · ".join(
+            str(part)
+            for part in (g["alias"] or g["guide_id"], g.get("store_name") or g["store_id"])
+            if part
+        )
+        for g in guides
+    ]
+    seen = Counter(base)
+    return [
+        b if seen[b] == 1 else f"{b} · {g['guide_id']}" for b, g in zip(base, guides, strict=True)
+    ]
 
 
 @router.get("/stores")
@@ -314,7 +349,7 @@ async def stores(request: Request) -> Response:
             raise ConsoleExit(404)
     top = rows[:TOP]
     trend: dict[str, Any] = {
-        s["store_id"]: {"sales_fen": s["sales_by_month"], "orders": []} for s in top[:5]
+        s["name"]: {"sales_fen": s["sales_by_month"], "orders": []} for s in top[:5]
     }
     return _page(
         ctx,
@@ -323,7 +358,7 @@ async def stores(request: Request) -> Response:
         ("stores",),
         stores=rows,
         store_chart=charts.bars(
-            [s["name"] for s in top], [round(s["sales_fen"] / 100, 2) for s in top], True
+            [s["name"] for s in top], [s["sales_fen"] for s in top], horizontal=True, money=True
         ),
         trend_chart=charts.sales_by_channel(payload["months"], trend),
     )

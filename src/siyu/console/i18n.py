@@ -243,6 +243,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "step.add_to_cart": ("加购", "Add to cart"),
     "step.order": ("下单", "Order"),
     "step.pay": ("支付", "Pay"),
+    # charts: a channel without a funnel
+    "funnel.none": (
+        "该渠道没有漏斗数据：并非每一步都有记录（电商平台只提供订单，不提供浏览和加购）。",
+        "No funnel data for this channel: not every step is recorded (a marketplace shares "
+        "its orders, not its shoppers' browsing and carts).",
+    ),
     # channels
     "channels.title": ("渠道结构", "Channel mix"),
     "channels.sales": ("销售额占比", "Share of sales"),

@@ -128,10 +128,14 @@ def build_events(
     who, keys = o.person[idx], (pid[o.person[idx]], o.slot[idx])
     ident = {"channel": o.channel[idx], "id_type": o.buyer_type[idx], "id_key": o.buyer_key[idx]}
     t = o.ordered_at[idx]
-    rows.add(who, VIEW, t=t - 180 - rng.below("ev_view", 2220, *keys), sku=first_sku[idx], **ident)
-    rows.add(
-        who, ADD_TO_CART, t=t - 30 - rng.below("ev_cart", 140, *keys), sku=first_sku[idx], **ident
-    )
+    # views and carts only where the brand sees its shoppers browse (its mini-program,
+    # Douyin); Tmall, JD and Youzan hand over the orders alone
+    seen = np.isin(o.channel[idx], (MINIPROGRAM, DOUYIN))
+    shown = {k: v[seen] for k, v in ident.items()}
+    viewed = t - 180 - rng.below("ev_view", 2220, *keys)
+    carted = t - 30 - rng.below("ev_cart", 140, *keys)
+    rows.add(who[seen], VIEW, t=viewed[seen], sku=first_sku[idx][seen], **shown)
+    rows.add(who[seen], ADD_TO_CART, t=carted[seen], sku=first_sku[idx][seen], **shown)
     ctx = {"store": o.store[idx], "guide": o.guide[idx], "order": idx}
     rows.add(who, ORDER, t=t, **ctx, **ident)
     paid = o.paid_at[idx] >= 0
