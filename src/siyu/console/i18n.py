@@ -307,7 +307,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     # builds the codes from their tables (tests/console/test_console_labels.py).
     # identity types (identity.types.IDENTITY_TYPES)
     "idtype.phone": ("手机号", "Phone"),
-    "idtype.phone_hash": ("手机号哈希（电商平台）", "Phone hash (marketplaces)"),
+    "idtype.phone_hash": ("手机号哈希", "Phone hash"),
     "idtype.unionid": ("微信 UnionID", "WeChat UnionID"),
     "idtype.openid": ("微信 OpenID", "WeChat OpenID"),
     "idtype.external_userid": ("企业微信外部联系人", "WeCom external contact"),
