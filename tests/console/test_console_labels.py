@@ -22,7 +22,7 @@ from siyu.analytics.rfm import RFMConfig
 from siyu.analytics.stages import AT_RISK, LAPSED, LOYAL, PROSPECT, StageConfig
 from siyu.auth.principal import Role
 from siyu.channels import registry as channels
-from siyu.console.i18n import LANGS, STRINGS
+from siyu.console.i18n import LANGS, STRINGS, tier_label
 from siyu.guides.tasks import task_stages
 from siyu.identity.models import MEMBER_STATUSES, MERGE_MODES
 from siyu.identity.types import IDENTITY_TYPES
@@ -149,6 +149,25 @@ def test_every_code_in_the_code_tables_has_a_label_in_both_languages() -> None:
                 assert text.strip() and text != code, (kind, code, text)
     # and every guide task has its label
     assert all(key in STRINGS for key in task_stages(StageConfig().max_k).values())
+
+
+def test_a_tier_is_shown_by_the_name_the_brand_gave_it() -> None:
+    # given a brand whose tier rules name its tiers
+    rules = program.TierRules(
+        tiers=[
+            program.Tier(code="t0", name="绿叶会员"),
+            program.Tier(code="t1", name="金叶会员", min_orders=3),
+        ]
+    )
+    names = program.tier_names(rules.model_dump_json())
+    # then its tiers are shown by those names, a retired code by itself
+    assert [tier_label(code, names) for code in ("t0", "t1", "t9")] == [
+        "绿叶会员",
+        "金叶会员",
+        "t9",
+    ]
+    # and a group on the default rules gets the default names
+    assert program.tier_names(None)["basic"] == program.TierRules().tiers[0].name
 
 
 @pytest.mark.parametrize(

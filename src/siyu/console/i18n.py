@@ -261,8 +261,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "members.title": ("会员 360", "Member 360"),
     "members.search": ("查找会员", "Find a member"),
     "members.search.help": (
-        "按手机号、会员卡、openid、unionid、天猫 ouid 等任一身份，或会员编号。",
-        "By phone, card, openid, unionid, Tmall ouid or any identifier, or the member id.",
+        "按手机号、会员卡号、微信 OpenID 或 UnionID、天猫 OUID 等任一身份，或会员编号。",
+        "By phone, member card, WeChat OpenID or UnionID, Tmall OUID or any identifier, or "
+        "the member id.",
     ),
     "members.search.type": ("身份类型", "Identifier type"),
     "members.search.value": ("值", "Value"),
