@@ -128,6 +128,53 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{kind}: read {read}, accepted {accepted}, rejected {rejected}, new {inserted}",
     },
     "import.rejects": {"zh": "被拒绝的行及原因：{path}", "en": "Rejected rows and reasons: {path}"},
+    # siyu conflicts: OneID's conflicts (identity.models.CONFLICT_KINDS), masked
+    "conflicts.title": {"zh": "OneID 冲突（最新在前）", "en": "OneID conflicts (newest first)"},
+    "conflicts.none": {"zh": "没有冲突。", "en": "No conflicts."},
+    "conflict.exclusive_clash": {
+        "zh": "身份冲突（已拒绝合并）",
+        "en": "Identifier clash (merge refused)",
+    },
+    "conflict.phone_change": {"zh": "换号（已接受）", "en": "Phone change (accepted)"},
+    "conflict.weak_ambiguous": {"zh": "弱标识多人共用", "en": "Weak identifier shared"},
+    "conflict.detail.exclusive_clash": {
+        "zh": "已拒绝：一位会员不能同时有两个{type}（共用或录错的标识？）",
+        "en": "refused: one member cannot hold two {type} identifiers (shared or mistyped?)",
+    },
+    "conflict.detail.phone_change": {
+        "zh": "已接受：已验证的手机号先后使用",
+        "en": "accepted: verified phones used one after the other",
+    },
+    "conflict.detail.weak_ambiguous": {
+        "zh": "{type}出现在多位会员上，只归属其中一位",
+        "en": "{type} seen with several members; attached to one only",
+    },
+    "conflict.identity": {
+        "zh": "{type} {value}（会员 {member}）",
+        "en": "{type} {value} (member {member})",
+    },
+    "col.conflict": {"zh": "编号", "en": "#"},
+    "col.identity_x": {"zh": "身份", "en": "Identifier"},
+    "col.identity_y": {"zh": "另一身份", "en": "Other identifier"},
+    "col.detail": {"zh": "说明", "en": "Detail"},
+    "col.detected": {"zh": "发现时间", "en": "Detected"},
+    # siyu keys list
+    "keys.title": {"zh": "API 密钥（不显示密钥本身）", "en": "API keys (secrets are never shown)"},
+    "keys.none": {"zh": "没有密钥。", "en": "No keys."},
+    "col.key": {"zh": "密钥", "en": "Key"},
+    "col.role": {"zh": "角色", "en": "Role"},
+    "col.name": {"zh": "名称", "en": "Name"},
+    "col.scope": {"zh": "范围", "en": "Scope"},
+    "col.state": {"zh": "状态", "en": "State"},
+    "keys.scope.stores": {"zh": "门店 {value}", "en": "stores {value}"},
+    "keys.scope.guide_id": {"zh": "导购 {value}", "en": "guide {value}"},
+    "keys.scope.channel": {"zh": "渠道 {value}", "en": "channel {value}"},
+    "keys.scope.member_id": {"zh": "会员 {value}", "en": "member {value}"},
+    "keys.scope.all": {"zh": "整个品牌集团", "en": "whole brand group"},
+    "keys.revoked": {"zh": "已吊销（{at}）", "en": "revoked ({at})"},
+    "keys.expires": {"zh": "{at} 到期", "en": "expires {at}"},
+    "keys.never": {"zh": "永不过期", "en": "never expires"},
+    "keys.expired": {"zh": "已过期（{at}）", "en": "expired ({at})"},
 }
 
 

@@ -76,6 +76,6 @@ def test_keys_are_created_listed_and_revoked(tmp_path: Path) -> None:
     listed = _siyu(tmp_path, "keys", "list", "--group", "acme")
     assert "store" in listed.stdout and "S1" in listed.stdout and secret not in listed.stdout
     assert _siyu(tmp_path, "keys", "revoke", "1", "--group", "acme").returncode == 0
-    assert "revoked" in _siyu(tmp_path, "keys", "list", "--group", "acme").stdout
+    assert "revoked" in _siyu(tmp_path, "keys", "list", "--group", "acme", SIYU_LANG="en").stdout
     bad = _siyu(tmp_path, "keys", "create", "--role", "store", "--group", "acme")
     assert bad.returncode == 2 and "a store key must name its stores" in bad.stderr

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from siyu.cli.common import GroupOption, emit_json, errors, fail, load_settings, open_store, out
 from siyu.errors import SiyuError
+from siyu.i18n import t
+
+if TYPE_CHECKING:
+    from siyu.identity.conflicts import Conflict
 
 
 def resolve_cmd(
@@ -56,23 +61,54 @@ def conflicts_cmd(
     group: GroupOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """What OneID refused to merge (and the phone changes it accepted), masked."""
+    """What OneID refused to merge (and the phone changes it accepted), masked, in the
+    language SIYU_LANG names (--json: the codes, for scripts)."""
     from siyu.identity.conflicts import list_conflicts
+    from siyu.identity.models import CONFLICT_KINDS
 
     settings = load_settings()
-    if kind is not None and kind not in ("exclusive_clash", "phone_change", "weak_ambiguous"):
-        fail(
-            SiyuError(
-                f"kind: must be exclusive_clash, phone_change or weak_ambiguous, got {kind!r}"
-            )
-        )
+    if kind is not None and kind not in CONFLICT_KINDS:
+        fail(SiyuError(f"kind: must be {', '.join(CONFLICT_KINDS)}, got {kind!r}"))
     with errors(), open_store(settings.database_url) as engine:
         found = list_conflicts(engine, group or settings.group_id, kind, limit)
-    for c in found:
-        if as_json:
+    if as_json:
+        for c in found:
             emit_json(vars(c))
-        else:
-            out.print(f"#{c.conflict_id} {c.kind}: {c.identity_x} / {c.identity_y} — {c.detail}")
+        return
+    out.print(
+        conflicts_table(found, settings.lang) if found else t("conflicts.none", settings.lang)
+    )
+
+
+def conflicts_table(found: list[Conflict], lang: str) -> Table:
+    """The conflicts as a table in `lang`: kinds and identity types by their labels, the
+    reason worded from the kind (the stored `detail` is the English audit text)."""
+    from siyu.console.i18n import label
+    from siyu.identity.models import CONFLICT_KINDS
+
+    def identity(type_: str | None, masked: str | None, member: int | None) -> str:
+        if type_ is None:
+            return "-"
+        named = label("idtype", type_, lang)
+        return t("conflict.identity", lang, type=named, value=masked or "-", member=member or "-")
+
+    table = Table(title=t("conflicts.title", lang))
+    for key in ("col.conflict", "col.type", "col.identity_x", "col.identity_y", "col.detail"):
+        table.add_column(t(key, lang), overflow="fold")
+    table.add_column(t("col.detected", lang), no_wrap=True)
+    for c in found:
+        same = c.kind == "weak_ambiguous"  # one identifier seen with several members
+        table.add_row(
+            str(c.conflict_id),
+            t(f"conflict.{c.kind}", lang) if c.kind in CONFLICT_KINDS else c.kind,
+            identity(c.type_x, c.masked_x, c.member_x),
+            "-" if same else identity(c.type_y, c.masked_y, c.member_y),
+            t(f"conflict.detail.{c.kind}", lang, type=label("idtype", c.type_x, lang))
+            if c.kind in CONFLICT_KINDS
+            else c.detail,
+            str(c.detected_at)[:16],  # SQLite answers text, PostgreSQL a datetime
+        )
+    return table
 
 
 def evaluate_cmd(

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from siyu.cli.common import GroupOption, console, errors, load_settings, open_store, out
+from siyu.i18n import t
+from siyu.store.times import stored_now
+
+if TYPE_CHECKING:
+    from siyu.auth.keys import KeyInfo
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -53,16 +60,52 @@ def keys_create(
 
 @app.command("list")
 def keys_list(group: GroupOption = None) -> None:
-    """The group's keys: id, role, scope, expiry, revocation (never the secrets)."""
+    """The group's keys as a table: id, role, name, scope, expiry or revocation (never the
+    secrets), in the language SIYU_LANG names."""
     from siyu.auth.keys import list_keys
 
     settings = load_settings()
     with errors(), open_store(settings.database_url) as engine:
         keys = list_keys(engine, group or settings.group_id)
+    out.print(keys_table(keys, settings.lang) if keys else t("keys.none", settings.lang))
+
+
+def keys_table(keys: list[KeyInfo], lang: str) -> Table:
+    """One row per key. The role is its code: what `keys create --role` takes."""
+    now = stored_now()
+    table = Table(title=t("keys.title", lang))
+    for key in ("col.key", "col.role", "col.name", "col.scope", "col.state"):
+        table.add_column(t(key, lang), overflow="fold")
     for k in keys:
-        scope = {n: v for n, v in k.scope.items() if v}
-        state = "revoked" if k.revoked_at else f"expires {k.expires_at or 'never'}"
-        out.print(f"{k.key_id}\t{k.role}\t{k.name}\t{scope}\t{state}")
+        scope = [
+            t(f"keys.scope.{name}", lang, value=_scope_value(value))
+            for name, value in k.scope.items()
+            if value
+        ]
+        if k.revoked_at is not None:
+            state = t("keys.revoked", lang, at=_minute(k.revoked_at))
+        elif k.expires_at is None:
+            state = t("keys.never", lang)
+        elif k.expires_at <= now:
+            state = t("keys.expired", lang, at=_minute(k.expires_at))
+        else:
+            state = t("keys.expires", lang, at=_minute(k.expires_at))
+        table.add_row(
+            str(k.key_id),
+            k.role,
+            k.name or "-",
+            "; ".join(scope) or t("keys.scope.all", lang),
+            state,
+        )
+    return table
+
+
+def _scope_value(value: object) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _minute(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M}"
 
 
 @app.command("revoke")

@@ -13,7 +13,15 @@ from siyu.analytics.kpi_service import funnel_observed
 from siyu.analytics.snapshot import Snapshot, latest_snapshot
 from siyu.auth.principal import Role
 from siyu.console import charts
-from siyu.console.i18n import channel_label, fmt_cny, fmt_date, fmt_int, fmt_pct, fmt_time
+from siyu.console.i18n import (
+    channel_label,
+    fmt_cny,
+    fmt_date,
+    fmt_int,
+    fmt_pct,
+    fmt_time,
+    stage_label,
+)
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 
 router = APIRouter()
@@ -204,7 +212,7 @@ async def retention(request: Request) -> Response:
         if life
         else None,
         stages_chart=charts.bars(
-            [ctx.t("stage.none") if not s else s["stage"] for s in stages],
+            [stage_label(s["stage"], ctx.lang) for s in stages],
             [s["members"] for s in stages],
         ),
     )

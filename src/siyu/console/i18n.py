@@ -56,8 +56,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role.analyst": ("分析师", "Analyst"),
     "role.store": ("门店", "Store"),
     "role.guide": ("导购", "Guide"),
-    "role.channel": ("渠道", "channel"),
-    "role.member": ("会员", "member"),
+    "role.channel": ("渠道", "Channel"),
+    "role.member": ("会员", "Member"),
     "as_of": (
         "数据截至 {as_of}（计算于 {computed_at}）",
         "Data as of {as_of} (computed {computed_at})",
@@ -267,8 +267,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "members.title": ("会员 360", "Member 360"),
     "members.search": ("查找会员", "Find a member"),
     "members.search.help": (
-        "按手机号、会员卡、openid、unionid、天猫 ouid 等任一身份，或会员编号。",
-        "By phone, card, openid, unionid, Tmall ouid or any identifier, or the member id.",
+        "按手机号、会员卡号、微信 OpenID 或 UnionID、天猫 OUID 等任一身份，或会员编号。",
+        "By phone, member card, WeChat OpenID or UnionID, Tmall OUID or any identifier, or "
+        "the member id.",
     ),
     "members.search.type": ("身份类型", "Identifier type"),
     "members.search.value": ("值", "Value"),
@@ -309,6 +310,60 @@ STRINGS: dict[str, tuple[str, str]] = {
     "asset.points": ("积分", "Points"),
     "asset.sv_principal": ("储值本金", "Stored value"),
     "asset.sv_bonus": ("储值赠送", "Stored value bonus"),
+    # Every code a page shows has its label here, by kind (`label(kind, code)`); a test
+    # builds the codes from their tables (tests/console/test_console_labels.py).
+    # identity types (identity.types.IDENTITY_TYPES)
+    "idtype.phone": ("手机号", "Phone"),
+    "idtype.phone_hash": ("手机号哈希", "Phone hash"),
+    "idtype.unionid": ("微信 UnionID", "WeChat UnionID"),
+    "idtype.openid": ("微信 OpenID", "WeChat OpenID"),
+    "idtype.external_userid": ("企业微信外部联系人", "WeCom external contact"),
+    "idtype.tmall_ouid": ("天猫 OUID", "Tmall OUID"),
+    "idtype.jd_pin": ("京东 PIN", "JD PIN"),
+    "idtype.douyin_open_id": ("抖音 OpenID", "Douyin OpenID"),
+    "idtype.youzan_id": ("有赞买家 ID", "Youzan buyer ID"),
+    "idtype.card": ("会员卡号", "Member card"),
+    "idtype.device_id": ("设备 ID", "Device ID"),
+    "idtype.nickname": ("昵称", "Nickname"),
+    # ledger posting kinds (ledger.models.POSTING_KINDS)
+    "posting.earn": ("消费得积分", "Points earned"),
+    "posting.spend": ("积分抵扣", "Points spent"),
+    "posting.adjust": ("人工调整", "Adjustment"),
+    "posting.expire": ("积分过期", "Points expired"),
+    "posting.top_up": ("储值充值", "Top-up"),
+    "posting.pay": ("储值支付", "Stored-value payment"),
+    "posting.refund_top_up": ("充值退款", "Top-up refunded"),
+    "posting.clawback": ("退款扣回", "Clawed back on refund"),
+    "posting.merge": ("合并转入", "Moved by a merge"),
+    "posting.unmerge": ("撤销合并转回", "Moved back (merge undone)"),
+    # member statuses (identity.models.MEMBER_STATUSES), order statuses (ORDER_STATUSES)
+    "status.active": ("正常", "Active"),
+    "status.merged": ("已合并", "Merged"),
+    "status.paid": ("已支付", "Paid"),
+    "status.cancelled": ("已取消", "Cancelled"),
+    "status.refunded": ("已退款", "Refunded"),
+    # behaviour events (orders.models.EVENT_TYPES)
+    "event.view": ("浏览", "Viewed"),
+    "event.add_to_cart": ("加购", "Added to cart"),
+    "event.order": ("下单", "Ordered"),
+    "event.pay": ("支付", "Paid"),
+    "event.share": ("分享", "Shared"),
+    "event.scan": ("扫码", "Scanned a code"),
+    "event.wecom_add": ("添加企业微信", "Added on WeCom"),
+    "event.wecom_remove": ("删除企业微信", "Removed on WeCom"),
+    "event.follow": ("关注公众号", "Followed"),
+    "event.unfollow": ("取消关注", "Unfollowed"),
+    "event.sign_in": ("签到", "Signed in"),
+    # tier changes (ledger.models.TIER_REASONS) and scopes; tier codes are the brand's
+    # own: their names come from the tier rules (ledger.program)
+    "tier.upgrade": ("升级", "Upgrade"),
+    "tier.downgrade": ("降级", "Downgrade"),
+    "tier.grace": ("保级宽限", "Grace period"),
+    "tier.merge": ("会员合并", "Member merge"),
+    "tier.scope_group": ("全集团", "Whole group"),
+    # OneID merges (identity.models.MERGE_MODES)
+    "merge.batch": ("批量 OneID", "Batch OneID"),
+    "merge.incremental": ("实时 OneID", "Real-time OneID"),
     "tl.order": (
         "下单 {order_id}（{channel}，{amount}）",
         "Order {order_id} ({channel}, {amount})",
@@ -450,6 +505,19 @@ def channel_label(channel: str, lang: str) -> str:
     if label is None:
         return channel
     return label.zh if lang == "zh" else label.en
+
+
+def label(kind: str, code: str | None, lang: str) -> str:
+    """A code as people read it: its label (`kind.code`), else the code itself."""
+    if code is None or code == "":
+        return "-"
+    key = f"{kind}.{code}"
+    return tr(key, lang) if key in STRINGS else code
+
+
+def tier_label(code: str | None, names: dict[str, str]) -> str:
+    """A tier as the brand named it in its tier rules (`ledger.program`), else its code."""
+    return "-" if not code else names.get(code, code)
 
 
 def stage_label(stage: str | None, lang: str) -> str:

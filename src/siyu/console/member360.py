@@ -11,11 +11,19 @@ from typing import Any
 
 from siyu.analytics.queries import MEMBER_STAGE
 from siyu.auth.principal import Principal
-from siyu.console.i18n import channel_label, fmt_cny, fmt_int, stage_label, tr
+from siyu.console.i18n import channel_label, fmt_cny, fmt_int, label, stage_label, tier_label, tr
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
 from siyu.identity.queries import MEMBER_MERGES
 from siyu.ledger.models import ASSETS, POINTS
-from siyu.ledger.queries import BALANCES, EXPIRING, STATEMENT, TIER_CHANGES, TIERS
+from siyu.ledger.program import tier_names
+from siyu.ledger.queries import (
+    BALANCES,
+    EXPIRING,
+    STATEMENT,
+    TIER_CHANGES,
+    TIER_PROGRAM,
+    TIERS,
+)
 from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
 from siyu.privacy import Vault
 from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
@@ -37,6 +45,17 @@ class Member360:
     tags: list[str]
     timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # time, kind, text
     expiring: list[tuple[datetime, int]] = field(default_factory=list)  # (date, points)
+    tier_names: dict[str, str] = field(default_factory=dict)  # the brand's, by tier code
+    lang: str = "zh"
+
+    def tier_name(self, code: str | None) -> str:
+        return tier_label(code, self.tier_names)
+
+    def tier_scope(self, tier: Any) -> str:
+        """Where a tier holds: the whole group ("*"), or the brand named."""
+        if tier.scope_key == "*":
+            return tr("tier.scope_group", self.lang)
+        return str(tier.brand_name or tier.scope_key)
 
 
 async def find_member(reader: Reader, group_id: str, type_: str, key: str) -> int | None:
@@ -62,6 +81,8 @@ async def load_member(
     events = await reader.all(MEMBER_EVENTS, p)
     merges = await reader.all(MEMBER_MERGES, p)
     tier_changes = await reader.all(TIER_CHANGES, p)
+    program = await reader.first(TIER_PROGRAM, {"g": who.group_id})
+    names = tier_names(program.body if program is not None else None)
 
     tags = derived_tags(
         stage.stage if stage is not None else None,
@@ -80,22 +101,32 @@ async def load_member(
         text = tr("tl.refund", lang, order_id=r.order_id, amount=fmt_cny(r.amount_fen))
         timeline.append((stored_time(r.refunded_at), "refund", text))
     for e in events:
-        text = tr("tl.event", lang, type=e.type, channel=channel_label(e.channel, lang))
+        kind = label("event", e.type, lang)
+        text = tr("tl.event", lang, type=kind, channel=channel_label(e.channel, lang))
         timeline.append((stored_time(e.occurred_at), "event", text))
     for s in statement:
         amount = fmt_int(s.amount) if s.asset == POINTS else fmt_cny(s.amount)
-        text = tr("tl.posting", lang, kind=s.kind, amount=amount, asset=s.asset)
+        kind, asset = label("posting", s.kind, lang), label("asset", s.asset, lang)
+        text = tr("tl.posting", lang, kind=kind, amount=amount, asset=asset)
         timeline.append((stored_time(s.business_at), "ledger", text))
     for i in profile["identities"]:
-        text = tr("tl.identity", lang, type=i["type"], channel=channel_label(i["channel"], lang))
+        kind = label("idtype", i["type"], lang)
+        text = tr("tl.identity", lang, type=kind, channel=channel_label(i["channel"], lang))
         timeline.append((i["first_seen"].replace(tzinfo=None), "identity", text))
     for mg in merges:
-        text = tr("tl.merge", lang, merged=mg.merged_id, survivor=mg.survivor_id, mode=mg.mode) + (
+        mode = label("merge", mg.mode, lang)
+        text = tr("tl.merge", lang, merged=mg.merged_id, survivor=mg.survivor_id, mode=mode) + (
             tr("tl.merge_undone", lang) if mg.undone_at is not None else ""
         )
         timeline.append((stored_time(mg.created_at), "merge", text))
     for c in tier_changes:
-        text = tr("tl.tier", lang, from_tier=c.from_tier or "-", to_tier=c.to_tier, reason=c.reason)
+        text = tr(
+            "tl.tier",
+            lang,
+            from_tier=tier_label(c.from_tier, names),
+            to_tier=tier_label(c.to_tier, names),
+            reason=label("tier", c.reason, lang),
+        )
         timeline.append((stored_time(c.created_at), "tier", text))
     timeline.sort(key=lambda item: item[0], reverse=True)
     return Member360(
@@ -105,18 +136,20 @@ async def load_member(
         statement=statement,
         tiers=tiers,
         stage=stage,
-        tags=[tag_label(tag, lang) for tag in tags],
+        tags=[tag_label(tag, lang, names) for tag in tags],
         timeline=timeline[:TIMELINE_MAX],
         expiring=[(stored_time(r.expires_at), int(r.points)) for r in expiring[:EXPIRING_SHOWN]],
+        tier_names=names,
+        lang=lang,
     )
 
 
-def tag_label(tag: DerivedTag, lang: str) -> str:
-    """A derived tag as the page shows it."""
+def tag_label(tag: DerivedTag, lang: str, tier_names: dict[str, str] | None = None) -> str:
+    """A derived tag as the page shows it (a tier by the name the brand gave it)."""
     if tag.kind == STAGE:
         return stage_label(str(tag.value), lang)
     if tag.kind == TIER:
-        return f"{tr('col.tier', lang)}: {tag.value}"
+        return f"{tr('col.tier', lang)}: {tier_label(str(tag.value), tier_names or {})}"
     if tag.kind == MULTICHANNEL:
         return tr("tag.multichannel", lang, n=tag.value)
     return tr(f"tag.{tag.kind}", lang)  # online_offline, merged

@@ -171,6 +171,7 @@ def render(ctx: Ctx, template: str, status: int = 200, **values: Any) -> Respons
             # the language link of a search result goes back to the search form (GET)
             lang_path=ctx.request.url.path.removesuffix("/search"),
             stage_label=lambda s: i18n.stage_label(s, ctx.lang),
+            label=lambda kind, code: i18n.label(kind, code, ctx.lang),
             channel_label=lambda c: i18n.channel_label(c, ctx.lang),
             **values,
         )

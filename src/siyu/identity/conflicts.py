@@ -17,6 +17,13 @@ class Conflict:
     identity_x: str  # "type masked-value (member N)"
     identity_y: str
     detected_at: datetime
+    # the parts of identity_x and identity_y, for a face to word in its language
+    type_x: str = ""
+    masked_x: str = ""
+    member_x: int | None = None
+    type_y: str | None = None
+    masked_y: str | None = None
+    member_y: int | None = None
 
 
 def list_conflicts(
@@ -44,6 +51,12 @@ def list_conflicts(
             f"{r[4]} {r[5]} (member {r[6]})",
             f"{r[7]} {r[8]} (member {r[9]})" if r[7] else "",
             r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
         )
         for r in rows
     ]

@@ -28,6 +28,11 @@ from sqlalchemy import (
 
 from siyu.store.metadata import BigId, metadata
 
+# The codes these tables hold, each with a label for people (console/i18n, siyu.i18n).
+MEMBER_STATUSES = ("active", "merged")  # merged: absorbed by another member (merged_into)
+MERGE_MODES = ("batch", "incremental")  # OneID over the whole graph, or one attach
+CONFLICT_KINDS = ("exclusive_clash", "phone_change", "weak_ambiguous")
+
 members = Table(
     "members",
     metadata,
@@ -102,7 +107,7 @@ merges = Table(
     Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
     Column("survivor_id", BigId, ForeignKey("members.member_id"), nullable=False),
     Column("merged_id", BigId, ForeignKey("members.member_id"), nullable=False),
-    Column("mode", String(16), nullable=False),  # 'batch' | 'incremental'
+    Column("mode", String(16), nullable=False),  # one of MERGE_MODES
     Column("reason", String(200), nullable=False),
     # JSON: {"identities": [ids moved from merged to survivor], "links": [bridging link ids]}
     Column("evidence", Text, nullable=False),
@@ -118,8 +123,8 @@ identity_conflicts = Table(
     metadata,
     Column("conflict_id", BigId, primary_key=True, autoincrement=True),
     Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
-    # 'exclusive_clash' (e.g. two unionids, two cards of one brand, two verified phones
-    # in use at once), 'phone_change' (accepted, reported), 'weak_ambiguous'.
+    # CONFLICT_KINDS: 'exclusive_clash' (e.g. two unionids, two cards of one brand, two
+    # verified phones in use at once), 'phone_change' (accepted, reported), 'weak_ambiguous'.
     Column("kind", String(32), nullable=False),
     Column("link_id", BigId, ForeignKey("identity_links.link_id")),
     Column("identity_x", BigId, ForeignKey("identities.identity_id"), nullable=False),

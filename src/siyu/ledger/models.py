@@ -49,6 +49,8 @@ POSTING_KINDS = (
     "merge",
     "unmerge",
 )
+# Why a member's tier changed (tier_changes.reason).
+TIER_REASONS = ("upgrade", "downgrade", "grace", "merge")
 
 ledger_accounts = Table(
     "ledger_accounts",
@@ -166,7 +168,7 @@ tier_changes = Table(
     Column("scope_key", String(64), nullable=False),
     Column("from_tier", String(64)),
     Column("to_tier", String(64), nullable=False),
-    Column("reason", String(32), nullable=False),  # upgrade | downgrade | grace | merge
+    Column("reason", String(32), nullable=False),  # one of TIER_REASONS
     Column("detail", Text, nullable=False),  # JSON: metrics, coupon pack granted
     Column("created_at", DateTime, nullable=False),
     Index("ix_tier_changes_member", "group_id", "member_id", "change_id"),

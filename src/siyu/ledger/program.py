@@ -164,6 +164,13 @@ class TierRules(_Doc):
         return best
 
 
+def tier_names(body: str | None) -> dict[str, str]:
+    """Tier code -> the name the brand gave it, from the stored tier rules in force
+    (`queries.TIER_PROGRAM`; None: the defaults). A code no longer in the rules has none."""
+    rules = TierRules.model_validate_json(body) if body else TierRules()
+    return {tier.code: tier.name for tier in rules.tiers}
+
+
 def load(engine: Engine, group_id: str, kind: Literal["earn", "tiers"]) -> EarnRules | TierRules:
     with engine.connect() as conn:
         body = conn.execute(

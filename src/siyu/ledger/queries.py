@@ -16,9 +16,17 @@ BALANCES = Sql(
        FROM ledger_accounts a
        WHERE a.group_id = :g AND a.member_id = :m AND a.owner = 'member'"""
 )
+# brand_name: the brand of a per-brand tier (scope_key "*" is the whole group: none)
 TIERS = Sql(
-    "SELECT scope_key, tier_code, since, grace_until FROM member_tiers "
-    "WHERE group_id = :g AND member_id = :m ORDER BY scope_key"
+    """SELECT t.scope_key, t.tier_code, t.since, t.grace_until, b.name AS brand_name
+       FROM member_tiers t LEFT JOIN brands b
+         ON b.group_id = t.group_id AND b.brand_id = t.scope_key
+       WHERE t.group_id = :g AND t.member_id = :m ORDER BY t.scope_key"""
+)
+# The tier rules in force (no row: the defaults, `program.TierRules()`).
+TIER_PROGRAM = Sql(
+    "SELECT body FROM loyalty_programs WHERE group_id = :g AND kind = 'tiers' "
+    "ORDER BY version DESC LIMIT 1"
 )
 # The points still to expire, soonest first (lots already past their date are gone).
 EXPIRING = Sql(
