@@ -5,6 +5,7 @@ the member's stage changes; a live task whose member moved on is closed by the j
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 from tests.guides.conftest import PLAN, Brand
 
@@ -146,5 +147,6 @@ def test_the_plan_is_read_from_the_lifecycle_snapshot() -> None:
     }
     assert (plan.at_risk_days, plan.lapsed_days) == (45, 90)
     assert plan.rates == {1: 0.2, 2: 0.35, 3: 0.5}
-    assert plan.returns == {"at_risk": 0.1, "lapsed": 0.05}
+    # a month's share who came back, over the 90-day window: 1 - (1 - m) ^ 3
+    assert plan.returns == pytest.approx({"at_risk": 1 - 0.9**3, "lapsed": 1 - 0.95**3})
     assert plan_from_lifecycle({**payload, "knee": None}) is None

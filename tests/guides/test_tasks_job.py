@@ -79,6 +79,7 @@ def test_the_generate_job_reads_the_latest_snapshot(brand: Brand) -> None:
     again = siyu(brand, "guides", "tasks", "generate")
     assert again.returncode == 0, again.stderr
     assert "created 0, closed 0, to do 4" in again.stdout
-    # R1 and R2 are worth the same: the at-risk share who came back (2 of 10) x 5,000
+    # R1 and R2 are worth the same: 5,000 x P, P from the at-risk share who came back in
+    # the month (2 of 10) over the 120-day window
     values = {m: v for m, _, _, _, v, _ in brand.task_rows()}
-    assert values["R1"] == values["R2"] == 1_000
+    assert values["R1"] == values["R2"] == round(5_000 * (1 - 0.8**4))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from siyu.guides.tasks import to_second
 from siyu.store.reads import Reader, Sql
-from siyu.store.times import stored_time
 
 # The facts that carry a guide: each has group_id, member_id and guide_id.
 _ATTRIBUTING = ("orders", "events")
@@ -148,7 +148,7 @@ async def _with_history(
                     actor_key_id=None if e.actor_key_id is None else int(e.actor_key_id),
                     actor_role=e.role,
                     note=e.note if notes else None,
-                    at=stored_time(e.at),
+                    at=to_second(e.at),
                 )
             )
     return [
@@ -163,9 +163,9 @@ async def _with_history(
             expected_value_fen=int(r.expected_value_fen),
             urgency=int(r.urgency),
             due_on=r.due_on if isinstance(r.due_on, date) else date.fromisoformat(str(r.due_on)),
-            last_order_at=None if r.last_order_at is None else stored_time(r.last_order_at),
-            created_at=stored_time(r.created_at),
-            updated_at=stored_time(r.updated_at),
+            last_order_at=None if r.last_order_at is None else to_second(r.last_order_at),
+            created_at=to_second(r.created_at),
+            updated_at=to_second(r.updated_at),
             history=history.get(int(r.task_id), []),
         )
         for r in rows

@@ -36,10 +36,11 @@ from siyu.guides.tasks import (
     due_on,
     expected_value_fen,
     repurchase_probability,
+    to_second,
     urgency,
 )
 from siyu.store.dialect import dialect_of
-from siyu.store.times import stored_now, stored_time
+from siyu.store.times import stored_now
 
 # the moves a person may make, from each state
 MOVES: dict[str, tuple[str, ...]] = {
@@ -220,7 +221,7 @@ def generate_tasks(
     params: dict[str, Any] = {"g": group_id, "stages": list(kinds)}
     guides: dict[int, tuple[datetime, str]] = {}
     for r in conn.execute(_GUIDES, params):
-        seen = (stored_time(r.at), str(r.guide_id))
+        seen = (to_second(r.at), str(r.guide_id))
         guides[int(r.member_id)] = max(guides.get(int(r.member_id), seen), seen)
     spend = {int(r.member_id): (int(r.n), int(r.paid or 0)) for r in conn.execute(_SPEND, params)}
     known = list(conn.execute(_KNOWN, {**params, "live": list(LIVE)}))
@@ -229,7 +230,7 @@ def generate_tasks(
     rows = []
     for c in conn.execute(_CANDIDATES, params):
         member, stage = int(c.member_id), str(c.stage)
-        last = None if c.last_order_at is None else stored_time(c.last_order_at)
+        last = None if c.last_order_at is None else to_second(c.last_order_at)
         key = (member, kinds[stage], cycle_of(stage, last))
         if member not in guides:
             continue  # nobody served the member: HQ's campaigns reach them, not a guide
@@ -290,10 +291,10 @@ def _close(conn: Connection, group_id: str, stale: Iterable[Any], now: datetime)
     last: dict[int, datetime] = {}
     for i in range(0, len(members), 1000):
         found = conn.execute(_LAST_ORDER, {"g": group_id, "ids": members[i : i + 1000]})
-        last.update({int(r.member_id): stored_time(r.at) for r in found})
+        last.update({int(r.member_id): to_second(r.at) for r in found})
     closed = 0
     for k in stale:
-        before = None if k.last_order_at is None else stored_time(k.last_order_at)
+        before = None if k.last_order_at is None else to_second(k.last_order_at)
         after = last.get(int(k.member_id))
         ordered = after is not None and (before is None or after > before)
         to = DONE if ordered else DISMISSED

@@ -6,9 +6,12 @@ task is worth and how urgent it is. Pure functions over the lifecycle snapshot's
     average order value  = the member's paid fen / orders, orders not cancelled
     P, next_order        = the retention curve's rate at k = knee - 1 (of the members who
                            reached k orders, the share who ordered again within W days)
-    P, win back          = of the members in that stage a month before the snapshot, the
-                           share who ordered within the month (the stage transitions);
-                           without transitions, the curve's rate at the member's orders
+    P, win back          = 1 - (1 - m) ^ (W / 30), where m is the share of the members in
+                           that stage a month before the snapshot who ordered within the
+                           month (the stage transitions): the same W-day horizon as the
+                           curve, at a constant monthly rate (for lapsed members, whose
+                           chances fall with time, an upper bound); without transitions,
+                           the curve's rate at the member's orders
     urgency (per mille)  = how far the member is into the stage's window, by days since
                            the last order: next_order days / at_risk_days (at 1000 it turns
                            at risk); at risk days / lapsed_days (at 1000 it lapses); lapsed
@@ -29,6 +32,7 @@ from siyu.guides.models import NEXT_ORDER, WIN_BACK_AT_RISK, WIN_BACK_LAPSED
 AT_RISK, LAPSED, LOYAL = "at_risk", "lapsed", "loyal"
 LAPSED_DUE_DAYS = 14  # a win-back of a lapsed member: try within two weeks
 PER_MILLE = 1000
+MONTH_DAYS = 30
 
 
 def task_stages(knee: int | None) -> dict[str, str]:
@@ -68,14 +72,15 @@ def plan_from_lifecycle(payload: dict[str, Any]) -> TaskPlan | None:
         for r in payload.get("curve") or []
         if r.get("rate") is not None and not r.get("group")
     }
+    window = int(config.get("window_days") or payload.get("window_days") or 120)
     returns: dict[str, float] = {}
     matrix = (payload.get("transitions") or {}).get("matrix") or {}
     for stage in (AT_RISK, LAPSED):
         row = matrix.get(stage) or {}
         total = sum(int(n) for n in row.values())
         back = sum(int(n) for to, n in row.items() if to == LOYAL or str(to).startswith("new_"))
-        if total:
-            returns[stage] = back / total
+        if total:  # a month's rate, over the curve's window
+            returns[stage] = 1 - (1 - back / total) ** (window / MONTH_DAYS)
     as_of = datetime.fromisoformat(str(payload["as_of"]))
     return TaskPlan(
         knee=knee,
@@ -128,6 +133,14 @@ def due_on(plan: TaskPlan, stage: str, last_order_at: datetime | None) -> date:
         return (plan.as_of + timedelta(days=LAPSED_DUE_DAYS)).date()
     edge = plan.lapsed_days if stage == AT_RISK else plan.at_risk_days
     return (last_order_at + timedelta(days=edge)).date()
+
+
+def to_second(value: Any) -> datetime:
+    """A stored time read back, to the second: SQLite may answer text with odd fractions
+    (rows written through the bulk staging path), PostgreSQL a datetime."""
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0)
+    return datetime.fromisoformat(str(value)[:19])
 
 
 def cycle_of(stage: str, last_order_at: datetime | None) -> str:
