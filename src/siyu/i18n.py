@@ -175,6 +175,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "keys.expires": {"zh": "{at} 到期", "en": "expires {at}"},
     "keys.never": {"zh": "永不过期", "en": "never expires"},
     "keys.expired": {"zh": "已过期（{at}）", "en": "expired ({at})"},
+    "tasks.generated": {
+        "zh": "跟进任务（拐点 {knee}，截至 {as_of}）：新建 {created}，关闭 {closed}，待跟进 {live}",
+        "en": "Follow-up tasks (knee {knee}, as of {as_of}): created {created}, "
+        "closed {closed}, to do {live}",
+    },
+    "tasks.no_snapshot": {
+        "zh": "没有带拐点的生命周期快照：先运行 siyu analyze snapshot",
+        "en": "no lifecycle snapshot with a knee: run siyu analyze snapshot first",
+    },
 }
 
 

@@ -118,6 +118,10 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             f"/v1/members/{m1}/stored-value:refund",
             {"top_up_posting_id": 999999, "store_id": "S1"},
         ),
+        ("GET", "/v1/guides/{guide_id}/tasks"): ("/v1/guides/G1/tasks", None),
+        ("POST", "/v1/tasks/{task_id}:contacted"): ("/v1/tasks/999999:contacted", {"note": "x"}),
+        ("POST", "/v1/tasks/{task_id}:done"): ("/v1/tasks/999999:done", None),
+        ("POST", "/v1/tasks/{task_id}:dismiss"): ("/v1/tasks/999999:dismiss", None),
     }
 
 

@@ -134,7 +134,7 @@ def test_guide_sees_own_members_and_tasks_on_a_phone(brand: Brand, phone: Any) -
     # when the guide opens the tasks: every task is one of the guide's members, in a
     # stage that calls for one
     phone.goto(f"{brand.base}/console/tasks?lang=en")
-    tasks = phone.locator("tr[data-task]").all()
+    tasks = phone.locator("article.task[data-task]").all()
     assert tasks
     for row in tasks:
         assert int(row.get_attribute("data-member")) in expected

@@ -55,6 +55,8 @@ from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse, open_warehouse
 from siyu.analytics.writeback import write_member_rfm
 from siyu.errors import ValidationError
+from siyu.guides.service import generate_tasks
+from siyu.guides.tasks import plan_from_lifecycle
 from siyu.store.reads import Reader, Sql
 
 KINDS = ("kpis", "lifecycle", "rfm", "sales", "stores", "guides")
@@ -144,7 +146,8 @@ def save_snapshots(
     computed_at: datetime | None = None,
 ) -> None:
     """Store one run (every kind in one transaction) and drop runs older than the last
-    `KEEP` of each kind."""
+    `KEEP` of each kind. The guides' follow-up tasks follow the lifecycle's stages, in the
+    same transaction (`guides.service.generate_tasks`)."""
     now = computed_at or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     with engine.begin() as conn:
         for kind, payload in payloads.items():
@@ -177,6 +180,9 @@ def save_snapshots(
                     ),
                     {"g": group_id, "k": kind, "s": keep},
                 )
+            plan = plan_from_lifecycle(payload) if kind == "lifecycle" else None
+            if plan is not None:
+                generate_tasks(conn, group_id, plan, now)
 
 
 LATEST = Sql(

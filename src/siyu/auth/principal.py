@@ -45,6 +45,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Where stock is kept and which channel ships from where: HQ sets it up.
     "inventory:configure": frozenset({Role.ADMIN}),
     "reservations:write": frozenset({Role.ADMIN, Role.CHANNEL}),
+    # Follow-up tasks: a guide reads and moves its own (the row rule is guides.service's);
+    # HQ reads every guide's, and an admin may move them.
+    "tasks:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    "tasks:write": frozenset({Role.ADMIN, Role.GUIDE}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

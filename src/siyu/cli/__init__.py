@@ -14,6 +14,7 @@ from siyu.cli import (
     analyze,
     analyze_warehouse,  # noqa: F401
     data,
+    guides,
     identity,
     inventory,
     keys,
@@ -44,5 +45,6 @@ app.add_typer(analyze.app, name="analyze")
 app.add_typer(loyalty.app, name="loyalty")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(guides.app, name="guides")
 
 __all__ = ["app"]

@@ -41,7 +41,8 @@ PAGES: tuple[Page, ...] = (
         in_nav=False,
     ),
     Page("my_members", "/console/my-members", frozenset({Role.GUIDE})),
-    Page("tasks", "/console/tasks", frozenset({Role.GUIDE})),
+    # a guide's own follow-up tasks; HQ admins see (and may act on) every guide's
+    Page("tasks", "/console/tasks", frozenset({Role.ADMIN, Role.GUIDE})),
     Page("members", "/console/members", CONSOLE_ROLES),
 )
 BY_NAME = {p.name: p for p in PAGES}

@@ -36,7 +36,6 @@ from typing import Any
 from siyu.auth.principal import Principal, Role
 from siyu.errors import ValidationError
 from siyu.guides.queries import GUIDE_MEMBER_IDS
-from siyu.guides.tasks import task_stages
 from siyu.identity.profile import shown_identity
 from siyu.privacy import Vault
 from siyu.store.reads import Reader, Sql
@@ -438,34 +437,3 @@ async def export_csv(
         if len(rows) < EXPORT_BATCH:
             return
         offset += EXPORT_BATCH
-
-
-# --- the guide's tasks ------------------------------------------------------------------------
-
-TASKS_MAX = 200
-
-_COLUMNS = """SELECT m.member_id, m.name_masked, m.home_store_id, s.stage, s.orders,
-    s.last_order_at FROM members m
-    LEFT JOIN member_stages s ON s.group_id = m.group_id AND s.member_id = m.member_id"""
-# A guide's members by the guides domain's one rule, the scope check's too.
-_OF_GUIDE = f"m.member_id IN ({GUIDE_MEMBER_IDS})"
-# PostgreSQL sorts NULLs first in DESC order and SQLite last: say which.
-_RECENT_FIRST = "ORDER BY (s.last_order_at IS NULL), s.last_order_at DESC, m.member_id LIMIT :n"
-
-GUIDE_TASKS = Sql(
-    f"{_COLUMNS} WHERE m.group_id = :g AND m.status = 'active' AND s.stage IN :stages "
-    f"AND {_OF_GUIDE} {_RECENT_FIRST}"
-)
-
-
-async def guide_tasks(
-    reader: Reader, group_id: str, guide_id: str, knee: int | None
-) -> list[tuple[str, Any]]:
-    """(task key, member row) for the guide's members whose stage calls for a follow-up."""
-    tasks = task_stages(knee)
-    rows = await reader.all(
-        GUIDE_TASKS, {"g": group_id, "gd": guide_id, "stages": list(tasks), "n": TASKS_MAX}
-    )
-    order = list(tasks)
-    ranked = sorted(rows, key=lambda r: order.index(r.stage))
-    return [(tasks[r.stage], r) for r in ranked]

@@ -1,0 +1,89 @@
+"""Follow-up tasks for shopping guides: one row per task, and an append-only log of every
+change of its state (who, when, a note).
+
+A task is a guide's job for one member (win back a member at risk or lapsed, bring a new
+member one order before the knee back for the next order). `guides.service.generate_tasks`
+creates them from the lifecycle stages; guides and HQ move them through their states
+(`guides.service.change_state`), each move a row of `guide_task_events`.
+
+`cycle` names the episode a task belongs to: the member's stage and last order time when
+it was created. The unique key makes generation idempotent, and a closed task (done,
+dismissed) is not created again while the member stays in that stage with that last order.
+
+No foreign keys to members (as on the other tables keyed by member): distributed by
+member_id with the facts on Citus.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from siyu.store.metadata import BigId, metadata
+
+WIN_BACK_AT_RISK, WIN_BACK_LAPSED, NEXT_ORDER = "win_back_at_risk", "win_back_lapsed", "next_order"
+KINDS = (WIN_BACK_AT_RISK, WIN_BACK_LAPSED, NEXT_ORDER)
+OPEN, CONTACTED, DONE, DISMISSED = "open", "contacted", "done", "dismissed"
+STATES = (OPEN, CONTACTED, DONE, DISMISSED)
+LIVE = (OPEN, CONTACTED)  # a guide still has something to do
+CLOSED = (DONE, DISMISSED)
+NOTE_MAX = 500
+
+guide_tasks = Table(
+    "guide_tasks",
+    metadata,
+    Column("task_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    # the member's stage and last order when the task was made: "<stage>@<ISO time>"
+    Column("cycle", String(64), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("expected_value_fen", BigInteger, nullable=False),
+    Column("urgency", Integer, nullable=False),  # per mille (guides.tasks.urgency)
+    Column("due_on", Date, nullable=False),
+    Column("last_order_at", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "guide_id", "member_id", "kind", "cycle"),
+    CheckConstraint("state IN ('open', 'contacted', 'done', 'dismissed')", name="state_known"),
+    CheckConstraint("expected_value_fen >= 0", name="value_not_negative"),
+)
+# a guide's list: its live tasks by value, then urgency
+Index(
+    "ix_guide_tasks_rank",
+    guide_tasks.c.group_id,
+    guide_tasks.c.guide_id,
+    guide_tasks.c.state,
+    guide_tasks.c.expected_value_fen,
+)
+Index("ix_guide_tasks_member", guide_tasks.c.group_id, guide_tasks.c.member_id)
+
+# Append-only: every state a task entered, by whom (the API key; NULL for the generator,
+# which only ever closes a task whose member's stage moved on) and a note. Notes are free
+# text a guide typed: personal data, never logged, shown only to roles that see it.
+guide_task_events = Table(
+    "guide_task_events",
+    metadata,
+    Column("event_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("actor_key_id", BigInteger),
+    Column("note", Text),
+    Column("at", DateTime, nullable=False),
+)
+Index("ix_guide_task_events_task", guide_task_events.c.task_id, guide_task_events.c.event_id)
