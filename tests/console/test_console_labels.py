@@ -23,6 +23,8 @@ from siyu.analytics.stages import AT_RISK, LAPSED, LOYAL, PROSPECT, StageConfig
 from siyu.auth.principal import Role
 from siyu.channels import registry as channels
 from siyu.console.i18n import LANGS, STRINGS, tier_label
+from siyu.guides.models import KINDS as TASK_KINDS
+from siyu.guides.models import STATES as TASK_STATES
 from siyu.guides.tasks import task_stages
 from siyu.identity.models import MEMBER_STATUSES, MERGE_MODES
 from siyu.identity.types import IDENTITY_TYPES
@@ -52,9 +54,8 @@ LONE_STAR = re.compile(r"(?<!\S)\*(?!\S)")  # a tier's scope key "*" (the whole 
 
 
 def task_codes() -> set[str]:
-    """The guide tasks (`guides.tasks`): their keys and the codes inside them."""
-    keys = set(task_stages(StageConfig().max_k).values())
-    return keys | {key.removeprefix("task.") for key in keys}
+    """The guide tasks (`guides.models`): their kinds and states."""
+    return set(TASK_KINDS) | set(TASK_STATES)
 
 
 def known_codes(tier_codes: Iterable[str] = ()) -> set[str]:
@@ -148,7 +149,9 @@ def test_every_code_in_the_code_tables_has_a_label_in_both_languages() -> None:
             for text in STRINGS[f"{kind}.{code}"]:
                 assert text.strip() and text != code, (kind, code, text)
     # and every guide task has its label
-    assert all(key in STRINGS for key in task_stages(StageConfig().max_k).values())
+    assert all(f"task.{kind}" in STRINGS for kind in TASK_KINDS)
+    assert all(f"task.state.{state}" in STRINGS for state in TASK_STATES)
+    assert set(task_stages(StageConfig().max_k).values()) <= set(TASK_KINDS)
 
 
 def test_a_tier_is_shown_by_the_name_the_brand_gave_it() -> None:
