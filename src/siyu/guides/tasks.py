@@ -36,7 +36,8 @@ says why, and then no member has one) the value falls back to one order's worth:
                            lapsed_days / days (1000 just lapsed, falling as chances fall)
 
 The fallback counts one order, the CLV a year: a member without a row beside members with
-one (one who first bought after the snapshot's data end) ranks low until the next run.
+one (say, a member OneID merged after the run) ranks low until the next run. A task's value
+is set when it is made; live tasks keep theirs.
 """
 
 from __future__ import annotations
