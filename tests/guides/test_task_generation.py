@@ -150,3 +150,60 @@ def test_the_plan_is_read_from_the_lifecycle_snapshot() -> None:
     # a month's share who came back, over the 90-day window: 1 - (1 - m) ^ 3
     assert plan.returns == pytest.approx({"at_risk": 1 - 0.9**3, "lapsed": 1 - 0.95**3})
     assert plan_from_lifecycle({**payload, "knee": None}) is None
+
+
+def test_a_members_clv_is_the_tasks_value_and_ranks_them(brand: Brand) -> None:
+    import asyncio
+
+    from siyu.analytics.models import member_clv
+    from siyu.guides.queries import task_page
+    from siyu.store.reads import make_reads
+
+    # given R1 and R2 at risk since the same day (equal urgency), and the snapshot's CLV
+    # written back for N3, R1 and R2 (R1 worth three times R2), none for L1
+    brand.set_stage("R1", "at_risk", 2, "2024-09-15T10:00:00")
+    m = brand.members
+    with brand.store.engine.begin() as conn:
+        conn.execute(
+            member_clv.insert(),
+            [
+                {
+                    "group_id": brand.store.group_id,
+                    "member_id": m[name],
+                    "expected_purchases": purchases,
+                    "p_alive": alive,
+                    "clv_fen": fen,
+                    "horizon_days": 364,
+                    "computed_at": PLAN.as_of,
+                }
+                for name, purchases, alive, fen in (
+                    ("N3", 2.5, 0.9, 50_000),
+                    ("R1", 1.8, 0.6, 90_000),
+                    ("R2", 0.6, 0.6, 30_000),
+                )
+            ],
+        )
+    # when tasks are generated
+    generate(brand)
+    # then a member's task is worth the member's CLV; L1, without one, one order's worth
+    rows = {r[0]: r for r in brand.task_rows()}
+    assert {n: rows[n][4] for n in rows} == {
+        "N3": 50_000,
+        "R1": 90_000,
+        "R2": 30_000,
+        "L1": round(8_000 * 0.05),
+    }
+    assert rows["R1"][5] == rows["R2"][5]  # equal urgency
+
+    async def ranked() -> list[int]:
+        reads = make_reads(brand.store.engine)
+        try:
+            async with reads.connection() as reader:
+                page = await task_page(reader, brand.store.group_id, "G1", ["open"], 50)
+        finally:
+            await reads.close()
+        return [t.member_id for t in page.tasks]
+
+    # and the guide's list puts the member worth most first: R1 before R2 (same urgency)
+    # and before N3 (the next order of a member worth less)
+    assert asyncio.run(ranked()) == [m["R1"], m["N3"], m["R2"]]

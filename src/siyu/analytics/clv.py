@@ -127,13 +127,17 @@ def fit_clv(
     if monetary and spenders.sum() >= 2:
         gg = fit_gamma_gamma(np.where(spenders, x, 0.0), zbar)
         spend_f = gg.expected_spend(x, zbar)
-        # expected purchases period by period, so later periods can be discounted
-        previous = np.zeros_like(x)
-        value = np.zeros_like(x)
-        for i in range(1, horizon + 1):
-            current = bg.expected_purchases(i, x, t_x, T)
-            value += (current - previous) * spend_f / (1 + discount_rate) ** i
-            previous = current
+        # expected purchases period by period, so later periods can be discounted; without
+        # a discount the sum telescopes to the horizon's expected purchases
+        if discount_rate == 0.0:
+            value = expected * spend_f
+        else:
+            previous = np.zeros_like(x)
+            value = np.zeros_like(x)
+            for i in range(1, horizon + 1):
+                current = bg.expected_purchases(i, x, t_x, T)
+                value += (current - previous) * spend_f / (1 + discount_rate) ** i
+                previous = current
         spend = np.rint(spend_f).astype(np.int64)
         clv = np.rint(value).astype(np.int64)
     return CLVResult(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -52,6 +53,23 @@ member_rfm = Table(
     PrimaryKeyConstraint("group_id", "member_id"),
 )
 Index("ix_member_rfm_segment", member_rfm.c.group_id, member_rfm.c.segment)
+
+# Each buyer's customer lifetime value over the next 12 months as the last snapshot fitted
+# it (analytics.writeback.write_member_clv: BG/NBD + Gamma-Gamma on the brand's own buyers),
+# so the guides' follow-up tasks rank by what a member is worth (guides.tasks). Rewritten
+# whole per brand group with each snapshot; no rows when the fit could not run.
+member_clv = Table(
+    "member_clv",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("expected_purchases", Float, nullable=False),  # over the horizon
+    Column("p_alive", Float, nullable=False),
+    Column("clv_fen", BigInteger, nullable=False),  # expected spend over the horizon
+    Column("horizon_days", Integer, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "member_id"),
+)
 
 # Aggregates the console serves (siyu.analytics.snapshot): one JSON payload per kind and
 # run, computed from the warehouse so no page request touches DuckDB. A few runs are kept

@@ -16,11 +16,14 @@ Kinds:
                store): orders, sales, buyers, home members, last months' sales
     guides     per guide: store and its name, alias, orders, sales, members (from `kpis`),
                the funnel
+    clv        the BG/NBD and Gamma-Gamma fits behind each buyer's 12-month CLV (written
+               back to `member_clv` for the guides' tasks), or why none was written
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +32,13 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 from ibis import BaseBackend
 from sqlalchemy import Engine, text
 
 from siyu.analytics import kpis as kpi_exprs
+from siyu.analytics.clv import CLVResult, clv_summary, fit_clv
 from siyu.analytics.engines import connect, load_arrow, materialised, to_arrow, to_pandas
 from siyu.analytics.knee import find_knee
 from siyu.analytics.kpi_service import kpi_report
@@ -53,17 +58,20 @@ from siyu.analytics.service import AXES
 from siyu.analytics.stages import StageConfig, month_ends
 from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse, open_warehouse
-from siyu.analytics.writeback import write_member_rfm
-from siyu.errors import ValidationError
+from siyu.analytics.writeback import write_member_clv, write_member_rfm
+from siyu.errors import SiyuError, ValidationError
 from siyu.guides.service import generate_tasks
 from siyu.guides.tasks import plan_from_lifecycle
 from siyu.store.reads import Reader, Sql
 
-KINDS = ("kpis", "lifecycle", "rfm", "sales", "stores", "guides")
+KINDS = ("kpis", "lifecycle", "rfm", "sales", "stores", "guides", "clv")
 KEEP = 5  # runs kept per kind: the newest is served, the others are history
 TREND_MONTHS = 12
 ACTIVE_DAYS = 90  # an active member ordered within this many days
 STAGE_MAX_K = 8
+CLV_PERIOD_DAYS = 7
+MIN_REPEAT_BUYERS = 2  # Gamma-Gamma's own minimum
+CLV_HORIZON = 52  # weeks: the tasks' value is what a member is worth over the next year
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,7 @@ def _payloads(
         "sales": _sales(con, wh, purchases, t_end),
         "stores": _stores(con, engine, group_id, purchases, t_end),
         "guides": _guides(engine, group_id, kpis),
+        "clv": _clv(con, purchases, t_end, engine, group_id),
     }
     for payload in payloads.values():
         payload.setdefault("as_of", t_end.isoformat())
@@ -288,6 +297,49 @@ def _rfm(
         "lapsed_days": stages.lapsed_days,
         "rules": rule_json(config),
     }
+
+
+def _clv(
+    con: BaseBackend, purchases: ir.Table, t_end: datetime, engine: Engine, group_id: str
+) -> dict[str, Any]:
+    """Each buyer's CLV over the next `CLV_HORIZON` weeks as of the data's end, written back
+    to `member_clv`; when the fit cannot run (too few repeat buyers, no spend to fit) the
+    group's rows are cleared, the tasks fall back to their own value, and the payload says
+    why."""
+    summary = to_pandas(con, clv_summary(purchases, t_end))
+    result: CLVResult | None = None
+    reason = None
+    repeat = int(((summary["frequency"] > 0) & (summary["repeat_fen"] > 0)).sum())
+    if repeat < MIN_REPEAT_BUYERS:
+        reason = (
+            f"Gamma-Gamma needs at least {MIN_REPEAT_BUYERS} repeat buyers who paid, found {repeat}"
+        )
+    else:
+        try:  # a fit on little data may wander through overflows: judged by its result
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = fit_clv(summary, CLV_PERIOD_DAYS, CLV_HORIZON)
+        except SiyuError as e:
+            reason = str(e)
+    if result is not None and result.clv_fen is None:
+        reason = "the Gamma-Gamma fit did not run"
+    elif result is not None and result.clv_fen is not None:
+        finite = np.isfinite(result.expected_purchases).all() and np.isfinite(result.p_alive).all()
+        if not finite or (result.clv_fen < 0).any():  # a degenerate fit: no usable values
+            reason = "the fit gave no finite, non-negative values"
+    written = write_member_clv(engine, group_id, None if reason else result)
+    payload: dict[str, Any] = {
+        "as_of": t_end.isoformat(),
+        "period_days": CLV_PERIOD_DAYS,
+        "horizon_periods": CLV_HORIZON,
+        "buyers": len(summary),
+        "written": written,
+    }
+    if reason is not None:
+        payload["not_written"] = reason
+    if result is not None:
+        payload["fit"] = result.to_json()
+    return payload
 
 
 def _sales(con: BaseBackend, wh: Warehouse, purchases: ir.Table, t_end: datetime) -> dict[str, Any]:

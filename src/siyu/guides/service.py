@@ -31,6 +31,7 @@ from siyu.guides.models import (
 )
 from siyu.guides.tasks import (
     TaskPlan,
+    clv_value_fen,
     cycle_of,
     days_since,
     due_on,
@@ -189,6 +190,9 @@ _SPEND = text(
     "SELECT member_id, COUNT(*) AS n, SUM(paid_fen) AS paid FROM orders WHERE group_id = :g "
     f"AND status <> 'cancelled' AND member_id IN ({_IN_STAGES}) GROUP BY member_id"
 ).bindparams(bindparam("stages", expanding=True))
+_CLV = text(
+    f"SELECT member_id, clv_fen FROM member_clv WHERE group_id = :g AND member_id IN ({_IN_STAGES})"
+).bindparams(bindparam("stages", expanding=True))
 _KNOWN = text(
     "SELECT task_id, member_id, kind, cycle, state, last_order_at FROM guide_tasks "
     f"WHERE group_id = :g AND (state IN :live OR member_id IN ({_IN_STAGES}))"
@@ -212,7 +216,9 @@ def generate_tasks(
     """Create the tasks the members' stages (`member_stages`) call for, in the caller's
     transaction: one per member, for the guide who served the member last, unless a task
     of that kind already exists for the member's current stage and last order (whatever
-    its state: a closed task is not made again until the stage changes). Live tasks whose
+    its state: a closed task is not made again until the stage changes). A task is worth the
+    member's CLV where the snapshot wrote one back (`member_clv`), else one order's value
+    (`guides.tasks`). Live tasks whose
     member left that stage are closed by the generator (done when the member has ordered
     since, dismissed otherwise)."""
     now = now or stored_now()
@@ -224,6 +230,7 @@ def generate_tasks(
         seen = (to_second(r.at), str(r.guide_id))
         guides[int(r.member_id)] = max(guides.get(int(r.member_id), seen), seen)
     spend = {int(r.member_id): (int(r.n), int(r.paid or 0)) for r in conn.execute(_SPEND, params)}
+    clv = {int(r.member_id): int(r.clv_fen) for r in conn.execute(_CLV, params)}
     known = list(conn.execute(_KNOWN, {**params, "live": list(LIVE)}))
     existing = {(int(k.member_id), str(k.kind), str(k.cycle)) for k in known}
     wanted: set[tuple[int, str, str]] = set()
@@ -238,7 +245,11 @@ def generate_tasks(
         if key in existing:
             continue
         orders, paid = spend.get(member, (0, 0))
-        p = repurchase_probability(plan, stage, orders or int(c.orders))
+        if member in clv:
+            value = clv_value_fen(clv[member])
+        else:  # no CLV written back (the fit could not run): one order's value
+            p = repurchase_probability(plan, stage, orders or int(c.orders))
+            value = expected_value_fen(paid, orders, p)
         rows.append(
             {
                 "group_id": group_id,
@@ -248,7 +259,7 @@ def generate_tasks(
                 "cycle": key[2],
                 "stage": stage,
                 "state": OPEN,
-                "expected_value_fen": expected_value_fen(paid, orders, p),
+                "expected_value_fen": value,
                 "urgency": urgency(plan, stage, days_since(plan, last)),
                 "due_on": due_on(plan, stage, last),
                 "last_order_at": last,

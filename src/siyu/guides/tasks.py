@@ -2,6 +2,24 @@
 task is worth and how urgent it is. Pure functions over the lifecycle snapshot's payload;
 `guides.service` applies them to the store.
 
+    expected value (fen) = the member's CLV over the next 12 months (`member_clv`, written
+                           back by the snapshot), for every kind of task
+
+The CLV is what the member is expected to spend with the brand in the next 52 weeks:
+BG/NBD's expected purchases (which already weigh P(the member is still a customer)) times
+Gamma-Gamma's expected spend per purchase, both fitted on the brand's own buyers. It is not
+scaled by the stage: the model reads the member's frequency and recency, the very facts the
+stages are cut from, so a lapsed member's CLV is already low by P(alive) and an active new
+member's already carries the repeat rate of members like them; a stage factor on top would
+count the stage twice, and a per-stage uplift of a guide's call is not measured. The stage
+decides whether there is a task, when it is due and how urgent it is; the value is one
+number an operator can check against `siyu analyze clv`, the same for a next-order and a
+win-back task, so the list reads "call the members worth most first, the urgent first
+among equals".
+
+Without a row (the snapshot could not fit CLV: too few repeat buyers; its payload `clv`
+says why, and then no member has one) the value falls back to one order's worth:
+
     expected value (fen) = round(average order value x P(the member orders again))
     average order value  = the member's paid fen / orders, orders not cancelled
     P, next_order        = the retention curve's rate at k = knee - 1 (of the members who
@@ -17,8 +35,9 @@ task is worth and how urgent it is. Pure functions over the lifecycle snapshot's
                            at risk); at risk days / lapsed_days (at 1000 it lapses); lapsed
                            lapsed_days / days (1000 just lapsed, falling as chances fall)
 
-A member's CLV, once written back per member, will replace the value (the CLV analysis
-runs from files today: `siyu analyze clv`).
+The fallback counts one order, the CLV a year: a member without a row beside members with
+one (say, a member OneID merged after the run) ranks low until the next run. A task's value
+is set when it is made; live tasks keep theirs.
 """
 
 from __future__ import annotations
@@ -107,6 +126,12 @@ def expected_value_fen(paid_fen: int, orders: int, probability: float) -> int:
     if orders <= 0 or paid_fen <= 0:
         return 0
     return max(0, round(paid_fen * probability / orders))
+
+
+def clv_value_fen(clv_fen: int) -> int:
+    """A task's value from the member's CLV over the horizon: the CLV itself (see the
+    module's reasoning), never negative."""
+    return max(0, int(clv_fen))
 
 
 def days_since(plan: TaskPlan, last_order_at: datetime | None) -> int:
