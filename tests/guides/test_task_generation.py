@@ -207,3 +207,42 @@ def test_a_members_clv_is_the_tasks_value_and_ranks_them(brand: Brand) -> None:
     # and the guide's list puts the member worth most first: R1 before R2 (same urgency)
     # and before N3 (the next order of a member worth less)
     assert asyncio.run(ranked()) == [m["R1"], m["N3"], m["R2"]]
+
+
+def test_live_tasks_follow_the_latest_value_and_closed_ones_keep_theirs(brand: Brand) -> None:
+    from siyu.analytics.models import member_clv
+
+    # given tasks made before any CLV was written back (one order's worth each), and R2's
+    # task dismissed by its guide
+    generate(brand)
+    before = {r[0]: r for r in brand.task_rows()}
+    with brand.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE guide_tasks SET state = 'dismissed' WHERE group_id = :g AND member_id = :m"
+            ),
+            {"g": brand.store.group_id, "m": brand.members["R2"]},
+        )
+        # when the next snapshot writes back R1's and R2's CLV and tasks are generated again
+        conn.execute(
+            member_clv.insert(),
+            [
+                {
+                    "group_id": brand.store.group_id,
+                    "member_id": brand.members[name],
+                    "expected_purchases": 1.0,
+                    "p_alive": 0.5,
+                    "clv_fen": fen,
+                    "horizon_days": 364,
+                    "computed_at": PLAN.as_of,
+                }
+                for name, fen in (("R1", 77_000), ("R2", 55_000))
+            ],
+        )
+    created, _, _ = generate(brand)
+    after = {r[0]: r for r in brand.task_rows()}
+    # then no task is made twice, R1's open task is now worth its CLV, and R2's dismissed
+    # task keeps the value it had when it was closed
+    assert created == 0
+    assert before["R1"][4] != 77_000 and after["R1"][4] == 77_000
+    assert after["R2"][4] == before["R2"][4]

@@ -205,6 +205,13 @@ _CLOSE = text(
     "UPDATE guide_tasks SET state = :to, updated_at = :now "
     "WHERE group_id = :g AND task_id = :t AND state IN :live"
 ).bindparams(bindparam("live", expanding=True))
+# Open and contacted tasks follow the latest value and urgency (not a state change: no
+# event); a task made before a member's CLV was written back must not rank as one order.
+_REPRICE = text(
+    "UPDATE guide_tasks SET expected_value_fen = :v, urgency = :u "
+    "WHERE group_id = :g AND task_id = :t AND state IN ('open', 'contacted') "
+    "AND (expected_value_fen <> :v OR urgency <> :u)"
+)
 _LIVE_COUNT = text(
     "SELECT COUNT(*) FROM guide_tasks WHERE group_id = :g AND state IN :live"
 ).bindparams(bindparam("live", expanding=True))
@@ -233,8 +240,14 @@ def generate_tasks(
     clv = {int(r.member_id): int(r.clv_fen) for r in conn.execute(_CLV, params)}
     known = list(conn.execute(_KNOWN, {**params, "live": list(LIVE)}))
     existing = {(int(k.member_id), str(k.kind), str(k.cycle)) for k in known}
+    live_ids = {
+        (int(k.member_id), str(k.kind), str(k.cycle)): int(k.task_id)
+        for k in known
+        if k.state in LIVE
+    }
     wanted: set[tuple[int, str, str]] = set()
     rows = []
+    repriced = []
     for c in conn.execute(_CANDIDATES, params):
         member, stage = int(c.member_id), str(c.stage)
         last = None if c.last_order_at is None else to_second(c.last_order_at)
@@ -242,14 +255,18 @@ def generate_tasks(
         if member not in guides:
             continue  # nobody served the member: HQ's campaigns reach them, not a guide
         wanted.add(key)
-        if key in existing:
-            continue
+        if key in existing and key not in live_ids:
+            continue  # closed: not made again until the stage changes
         orders, paid = spend.get(member, (0, 0))
         if member in clv:
             value = clv_value_fen(clv[member])
         else:  # no CLV written back (the fit could not run): one order's value
             p = repurchase_probability(plan, stage, orders or int(c.orders))
             value = expected_value_fen(paid, orders, p)
+        if key in live_ids:
+            how_urgent = urgency(plan, stage, days_since(plan, last))
+            repriced.append({"g": group_id, "t": live_ids[key], "v": value, "u": how_urgent})
+            continue
         rows.append(
             {
                 "group_id": group_id,
@@ -268,6 +285,8 @@ def generate_tasks(
             }
         )
     created = _insert(conn, group_id, rows, now)
+    if repriced:
+        conn.execute(_REPRICE, repriced)
     stale = [
         k for k in known if k.state in LIVE and (int(k.member_id), k.kind, k.cycle) not in wanted
     ]
