@@ -219,3 +219,38 @@ def test_advisory_lock_and_bulk_settings_run_on_both_engines(store: Store) -> No
 def test_advisory_lock_names_are_literals() -> None:
     with pytest.raises(ValueError, match="no quotes"):
         PostgresDialect().advisory_lock(cast(Any, None), "it's", "g")
+
+
+def test_a_staged_batch_is_joined_to_stored_rows_batch_first(store: Store) -> None:
+    # given a staged batch of order ids (a temporary table without statistics)
+    from sqlalchemy import Column, MetaData, String, Table, and_, select
+
+    from siyu.orders.models import orders
+    from siyu.store.dialect import join_staged
+
+    staged = Table(
+        "tmp_staged_orders", MetaData(), Column("order_id", String), prefixes=["TEMPORARY"]
+    )
+    query = select(staged.c.order_id).select_from(
+        join_staged(
+            staged,
+            orders,
+            and_(orders.c.group_id == store.group_id, orders.c.order_id == staged.c.order_id),
+        )
+    )
+    with store.engine.begin() as conn:
+        staged.create(conn)
+        assert conn.execute(query).all() == []
+        if store.dialect == "sqlite":
+            # then SQLite loops over the batch and looks each row up by the primary key,
+            # rather than scanning the batch once per stored order of the group
+            plan = [
+                r[-1]
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN "
+                    + str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+                )
+            ]
+            assert plan[0].startswith("SCAN tmp_staged_orders")
+            assert "(group_id=? AND order_id=?)" in plan[1]
+        staged.drop(conn)

@@ -12,8 +12,19 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Insert, Select, Table, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Insert,
+    Join,
+    Select,
+    Table,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 
 from siyu.errors import ConfigError
 
@@ -22,6 +33,31 @@ from siyu.errors import ConfigError
 GROUP = "CAST(:g AS VARCHAR(64))"
 
 Query = TypeVar("Query", bound=Select[Any])
+
+
+class _StagedJoin(Join):
+    """A join whose left side (a staged batch) the database must loop over first; see
+    `Dialect.staged_join`."""
+
+    inherit_cache = True
+
+
+@compiles(_StagedJoin, "sqlite")
+def _sqlite_staged_join(element: _StagedJoin, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    left = element.left._compiler_dispatch(compiler, **kw)
+    right = element.right._compiler_dispatch(compiler, **kw)
+    assert element.onclause is not None  # join_staged always gives one
+    on = element.onclause._compiler_dispatch(
+        compiler, **{k: v for k, v in kw.items() if k != "asfrom"}
+    )
+    return f"{left} CROSS JOIN {right} ON {on}"
+
+
+def join_staged(staged: FromClause, stored: FromClause, on: ColumnElement[bool]) -> Join:
+    """`staged JOIN stored ON on`, with the staged batch looped over first on every
+    dialect (`Dialect.staged_join`)."""
+    return _StagedJoin(staged, stored, on)
 
 
 class Dialect:
@@ -36,6 +72,12 @@ class Dialect:
     row_lock_skip_locked: ClassVar[str] = ""
     """Suffix of a SELECT that locks its rows and passes over rows another transaction
     holds, so several workers share a queue (PostgreSQL); empty on SQLite (one writer)."""
+
+    staged_join: ClassVar[str] = "JOIN"
+    """The join keyword from a staged batch to a stored table, the batch looped over first:
+    SQLite's planner has no statistics for a temporary table and would otherwise scan the
+    batch once per stored row of the group (quadratic: 16 s instead of 0.02 s for 20,000
+    rows); SQLite's `CROSS JOIN` fixes the loop order. PostgreSQL's planner chooses well."""
 
     supports_copy: ClassVar[bool] = False
     """Whether bulk rows travel with COPY (PostgreSQL: an order of magnitude faster than
@@ -86,6 +128,7 @@ class Dialect:
 
 class SqliteDialect(Dialect):
     name = "sqlite"
+    staged_join = "CROSS JOIN"
 
     def epoch_seconds(self, column: str) -> str:
         return f"CAST(strftime('%s', {column}) AS INTEGER)"

@@ -16,7 +16,7 @@ from siyu.identity.types import IDENTITY_TYPES
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
 from siyu.store.bulk import stage, unstage
-from siyu.store.dialect import GROUP
+from siyu.store.dialect import GROUP, join_staged
 from siyu.store.metadata import metadata
 
 Loader = Callable[[Connection, Context, Batch], int]
@@ -88,7 +88,7 @@ def reject_changed(
     target = metadata.tables[table]
     s, t = staged.c, target.c
     on = and_(t.group_id == ctx.group_id, *(t[c] == s[f] for f, c in key.items()))
-    source = staged.join(target, on)
+    source = join_staged(staged, target, on)
     pairs: dict[str, tuple[list[ColumnElement[object]], list[ColumnElement[object]]]] = {
         c: ([t[c]], [s[c]]) for c in compare
     }

@@ -174,7 +174,7 @@ def _bound_refunds(conn: Connection, ctx: Context, batch: Batch, staged: Table) 
     stored = set(
         conn.execute(
             text(f"""
-        SELECT s._i FROM {staged.name} s JOIN refunds r
+        SELECT s._i FROM {staged.name} s {dialect_of(conn).staged_join} refunds r
           ON r.group_id = :g AND r.refund_id = s.refund_id"""),
             {"g": ctx.group_id},
         ).scalars()
