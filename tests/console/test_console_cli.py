@@ -40,7 +40,7 @@ def test_snapshot_lands_first_and_stores_every_kind(brand: Brand, tmp_path: Path
     # then it lands the warehouse and stores one more snapshot of every kind
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    kinds = ["guides", "kpis", "lifecycle", "rfm", "sales", "stores"]
+    kinds = ["clv", "guides", "kpis", "lifecycle", "rfm", "sales", "stores"]
     assert summary["kinds"] == kinds
     assert summary["knee"] == knee
     assert warehouse.is_file()
