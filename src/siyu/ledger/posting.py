@@ -240,7 +240,9 @@ def as_read(work: Plan, balances: dict[str, int]) -> dict[str, int]:
     """A posting's answer shows the balances as every read does (ledger.queries.BALANCES):
     points still held by lots past their date are not counted, though the expiry job has
     not yet written them off (an order settled late may even earn an expired lot)."""
-    if POINTS not in balances:
+    if balances.get(POINTS, 0) <= 0:
+        # no lot holds points then (a balance is its lots' remaining, or a debt with
+        # every lot empty): nothing can have expired, and the query is spared
         return balances
     expired = work.conn.execute(
         text("""SELECT COALESCE(SUM(remaining), 0) FROM point_lots

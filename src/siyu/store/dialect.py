@@ -9,6 +9,7 @@ row and advisory locks have nothing to add there and spell as nothing.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -60,7 +61,7 @@ def join_staged(staged: FromClause, stored: FromClause, on: ColumnElement[bool])
     return _StagedJoin(staged, stored, on)
 
 
-class Dialect:
+class Dialect(ABC):
     """What domain code needs to know about the store's SQL; one subclass per dialect."""
 
     name: ClassVar[str]
@@ -100,10 +101,11 @@ class Dialect:
     def advisory_lock(self, conn: Connection, name: str, key: str, shared: bool = False) -> None:
         """Hold the lock named `name:key` until the transaction ends (the shared side
         lets holders of it run together). PostgreSQL only: SQLite serialises writers."""
+        return None
 
+    @abstractmethod
     def epoch_seconds(self, column: str) -> str:
         """An expression giving a timestamp column as integer seconds since 1970 (UTC)."""
-        raise NotImplementedError
 
     def as_int(self, boolean_column: str) -> str:
         """A boolean column as 0/1 (the same on both; drivers read booleans differently)."""
@@ -113,17 +115,18 @@ class Dialect:
         """An aggregate picking one value of a group (MIN, but PostgreSQL 15 has no min(bytea))."""
         return f"MIN({column})"
 
+    @abstractmethod
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
         """INSERT ... ON CONFLICT DO NOTHING (SQLAlchemy spells it per dialect)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         """`n` unused values for the integer key `table.column`, to insert explicitly."""
-        raise NotImplementedError
 
     def tune_for_bulk_load(self, conn: Connection) -> None:
         """Settings for one transaction of a bulk load whose loaders are idempotent
         (PostgreSQL only: SQLite has no per-transaction memory or commit settings)."""
+        return None
 
 
 class SqliteDialect(Dialect):
