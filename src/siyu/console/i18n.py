@@ -325,6 +325,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "idtype.card": ("会员卡号", "Member card"),
     "idtype.device_id": ("设备 ID", "Device ID"),
     "idtype.nickname": ("昵称", "Nickname"),
+    "idtype.email": ("邮箱", "E-mail"),
     # ledger posting kinds (ledger.models.POSTING_KINDS)
     "posting.earn": ("消费得积分", "Points earned"),
     "posting.spend": ("积分抵扣", "Points spent"),
@@ -364,6 +365,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     # OneID merges (identity.models.MERGE_MODES)
     "merge.batch": ("批量 OneID", "Batch OneID"),
     "merge.incremental": ("实时 OneID", "Real-time OneID"),
+    "merge.manual": ("人工合并", "Merged by hand"),
+    "merge.import": ("导入重复会员", "Duplicate member imported"),
+    "merge.probabilistic": ("概率匹配自动合并", "Probabilistic match, merged automatically"),
+    "merge.review": ("审核通过合并", "Accepted in review"),
+    # probabilistic match reviews (identity.models.REVIEW_STATUSES)
+    "review.pending": ("待审核", "Pending"),
+    "review.accepted": ("已接受", "Accepted"),
+    "review.rejected": ("已拒绝", "Rejected"),
+    "review.merged": ("已自动合并", "Merged automatically"),
+    "review.undone": ("已撤销", "Undone"),
     "tl.order": (
         "下单 {order_id}（{channel}，{amount}）",
         "Order {order_id} ({channel}, {amount})",

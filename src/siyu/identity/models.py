@@ -13,10 +13,13 @@ references itself. The small audit tables (merges, conflicts) keep theirs.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -30,8 +33,16 @@ from siyu.store.metadata import BigId, metadata
 
 # The codes these tables hold, each with a label for people (console/i18n, siyu.i18n).
 MEMBER_STATUSES = ("active", "merged")  # merged: absorbed by another member (merged_into)
-MERGE_MODES = ("batch", "incremental")  # OneID over the whole graph, or one attach
+# OneID over the whole graph, one attach, an operator by hand, a duplicate member record
+# imported, a probabilistic match above the auto threshold, a match a reviewer accepted
+MERGE_MODES = ("batch", "incremental", "manual", "import", "probabilistic", "review")
 CONFLICT_KINDS = ("exclusive_clash", "phone_change", "weak_ambiguous")
+# account: the channel says both identifiers are one account (a card typed with a phone);
+# evidence: a rule or a probabilistic match says two member records are one person.
+LINK_KINDS = ("account", "evidence")
+# pending: waits for a reviewer; accepted / merged: merged by a reviewer / automatically;
+# rejected: never proposed again; undone: the merge was undone (blocked like a rejection)
+REVIEW_STATUSES = ("pending", "accepted", "rejected", "merged", "undone")
 
 members = Table(
     "members",
@@ -51,6 +62,12 @@ members = Table(
     Column("birth_date", Date),
     Column("city", String(64)),
     Column("home_store_id", String(64)),
+    # What probabilistic matching compares, beside name, birth date, city and phones:
+    # the name's parts (AES-GCM like the name), the address (AES-GCM) and the postcode.
+    Column("given_name_enc", LargeBinary),
+    Column("family_name_enc", LargeBinary),
+    Column("address_enc", LargeBinary),
+    Column("postcode", String(16)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     UniqueConstraint("group_id", "source_ref"),
@@ -96,6 +113,7 @@ identity_links = Table(
     Column("last_seen", DateTime, nullable=False),
     # Set when an operator undid a merge this link caused: resolution ignores it from then on.
     Column("blocked", Boolean, nullable=False, server_default="0"),
+    Column("kind", String(16), nullable=False, server_default="account"),  # LINK_KINDS
     UniqueConstraint("group_id", "identity_a", "identity_b"),
 )
 Index("ix_identity_links_identity_b", identity_links.c.identity_b)
@@ -134,3 +152,61 @@ identity_conflicts = Table(
     Column("detected_at", DateTime, nullable=False),
     UniqueConstraint("group_id", "kind", "identity_x", "identity_y"),
 )
+
+# Probabilistic matching (identity/matching): pairs of members scored by the trained model.
+match_reviews = Table(
+    "match_reviews",
+    metadata,
+    Column("review_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("member_a", BigInteger, nullable=False),  # the lower member id of the pair
+    Column("member_b", BigInteger, nullable=False),
+    Column("match_weight", Float, nullable=False),
+    Column("match_probability", Float, nullable=False),
+    # JSON: [{"field": ..., "level": ..., "weight": ...}] per comparison, no personal data
+    Column("field_weights", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # REVIEW_STATUSES
+    Column("model_id", BigInteger),
+    Column("merge_id", BigInteger),
+    Column("detected_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", String(64)),
+    CheckConstraint("member_a < member_b", name="pair_ordered"),
+    CheckConstraint(
+        "status IN ('pending', 'accepted', 'rejected', 'merged', 'undone')", name="status_known"
+    ),
+    UniqueConstraint("group_id", "member_a", "member_b"),
+)
+Index(
+    "ix_match_reviews_queue",
+    match_reviews.c.group_id,
+    match_reviews.c.status,
+    match_reviews.c.match_weight,
+)
+
+# A trained Splink model (its settings with m and u), newest per group is the one in use.
+match_models = Table(
+    "match_models",
+    metadata,
+    Column("model_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("engine", String(16), nullable=False),  # duckdb | spark
+    Column("settings_json", Text, nullable=False),
+    Column("auto_threshold", Float, nullable=False),  # match probability
+    Column("review_threshold", Float, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("trained_at", DateTime, nullable=False),
+)
+Index("ix_match_models_group", match_models.c.group_id, match_models.c.model_id)
+
+# Blocking keys of each active member (keyed hashes, never clear values): a new record
+# finds its candidate members through these in one indexed lookup per rule.
+member_match_keys = Table(
+    "member_match_keys",
+    metadata,
+    Column("group_id", String(64), primary_key=True),
+    Column("rule", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("member_id", BigInteger, primary_key=True),
+)
+Index("ix_member_match_keys_member", member_match_keys.c.member_id)

@@ -38,6 +38,7 @@ IDENTITY_TYPES: dict[str, IdentityType] = {
         IdentityType("card", "clear", "member card number, issued per brand"),
         IdentityType("device_id", "clear", "device identifier (weak)"),
         IdentityType("nickname", "hash", "display nickname (weak)"),
+        IdentityType("email", "encrypt", "e-mail address, lower-cased"),
     )
 }
 
@@ -48,6 +49,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TOKEN = re.compile(r"[^\s\x00-\x1f]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CARD = re.compile(r"[A-Za-z0-9\-]{1,64}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
 def normalise_phone(raw: str) -> str:
@@ -97,6 +99,12 @@ def normalise(type_name: str, raw: str, field: str = "value") -> str:
         if not _CARD.fullmatch(value):
             raise ValidationError(field, "card must be 1-64 letters, digits or '-'", raw)
         return value.upper()
+    if type_name == "email":
+        value = value.lower()
+        if len(value) > 254 or not _EMAIL.fullmatch(value):
+            rule = "email must be local@domain.tld, at most 254 characters"
+            raise ValidationError(field, rule, raw)
+        return value
     if type_name == "nickname":
         if _CONTROL.search(value):
             raise ValidationError(field, "nickname must not contain control characters", raw)
