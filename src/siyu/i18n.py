@@ -137,6 +137,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "conflict.phone_change": {"zh": "换号（已接受）", "en": "Phone change (accepted)"},
     "conflict.weak_ambiguous": {"zh": "弱标识多人共用", "en": "Weak identifier shared"},
+    "conflict.duplicate_registration": {
+        "zh": "重复注册（已接受）",
+        "en": "Duplicate registration (accepted)",
+    },
     "conflict.detail.exclusive_clash": {
         "zh": "已拒绝：一位会员不能同时有两个{type}（共用或录错的标识？）",
         "en": "refused: one member cannot hold two {type} identifiers (shared or mistyped?)",
@@ -144,6 +148,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "conflict.detail.phone_change": {
         "zh": "已接受：已验证的手机号先后使用",
         "en": "accepted: verified phones used one after the other",
+    },
+    "conflict.detail.duplicate_registration": {
+        "zh": "已接受：证据表明同一品牌的两张卡属于同一人",
+        "en": "accepted: evidence says two cards of one brand are one person's",
     },
     "conflict.detail.weak_ambiguous": {
         "zh": "{type}出现在多位会员上，只归属其中一位",

@@ -27,6 +27,8 @@ def graph(
     seen: Sequence[tuple[int, int]] | None = None,
     priority: Sequence[int] | None = None,
     blocked: Sequence[bool] | None = None,
+    soft: Sequence[bool] | None = None,
+    evidence: Sequence[bool] | None = None,
 ) -> IdentityGraph:
     """An identity graph from plain lists; every omitted attribute takes its neutral value."""
     m = len(edges)
@@ -42,6 +44,8 @@ def graph(
         edge_b=pairs[:, 1].copy(),
         edge_priority=np.array(priority if priority is not None else range(m), np.int64),
         edge_blocked=np.array(blocked if blocked is not None else [False] * m, np.bool_),
+        soft=None if soft is None else np.array(soft, np.bool_),
+        edge_evidence=None if evidence is None else np.array(evidence, np.bool_),
     )
 
 
@@ -56,20 +60,23 @@ def reference(g: IdentityGraph) -> dict[str, object]:
     """The semantics written plainly, with Python sets: slow, obviously right."""
     n = g.n_nodes
     comp = {i: frozenset([i]) for i in range(n)}
-    conflicts, phone_changes = [], []
+    conflicts, phone_changes, soft_joins = [], [], []
+    assert g.soft is not None and g.edge_evidence is not None
     order = sorted(range(g.edge_a.size), key=lambda e: (int(g.edge_priority[e]), e))
     live = [e for e in order if not g.edge_blocked[e] and g.edge_a[e] != g.edge_b[e]]
     for e in live:
         a, b = int(g.edge_a[e]), int(g.edge_b[e])
         if not (g.strong[a] and g.strong[b]) or comp[a] == comp[b]:
             continue
-        clash, via_td = False, False
+        clash, via_td, via_soft = False, False, False
         for x in comp[a]:
             for y in comp[b]:
                 if g.exclusive_class[x] >= 0 and g.exclusive_class[x] == g.exclusive_class[y]:
                     apart = g.last_seen[x] < g.first_seen[y] or g.last_seen[y] < g.first_seen[x]
                     if g.time_disjoint[x] and g.time_disjoint[y] and apart:
                         via_td = True
+                    elif g.edge_evidence[e] and g.soft[x] and g.soft[y]:
+                        via_soft = True
                     else:
                         clash = True
         if clash:
@@ -77,6 +84,8 @@ def reference(g: IdentityGraph) -> dict[str, object]:
             continue
         if via_td:
             phone_changes.append(e)
+        if via_soft:
+            soft_joins.append(e)
         merged = comp[a] | comp[b]
         for node in merged:
             comp[node] = merged
@@ -102,6 +111,7 @@ def reference(g: IdentityGraph) -> dict[str, object]:
         "labels": labels,
         "conflict_edges": conflicts,
         "time_disjoint_edges": phone_changes,
+        "evidence_edges": soft_joins,
         "weak_ambiguous": sorted(ambiguous),
     }
 
@@ -127,6 +137,8 @@ def graphs(draw: st.DrawFn, plain: bool = False) -> IdentityGraph:
         seen=[(s, s + d) for s, d in zip(starts, lengths, strict=True)],
         priority=draw(st.lists(st.integers(-3, 3), min_size=m, max_size=m)),
         blocked=draw(st.lists(st.booleans(), min_size=m, max_size=m)),
+        soft=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        evidence=draw(st.lists(st.booleans(), min_size=m, max_size=m)),
     )
 
 
@@ -165,21 +177,48 @@ def test_resolution_matches_the_plain_reference_and_keeps_every_rule(g: Identity
     assert np.array_equal(res.labels, ref["labels"])
     assert res.conflict_edges.tolist() == ref["conflict_edges"]
     assert res.time_disjoint_edges.tolist() == ref["time_disjoint_edges"]
+    assert res.evidence_edges.tolist() == ref["evidence_edges"]
     assert res.weak_ambiguous.tolist() == ref["weak_ambiguous"]
-    # ... no component holds two nodes of one class unless the time-disjoint rule allows it
+    # ... no component holds two nodes of one class unless the time-disjoint rule or an
+    # evidence edge between soft nodes allows it
+    assert g.soft is not None
     for group in partition(res.labels):
         ex = [x for x in group if g.exclusive_class[x] >= 0]
         for x in ex:
             for y in ex:
                 if x < y and g.exclusive_class[x] == g.exclusive_class[y]:
-                    assert g.time_disjoint[x] and g.time_disjoint[y]
-                    assert g.last_seen[x] < g.first_seen[y] or g.last_seen[y] < g.first_seen[x]
+                    apart = g.last_seen[x] < g.first_seen[y] or g.last_seen[y] < g.first_seen[x]
+                    changed = g.time_disjoint[x] and g.time_disjoint[y] and apart
+                    assert changed or (g.soft[x] and g.soft[y] and res.evidence_edges.size)
     # ... and each refused edge names two same-class nodes left in different components
     assert res.conflict_nodes.shape == (res.conflict_edges.size, 2)
     for e, (x, y) in zip(res.conflict_edges, res.conflict_nodes, strict=True):
         assert g.exclusive_class[x] == g.exclusive_class[y] >= 0
         assert res.labels[x] == res.labels[g.edge_a[e]] != res.labels[y]
         assert res.labels[y] == res.labels[g.edge_b[e]]
+
+
+def test_evidence_joins_two_cards_of_one_brand_but_an_account_link_does_not() -> None:
+    # given two members, each a card of one brand (class 2, soft) with a phone (0-1, 2-3),
+    # a till link between card 0 and phone 3 (a family phone), and an evidence link
+    # between the two cards (a side key: exact name and birth date)
+    CARD = 2
+    edges = [(0, 1), (2, 3), (0, 3), (0, 2)]
+    cls = [CARD, -1, CARD, -1]
+    soft = [True, False, True, False]
+    # when only the account links are present, the till link is refused
+    account_only = resolve(graph(4, edges[:3], cls=cls, soft=soft))
+    assert account_only.conflict_edges.tolist() == [2]
+    assert account_only.labels.tolist() == [0, 0, 2, 2]
+    # when the fourth edge is evidence, the two records are one person's duplicate
+    # registration: joined, and reported as such
+    res = resolve(graph(4, edges, cls=cls, soft=soft, evidence=[False, False, False, True]))
+    assert res.labels.tolist() == [0, 0, 0, 0]
+    assert res.evidence_edges.tolist() == [3]
+    # and evidence never joins two unionids (not soft)
+    hard = resolve(graph(4, edges, cls=[UNIONID, -1, UNIONID, -1], evidence=[0, 0, 0, 1]))
+    assert hard.labels.tolist() == [0, 0, 2, 2]
+    assert hard.conflict_edges.tolist() == [2, 3]
 
 
 def test_weak_nodes_never_bridge_two_people_and_are_reported() -> None:

@@ -51,8 +51,8 @@ def attach(
         ]
         touched = _identities(conn, group_id, keys)
         result = AttachResult(0, touched[(ident.type, ident.key)])
-        for link_id, a, b in _links_among(conn, group_id, list(touched.values())):
-            _join(conn, group_id, link_id, a, b, strong_types, observed_at, result)
+        for link_id, a, b, evidence in _links_among(conn, group_id, list(touched.values())):
+            _join(conn, group_id, link_id, a, b, strong_types, observed_at, result, evidence)
         for identity_id in sorted(set(touched.values())):
             # Seen alone, or refused by the policy: a member of its own.
             if (
@@ -92,17 +92,22 @@ def _identities(
     return out
 
 
-def _links_among(conn: Connection, group_id: str, ids: list[int]) -> list[tuple[int, int, int]]:
+def _links_among(
+    conn: Connection, group_id: str, ids: list[int]
+) -> list[tuple[int, int, int, bool]]:
+    """Live links among `ids` in the batch resolver's order: account before evidence,
+    verified first, then older first."""
     listed = ",".join(str(i) for i in sorted(set(ids)))
     rows = conn.execute(
         text(f"""
-        SELECT link_id, identity_a, identity_b FROM identity_links
+        SELECT link_id, identity_a, identity_b, kind FROM identity_links
         WHERE group_id = :g AND NOT blocked AND identity_a IN ({listed})
           AND identity_b IN ({listed})
-        ORDER BY verified DESC, first_seen, link_id"""),
+        ORDER BY CASE WHEN kind = 'evidence' THEN 1 ELSE 0 END, verified DESC, first_seen,
+                 link_id"""),
         {"g": group_id},
     ).all()
-    return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+    return [(int(r[0]), int(r[1]), int(r[2]), r[3] == "evidence") for r in rows]
 
 
 def _join(
@@ -114,6 +119,7 @@ def _join(
     strong_types: tuple[str, ...],
     at: datetime,
     result: AttachResult,
+    evidence: bool = False,
 ) -> None:
     rows = {
         r.identity_id: r
@@ -138,7 +144,7 @@ def _join(
     # unionid must not slip onto a member that already has one.
     held_a = _held(conn, "member_id", ma) if ma is not None else _held(conn, "identity_id", a)
     held_b = _held(conn, "member_id", mb) if mb is not None else _held(conn, "identity_id", b)
-    clashing = clash(held_a, held_b, ClassMap())
+    clashing = clash(held_a, held_b, ClassMap(), evidence)
     if clashing is not None:
         x, y = clashing
         conn.execute(

@@ -5,8 +5,12 @@ someone else's job. Nodes are identifiers, edges are observations that two ident
 belong to one person. Edges are applied in priority order with a union-find that refuses a
 union when the merged component would hold two different nodes of one exclusive class
 (two unionids, two cards of one brand, two verified phones), unless both nodes are
-`time_disjoint` and were seen in disjoint intervals (a phone change). Weak nodes (device,
-nickname) never join two components: each one follows its first-priority strong neighbour.
+`time_disjoint` and were seen in disjoint intervals (a phone change), or the edge is
+*evidence* (a rule or a probabilistic match says two member records are one person) and
+both nodes are `soft`: two cards of one brand joined by evidence are one person's duplicate
+registration, while the same two cards joined by an account link (a phone typed at the
+till) are two people sharing a phone. Weak nodes (device, nickname) never join two
+components: each one follows its first-priority strong neighbour.
 The hot loops are numba (10M nodes / 30M edges: seconds on one core, see bench/).
 """
 
@@ -38,9 +42,9 @@ def _check(field: str, value: object, dtype: Any, ref: tuple[str, int] | None) -
 
 _FIELDS = {  # the first field of each group sets the length of the others
     "strong": {"strong": np.bool_, "exclusive_class": np.int32, "time_disjoint": np.bool_,
-               "first_seen": np.int64, "last_seen": np.int64},
+               "first_seen": np.int64, "last_seen": np.int64, "soft": np.bool_},
     "edge_a": {"edge_a": np.int64, "edge_b": np.int64, "edge_priority": np.int64,
-               "edge_blocked": np.bool_},
+               "edge_blocked": np.bool_, "edge_evidence": np.bool_},
 }  # fmt: skip
 
 
@@ -57,8 +61,16 @@ class IdentityGraph:
     edge_b: np.ndarray  # int64[m] node index
     edge_priority: np.ndarray  # int64[m]; applied ascending, ties by edge index
     edge_blocked: np.ndarray  # bool[m]; blocked by an operator, ignored
+    # bool[n]; the node's exclusivity yields to evidence edges (cards); None = all False
+    soft: np.ndarray | None = None
+    # bool[m]; the edge is evidence that two records are one person; None = all False
+    edge_evidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        for name, lead in (("soft", "strong"), ("edge_evidence", "edge_a")):
+            if getattr(self, name) is None:
+                size = len(getattr(self, lead)) if hasattr(getattr(self, lead), "__len__") else 0
+                object.__setattr__(self, name, np.zeros(size, np.bool_))
         for lead, fields in _FIELDS.items():
             size = (lead, len(_check(lead, getattr(self, lead), fields[lead], None)))
             if size[1] > _MAX_SIZE:
@@ -89,6 +101,9 @@ class Resolution:
     conflict_edges: np.ndarray  # int64[k]: edges refused, in the order they were tried
     conflict_nodes: np.ndarray  # int64[k, 2]: clashing same-class nodes (a's side, b's side)
     time_disjoint_edges: np.ndarray  # int64[j]: edges accepted only by the time-disjoint rule
+    # int64[e]: evidence edges accepted only because evidence may join soft nodes (the
+    # duplicate registrations, reported)
+    evidence_edges: np.ndarray
     weak_ambiguous: np.ndarray  # int64[w]: weak nodes whose strong neighbours span 2+ components
 
 
@@ -101,13 +116,16 @@ def resolve(graph: IdentityGraph) -> Resolution:
     n = graph.n_nodes
     # The randomly accessed work arrays come from numpy, which asks Linux for huge pages:
     # far fewer TLB misses than numba's own allocations (the sort's are sequential).
-    labels, conflicts, phone_changes, weak = _kernel(
-        c(graph.strong), c(graph.exclusive_class), c(graph.time_disjoint),
-        c(graph.first_seen), c(graph.last_seen), ends, index,
+    assert graph.soft is not None and graph.edge_evidence is not None  # set by __post_init__
+    labels, conflicts, phone_changes, soft_joins, weak = _kernel(
+        c(graph.strong), c(graph.exclusive_class), c(graph.time_disjoint), c(graph.soft),
+        c(graph.first_seen), c(graph.last_seen), ends, index, c(graph.edge_evidence),
         np.empty((n, 8), np.int32), np.empty(n, np.int64),
     )  # fmt: skip
     conflict_edges, conflict_nodes = conflicts[:, 0].copy(), conflicts[:, 1:].copy()
-    return Resolution(labels, conflict_edges, conflict_nodes, phone_changes, weak.astype(np.int64))
+    return Resolution(
+        labels, conflict_edges, conflict_nodes, phone_changes, soft_joins, weak.astype(np.int64)
+    )
 
 
 _DIGIT_BITS = 8  # 256 buckets per pass: measured faster than 11 or 16 bits
@@ -204,8 +222,9 @@ _PARENT, _SIZE, _HEAD, _MASK, _TAIL, _NEXT, _CLASS, _TD = range(8)
 
 @njit(cache=True)
 def _kernel(  # pragma: no cover - numba
-    strong: np.ndarray, cls: np.ndarray, td: np.ndarray, first: np.ndarray, last: np.ndarray,
-    ends: np.ndarray, index: np.ndarray, rec: np.ndarray, labels: np.ndarray,
+    strong: np.ndarray, cls: np.ndarray, td: np.ndarray, soft: np.ndarray, first: np.ndarray,
+    last: np.ndarray, ends: np.ndarray, index: np.ndarray, evidence: np.ndarray,
+    rec: np.ndarray, labels: np.ndarray,
 ) -> tuple:  # fmt: skip
     n = strong.size
     # size 0 marks a weak node; a root heads a linked list (head, tail, next) of its
@@ -216,11 +235,12 @@ def _kernel(  # pragma: no cover - numba
         rec[i, _PARENT], rec[i, _SIZE], rec[i, _NEXT] = i, strong[i], _NONE
         rec[i, _HEAD] = rec[i, _TAIL] = i if exclusive else _NONE
         rec[i, _MASK] = np.int32(np.uint32(1) << np.uint32(cls[i] & 31)) if exclusive else 0
-        rec[i, _CLASS], rec[i, _TD] = cls[i], td[i]
+        # _TD holds two flags: bit 0 time-disjoint, bit 1 soft (yields to evidence)
+        rec[i, _CLASS], rec[i, _TD] = cls[i], np.int32(td[i]) | (np.int32(soft[i]) << 1)
     flat, width, live = rec.reshape(-1), rec.shape[1], ends.size
     conf = np.empty(48, np.int64)  # (edge, clashing node on a's side, on b's side) per row
-    tde, weak = np.empty(16, np.int64), np.empty(16, np.int64)
-    n_conf = n_td = n_weak = 0
+    tde, sje, weak = np.empty(16, np.int64), np.empty(16, np.int64), np.empty(16, np.int64)
+    n_conf = n_td = n_sj = n_weak = 0
     hi, lo = np.uint64(32), np.uint64(_LOW32)
     for k in range(live):
         far, near = ends[min(k + _AHEAD, live - 1)], ends[min(k + _AHEAD // 2, live - 1)]
@@ -236,16 +256,19 @@ def _kernel(  # pragma: no cover - numba
         ra, rb = _find(rec, a), _find(rec, b)
         if ra == rb:
             continue
-        clash_x, clash_y, via_td = _NONE, _NONE, False
+        clash_x, clash_y, via_td, via_soft = _NONE, _NONE, False, False
         if rec[ra, _MASK] & rec[rb, _MASK]:
+            is_evidence = evidence[index[k]]
             x = rec[ra, _HEAD]
             while x != _NONE and clash_x == _NONE:
                 y = rec[rb, _HEAD]
                 while y != _NONE:
                     if rec[x, _CLASS] == rec[y, _CLASS]:
-                        both_td = rec[x, _TD] & rec[y, _TD]
-                        if both_td and (last[x] < first[y] or last[y] < first[x]):
+                        flags = rec[x, _TD] & rec[y, _TD]
+                        if (flags & 1) and (last[x] < first[y] or last[y] < first[x]):
                             via_td = True
+                        elif is_evidence and (flags & 2):
+                            via_soft = True
                         else:
                             clash_x, clash_y = x, y
                             break
@@ -257,6 +280,8 @@ def _kernel(  # pragma: no cover - numba
             continue
         if via_td:
             tde, n_td = _push(tde, n_td, index[k])
+        if via_soft:
+            sje, n_sj = _push(sje, n_sj, index[k])
         if rec[ra, _SIZE] < rec[rb, _SIZE]:
             ra, rb = rb, ra
         rec[rb, _PARENT], rec[ra, _SIZE] = ra, rec[ra, _SIZE] + rec[rb, _SIZE]
@@ -289,4 +314,6 @@ def _kernel(  # pragma: no cover - numba
         if rec[r, _TAIL] == _NONE:
             rec[r, _TAIL] = i
         labels[i] = rec[r, _TAIL]
-    return labels, conf[:n_conf].reshape(-1, 3), tde[:n_td], np.flatnonzero(ambiguous)
+    return (
+        labels, conf[:n_conf].reshape(-1, 3), tde[:n_td], sje[:n_sj], np.flatnonzero(ambiguous)
+    )  # fmt: skip

@@ -36,7 +36,7 @@ MEMBER_STATUSES = ("active", "merged")  # merged: absorbed by another member (me
 # OneID over the whole graph, one attach, an operator by hand, a duplicate member record
 # imported, a probabilistic match above the auto threshold, a match a reviewer accepted
 MERGE_MODES = ("batch", "incremental", "manual", "import", "probabilistic", "review")
-CONFLICT_KINDS = ("exclusive_clash", "phone_change", "weak_ambiguous")
+CONFLICT_KINDS = ("exclusive_clash", "phone_change", "weak_ambiguous", "duplicate_registration")
 # account: the channel says both identifiers are one account (a card typed with a phone);
 # evidence: a rule or a probabilistic match says two member records are one person.
 LINK_KINDS = ("account", "evidence")

@@ -10,6 +10,11 @@ Stated once here and used by both batch resolution and incremental attachment:
   only when their periods do not overlap (a phone change, reported); otherwise refused.
 - Verified links are applied before unverified ones, then older before newer, so the
   evidence channels proved outweighs what was typed at a till.
+- An *evidence* link (a rule or a probabilistic match says two member records are one
+  person) is applied after every account link and may join two members that each hold a
+  card of one brand: that is one person's duplicate registration, reported as such. A
+  shared phone typed at the till is an account link and never does. Unionids and verified
+  phones never yield: strong-identifier conflicts win over any probability.
 """
 
 from __future__ import annotations
@@ -83,8 +88,11 @@ def _mask(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def clash(a: Sequence[Held], b: Sequence[Held], classes: ClassMap) -> tuple[Held, Held] | None:
-    """The first pair of identities that may not share one member, or None."""
+def clash(
+    a: Sequence[Held], b: Sequence[Held], classes: ClassMap, evidence: bool = False
+) -> tuple[Held, Held] | None:
+    """The first pair of identities that may not share one member, or None; `evidence`:
+    the join is an evidence link, to which cards of one brand yield."""
     for x in a:
         cx = classes.of(x.type, x.brand_id, x.verified)
         if cx < 0:
@@ -98,5 +106,7 @@ def clash(a: Sequence[Held], b: Sequence[Held], classes: ClassMap) -> tuple[Held
                 x.last_seen < y.first_seen or y.last_seen < x.first_seen
             ):
                 continue  # one phone replaced the other: allowed, reported as a change
+            if evidence and cx >= FIRST_CARD_CLASS:
+                continue  # one person's duplicate registration: allowed, reported
             return x, y
     return None

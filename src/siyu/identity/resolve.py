@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.identity.graph import IdentityGraph, Resolution, resolve
 from siyu.identity.models import identity_conflicts, merges
-from siyu.identity.policy import VERIFIED_PHONE_CLASS, ClassMap
+from siyu.identity.policy import FIRST_CARD_CLASS, VERIFIED_PHONE_CLASS, ClassMap
 from siyu.store.bulk import fetch_arrow, stage, unstage
 from siyu.store.dialect import dialect_of
 
@@ -65,6 +65,7 @@ LINK_SCHEMA = pa.schema(
         ("verified", pa.int8()),
         ("first_seen", pa.int64()),
         ("blocked", pa.int8()),
+        ("evidence", pa.int8()),
     ]
 )
 
@@ -131,7 +132,8 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
     links = fetch_arrow(
         conn,
         f"""SELECT link_id, identity_a, identity_b, {d.as_int("verified")},
-                   {d.epoch_seconds("first_seen")}, {d.as_int("blocked")}
+                   {d.epoch_seconds("first_seen")}, {d.as_int("blocked")},
+                   CASE WHEN kind = 'evidence' THEN 1 ELSE 0 END
             FROM identity_links WHERE group_id = :g ORDER BY link_id""",
         {"g": group_id},
         LINK_SCHEMA,
@@ -149,11 +151,17 @@ def _graph(
     classes = ClassMap().classes_arrow(types, ids.column("brand_id"), verified)
     a = np.searchsorted(identity_ids, links.column("identity_a").to_numpy())
     b = np.searchsorted(identity_ids, links.column("identity_b").to_numpy())
-    # Verified evidence first, then older first; ties fall to the edge order, which is
-    # link_id order (the load sorts by it). What a channel proved outweighs what was typed.
+    # Account links before evidence links, verified before unverified, then older first;
+    # ties fall to the edge order, which is link_id order (the load sorts by it). What a
+    # channel proved outweighs what was typed, and both outweigh a person-level match.
     first_seen = links.column("first_seen").to_numpy()
     offset = first_seen - (first_seen.min() if len(first_seen) else 0)
-    priority = ((1 - links.column("verified").to_numpy().astype(np.int64)) << 40) | offset
+    evidence = links.column("evidence").to_numpy().astype(bool)
+    priority = (
+        (evidence.astype(np.int64) << 41)
+        | ((1 - links.column("verified").to_numpy().astype(np.int64)) << 40)
+        | offset
+    )
     strong = pc.is_in(types, value_set=pa.array(strong_types, pa.string()))
     strong_np = strong.to_numpy(zero_copy_only=False)
     # A type configured as weak never bridges members, so its exclusivity cannot matter.
@@ -168,6 +176,10 @@ def _graph(
         edge_b=b.astype(np.int64),
         edge_priority=priority.astype(np.int64),
         edge_blocked=links.column("blocked").to_numpy().astype(bool),
+        # A second card of one brand is a duplicate registration when evidence says the
+        # two records are one person; unionids and verified phones never yield.
+        soft=classes >= FIRST_CARD_CLASS,
+        edge_evidence=evidence,
     )
     return graph, identity_ids
 
@@ -372,6 +384,9 @@ def _record_merges(
         unstage(conn, staged)
 
 
+_ACCEPTED = ("phone_change", "duplicate_registration")  # reported, not refused
+
+
 def _record_conflicts(
     conn: Connection,
     group_id: str,
@@ -419,7 +434,18 @@ def _record_conflicts(
                 "detail": f"{types[node]} seen with several members; attached to one only",
             }
         )
-    report.conflicts = sum(r["kind"] != "phone_change" for r in rows)
+    for edge in result.evidence_edges.tolist():
+        a, b = links.column("identity_a")[edge].as_py(), links.column("identity_b")[edge].as_py()
+        rows.append(
+            {
+                "kind": "duplicate_registration",
+                "link_id": int(link_ids[edge]),
+                "identity_x": a,
+                "identity_y": b,
+                "detail": "accepted: evidence says two cards of one brand are one person's",
+            }
+        )
+    report.conflicts = sum(r["kind"] not in _ACCEPTED for r in rows)
     report.phone_changes = len(result.time_disjoint_edges)
     if not rows:
         return
