@@ -69,8 +69,9 @@ class IdentityGraph:
     def __post_init__(self) -> None:
         for name, lead in (("soft", "strong"), ("edge_evidence", "edge_a")):
             if getattr(self, name) is None:
-                size = len(getattr(self, lead)) if hasattr(getattr(self, lead), "__len__") else 0
-                object.__setattr__(self, name, np.zeros(size, np.bool_))
+                like = getattr(self, lead)
+                count = len(like) if hasattr(like, "__len__") else 0
+                object.__setattr__(self, name, np.zeros(count, np.bool_))
         for lead, fields in _FIELDS.items():
             size = (lead, len(_check(lead, getattr(self, lead), fields[lead], None)))
             if size[1] > _MAX_SIZE:
