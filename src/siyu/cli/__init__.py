@@ -19,6 +19,7 @@ from siyu.cli import (
     inventory,
     keys,
     loyalty,
+    matching,
     serve,
     warehouse,
 )
@@ -37,6 +38,7 @@ app.command("resolve")(identity.resolve_cmd)
 app.command("unmerge")(identity.unmerge_cmd)
 app.command("conflicts")(identity.conflicts_cmd)
 app.command("evaluate")(identity.evaluate_cmd)
+app.command("match")(matching.match_cmd)
 app.command("serve")(serve.serve_cmd)
 app.command("demo")(serve.demo_cmd)
 

@@ -1,0 +1,99 @@
+"""Member records as probabilistic matching compares them, read from the store.
+
+One record per active member: the profile (name and its parts, birth date, city,
+address, postcode) and the member's newest phone, e-mail, device and nickname. Personal
+values are decrypted here, in memory only, for the engine to compare; they are never
+written back, logged or returned to a face (the review queue shows masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection, text
+
+from siyu.privacy import Vault
+
+RAW_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.int64()),
+        ("given_name", pa.string()),
+        ("family_name", pa.string()),
+        ("name", pa.string()),
+        ("birth_date", pa.date32()),
+        ("city", pa.string()),
+        ("postcode", pa.string()),
+        ("address", pa.string()),
+        ("email", pa.string()),
+        ("phone", pa.string()),
+        ("nickname", pa.string()),
+        ("device_id", pa.string()),
+    ]
+)
+
+# The member columns and the Vault context each encrypted one was written with.
+_PROFILE = """SELECT member_id, name_enc, given_name_enc, family_name_enc, address_enc,
+    birth_date, city, postcode FROM members
+    WHERE group_id = :g AND status = 'active' {only} ORDER BY member_id"""
+# Per member, the newest identity of each compared type. Nicknames are kept only as a
+# keyed hash, which is all an exact comparison needs.
+_IDENTS = """SELECT member_id, type, value, value_enc, value_key FROM identities
+    WHERE group_id = :g AND member_id IS NOT NULL
+      AND type IN ('phone', 'email', 'device_id', 'nickname') {only}
+    ORDER BY member_id, type, last_seen, identity_id"""
+_CHUNK = 50_000
+
+
+def load_records(
+    conn: Connection, vault: Vault, group_id: str, member_ids: Iterable[int] | None = None
+) -> pa.Table:
+    """RAW_SCHEMA records of the group's active members (or of `member_ids` only)."""
+    ids = None if member_ids is None else sorted({int(m) for m in member_ids})
+    if ids is not None and not ids:
+        return RAW_SCHEMA.empty_table()
+    only = "" if ids is None else f"AND member_id IN ({','.join(map(str, ids))})"
+    newest: dict[tuple[int, str], str] = {}
+    result = conn.execution_options(yield_per=_CHUNK).execute(
+        text(_IDENTS.format(only=only)), {"g": group_id}
+    )
+    for member_id, type_, value, enc, key in result:
+        # rows come oldest first, so the last one written per (member, type) is the newest
+        newest[(member_id, type_)] = _identity_value(vault, type_, value, enc, key)
+    cols: dict[str, list[Any]] = {f.name: [] for f in RAW_SCHEMA}
+    rows = conn.execution_options(yield_per=_CHUNK).execute(
+        text(_PROFILE.format(only=only)), {"g": group_id}
+    )
+    for member_id, name, given, family, address, birth, city, postcode in rows:
+        cols["record_id"].append(member_id)
+        cols["name"].append(_clear(vault, name, "name"))
+        cols["given_name"].append(_clear(vault, given, "given_name"))
+        cols["family_name"].append(_clear(vault, family, "family_name"))
+        cols["address"].append(_clear(vault, address, "address"))
+        cols["birth_date"].append(_date(birth))
+        cols["city"].append(city)
+        cols["postcode"].append(postcode)
+        for type_ in ("phone", "email", "nickname", "device_id"):
+            cols[type_].append(newest.get((member_id, type_)))
+    return pa.table(cols, schema=RAW_SCHEMA)
+
+
+def _date(value: Any) -> date | None:
+    """SQLite hands a text() query's dates back as ISO strings."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _clear(vault: Vault, blob: Any, context: str) -> str | None:
+    return None if blob is None else vault.decrypt(bytes(blob), context)
+
+
+def _identity_value(vault: Vault, type_: str, value: Any, enc: Any, key: str) -> str:
+    if value is not None:
+        return str(value)
+    if enc is not None:
+        return vault.decrypt(bytes(enc), type_)
+    return key  # hashed types (nickname): equal keys mean equal values
