@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,9 +189,7 @@ def test_hq_opens_the_queue_and_a_pair_side_by_side(queue: Queue, page: Any) -> 
     assert page.url.endswith("/console/oneid/reviews")
     # then the pending pairs are listed strongest first, with weight and probability
     listed = rows(page)
-    assert [r["id"] for r in listed] == [
-        queue.reviews[k] for k in ("typo", "other", "unionids")
-    ]
+    assert [r["id"] for r in listed] == [queue.reviews[k] for k in ("typo", "other", "unionids")]
     assert {r["status"] for r in listed} == {"pending"}
     assert page.locator("#review-count").get_attribute("data-total") == "3"
     first = page.locator(f"tr[data-review='{queue.reviews['typo']}']")
@@ -266,7 +263,7 @@ def test_an_admin_accepts_one_pair_and_rejects_another(queue: Queue, page: Any) 
     assert page.locator("#review-decided").is_visible()
     shoot(page, "review-accepted-en")
     # and Member 360 of the younger member shows the survivor and the merge in review
-    page.click(f"section.review-side[data-side='1'] a.member-link")
+    page.click("section.review-side[data-side='1'] a.member-link")
     page.wait_for_load_state("load")
     assert page.locator("#member-id").get_attribute("data-member") == str(m1)
     assert page.locator("#merged-note").inner_text() == (
@@ -284,9 +281,9 @@ def test_an_admin_accepts_one_pair_and_rejects_another(queue: Queue, page: Any) 
     # then it is rejected and both members stay
     assert page.locator("#review-status").get_attribute("data-status") == "rejected"
     assert "never proposed again" in page.locator("#review-notice").inner_text()
-    assert queue.one(
-        "SELECT status FROM members WHERE member_id = :m", m=queue.members["M3"]
-    ) == ("active")
+    assert queue.one("SELECT status FROM members WHERE member_id = :m", m=queue.members["M3"]) == (
+        "active"
+    )
     # and the queue holds only the pair left, the rejected list the two rejected
     page.goto(f"{queue.base}/console/oneid/reviews")
     assert [r["id"] for r in rows(page)] == [queue.reviews["unionids"]]
@@ -317,9 +314,7 @@ def test_a_pair_a_strong_identifier_refuses_says_why(queue: Queue, page: Any) ->
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_no_review_page_shows_a_code_without_its_label(
-    queue: Queue, page: Any, lang: str
-) -> None:
+def test_no_review_page_shows_a_code_without_its_label(queue: Queue, page: Any, lang: str) -> None:
     # given every code the queue can show: statuses, the compared fields and their levels
     codes = known_codes() | set(REVIEW_STATUSES) | {w["field"] for w in WEIGHTS}
     # (genders are single letters; "u" is left out: a unionid such as u-6 is data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,3 +501,36 @@ def test_a_review_shows_both_members_masked_for_the_role(queue: Queue) -> None:
                 reader, queue.vault, Principal(1, group, Role.ADMIN), review + 1000
             )
         )
+
+
+@pytest.mark.parametrize("second", ["accept", "reject"])
+def test_two_reviewers_deciding_at_once_make_one_decision(queue: Queue, second: str) -> None:
+    engine, group = queue.store.engine, queue.store.group_id
+    review = queue.review("M1", "M2")
+    decide = {"accept": accept_review, "reject": reject_review}
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def run(action: str, by: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(decide[action](engine, group, review, by))
+        except ReviewDecided as refused:
+            outcomes.append(refused)
+
+    # when two admins decide the same pair at the same moment
+    threads = [
+        threading.Thread(target=run, args=("accept", "key:1")),
+        threading.Thread(target=run, args=(second, "key:2")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then the database lets one decide and refuses the other, whatever the order
+    refused = [o for o in outcomes if isinstance(o, ReviewDecided)]
+    assert len(outcomes) == 2 and len(refused) == 1, outcomes
+    row = queue.row("SELECT status, decided_by FROM match_reviews WHERE review_id = :r", r=review)
+    merges = queue.row("SELECT COUNT(*) AS n FROM merges WHERE group_id = :g").n
+    assert merges == (1 if row.status == "accepted" else 0)
+    assert refused[0].status == row.status
