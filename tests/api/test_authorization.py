@@ -122,6 +122,10 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/tasks/{task_id}:contacted"): ("/v1/tasks/999999:contacted", {"note": "x"}),
         ("POST", "/v1/tasks/{task_id}:done"): ("/v1/tasks/999999:done", None),
         ("POST", "/v1/tasks/{task_id}:dismiss"): ("/v1/tasks/999999:dismiss", None),
+        ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
+        ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
+        ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),
+        ("POST", "/v1/oneid/reviews/{review_id}:reject"): ("/v1/oneid/reviews/999999:reject", None),
     }
 
 

@@ -26,7 +26,7 @@ from siyu.console.i18n import LANGS, STRINGS, tier_label
 from siyu.guides.models import KINDS as TASK_KINDS
 from siyu.guides.models import STATES as TASK_STATES
 from siyu.guides.tasks import task_stages
-from siyu.identity.models import MEMBER_STATUSES, MERGE_MODES
+from siyu.identity.models import MEMBER_STATUSES, MERGE_MODES, REVIEW_STATUSES
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger import program
 from siyu.ledger.models import ASSETS, POSTING_KINDS, TIER_REASONS
@@ -47,6 +47,7 @@ LABELLED: dict[str, Iterable[str]] = {
     "role": tuple(r.value for r in Role),
     "step": FUNNEL,
     "tag": (MULTICHANNEL, ONLINE_OFFLINE, MERGED),
+    "review": REVIEW_STATUSES,
 }
 WORD = r"[A-Za-z0-9_]"
 TOKEN = re.compile(rf"{WORD}+")

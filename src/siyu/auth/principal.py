@@ -49,6 +49,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # HQ reads every guide's, and an admin may move them.
     "tasks:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "tasks:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    # The probabilistic matches' review queue is HQ's: analysts read it (masked), admins
+    # decide (a decision merges members or blocks the pair for good).
+    "reviews:read": frozenset({Role.ADMIN, Role.ANALYST}),
+    "reviews:decide": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

@@ -44,6 +44,9 @@ PAGES: tuple[Page, ...] = (
     # a guide's own follow-up tasks; HQ admins see (and may act on) every guide's
     Page("tasks", "/console/tasks", frozenset({Role.ADMIN, Role.GUIDE})),
     Page("members", "/console/members", CONSOLE_ROLES),
+    # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
+    # under the same page); analysts read, admins decide (auth.principal "reviews:decide")
+    Page("reviews", "/console/oneid/reviews", HQ),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

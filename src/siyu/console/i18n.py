@@ -28,6 +28,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav.stores": ("门店", "Stores"),
     "nav.my_members": ("我的会员", "My members"),
     "nav.tasks": ("跟进任务", "Tasks"),
+    "nav.reviews": ("OneID 匹配审核", "OneID match reviews"),
     "login.title": ("登录", "Log in"),
     "login.key": ("API 密钥", "API key"),
     "login.help": (
@@ -375,6 +376,104 @@ STRINGS: dict[str, tuple[str, str]] = {
     "review.rejected": ("已拒绝", "Rejected"),
     "review.merged": ("已自动合并", "Merged automatically"),
     "review.undone": ("已撤销", "Undone"),
+    # the review queue's pages (console/review_pages.py)
+    "reviews.title": ("OneID 匹配审核", "OneID match reviews"),
+    "reviews.text": (
+        "概率匹配介于审核阈值和自动合并阈值之间的会员对，按匹配权重从高到低排列。"
+        "接受即合并（可撤销），拒绝后这对会员不会再被提出。",
+        "Member pairs whose match probability lies between the review and the auto-merge "
+        "thresholds, strongest first. Accepting merges them (undoable); a rejected pair is "
+        "never proposed again.",
+    ),
+    "reviews.count": ("共 {n} 对", "{n} pairs"),
+    "reviews.none": ("没有这个状态的会员对。", "No pairs in this status."),
+    "reviews.member_a": ("会员 A", "Member A"),
+    "reviews.member_b": ("会员 B", "Member B"),
+    "reviews.weight": ("匹配权重", "Match weight"),
+    "reviews.probability": ("匹配概率", "Match probability"),
+    "reviews.detected": ("发现于", "Found"),
+    "reviews.decided": ("决定于", "Decided"),
+    "reviews.open": ("对照查看", "Compare"),
+    "reviews.pair_title": ("匹配审核 #{id}", "Match review #{id}"),
+    "reviews.model": ("模型 #{id}", "model #{id}"),
+    "reviews.merge": ("合并记录 #{id}", "merge #{id}"),
+    "reviews.by_key": ("密钥 #{key_id}", "key #{key_id}"),
+    "reviews.by_run": ("匹配任务", "the matching run"),
+    "reviews.same_member": (
+        "这两位已是同一会员（#{id}）：接受不会再合并。",
+        "These two are one member already (#{id}): accepting merges nothing.",
+    ),
+    "reviews.now_in": ("现已并入", "now part of"),
+    "reviews.fields": ("各字段的匹配权重", "Match weight per field"),
+    "reviews.fields.note": (
+        "权重是该字段贝叶斯因子以 2 为底的对数：正值支持是同一人，负值反对；比较结果不含个人信息。",
+        "A weight is log2 of the field's Bayes factor: positive for one person, negative "
+        "against. Comparisons are labels, never personal values.",
+    ),
+    "reviews.field": ("字段", "Field"),
+    "reviews.level": ("比较结果", "Comparison"),
+    "reviews.for": ("支持", "for"),
+    "reviews.against": ("反对", "against"),
+    "reviews.members": ("两位会员对照", "The two members side by side"),
+    "reviews.gender": ("性别", "Gender"),
+    "reviews.birth_date": ("出生日期", "Birth date"),
+    "reviews.postcode": ("邮编", "Postcode"),
+    "reviews.registered_at": ("注册日期", "Registered"),
+    "reviews.accept": ("接受并合并", "Accept and merge"),
+    "reviews.reject": ("拒绝", "Reject"),
+    "reviews.decide_note": (
+        "接受会合并两位会员（注册较早者保留，合并可撤销）；拒绝后这对会员不会再被提出。",
+        "Accepting merges the two (the earlier registered stays; the merge can be undone); "
+        "a rejected pair is never proposed again.",
+    ),
+    "reviews.read_only": ("只有总部管理员可以决定。", "Only HQ admins decide."),
+    "reviews.accepted": (
+        "已接受：两位会员已合并为 #{id}。",
+        "Accepted: the two are now member #{id}.",
+    ),
+    "reviews.rejected": (
+        "已拒绝：两位会员保持不变，这对会员不会再被提出。",
+        "Rejected: both members stay as they are, and the pair is never proposed again.",
+    ),
+    "reviews.refused": ("无法决定", "Cannot decide"),
+    "reviews.refused.decided": (
+        "审核 #{id} 当前为「{status}」：只有待审核的会员对可以接受或拒绝。",
+        "Review #{id} is {status}: only a pending pair can be accepted or rejected.",
+    ),
+    "reviews.refused.strong": (
+        "两位会员各有一个{type}，一位会员不能同时持有两个：强标识优先于概率匹配。",
+        "Each member holds a {type} of its own, and one member cannot hold two: a strong "
+        "identifier wins over a probability.",
+    ),
+    "reviews.refused.changed": (
+        "两位会员刚刚被其他操作改变，请重新打开后再试。",
+        "The two members were just changed by another operation; open the pair again.",
+    ),
+    # the fields probabilistic matching compares (identity/matching), and their levels
+    "matchfield.name": ("姓名", "Name"),
+    "matchfield.full_name": ("姓名", "Name"),
+    "matchfield.given_name": ("名", "Given name"),
+    "matchfield.family_name": ("姓", "Family name"),
+    "matchfield.birth_date": ("出生日期", "Birth date"),
+    "matchfield.gender": ("性别", "Gender"),
+    "matchfield.city": ("城市", "City"),
+    "matchfield.address": ("地址", "Address"),
+    "matchfield.postcode": ("邮编", "Postcode"),
+    "matchfield.email": ("邮箱", "E-mail"),
+    "matchfield.phone": ("手机号", "Phone"),
+    "matchfield.nickname": ("昵称", "Nickname"),
+    "matchfield.device_id": ("设备", "Device"),
+    "matchlevel.exact": ("完全一致", "Exact"),
+    "matchlevel.one digit off": ("差一位", "One digit off"),
+    "matchlevel.two digits off": ("差两位", "Two digits off"),
+    "matchlevel.transposed": ("两位颠倒", "Two digits swapped"),
+    "matchlevel.similar": ("相近", "Similar"),
+    "matchlevel.different": ("不同", "Different"),
+    "matchlevel.missing": ("缺失", "Missing"),
+    # member genders (the importer's `gender`)
+    "gender.f": ("女", "Female"),
+    "gender.m": ("男", "Male"),
+    "gender.u": ("未知", "Unknown"),
     "tl.order": (
         "下单 {order_id}（{channel}，{amount}）",
         "Order {order_id} ({channel}, {amount})",

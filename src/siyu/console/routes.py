@@ -17,7 +17,7 @@ from siyu.auth.errors import AuthenticationError
 from siyu.auth.keys import authenticate_async
 from siyu.auth.principal import Role
 from siyu.auth.scope import member_in_scope
-from siyu.console import access, analytics_pages, member_lists, people_pages
+from siyu.console import access, analytics_pages, member_lists, people_pages, review_pages
 from siyu.console.member360 import find_member, load_member
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
@@ -41,6 +41,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 router.include_router(analytics_pages.router)
 router.include_router(people_pages.router)
 router.include_router(member_lists.router)
+router.include_router(review_pages.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

@@ -149,4 +149,11 @@ def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> Unmerg
             text("UPDATE merges SET undone_at = :now, undo_reason = :r WHERE merge_id = :id"),
             {"now": now, "r": reason[:200], "id": merge_id},
         )
+        # A merge a reviewer accepted or a match made: its pair is blocked like a rejection.
+        conn.execute(
+            text(
+                "UPDATE match_reviews SET status = 'undone' WHERE group_id = :g AND merge_id = :id"
+            ),
+            {"g": group_id, "id": merge_id},
+        )
     return UnmergeResult(merge_id, int(row.merged_id), len(ids), int(blocked))
