@@ -85,10 +85,11 @@ def load(engine: Engine, group: str, ids: pa.Table, links: pa.Table) -> float:
         s = stage(conn, "bench_ids", ids)
         conn.execute(
             text(f"""
-            INSERT INTO identities (identity_id, group_id, type, value_key, value_masked,
-                brand_id, verified, source_channel, first_seen, last_seen)
-            SELECT s.identity_id, :g, s.type, s.value_key, s.value_masked, s.brand_id,
-                s.verified, 'miniprogram', s.first_seen, s.last_seen FROM {s.name} s"""),
+            INSERT INTO identities (identity_id, group_id, type, scope, value_key,
+                value_masked, brand_id, verified, source_channel, first_seen, last_seen)
+            SELECT s.identity_id, :g, s.type, COALESCE(s.brand_id, ''), s.value_key,
+                s.value_masked, s.brand_id, s.verified, 'miniprogram', s.first_seen,
+                s.last_seen FROM {s.name} s"""),
             {"g": group},
         )
         unstage(conn, s)

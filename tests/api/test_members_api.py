@@ -71,11 +71,11 @@ def test_binding_an_identity_that_belongs_to_another_member_merges_and_can_be_un
     api: Api,
 ) -> None:
     m1, m2 = api.members["M1"], api.members["M2"]
-    # when M2's card is bound to M1 by the admin
+    # when M2's card (issued by brand B2) is bound to M1 by the admin
     bound = api.client.post(
         f"/v1/members/{m1}/identities",
         headers=api.as_("admin"),
-        json={"type": "card", "value": "D002", "channel": "pos"},
+        json={"type": "card", "value": "D002", "channel": "pos", "scope": "B2"},
     )
     assert bound.status_code == 200, bound.text
     [merge_id] = bound.json()["merges"]

@@ -42,6 +42,7 @@ def _clashing_brand(tmp_path: Path) -> None:
             {
                 "type": "card",
                 "value": "C-W",
+                "brand_id": "B1",
                 "channel": "miniprogram",
                 "observed_at": "2024-02-02T00:00:00",
                 "verified": "true",

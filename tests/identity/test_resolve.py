@@ -29,6 +29,7 @@ def _ident(
     linked: tuple[str, str] | None = None,
     verified: bool = False,
     channel: str = "miniprogram",
+    brand: str | None = None,
 ) -> dict[str, str]:
     row = {
         "type": type_,
@@ -39,6 +40,8 @@ def _ident(
     }
     if linked:
         row.update(linked_type=linked[0], linked_value=linked[1])
+    if brand:
+        row["brand_id"] = brand  # a card's scope
     return row
 
 
@@ -153,7 +156,9 @@ def test_a_family_phone_typed_at_the_till_does_not_merge_two_people(
         [_member("W", "2024-01-01T00:00:00", "C-WIFE", "13800000001")],
         [
             _ident("phone", "13800000001", "2024-02-01T00:00:00", ("unionid", "u-husband"), True),
-            _ident("card", "C-WIFE", "2024-02-02T00:00:00", ("unionid", "u-wife"), True),
+            _ident(
+                "card", "C-WIFE", "2024-02-02T00:00:00", ("unionid", "u-wife"), True, brand="B1"
+            ),
         ],
     )
     # when OneID resolves
@@ -368,7 +373,7 @@ def test_refused_links_can_be_listed_masked(
         [_member("W", "2024-01-01T00:00:00", "C-W", "13800000001")],
         [
             _ident("phone", "13800000001", "2024-02-01T00:00:00", ("unionid", "u-h"), True),
-            _ident("card", "C-W", "2024-02-02T00:00:00", ("unionid", "u-w"), True),
+            _ident("card", "C-W", "2024-02-02T00:00:00", ("unionid", "u-w"), True, brand="B1"),
         ],
     )
     _resolve(store)

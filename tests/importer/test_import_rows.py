@@ -46,7 +46,7 @@ def test_rows_answer_per_row_and_tell_stored_ids(
     assert first.errors == [
         None,
         "colour: unknown field; known: event_id, type, channel, identity_type, identity_value, "
-        "occurred_at, sku, store_id, guide_id, order_id, scene",
+        "identity_scope, occurred_at, sku, store_id, guide_id, order_id, scene",
         "event_id: not this one",
         "store_id: no store 'S9' in this brand group",
     ]

@@ -20,6 +20,10 @@ Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f
 class IdentityOut(BaseModel):
     identity_id: int
     type: str
+    scope: str = Field(
+        description="Where the value is unique: a card's brand, an openid's app, ...; "
+        "'' for global types and the default scope."
+    )
     value: str = Field(description="In the clear for roles allowed to see it, else masked.")
     masked: bool
     verified: bool
@@ -52,6 +56,12 @@ class BindIn(Strict):
     channel: str = Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f]*$")
     verified: bool = False
     observed_at: datetime | None = None
+    scope: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Where the value is unique: a card's brand (default: the member's "
+        "brand), an openid's appid, a WeCom corp id, ...; default '' for other types.",
+    )
 
 
 class BindOut(BaseModel):

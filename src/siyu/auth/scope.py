@@ -28,7 +28,8 @@ STORE_MEMBER = Sql("""SELECT 1 FROM members WHERE member_id = :m AND home_store_
                       SELECT 1 FROM orders WHERE group_id = :g AND member_id = :m
                         AND store_id IN :stores
                       LIMIT 1""")
-# Who holds an identifier (by its keyed hash, as every lookup finds it).
+# Who holds an identifier (by its keyed hash, as every lookup finds it), in any scope: a
+# card shown at the till proves the member holds that number, whichever brand issued it.
 HOLDER = Sql(
     "SELECT member_id FROM identities WHERE group_id = :g AND type = :t AND value_key = :k"
 )
@@ -154,7 +155,9 @@ async def order_to_earn(reader: Reader, who: Principal, member_id: int, order_id
 
 
 async def _holds(reader: Reader, group_id: str, member_id: int, presented: Presented) -> bool:
-    row = await reader.first(HOLDER, {"g": group_id, "t": presented.type, "k": presented.key})
-    if row is None or row.member_id is None:
-        return False
-    return await survivor(reader, group_id, int(row.member_id)) == member_id
+    rows = await reader.all(HOLDER, {"g": group_id, "t": presented.type, "k": presented.key})
+    for row in rows:
+        held_by = None if row.member_id is None else int(row.member_id)
+        if held_by is not None and await survivor(reader, group_id, held_by) == member_id:
+            return True
+    return False

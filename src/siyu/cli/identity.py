@@ -89,10 +89,12 @@ def conflicts_table(found: list[Conflict], lang: str) -> Table:
     from siyu.console.i18n import label
     from siyu.identity.models import CONFLICT_KINDS
 
-    def identity(type_: str | None, masked: str | None, member: int | None) -> str:
+    def identity(
+        type_: str | None, masked: str | None, member: int | None, scope: str | None
+    ) -> str:
         if type_ is None:
             return "-"
-        named = label("idtype", type_, lang)
+        named = label("idtype", type_, lang) + (f"@{scope}" if scope else "")
         return t("conflict.identity", lang, type=named, value=masked or "-", member=member or "-")
 
     table = Table(title=t("conflicts.title", lang))
@@ -104,8 +106,8 @@ def conflicts_table(found: list[Conflict], lang: str) -> Table:
         table.add_row(
             str(c.conflict_id),
             t(f"conflict.{c.kind}", lang) if c.kind in CONFLICT_KINDS else c.kind,
-            identity(c.type_x, c.masked_x, c.member_x),
-            "-" if same else identity(c.type_y, c.masked_y, c.member_y),
+            identity(c.type_x, c.masked_x, c.member_x, c.scope_x),
+            "-" if same else identity(c.type_y, c.masked_y, c.member_y, c.scope_y),
             t(f"conflict.detail.{c.kind}", lang, type=label("idtype", c.type_x, lang))
             if c.kind in CONFLICT_KINDS
             else c.detail,

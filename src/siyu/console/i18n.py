@@ -276,6 +276,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "members.search.value": ("值", "Value"),
     "members.search.submit": ("查找", "Search"),
     "members.search.none": ("没有会员使用这个身份。", "No member has this identifier."),
+    "members.search.several": (
+        "多个会员在不同范围（品牌、应用）使用这个身份，请按会员编号查找。",
+        "Members of several scopes (brands, apps) hold this identifier: search by member id.",
+    ),
     "members.member_id": ("会员编号", "member id"),
     "members.identities": ("身份（跨渠道）", "Identities across channels"),
     "members.masked": ("已脱敏", "masked"),

@@ -58,10 +58,11 @@ class Member360:
         return str(tier.brand_name or tier.scope_key)
 
 
-async def find_member(reader: Reader, group_id: str, type_: str, key: str) -> int | None:
-    """The member an encoded identifier belongs to (the API's lookup query)."""
-    rows = await reader.all(LOOKUP, {"g": group_id, "t": type_, "k": key})
-    return int(rows[0].member_id) if rows else None
+async def find_member(reader: Reader, group_id: str, type_: str, key: str) -> list[int]:
+    """The members an encoded identifier belongs to, in any scope (the API's lookup
+    query): one, none, or several when one card number is held in several brands."""
+    rows = await reader.all(LOOKUP, {"g": group_id, "t": type_, "k": key, "s": None})
+    return sorted({int(r.member_id) for r in rows})
 
 
 async def load_member(

@@ -228,9 +228,11 @@ async def members_find(request: Request) -> Response:
             error = str(exc)  # names the field and the rule, never the value
         else:
             async with ctx.svc.reads.connection() as reader:
-                member_id = await find_member(reader, ctx.who.group_id, ident.type, ident.key)
-            if member_id is None:
-                error = ctx.t("members.search.none")
+                found = await find_member(reader, ctx.who.group_id, ident.type, ident.key)
+            if len(found) == 1:
+                member_id = found[0]
+            else:
+                error = ctx.t("members.search.several" if found else "members.search.none")
     if member_id is None:
         return render(
             ctx,

@@ -47,10 +47,11 @@ def attach(
             buf.link(ident, linked, channel, observed_at, verified)
         buf.flush(conn, group_id)
         keys = [
-            (str(t), str(k)) for t, k in zip(buf.obs["type"], buf.obs["value_key"], strict=True)
+            (str(t), str(s), str(k))
+            for t, s, k in zip(buf.obs["type"], buf.obs["scope"], buf.obs["value_key"], strict=True)
         ]
         touched = _identities(conn, group_id, keys)
-        result = AttachResult(0, touched[(ident.type, ident.key)])
+        result = AttachResult(0, touched[keys[0]])  # `ident`, observed first
         for link_id, a, b, evidence in _links_among(conn, group_id, list(touched.values())):
             _join(conn, group_id, link_id, a, b, strong_types, observed_at, result, evidence)
         for identity_id in sorted(set(touched.values())):
@@ -76,17 +77,18 @@ def attach(
 
 
 def _identities(
-    conn: Connection, group_id: str, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
+    conn: Connection, group_id: str, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], int]:
+    """identity_id per (type, scope, value_key)."""
     out = {}
-    for type_name, key in keys:
-        out[(type_name, key)] = int(
+    for type_name, scope, key in keys:
+        out[(type_name, scope, key)] = int(
             conn.execute(
                 text(
                     "SELECT identity_id FROM identities WHERE group_id = :g AND type = :t "
-                    "AND value_key = :k"
+                    "AND value_key = :k AND scope = :s"
                 ),
-                {"g": group_id, "t": type_name, "k": key},
+                {"g": group_id, "t": type_name, "k": key, "s": scope},
             ).scalar_one()
         )
     return out
@@ -147,13 +149,17 @@ def _join(
     clashing = clash(held_a, held_b, ClassMap(), evidence)
     if clashing is not None:
         x, y = clashing
+        # The same refusal seen again (a retried bind, a batch resolve after it) is the
+        # same conflict: recorded once, lower identity first, and never an error.
         conn.execute(
-            insert(identity_conflicts).values(
+            dialect_of(conn)
+            .insert_ignore(identity_conflicts)
+            .values(
                 group_id=group_id,
                 kind="exclusive_clash",
                 link_id=link_id,
-                identity_x=x.identity_id,
-                identity_y=y.identity_id,
+                identity_x=min(x.identity_id, y.identity_id),
+                identity_y=max(x.identity_id, y.identity_id),
                 status="open",
                 detected_at=now_utc(),
                 detail=f"refused: one member cannot hold two {x.type} identities",
@@ -178,7 +184,7 @@ def _held(conn: Connection, column: str, value: int) -> list[Held]:
     d = dialect_of(conn)
     rows = conn.execute(
         text(f"""
-        SELECT identity_id, type, brand_id, verified, {d.epoch_seconds("first_seen")},
+        SELECT identity_id, type, scope, verified, {d.epoch_seconds("first_seen")},
                {d.epoch_seconds("last_seen")}
         FROM identities WHERE {column} = :v"""),
         {"v": value},

@@ -14,7 +14,7 @@ class Conflict:
     conflict_id: int
     kind: str
     detail: str
-    identity_x: str  # "type masked-value (member N)"
+    identity_x: str  # "type masked-value (member N)", type@scope for a scoped identity
     identity_y: str
     detected_at: datetime
     # the parts of identity_x and identity_y, for a face to word in its language
@@ -24,6 +24,8 @@ class Conflict:
     type_y: str | None = None
     masked_y: str | None = None
     member_y: int | None = None
+    scope_x: str = ""  # a card's brand, an openid's app, ... ('' for global identifiers)
+    scope_y: str | None = None
 
 
 def list_conflicts(
@@ -34,7 +36,8 @@ def list_conflicts(
         rows = conn.execute(
             text("""
             SELECT c.conflict_id, c.kind, c.detail, c.detected_at,
-                   x.type, x.value_masked, x.member_id, y.type, y.value_masked, y.member_id
+                   x.type, x.value_masked, x.member_id, y.type, y.value_masked, y.member_id,
+                   x.scope, y.scope
             FROM identity_conflicts c
             JOIN identities x ON x.identity_id = c.identity_x
             LEFT JOIN identities y ON y.identity_id = c.identity_y
@@ -48,8 +51,8 @@ def list_conflicts(
             r[0],
             r[1],
             r[2],
-            f"{r[4]} {r[5]} (member {r[6]})",
-            f"{r[7]} {r[8]} (member {r[9]})" if r[7] else "",
+            f"{_scoped(r[4], r[10])} {r[5]} (member {r[6]})",
+            f"{_scoped(r[7], r[11])} {r[8]} (member {r[9]})" if r[7] else "",
             r[3],
             r[4],
             r[5],
@@ -57,6 +60,12 @@ def list_conflicts(
             r[7],
             r[8],
             r[9],
+            r[10],
+            r[11],
         )
         for r in rows
     ]
+
+
+def _scoped(type_: str, scope: str | None) -> str:
+    return f"{type_}@{scope}" if scope else type_

@@ -3,12 +3,15 @@
 Importers and (later) channel adapters hand over *observations*: an identifier seen on a
 channel at a time, perhaps for a legacy member, perhaps linked to another identifier.
 Nothing here decides who is who; that is `resolve`'s job.
+
+An identifier is (type, scope, value): every write and every join below names all three,
+so a card number of two brands or an openid of two apps is two identities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +19,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
 from siyu.errors import ValidationError
-from siyu.identity.types import IDENTITY_TYPES, mask, normalise, phone_hash_of
+from siyu.identity.types import IDENTITY_TYPES, mask, normalise, phone_hash_of, scope_of
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import GROUP, dialect_of
@@ -24,6 +27,7 @@ from siyu.store.dialect import GROUP, dialect_of
 OBSERVATION_SCHEMA = pa.schema(
     [
         ("type", pa.string()),
+        ("scope", pa.string()),
         ("value_key", pa.string()),
         ("value", pa.string()),
         ("value_enc", pa.binary()),
@@ -39,8 +43,10 @@ OBSERVATION_SCHEMA = pa.schema(
 LINK_SCHEMA = pa.schema(
     [
         ("type_a", pa.string()),
+        ("scope_a", pa.string()),
         ("key_a", pa.string()),
         ("type_b", pa.string()),
+        ("scope_b", pa.string()),
         ("key_b", pa.string()),
         ("channel", pa.string()),
         ("verified", pa.int16()),
@@ -53,7 +59,8 @@ LINK_SCHEMA = pa.schema(
 @dataclass(frozen=True)
 class Encoded:
     """One identifier made safe to store: its keyed hash, clear value if not personal,
-    ciphertext if personal but showable, and its mask."""
+    ciphertext if personal but showable, and its mask; and its scope once known (None:
+    the scope `ObservationBuffer.observe` gives it, a card's brand or the default '')."""
 
     type: str
     canonical: str
@@ -61,6 +68,11 @@ class Encoded:
     value: str | None
     enc: bytes | None
     masked: str
+    scope: str | None = None
+
+    def in_scope(self, scope: str) -> Encoded:
+        """The same value in `scope` (already checked with `types.scope_of`)."""
+        return replace(self, scope=scope)
 
 
 class IdentifierEncoder:
@@ -112,6 +124,9 @@ class ObservationBuffer:
         self.encoder = encoder
         self.obs: dict[str, list[object]] = {f.name: [] for f in OBSERVATION_SCHEMA}
         self.links: dict[str, list[object]] = {f.name: [] for f in LINK_SCHEMA}
+        # (type, key) -> the scope it was last observed in: what a link naming an
+        # unscoped identifier means (the card of the row's brand, observed just before).
+        self._observed: dict[tuple[str, str], str] = {}
 
     def observe(
         self,
@@ -122,16 +137,21 @@ class ObservationBuffer:
         brand_id: str | None = None,
         member_ref: str | None = None,
         last_seen: object = None,
-    ) -> None:
-        """Record a sighting (or a span of sightings, first to `last_seen`)."""
+    ) -> str:
+        """Record a sighting (or a span of sightings, first to `last_seen`). An identifier
+        without a scope takes its type's default: a card its `brand_id` (ValidationError
+        naming brand_id without one), others ''. Returns the scope it was recorded in."""
         last = observed_at if last_seen is None else last_seen
+        scope = scope_of(ident.type, ident.scope, brand_id)
+        self._observed[(ident.type, ident.key)] = scope
         row = (
             ident.type,
+            scope,
             ident.key,
             ident.value,
             ident.enc,
             ident.masked,
-            brand_id if ident.type == "card" else None,
+            scope if ident.type == "card" else None,  # a card's brand is its scope
             int(verified),
             channel,
             observed_at,
@@ -146,6 +166,15 @@ class ObservationBuffer:
             hashed = self.encoder.phone_hash(ident)
             self.observe(hashed, channel, observed_at, verified, None, member_ref, last)
             self.link(ident, hashed, channel, observed_at, verified=True, last_seen=last)
+        return scope
+
+    def scope(self, ident: Encoded) -> str:
+        """The scope `ident` stands for in this batch: its own, else the one it was last
+        observed in, else its type's default."""
+        if ident.scope is not None:
+            return ident.scope
+        observed = self._observed.get((ident.type, ident.key))
+        return observed if observed is not None else scope_of(ident.type)
 
     def link(
         self,
@@ -156,8 +185,11 @@ class ObservationBuffer:
         verified: bool = False,
         last_seen: object = None,
     ) -> None:
+        """Record that `a` and `b` were seen as one account. An identifier without a scope
+        is the one observed last in this batch (observe it first)."""
         last = observed_at if last_seen is None else last_seen
-        row = (a.type, a.key, b.type, b.key, channel, int(verified), observed_at, last)
+        sa, sb = self.scope(a), self.scope(b)
+        row = (a.type, sa, a.key, b.type, sb, b.key, channel, int(verified), observed_at, last)
         for name, value in zip(self.links, row, strict=True):
             self.links[name].append(value)
 
@@ -188,16 +220,16 @@ def upsert_identities(conn: Connection, group_id: str, obs: pa.Table, widen: boo
     any_value_enc = dialect_of(conn).any_value("s.value_enc")
     conn.execute(
         text(f"""
-        INSERT INTO identities AS cur (group_id, type, value_key, value, value_enc,
+        INSERT INTO identities AS cur (group_id, type, scope, value_key, value, value_enc,
             value_masked, brand_id, verified, source_channel, first_seen, last_seen, member_id)
-        SELECT {GROUP}, s.type, s.value_key, MIN(s.value), {any_value_enc},
+        SELECT {GROUP}, s.type, s.scope, s.value_key, MIN(s.value), {any_value_enc},
             MIN(s.value_masked), MIN(s.brand_id), MAX(s.verified) = 1, MIN(s.channel),
             MIN(s.first_seen), MAX(s.last_seen), MIN(m.member_id)
         FROM {staged.name} s
         LEFT JOIN members m ON m.group_id = :g AND m.source_ref = s.member_ref
         WHERE 1 = 1
-        GROUP BY s.type, s.value_key
-        ON CONFLICT (group_id, type, value_key) {on_conflict}
+        GROUP BY s.type, s.scope, s.value_key
+        ON CONFLICT (group_id, type, value_key, scope) {on_conflict}
         """),
         {"g": group_id},
     )
@@ -239,8 +271,10 @@ def upsert_links(conn: Connection, group_id: str, links: pa.Table) -> int:
             FROM {staged.name} s
             JOIN identities ia
               ON ia.group_id = :g AND ia.type = s.type_a AND ia.value_key = s.key_a
+             AND ia.scope = s.scope_a
             JOIN identities ib
               ON ib.group_id = :g AND ib.type = s.type_b AND ib.value_key = s.key_b
+             AND ib.scope = s.scope_b
             WHERE ia.identity_id <> ib.identity_id
         ) p
         WHERE 1 = 1
@@ -301,8 +335,9 @@ def encode_column(
 class IdentifierColumn:
     """A column of identifiers encoded once per distinct value.
 
-    Facts repeat their buyers (a member orders many times), so each distinct (type, value)
-    is normalised and hashed once and mapped back to rows with Arrow's `index_in`.
+    Facts repeat their buyers (a member orders many times), so each distinct
+    (type, scope, value) is normalised and hashed once and mapped back to rows with Arrow's
+    `index_in`.
     """
 
     index: pa.Array  # int32 per row into `encoded`; null where the row names no identifier
@@ -315,27 +350,75 @@ class IdentifierColumn:
         per_distinct = pa.array([e.key if e else None for e in self.encoded], pa.string())
         return per_distinct.take(self.index)
 
+    @property
+    def scopes(self) -> pa.Array:
+        """scope per row (null where absent or invalid), for the staging join."""
+        per_distinct = pa.array([e.scope if e else None for e in self.encoded], pa.string())
+        return per_distinct.take(self.index)
+
     def row_errors(self) -> pa.Array:
         return self.rules.take(self.index)
 
 
 def encode_identifiers(
-    encoder: IdentifierEncoder, types: pa.Array, values: pa.Array, field: str
+    encoder: IdentifierEncoder,
+    types: pa.Array,
+    values: pa.Array,
+    field: str,
+    scopes: pa.Array | None = None,
 ) -> IdentifierColumn:
-    combined = pc.binary_join_element_wise(types, values, "\x1f")
+    """Encode a column of identifiers in the `scopes` given per row (from `scope_column`;
+    None: each type's default, which a card does not have)."""
+    if scopes is None:
+        scopes = pa.array([None] * len(types), pa.string())
+    # the scope between type and value: neither a type nor a scope holds \x1f
+    combined = pc.binary_join_element_wise(types, pc.fill_null(scopes, "\x00"), values, "\x1f")
     distinct = pc.unique(combined).drop_null()
     index = pc.index_in(combined, value_set=distinct)
     encoded: list[Encoded | None] = []
     rules: list[str | None] = []
     for text_value in distinct.to_pylist():
-        type_name, raw = text_value.split("\x1f", 1)
+        type_name, scope, raw = text_value.split("\x1f", 2)
         try:
-            encoded.append(encoder.encode(type_name, raw, field))
+            ident = encoder.encode(type_name, raw, field)
+            encoded.append(ident.in_scope(scope_of(type_name, None if scope == "\x00" else scope)))
             rules.append(None)
         except ValidationError as exc:
             encoded.append(None)
             rules.append(exc.rule)
     return IdentifierColumn(index, encoded, pa.array(rules, pa.string()))
+
+
+def scope_column(
+    types: pa.Array, scopes: pa.Array | None, brands: pa.Array | None
+) -> tuple[pa.Array, list[tuple[int, ValidationError]]]:
+    """The scope each row's identifier is stored in (`types.scope_of`: a card's brand from
+    `brands`, else the row's scope or the default ''), and the rows whose scope breaks a
+    rule. Worked out once per distinct (type, scope, brand)."""
+    n = len(types)
+    none = pa.array([None] * n, pa.string())
+    parts = [pc.fill_null(c if c is not None else none, "\x00") for c in (types, scopes, brands)]
+    combined = pc.binary_join_element_wise(*parts, "\x1f")
+    distinct = pc.unique(combined)
+    resolved: list[str | None] = []
+    broken: list[ValidationError | None] = []
+    for text_value in distinct.to_pylist():
+        type_name, scope, brand = (None if p == "\x00" else p for p in text_value.split("\x1f"))
+        try:
+            resolved.append(None if type_name is None else scope_of(type_name, scope, brand))
+            broken.append(None)
+        except ValidationError as exc:
+            resolved.append(None)
+            broken.append(exc)
+    index = pc.index_in(combined, value_set=distinct)
+    at = index.to_numpy(zero_copy_only=False)
+    bad = np.array([b is not None for b in broken], dtype=bool)
+    errors = []
+    for i in np.flatnonzero(bad[at]):
+        error = broken[at[i]]
+        assert error is not None  # `bad` says so
+        errors.append((int(i), error))
+    return pa.array(resolved, pa.string()).take(index), errors
 
 
 def observe_identifiers(

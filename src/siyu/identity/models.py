@@ -89,13 +89,18 @@ identities = Table(
     # roles allowed to see it (phone). Hashes and nicknames keep no clear value at all.
     Column("value_enc", LargeBinary),
     Column("value_masked", String(64), nullable=False),
+    # Where the value is unique (identity/types.py): a card's brand, an openid's app, a
+    # WeCom contact's corp id, ...; '' for global types and for a type's default scope.
+    Column("scope", String(64), nullable=False, server_default=""),
     Column("brand_id", String(64)),
     Column("verified", Boolean, nullable=False, server_default="0"),
     Column("source_channel", String(32), nullable=False),
     Column("first_seen", DateTime, nullable=False),
     Column("last_seen", DateTime, nullable=False),
     Column("member_id", BigId),
-    UniqueConstraint("group_id", "type", "value_key"),
+    # The value before its scope: a look-up that does not know the scope (a card number
+    # typed in the console) still seeks the index on (group_id, type, value_key).
+    UniqueConstraint("group_id", "type", "value_key", "scope"),
 )
 Index("ix_identities_member_id", identities.c.member_id)
 

@@ -3,9 +3,11 @@
 Stated once here and used by both batch resolution and incremental attachment:
 - Only links between two *strong* identifiers (configuration) can join members; weak
   ones (device, nickname) attach to a member but never bridge two.
-- A member holds at most one WeChat unionid and at most one card per brand. A link that
-  would break that is refused and reported as a conflict (typically a family phone
-  typed at the till for two people), never merged silently.
+- A member holds at most one WeChat unionid per open-platform account and at most one
+  card per brand: one identity per (type, scope) of the exclusive types, the scope being
+  the account or the brand (identity/types.py). A link that would break that is refused
+  and reported as a conflict (typically a family phone typed at the till for two
+  people), never merged silently.
 - A member holds at most one *verified* phone at a time: two verified phones are allowed
   only when their periods do not overlap (a phone change, reported); otherwise refused.
 - Verified links are applied before unverified ones, then older before newer, so the
@@ -26,9 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-UNIONID_CLASS = 0
 VERIFIED_PHONE_CLASS = 1
-FIRST_CARD_CLASS = 2
+FIRST_SCOPED_CLASS = 2
+# The types a member holds at most one of per scope.
+EXCLUSIVE_PER_SCOPE = ("unionid", "card")
 
 
 @dataclass(frozen=True)
@@ -37,50 +40,49 @@ class Held:
 
     identity_id: int
     type: str
-    brand_id: str | None
+    scope: str
     verified: bool
     first_seen: int
     last_seen: int
 
 
 class ClassMap:
-    """Assigns exclusive classes; card classes are numbered per brand as brands appear."""
+    """Assigns exclusive classes: the verified phones one class, and each (type, scope) of
+    the exclusive types one class, numbered as they appear (cards of brand B1, unionids of
+    the default account, ...)."""
 
-    def __init__(self, brands: Sequence[str] = ()) -> None:
-        self._cards: dict[str, int] = {}
-        for brand in sorted(brands):
-            self.card_class(brand)
+    def __init__(self) -> None:
+        self._scoped: dict[tuple[str, str], int] = {}
 
-    def card_class(self, brand_id: str | None) -> int:
-        key = brand_id or ""
-        if key not in self._cards:
-            self._cards[key] = FIRST_CARD_CLASS + len(self._cards)
-        return self._cards[key]
+    def scoped_class(self, type_name: str, scope: str) -> int:
+        key = (type_name, scope)
+        if key not in self._scoped:
+            self._scoped[key] = FIRST_SCOPED_CLASS + len(self._scoped)
+        return self._scoped[key]
 
-    def of(self, type_name: str, brand_id: str | None, verified: bool) -> int:
-        if type_name == "unionid":
-            return UNIONID_CLASS
+    def of(self, type_name: str, scope: str, verified: bool) -> int:
         if type_name == "phone" and verified:
             return VERIFIED_PHONE_CLASS
-        if type_name == "card":
-            return self.card_class(brand_id)
+        if type_name in EXCLUSIVE_PER_SCOPE:
+            return self.scoped_class(type_name, scope)
         return -1
 
     def classes_arrow(
-        self, types: pa.ChunkedArray, brands: pa.ChunkedArray, verified: np.ndarray
+        self, types: pa.ChunkedArray, scopes: pa.ChunkedArray, verified: np.ndarray
     ) -> np.ndarray:
         """`classes` for Arrow columns, without a Python object per identity."""
         out = np.full(len(types), -1, dtype=np.int32)
-        out[_mask(pc.equal(types, "unionid"))] = UNIONID_CLASS
         out[_mask(pc.equal(types, "phone")) & verified] = VERIFIED_PHONE_CLASS
-        is_card = _mask(pc.equal(types, "card"))
-        if is_card.any():
-            card_brands = pc.fill_null(brands.filter(pa.array(is_card)), "")
-            distinct = pc.unique(card_brands)
+        for type_name in EXCLUSIVE_PER_SCOPE:
+            of_type = _mask(pc.equal(types, type_name))
+            if not of_type.any():
+                continue
+            their_scopes = pc.fill_null(scopes.filter(pa.array(of_type)), "")
+            distinct = pc.unique(their_scopes)
             codes = np.array(
-                [self.card_class(b or None) for b in distinct.to_pylist()], dtype=np.int32
+                [self.scoped_class(type_name, s) for s in distinct.to_pylist()], dtype=np.int32
             )
-            out[is_card] = codes[pc.index_in(card_brands, value_set=distinct).to_numpy()]
+            out[of_type] = codes[pc.index_in(their_scopes, value_set=distinct).to_numpy()]
         return out
 
 
@@ -94,13 +96,13 @@ def clash(
     """The first pair of identities that may not share one member, or None; `evidence`:
     the join is an evidence link, to which cards of one brand yield."""
     for x in a:
-        cx = classes.of(x.type, x.brand_id, x.verified)
+        cx = classes.of(x.type, x.scope, x.verified)
         if cx < 0:
             continue
         for y in b:
             if x.identity_id == y.identity_id:
                 continue
-            if classes.of(y.type, y.brand_id, y.verified) != cx:
+            if classes.of(y.type, y.scope, y.verified) != cx:
                 continue
             if cx == VERIFIED_PHONE_CLASS and (
                 x.last_seen < y.first_seen or y.last_seen < x.first_seen

@@ -17,15 +17,21 @@ from siyu.store.times import as_utc
 # one, the identity looked up). The identity columns are prefixed to keep them apart.
 _MEMBER_AND_IDENTITIES = """SELECT m.member_id, m.status, m.registered_at, m.name_enc,
     m.name_masked, m.gender, m.birth_date, m.city, m.home_store_id,
-    j.identity_id AS i_id, j.type AS i_type, j.value AS i_value, j.value_enc AS i_enc,
+    j.identity_id AS i_id, j.type AS i_type, j.scope AS i_scope, j.value AS i_value,
+    j.value_enc AS i_enc,
     j.value_masked AS i_masked, j.verified AS i_verified, j.source_channel AS i_channel,
     j.first_seen AS i_first, j.last_seen AS i_last"""
+# The holders of an identifier in scope :s, or in any scope when :s is NULL (a card
+# number typed without its brand): then several members may answer, one after the other.
 LOOKUP = Sql(
     _MEMBER_AND_IDENTITIES
-    + """ FROM identities i JOIN members m ON m.member_id = i.member_id
-    JOIN identities j ON j.group_id = i.group_id AND j.member_id = m.member_id
-    WHERE i.group_id = :g AND i.type = :t AND i.value_key = :k
-    ORDER BY j.first_seen, j.identity_id LIMIT 500"""
+    + """ FROM members m
+    JOIN identities j ON j.group_id = m.group_id AND j.member_id = m.member_id
+    WHERE m.member_id IN (
+        SELECT i.member_id FROM identities i
+        WHERE i.group_id = :g AND i.type = :t AND i.value_key = :k
+          AND (CAST(:s AS VARCHAR(64)) IS NULL OR i.scope = :s))
+    ORDER BY m.member_id, j.first_seen, j.identity_id LIMIT 500"""
 )
 PROFILE = Sql(
     _MEMBER_AND_IDENTITIES
@@ -62,6 +68,7 @@ def render_profile(vault: Vault, who: Principal, rows: list[Any]) -> dict[str, A
             {
                 "identity_id": r.i_id,
                 "type": r.i_type,
+                "scope": r.i_scope,
                 "value": shown,
                 "masked": masked,
                 "verified": bool(r.i_verified),

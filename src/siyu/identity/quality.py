@@ -33,12 +33,18 @@ def evaluate_against_truth(
 ) -> Quality:
     if not truth_file.is_file():
         raise ValidationError("truth", f"{truth_file}: no such file")
-    truth = pq.read_table(truth_file, columns=["type", "value", "person_id"])
+    # A truth may name each identifier's scope; without it an identifier is found in any
+    # scope (the generator's card numbers differ between brands).
+    scoped = "scope" in pq.read_schema(truth_file).names
+    columns = ["type", "value", "person_id", *(["scope"] if scoped else [])]
+    truth = pq.read_table(truth_file, columns=columns)
     with engine.connect() as conn:
         stored = {
-            (t, k): int(m) if m is not None else -1
-            for t, k, m in conn.execute(
-                text("SELECT type, value_key, member_id FROM identities WHERE group_id = :g"),
+            (t, s if scoped else "", k): int(m) if m is not None else -1
+            for t, s, k, m in conn.execute(
+                text(
+                    "SELECT type, scope, value_key, member_id FROM identities WHERE group_id = :g"
+                ),
                 {"g": group_id},
             )
         }
@@ -50,10 +56,16 @@ def evaluate_against_truth(
         )
     predicted = np.empty(truth.num_rows, dtype=np.int64)
     missing = 0
-    for i, (t, v) in enumerate(
-        zip(truth.column("type").to_pylist(), truth.column("value").to_pylist(), strict=True)
+    scopes = truth.column("scope").to_pylist() if scoped else [""] * truth.num_rows
+    for i, (t, v, s) in enumerate(
+        zip(
+            truth.column("type").to_pylist(),
+            truth.column("value").to_pylist(),
+            scopes,
+            strict=True,
+        )
     ):
-        member = stored.get((t, encoder.encode(t, v).key), -1)
+        member = stored.get((t, s or "", encoder.encode(t, v).key), -1)
         if member < 0:
             missing += 1
             member = -(i + 1)  # unresolved: a cluster of its own

@@ -8,6 +8,10 @@ from sqlalchemy import Connection, bindparam, text
 
 from siyu.store.reads import Sql
 
+# A member's brand: what a card bound to it without a scope is scoped by.
+MEMBER_BRAND = Sql("SELECT brand_id FROM members WHERE group_id = :g AND member_id = :m")
+BRAND_EXISTS = Sql("SELECT 1 FROM brands WHERE group_id = :g AND brand_id = :b")
+
 # The merges a member took part in, as survivor or as the member merged away.
 MEMBER_MERGES = Sql(
     """SELECT merge_id, survivor_id, merged_id, mode, created_at, undone_at FROM merges
@@ -17,7 +21,7 @@ MEMBER_MERGES = Sql(
 
 
 _ANCHOR = text(
-    """SELECT type, value_key, value, value_masked FROM identities
+    """SELECT type, scope, value_key, value, value_masked FROM identities
        WHERE group_id = :g AND member_id = :m AND type <> 'phone' AND type IN :strong
        ORDER BY first_seen, identity_id LIMIT 1"""
 ).bindparams(bindparam("strong", expanding=True))

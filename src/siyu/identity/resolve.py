@@ -50,7 +50,7 @@ IDENTITY_SCHEMA = pa.schema(
     [
         ("identity_id", pa.int64()),
         ("type", pa.string()),
-        ("brand_id", pa.string()),
+        ("scope", pa.string()),
         ("verified", pa.int8()),
         ("first_seen", pa.int64()),
         ("last_seen", pa.int64()),
@@ -122,7 +122,7 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
     d = dialect_of(conn)
     ids = fetch_arrow(
         conn,
-        f"""SELECT identity_id, type, brand_id, {d.as_int("verified")},
+        f"""SELECT identity_id, type, scope, {d.as_int("verified")},
                    {d.epoch_seconds("first_seen")}, {d.epoch_seconds("last_seen")},
                    COALESCE(member_id, 0)
             FROM identities WHERE group_id = :g ORDER BY identity_id""",
@@ -148,7 +148,7 @@ def _graph(
     identity_ids = ids.column("identity_id").to_numpy()
     types = ids.column("type")
     verified = ids.column("verified").to_numpy().astype(bool)
-    classes = ClassMap().classes_arrow(types, ids.column("brand_id"), verified)
+    classes = ClassMap().classes_arrow(types, ids.column("scope"), verified)
     a = np.searchsorted(identity_ids, links.column("identity_a").to_numpy())
     b = np.searchsorted(identity_ids, links.column("identity_b").to_numpy())
     # Account links before evidence links, verified before unverified, then older first;
@@ -407,8 +407,9 @@ def _record_conflicts(
             {
                 "kind": "exclusive_clash",
                 "link_id": int(link_ids[edge]),
-                "identity_x": int(identity_ids[x]),
-                "identity_y": int(identity_ids[y]),
+                # lower id first, as attach records it: one clash, one row
+                "identity_x": int(min(identity_ids[x], identity_ids[y])),
+                "identity_y": int(max(identity_ids[x], identity_ids[y])),
                 "detail": f"refused: one member cannot hold two {types[x]} identities "
                 "(shared or mistyped identifier?)",
             }

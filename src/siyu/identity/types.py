@@ -1,7 +1,12 @@
-"""The identity types siyu knows, how each is normalised, and which are personal data.
+"""The identity types siyu knows, how each is normalised, which are personal data, and
+in what scope each value is unique.
 
 Normalising is what makes one person's identifiers meet: `138 1234 5678` at the till and
 `+86 138-1234-5678` in the mini-program must become the same key.
+
+Scoping is what keeps two people apart: a card number is issued by a brand, an openid by
+an app, so the same value in two scopes is two identifiers. An identity is
+(type, scope, value); a global type's scope is ''.
 """
 
 from __future__ import annotations
@@ -13,6 +18,16 @@ from dataclasses import dataclass
 from siyu.errors import ValidationError
 from siyu.privacy import mask_phone, mask_text
 
+# What the scope of a scoped type names. A value is unique only within its scope.
+SCOPE_KINDS = {
+    "brand": "the brand that issued it (its brand_id)",
+    "app": "the app that issued it: a mini-program's or official account's appid, a "
+    "Douyin app's client key",
+    "corp": "the WeCom company (corp id) whose contact it is",
+    "platform": "the WeChat open-platform account the apps are bound to",
+    "shop": "the marketplace shop whose buyer it is",
+}
+
 
 @dataclass(frozen=True)
 class IdentityType:
@@ -21,6 +36,8 @@ class IdentityType:
     # 'clear': not personal, store the value as is.
     personal: str
     description: str
+    # A key of SCOPE_KINDS, or None for a global type (one person everywhere: a phone).
+    scope: str | None = None
 
 
 IDENTITY_TYPES: dict[str, IdentityType] = {
@@ -28,14 +45,15 @@ IDENTITY_TYPES: dict[str, IdentityType] = {
     for t in (
         IdentityType("phone", "encrypt", "mobile phone, E.164"),
         IdentityType("phone_hash", "hash", "SHA-256 hex of the 11-digit national number"),
-        IdentityType("unionid", "clear", "WeChat unionid"),
-        IdentityType("openid", "clear", "WeChat mini-program / official account openid"),
-        IdentityType("external_userid", "clear", "WeCom external contact id"),
-        IdentityType("tmall_ouid", "clear", "Tmall/Taobao member ouid"),
+        IdentityType("unionid", "clear", "WeChat unionid", "platform"),
+        IdentityType("openid", "clear", "WeChat mini-program / official account openid", "app"),
+        IdentityType("external_userid", "clear", "WeCom external contact id", "corp"),
+        IdentityType("tmall_ouid", "clear", "Tmall/Taobao member ouid", "shop"),
+        # JD's pin is the buyer's own JD account name, the same in every shop.
         IdentityType("jd_pin", "clear", "JD account pin"),
-        IdentityType("douyin_open_id", "clear", "Douyin open_id"),
-        IdentityType("youzan_id", "clear", "Youzan buyer id"),
-        IdentityType("card", "clear", "member card number, issued per brand"),
+        IdentityType("douyin_open_id", "clear", "Douyin open_id", "app"),
+        IdentityType("youzan_id", "clear", "Youzan buyer id", "shop"),
+        IdentityType("card", "clear", "member card number, issued per brand", "brand"),
         IdentityType("device_id", "clear", "device identifier (weak)"),
         IdentityType("nickname", "hash", "display nickname (weak)"),
         IdentityType("email", "encrypt", "e-mail address, lower-cased"),
@@ -50,6 +68,7 @@ _TOKEN = re.compile(r"[^\s\x00-\x1f]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CARD = re.compile(r"[A-Za-z0-9\-]{1,64}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+_SCOPE = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
 
 
 def normalise_phone(raw: str) -> str:
@@ -114,6 +133,39 @@ def normalise(type_name: str, raw: str, field: str = "value") -> str:
     if not _TOKEN.fullmatch(value):
         raise ValidationError(field, f"{type_name} must be 1-128 characters without spaces", raw)
     return value
+
+
+def scope_of(
+    type_name: str, scope: str | None = None, brand_id: str | None = None, field: str = "scope"
+) -> str:
+    """The scope an identifier of `type_name` is stored under; ValidationError names the
+    field and the rule.
+
+    A card's scope is its brand: `brand_id` when no scope is given (a card without either
+    is refused, naming brand_id; one whose scope and brand differ, naming `field`). Another
+    scoped type without a scope takes '', the group's default app, company, account or
+    shop: a group with one mini-program need never name it. A global type takes no scope.
+    """
+    kind = IDENTITY_TYPES[type_name].scope if type_name in IDENTITY_TYPES else None
+    given = scope.strip() if scope is not None else ""
+    if kind is None:
+        if given:
+            raise ValidationError(field, f"{type_name} is global: it takes no scope", scope)
+        return ""
+    if given and not _SCOPE.fullmatch(given):
+        rule = f"a scope (the {kind} of the {type_name}) must be 1-64 characters without spaces"
+        raise ValidationError(field, rule, scope)
+    if kind == "brand":
+        if brand_id and given and given != brand_id:
+            rule = f"a card's scope is its brand: {given!r} is not brand_id {brand_id!r}"
+            raise ValidationError(field, rule, scope)
+        if not (given or brand_id):
+            raise ValidationError("brand_id", "a card is issued per brand: name its brand_id")
+        if not given and not _SCOPE.fullmatch(str(brand_id)):
+            rule = "a card's brand_id must be 1-64 characters without spaces"
+            raise ValidationError("brand_id", rule, brand_id)
+        return given or str(brand_id)
+    return given
 
 
 def mask(type_name: str, canonical: str) -> str:

@@ -14,13 +14,15 @@ from siyu.api.problems import Problem
 from siyu.api.schemas import MAX_ID, BindIn, BindOut, MemberOut, MergeIn, MergeOut, UndoIn, UndoOut
 from siyu.auth.principal import Principal, Role
 from siyu.catalog.models import CHANNELS
+from siyu.errors import ValidationError
 from siyu.identity.ingest import Encoded
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
-from siyu.identity.queries import anchor_identity
+from siyu.identity.queries import BRAND_EXISTS, MEMBER_BRAND, anchor_identity
 from siyu.identity.service import attach_identity, merge_members, unmerge
-from siyu.identity.types import IDENTITY_TYPES
+from siyu.identity.types import IDENTITY_TYPES, scope_of
 from siyu.ledger.models import ASSETS
 from siyu.ledger.queries import BALANCES, TIERS
+from siyu.store.reads import Reader
 from siyu.store.times import as_utc, stored_now
 
 router = APIRouter(prefix="/v1", tags=["members"])
@@ -32,15 +34,27 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 async def lookup(
     type: Annotated[str, Query(min_length=1, max_length=32, description="identity type")],
     value: Annotated[str, Query(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")],
+    scope: Annotated[
+        str | None,
+        Query(max_length=64, description="a card's brand, an openid's app, ...; any if left out"),
+    ] = None,
     who: Principal = Depends(require("members:lookup")),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to."""
+    """The member an identifier (phone, card, openid, Tmall ouid, ...) belongs to. Without
+    `scope` a scoped identifier is looked up in every scope; when two members hold it (one
+    card number in two brands) the answer is a 422 asking for the scope."""
     ident = svc.encoder().encode(type, value)
+    wanted = None if scope is None else scope_of(type, scope, field="scope")
     async with svc.reads.connection() as reader:  # one connection for the whole request
-        rows = await reader.all(LOOKUP, {"g": who.group_id, "t": ident.type, "k": ident.key})
+        params = {"g": who.group_id, "t": ident.type, "k": ident.key, "s": wanted}
+        rows = await reader.all(LOOKUP, params)
         if not rows:
             raise Problem(404, "Not found", "no member has this identifier", "not_found")
+        if rows[0].member_id != rows[-1].member_id:
+            raise ValidationError(
+                "scope", f"members of several scopes hold this {type}: name the scope"
+            )
         if rows[0].status == "active" and who.role in GROUP_WIDE:
             return _render(svc, who, rows)  # the common case: one query in all
         member_id = await member_in_scope(reader, who, int(rows[0].member_id))
@@ -107,9 +121,11 @@ async def bind_identity(
             403, "Forbidden", f"channel: this key binds for {who.channel!r} only", "forbidden"
         )
     target = await scoped_member(svc, who, member_id)
+    async with svc.reads.connection() as reader:
+        scope = await _bound_scope(reader, who, target, body.type, body.scope)
 
     def work() -> tuple[int, Any]:
-        ident = svc.encoder().encode(body.type, body.value)
+        ident = svc.encoder().encode(body.type, body.value).in_scope(scope)
         anchor = _anchor(svc, who, target)
         observed = body.observed_at or datetime.now(UTC)
         if observed.tzinfo is not None:
@@ -191,6 +207,27 @@ def undo_merge(
     return respond_once(svc.engine, who.key_id, request, idempotency_key, body, work)
 
 
+async def _bound_scope(
+    reader: Reader, who: Principal, member_id: int, type_name: str, scope: str | None
+) -> str:
+    """The scope an identifier bound to a member is stored in: the one given, else its
+    type's default, which for a card is the member's brand. A card's brand must exist."""
+    if IDENTITY_TYPES[type_name].scope != "brand":
+        return scope_of(type_name, scope)
+    brand = None
+    if scope is None:
+        row = await reader.first(MEMBER_BRAND, {"g": who.group_id, "m": member_id})
+        brand = None if row is None else row.brand_id
+        if not brand:
+            raise ValidationError(
+                "scope", f"a card is issued per brand and member {member_id} has none: name it"
+            )
+    resolved = scope_of(type_name, scope, brand)
+    if await reader.first(BRAND_EXISTS, {"g": who.group_id, "b": resolved}) is None:
+        raise ValidationError("scope", f"no brand {resolved!r} in this brand group")
+    return resolved
+
+
 def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
     """The member's oldest strong identifier that is not a phone (whose hash would have to
     be derived from the clear value): the other end of the new link."""
@@ -200,7 +237,7 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
         raise Problem(
             409, "Conflict", f"member {member_id} has no identifier to bind to", "no_anchor"
         )
-    return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked)
+    return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked, row.scope)
 
 
 GROUP_WIDE = frozenset({Role.ADMIN, Role.ANALYST, Role.CHANNEL})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Column, ColumnElement, Connection, Table, and_, select, text
 
 from siyu.catalog.models import CHANNELS
@@ -84,7 +85,8 @@ def reject_changed(
     """Rows whose key is already stored with other content are rejected, naming what
     differs: an import adds records, it never changes a stored one, and it never drops a
     changed one silently. `key` maps a field to its stored column; `identity` is (label,
-    stored identity column, type field) for a buyer compared by its identifier."""
+    stored identity column, type field) for a buyer compared by its identifier (type,
+    scope and keyed hash: staged as `_scope` and `_key`)."""
     target = metadata.tables[table]
     s, t = staged.c, target.c
     on = and_(t.group_id == ctx.group_id, *(t[c] == s[f] for f, c in key.items()))
@@ -96,7 +98,10 @@ def reject_changed(
         label, column, type_field = identity
         i = identities.alias("i")
         source = source.join(i, i.c.identity_id == t[column])
-        pairs[label] = ([i.c.type, i.c.value_key], [s[type_field], s["_key"]])
+        pairs[label] = (
+            [i.c.type, i.c.scope, i.c.value_key],
+            [s[type_field], s["_scope"], s["_key"]],
+        )
     stored = [e for left, _ in pairs.values() for e in left]
     given = [e for _, right in pairs.values() for e in right]
     names = list(key)
@@ -117,6 +122,22 @@ def reject_changed(
                 f"{shown!r} is already stored with a different {', '.join(differ)}; "
                 f"a stored {what} is never changed by an import",
             )
+
+
+def reject_unknown_card_brands(
+    ctx: Context, batch: Batch, types: pa.Array, scopes: pa.Array, scope_field: str
+) -> None:
+    """A card's scope is the brand that issued it: rows naming a brand the group does not
+    have are rejected, like any other unknown brand."""
+    known = pa.array(sorted(ctx.brands), pa.string())
+    unknown = pc.and_(
+        pc.fill_null(pc.equal(types, "card"), False),
+        pc.invert(pc.fill_null(pc.is_in(scopes, value_set=known), True)),
+    )
+    for i in np.flatnonzero(unknown.to_numpy(zero_copy_only=False)):
+        batch.reject(
+            int(i), scope_field, f"no brand {scopes[int(i)].as_py()!r} in this brand group"
+        )
 
 
 def check_nothing(ctx: Context, batch: Batch) -> None:

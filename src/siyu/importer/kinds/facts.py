@@ -12,6 +12,7 @@ from siyu.identity.ingest import (
     ObservationBuffer,
     encode_identifiers,
     observe_identifiers,
+    scope_column,
 )
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
@@ -22,6 +23,7 @@ from siyu.importer.kinds.base import (
     Loader,
     StagedCheck,
     reject_changed,
+    reject_unknown_card_brands,
     stage_accepted,
     text_field,
 )
@@ -36,14 +38,33 @@ def _check_orders(ctx: Context, batch: Batch) -> None:
     batch.check_reference("guide_id", ctx.guides, "guide")
     over = pc.fill_null(pc.greater(batch.columns["paid_fen"], batch.columns["total_fen"]), False)
     batch.reject_where(over.to_numpy(zero_copy_only=False), "paid_fen", "must not exceed total_fen")
-    _encode_buyers(ctx, batch, "buyer_type", "buyer_value")
+    _encode_buyers(ctx, batch, "buyer_type", "buyer_value", "buyer_scope", "brand_id")
 
 
-def _encode_buyers(ctx: Context, batch: Batch, type_field: str, value_field: str) -> None:
-    """Encode each distinct buyer once; rows with a bad identifier are rejected."""
-    column = encode_identifiers(
-        ctx.encoder, batch.columns[type_field], batch.columns[value_field], value_field
-    )
+def _encode_buyers(
+    ctx: Context,
+    batch: Batch,
+    type_field: str,
+    value_field: str,
+    scope_field: str,
+    brand_field: str | None = None,
+) -> None:
+    """Encode each distinct buyer once, in its scope (an order's card buyer in the order's
+    brand); rows with a bad identifier or scope are rejected."""
+    types = batch.columns[type_field]
+    brands = batch.columns[brand_field] if brand_field else None
+    scopes, broken = scope_column(types, batch.columns[scope_field], brands)
+    for i, exc in broken:
+        if exc.field == "brand_id" and brand_field is None:
+            # an event names no brand: its card's brand is its scope field
+            batch.reject(i, scope_field, f"a card is issued per brand: name it in {scope_field}")
+        elif exc.field == "brand_id" and brand_field is not None:
+            batch.reject(i, brand_field, exc.rule)
+        else:
+            batch.reject(i, scope_field, exc.rule)
+    if brand_field is None:
+        reject_unknown_card_brands(ctx, batch, types, scopes, scope_field)
+    column = encode_identifiers(ctx.encoder, types, batch.columns[value_field], value_field, scopes)
     batch.reject_rules(value_field, column.row_errors())
     batch.derived["buyers"] = column
 
@@ -59,7 +80,7 @@ def _record_buyers(conn: Connection, ctx: Context, batch: Batch, time_field: str
 
 def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
     column: IdentifierColumn = batch.derived["buyers"]
-    staged = stage_accepted(conn, "orders", batch, {"_key": column.keys})
+    staged = stage_accepted(conn, "orders", batch, {"_key": column.keys, "_scope": column.scopes})
     compare = [f.name for f in _KIND["orders"].fields if not f.name.startswith("buyer_")]
     reject_changed(
         conn,
@@ -84,6 +105,7 @@ def _load_orders(conn: Connection, ctx: Context, batch: Batch) -> int:
             s.total_fen, s.discount_fen, s.paid_fen
         FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.buyer_type AND i.value_key = s._key
+         AND i.scope = s._scope
         WHERE 1 = 1
         ON CONFLICT (group_id, order_id) DO NOTHING"""),
             {"g": ctx.group_id},
@@ -222,12 +244,12 @@ def _unstage_rejected(conn: Connection, batch: Batch, staged: Table, was_ok: np.
 def _check_events(ctx: Context, batch: Batch) -> None:
     batch.check_reference("store_id", ctx.stores, "store")
     batch.check_reference("guide_id", ctx.guides, "guide")
-    _encode_buyers(ctx, batch, "identity_type", "identity_value")
+    _encode_buyers(ctx, batch, "identity_type", "identity_value", "identity_scope")
 
 
 def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
     column: IdentifierColumn = batch.derived["buyers"]
-    staged = stage_accepted(conn, "events", batch, {"_key": column.keys})
+    staged = stage_accepted(conn, "events", batch, {"_key": column.keys, "_scope": column.scopes})
     compare = [f.name for f in _KIND["events"].fields if not f.name.startswith("identity_")]
     reject_changed(
         conn,
@@ -250,6 +272,7 @@ def _load_events(conn: Connection, ctx: Context, batch: Batch) -> int:
             s.occurred_at, s.sku, s.store_id, s.guide_id, s.order_id, s.scene
         FROM {staged.name} s JOIN identities i
           ON i.group_id = :g AND i.type = s.identity_type AND i.value_key = s._key
+         AND i.scope = s._scope
         WHERE 1 = 1
         ON CONFLICT (group_id, event_id) DO NOTHING"""),
             {"g": ctx.group_id},
@@ -268,6 +291,8 @@ KINDS: tuple[Kind, ...] = (
             CHANNEL,
             Field("buyer_type", "enum", required=True, choices=ID_TYPES),
             text_field("buyer_value", True, 256),
+            # the buyer's scope (an openid's app, ...); a card's is the order's brand_id
+            text_field("buyer_scope", max_len=64),
             Field("ordered_at", "timestamp", required=True, when="business"),
             Field("total_fen", "fen", required=True),
             Field("paid_fen", "fen", required=True),
@@ -332,6 +357,8 @@ KINDS: tuple[Kind, ...] = (
             CHANNEL,
             Field("identity_type", "enum", required=True, choices=ID_TYPES),
             text_field("identity_value", True, 256),
+            # the identifier's scope: a card's brand (required), an openid's app, ...
+            text_field("identity_scope", max_len=64),
             Field("occurred_at", "timestamp", required=True, when="business"),
             text_field("sku", max_len=64),
             text_field("store_id", max_len=64),

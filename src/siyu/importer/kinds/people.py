@@ -12,6 +12,7 @@ from siyu.identity.ingest import (
     Encoded,
     ObservationBuffer,
     encode_column,
+    scope_column,
 )
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
@@ -21,6 +22,7 @@ from siyu.importer.kinds.base import (
     Kind,
     insert_select,
     reject_changed,
+    reject_unknown_card_brands,
     stage_accepted,
     text_field,
 )
@@ -116,11 +118,21 @@ def _check_identities(ctx: Context, batch: Batch) -> None:
             if rule is not None:
                 batch.reject(i, field, rule)
     batch.check_reference("brand_id", ctx.brands, "brand")
+    # Each identifier in its scope: a card in its brand (scope, else the row's brand_id),
+    # an openid in its app, ...; the resolved scopes are what the load writes.
+    for scope_field, type_field in (("scope", "type"), ("linked_scope", "linked_type")):
+        types = batch.columns[type_field]
+        scopes, broken = scope_column(types, batch.columns[scope_field], batch.columns["brand_id"])
+        for i, exc in broken:
+            batch.reject(i, scope_field if exc.field == "scope" else exc.field, exc.rule)
+        reject_unknown_card_brands(ctx, batch, types, scopes, scope_field)
+        batch.derived[scope_field] = scopes.to_pylist()
 
 
 def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
     buf = ObservationBuffer(ctx.encoder)
     enc = ctx.encoder
+    scopes, linked_scopes = batch.derived["scope"], batch.derived["linked_scope"]
     cols = {
         c: batch.values(c)
         for c in (
@@ -135,11 +147,12 @@ def _load_identities(conn: Connection, ctx: Context, batch: Batch) -> int:
         )
     }
     for i in np.flatnonzero(batch.ok):
-        ident = enc.encode(cols["type"][i], cols["value"][i])
+        ident = enc.encode(cols["type"][i], cols["value"][i]).in_scope(scopes[i])
         ch, at, ver = cols["channel"][i], cols["observed_at"][i], cols["verified"][i]
         buf.observe(ident, ch, at, ver, cols["brand_id"][i])
         if cols["linked_type"][i] is not None:
             other = enc.encode(cols["linked_type"][i], cols["linked_value"][i], "linked_value")
+            other = other.in_scope(linked_scopes[i])
             buf.observe(other, ch, at, ver, cols["brand_id"][i])
             buf.link(ident, other, ch, at, ver)
     new_identities, new_links = buf.flush(conn, ctx.group_id)
@@ -177,6 +190,10 @@ KINDS: tuple[Kind, ...] = (
             Field("linked_type", "enum", choices=ID_TYPES),
             text_field("linked_value", max_len=256),
             text_field("brand_id", max_len=64),
+            # where each value is unique (identity/types.py): a card's brand (default:
+            # brand_id), an openid's appid, a WeCom corp id, ...; default '' otherwise
+            text_field("scope", max_len=64),
+            text_field("linked_scope", max_len=64),
         ),
         _check_identities,
         _load_identities,
