@@ -55,7 +55,9 @@ def unmerge_cmd(
 def conflicts_cmd(
     kind: Annotated[
         str | None,
-        typer.Option(help="exclusive_clash, phone_change or weak_ambiguous (default: all)."),
+        typer.Option(
+            help="exclusive_clash, phone_change, weak_ambiguous or card_change (default: all)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
     group: GroupOption = None,
