@@ -279,6 +279,25 @@ def test_a_record_with_an_identifier_of_its_own_is_left_to_oneid(
     assert _empty_active(store) == 0
 
 
+def test_a_merged_records_new_identifiers_go_to_the_member_it_was_merged_into(
+    store: Store, vault: Vault, encoder: IdentifierEncoder, tmp_path: Path
+) -> None:
+    # given a duplicate record merged into the member holding its card
+    _reference(store, vault, tmp_path)
+    _import(store, vault, tmp_path, "first", [_row("M1", "2023-01-01", "C1", "13800000001")])
+    _import(store, vault, tmp_path, "second", [_row("M2", "2024-01-01", "C1", "13800000001")])
+    # when the duplicate record comes again with a phone nobody held
+    report = _import(
+        store, vault, tmp_path, "third", [_row("M2", "2024-01-01", "C1", "13800000002")]
+    )
+    # then the phone is the surviving member's, not the merged one's
+    m1 = _member(store, "M1")[0]
+    assert _holder(store, encoder, "phone", "13800000002") == m1
+    assert report.outcomes["identities"] == 2  # the phone and its marketplace hash
+    assert _resolve(store).new_members == 0
+    assert _empty_active(store) == 0
+
+
 # --- a known member re-imported with another card -----------------------------------------
 
 

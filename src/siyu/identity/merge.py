@@ -175,12 +175,13 @@ def merge_many(
         {"now": now},
     )
     for table in ("orders", "events"):
+        # Member ids are unique across groups, so no group term: SQLite would walk the
+        # group's index with it, once per merged member.
         conn.execute(
             text(
                 f"UPDATE {table} SET member_id = s.survivor_id FROM {staged.name} s "
-                f"WHERE {table}.group_id = :g AND {table}.member_id = s.merged_id"
-            ),
-            {"g": group_id},
+                f"WHERE {table}.member_id = s.merged_id"
+            )
         )
     unstage(conn, staged)
     conn.execute(

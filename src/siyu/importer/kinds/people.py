@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection
 
 from siyu.identity.ingest import (
     Encoded,
@@ -16,7 +16,12 @@ from siyu.identity.ingest import (
     encode_column,
 )
 from siyu.identity.names import compose_name, split_name
-from siyu.identity.records import merge_duplicate_records, move_to_new_cards
+from siyu.identity.records import (
+    Written,
+    follow_merges,
+    merge_duplicate_records,
+    move_to_new_cards,
+)
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
 from siyu.importer.kinds.base import (
@@ -29,7 +34,7 @@ from siyu.importer.kinds.base import (
     text_field,
 )
 from siyu.privacy import Vault, mask_name
-from siyu.store.bulk import stage, unstage
+from siyu.store.bulk import unstage
 from siyu.store.dialect import GROUP, dialect_of
 
 
@@ -104,15 +109,12 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
     dialect_of(conn).advisory_lock(conn, "siyu.oneid", ctx.group_id, shared=True)
     ids: dict[str, list[Encoded | None]] = {f: batch.derived[f] for f in _MEMBER_IDS}
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    accepted = batch.ok
     staged = stage_accepted(
         conn,
         "members",
         batch,
         {
             **_profile(ctx.encoder.vault, batch),
-            "card_key": pa.array([e.key if e else None for e in ids["card"]], pa.string()),
-            "phone_key": pa.array([e.key if e else None for e in ids["phone"]], pa.string()),
             "now": pa.array([now] * len(batch), pa.timestamp("s")),
         },
         omit=_PERSONAL,
@@ -121,7 +123,7 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
     reject_changed(
         conn, ctx, batch, staged, "members", {"member_ref": "source_ref"}, compare, "member"
     )
-    _unstage_rejected(conn, staged, accepted & ~batch.ok)
+    written = Written.start(conn)
     n = insert_select(
         conn,
         "members",
@@ -135,25 +137,21 @@ def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
         staged.name,
         "group_id, source_ref",
     )
-    before = int(
-        conn.execute(text("SELECT COALESCE(MAX(identity_id), 0) FROM identities")).scalar_one()
-    )
-    new_identities, new_links = _observe(conn, ctx, batch, ids)
-    moved, move_links = move_to_new_cards(conn, ctx.group_id, staged, before)
-    merged = merge_duplicate_records(conn, ctx.group_id, staged)
     unstage(conn, staged)
+    new_identities, new_links = _observe(conn, ctx, batch, ids)
+    written = written.end(conn)
+    follow_merges(conn, ctx.group_id, written)
+    moved, move_links = move_to_new_cards(conn, ctx.group_id, written)
+    records = pa.table(
+        {
+            "member_ref": batch.columns["member_ref"],
+            "card_key": pa.array([e.key if e else None for e in ids["card"]], pa.string()),
+            "phone_key": pa.array([e.key if e else None for e in ids["phone"]], pa.string()),
+        }
+    ).filter(pa.array(batch.ok))
+    merged = merge_duplicate_records(conn, ctx.group_id, written, records)
     ctx.count(identities=new_identities, links=new_links + move_links, merged=merged, moved=moved)
     return n
-
-
-def _unstage_rejected(conn: Connection, staged: Table, rejected: np.ndarray) -> None:
-    """Take rows rejected after staging out of the staging table, so that nothing later
-    in the batch acts on them."""
-    if not rejected.any():
-        return
-    gone = stage(conn, "gone", pa.table({"_i": pa.array(np.flatnonzero(rejected), pa.int64())}))
-    conn.execute(text(f"DELETE FROM {staged.name} WHERE _i IN (SELECT _i FROM {gone.name})"))
-    unstage(conn, gone)
 
 
 def _observe(
