@@ -47,7 +47,7 @@ def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list
     return encoded
 
 
-# Identifiers a member record may carry, each its field and identity type.
+# Identifiers a member record may carry (each field is named as its identity type).
 _MEMBER_IDS = ("card", "phone", "email")
 # Fields that are personal data in the clear: never staged (the store gets ciphertexts).
 _PERSONAL = ("name", "given_name", "family_name", "address", "phone", "email")
