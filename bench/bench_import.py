@@ -7,6 +7,12 @@ siyu's validation, identity upserts and idempotent inserts cost on top of the da
 own ceiling.
 
     python bench/bench_import.py --rows 1000000 [--pg-url postgresql://...]
+    python bench/bench_import.py --kind members --rows 200000 --duplicates 0.02
+
+`--kind members` times a member master instead: one row per member (card, phone, e-mail,
+name parts, address, postcode), of which `--duplicates` repeat an earlier member's card and
+phone under another member_ref (a duplicate record, merged at import); the re-import
+then changes one member's card in every thousand (a move) and is timed as well.
 """
 
 from __future__ import annotations
@@ -62,6 +68,78 @@ def make_orders(path: Path, rows: int, seed: int = 7) -> pa.Table:
     )
     pq.write_table(table, path)
     return table
+
+
+def make_members(path: Path, rows: int, duplicates: float, seed: int = 7) -> pa.Table:
+    """A member master of `rows` records; a `duplicates` share repeat an earlier record's
+    card and phone under a new member_ref (the same person entered twice)."""
+    rng = np.random.default_rng(seed)
+    person = np.arange(rows)
+    dup = rng.random(rows) < duplicates
+    dup[0] = False
+    person[dup] = rng.integers(0, np.maximum(1, np.flatnonzero(dup)), int(dup.sum()))
+    start = np.datetime64("2020-01-01T00:00:00")
+    registered = start + rng.integers(0, 1500 * 86400, rows).astype("timedelta64[s]")
+    family = np.array(["王", "李", "张", "刘", "陈", "欧阳", "诸葛"])[person % 7]
+    given = np.array(["伟", "芳", "娜", "敏", "静", "丽强", "磊"])[(person // 7) % 7]
+    table = pa.table(
+        {
+            "member_ref": pa.array(np.char.add("M", np.arange(rows).astype(str))),
+            "brand_id": pa.array(np.where(person % 2 == 0, "B1", "B2")),
+            "registered_at": pa.array(registered, pa.timestamp("s")),
+            "channel": pa.array(np.full(rows, "pos")),
+            "card": pa.array(np.char.add("C", person.astype(str))),
+            "phone": pa.array(np.char.add("139", np.char.zfill(person.astype(str), 8))),
+            "email": pa.array(np.char.add(np.char.add("P", person.astype(str)), "@Example.com")),
+            "given_name": pa.array(given),
+            "family_name": pa.array(family),
+            "address": pa.array(np.char.add("南京路 ", person.astype(str))),
+            "postcode": pa.array(np.char.zfill((person % 999_999).astype(str), 6)),
+        }
+    )
+    pq.write_table(table, path)
+    return table
+
+
+def moved_cards(table: pa.Table, path: Path) -> None:
+    """The same master with every thousandth member on a new card (a card change)."""
+    cards = np.array(table.column("card").to_pylist(), dtype=object)
+    cards[::1000] = np.char.add(cards[::1000].astype(str), "-NEW")
+    pq.write_table(table.set_column(4, "card", pa.array(cards.astype(str))), path)
+
+
+def run_members(url: str, label: str, data: Path, table: pa.Table) -> dict[str, object]:
+    engine = make_engine(url)
+    upgrade(engine)
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    ensure_group(engine, group)
+    vault = Vault(os.urandom(32))
+    import_directory(engine, vault, group, data / "ref", data / "rejects")
+    files = data / "members.parquet", data / "members_moved.parquet"
+    first = import_file(engine, vault, group, "members", files[0], data / "rejects")
+    again = import_file(engine, vault, group, "members", files[1], data / "rejects")
+    with engine.connect() as conn:
+        ghosts = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM members m WHERE m.group_id = :g AND m.status = 'active' "
+                "AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.member_id = m.member_id)"
+            ),
+            {"g": group},
+        ).scalar_one()
+    engine.dispose()
+    rows = table.num_rows
+    return {
+        "store": label,
+        "rows": rows,
+        "siyu_seconds": round(first.seconds, 2),
+        "siyu_rows_per_s": round(rows / first.seconds),
+        "reimport_rows_per_s": round(rows / again.seconds),
+        "outcomes": getattr(first, "outcomes", {}),
+        "reimport_outcomes": getattr(again, "outcomes", {}),
+        "empty_active_members": int(ghosts),
+        "accepted": first.accepted,
+        "rejected": first.rejected,
+    }
 
 
 def baseline(url: str, table: pa.Table) -> float:
@@ -124,6 +202,8 @@ def run(url: str, label: str, data: Path, table: pa.Table) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--kind", choices=("orders", "members"), default="orders")
+    parser.add_argument("--duplicates", type=float, default=0.02)
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -133,6 +213,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         write_reference(data / "ref")
+        if args.kind == "members":
+            members = make_members(data / "members.parquet", args.rows, args.duplicates)
+            moved_cards(members, data / "members_moved.parquet")
+            found = [run_members(f"sqlite:///{data / 'bench.db'}", "SQLite", data, members)]
+            with temporary_database(args.pg_url) as url:
+                found.append(run_members(url, "PostgreSQL", data, members))
+            print(json.dumps(found, ensure_ascii=False))
+            return
         table = make_orders(data / "orders.parquet", args.rows)
         results = []
         if not args.skip_sqlite:

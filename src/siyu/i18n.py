@@ -128,6 +128,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{kind}: read {read}, accepted {accepted}, rejected {rejected}, new {inserted}",
     },
     "import.rejects": {"zh": "被拒绝的行及原因：{path}", "en": "Rejected rows and reasons: {path}"},
+    "import.members": {
+        "zh": "  新增身份 {identities}，新增关联 {links}，重复会员并入已有会员 {merged}，"
+        "会员换新卡 {moved}",
+        "en": "  new identities {identities}, new links {links}, merged into existing members "
+        "{merged}, moved to a new card {moved}",
+    },
     # siyu conflicts: OneID's conflicts (identity.models.CONFLICT_KINDS), masked
     "conflicts.title": {"zh": "OneID 冲突（最新在前）", "en": "OneID conflicts (newest first)"},
     "conflicts.none": {"zh": "没有冲突。", "en": "No conflicts."},
@@ -141,6 +147,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "重复注册（已接受）",
         "en": "Duplicate registration (accepted)",
     },
+    "conflict.card_change": {"zh": "换卡（已接受）", "en": "Card change (accepted)"},
     "conflict.detail.exclusive_clash": {
         "zh": "已拒绝：一位会员不能同时有两个{type}（共用或录错的标识？）",
         "en": "refused: one member cannot hold two {type} identifiers (shared or mistyped?)",
@@ -152,6 +159,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "conflict.detail.duplicate_registration": {
         "zh": "已接受：证据表明同一品牌的两张卡属于同一人",
         "en": "accepted: evidence says two cards of one brand are one person's",
+    },
+    "conflict.detail.card_change": {
+        "zh": "已接受：重新导入时会员换了新卡，旧卡仍归该会员",
+        "en": "accepted: a re-import gave the member a new card; the earlier card stays its",
     },
     "conflict.detail.weak_ambiguous": {
         "zh": "{type}出现在多位会员上，只归属其中一位",

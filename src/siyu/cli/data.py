@@ -131,6 +131,8 @@ def import_cmd(
                 inserted=r.inserted,
             )
         )
+        if r.kind == "members" and r.outcomes:
+            out.print(t("import.members", settings.lang, **r.outcomes))
         if r.rejects_path:
             out.print("  " + t("import.rejects", settings.lang, path=r.rejects_path))
     if resolve:

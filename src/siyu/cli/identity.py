@@ -56,8 +56,8 @@ def conflicts_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="exclusive_clash, phone_change, weak_ambiguous or duplicate_registration "
-            "(default: all)."
+            help="exclusive_clash, phone_change, weak_ambiguous, duplicate_registration or "
+            "card_change (default: all)."
         ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,

@@ -154,6 +154,7 @@ def _demo_keys(settings: Settings) -> list[DemoKey]:
                 text(
                     "SELECT s.store_id, COUNT(m.member_id) FROM stores s LEFT JOIN members m "
                     "ON m.group_id = s.group_id AND m.home_store_id = s.store_id "
+                    "AND m.status = 'active' "
                     "WHERE s.group_id = :g AND s.kind = 'store' "
                     "GROUP BY s.store_id ORDER BY 2 DESC, s.store_id LIMIT 1"
                 ),

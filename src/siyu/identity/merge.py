@@ -9,13 +9,16 @@ identities and member ids, so nothing is lost either way.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.errors import NotFoundError
 from siyu.identity.errors import MergeError
 from siyu.identity.models import merges
+from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -93,6 +96,110 @@ def merge_members(
         .returning(merges.c.merge_id)
     ).scalar_one()
     return int(merge_id), int(survivor.member_id)
+
+
+def merge_many(
+    conn: Connection, group_id: str, pairs: Sequence[tuple[int, int, str]], mode: str
+) -> list[tuple[int, int]]:
+    """Merge each pair (member, member, reason) of active members set-wise: what
+    `merge_members` does for one pair, for thousands in a few statements. Pairs sharing a
+    member form one group, whose oldest member (by registration, then id) survives; each
+    other member of the group is merged into it with one `merges` row naming the
+    identities it brought, so `unmerge` undoes it like any other. Returns (merged,
+    survivor) per merge. Caller holds the transaction."""
+    if not pairs:
+        return []
+    parent: dict[int, int] = {}
+
+    def root(m: int) -> int:
+        parent.setdefault(m, m)
+        while parent[m] != m:
+            parent[m] = parent[parent[m]]
+            m = parent[m]
+        return m
+
+    reason_of: dict[int, str] = {}
+    for a, b, reason in pairs:
+        parent[root(a)] = root(b)
+        reason_of.setdefault(a, reason)
+        reason_of.setdefault(b, reason)
+    d = dialect_of(conn)
+    ids = stage(conn, "merging_ids", pa.table({"member_id": pa.array(sorted(parent), pa.int64())}))
+    rows = conn.execute(
+        text(
+            "SELECT member_id, registered_at, status FROM members WHERE group_id = :g "
+            f"AND member_id IN (SELECT member_id FROM {ids.name}) "
+            + d.lock_rows_in_order("member_id")
+        ),
+        {"g": group_id},
+    ).all()
+    unstage(conn, ids)
+    if len(rows) != len(parent) or any(r.status != "active" for r in rows):
+        raise MergeError(f"members to merge must all be active in {group_id}")
+    survivor: dict[int, tuple[object, int]] = {}
+    for r in rows:
+        group = root(int(r.member_id))
+        if group not in survivor or (r.registered_at, r.member_id) < survivor[group]:
+            survivor[group] = (r.registered_at, int(r.member_id))
+    plan = sorted((m, survivor[root(m)][1]) for m in parent if m != survivor[root(m)][1])
+    staged = stage(
+        conn,
+        "merging",
+        pa.table(
+            {
+                "merged_id": pa.array([m for m, _ in plan], pa.int64()),
+                "survivor_id": pa.array([s for _, s in plan], pa.int64()),
+            }
+        ),
+    )
+    moved: dict[int, list[int]] = {m: [] for m, _ in plan}
+    for identity_id, member_id in conn.execute(
+        text(
+            f"SELECT i.identity_id, i.member_id FROM {staged.name} s {d.staged_join} "
+            "identities i ON i.member_id = s.merged_id ORDER BY i.member_id, i.identity_id"
+        )
+    ):
+        moved[int(member_id)].append(int(identity_id))
+    now = now_utc()
+    conn.execute(
+        text(
+            f"UPDATE identities SET member_id = s.survivor_id FROM {staged.name} s "
+            "WHERE identities.member_id = s.merged_id"
+        )
+    )
+    conn.execute(
+        text(
+            "UPDATE members SET status = 'merged', merged_into = s.survivor_id, updated_at = :now "
+            f"FROM {staged.name} s WHERE members.member_id = s.merged_id"
+        ),
+        {"now": now},
+    )
+    for table in ("orders", "events"):
+        # Member ids are unique across groups, so no group term: SQLite would walk the
+        # group's index with it, once per merged member.
+        conn.execute(
+            text(
+                f"UPDATE {table} SET member_id = s.survivor_id FROM {staged.name} s "
+                f"WHERE {table}.member_id = s.merged_id"
+            )
+        )
+    unstage(conn, staged)
+    conn.execute(
+        insert(merges),
+        [
+            {
+                "group_id": group_id,
+                "survivor_id": s,
+                "merged_id": m,
+                "mode": mode,
+                "reason": reason_of[m][:200],
+                "evidence": json.dumps({"identities": moved[m], "links": []}),
+                "created_at": now,
+            }
+            for m, s in plan
+        ],
+    )
+    return plan
 
 
 def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> UnmergeResult:

@@ -36,7 +36,16 @@ MEMBER_STATUSES = ("active", "merged")  # merged: absorbed by another member (me
 # OneID over the whole graph, one attach, an operator by hand, a duplicate member record
 # imported, a probabilistic match above the auto threshold, a match a reviewer accepted
 MERGE_MODES = ("batch", "incremental", "manual", "import", "probabilistic", "review")
-CONFLICT_KINDS = ("exclusive_clash", "phone_change", "weak_ambiguous", "duplicate_registration")
+# card_change: a re-imported member moved to a new card; the earlier card stays its own
+# and no longer counts for "one card per brand" (identity/records.py);
+# duplicate_registration: evidence joined two cards of one brand (one person's)
+CONFLICT_KINDS = (
+    "exclusive_clash",
+    "phone_change",
+    "weak_ambiguous",
+    "duplicate_registration",
+    "card_change",
+)
 # account: the channel says both identifiers are one account (a card typed with a phone);
 # evidence: a rule or a probabilistic match says two member records are one person.
 LINK_KINDS = ("account", "evidence")
@@ -147,7 +156,8 @@ identity_conflicts = Table(
     Column("conflict_id", BigId, primary_key=True, autoincrement=True),
     Column("group_id", String(64), ForeignKey("brand_groups.group_id"), nullable=False),
     # CONFLICT_KINDS: 'exclusive_clash' (e.g. two unionids, two cards of one brand, two
-    # verified phones in use at once), 'phone_change' (accepted, reported), 'weak_ambiguous'.
+    # verified phones in use at once), 'phone_change' (accepted, reported), 'weak_ambiguous',
+    # 'card_change' (identity_x: the earlier card, identity_y: the new one; accepted).
     Column("kind", String(32), nullable=False),
     Column("link_id", BigId, ForeignKey("identity_links.link_id")),
     Column("identity_x", BigId, ForeignKey("identities.identity_id"), nullable=False),

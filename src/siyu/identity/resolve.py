@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, insert, text
 from siyu.identity.graph import IdentityGraph, Resolution, resolve
 from siyu.identity.models import identity_conflicts, merges
 from siyu.identity.policy import FIRST_CARD_CLASS, VERIFIED_PHONE_CLASS, ClassMap
+from siyu.identity.records import retired_cards
 from siyu.store.bulk import fetch_arrow, stage, unstage
 from siyu.store.dialect import dialect_of
 
@@ -81,7 +82,7 @@ def resolve_all(
         ids, links = _load(conn, group_id)
         clock.lap("load")
         report.identities, report.links = ids.num_rows, links.num_rows
-        graph, identity_ids = _graph(ids, links, strong_types)
+        graph, identity_ids = _graph(ids, links, strong_types, retired_cards(conn, group_id))
         result = resolve(graph)
         clock.lap("components")
         plan = _plan(conn, group_id, ids, identity_ids, result.labels)
@@ -142,7 +143,10 @@ def _load(conn: Connection, group_id: str) -> tuple[pa.Table, pa.Table]:
 
 
 def _graph(
-    ids: pa.Table, links: pa.Table, strong_types: tuple[str, ...]
+    ids: pa.Table,
+    links: pa.Table,
+    strong_types: tuple[str, ...],
+    retired: np.ndarray | None = None,
 ) -> tuple[IdentityGraph, np.ndarray]:
     """Arrays for the kernel, built with Arrow compute (no Python object per identity)."""
     identity_ids = ids.column("identity_id").to_numpy()
@@ -166,6 +170,10 @@ def _graph(
     strong_np = strong.to_numpy(zero_copy_only=False)
     # A type configured as weak never bridges members, so its exclusivity cannot matter.
     classes[~strong_np] = -1
+    if retired is not None and len(retired):
+        # A card replaced by its member's new card is history: one card per brand counts
+        # the current card only (identity/records.py).
+        classes[np.isin(identity_ids, retired)] = -1
     graph = IdentityGraph(
         strong=strong_np,
         exclusive_class=classes,

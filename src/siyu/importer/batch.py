@@ -34,6 +34,13 @@ class Context:
     guides: set[str] = field(default_factory=set)
     limits: Limits = field(default_factory=Limits.starting_now)
     scope: Scope = field(default_factory=Scope)
+    # What the loaders wrote beside their records, summed over the run's batches (the
+    # members kind: new identities and links, records merged, members moved to a new card).
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, **written: int) -> None:
+        for name, n in written.items():
+            self.outcomes[name] = self.outcomes.get(name, 0) + n
 
     def refresh(self, conn: Connection) -> None:
         """Reload reference codes (a directory import adds brands before stores, ...)."""

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,6 +38,7 @@ from siyu.importer.readers import (
     read_batches,
     total_rows,
 )
+from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
 
@@ -56,6 +57,10 @@ class ImportReport:
     inserted: int = 0
     rejects_path: str | None = None
     seconds: float = 0.0
+    # What the kind wrote beside its records (members: new identities and links, records
+    # merged into the members already holding their identifiers, members moved to a new
+    # card); empty for kinds that write nothing else.
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 def ensure_group(engine: Engine, group_id: str, name: str | None = None) -> None:
@@ -119,9 +124,19 @@ def import_file(
             if progress is not None:
                 progress(report.read, total)
         report.rejects_path = str(rejects.path) if rejects.count else None
+    _settle(engine, ctx, report)
     report.seconds = time.perf_counter() - clock
     _record_run(engine, group_id, report, path, started)
     return report
+
+
+def _settle(engine: Engine, ctx: Context, report: ImportReport) -> None:
+    """Balances follow the members the import merged (as after any OneID merge), once the
+    batches have committed; settling is safe to repeat, so a crash before it is repaired
+    by the next OneID operation."""
+    report.outcomes = dict(ctx.outcomes)
+    if report.outcomes.get("merged"):
+        settle_merges(engine, ctx.group_id)
 
 
 def _result(
@@ -257,6 +272,7 @@ def import_rows(
     report.read = len(batch)
     report.accepted = int(batch.ok.sum())
     report.rejected = report.read - report.accepted
+    _settle(engine, ctx, report)
     report.seconds = time.perf_counter() - clock
     return RowsImport(report, list(batch.errors), stored)
 

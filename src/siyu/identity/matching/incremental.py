@@ -148,9 +148,7 @@ def _decided(conn: Connection, group_id: str, member_id: int) -> set[tuple[int, 
     return {(int(a), int(b)) for a, b in rows}
 
 
-def _review(
-    conn: Connection, group_id: str, pair: tuple[int, int], row: dict, status: str
-) -> int:
+def _review(conn: Connection, group_id: str, pair: tuple[int, int], row: dict, status: str) -> int:
     """Insert or refresh the pair's review row; returns its id."""
     weights = row["field_weights"]
     params = {

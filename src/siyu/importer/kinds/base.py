@@ -61,9 +61,15 @@ def insert_select(
 
 
 def stage_accepted(
-    conn: Connection, prefix: str, batch: Batch, extra: dict[str, pa.Array] | None = None
+    conn: Connection,
+    prefix: str,
+    batch: Batch,
+    extra: dict[str, pa.Array] | None = None,
+    omit: tuple[str, ...] = (),
 ) -> Table:
-    cols = batch.accepted()
+    """The accepted rows in a staging table, with `_i` (the row's index in the batch);
+    `omit` leaves out fields the statements do not need (personal data in the clear)."""
+    cols = {k: v for k, v in batch.accepted().items() if k not in omit}
     cols["_i"] = pa.array(np.flatnonzero(batch.ok), pa.int64())  # the row's index in the batch
     if extra:
         mask = pa.array(batch.ok)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection
 
 from siyu.identity.ingest import (
@@ -13,6 +15,13 @@ from siyu.identity.ingest import (
     ObservationBuffer,
     encode_column,
     scope_column,
+)
+from siyu.identity.names import compose_name, split_name
+from siyu.identity.records import (
+    Written,
+    follow_merges,
+    merge_duplicate_records,
+    move_to_new_cards,
 )
 from siyu.importer.batch import Batch, Context
 from siyu.importer.fields import Field
@@ -26,9 +35,9 @@ from siyu.importer.kinds.base import (
     stage_accepted,
     text_field,
 )
-from siyu.privacy import mask_name
+from siyu.privacy import Vault, mask_name
 from siyu.store.bulk import unstage
-from siyu.store.dialect import GROUP
+from siyu.store.dialect import GROUP, dialect_of
 
 
 def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list[Encoded | None]:
@@ -38,6 +47,13 @@ def _encode_pair(ctx: Context, batch: Batch, type_name: str, field: str) -> list
         if rule is not None:
             batch.reject(i, field, rule)
     return encoded
+
+
+# Identifiers a member record may carry (each field is named as its identity type).
+_MEMBER_IDS = ("card", "phone", "email")
+# Fields that are personal data in the clear: never staged (the store gets ciphertexts).
+_PERSONAL = ("name", "given_name", "family_name", "address", "phone", "email")
+_POSTCODE = re.compile(r"[A-Za-z0-9 \-]{1,16}")
 
 
 def _check_members(ctx: Context, batch: Batch) -> None:
@@ -50,59 +66,120 @@ def _check_members(ctx: Context, batch: Batch) -> None:
         ]
     )
     batch.reject_where(no_id, "card", "a member needs a card or a phone (or both)")
-    _encode_pair(ctx, batch, "card", "card")
-    _encode_pair(ctx, batch, "phone", "phone")
+    for field in _MEMBER_IDS:
+        batch.derived[field] = _encode_pair(ctx, batch, field, field)
+    postcodes = batch.values("postcode")
+    for i, code in enumerate(postcodes):
+        if code is not None and not _POSTCODE.fullmatch(code):
+            batch.reject(i, "postcode", "must be 1-16 letters, digits, spaces or '-'")
+    batch.columns["postcode"] = pc.utf8_upper(batch.columns["postcode"])
+
+
+def _profile(vault: Vault, batch: Batch) -> dict[str, pa.Array]:
+    """The name, its parts and the address as ciphertexts (and the name's mask), per row.
+    A name missing is composed from its parts; parts missing are split from the name."""
+    ok = batch.ok
+    out: dict[str, list[object]] = {
+        c: [] for c in ("name_enc", "name_masked", "given_name_enc", "family_name_enc")
+    }
+    columns = zip(*(batch.values(c) for c in ("name", "given_name", "family_name")), strict=True)
+    for i, (name, given, family) in enumerate(columns):
+        if not ok[i]:
+            name = given = family = None
+        elif name is None:
+            name = compose_name(given, family)
+        elif given is None and family is None:
+            given, family = split_name(name)
+        out["name_enc"].append(None if name is None else vault.encrypt(name, "name"))
+        out["name_masked"].append(None if name is None else mask_name(name))
+        out["given_name_enc"].append(None if given is None else vault.encrypt(given, "given_name"))
+        out["family_name_enc"].append(
+            None if family is None else vault.encrypt(family, "family_name")
+        )
+    addresses = [
+        None if a is None or not ok[i] else vault.encrypt(a, "address")
+        for i, a in enumerate(batch.values("address"))
+    ]
+    arrays = {
+        k: pa.array(v, pa.string() if k == "name_masked" else pa.binary()) for k, v in out.items()
+    }
+    return {**arrays, "address_enc": pa.array(addresses, pa.binary())}
 
 
 def _load_members(conn: Connection, ctx: Context, batch: Batch) -> int:
-    vault = ctx.encoder.vault
-    names = batch.values("name")
-    enc = [None if n is None else vault.encrypt(n, "name") for n in names]
-    masked = [None if n is None else mask_name(n) for n in names]
+    # Shared side of OneID's group lock (as an attach): a batch resolution waits for us.
+    dialect_of(conn).advisory_lock(conn, "siyu.oneid", ctx.group_id, shared=True)
+    ids: dict[str, list[Encoded | None]] = {f: batch.derived[f] for f in _MEMBER_IDS}
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     staged = stage_accepted(
         conn,
         "members",
         batch,
         {
-            "name_enc": pa.array(enc, pa.binary()),
-            "name_masked": pa.array(masked, pa.string()),
+            **_profile(ctx.encoder.vault, batch),
             "now": pa.array([now] * len(batch), pa.timestamp("s")),
         },
+        omit=_PERSONAL,
     )
     compare = ("brand_id", "registered_at", "gender", "birth_date", "city", "home_store_id")
     reject_changed(
         conn, ctx, batch, staged, "members", {"member_ref": "source_ref"}, compare, "member"
     )
+    written = Written.start(conn)
     n = insert_select(
         conn,
         "members",
         "group_id, status, source_ref, brand_id, registered_at, name_enc, name_masked, gender, "
-        "birth_date, city, home_store_id, created_at, updated_at",
+        "birth_date, city, home_store_id, given_name_enc, family_name_enc, address_enc, "
+        "postcode, created_at, updated_at",
         f"{GROUP}, 'active', s.member_ref, s.brand_id, s.registered_at, s.name_enc, s.name_masked, "
-        "s.gender, s.birth_date, s.city, s.home_store_id, s.now, s.now",
+        "s.gender, s.birth_date, s.city, s.home_store_id, s.given_name_enc, s.family_name_enc, "
+        "s.address_enc, s.postcode, s.now, s.now",
         ctx.group_id,
         staged.name,
         "group_id, source_ref",
     )
     unstage(conn, staged)
+    new_identities, new_links = _observe(conn, ctx, batch, ids)
+    written = written.end(conn)
+    follow_merges(conn, ctx.group_id, written)
+    moved, move_links = move_to_new_cards(conn, ctx.group_id, written)
+    records = pa.table(
+        {
+            "member_ref": batch.columns["member_ref"],
+            "card_key": pa.array([e.key if e else None for e in ids["card"]], pa.string()),
+            "phone_key": pa.array([e.key if e else None for e in ids["phone"]], pa.string()),
+        }
+    ).filter(pa.array(batch.ok))
+    merged = merge_duplicate_records(conn, ctx.group_id, written, records)
+    ctx.count(identities=new_identities, links=new_links + move_links, merged=merged, moved=moved)
+    return n
+
+
+def _observe(
+    conn: Connection, ctx: Context, batch: Batch, ids: dict[str, list[Encoded | None]]
+) -> tuple[int, int]:
+    """Each accepted record's identifiers, observed with its member_ref and linked to
+    one another; returns (new identities, new links)."""
     buf = ObservationBuffer(ctx.encoder)
-    cards = _encode_pair(ctx, batch, "card", "card")
-    phones = _encode_pair(ctx, batch, "phone", "phone")
     refs, brands, channels, times = (
         batch.values(c) for c in ("member_ref", "brand_id", "channel", "registered_at")
     )
     for i in np.flatnonzero(batch.ok):
-        card, phone = cards[i], phones[i]
-        for ident in (card, phone):
+        card, phone, email = ids["card"][i], ids["phone"][i], ids["email"][i]
+        for ident in (card, phone, email):
             if ident is not None:
                 buf.observe(ident, channels[i], times[i], brand_id=brands[i], member_ref=refs[i])
         if card is not None and phone is not None:
             # Typed at the till: unverified, which is why a shared family phone here
             # cannot outweigh a WeChat-verified account.
             buf.link(card, phone, channels[i], times[i], verified=False)
-    buf.flush(conn, ctx.group_id)
-    return n
+        if email is not None:
+            # To the card when there is one: it names the record; a phone may be a family's.
+            own = card if card is not None else phone
+            if own is not None:
+                buf.link(own, email, channels[i], times[i], verified=False)
+    return buf.flush(conn, ctx.group_id)
 
 
 # --- identities ------------------------------------------------------------------------
@@ -174,6 +251,11 @@ KINDS: tuple[Kind, ...] = (
             Field("birth_date", "date", when="birth"),
             text_field("city", max_len=64),
             text_field("home_store_id", max_len=64),
+            text_field("given_name", max_len=64),
+            text_field("family_name", max_len=64),
+            text_field("email", max_len=254),
+            text_field("address", max_len=200),
+            text_field("postcode", max_len=64),  # the rule (1-16 ...) names its own limit
         ),
         _check_members,
         _load_members,
