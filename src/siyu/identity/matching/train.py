@@ -10,12 +10,15 @@ blocks on to other blocks.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import splink.internals.expectation_maximisation as splink_em
 from splink import Linker, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.comparison_level import M_U_CLAMP_MIN
 
 from siyu.errors import ValidationError
 from siyu.identity.matching import engines
@@ -111,6 +114,32 @@ def train(
     )
 
 
+@contextmanager
+def _zero_estimates_clamped() -> Iterator[None]:
+    """Splink 5's EM can estimate an m of exactly 0.0 (a level no likely match falls in:
+    in a small set, e-mails that never disagree within a birth-date block), and its own
+    setter then refuses the value (ValueError: below M_U_CLAMP_MIN), ending the training.
+    Splink clamps m and u to that same minimum when it turns them into weights, so siyu
+    clamps the estimate where EM hands it over: the weight is the one Splink would
+    compute. Only siyu's own EM sessions are affected; the module is restored after."""
+    original = splink_em.m_u_records_to_lookup_dict
+
+    def clamped(records: list[dict[str, Any]]) -> dict[str, dict[int, Any]]:
+        lookup = original(records)
+        for levels in lookup.values():
+            for estimates in levels.values():
+                for key, value in estimates.items():
+                    if isinstance(value, int | float) and value < M_U_CLAMP_MIN:
+                        estimates[key] = M_U_CLAMP_MIN
+        return lookup
+
+    splink_em.m_u_records_to_lookup_dict = clamped
+    try:
+        yield
+    finally:
+        splink_em.m_u_records_to_lookup_dict = original
+
+
 def _fit(linker: Linker, fields: list[str], records: int, step: Progress) -> dict[str, Any]:
     """Lambda, u and m on `linker`'s records; the trained settings."""
     engines.quiet_splink()
@@ -125,9 +154,10 @@ def _fit(linker: Linker, fields: list[str], records: int, step: Progress) -> dic
     linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=SEED)
     for rule, blocked in _em_blocks(fields):
         step(f"em: {', '.join(blocked)}")
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=EM_MAX_PAIRS
-        )
+        with _zero_estimates_clamped():
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, max_pairs=EM_MAX_PAIRS
+            )
     settings = linker.misc.save_model_to_json()
     settings.pop("linker_uid", None)
     return settings

@@ -1,6 +1,6 @@
 """Synthetic member records with duplicates made the way people make them, and the truth.
 
-A brand's members in China: family names drawn by their real frequency (王 李 张 ... and a
+A brand's members in China: family names drawn roughly by their frequency (王 李 张 ... and a
 few compound ones), one- or two-character given names, mainland mobiles, birth dates,
 cities with their postcodes and street addresses, some e-mails, nicknames and devices.
 A person has one to four records; each copy after the first is perturbed at rates a till
@@ -10,10 +10,15 @@ and a mini-program plausibly produce:
 - name: a homophone typed by pinyin (6%), written in traditional characters (4%), given
   and family swapped (2%), only the full name given (10%)
 - birth date: a digit mistyped (3%), day and month swapped (2%), missing (15%)
-- address: missing (25%) or a character dropped (5%); e-mail: a character dropped (5%)
-- device: shared by a household (5% of people share one with another person)
+- address: missing (25%), a character dropped (5%), moved house (8%: another district,
+  postcode and street); e-mail: a character dropped (5%)
+- nickname: changed or dropped (30%); device: another one or none (50%)
 
-Deterministic for a seed; about 40 s per million records.
+Households make the near misses: 15% of people live with the previous one (same family
+name, address and postcode, half of them on the same device), with their own given
+name, birth date and phone.
+
+Deterministic for a seed. Used by the matching tests and bench/bench_matching.py.
 """
 
 from __future__ import annotations
@@ -146,26 +151,23 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
     truth: list[int] = []
     person = 0
     epoch = date(1955, 1, 1)
-    last_device = None
+    household: tuple[str, str, str, str, str | None] | None = None
     while len(truth) < records:
         person += 1
-        family = SURNAMES[rng.choice(len(SURNAMES), p=surname_weights)]
         given = "".join(
             GIVEN_CHARS[i] for i in rng.integers(0, len(GIVEN_CHARS), rng.integers(1, 3))
         )
         born = epoch + timedelta(days=int(rng.integers(0, 51 * 365)))
-        phone = (
-            "+86"
-            + MOBILE_PREFIXES[int(rng.integers(0, len(MOBILE_PREFIXES)))]
-            + "".join(str(d) for d in rng.integers(0, 10, 8))
-        )
-        city, prefix, _ = CITIES[rng.choice(len(CITIES), p=city_weights)]
-        district = int(rng.integers(0, 30))
-        postcode = f"{prefix}{district:03d}"
-        road = "".join(ROADS[i] for i in rng.integers(0, len(ROADS), 2))
-        address = (
-            f"{city}{district}区{road}路{int(rng.integers(1, 999))}号{int(rng.integers(1, 30))}室"
-        )
+        phone = _phone(rng)
+        if household is not None and rng.random() < 0.15:
+            family, city, postcode, address, device = household
+            if rng.random() < 0.5:
+                device = _device(rng)
+        else:
+            family = SURNAMES[rng.choice(len(SURNAMES), p=surname_weights)]
+            city, postcode, address = _home(rng, city_weights)
+            device = _device(rng)
+        household = (family, city, postcode, address, device)
         letters = "".join(lazy_pinyin(family + given))
         email = (
             f"{letters}{int(rng.integers(1, 999))}@{DOMAINS[int(rng.integers(0, len(DOMAINS)))]}"
@@ -173,17 +175,13 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
             else None
         )
         nickname = NICKNAMES[int(rng.integers(0, 4))] + given[-1] if rng.random() < 0.5 else None
-        if last_device is not None and rng.random() < 0.05:
-            device = last_device  # a household's tablet
-        else:
-            device = f"{int(rng.integers(0, 2**62)):016x}" if rng.random() < 0.5 else None
-        last_device = device
         copies = 1 + int(rng.choice(4, p=[0.7, 0.2, 0.07, 0.03]))
         for copy in range(copies):
             if len(truth) >= records:
                 break
             g, f, full = given, family, None
-            p, b, a, e = phone, born, address, email
+            p, b, e = phone, born, email
+            c, pc, a, n, d = city, postcode, address, nickname, device
             if copy:
                 draw = rng.random(12)
                 if draw[0] < 0.06:
@@ -204,25 +202,31 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
                     b = date(born.year, born.day, born.month)
                 elif draw[3] < 0.20:
                     b = None
-                if draw[4] < 0.25:
+                if draw[4] < 0.08:
+                    c, pc, a = _home(rng, city_weights)
+                elif draw[4] < 0.33:
                     a = None
-                elif draw[4] < 0.30:
+                elif draw[4] < 0.38:
                     a = _drop_char(rng, address)
                 if e is not None and draw[5] < 0.05:
                     e = _drop_char(rng, e)
                 if draw[6] < 0.10:
                     full, g, f = f + g, None, None
+                if draw[7] < 0.30:
+                    n = None if draw[8] < 0.5 else NICKNAMES[int(rng.integers(0, 4))] + given[0]
+                if draw[9] < 0.50:
+                    d = _device(rng)
             rows["given_name"].append(g)
             rows["family_name"].append(f)
             rows["name"].append(full)
             rows["birth_date"].append(b)
-            rows["city"].append(city)
-            rows["postcode"].append(postcode)
+            rows["city"].append(c)
+            rows["postcode"].append(pc)
             rows["address"].append(a)
             rows["email"].append(e)
             rows["phone"].append(p)
-            rows["nickname"].append(nickname)
-            rows["device_id"].append(device)
+            rows["nickname"].append(n)
+            rows["device_id"].append(d)
             truth.append(person)
     order = rng.permutation(records)
     table = pa.table(
@@ -237,6 +241,24 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
         }
     )
     return table, np.asarray(truth)[order]
+
+
+def _phone(rng: np.random.Generator) -> str:
+    prefix = MOBILE_PREFIXES[int(rng.integers(0, len(MOBILE_PREFIXES)))]
+    return "+86" + prefix + "".join(str(d) for d in rng.integers(0, 10, 8))
+
+
+def _device(rng: np.random.Generator) -> str | None:
+    return f"{int(rng.integers(0, 2**62)):016x}" if rng.random() < 0.5 else None
+
+
+def _home(rng: np.random.Generator, city_weights: np.ndarray) -> tuple[str, str, str]:
+    """(city, postcode, street address): a district of a city, a road, a door."""
+    city, prefix, _ = CITIES[rng.choice(len(CITIES), p=city_weights)]
+    district = int(rng.integers(0, 30))
+    road = "".join(ROADS[i] for i in rng.integers(0, len(ROADS), 2))
+    door = f"{int(rng.integers(1, 999))}号{int(rng.integers(1, 30))}室"
+    return city, f"{prefix}{district:03d}", f"{city}{district}区{road}路{door}"
 
 
 def _date_typo(rng: np.random.Generator, born: date) -> date:
