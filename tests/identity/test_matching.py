@@ -243,7 +243,8 @@ def test_the_pairs_keys_share_are_the_pairs_prediction_scores(model: MatchModel)
         ({"phone": "+8613812345987"}, "phone", "two digits off"),
         ({"birth_date": date(1990, 3, 15)}, "birth_date", "one digit off"),
         ({"birth_date": date(1909, 3, 14)}, "birth_date", "one digit off"),  # 90 -> 09
-        ({"birth_date": date(1990, 11, 3)}, "birth_date", "same year"),
+        ({"birth_date": date(1989, 11, 3)}, "birth_date", "within a year"),
+        ({"birth_date": date(1991, 6, 2)}, "birth_date", "else"),
         ({"email": "zhangwei88@163.com"}, "email", "user exact"),
         ({"email": None}, "email", "missing"),
     ],

@@ -80,12 +80,12 @@ RULES: tuple[Rule, ...] = (
     Rule("phone_skip", (skip_key("phone"),), ("phone",)),
     # the name (exact or swapped, in characters or pinyin) is too common alone (张伟):
     # with the postcode, or with the birth year
-    Rule("name_postcode", (*_NAMES, "postcode"), ("name", "postcode")),
+    Rule("name_postcode", (*_NAMES, "postcode"), ("name", "address")),
     Rule("name_birth_year", (*_NAMES, "substr(birth_ymd, 1, 4)"), ("name", "birth_date")),
     Rule("birth_given", ("birth_ymd", "given_pinyin"), ("birth_date", "name")),
     Rule("birth_family", ("birth_ymd", "family_pinyin"), ("birth_date", "name")),
-    Rule("birth_postcode", ("birth_ymd", "postcode"), ("birth_date", "postcode")),
-    Rule("postcode_given", ("postcode", "given_pinyin"), ("postcode", "name")),
+    Rule("birth_postcode", ("birth_ymd", "postcode"), ("birth_date", "address")),
+    Rule("postcode_given", ("postcode", "given_pinyin"), ("address", "name")),
     Rule("address", ("address",), ("address",)),
     Rule("email", ("email",), ("email",)),
     Rule("email_user", ("email_user",), ("email",)),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink.internals.comparison_creator import ComparisonCreator
 from splink.internals.comparison_level_creator import ComparisonLevelCreator
@@ -98,6 +99,12 @@ def _name() -> ComparisonCreator:
             ),
             Level("given_pinyin_l = given_pinyin_r", "given name"),
             Level("family_pinyin_l = family_pinyin_r", "family name"),
+            Level(
+                "given_pinyin_l = family_pinyin_r OR family_pinyin_l = given_pinyin_r",
+                "one part crossed",
+            ),
+            Level("{jw}(given_pinyin_l, given_pinyin_r) >= 0.9", "given name close"),
+            Level("{jw}(family_pinyin_l, family_pinyin_r) >= 0.9", "family name close"),
             Level("{jw}(name_pinyin_l, name_pinyin_r) >= 0.8", "similar"),
             _else(),
         ],
@@ -119,10 +126,12 @@ def _birth_date() -> ComparisonCreator:
             Level(f"{ymd_l} = {ymd_r}", "exact"),
             Level(_typos("birth_ymd", 1), "one digit off"),
             Level(swapped, "day and month swapped"),
-            Level(f"substr({ymd_l}, 1, 4) = substr({ymd_r}, 1, 4)", "same year"),
+            cll.AbsoluteDateDifferenceLevel(
+                "birth_date", input_is_string=False, threshold=1, metric="year"
+            ).configure(label_for_charts="within a year"),
             _else(),
         ],
-        "birth date: exact, a typo, day and month swapped, same year",
+        "birth date: exact, a typo, day and month swapped, within a year",
     )
 
 
@@ -154,17 +163,33 @@ def _text(name: str, column: str, close: float, description: str) -> ComparisonC
     )
 
 
-def _address() -> ComparisonCreator:
+def _location() -> ComparisonCreator:
+    """Address, postcode and city as one comparison: an equal address implies the same
+    postcode and city, and three comparisons would count that one agreement three times
+    (a household would outweigh two different names and birth dates)."""
+    nothing = " OR ".join(
+        " AND ".join(f"{c}_{side} IS NULL" for c in ("address", "postcode", "city"))
+        for side in ("l", "r")
+    )
     return _comparison(
         "address",
         [
-            _null("address"),
+            Level(nothing, "missing", null=True),
             Level("address_l = address_r", "exact"),
+            Level(
+                "{jw}(address_l, address_r) >= 0.9 AND postcode_l = postcode_r",
+                "close, same postcode",
+            ),
             Level("{jw}(address_l, address_r) >= 0.9", "close"),
+            Level("postcode_l = postcode_r AND city_l = city_r", "same postcode and city"),
+            Level("postcode_l = postcode_r", "same postcode"),
+            Level(f"{_typos('postcode', 1)} AND city_l = city_r", "postcode one off, same city"),
             Level("{jw}(address_l, address_r) >= 0.8", "similar"),
+            Level("city_l = city_r", "same city"),
+            Level("{jw}(city_l, city_r) >= 0.9", "city close"),
             _else(),
         ],
-        "street address",
+        "where the member lives: street address, postcode and city together",
     )
 
 
@@ -179,19 +204,6 @@ def _email() -> ComparisonCreator:
             _else(),
         ],
         "e-mail: exact, the same user at another domain, a typo",
-    )
-
-
-def _postcode() -> ComparisonCreator:
-    return _comparison(
-        "postcode",
-        [
-            _null("postcode"),
-            Level("postcode_l = postcode_r", "exact"),
-            Level(_typos("postcode", 1), "one off"),
-            _else(),
-        ],
-        "postcode",
     )
 
 
@@ -220,9 +232,7 @@ FIELDS: tuple[Field, ...] = (
         lambda: _digits("id_number", "id_number", "id number typed by hand"),
     ),
     Field("email", ("email",), _email),
-    Field("address", ("address",), _address),
-    Field("city", ("city",), lambda: _text("city", "city", 0.9, "city")),
-    Field("postcode", ("postcode",), _postcode),
+    Field("address", ("address", "postcode", "city"), _location),
     Field("nickname", ("nickname",), lambda: _text("nickname", "nickname", 0.9, "nickname")),
     Field("device_id", ("device_id",), _device),
 )

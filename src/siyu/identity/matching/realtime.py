@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from dataclasses import dataclass
 
@@ -70,6 +71,12 @@ def _scorer(model: MatchModel) -> _Scorer:
     )
 
 
+def _round3(weight: float) -> float:
+    """Three decimals rounded half away from zero, as DuckDB's round() does in predict
+    (Python's round() would round half to even)."""
+    return math.copysign(math.floor(abs(weight * 1000.0) + 0.5), weight) / 1000.0
+
+
 def _connection_and_scorer(model: MatchModel) -> tuple[duckdb.DuckDBPyConnection, _Scorer]:
     if getattr(_local, "con", None) is None:
         _local.con = duckdb.connect()
@@ -108,7 +115,7 @@ def score_against(model: MatchModel, new: pa.Table, candidates: pa.Table) -> pa.
     field_weights = [
         json.dumps(
             [
-                {"field": f, "level": scorer.labels[i][g], "weight": round(float(w), 3)}
+                {"field": f, "level": scorer.labels[i][g], "weight": _round3(float(w))}
                 for i, (f, g, w) in enumerate(zip(scorer.fields, pair, weights, strict=True))
             ],
             ensure_ascii=False,
