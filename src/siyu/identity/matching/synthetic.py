@@ -179,9 +179,12 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
         for copy in range(copies):
             if len(truth) >= records:
                 break
-            g, f, full = given, family, None
-            p, b, e = phone, born, email
-            c, pc, a, n, d = city, postcode, address, nickname, device
+            g, f, only_full = given, family, False
+            p: str | None = phone
+            b: date | None = born
+            e, n, d = email, nickname, device
+            c, pc = city, postcode
+            a: str | None = address
             if copy:
                 draw = rng.random(12)
                 if draw[0] < 0.06:
@@ -211,14 +214,14 @@ def people(records: int, seed: int = 15) -> tuple[pa.Table, np.ndarray]:
                 if e is not None and draw[5] < 0.05:
                     e = _drop_char(rng, e)
                 if draw[6] < 0.10:
-                    full, g, f = f + g, None, None
+                    only_full = True
                 if draw[7] < 0.30:
                     n = None if draw[8] < 0.5 else NICKNAMES[int(rng.integers(0, 4))] + given[0]
                 if draw[9] < 0.50:
                     d = _device(rng)
-            rows["given_name"].append(g)
-            rows["family_name"].append(f)
-            rows["name"].append(full)
+            rows["given_name"].append(None if only_full else g)
+            rows["family_name"].append(None if only_full else f)
+            rows["name"].append(f + g if only_full else None)
             rows["birth_date"].append(b)
             rows["city"].append(c)
             rows["postcode"].append(pc)

@@ -143,7 +143,7 @@ def _zero_estimates_clamped() -> Iterator[None]:
                         estimates[key] = M_U_CLAMP_MIN
         return lookup
 
-    splink_em.m_u_records_to_lookup_dict = clamped
+    splink_em.m_u_records_to_lookup_dict = clamped  # type: ignore[assignment]
     try:
         yield
     finally:
