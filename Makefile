@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console bench-matching clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -88,6 +88,11 @@ bench-console: $(DEV_STAMP) $(CONSOLE_JS)
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python bench/bench_analytics.py --members 1000000 --clv-orders 1000000
+
+# Probabilistic matching on 1M synthetic members: blocking pairs, train + predict, and
+# real-time scoring against Splink's own compare_records (docs/benchmarks.md).
+bench-matching: $(DEV_STAMP)
+	$(BIN)/python bench/bench_matching.py --records 1000000 --calls 1000 --candidates 20
 
 clean:
 	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache
