@@ -54,13 +54,14 @@ MEMBER_OFFSET = 1_000_000_000  # above any generated person id
 MAX_K = 12
 
 WAREHOUSE_SQL = """
-create table truth as select type, value, person_id::bigint as member_id
+create table truth as select type, value, brand_id, person_id::bigint as member_id
     from read_parquet('{d}/truth/identity_truth.parquet');
 create table purchases as
     select o.order_id, t.member_id, o.ordered_at, o.paid_fen::bigint as amount_fen, o.status,
            o.brand_id, o.channel, o.store_id, o.guide_id
     from read_parquet('{d}/orders.parquet') o
     join truth t on t.type = o.buyer_type and t.value = o.buyer_value
+        and (t.type <> 'card' or t.brand_id = o.brand_id)  -- card numbers repeat by brand
     where o.status <> 'cancelled';
 create table events as
     select t.member_id, e.channel, e.type, e.occurred_at, e.guide_id
@@ -70,6 +71,7 @@ create table identities as
     select t.member_id, i.type, min(i.channel) as source_channel, min(i.observed_at) as first_seen
     from read_parquet('{d}/identities.parquet') i
     join truth t on t.type = i.type and t.value = i.value
+        and (t.type <> 'card' or t.brand_id = i.brand_id)
     group by all;
 create table members as select distinct member_id from truth;
 create table stores as select store_id, city from read_csv('{d}/stores.csv');

@@ -40,6 +40,7 @@ def generated_orders(out: Path, config: GeneratorConfig) -> tuple[pa.Table, dict
             from read_parquet('{out}/orders.parquet') o
             join read_parquet('{out}/truth/identity_truth.parquet') t
               on t.type = o.buyer_type and t.value = o.buyer_value
+             and (t.type <> 'card' or t.brand_id = o.brand_id)  -- card numbers repeat by brand
             order by o.order_id""")
         .to_arrow_table()
     )

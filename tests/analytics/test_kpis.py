@@ -258,7 +258,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                o.paid_fen as amount_fen, o.status, o.brand_id, o.channel, o.guide_id
         from read_parquet('{out}/orders.parquet') o
         join read_parquet('{out}/truth/identity_truth.parquet') t
-          on t.type = o.buyer_type and t.value = o.buyer_value""").to_arrow_table()
+          on t.type = o.buyer_type and t.value = o.buyer_value
+         and (t.type <> 'card' or t.brand_id = o.brand_id)""").to_arrow_table()
     events = db.sql(f"""
         select t.person_id::varchar as member_id, e.channel, e.type, e.occurred_at
         from read_parquet('{out}/events.parquet') e

@@ -98,6 +98,7 @@ def test_every_file_has_exactly_the_contract_columns_and_types(
         "type",
         "value",
         "person_id",
+        "brand_id",
     }
     truth = json.loads((out / "truth" / "truth.json").read_text(encoding="utf-8"))
     assert truth["seed"] == 11 and truth["knee"] == 4 and truth["config"]["members"] == SMALL
@@ -113,10 +114,10 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(
     generate(tmp_path / "other", GeneratorConfig(members=SMALL, seed=12))
     # then every file is byte-identical with the same seed and differs with another
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert len(files) == len(CSV) + len(PARQUET) + 3
+    assert len(files) == len(CSV) + len(PARQUET) + 4
     for rel in files:
         assert (tmp_path / "again" / rel).read_bytes() == (out / rel).read_bytes(), rel
-    for name in (*PARQUET, "truth/identity_truth"):
+    for name in (*PARQUET, "truth/identity_truth", "truth/members"):
         assert (tmp_path / "other" / f"{name}.parquet").read_bytes() != (
             out / f"{name}.parquet"
         ).read_bytes()
@@ -137,45 +138,56 @@ def test_chunking_changes_memory_not_content(
     # then progress is reported per chunk and the rows are the same, in the same order
     assert calls == [(min(i + 500, SMALL), SMALL) for i in range(0, SMALL, 500)]
     assert small.rows == report.rows
-    for name in (*PARQUET, "truth/identity_truth", "truth/persons"):
+    for name in (*PARQUET, "truth/identity_truth", "truth/persons", "truth/members"):
         assert read(tmp_path, name).equals(read(out, name)), name
 
 
 def test_truth_covers_every_identifier_in_every_file(brand: tuple[Path, GenerateReport]) -> None:
-    # given the truth, unique per identifier
+    # given the truth, unique per identifier: a card is known by its brand and number
+    # (card numbers repeat across brands), every other identifier by its type and value
     out, _ = brand
     truth = read(out, "truth/identity_truth")
-    keys = pc.binary_join_element_wise(truth["type"], truth["value"], "|").to_pylist()
+    keys = list(
+        zip(
+            truth["type"].to_pylist(),
+            truth["brand_id"].to_pylist(),
+            truth["value"].to_pylist(),
+            strict=True,
+        )
+    )
     assert len(set(keys)) == len(keys)
+    assert all((t == "card") == (b is not None) for t, b, _ in keys)
     known = set(keys)
     persons = set(read(out, "truth/persons")["person_id"].to_pylist())
     assert set(truth["person_id"].to_pylist()) <= persons
 
-    def pairs(table: pa.Table, type_col: str, value_col: str) -> set[str]:
-        t = table.filter(pc.is_valid(table[value_col]))
-        return set(pc.binary_join_element_wise(t[type_col], t[value_col], "|").to_pylist())
+    def f(name: str) -> str:
+        return f"read_parquet('{out}/{name}.parquet')"
 
-    members = read(out, "members")
-    members = members.append_column("card_t", pa.array(["card"] * members.num_rows))
-    members = members.append_column("phone_t", pa.array(["phone"] * members.num_rows))
-    identities = read(out, "identities")
-    emitted = (
-        pairs(members, "card_t", "card")
-        | pairs(members, "phone_t", "phone")
-        | pairs(identities, "type", "value")
-        | pairs(identities, "linked_type", "linked_value")
-        | pairs(read(out, "orders"), "buyer_type", "buyer_value")
-        | pairs(read(out, "events"), "identity_type", "identity_value")
+    card_brand = "case when {t} = 'card' then {b} end"
+    emitted = set(
+        duckdb.sql(f"""
+        select 'card', brand_id, card from {f("members")} where card is not null
+        union select 'phone', null, phone from {f("members")} where phone is not null
+        union select type, {card_brand.format(t="type", b="brand_id")}, value
+            from {f("identities")}
+        union select linked_type, {card_brand.format(t="linked_type", b="brand_id")},
+            linked_value from {f("identities")} where linked_value is not null
+        union select buyer_type, {card_brand.format(t="buyer_type", b="brand_id")},
+            buyer_value from {f("orders")}
+        union select identity_type, null, identity_value from {f("events")}
+        """).fetchall()
     )
     # then every identifier emitted anywhere has a true person, and truth holds nothing else
     assert emitted == known
     # and values are in the data's normalised form
-    for key in known:
-        kind, value = key.split("|", 1)
+    for kind, _brand, value in known:
         if kind == "phone":
             assert re.fullmatch(r"\+861[3-9]\d{9}", value), value
         elif kind == "phone_hash":
             assert re.fullmatch(r"[0-9a-f]{64}", value), value
+        elif kind == "card":
+            assert re.fullmatch(r"8\d{9}", value), value
 
 
 def test_weak_identifiers_are_shared_and_belong_to_whoever_saw_them_first(
@@ -361,6 +373,7 @@ def observed_churn(out: Path, config: GeneratorConfig, window: int) -> dict[int,
             from read_parquet('{out}/orders.parquet') o
             join read_parquet('{out}/truth/identity_truth.parquet') t
               on t.type = o.buyer_type and t.value = o.buyer_value
+             and (t.type <> 'card' or t.brand_id = o.brand_id)
             where o.status <> 'cancelled'),
         s as (
             select ordered_at, row_number() over w k, lead(ordered_at) over w nxt
@@ -401,28 +414,44 @@ def test_observed_churn_follows_the_curve_with_its_drop_at_the_knee(
 
 
 def test_a_perfect_strong_resolver_gets_close_to_truth(brand: tuple[Path, GenerateReport]) -> None:
-    # given every strong identifier and the links the data states between them
+    # given every strong identifier and the links the data states between them (a card is
+    # known by its brand and number: numbers repeat across brands)
     out, _ = brand
     truth = read(out, "truth/identity_truth")
     truth = truth.filter(pc.is_in(truth["type"], pa.array(STRONG)))
-    keys = pc.binary_join_element_wise(truth["type"], truth["value"], "|").to_pylist()
+    keys = [
+        f"{t}|{b or ''}|{v}"
+        for t, b, v in zip(
+            truth["type"].to_pylist(),
+            truth["brand_id"].to_pylist(),
+            truth["value"].to_pylist(),
+            strict=True,
+        )
+    ]
     index = {k: i for i, k in enumerate(keys)}
     edges = []
     members = read(out, "members").to_pydict()
     edges += [
-        (index[f"card|{c}"], index[f"phone|{p}"])
-        for c, p in zip(members["card"], members["phone"], strict=True)
+        (index[f"card|{b}|{c}"], index[f"phone||{p}"])
+        for b, c, p in zip(members["brand_id"], members["card"], members["phone"], strict=True)
     ]
     ids = read(out, "identities").to_pydict()
-    for t, v, lt, lv in zip(
-        ids["type"], ids["value"], ids["linked_type"], ids["linked_value"], strict=True
-    ):
+    for t, v, lt, lv, b in zip(
+        ids["type"], ids["value"], ids["linked_type"], ids["linked_value"], ids["brand_id"],
+        strict=True,
+    ):  # fmt: skip
         if t in STRONG and lt in STRONG:
-            edges.append((index[f"{t}|{v}"], index[f"{lt}|{lv}"]))
+            brand_of = {"card": b or ""}
+            edges.append(
+                (
+                    index[f"{t}|{brand_of.get(t, '')}|{v}"],
+                    index[f"{lt}|{brand_of.get(lt, '')}|{lv}"],
+                )
+            )
     for k in keys:  # a marketplace phone hash is the SHA-256 of the national number
         if k.startswith("phone|"):
             h = index.get(
-                "phone_hash|" + hashlib.sha256(k[len("phone|+86") :].encode()).hexdigest()
+                "phone_hash||" + hashlib.sha256(k[len("phone||+86") :].encode()).hexdigest()
             )
             if h is not None:
                 edges.append((index[k], h))
@@ -440,15 +469,21 @@ def test_a_perfect_strong_resolver_gets_close_to_truth(brand: tuple[Path, Genera
 
     both = same_pairs(person, label)
     precision, recall = both / same_pairs(label), both / same_pairs(person)
-    # then pairwise F1 >= 0.97 and the clusters are within 3% of true persons
+    # then pairwise F1 >= 0.97, and the clusters are within 3% of true persons once the
+    # typo duplicates are set apart: a second card keyed with a mistyped phone has no strong
+    # link to its person (only name, birth date and city do: the probabilistic pass's job)
+    typo_duplicates = pc.sum(
+        pc.equal(read(out, "truth/members")["record"], "typo_duplicate")
+    ).as_py()
     assert 2 * precision * recall / (precision + recall) >= 0.97
-    assert abs(n_clusters / len(np.unique(person)) - 1) <= 0.03
+    assert abs((n_clusters - typo_duplicates) / len(np.unique(person)) - 1) <= 0.03
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [("members", 0), ("knee", 1), ("churn_after", 1.5), ("churn_before", (0.5, -0.1)),
-     ("mean_gap_days", 0), ("chunk_persons", 0), ("tmall_rate", 2.0), ("days", 5)],
+     ("mean_gap_days", 0), ("chunk_persons", 0), ("tmall_rate", 2.0), ("days", 5),
+     ("card_range", 1), ("typo_duplicate_rate", 1.5)],
 )  # fmt: skip
 def test_config_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
     # when a config is built with a bad value, then the error names the field

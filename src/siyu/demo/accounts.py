@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from siyu.demo.buying import Buying, home_store
+from siyu.demo.buying import Buying
 from siyu.demo.calendar import DAY, Calendar
 from siyu.demo.catalog import Catalog
 from siyu.demo.config import GeneratorConfig
@@ -35,28 +35,15 @@ from siyu.demo.ids import (
     POS,
     TMALL,
     TMALL_OUID,
-    TYPO_DELTAS,
     UNIONID,
     WECOM,
-    typo,
+    IdSpace,
 )
-from siyu.demo.people import CARD_OWN, CARD_SHARED, CARD_TYPO, N_BRANDS, NO_TIME, Persons
+from siyu.demo.members import Members, build_members
+from siyu.demo.names import Spellings
+from siyu.demo.people import CARD_OWN, NO_TIME, Persons
 from siyu.demo.rand import I64, Bool, Rng
 from siyu.demo.truthlog import TruthLog
-
-LEGACY_YEARS = 3  # legacy cards were registered up to 3 years before the window
-
-
-@dataclass(frozen=True)
-class Members:
-    """One row per member card, sorted by person and brand."""
-
-    person: I64
-    brand: I64
-    registered_at: I64
-    phone: I64
-    home_store: I64
-    named: Bool
 
 
 @dataclass
@@ -119,6 +106,8 @@ def build_accounts(
     catalog: Catalog,
     p: Persons,
     b: Buying,
+    ids: IdSpace,
+    sp: Spellings,
     typos_seen: set[int],
     log: TruthLog,
 ) -> Accounts:
@@ -147,14 +136,9 @@ def build_accounts(
     wecom_at = np.where(p.wecom, natural("wecom_at", 0, 200, pid, np.minimum(mp_at, hi)), NO_TIME)
     oa_at = np.where(p.oa, natural("oa_at", -200, 300, pid, anchor), NO_TIME)
 
-    members = _members(rng, cal, catalog, p, b, anchor, natural, typos_seen)
-    log.add(
-        CARD, pid[members.person] * 4 + members.brand, pid[members.person], members.registered_at
-    )
-    kind = p.card_phone[members.person, members.brand]
-    partner = np.maximum(p.partner[members.person], 0)
-    owner = np.where(kind == CARD_SHARED, pid[partner], pid[members.person])
-    log.add(PHONE, members.phone, owner, members.registered_at)
+    members = build_members(rng, config, cal, catalog, ids, sp, p, b, anchor, natural, typos_seen)
+    log.add(CARD, members.card_key, pid[members.person], members.registered_at)
+    log.add(PHONE, members.phone, members.phone_owner, members.registered_at)
 
     rows = IdentityRows()
     everyone = np.arange(n, dtype=np.int64)
@@ -191,7 +175,8 @@ def build_accounts(
     again, t2 = again[t2 < hi], t2[t2 < hi]
     linked(again, PHONE, p.phone2[again], MINIPROGRAM, t2, True, UNIONID, pid[again])
 
-    mw = np.flatnonzero(p.mp[members.person])
+    # the card a member binds is their first of the brand (a duplicate stays unbound)
+    mw = np.flatnonzero(p.mp[members.person] & (members.copy == 0))
     bind = mw[
         rng.flag(
             "card_binding", config.card_binding_rate, pid[members.person[mw]], members.brand[mw]
@@ -202,7 +187,7 @@ def build_accounts(
     linked(
         who,
         CARD,
-        pid[who] * 4 + members.brand[bind],
+        members.card_key[bind],
         MINIPROGRAM,
         tb,
         True,
@@ -233,8 +218,11 @@ def build_accounts(
         linked(w, type_code, pid[w], channel, t2, True, PHONE_HASH, p.phone2[w])
 
     # the till learns the new phone of a card registered with the old one
+    kind = p.card_phone[members.person, members.brand]
     m_idx = np.flatnonzero(
-        (kind == CARD_OWN) & (members.registered_at < p.change_at[members.person])
+        (members.copy == 0)
+        & (kind == CARD_OWN)
+        & (members.registered_at < p.change_at[members.person])
     )
     who = members.person[m_idx]
     brand_u = members.brand[m_idx]
@@ -245,7 +233,7 @@ def build_accounts(
     linked(
         who,
         CARD,
-        pid[who] * 4 + members.brand[m_idx],
+        members.card_key[m_idx],
         POS,
         tu,
         True,
@@ -267,59 +255,6 @@ def build_accounts(
 
 Natural = Callable[[str, float, float, I64, I64], I64]
 Linked = Callable[..., None]
-
-
-def _members(
-    rng: Rng,
-    cal: Calendar,
-    catalog: Catalog,
-    p: Persons,
-    b: Buying,
-    anchor: I64,
-    natural: Natural,
-    typos_seen: set[int],
-) -> Members:
-    """One card per (person, brand) in `p.cards`: registration time, phone on file, store."""
-    has = (p.cards[:, None] >> np.arange(N_BRANDS)) & 1 == 1
-    person, brand = np.nonzero(has)  # row-major: sorted by person, then brand
-    person = person.astype(np.int64)
-    brand = brand.astype(np.int64)
-    keys = p.pid[person] * 4 + brand
-    legacy = rng.flag("legacy_card", 0.2, keys)
-    legacy_at = cal.start_s - (rng.uniform("legacy_at", 1, LEGACY_YEARS * 365, keys) * DAY).astype(
-        np.int64
-    )
-    reg = np.where(legacy, legacy_at, natural("card_at", -60, 240, keys, anchor[person]))
-    first_pos = b.first_pos[person, brand]
-    at_till = (first_pos != NO_TIME) & rng.flag("registered_at_till", 0.5, keys)
-    before = first_pos - 60 - rng.below("till_lead", 1200, keys)
-    reg = np.where(at_till, before, np.minimum(reg, before))
-    # joined at the till just after paying for the first purchase there as a non-member
-    late = (first_pos != NO_TIME) & b.joined_late[person, brand]
-    reg = np.where(late, first_pos + 60 + rng.below("join_lag", 600, keys), reg)
-
-    kind = p.card_phone[person, brand]
-    own = p.phone_at(person, reg)
-    partner = np.maximum(p.partner[person], 0)
-    phone = np.where(kind == CARD_SHARED, p.phone1[partner], own)
-    t_idx = np.flatnonzero(kind == CARD_TYPO)
-    if len(t_idx):
-        position = 2 + rng.below("typo_position", 9, keys[t_idx])
-        cand = typo(own[t_idx], position, TYPO_DELTAS[rng.below("typo_delta", 8, keys[t_idx])])
-        # typos are unique: the first person (by index) to get a given wrong number keeps it
-        ok = np.zeros(len(cand), dtype=bool)
-        ok[np.unique(cand, return_index=True)[1]] = True
-        ok &= ~np.isin(cand, np.fromiter(typos_seen, dtype=np.int64, count=len(typos_seen)))
-        phone[t_idx[ok]] = cand[ok]
-        typos_seen.update(cand[ok].tolist())
-    return Members(
-        person=person,
-        brand=brand,
-        registered_at=reg,
-        phone=phone,
-        home_store=home_store(rng, catalog, p, person, brand),
-        named=rng.flag("named", 0.92, keys),
-    )
 
 
 def _weak(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from siyu.demo import words
+from siyu.demo.births import NO_BIRTH
 from siyu.demo.calendar import DAY, PROMOTIONS, Calendar
 from siyu.demo.catalog import Catalog
 from siyu.demo.config import GeneratorConfig
@@ -76,7 +77,7 @@ def fill_baskets(
         "coupon", np.where(first, 2 * config.coupon_rate, config.coupon_rate), gpid, k
     )
     promo_coupon = _PROMO_COUPON[cal.promo[day]]
-    birthday = (p.birth[person] >= 0) & (_month(p.birth[person] * DAY) == _month(ordered_at))
+    birthday = (p.birth[person] != NO_BIRTH) & (_month(p.birth[person] * DAY) == _month(ordered_at))
     coupon = np.where(
         first,
         _NEW,

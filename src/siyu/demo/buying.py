@@ -273,7 +273,7 @@ def _buyer(
     )
     buyer_key = np.select(
         [wechat, by_phone, is_pos, channel == MINIPROGRAM],
-        [gpid * 2, phone, gpid * 4 + brand, gpid * 2],
+        [gpid * 2, phone, p.card_key[person, brand], gpid * 2],
         gpid,
     )
     return buyer_type, buyer_key, np.where(by_phone & shared, p.pid[partner], gpid)

@@ -28,7 +28,6 @@ class Catalog:
 
     brand_ids: list[str]
     brand_names: list[str]
-    card_prefix: list[str]
     brand_share: F64  # cumulative primary-brand weights
     lines_cum: F64  # (brands, 4) cumulative weights of 1..4 lines per order
     qty_cum: F64  # (brands, 3) cumulative weights of qty 1..3
@@ -74,7 +73,7 @@ def build_catalog(seed: int, start: date) -> Catalog:
     store_rows: list[tuple[int, int, str, str]] = []  # brand, city, kind, name
     for b, brand in enumerate(words.BRANDS):
         for c, (city, _region, share, districts) in enumerate(words.CITIES):
-            count = max(1, round(share * brand[5] + rng.normal(0, 0.7)))
+            count = max(1, round(share * brand[4] + rng.normal(0, 0.7)))
             for i in range(count):
                 district = districts[i % len(districts)]
                 counter = b == 1 and i % 4 == 3
@@ -156,10 +155,9 @@ def build_catalog(seed: int, start: date) -> Catalog:
     return Catalog(
         brand_ids=[b[0] for b in words.BRANDS],
         brand_names=[b[1] for b in words.BRANDS],
-        card_prefix=[b[3] for b in words.BRANDS],
-        brand_share=np.cumsum([b[4] for b in words.BRANDS]),
-        lines_cum=np.cumsum(np.array([b[6] for b in words.BRANDS]), axis=1),
-        qty_cum=np.cumsum(np.array([b[7] for b in words.BRANDS]), axis=1),
+        brand_share=np.cumsum([b[3] for b in words.BRANDS]),
+        lines_cum=np.cumsum(np.array([b[5] for b in words.BRANDS]), axis=1),
+        qty_cum=np.cumsum(np.array([b[6] for b in words.BRANDS]), axis=1),
         city_names=[c[0] for c in words.CITIES],
         city_regions=[c[1] for c in words.CITIES],
         city_cum=np.cumsum(city_share),

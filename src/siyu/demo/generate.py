@@ -2,7 +2,7 @@
 
 Memory is bounded by `chunk_persons`: each chunk of persons is drawn, bought for, turned
 into rows and appended to the Parquet files before the next one starts. Only the set of
-typo phones (~1% of cards) and the nickname owners (a small pool) live across chunks.
+typo phones (~3% of cards) and the nickname owners (a small pool) live across chunks.
 """
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     cal = build_calendar(config)
     catalog = build_catalog(config.seed, config.start)
-    ids = IdSpace(config.seed, catalog.card_prefix, words.nicknames(config.nickname_pool))
+    ids = IdSpace(
+        config.seed, words.nicknames(config.nickname_pool), config.members, config.card_range
+    )
     rng = Rng(config.seed)
     surv = survival(config)
-    render = Renderer(ids, catalog, scene_values(catalog))
+    render = Renderer(ids, catalog, scene_values(catalog), rng)
     rows = write_reference_csv(catalog, out_dir)
     chunk = -(-config.chunk_persons // BLOCK) * BLOCK  # households never straddle chunks
     typos_seen: set[int] = set()
@@ -67,7 +69,9 @@ def generate(
             log = TruthLog()
             o = bought.orders
             log.add(o.buyer_type, o.buyer_key, o.buyer_owner, o.ordered_at)
-            accounts = build_accounts(rng, config, cal, catalog, persons, bought, typos_seen, log)
+            accounts = build_accounts(
+                rng, config, cal, catalog, persons, bought, ids, render.spellings, typos_seen, log
+            )
             events = build_events(rng, config, cal, catalog, persons, bought, accounts, log)
 
             order_id = render.order_ids(persons, o)
@@ -81,6 +85,7 @@ def generate(
             nicknames.update(*nick)
             sink.write("truth/identity_truth", render.identity_truth(*strong))
             sink.write("truth/persons", render.persons(persons, bought))
+            sink.write("truth/members", render.member_truth(persons, accounts.members))
             if progress is not None:
                 progress(hi, config.members)
         keys, owners = nicknames.resolved()

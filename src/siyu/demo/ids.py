@@ -1,10 +1,14 @@
 """Identifier types and how their values are spelled.
 
 Inside the generator an identifier is a (type code, integer key) pair: a phone's key is
-its number, an openid's key is 2 x person + slot, a card's is 4 x person + brand. Keys are
-turned into strings only when written, through keyed permutations, so values are unique
-by construction and carry no visible trace of the person (a resolver cannot cheat by
-parsing ids). Rendering data and truth with the same functions keeps them identical.
+its number, an openid's key is 2 x person + slot, a card's is 4 x its serial + brand. Keys
+are turned into strings only when written, through keyed permutations, so values are
+unique by construction and carry no visible trace of the person (a resolver cannot cheat
+by parsing ids). Rendering data and truth with the same functions keeps them identical.
+
+Card numbers are the one exception to "unique by construction", on purpose: every brand
+of the group numbers its cards from its own sequence in the same format, so one number
+is a card of different persons in different brands. A card is unique only with its brand.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import pyarrow as pa
 from numpy.typing import ArrayLike
 
 from siyu.demo import text
-from siyu.demo.rand import I64, U64, Rng, mix, permute, permute_below
+from siyu.demo.config import CARD_SERIAL_DIGITS
+from siyu.demo.rand import I64, U64, Bool, Rng, mix, permute, permute_below, unpermute_below
 
 TYPES = (
     "phone",
@@ -54,7 +59,9 @@ ORDER_PREFIX = (b"PS", b"MP", b"OA", b"WC", b"TM", b"JD", b"DY", b"YZ")
 
 # Mainland mobile numbers are 1[3-9] + 9 digits. Primary phones are the 7e8 numbers whose
 # digit sum is 0 mod 10, second phones (after a change) those at 5 mod 10; a typo changes
-# one digit by anything but 5, so it lands in neither class and never hits a real phone.
+# one digit by anything but 5, so it lands in neither class and never hits a real phone;
+# swapping two adjacent digits keeps the class, so such a typo is checked against the
+# persons' phones by inverting the permutation (`IdSpace.is_real_phone`).
 PHONE_SPACE = 7 * 10**8
 PRIMARY_CLASS, SECOND_CLASS = 0, 5
 TYPO_DELTAS = np.array([1, 2, 3, 4, 6, 7, 8, 9], dtype=np.int64)
@@ -85,17 +92,63 @@ def typo(phone: I64, position: I64, delta: I64) -> I64:
     return (phone + ((digit + delta) % 10 - digit) * place).astype(np.int64)
 
 
+def transpose(phone: I64, start: I64) -> I64:
+    """Two adjacent digits swapped: the first differing pair at or after digit `start`
+    (2..9 from the left, wrapping within 2..9); the phone itself if no pair differs."""
+    out = phone.copy()
+    done = np.zeros(len(phone), dtype=bool)
+    for step in range(8):
+        position = 2 + (start - 2 + step) % 8
+        high = np.power(np.int64(10), 10 - position).astype(np.int64)
+        low = high // 10
+        a, b = (phone // high) % 10, (phone // low) % 10
+        hit = ~done & (a != b)
+        out = np.where(hit, phone + (b - a) * high + (a - b) * low, out)
+        done |= hit
+    return out.astype(np.int64)
+
+
 class IdSpace:
     """Spells identifier keys, order, event and refund ids for one seed."""
 
-    def __init__(self, seed: int, card_prefix: list[str], nicknames: list[str]) -> None:
+    def __init__(self, seed: int, nicknames: list[str], members: int, card_range: int) -> None:
         rng = Rng(seed)
         self._k = {
             name: rng.base("perm." + name)
             for name in (*TYPES, "phone2", "ref", "order", "event", "refund", "fill")
         }
-        self._card_prefix = [p.encode() for p in card_prefix]
         self._nicknames = pa.array(nicknames, type=pa.string())
+        self.members = members
+        # Each brand's serials are a keyed permutation of one shared range, `card_range`
+        # numbers per person: a card of one brand has the number of another brand's card
+        # with a probability of about (that brand's cards) / (the range).
+        self.card_space = card_range * members
+        self._card_k = [rng.base(f"perm.card.{b}") for b in range(4)]
+
+    def card_key(self, pid: I64, brand: I64, copy: I64 | int = 0) -> I64:
+        """Key (4 x serial + brand) of a person's card at a brand; `copy` 1 is a second card
+        of the same brand (a duplicate registration)."""
+        pid, brand = np.broadcast_arrays(np.asarray(pid, np.int64), np.asarray(brand, np.int64))
+        index = pid * 2 + np.broadcast_to(np.asarray(copy, np.int64), pid.shape)
+        serial = np.zeros(pid.shape, dtype=np.int64)
+        for b in np.unique(brand).tolist():
+            at = brand == b
+            serial[at] = permute_below(index[at], self.card_space, self._card_k[b]).astype(np.int64)
+        return serial * 4 + brand
+
+    def is_real_phone(self, phone: I64) -> Bool:
+        """Whether a phone is some person's primary or changed-to number (with fewer than
+        `members` persons: a changed-to number is counted whether or not its person changed)."""
+        a = (phone // 10**9) % 10
+        index = ((a - 3) * 10**8 + (phone // 10) % 10**8).astype(np.uint64)
+        cls = digit_sum(phone, 11) % 10
+        out = np.zeros(len(phone), dtype=bool)
+        for digit_class, key in ((PRIMARY_CLASS, "phone"), (SECOND_CLASS, "phone2")):
+            at = (cls == digit_class) & (a >= 3)
+            if at.any():
+                pid = unpermute_below(index[at], PHONE_SPACE, self._k[key])
+                out[at] = pid < np.uint64(self.members)
+        return out
 
     def primary_phone(self, pid: ArrayLike) -> I64:
         """The person's own phone number (int), a bijection of the person index."""
@@ -125,8 +178,7 @@ class IdSpace:
         if type_code == NICKNAME:
             return text.take(self._nicknames, k)
         if type_code == CARD:
-            core = self._core(kind, k, 38)
-            return text.strings(text.per_row(self._card_prefix, k % 4), enc(core, 12))
+            return text.strings(text.const(b"8", n), enc(k >> 2, CARD_SERIAL_DIGITS))
         if type_code in (UNIONID, OPENID, EXTERNAL_USERID):
             core = self._core(kind, k, 42)
             lead = {UNIONID: b"o", OPENID: b"o", EXTERNAL_USERID: b"wm"}[type_code]

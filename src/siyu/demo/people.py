@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from siyu.demo import words
+from siyu.demo.births import NO_BIRTH, true_births
 from siyu.demo.calendar import Calendar
 from siyu.demo.catalog import Catalog
 from siyu.demo.config import GeneratorConfig
@@ -25,8 +27,12 @@ HOUSEHOLD_PATTERNS = (
     ((1, 2, 1), 0.12), ((1, 1, 2), 0.12), ((1, 1, 1, 1), 0.24),
 )  # fmt: skip
 BLOCK = 4
+AGE_MEAN, AGE_SD, AGE_RANGE = 34.0, 11.0, (18.0, 75.0)  # members' ages at the window's start
 NO_TIME = np.iinfo(np.int64).max // 2  # "never" (e.g. no phone change)
 CARD_OWN, CARD_SHARED, CARD_TYPO = 0, 1, 2  # whose phone a member card row carries
+# A second card of the same brand: none, a duplicate registration with the right phone,
+# or one made because the phone was mistyped when looking the member up.
+DUP_NONE, DUP_STORE, DUP_TYPO = 0, 1, 2
 N_BRANDS = len(words.BRANDS)
 
 
@@ -68,7 +74,7 @@ class Persons:
     partner: I64  # local index of another household member, -1 if none
     city: I64
     gender: I64  # 0 f, 1 m, 2 u
-    birth: I64  # days since 1970-01-01, -1 unknown
+    birth: I64  # days since 1970-01-01, NO_BIRTH unknown
     surname: I64
     given1: I64
     given2: I64  # -1: one-character given name
@@ -76,6 +82,8 @@ class Persons:
     main_brand: I64
     cards: I64  # bit mask of brands where the person holds a member card
     card_phone: I64  # (n, brands): CARD_OWN / CARD_SHARED / CARD_TYPO
+    card_key: I64  # (n, brands): key of the person's (first) card at each brand
+    duplicate: I64  # (n, brands): DUP_NONE / DUP_STORE / DUP_TYPO, only where a card is held
     mp: Bool
     wecom: Bool
     oa: Bool
@@ -91,6 +99,8 @@ class Persons:
     phone1: I64
     phone2: I64  # 0: no change
     change_at: I64  # local seconds of the phone change, NO_TIME if none
+    email: Bool  # gives an e-mail at the till
+    address: Bool  # the household's address is on file (every member of it: one address)
 
     @property
     def n(self) -> int:
@@ -125,8 +135,15 @@ def draw_persons(
     city = rng.choice("city", catalog.city_cum, head)  # a household lives in one city
     g = rng.u("gender", pid)
     gender = np.where(g < 0.58, 0, np.where(g < 0.96, 1, 2))
-    age_days = np.clip(34 + 11 * rng.normal("age", pid), 18, 75) * 365.25
-    birth = np.where(rng.flag("birth_known", 0.8, pid), cal.day0 - age_days.astype(np.int64), -1)
+    # ages 18..75, normal(34, 11) truncated by its inverse CDF: clipping would pile the
+    # tails onto two birth dates (thousands of persons born on one day)
+    lo_p, hi_p = ndtr((AGE_RANGE[0] - AGE_MEAN) / AGE_SD), ndtr((AGE_RANGE[1] - AGE_MEAN) / AGE_SD)
+    age = AGE_MEAN + AGE_SD * ndtri(lo_p + (hi_p - lo_p) * rng.u("age", pid))
+    age_days = age * 365.25
+    birth = np.where(
+        rng.flag("birth_known", 0.8, pid), cal.day0 - age_days.astype(np.int64), NO_BIRTH
+    )
+    birth = true_births(rng, config, pid, birth)
     n_f, n_m, n_u = len(words.GIVEN_F), len(words.GIVEN_M), len(words.GIVEN_U)
 
     def given(stream: str) -> I64:
@@ -162,6 +179,20 @@ def draw_persons(
         shared = (hh_size >= 2) & rng.flag("shared_phone", config.shared_phone_rate, pid, b)
         typoed = ~shared & rng.flag("phone_typo", config.phone_typo_rate, pid, b)
         card_phone[:, b] = np.where(shared, CARD_SHARED, np.where(typoed, CARD_TYPO, CARD_OWN))
+    card_key = np.stack([ids.card_key(pid, np.full(n, b)) for b in range(N_BRANDS)], axis=1)
+    duplicate = np.full((n, N_BRANDS), DUP_NONE, dtype=np.int64)
+    for b in range(N_BRANDS):
+        # only a card registered with the person's own phone is looked up (and missed)
+        # by that phone: a household's shared phone finds the household's card
+        eligible = ((cards >> b) & 1 == 1) & (card_phone[:, b] == CARD_OWN)
+        u = rng.u("duplicate", pid, b)
+        again = config.duplicate_registration_rate
+        mistyped = again + config.typo_duplicate_rate
+        duplicate[:, b] = np.where(
+            eligible & (u < again),
+            DUP_STORE,
+            np.where(eligible & (u < mistyped), DUP_TYPO, DUP_NONE),
+        )
 
     changed = rng.flag("phone_change", config.phone_change_rate, pid)
     change_at = np.where(
@@ -185,6 +216,8 @@ def draw_persons(
         main_brand=main_brand,
         cards=cards,
         card_phone=card_phone,
+        card_key=card_key,
+        duplicate=duplicate,
         mp=mp,
         wecom=mp & rng.flag("wecom", config.wecom_rate, pid),
         oa=mp & rng.flag("oa", config.official_account_rate, pid),
@@ -200,4 +233,6 @@ def draw_persons(
         phone1=ids.primary_phone(pid),
         phone2=np.where(changed, ids.second_phone(pid), 0),
         change_at=change_at,
+        email=rng.flag("email", config.email_rate, pid),
+        address=rng.flag("address", config.address_rate, head),
     )

@@ -128,6 +128,21 @@ def permute(x: ArrayLike, bits: int, key: int) -> U64:
     return (left << np.uint64(half)) | right
 
 
+def unpermute(y: ArrayLike, bits: int, key: int) -> U64:
+    """The inverse of `permute`: `unpermute(permute(x, b, k), b, k) == x`."""
+    if bits % 2 or bits < 2 or bits > 62:
+        raise ValueError(f"permute bits: must be even in 2..62, got {bits}")
+    half = bits // 2
+    mask = np.uint64((1 << half) - 1)
+    v = _u64(y)
+    left = v >> np.uint64(half)
+    right = v & mask
+    for r in range(3, -1, -1):
+        rk = np.uint64(mix_int(key * 4 + r + 1))
+        left, right = right ^ (mix(left ^ rk) & mask), left
+    return (left << np.uint64(half)) | right
+
+
 def permute_below(x: ArrayLike, n: int, key: int) -> U64:
     """Keyed bijection of [0, n) by cycle walking a Feistel permutation."""
     bits = max(2, int(n - 1).bit_length())
@@ -153,3 +168,15 @@ def rank_in_group(counts: I64) -> I64:
     total = int(counts.sum())
     starts = group_starts(counts)
     return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+
+
+def unpermute_below(y: ArrayLike, n: int, key: int) -> U64:
+    """The inverse of `permute_below` on [0, n): walks the cycle backwards."""
+    bits = max(2, int(n - 1).bit_length())
+    bits += bits % 2
+    out = unpermute(y, bits, key)
+    bad = out >= np.uint64(n)
+    while bad.any():
+        out[bad] = unpermute(out[bad], bits, key)
+        bad = out >= np.uint64(n)
+    return out

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from siyu.demo import text, words
-from siyu.demo.accounts import Members
+from siyu.demo import contact, names, text, words
+from siyu.demo.births import BIRTH_FORMS, NO_BIRTH
 from siyu.demo.buying import Buying
 from siyu.demo.calendar import UTC_OFFSET
 from siyu.demo.catalog import Catalog
@@ -15,8 +14,9 @@ from siyu.demo.config import MAX_ORDERS_PER_PERSON
 from siyu.demo.events import EVENT_TYPES, MAX_EVENTS_PER_PERSON
 from siyu.demo.facts import STATUSES, Lines, Orders, Refunds
 from siyu.demo.ids import CARD, CHANNELS, PHONE, POS, TYPES, IdSpace
+from siyu.demo.members import PHONE_ERRORS, RECORDS, Members
 from siyu.demo.people import N_BRANDS, NO_TIME, Persons
-from siyu.demo.rand import I64, Bool
+from siyu.demo.rand import I64, Bool, Rng
 from siyu.demo.writer import STR, TS
 
 Columns = dict[str, pa.Array]
@@ -38,6 +38,14 @@ def ints(values: I64, typ: pa.DataType, null: Bool | None = None) -> pa.Array:
     return pa.array(values, type=typ, mask=null if null is not None and null.any() else None)
 
 
+def dates(days: I64) -> pa.Array:
+    """Days since 1970-01-01 -> date32; null where NO_BIRTH (unknown)."""
+    unknown = days == NO_BIRTH
+    return pa.array(
+        np.where(unknown, 0, days).astype("datetime64[D]"), type=pa.date32(), mask=unknown
+    )
+
+
 def scatter(values: pa.Array, has: Bool) -> pa.Array:
     """Spread `values` (one per True in `has`) over len(has) rows, null elsewhere."""
     idx = np.cumsum(has) - 1
@@ -47,8 +55,10 @@ def scatter(values: pa.Array, has: Bool) -> pa.Array:
 class Renderer:
     """Holds the dictionaries (brands, stores, types, ...) used to spell columns."""
 
-    def __init__(self, ids: IdSpace, catalog: Catalog, scenes: list[str]) -> None:
+    def __init__(self, ids: IdSpace, catalog: Catalog, scenes: list[str], rng: Rng) -> None:
         self.ids = ids
+        self.rng = rng  # draws only what the contract spells (addresses, e-mail forms)
+        self.spellings = names.spellings()
         self.brand = catalog.arrow("brand_ids")
         self.store = catalog.arrow("store_ids")
         self.guide = catalog.arrow("guide_ids")
@@ -62,8 +72,11 @@ class Renderer:
         self.coupons = pa.array([c[0] for c in words.COUPONS], type=STR)
         self.reasons = pa.array(words.REFUND_REASONS, type=STR)
         self.genders = pa.array(["f", "m", "u"], type=STR)
-        self.surnames = pa.array(words.SURNAMES, type=STR)
-        self.given = pa.array((*words.GIVEN_F, *words.GIVEN_M, *words.GIVEN_U, ""), type=STR)
+        self.record_kinds = pa.array(RECORDS, type=STR)
+        self.phone_errors = pa.array(PHONE_ERRORS, type=STR)
+        self.name_forms = pa.array(names.NAME_FORMS, type=STR)
+        self.birth_forms = pa.array(BIRTH_FORMS, type=STR)
+        self.city_forms = pa.array(contact.CITY_FORMS, type=STR)
         ids_ = catalog.brand_ids
         self.brand_sets = pa.array(
             [",".join(ids_[b] for b in range(N_BRANDS) if m >> b & 1) for m in range(1 << N_BRANDS)]
@@ -76,30 +89,59 @@ class Renderer:
         )
 
     def members(self, p: Persons, m: Members) -> Columns:
-        """members.parquet columns."""
-        person, key = m.person, p.pid[m.person] * 4 + m.brand
-        given2 = np.where(p.given2[person] >= 0, p.given2[person], len(self.given) - 1)
-        name = pc.binary_join_element_wise(
-            text.take(self.surnames, p.surname[person], mask=~m.named),
-            text.take(self.given, p.given1[person]),
-            text.take(self.given, given2),
-            "",
+        """members.parquet columns: each record as keyed at its till."""
+        person, sp = m.person, self.spellings
+        given2 = np.where(p.given2[person] >= 0, p.given2[person], len(sp.given) - 1)
+        spelled = names.render_names(
+            sp,
+            m.name_form,
+            m.homophone_at,
+            p.surname[person],
+            p.given1[person],
+            given2,
+            p.gender[person],
+            m.name_parts,
         )
-        birth = p.birth[person]
+        e = person[m.email]
+        g2 = np.where(p.given2[e] >= 0, p.given2[e], len(sp.given) - 1)
+        email = contact.emails(
+            self.rng, sp, p.pid[e], p.surname[e], p.given1[e], g2, self.ids.members
+        )
+        a = np.flatnonzero(m.address)
+        home = p.household[person[a]]
+        city = p.city[person[a]]
+        district = contact.district(self.rng, home, city)
+        address, postcode = contact.addresses(self.rng, home, city, district, m.address_short[a])
         return {
-            "member_ref": self.ids.member_ref(key),
+            "member_ref": self.ids.member_ref(m.card_key),
             "brand_id": text.take(self.brand, m.brand),
             "registered_at": ts(m.registered_at),
             "channel": text.take(self.channels, np.full(len(person), POS)),
-            "card": self.ids.render(CARD, key),
+            "card": self.ids.render(CARD, m.card_key),
             "phone": self.ids.render(PHONE, m.phone),
-            "name": name,
+            "name": spelled.name,
             "gender": text.take(self.genders, p.gender[person]),
-            "birth_date": pa.array(
-                np.maximum(birth, 0).astype("datetime64[D]"), type=pa.date32(), mask=birth < 0
-            ),
-            "city": text.take(self.city, p.city[person]),
+            "birth_date": dates(m.birth),
+            "city": contact.city_spelling(p.city[person], m.city_form),
             "home_store_id": text.take(self.store, m.home_store),
+            "given_name": spelled.given_name,
+            "family_name": spelled.family_name,
+            "email": scatter(email, m.email),
+            "address": scatter(address, m.address),
+            "postcode": scatter(postcode.filter(pa.array(m.postcode[a])), m.postcode),
+        }
+
+    def member_truth(self, p: Persons, m: Members) -> Columns:
+        """truth/members.parquet columns: each record's true person and what is off in it."""
+        return {
+            "member_ref": self.ids.member_ref(m.card_key),
+            "brand_id": text.take(self.brand, m.brand),
+            "person_id": pa.array(p.pid[m.person], type=pa.int64()),
+            "record": text.take(self.record_kinds, m.record),
+            "phone_error": text.take(self.phone_errors, m.phone_error),
+            "name_form": text.take(self.name_forms, m.name_form),
+            "birth_form": text.take(self.birth_forms, m.birth_form),
+            "city_form": text.take(self.city_forms, m.city_form),
         }
 
     def identities(self, rows: dict[str, I64]) -> Columns:
@@ -185,11 +227,14 @@ class Renderer:
         }
 
     def identity_truth(self, types: I64, keys: I64, owners: I64) -> Columns:
-        """truth/identity_truth.parquet columns."""
+        """truth/identity_truth.parquet columns; a card's brand beside it (card numbers
+        repeat across brands, so a card is known by its brand and number)."""
+        card = types == CARD
         return {
             "type": text.take(self.types, types),
             "value": self.ids.render_mixed(types, keys),
             "person_id": pa.array(owners, type=pa.int64()),
+            "brand_id": text.take(self.brand, np.where(card, keys & 3, -1)),
         }
 
     def persons(self, p: Persons, b: Buying) -> Columns:
@@ -204,9 +249,17 @@ class Renderer:
             "household_id": pa.array(p.household, type=pa.int64()),
             "city": text.take(self.city, p.city),
             "gender": text.take(self.genders, p.gender),
-            "birth_date": pa.array(
-                np.maximum(p.birth, 0).astype("datetime64[D]"), type=pa.date32(), mask=p.birth < 0
-            ),
+            "birth_date": dates(p.birth),
+            "name": names.render_names(
+                self.spellings,
+                np.full(p.n, names.AS_REGISTERED),
+                np.zeros(p.n, dtype=np.int64),
+                p.surname,
+                p.given1,
+                np.where(p.given2 >= 0, p.given2, len(self.spellings.given) - 1),
+                p.gender,
+                np.zeros(p.n, dtype=bool),
+            ).name,
             "buyer": pa.array(p.buyer),
             "n_orders": ints(b.n_orders, pa.int32()),
             "n_orders_uncensored": ints(b.n_planned, pa.int32()),

@@ -1,6 +1,7 @@
 """truth/truth.json: the seed, the whole configuration, the churn curve, its knee, and how
 to recover the knee from the data (a "retained if the next order comes within W days"
-analysis), plus the conventions an evaluator needs to read the truth files right."""
+analysis), plus the conventions an evaluator needs to read the truth files right; and
+`member_truth`, the true person of every member record, for scoring OneID on records."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import gammaincc
 
@@ -101,8 +103,25 @@ def truth_json(
         },
         "identity": {
             "identity_truth": (
-                "one row per (type, value) emitted anywhere (members, identities, order "
-                "buyers, event identities), values spelled exactly as in the data"
+                "one row per (type, brand_id, value) emitted anywhere (members, identities, "
+                "order buyers, event identities), values spelled exactly as in the data; "
+                "brand_id is set for cards only (the issuing brand)"
+            ),
+            "card_numbers": (
+                "every brand numbers its cards from its own sequence in one shared format, so "
+                "one card number is a card of different persons in different brands: a card "
+                "is the pair (brand_id, card), never the number alone"
+            ),
+            "member_truth": (
+                "truth/members.parquet: the true person_id of every row of members.parquet "
+                "(by member_ref), and what is off in it: record (card, duplicate_registration: "
+                "a second card of the brand with the right phone, typo_duplicate: a second card "
+                "keyed with a mistyped phone), phone_error (one_digit, adjacent_swap, "
+                "household_phone), name_form, birth_form, city_form"
+            ),
+            "emails_and_addresses": (
+                "an e-mail belongs to one person (scored through member_truth, not listed in "
+                "identity_truth); an address belongs to a household, shared by its members"
             ),
             "weak_identifiers": (
                 "device_id and nickname can be seen on several persons (devices shared in a "
@@ -112,7 +131,8 @@ def truth_json(
             "phone_hash": "sha256 hex (lower case) of the 11-digit national number, no +86",
             "phones": (
                 "primary phones are unique per person; a changed-to phone is never anyone's "
-                "primary; one-digit typos at the till never equal another real phone"
+                "primary; a typo at the till (one digit wrong or two adjacent digits swapped) "
+                "never equals another real phone or another typo"
             ),
             "shared_phones": (
                 "a member card registered with a household member's phone carries that "
@@ -135,3 +155,13 @@ def truth_json(
 def write_truth_json(path: Path, content: dict[str, Any]) -> None:
     """Write truth.json (UTF-8, stable key order)."""
     path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def member_truth(data_dir: Path) -> dict[str, int]:
+    """member_ref -> true person id of every member record a generated brand holds,
+    duplicates included: the labels `siyu.identity.evaluate.pairwise_scores` needs to
+    score OneID over member records."""
+    table = pq.read_table(
+        data_dir / "truth" / "members.parquet", columns=["member_ref", "person_id"]
+    )
+    return dict(zip(table["member_ref"].to_pylist(), table["person_id"].to_pylist(), strict=True))

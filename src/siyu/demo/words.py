@@ -78,12 +78,13 @@ CITIES = (
     ("武汉", "华中", 0.09, ("江汉", "武昌", "洪山", "汉阳")),
 )
 
-# brand: (brand_id, name, sku prefix, card prefix, share as primary brand, stores per 1.0 city
-# share, lines-per-order weights 1..4, qty weights 1..3)
+# brand: (brand_id, name, sku prefix, share as primary brand, stores per 1.0 city share,
+# lines-per-order weights 1..4, qty weights 1..3). Card numbers share one format in every
+# brand (see ids.py), so a brand has no card prefix.
 BRANDS = (
-    ("B01", "鲜果时光", "F", "6101", 0.50, 30, (0.35, 0.35, 0.2, 0.1), (0.7, 0.2, 0.1)),
-    ("B02", "麦田烘焙", "K", "6102", 0.30, 20, (0.3, 0.35, 0.25, 0.1), (0.6, 0.25, 0.15)),
-    ("B03", "一叶茶事", "T", "6103", 0.20, 24, (0.55, 0.35, 0.08, 0.02), (0.75, 0.2, 0.05)),
+    ("B01", "鲜果时光", "F", 0.50, 30, (0.35, 0.35, 0.2, 0.1), (0.7, 0.2, 0.1)),
+    ("B02", "麦田烘焙", "K", 0.30, 20, (0.3, 0.35, 0.25, 0.1), (0.6, 0.25, 0.15)),
+    ("B03", "一叶茶事", "T", 0.20, 24, (0.55, 0.35, 0.08, 0.02), (0.75, 0.2, 0.05)),
 )
 
 # brand index -> (category, base price in fen, items), then specs (suffix, price factor)

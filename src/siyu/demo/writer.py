@@ -34,6 +34,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("birth_date", pa.date32(), False),
         ("city", STR, False),
         ("home_store_id", STR, False),
+        ("given_name", STR, False),
+        ("family_name", STR, False),
+        ("email", STR, False),
+        ("address", STR, False),
+        ("postcode", STR, False),
     ),
     "identities": _schema(
         ("type", STR, True),
@@ -92,7 +97,20 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("scene", STR, False),
     ),
     "truth/identity_truth": _schema(
-        ("type", STR, True), ("value", STR, True), ("person_id", pa.int64(), True)
+        ("type", STR, True),
+        ("value", STR, True),
+        ("person_id", pa.int64(), True),
+        ("brand_id", STR, False),  # a card's issuing brand: card numbers repeat across brands
+    ),
+    "truth/members": _schema(
+        ("member_ref", STR, True),
+        ("brand_id", STR, True),
+        ("person_id", pa.int64(), True),
+        ("record", STR, True),
+        ("phone_error", STR, True),
+        ("name_form", STR, True),
+        ("birth_form", STR, True),
+        ("city_form", STR, True),
     ),
     "truth/persons": _schema(
         ("person_id", pa.int64(), True),
@@ -100,6 +118,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("city", STR, True),
         ("gender", STR, True),
         ("birth_date", pa.date32(), False),
+        ("name", STR, True),
         ("buyer", pa.bool_(), True),
         ("n_orders", pa.int32(), True),
         ("n_orders_uncensored", pa.int32(), True),
@@ -122,7 +141,8 @@ DICTIONARY_COLUMNS = frozenset(
     {
         "brand_id", "channel", "type", "linked_type", "buyer_type", "identity_type", "status",
         "store_id", "guide_id", "coupon_code", "sku", "city", "gender", "home_store_id", "reason",
-        "scene", "brands", "cards", "channels",
+        "scene", "brands", "cards", "channels", "postcode", "record", "phone_error", "name_form",
+        "birth_form", "city_form",
     }
 )  # fmt: skip
 
