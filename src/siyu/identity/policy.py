@@ -32,6 +32,9 @@ VERIFIED_PHONE_CLASS = 1
 FIRST_SCOPED_CLASS = 2
 # The types a member holds at most one of per scope.
 EXCLUSIVE_PER_SCOPE = ("unionid", "card")
+# The exclusive types an evidence link may still join two of: a second card of one brand
+# is one person's duplicate registration when evidence says the records are one person.
+YIELDS_TO_EVIDENCE = ("card",)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def clash(
                 x.last_seen < y.first_seen or y.last_seen < x.first_seen
             ):
                 continue  # one phone replaced the other: allowed, reported as a change
-            if evidence and cx >= FIRST_CARD_CLASS:
+            if evidence and x.type in YIELDS_TO_EVIDENCE:
                 continue  # one person's duplicate registration: allowed, reported
             return x, y
     return None

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.identity.graph import IdentityGraph, Resolution, resolve
 from siyu.identity.models import identity_conflicts, merges
-from siyu.identity.policy import FIRST_CARD_CLASS, VERIFIED_PHONE_CLASS, ClassMap
+from siyu.identity.policy import VERIFIED_PHONE_CLASS, YIELDS_TO_EVIDENCE, ClassMap
 from siyu.identity.records import retired_cards
 from siyu.store.bulk import fetch_arrow, stage, unstage
 from siyu.store.dialect import dialect_of
@@ -186,7 +186,10 @@ def _graph(
         edge_blocked=links.column("blocked").to_numpy().astype(bool),
         # A second card of one brand is a duplicate registration when evidence says the
         # two records are one person; unionids and verified phones never yield.
-        soft=classes >= FIRST_CARD_CLASS,
+        soft=(classes >= 0)
+        & pc.is_in(types, value_set=pa.array(YIELDS_TO_EVIDENCE, pa.string())).to_numpy(
+            zero_copy_only=False
+        ),
         edge_evidence=evidence,
     )
     return graph, identity_ids

@@ -14,16 +14,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, text
 
-from siyu.identity.attach import _held
-from siyu.identity.matching import engine as _engine
+from siyu.config import DEFAULT_STRONG_TYPES
+from siyu.errors import NotFoundError
+from siyu.identity.matching.blocking import blocking_keys
 from siyu.identity.matching.keys import add_match_keys, candidate_members
-from siyu.identity.matching.merge import merge_matched
+from siyu.identity.matching.merge import merge_matched, strong_conflict
+from siyu.identity.matching.model import MatchModel
+from siyu.identity.matching.realtime import score_against
 from siyu.identity.matching.records import load_records
-from siyu.identity.policy import ClassMap, clash
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
@@ -42,15 +45,15 @@ class MatchResult:
 
 
 @lru_cache(maxsize=8)
-def _model(model_id: int, settings_json: str, auto: float, review: float) -> _engine.MatchModel:
+def _model(model_id: int, settings_json: str, auto: float, review: float) -> MatchModel:
     """Models are immutable rows: parse each once per process."""
-    return _engine.MatchModel(
+    return MatchModel(
         settings_json=settings_json, engine="duckdb", records=0,
         auto_threshold=auto, review_threshold=review,
     )  # fmt: skip
 
 
-def latest_model(conn: Connection, group_id: str) -> tuple[int, _engine.MatchModel] | None:
+def latest_model(conn: Connection, group_id: str) -> tuple[int, MatchModel] | None:
     row = conn.execute(
         text(
             "SELECT model_id, settings_json, auto_threshold, review_threshold FROM match_models "
@@ -63,7 +66,13 @@ def latest_model(conn: Connection, group_id: str) -> tuple[int, _engine.MatchMod
     return int(row[0]), _model(int(row[0]), row[1], float(row[2]), float(row[3]))
 
 
-def match_member(engine: Engine, vault: Vault, group_id: str, member_id: int) -> MatchResult:
+def match_member(
+    engine: Engine,
+    vault: Vault,
+    group_id: str,
+    member_id: int,
+    strong_types: tuple[str, ...] = DEFAULT_STRONG_TYPES,
+) -> MatchResult:
     """Score one active member against its candidates and act on the result."""
     result = MatchResult(member_id)
     with engine.begin() as conn:
@@ -71,10 +80,8 @@ def match_member(engine: Engine, vault: Vault, group_id: str, member_id: int) ->
         found = latest_model(conn, group_id)
         record = load_records(conn, vault, group_id, [member_id])
         if record.num_rows == 0:
-            from siyu.errors import NotFoundError
-
             raise NotFoundError(f"member_id: no active member {member_id} in {group_id}")
-        keys = _engine.blocking_keys(record)
+        keys = blocking_keys(record)
         if found is None:
             add_match_keys(conn, vault, group_id, keys)
             return result
@@ -82,10 +89,8 @@ def match_member(engine: Engine, vault: Vault, group_id: str, member_id: int) ->
         candidates = candidate_members(conn, vault, group_id, keys, exclude=member_id)
         result.candidates = len(candidates)
         if candidates:
-            scored = _engine.score_against(
-                model, record, load_records(conn, vault, group_id, candidates)
-            )
-            _act(conn, group_id, member_id, model, result, scored)
+            scored = score_against(model, record, load_records(conn, vault, group_id, candidates))
+            _act(conn, group_id, member_id, model, result, scored, strong_types)
         survivor = result.merged_into or member_id
         add_match_keys(conn, vault, group_id, _rekey(keys, survivor))
     if result.merge_id is not None:
@@ -105,35 +110,34 @@ def _act(
     conn: Connection,
     group_id: str,
     member_id: int,
-    model: _engine.MatchModel,
+    model: MatchModel,
     result: MatchResult,
     scored: pa.Table,
+    strong_types: tuple[str, ...],
 ) -> None:
+    """Merge the best candidate at or above the auto threshold, queue the candidates
+    between the thresholds; rejections and strong conflicts rule a candidate out."""
     rows = sorted(scored.to_pylist(), key=lambda r: -r["match_probability"])
     blocked = _decided(conn, group_id, member_id)
-    mine = _held(conn, "member_id", member_id)
     for row in rows:
         other = int(row["id_r"] if int(row["id_l"]) == member_id else row["id_l"])
         pair = (min(member_id, other), max(member_id, other))
         if pair in blocked:
             result.refused.append(other)
             continue
-        auto = row["match_probability"] >= model.auto_threshold
-        if auto and result.merged_into is None:
-            if clash(mine, _held(conn, "member_id", other), ClassMap(), evidence=True):
+        probability = float(row["match_probability"])
+        if probability >= model.auto_threshold and result.merged_into is None:
+            if strong_conflict(conn, member_id, other) is not None:
                 result.refused.append(other)
                 continue
-            review_id = _review(conn, group_id, pair, row, "merged")
-            merge_id, survivor = merge_matched(
-                conn, group_id, pair[0], pair[1], "probabilistic", review_id=review_id
-            )
-            conn.execute(
-                text("UPDATE match_reviews SET merge_id = :m WHERE review_id = :r"),
-                {"m": merge_id, "r": review_id},
-            )
-            result.merged_into, result.merge_id = survivor, merge_id
-        elif row["match_probability"] >= model.review_threshold:
-            result.queued.append(_review(conn, group_id, pair, row, "pending"))
+            review_id = _review(conn, group_id, pair, row)
+            done = merge_matched(
+                conn, group_id, pair[0], pair[1], "probabilistic", review_id=review_id,
+                decided_by="oneid.match", strong_types=strong_types,
+            )  # fmt: skip
+            result.merged_into, result.merge_id = done.survivor_id, done.merge_id
+        elif probability >= model.review_threshold:
+            result.queued.append(_review(conn, group_id, pair, row))
 
 
 def _decided(conn: Connection, group_id: str, member_id: int) -> set[tuple[int, int]]:
@@ -148,13 +152,13 @@ def _decided(conn: Connection, group_id: str, member_id: int) -> set[tuple[int, 
     return {(int(a), int(b)) for a, b in rows}
 
 
-def _review(conn: Connection, group_id: str, pair: tuple[int, int], row: dict, status: str) -> int:
-    """Insert or refresh the pair's review row; returns its id."""
+def _review(conn: Connection, group_id: str, pair: tuple[int, int], row: dict[str, Any]) -> int:
+    """Insert or refresh the pair's pending review row; returns its id."""
     weights = row["field_weights"]
     params = {
         "g": group_id, "a": pair[0], "b": pair[1], "w": float(row["match_weight"]),
         "p": float(row["match_probability"]), "f": weights if isinstance(weights, str)
-        else json.dumps(weights), "s": status, "at": stored_now(),
+        else json.dumps(weights), "s": "pending", "at": stored_now(),
     }  # fmt: skip
     conn.execute(
         text("""

@@ -25,9 +25,12 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.identity import resolve as _resolve
-from siyu.identity.matching import engine as _engine
+from siyu.identity.matching.blocking import blocking_keys
 from siyu.identity.matching.keys import write_match_keys
+from siyu.identity.matching.model import MatchModel
+from siyu.identity.matching.predict import predict
 from siyu.identity.matching.records import load_records
+from siyu.identity.matching.train import train
 from siyu.identity.models import match_models
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
@@ -69,9 +72,9 @@ def run_matching(
     clock.lap("load")
     if records.num_rows < 2:
         return report
-    model = _engine.train(records, engine=match_engine, spark=spark)
+    model = train(records, engine=match_engine, spark=spark)
     clock.lap("train")
-    pairs = _engine.predict(
+    pairs = predict(
         model, records, threshold=model.review_threshold, engine=match_engine, spark=spark
     )
     report.pairs_scored = pairs.num_rows
@@ -82,7 +85,7 @@ def run_matching(
         report.model_id = _save_model(conn, group_id, model, records.num_rows)
         auto = _record_pairs(conn, group_id, pairs, model, report.model_id, report)
         _link_evidence(conn, group_id, auto, strong_types)
-        write_match_keys(conn, vault, group_id, _engine.blocking_keys(records))
+        write_match_keys(conn, vault, group_id, blocking_keys(records))
     clock.lap("record")
     resolved = _resolve.resolve_all(engine, group_id, strong_types)
     report.refused = resolved.conflicts
@@ -105,7 +108,7 @@ class _Clock:
             self.step(name)
 
 
-def _save_model(conn: Connection, group_id: str, model: _engine.MatchModel, n: int) -> int:
+def _save_model(conn: Connection, group_id: str, model: MatchModel, n: int) -> int:
     return int(
         conn.execute(
             insert(match_models)
@@ -127,7 +130,7 @@ def _record_pairs(
     conn: Connection,
     group_id: str,
     pairs: pa.Table,
-    model: _engine.MatchModel,
+    model: MatchModel,
     model_id: int,
     report: MatchReport,
 ) -> list[tuple[int, int]]:
