@@ -64,6 +64,8 @@ def event(event_id: str, kind: str, at: str, buyer: tuple[str, str]) -> dict[str
         "channel": "tmall" if buyer[0] == "tmall_ouid" else "miniprogram",
         "identity_type": buyer[0],
         "identity_value": buyer[1],
+        # events carry no brand: a card names the brand that issued it (its scope)
+        "identity_scope": "B1" if buyer[0] == "card" else None,
         "occurred_at": at,
         "sku": "K1",
     }

@@ -175,6 +175,7 @@ def test_orders_follow_oneid_after_a_re_resolution(
             {
                 "type": "card",
                 "value": "C001",
+                "scope": "B1",
                 "channel": "tmall",
                 "observed_at": "2024-03-10T10:00:00",
                 "verified": "true",

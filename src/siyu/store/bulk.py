@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Float,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -41,6 +42,8 @@ def _sql_type(arrow_type: pa.DataType) -> TypeEngine[Any]:
         return SmallInteger() if arrow_type.bit_width <= 16 else BigInteger()
     if pa.types.is_boolean(arrow_type):
         return Boolean()
+    if pa.types.is_floating(arrow_type):
+        return Float()
     if pa.types.is_timestamp(arrow_type):
         return DateTime()
     if pa.types.is_date(arrow_type):

@@ -38,12 +38,28 @@ RAW_SCHEMA = pa.schema(
 _PROFILE = """SELECT member_id, name_enc, given_name_enc, family_name_enc, address_enc,
     birth_date, city, postcode FROM members
     WHERE group_id = :g AND status = 'active' {only} ORDER BY member_id"""
-# Per member, the newest identity of each compared type. Nicknames are kept only as a
+# Per member, the newest identity of each compared type: its own, or one linked to its
+# own (a weak identifier such as an e-mail typed by two records of one person belongs to
+# one member only, but both records were seen with it). Nicknames are kept only as a
 # keyed hash, which is all an exact comparison needs.
-_IDENTS = """SELECT member_id, type, value, value_enc, value_key FROM identities
-    WHERE group_id = :g AND member_id IS NOT NULL
-      AND type IN ('phone', 'email', 'device_id', 'nickname') {only}
-    ORDER BY member_id, type, last_seen, identity_id"""
+_COMPARED = "('phone', 'email', 'device_id', 'nickname')"
+_IDENTS = f"""SELECT member_id, type, value, value_enc, value_key FROM (
+    SELECT member_id, type, value, value_enc, value_key, last_seen, identity_id
+    FROM identities WHERE group_id = :g AND member_id IS NOT NULL
+      AND type IN {_COMPARED} {{only}}
+    UNION ALL
+    SELECT i.member_id, j.type, j.value, j.value_enc, j.value_key, j.last_seen, j.identity_id
+    FROM identities i JOIN identity_links l ON l.identity_a = i.identity_id
+    JOIN identities j ON j.identity_id = l.identity_b
+    WHERE i.group_id = :g AND i.member_id IS NOT NULL AND j.type IN {_COMPARED}
+      AND NOT l.blocked {{only_i}}
+    UNION ALL
+    SELECT i.member_id, j.type, j.value, j.value_enc, j.value_key, j.last_seen, j.identity_id
+    FROM identities i JOIN identity_links l ON l.identity_b = i.identity_id
+    JOIN identities j ON j.identity_id = l.identity_a
+    WHERE i.group_id = :g AND i.member_id IS NOT NULL AND j.type IN {_COMPARED}
+      AND NOT l.blocked {{only_i}}
+    ) seen ORDER BY member_id, type, last_seen, identity_id"""
 _CHUNK = 50_000
 
 
@@ -54,10 +70,12 @@ def load_records(
     ids = None if member_ids is None else sorted({int(m) for m in member_ids})
     if ids is not None and not ids:
         return RAW_SCHEMA.empty_table()
-    only = "" if ids is None else f"AND member_id IN ({','.join(map(str, ids))})"
+    listed = "" if ids is None else ",".join(map(str, ids))
+    only = "" if ids is None else f"AND member_id IN ({listed})"
+    only_i = "" if ids is None else f"AND i.member_id IN ({listed})"
     newest: dict[tuple[int, str], str] = {}
     result = conn.execution_options(yield_per=_CHUNK).execute(
-        text(_IDENTS.format(only=only)), {"g": group_id}
+        text(_IDENTS.format(only=only, only_i=only_i)), {"g": group_id}
     )
     for member_id, type_, value, enc, key in result:
         # rows come oldest first, so the last one written per (member, type) is the newest

@@ -257,9 +257,10 @@ _ENDPOINT = "m.merged_id IN (match_reviews.member_a, match_reviews.member_b)"
 
 
 def _label_merges(conn: Connection, group_id: str, before: int) -> int:
-    """The merges batch OneID just made because of this run's evidence become mode
-    'probabilistic', and each auto-merged review row names its merge (the merge of its
-    own pair, else the one that absorbed either member in a chain). A pair the policy
+    """The merges batch OneID just made (the only links it had not seen were this run's
+    evidence, written under the group lock) become mode 'probabilistic', and each
+    auto-merged review row names its merge (the merge of its own pair, else the one that
+    absorbed either member in a chain). A pair the policy
     refused (two unionids, two verified phones) is rejected by the policy: strong
     identifiers win over a probability, and the pair is not proposed again."""
     params = {"g": group_id, "before": before}
@@ -284,9 +285,7 @@ def _label_merges(conn: Connection, group_id: str, before: int) -> int:
         conn.execute(
             text("""
             UPDATE merges SET mode = 'probabilistic', reason = :why
-            WHERE group_id = :g AND merge_id > :before AND merge_id IN (
-                SELECT merge_id FROM match_reviews WHERE group_id = :g
-                  AND merge_id IS NOT NULL)"""),
+            WHERE group_id = :g AND merge_id > :before AND mode = 'batch'"""),
             {**params, "why": "probabilistic match above the auto threshold"},
         ).rowcount
     )

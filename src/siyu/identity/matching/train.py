@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import splink.internals.expectation_maximisation as splink_em
 from splink import Linker, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
@@ -76,13 +77,30 @@ def _deterministic_rules(fields: list[str]) -> list[str | BlockingRuleCreator]:
     return [block_on(*cols) for cols, need in _DETERMINISTIC if all(f in fields for f in need)]
 
 
-def _em_blocks(fields: list[str]) -> list[tuple[BlockingRuleCreator, tuple[str, ...]]]:
+def _has_pairs(standard: pa.Table | None, cols: tuple[str, ...]) -> bool:
+    """Whether two records share the block's columns: Splink's EM refuses a block with no
+    pairs (no e-mail typed twice), and a failed session leaves the linker unusable.
+    Expressions (a phone's tail) are assumed to pair."""
+    if standard is None or not all(c in standard.column_names for c in cols):
+        return True
+    table = standard.select(list(cols)).drop_null()
+    if table.num_rows < 2:
+        return False
+    counts = table.group_by(list(cols)).aggregate([([], "count_all")])
+    return bool(pc.max(counts.column("count_all")).as_py() >= 2)
+
+
+def _em_blocks(
+    fields: list[str], standard: pa.Table | None = None
+) -> list[tuple[BlockingRuleCreator, tuple[str, ...]]]:
     """EM blocks until each field is trained in a block that does not block on it."""
     chosen, untrained = [], set(fields)
     for cols, blocked in _EM_BLOCKS:
         if not untrained:
             break
         if not all(f in fields for f in blocked) or not untrained - set(blocked):
+            continue
+        if not _has_pairs(standard, cols):
             continue
         chosen.append((block_on(*cols), blocked))
         untrained -= set(fields) - set(blocked)
@@ -110,7 +128,7 @@ def train(
     frame = engines.register(api, standard)
     try:
         linker = Linker(frame, settings_creator(fields, rules), log_level=None)
-        settings = _fit(linker, fields, standard.num_rows, step)
+        settings = _fit(linker, fields, standard, step)
     finally:
         engines.release(api, frame)
     settings[SIYU_KEY] = {"fields": fields, "rules": [r.name for r in rules]}
@@ -150,7 +168,7 @@ def _zero_estimates_clamped() -> Iterator[None]:
         splink_em.m_u_records_to_lookup_dict = original
 
 
-def _fit(linker: Linker, fields: list[str], records: int, step: Progress) -> dict[str, Any]:
+def _fit(linker: Linker, fields: list[str], standard: pa.Table, step: Progress) -> dict[str, Any]:
     """Lambda, u and m on `linker`'s records; the trained settings."""
     engines.quiet_splink()
     step("lambda")
@@ -160,9 +178,9 @@ def _fit(linker: Linker, fields: list[str], records: int, step: Progress) -> dic
             deterministic, recall=DETERMINISTIC_RECALL
         )
     step("u")
-    u_pairs = min(max(U_PAIRS_PER_RECORD * records, U_MIN_PAIRS), U_MAX_PAIRS)
+    u_pairs = min(max(U_PAIRS_PER_RECORD * standard.num_rows, U_MIN_PAIRS), U_MAX_PAIRS)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=SEED)
-    for rule, blocked in _em_blocks(fields):
+    for rule, blocked in _em_blocks(fields, standard):
         step(f"em: {', '.join(blocked)}")
         with _zero_estimates_clamped():
             linker.training.estimate_parameters_using_expectation_maximisation(
