@@ -10,6 +10,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "step.generate": {"zh": "生成模拟品牌数据", "en": "Generating the brand's data"},
     "step.import": {"zh": "导入", "en": "Importing"},
     "step.resolve": {"zh": "OneID 身份合并", "en": "Resolving OneID"},
+    "step.match": {"zh": "概率匹配（Splink）", "en": "Probabilistic matching (Splink)"},
     "step.evaluate": {"zh": "对照真实身份评估", "en": "Evaluating against the truth"},
     "step.operations": {
         "zh": "积分入账、储值与库存",

@@ -93,11 +93,12 @@ def demo_cmd(
         fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
     with errors(), progress_bars() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
-        step_task = progress.add_task("", total=6)
+        step_task = progress.add_task("", total=7)
         names = {
             "generate": "step.generate",
             "import": "step.import",
             "resolve": "step.resolve",
+            "match": "step.match",
             "evaluate": "step.evaluate",
             "operations": "step.operations",
             "snapshot": "step.snapshot",
