@@ -16,6 +16,7 @@ mainland mobile after its +86): head = all but the last 4 digits (1-7), tail = t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import duckdb
@@ -102,11 +103,23 @@ def rules_for(fields: list[str]) -> list[Rule]:
     return [r for r in RULES if all(f in fields for f in r.fields)]
 
 
+_LOCAL = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per thread, kept: connecting costs tens of milliseconds, which
+    incremental matching (one record's keys per call) cannot pay each time."""
+    con = getattr(_LOCAL, "con", None)
+    if con is None:
+        con = _LOCAL.con = duckdb.connect()
+    return con
+
+
 def keys_of_standard(standard: pa.Table, rules: list[Rule] | None = None) -> pa.Table:
     """(record_id, rule, key) of standardised records: one row per rule whose key is
     whole. `key` holds clear values (names, phone digits): store a keyed hash of it."""
     rules = list(RULES) if rules is None else rules
-    con = duckdb.connect()
+    con = _connection()
     try:
         con.register("standard", standard)
         selects = []
@@ -121,7 +134,7 @@ def keys_of_standard(standard: pa.Table, rules: list[Rule] | None = None) -> pa.
         sql = " UNION ALL ".join(selects) + f" ORDER BY {UNIQUE_ID}, rule"
         return con.sql(sql).to_arrow_table().cast(KEY_SCHEMA)
     finally:
-        con.close()
+        con.unregister("standard")
 
 
 def blocking_keys(records: pa.Table) -> pa.Table:
