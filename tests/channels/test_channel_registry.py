@@ -76,8 +76,9 @@ def test_get_and_unregister_name_the_known_channels() -> None:
 def test_channels_declare_the_identifiers_they_bring() -> None:
     brought = {t for c in BUILTIN for t in c.identity_types}
     assert brought <= set(IDENTITY_TYPES)
-    # every identifier type except the weak, channel-less ones comes from some channel
-    assert set(IDENTITY_TYPES) - brought == {"device_id", "nickname"}
+    # every identifier type except the channel-less ones comes from some channel
+    # (e-mail is typed at registration, with the member record)
+    assert set(IDENTITY_TYPES) - brought == {"device_id", "nickname", "email"}
     assert channels.get("wecom").identity_types == ("external_userid", "unionid")
 
 

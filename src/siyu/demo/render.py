@@ -158,6 +158,10 @@ class Renderer:
                 self.ids.render_mixed(rows["ltype"][has_link], rows["lkey"][has_link]), has_link
             ),
             "brand_id": text.take(self.brand, rows["brand"]),
+            # one mini-program, one official account, one WeCom: every app-scoped id is in
+            # the group's default scope, and a card's scope is its brand_id
+            "scope": pa.nulls(len(has_link), pa.string()),
+            "linked_scope": pa.nulls(len(has_link), pa.string()),
         }
 
     def order_ids(self, p: Persons, o: Orders) -> pa.Array:
@@ -172,6 +176,7 @@ class Renderer:
             "channel": text.take(self.channels, o.channel),
             "buyer_type": text.take(self.types, o.buyer_type),
             "buyer_value": self.ids.render_mixed(o.buyer_type, o.buyer_key),
+            "buyer_scope": pa.nulls(len(o.buyer_type), pa.string()),  # a card: the order's brand
             "ordered_at": ts(o.ordered_at),
             "total_fen": pa.array(o.total, type=pa.int64()),
             "paid_fen": pa.array(o.paid, type=pa.int64()),
@@ -216,6 +221,7 @@ class Renderer:
             "channel": text.take(self.channels, ev["channel"]),
             "identity_type": text.take(self.types, ev["id_type"]),
             "identity_value": self.ids.render_mixed(ev["id_type"], ev["id_key"]),
+            "identity_scope": pa.nulls(len(ev["id_type"]), pa.string()),  # events name no card
             "occurred_at": ts(ev["t"]),
             "sku": text.take(self.sku, ev["sku"]),
             "store_id": text.take(self.store, ev["store"]),
