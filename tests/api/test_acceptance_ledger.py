@@ -34,6 +34,14 @@ def server(pg_engine: Engine) -> Iterator[tuple[str, str, dict[str, str]]]:
                     VALUES (900001, :g, 'active', 'S1', now(), now(), now())"""),
             {"g": group},
         )
+        # an id written by hand: move the sequence past it, as a data migration must (the
+        # importer finds a batch's members by the ids the sequence gave them)
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('members', 'member_id'), "
+                "GREATEST(900001, (SELECT MAX(member_id) FROM members)))"
+            )
+        )
     vault = Vault(SECRET)
     keys = {
         "store": create_key(pg_engine, vault, group, "store", stores=("S1",)).secret,
