@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 from tests.brandfiles import write, write_reference
@@ -15,6 +17,7 @@ from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import ValidationError
 from siyu.identity.attach import attach
 from siyu.identity.ingest import IdentifierEncoder
+from siyu.identity.quality import evaluate_against_truth
 from siyu.identity.resolve import resolve_all
 from siyu.identity.types import IDENTITY_TYPES, scope_of
 from siyu.importer.service import import_directory, import_rows
@@ -106,6 +109,41 @@ def test_one_card_number_issued_by_two_brands_is_two_members(
     assert _scalar(store, "SELECT COUNT(*) FROM identity_conflicts WHERE group_id = :g") == 0
     active = "SELECT COUNT(*) FROM members WHERE group_id = :g AND status = 'active'"
     assert _scalar(store, active) == 2
+
+
+def test_quality_against_a_truth_knows_a_card_by_its_brand(
+    store: Store, vault: Vault, encoder: IdentifierEncoder, tmp_path: Path
+) -> None:
+    # given two brands' card 100 held by two people, resolved into two members, and the
+    # generator's form of truth: a card's brand beside it, no scope column
+    _import(
+        store,
+        vault,
+        tmp_path,
+        members=[
+            _member("FRUIT", "B1", "100", "13800000001", "2023-01-01T00:00:00"),
+            _member("BAKERY", "B2", "100", "13900000002", "2023-06-01T00:00:00"),
+        ],
+    )
+    resolve_all(store.engine, store.group_id, DEFAULT_STRONG_TYPES)
+    truth = tmp_path / "identity_truth.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "type": ["card", "phone", "card", "phone"],
+                "value": ["100", "+8613800000001", "100", "+8613900000002"],
+                "person_id": [1, 1, 2, 2],
+                "brand_id": ["B1", None, "B2", None],
+            }
+        ),
+        truth,
+    )
+    # when OneID is scored against it
+    quality = evaluate_against_truth(store.engine, store.group_id, truth, encoder)
+    # then each card is found in its own brand: two right members, nothing merged wrongly
+    # (folding the brands together counted the two people as one)
+    assert (quality.precision, quality.recall, quality.missing) == (1.0, 1.0, 0)
+    assert quality.members == 2
 
 
 def test_a_card_in_one_brand_is_one_member_and_an_order_finds_it_by_its_brand(

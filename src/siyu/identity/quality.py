@@ -15,6 +15,10 @@ from sqlalchemy import Engine, text
 from siyu.errors import ValidationError
 from siyu.identity.evaluate import pairwise_scores
 from siyu.identity.ingest import IdentifierEncoder
+from siyu.identity.types import IDENTITY_TYPES, scope_of
+
+# the types whose scope is the issuing brand: a truth's brand_id is their scope
+BRAND_SCOPED = frozenset(t for t, spec in IDENTITY_TYPES.items() if spec.scope == "brand")
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,14 @@ def evaluate_against_truth(
 ) -> Quality:
     if not truth_file.is_file():
         raise ValidationError("truth", f"{truth_file}: no such file")
-    # A truth may name each identifier's scope; without it an identifier is found in any
-    # scope (the generator's card numbers differ between brands).
-    scoped = "scope" in pq.read_schema(truth_file).names
-    columns = ["type", "value", "person_id", *(["scope"] if scoped else [])]
-    truth = pq.read_table(truth_file, columns=columns)
+    # An identifier is (type, scope, value): the truth names a scope, or a card's brand
+    # (its scope: card numbers repeat across brands), or neither, and then an identifier
+    # is found in any scope. Dropping the brand would fold two brands' cards into one key
+    # and count two people as one.
+    names = set(pq.read_schema(truth_file).names)
+    extra = [c for c in ("scope", "brand_id") if c in names]
+    truth = pq.read_table(truth_file, columns=["type", "value", "person_id", *extra])
+    scoped = bool(extra)
     with engine.connect() as conn:
         stored = {
             (t, s if scoped else "", k): int(m) if m is not None else -1
@@ -56,16 +63,20 @@ def evaluate_against_truth(
         )
     predicted = np.empty(truth.num_rows, dtype=np.int64)
     missing = 0
-    scopes = truth.column("scope").to_pylist() if scoped else [""] * truth.num_rows
-    for i, (t, v, s) in enumerate(
+    none = [None] * truth.num_rows
+    scopes = truth.column("scope").to_pylist() if "scope" in names else none
+    brands = truth.column("brand_id").to_pylist() if "brand_id" in names else none
+    for i, (t, v, s, b) in enumerate(
         zip(
             truth.column("type").to_pylist(),
             truth.column("value").to_pylist(),
             scopes,
+            brands,
             strict=True,
         )
     ):
-        member = stored.get((t, s or "", encoder.encode(t, v).key), -1)
+        scope = scope_of(t, s, b if t in BRAND_SCOPED else None) if scoped else ""
+        member = stored.get((t, scope, encoder.encode(t, v).key), -1)
         if member < 0:
             missing += 1
             member = -(i + 1)  # unresolved: a cluster of its own

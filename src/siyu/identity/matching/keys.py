@@ -70,16 +70,21 @@ def candidate_members(
     pairs = list(
         zip(table.column("rule").to_pylist(), table.column("key").to_pylist(), strict=True)
     )
-    clauses = " OR ".join(f"(k.rule = :r{i} AND k.key = :k{i})" for i in range(len(pairs)))
+    # one indexed lookup per key (an OR of them makes SQLite scan the group's keys), each
+    # capped: a key shared by more members than the cap blocks nothing
+    lookups = " UNION ALL ".join(
+        f"SELECT member_id FROM (SELECT member_id FROM member_match_keys WHERE group_id = :g "
+        f"AND rule = :r{i} AND key = :k{i} LIMIT {MAX_CANDIDATES_PER_KEY}) q{i}"
+        for i in range(len(pairs))
+    )
     params: dict[str, object] = {"g": group_id, "x": exclude if exclude is not None else -1}
     for i, (rule, key) in enumerate(pairs):
         params[f"r{i}"], params[f"k{i}"] = rule, key
     rows = conn.execute(
         text(f"""
-        SELECT DISTINCT k.member_id FROM member_match_keys k
-        JOIN members m ON m.member_id = k.member_id AND m.status = 'active'
-        WHERE k.group_id = :g AND k.member_id <> :x AND ({clauses})
-        ORDER BY k.member_id LIMIT {MAX_CANDIDATES_PER_KEY * max(len(pairs), 1)}"""),
+        SELECT DISTINCT c.member_id FROM ({lookups}) c
+        JOIN members m ON m.member_id = c.member_id AND m.status = 'active'
+        WHERE c.member_id <> :x ORDER BY c.member_id"""),
         params,
     )
     return [int(r[0]) for r in rows]

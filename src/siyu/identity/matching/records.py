@@ -16,6 +16,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, text
 
 from siyu.privacy import Vault
+from siyu.store.dialect import dialect_of
 
 RAW_SCHEMA = pa.schema(
     [
@@ -49,17 +50,20 @@ _IDENTS = f"""SELECT member_id, type, value, value_enc, value_key FROM (
       AND type IN {_COMPARED} {{only}}
     UNION ALL
     SELECT i.member_id, j.type, j.value, j.value_enc, j.value_key, j.last_seen, j.identity_id
-    FROM identities i JOIN identity_links l ON l.identity_a = i.identity_id
+    FROM identities i {{join}} identity_links l
+        ON l.group_id = i.group_id AND l.identity_a = i.identity_id
     JOIN identities j ON j.identity_id = l.identity_b
     WHERE i.group_id = :g AND i.member_id IS NOT NULL AND j.type IN {_COMPARED}
       AND NOT l.blocked {{only_i}}
     UNION ALL
     SELECT i.member_id, j.type, j.value, j.value_enc, j.value_key, j.last_seen, j.identity_id
-    FROM identities i JOIN identity_links l ON l.identity_b = i.identity_id
+    FROM identities i {{join}} identity_links l ON l.identity_b = i.identity_id
     JOIN identities j ON j.identity_id = l.identity_a
     WHERE i.group_id = :g AND i.member_id IS NOT NULL AND j.type IN {_COMPARED}
       AND NOT l.blocked {{only_i}}
     ) seen ORDER BY member_id, type, last_seen, identity_id"""
+# A few members' records (an incremental match) are read from their identities outwards:
+# SQLite's planner, without statistics, would otherwise scan every link of the group.
 _CHUNK = 50_000
 
 
@@ -73,9 +77,10 @@ def load_records(
     listed = "" if ids is None else ",".join(map(str, ids))
     only = "" if ids is None else f"AND member_id IN ({listed})"
     only_i = "" if ids is None else f"AND i.member_id IN ({listed})"
+    join = "JOIN" if ids is None else dialect_of(conn).staged_join
     newest: dict[tuple[int, str], str] = {}
     result = conn.execution_options(yield_per=_CHUNK).execute(
-        text(_IDENTS.format(only=only, only_i=only_i)), {"g": group_id}
+        text(_IDENTS.format(only=only, only_i=only_i, join=join)), {"g": group_id}
     )
     for member_id, type_, value, enc, key in result:
         # rows come oldest first, so the last one written per (member, type) is the newest
