@@ -11,13 +11,16 @@ from __future__ import annotations
 import pyarrow as pa
 from sqlalchemy import Connection, text
 
+from siyu.identity.models import member_match_keys
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
+from siyu.store.dialect import dialect_of
 
 _HASHED = pa.schema([("rule", pa.string()), ("key", pa.string()), ("member_id", pa.int64())])
 # A key shared by more members than this blocks nothing (a common name with a missing
 # birth date); the engine's rules avoid such keys, and the lookup caps them too.
 MAX_CANDIDATES_PER_KEY = 50
+FEW_KEYS = 64
 
 
 def hashed(vault: Vault, keys: pa.Table) -> pa.Table:
@@ -48,6 +51,12 @@ def add_match_keys(conn: Connection, vault: Vault, group_id: str, keys: pa.Table
     """Add blocking keys (a member registered or matched since the batch pass)."""
     if keys.num_rows == 0:
         return 0
+    if keys.num_rows <= FEW_KEYS:
+        # one record's keys (an incremental match): a staging table's DDL would cost more
+        # than the rows
+        rows = [{"group_id": group_id, **row} for row in hashed(vault, keys).to_pylist()]
+        insert = dialect_of(conn).insert_ignore(member_match_keys)
+        return int(conn.execute(insert, rows).rowcount)
     staged = stage(conn, "mkeys", hashed(vault, keys))
     written = conn.execute(
         text(f"""

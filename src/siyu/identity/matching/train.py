@@ -67,7 +67,7 @@ _EM_BLOCKS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("email",), ("email",)),
     (("birth_ymd", "postcode"), ("birth_date", "address")),
     (("given_pinyin", "family_pinyin", "postcode"), ("name", "address")),
-    ((tail_key("phone"),), ("phone",)),
+    ((tail_key("phone").sql,), ("phone",)),
 )
 
 Progress = Callable[[str], None]
