@@ -351,15 +351,15 @@ def test_a_pair_already_one_member_is_accepted_without_a_merge(queue: Queue) -> 
     merges_before = queue.row("SELECT COUNT(*) AS n FROM merges WHERE group_id = :g").n
     # when the pair, one member since, is accepted
     decision = accept_review(engine, group, review, ADMIN)
-    # then it is accepted with no merge of its own, and nothing was written
+    # then it is accepted with no merge of its own, and nothing was written (the only
+    # evidence link is the hand merge's)
     assert (decision.status, decision.merge_id, decision.survivor_id) == ("accepted", None, m1)
     assert queue.row("SELECT COUNT(*) AS n FROM merges WHERE group_id = :g").n == merges_before
-    assert (
-        queue.row(
-            "SELECT COUNT(*) AS n FROM identity_links WHERE group_id = :g AND kind = 'evidence'"
-        ).n
-        == 0
+    links = queue.row(
+        "SELECT COUNT(*) AS n, MIN(channel) AS channel FROM identity_links "
+        "WHERE group_id = :g AND kind = 'evidence'"
     )
+    assert (links.n, links.channel) == (1, "oneid.manual")
     row = queue.row("SELECT status, merge_id FROM match_reviews WHERE review_id = :r", r=review)
     assert (row.status, row.merge_id) == ("accepted", None)
 

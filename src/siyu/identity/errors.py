@@ -41,13 +41,15 @@ class ReviewDecided(ConflictError):
 
 
 class StrongConflict(MergeError):
-    """A matched pair the OneID policy refuses to make one member: each holds an
-    identifier of a kind one member may hold once (a unionid, a verified phone in use).
-    Strong identifiers win over a probability; answered 409 `merge_conflict`."""
+    """A pair (matched, or merged by hand) the OneID policy refuses to make one member:
+    each holds an identifier of a kind one member may hold once (a unionid, a verified
+    phone in use). Strong identifiers win over a probability and over a hand merge, which
+    batch OneID could not keep; answered 409 `merge_conflict`."""
 
     def __init__(self, member_a: int, member_b: int, type_: str, x: int, y: int) -> None:
         self.member_a, self.member_b, self.type = member_a, member_b, type_
         super().__init__(
             f"members {member_a} and {member_b}: one member cannot hold two {type_} "
-            f"identities (identities {x} and {y}); a strong identifier wins over a match"
+            f"identities (identities {x} and {y}); a strong identifier wins over a match "
+            "or a hand merge"
         )

@@ -4,6 +4,10 @@ A merge moves every identity of the younger member to the older one (whose id th
 stays stable for every channel that already knows it) and records which identities
 moved, so `unmerge` can move exactly those back. Balances and history hang off
 identities and member ids, so nothing is lost either way.
+
+A merge that rests on no shared identifier (a person at HQ, a probabilistic match) is
+bridged by an `evidence` link (`merge_as_one_person`): batch OneID rebuilds members from
+identity links alone, and would otherwise split the pair again.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from siyu.errors import NotFoundError
-from siyu.identity.errors import MergeError
-from siyu.identity.models import merges
+from siyu.identity.errors import MergeError, StrongConflict
+from siyu.identity.models import identity_links, merges
+from siyu.identity.policy import ClassMap, Held, clash
 from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
@@ -96,6 +101,106 @@ def merge_members(
         .returning(merges.c.merge_id)
     ).scalar_one()
     return int(merge_id), int(survivor.member_id)
+
+
+def merge_as_one_person(
+    conn: Connection,
+    group_id: str,
+    member_a: int,
+    member_b: int,
+    reason: str,
+    mode: str,
+    *,
+    channel: str,
+    strong_types: tuple[str, ...],
+) -> tuple[int, int]:
+    """Merge two active members that share no identifier but are one person (a hand
+    merge, a probabilistic match): `merge_members`, bridged by an evidence link on
+    `channel` between a representative identity of each, recorded as the merge's link.
+    Batch OneID keeps the pair together through that link, subject to the OneID policy
+    (evidence yields to no unionid nor verified phone; callers refuse those first with
+    `strong_conflict`), and `unmerge` blocks it. Returns (merge_id, survivor_id); the
+    caller holds the transaction."""
+    link_id = _evidence_link(conn, group_id, member_a, member_b, channel, strong_types)
+    return merge_members(
+        conn, group_id, member_a, member_b, reason[:200], [] if link_id is None else [link_id], mode
+    )
+
+
+def strong_conflict(conn: Connection, member_a: int, member_b: int) -> StrongConflict | None:
+    """Why the OneID policy refuses to make one member of these two, or None. Cards are
+    left out: a second card of one brand is the duplicate registration evidence may join
+    (policy.py), so batch OneID keeps such a merge and reports it."""
+    found = clash(_held(conn, member_a), _held(conn, member_b), ClassMap())
+    if found is None:
+        return None
+    x, y = found
+    return StrongConflict(member_a, member_b, x.type, x.identity_id, y.identity_id)
+
+
+def _held(conn: Connection, member_id: int) -> list[Held]:
+    d = dialect_of(conn)
+    rows = conn.execute(
+        text(
+            f"SELECT identity_id, type, brand_id, verified, {d.epoch_seconds('first_seen')}, "
+            f"{d.epoch_seconds('last_seen')} FROM identities "
+            "WHERE member_id = :m AND type <> 'card'"
+        ),
+        {"m": member_id},
+    ).all()
+    return [Held(int(r[0]), r[1], r[2], bool(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+# A member's representative: its oldest strong identifier (a weak one never bridges two
+# members in batch OneID, so a link from it would not hold), else its oldest identifier.
+_REPRESENTATIVE = text(
+    """SELECT identity_id FROM identities WHERE group_id = :g AND member_id = :m
+       ORDER BY CASE WHEN type IN :strong THEN 0 ELSE 1 END, first_seen, identity_id
+       LIMIT 1"""
+).bindparams(bindparam("strong", expanding=True))
+
+
+def _evidence_link(
+    conn: Connection,
+    group_id: str,
+    member_a: int,
+    member_b: int,
+    channel: str,
+    strong_types: tuple[str, ...],
+) -> int | None:
+    """The evidence link between the two members' representatives (written, or found and
+    unblocked: the newest decision about the pair is this one); None when a member holds
+    no identity at all."""
+    reps = [
+        conn.execute(_REPRESENTATIVE, {"g": group_id, "m": m, "strong": list(strong_types)})
+        .scalars()
+        .first()
+        for m in (member_a, member_b)
+    ]
+    if reps[0] is None or reps[1] is None:
+        return None
+    low, high = sorted((int(reps[0]), int(reps[1])))
+    now = stored_now()
+    conn.execute(
+        dialect_of(conn)
+        .insert_ignore(identity_links)
+        .values(
+            group_id=group_id,
+            identity_a=low,
+            identity_b=high,
+            channel=channel,
+            verified=False,
+            first_seen=now,
+            last_seen=now,
+            blocked=False,
+            kind="evidence",
+        )
+    )
+    link = identity_links.c
+    where = (link.group_id == group_id, link.identity_a == low, link.identity_b == high)
+    link_id = conn.execute(select(link.link_id).where(*where)).scalar_one()
+    conn.execute(update(identity_links).where(*where).values(blocked=False, last_seen=now))
+    return int(link_id)
 
 
 def merge_many(

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity import merge as _merge
 from siyu.identity import resolve as _resolve
 from siyu.identity.attach import AttachResult, attach
@@ -18,6 +19,9 @@ from siyu.identity.ingest import Encoded, IdentifierEncoder
 from siyu.identity.merge import UnmergeResult
 from siyu.identity.resolve import ResolveReport, Step
 from siyu.ledger.merges import settle_merges
+from siyu.store.dialect import dialect_of
+
+HAND_MERGE_CHANNEL = "oneid.manual"  # the channel of the evidence link a hand merge writes
 
 
 def resolve_all(
@@ -51,12 +55,42 @@ def attach_identity(
 
 
 def merge_members(
-    engine: Engine, group_id: str, member_a: int, member_b: int, reason: str
+    engine: Engine,
+    group_id: str,
+    member_a: int,
+    member_b: int,
+    reason: str,
+    *,
+    strong_types: tuple[str, ...] = DEFAULT_STRONG_TYPES,
 ) -> tuple[int, int]:
     """Merge two members by hand (mode `manual`) in one transaction, then move the
-    absorbed member's balances; returns (merge_id, survivor_id)."""
+    absorbed member's balances; returns (merge_id, survivor_id).
+
+    A person at HQ decided the two are one: the merge is bridged by an evidence link
+    (channel `oneid.manual`), so batch OneID keeps it, and undoing it blocks the link, so
+    batch OneID keeps them apart. Where the OneID policy lets evidence join what an
+    account link may not (each member holds a card of one brand), HQ's decision stands and
+    batch OneID reports a duplicate registration. Where it never does (two unionids of one
+    account, two verified phones in use at once) the merge is refused (StrongConflict,
+    409 `merge_conflict`) and nothing is written, as a bind or an accepted match review
+    would be: batch OneID would split such a merge at its next run, into a new member
+    given every balance of the survivor, which is worse than saying no now."""
     with engine.begin() as conn:
-        merged = _merge.merge_members(conn, group_id, member_a, member_b, reason, [], mode="manual")
+        # The shared side of OneID's group lock, as an attach takes: no batch resolve between.
+        dialect_of(conn).advisory_lock(conn, "siyu.oneid", group_id, shared=True)
+        refused = _merge.strong_conflict(conn, member_a, member_b)
+        if refused is not None:
+            raise refused
+        merged = _merge.merge_as_one_person(
+            conn,
+            group_id,
+            member_a,
+            member_b,
+            reason,
+            "manual",
+            channel=HAND_MERGE_CHANNEL,
+            strong_types=strong_types,
+        )
     settle_merges(engine, group_id)
     return merged
 

@@ -169,7 +169,10 @@ async def merge(
     who: Principal = Depends(require("members:merge")),
     svc: Services = Depends(services),
 ) -> Any:
-    """Merge two members by hand (admin); the older survives. Undo with /v1/merges/{id}:undo."""
+    """Merge two members by hand (admin); the older survives, and batch OneID keeps the
+    decision (an evidence link bridges the two). Two members each holding a unionid of one
+    account or a verified phone in use are refused (409 `merge_conflict`): strong
+    identifiers win. Undo with /v1/merges/{id}:undo."""
     a, b = [await scoped_member(svc, who, m) for m in body.member_ids]
     if a == b:
         raise Problem(
@@ -181,7 +184,14 @@ async def merge(
         )
 
     def work() -> tuple[int, Any]:
-        merge_id, survivor = merge_members(svc.engine, who.group_id, a, b, f"manual: {body.reason}")
+        merge_id, survivor = merge_members(
+            svc.engine,
+            who.group_id,
+            a,
+            b,
+            f"manual: {body.reason}",
+            strong_types=svc.settings.strong_identity_types,
+        )
         return 200, {"merge_id": merge_id, "survivor_id": survivor}
 
     return await run_in_threadpool(

@@ -23,10 +23,11 @@ from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import NotFoundError
 from siyu.identity.matching.blocking import blocking_keys
 from siyu.identity.matching.keys import add_match_keys, candidate_members
-from siyu.identity.matching.merge import merge_matched, strong_conflict
+from siyu.identity.matching.merge import merge_matched
 from siyu.identity.matching.model import MatchModel
 from siyu.identity.matching.realtime import score_against
 from siyu.identity.matching.records import load_records
+from siyu.identity.merge import strong_conflict
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of

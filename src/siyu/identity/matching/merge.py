@@ -1,11 +1,12 @@
 """Merging two members that probabilistic matching says are one person.
 
-A matched pair merges like any other pair (`identity.merge.merge_members`: the older
-survives, the identities moved are recorded, the merge can be undone), and one more thing
-is written: an `evidence` link between a representative identity of each member. Batch
-OneID recomputes members from identity links, so without that link the next `resolve_all`
-would split the pair again; with it the pair stays one member. The link is the merge's
-bridging link, so undoing the merge blocks it and no later run joins the pair again.
+A matched pair merges as a hand merge does (`identity.merge.merge_as_one_person`: the
+older survives, the identities moved are recorded, the merge can be undone, and an
+`evidence` link between a representative identity of each member, channel `oneid.match`,
+bridges them). Batch OneID recomputes members from identity links, so without that link
+the next `resolve_all` would split the pair again; with it the pair stays one member.
+The link is the merge's bridging link, so undoing the merge blocks it and no later run
+joins the pair again.
 
 Used by the batch run's automatic merges (mode `probabilistic`) and by a reviewer's
 acceptance (mode `review`, `identity.matching.review`).
@@ -15,14 +16,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, text, update
 
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import NotFoundError, ValidationError
-from siyu.identity.errors import MergeError, ReviewDecided, ReviewNotFound, StrongConflict
-from siyu.identity.merge import merge_members
-from siyu.identity.models import identity_links, match_reviews
-from siyu.identity.policy import ClassMap, Held, clash
+from siyu.identity.errors import MergeError, ReviewDecided, ReviewNotFound
+from siyu.identity.merge import merge_as_one_person, strong_conflict
+from siyu.identity.models import match_reviews
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -72,9 +72,8 @@ def merge_matched(
         refused = strong_conflict(conn, a, b)
         if refused is not None:
             raise refused
-        link_id = _evidence_link(conn, group_id, a, b, strong_types)
-        merge_id, survivor = merge_members(
-            conn, group_id, a, b, reason[:200], [] if link_id is None else [link_id], mode=mode
+        merge_id, survivor = merge_as_one_person(
+            conn, group_id, a, b, reason, mode, channel=MATCH_CHANNEL, strong_types=strong_types
         )
         done = MatchedMerge(merge_id, survivor)
     if review_id is not None:
@@ -105,16 +104,6 @@ def current_member(conn: Connection, group_id: str, member_id: int) -> int:
             return current
         current = int(row.merged_into)
     raise MergeError(f"member_id: member {member_id}'s merge chain is longer than {_CHAIN_MAX}")
-
-
-def strong_conflict(conn: Connection, member_a: int, member_b: int) -> StrongConflict | None:
-    """Why the OneID policy refuses to make one member of these two, or None. Cards are
-    left out: a second card of one brand is the duplicate registration a match finds."""
-    found = clash(_held(conn, member_a), _held(conn, member_b), ClassMap())
-    if found is None:
-        return None
-    x, y = found
-    return StrongConflict(member_a, member_b, x.type, x.identity_id, y.identity_id)
 
 
 def _claim_review(
@@ -156,63 +145,3 @@ def _lock_current(conn: Connection, group_id: str, member_a: int, member_b: int)
         if len(rows) == 2 and all(r.status == "active" for r in rows):
             return a, b
     raise MergeError(f"members {member_a} and {member_b} keep changing; try again")
-
-
-def _held(conn: Connection, member_id: int) -> list[Held]:
-    d = dialect_of(conn)
-    rows = conn.execute(
-        text(
-            f"SELECT identity_id, type, brand_id, verified, {d.epoch_seconds('first_seen')}, "
-            f"{d.epoch_seconds('last_seen')} FROM identities "
-            "WHERE member_id = :m AND type <> 'card'"
-        ),
-        {"m": member_id},
-    ).all()
-    return [Held(int(r[0]), r[1], r[2], bool(r[3]), int(r[4]), int(r[5])) for r in rows]
-
-
-# A member's representative: its oldest strong identifier (a weak one never bridges two
-# members in batch OneID, so a link from it would not hold), else its oldest identifier.
-_REPRESENTATIVE = text(
-    """SELECT identity_id FROM identities WHERE group_id = :g AND member_id = :m
-       ORDER BY CASE WHEN type IN :strong THEN 0 ELSE 1 END, first_seen, identity_id
-       LIMIT 1"""
-).bindparams(bindparam("strong", expanding=True))
-
-
-def _evidence_link(
-    conn: Connection, group_id: str, member_a: int, member_b: int, strong_types: tuple[str, ...]
-) -> int | None:
-    """The evidence link between the two members' representatives (written, or found and
-    unblocked: the newest decision about the pair is this one); None when a member holds
-    no identity at all."""
-    reps = [
-        conn.execute(_REPRESENTATIVE, {"g": group_id, "m": m, "strong": list(strong_types)})
-        .scalars()
-        .first()
-        for m in (member_a, member_b)
-    ]
-    if reps[0] is None or reps[1] is None:
-        return None
-    low, high = sorted((int(reps[0]), int(reps[1])))
-    now = stored_now()
-    conn.execute(
-        dialect_of(conn)
-        .insert_ignore(identity_links)
-        .values(
-            group_id=group_id,
-            identity_a=low,
-            identity_b=high,
-            channel=MATCH_CHANNEL,
-            verified=False,
-            first_seen=now,
-            last_seen=now,
-            blocked=False,
-            kind="evidence",
-        )
-    )
-    link = identity_links.c
-    where = (link.group_id == group_id, link.identity_a == low, link.identity_b == high)
-    link_id = conn.execute(select(link.link_id).where(*where)).scalar_one()
-    conn.execute(update(identity_links).where(*where).values(blocked=False, last_seen=now))
-    return int(link_id)
