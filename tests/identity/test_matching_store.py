@@ -16,8 +16,9 @@ from tests.conftest import Store
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import ValidationError
 from siyu.identity.evaluate import pairwise_scores
+from siyu.identity.matching.incremental import match_member
 from siyu.identity.matching.run import run_matching
-from siyu.identity.service import resolve_all, unmerge
+from siyu.identity.service import merge_members, resolve_all, unmerge
 from siyu.identity.types import normalise
 from siyu.importer.service import import_directory
 from siyu.privacy import Vault
@@ -131,3 +132,56 @@ def test_the_pass_merges_undoably_queues_the_doubtful_and_respects_an_undo(
             text("SELECT status FROM members WHERE member_id = :m"), {"m": absorbed}
         ).scalar_one()
     assert still == "active"  # the undone merge was not made again
+
+
+def test_a_hand_merge_undone_is_not_merged_again_by_the_pass(
+    store: Store, vault: Vault, tmp_path: Path
+) -> None:
+    # given fake_1000 as members, and a person of exactly two records merged by hand and
+    # the merge undone ("two people", says HQ, even though the pass would match them)
+    truth = _import_fake_1000(store, vault, tmp_path)
+    resolve_all(store.engine, store.group_id, DEFAULT_STRONG_TYPES)
+    sizes: dict[int, list[str]] = {}
+    for ref, person in sorted(truth.items()):
+        sizes.setdefault(person, []).append(ref)
+    pairs = [refs for refs in sizes.values() if len(refs) == 2]
+    with store.engine.connect() as conn:
+        by_ref = dict(
+            conn.execute(  # type: ignore[arg-type]
+                text(
+                    "SELECT source_ref, member_id FROM members WHERE group_id = :g "
+                    "AND status = 'active'"
+                ),
+                {"g": store.group_id},
+            ).all()
+        )
+    undone = []
+    for a, b in [(a, b) for a, b in pairs if a in by_ref and b in by_ref]:
+        merge_id, _ = merge_members(
+            store.engine, store.group_id, by_ref[a], by_ref[b], "same person?"
+        )
+        unmerge(store.engine, store.group_id, merge_id, "two people")
+        undone.append((by_ref[a], by_ref[b]))
+    # when the probabilistic pass runs, then each of those members is matched one by one
+    run_matching(store.engine, vault, store.group_id, DEFAULT_STRONG_TYPES)
+    refused = 0
+    for a, b in undone:
+        result = match_member(store.engine, vault, store.group_id, a)
+        assert result.merged_into is None, (a, b)
+        refused += b in result.refused
+    # then none of those pairs is one member again, though the pass merged others, and
+    # the incremental match names the other member as ruled out
+    with store.engine.connect() as conn:
+        status = dict(
+            conn.execute(  # type: ignore[arg-type]
+                text("SELECT member_id, status FROM members WHERE group_id = :g"),
+                {"g": store.group_id},
+            ).all()
+        )
+        probabilistic = conn.execute(
+            text("SELECT COUNT(*) FROM merges WHERE group_id = :g AND mode = 'probabilistic'"),
+            {"g": store.group_id},
+        ).scalar_one()
+    assert len(undone) >= 5 and probabilistic > 100 and refused >= 1
+    for a, b in undone:
+        assert (status[a], status[b]) == ("active", "active"), (a, b)

@@ -27,6 +27,7 @@ from siyu.identity.matching.merge import merge_matched
 from siyu.identity.matching.model import MatchModel
 from siyu.identity.matching.realtime import score_against
 from siyu.identity.matching.records import load_records
+from siyu.identity.matching.review import UNDONE_MERGES
 from siyu.identity.merge import strong_conflict
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
@@ -142,11 +143,13 @@ def _act(
 
 
 def _decided(conn: Connection, group_id: str, member_id: int) -> set[tuple[int, int]]:
-    """Pairs with this member a reviewer rejected or whose merge was undone."""
+    """Pairs with this member a reviewer rejected or whose merge (matched or by hand) was
+    undone."""
     rows = conn.execute(
         text(
             "SELECT member_a, member_b FROM match_reviews WHERE group_id = :g "
-            "AND status IN ('rejected', 'undone') AND (member_a = :m OR member_b = :m)"
+            "AND status IN ('rejected', 'undone') AND (member_a = :m OR member_b = :m) "
+            f"UNION {UNDONE_MERGES} AND (survivor_id = :m OR merged_id = :m)"
         ),
         {"g": group_id, "m": member_id},
     )

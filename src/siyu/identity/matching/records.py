@@ -79,15 +79,21 @@ def load_records(
     only_i = "" if ids is None else f"AND i.member_id IN ({listed})"
     join = "JOIN" if ids is None else dialect_of(conn).staged_join
     newest: dict[tuple[int, str], str] = {}
-    result = conn.execution_options(yield_per=_CHUNK).execute(
-        text(_IDENTS.format(only=only, only_i=only_i, join=join)), {"g": group_id}
+    # yield_per on the statement, not the connection: on a connection it would stay set
+    # and turn the caller's later statements into server-side cursors (PostgreSQL refuses
+    # an executemany on one)
+    result = conn.execute(
+        text(_IDENTS.format(only=only, only_i=only_i, join=join)).execution_options(
+            yield_per=_CHUNK
+        ),
+        {"g": group_id},
     )
     for member_id, type_, value, enc, key in result:
         # rows come oldest first, so the last one written per (member, type) is the newest
         newest[(member_id, type_)] = _identity_value(vault, type_, value, enc, key)
     cols: dict[str, list[Any]] = {f.name: [] for f in RAW_SCHEMA}
-    rows = conn.execution_options(yield_per=_CHUNK).execute(
-        text(_PROFILE.format(only=only)), {"g": group_id}
+    rows = conn.execute(
+        text(_PROFILE.format(only=only)).execution_options(yield_per=_CHUNK), {"g": group_id}
     )
     for member_id, name, given, family, address, birth, city, postcode in rows:
         cols["record_id"].append(member_id)

@@ -277,8 +277,16 @@ def _pair(conn: Connection, group_id: str, review_id: int) -> tuple[int, int]:
     return int(row.member_a), int(row.member_b)
 
 
+# A pair a person said is two people: a rejected or undone review, or any undone merge
+# (a hand merge or a batch one has no review row, and its undo must hold against the
+# matcher too), lower member first.
+UNDONE_MERGES = """SELECT
+    CASE WHEN survivor_id < merged_id THEN survivor_id ELSE merged_id END,
+    CASE WHEN survivor_id < merged_id THEN merged_id ELSE survivor_id END
+    FROM merges WHERE group_id = :g AND undone_at IS NOT NULL"""
 _BLOCKED = text(
-    "SELECT member_a, member_b FROM match_reviews WHERE group_id = :g AND status IN :s"
+    "SELECT member_a, member_b FROM match_reviews WHERE group_id = :g AND status IN :s "
+    f"UNION {UNDONE_MERGES}"
 ).bindparams(bindparam("s", expanding=True))
 _MERGED_INTO = text(
     "SELECT member_id, merged_into FROM members WHERE group_id = :g AND status = 'merged' "
@@ -289,8 +297,8 @@ _CHUNK = 5_000  # ids per IN list
 
 def blocked_pairs(conn: Connection, group_id: str) -> set[tuple[int, int]]:
     """Member pairs (lower id first) a batch run must not merge nor queue: each rejected
-    or undone pair as stored and as the members now holding it (a member merged into
-    another since carries the decision with it)."""
+    or undone pair (a review, or a merge of any mode) as stored and as the members now
+    holding it (a member merged into another since carries the decision with it)."""
     pairs = {
         (int(a), int(b)) for a, b in conn.execute(_BLOCKED, {"g": group_id, "s": list(BLOCKING)})
     }
