@@ -42,8 +42,11 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     result = json.loads(done.stdout)
     for key in ("identities", "members", "true_persons", "precision", "recall", "f1", "seconds"):
         assert key in result
-    # and OneID is close to the truth
-    assert result["f1"] >= 0.95
+    # and OneID is close to the truth (the bar on the generator's truth, with
+    # typo'd phones, name variants and shared devices: F1 >= 0.98), better for the
+    # probabilistic pass than on strong identifiers alone
+    assert result["f1"] >= 0.98, result
+    assert result["f1"] > result["strong_identifiers_only"]["f1"]
     assert abs(result["members"] - result["true_persons"]) <= 0.05 * result["true_persons"]
     # and every imported row is accounted for
     for counts in result["imports"].values():
