@@ -131,11 +131,12 @@ def test_febrl3_as_members_the_pass_finds_most_duplicates_and_merges_no_stranger
     report = run_matching(store.engine, vault, store.group_id, DEFAULT_STRONG_TYPES)
     matched = time.perf_counter()
     with_pass = scores(store, truth)
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in report.timings.items())
     print(
         f"\n{store.dialect}: strong identifiers alone {alone}\n"
         f"{store.dialect}: after the pass {with_pass}\n"
         f"{store.dialect}: import {imported - started:.1f} s, resolve + pass "
-        f"{matched - imported:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in report.timings.items())})"
+        f"{matched - imported:.1f} s ({steps})"
     )
     # then the cards alone knew nobody twice, and the pass merged thousands of records
     # of one person without merging two people

@@ -51,8 +51,9 @@ SEED = 15  # u sampling is reproducible
 # u from one pass over the sampled pairs per comparison. Splink 5 by default splits them
 # into a probe and ten chunks and stops once every level was seen 100 times: a query per
 # chunk, which on Spark is a job each (u took 95 s for 1,000 records, 33 s in one pass),
-# and u then depends on how many chunks ran. On DuckDB a rare level (an exact phone among
-# strangers) never reaches 100, so every chunk ran anyway.
+# and u then depends on how many chunks ran. On DuckDB a rare level (an exact name among
+# strangers) kept every chunk running anyway (FEBRL3: eleven queries per comparison);
+# measured at 200,000 synthetic members, the same F1 (0.9968) and train time.
 U_CHUNKS = 1
 
 # Exact agreements that a different person almost never shares (with the fields needed).
