@@ -10,11 +10,9 @@ in the next level. The test holds every other level to equality.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import IN_CI
 
 from siyu.identity.matching import predict, train
 from siyu.identity.matching.synthetic import people
@@ -25,32 +23,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
 ]
 JARO_WINKLER_LEVELS = {"close", "swapped close", "similar"}
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        message = f"PySpark is not installed (pip install 'siyu[spark]'): {exc}"
-        if IN_CI:
-            pytest.fail(f"CI=true requires Spark: {message}")
-        pytest.skip(message)
-    running = SparkSession.getActiveSession()
-    session = running or (
-        SparkSession.builder.master("local[2]")
-        .appName("siyu-matching-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    if running is None:  # a session another suite started is theirs to stop
-        session.stop()
 
 
 def levels(pair: dict[str, Any]) -> dict[str, str]:

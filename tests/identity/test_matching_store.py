@@ -25,7 +25,15 @@ from siyu.privacy import Vault
 
 
 def _import_fake_1000(store: Store, vault: Vault, tmp: Path) -> dict[str, int]:
-    """fake_1000 as a members file; returns member_ref -> true person."""
+    """fake_1000 imported as members; returns member_ref -> true person."""
+    truth = write_fake_1000(tmp)
+    import_directory(store.engine, vault, store.group_id, tmp, tmp / "rejects")
+    return truth
+
+
+def write_fake_1000(tmp: Path) -> dict[str, int]:
+    """fake_1000 as a brand's files (reference data and members) in `tmp`; returns
+    member_ref -> true person."""
     with shared_file("splink", "fake_1000_from_splink_demos.csv").open(encoding="utf-8") as fh:
         records = list(csv.DictReader(fh))
     rows, truth = [], {}
@@ -45,7 +53,6 @@ def _import_fake_1000(store: Store, vault: Vault, tmp: Path) -> dict[str, int]:
         rows.append(row)
     write_reference(tmp)
     write(tmp / "members.csv", rows)
-    import_directory(store.engine, vault, store.group_id, tmp, tmp / "rejects")
     return truth
 
 

@@ -128,6 +128,14 @@ class Dialect(ABC):
         (PostgreSQL only: SQLite has no per-transaction memory or commit settings)."""
         return None
 
+    def refresh_statistics(self, conn: Connection, *tables: str) -> None:
+        """Let the planner see what was just written to `tables` (PostgreSQL's ANALYZE:
+        a sample, not a scan). A temporary table is never analysed by autovacuum, and a
+        table filled in the same transaction or minutes before still has the statistics
+        of when it was empty, so the planner loops over it as if it held a row. SQLite:
+        nothing (the staged batch is looped over first anyway, `staged_join`)."""
+        return None
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -154,6 +162,10 @@ class PostgresDialect(Dialect):
 
     def with_row_lock(self, query: Query) -> Query:
         return query.with_for_update()
+
+    def refresh_statistics(self, conn: Connection, *tables: str) -> None:
+        if tables:
+            conn.execute(text(f"ANALYZE {', '.join(tables)}"))
 
     def advisory_lock(self, conn: Connection, name: str, key: str, shared: bool = False) -> None:
         if "'" in name:
