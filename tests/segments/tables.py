@@ -3,7 +3,6 @@ registered on an engine as `SegmentTables`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa

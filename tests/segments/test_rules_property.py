@@ -239,17 +239,7 @@ class Reference:
                 value = getattr(row, rule["attribute"])
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue  # a missing attribute matches nothing
-            v, op = rule["value"], rule["op"]
-            ok = {
-                "eq": lambda: value == v,
-                "ne": lambda: value != v,
-                "in": lambda: value in v,
-                "not_in": lambda: value not in v,
-                "gte": lambda: value >= v,
-                "lte": lambda: value <= v,
-                "between": lambda: v[0] <= value <= v[1],
-            }[op]()
-            if ok:
+            if _holds(value, rule["op"], rule["value"]):
                 out.add(row.member_id)
         return out
 
@@ -338,6 +328,22 @@ class Reference:
 
     def segment(self, slug: str) -> set[str]:
         return set(self.memberships.member_id[self.memberships.segment == slug])
+
+
+def _holds(value: Any, op: str, v: Any) -> bool:
+    if op == "eq":
+        return bool(value == v)
+    if op == "ne":
+        return bool(value != v)
+    if op == "in":
+        return value in v
+    if op == "not_in":
+        return value not in v
+    if op == "gte":
+        return bool(value >= v)
+    if op == "lte":
+        return bool(value <= v)
+    return bool(v[0] <= value <= v[1])
 
 
 # -- the property -------------------------------------------------------------------------

@@ -207,9 +207,7 @@ class _Compiler:
         # members without orders in scope have count 0 and spend 0: a comparison that holds
         # at zero ("count lte 0": never bought) must see them, so start from the active ones
         joined = self.active.left_join(per_member, "member_id")
-        facts = joined.select(
-            "member_id", n=joined.n.fill_null(0), spend=joined.spend.fill_null(0)
-        )
+        facts = joined.select("member_id", n=joined.n.fill_null(0), spend=joined.spend.fill_null(0))
         predicate = ibis.literal(True)
         if count is not None:
             predicate &= _compare(facts.n, count)
@@ -242,9 +240,7 @@ class _Compiler:
     def event(self, rule: Event) -> ir.Table:
         events = self._table("events", rule.path)
         ts = epoch_seconds(events.occurred_at)
-        predicate = (events.type == rule.type) & self._in_window(
-            ts, rule.within_seconds, rule.path
-        )
+        predicate = (events.type == rule.type) & self._in_window(ts, rule.within_seconds, rule.path)
         if rule.sku:
             predicate &= events.sku.isin(rule.sku)
         chosen = events.filter(predicate)

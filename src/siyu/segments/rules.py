@@ -155,7 +155,9 @@ class RuleDocument:
 
 def parse_document(doc: object) -> RuleDocument:
     """Parse and validate a rule document (the JSON already decoded)."""
-    obj = _object(doc, "$", {"version", "rule"}, required={"version", "rule"})
+    if not isinstance(doc, dict):
+        raise ValidationError("$", "must be an object with version and rule", doc)
+    obj = _object(doc, "", {"version", "rule"}, required={"version", "rule"})
     version = obj["version"]
     if type(version) is not int or version != VERSION:
         raise ValidationError("version", f"must be {VERSION}", version)
@@ -354,10 +356,10 @@ def _object(
             rule = (
                 f"unknown key; allowed: {', '.join(sorted(allowed))}" if allowed else "must be {}"
             )
-            raise ValidationError(f"{path}.{key}", rule)
+            raise ValidationError(f"{path}.{key}" if path else key, rule)
     for key in sorted(required):
         if key not in raw:
-            raise ValidationError(f"{path}.{key}", "is required")
+            raise ValidationError(f"{path}.{key}" if path else key, "is required")
     return raw
 
 
