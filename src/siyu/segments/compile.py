@@ -33,7 +33,7 @@ from siyu.analytics.orders import epoch_seconds
 from siyu.errors import ValidationError
 from siyu.segments.rules import (
     All,
-    Any_,
+    AnyOf,
     Attribute,
     Bought,
     Compare,
@@ -128,7 +128,7 @@ class _Compiler:
         if isinstance(rule, All):
             first, *rest = (self.condition(c) for c in rule.conditions)
             return first.intersect(*rest) if rest else first
-        if isinstance(rule, Any_):
+        if isinstance(rule, AnyOf):
             first, *rest = (self.condition(c) for c in rule.conditions)
             return first.union(*rest, distinct=True) if rest else first
         if isinstance(rule, Not):

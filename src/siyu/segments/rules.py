@@ -42,7 +42,7 @@ class All:
 
 
 @dataclass(frozen=True)
-class Any_:
+class AnyOf:
     conditions: tuple[Condition, ...]
     path: str = field(default="rule", compare=False)
 
@@ -143,7 +143,7 @@ class Segment:
 
 
 Condition = (
-    All | Any_ | Not | Attribute | Orders | LastOrder | Bought | Event | EventThenNot | Segment
+    All | AnyOf | Not | Attribute | Orders | LastOrder | Bought | Event | EventThenNot | Segment
 )
 
 
@@ -196,7 +196,7 @@ def _all(body: object, path: str, depth: int) -> Condition:
 
 
 def _any(body: object, path: str, depth: int) -> Condition:
-    return Any_(_boolean_list(body, path, depth), path)
+    return AnyOf(_boolean_list(body, path, depth), path)
 
 
 def _not(body: object, path: str, depth: int) -> Condition:
