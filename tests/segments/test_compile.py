@@ -210,13 +210,18 @@ def test_count_and_preview(tables: SegmentTables) -> None:
 
 
 def test_compile_errors_name_the_path(con: BaseBackend) -> None:
-    tables = register(con, {"members": DATA["members"]}, prefix="seg_err")
+    tables = register(con, {"members": DATA["members"], "orders": DATA["orders"]}, prefix="seg_err")
     cases = [
         (attr("nope", "eq", 1), "rule.attribute"),
         (attr("stage", "eq", 1), "rule.value"),
         (attr("stage", "gte", 1), "rule.value"),
         (attr("registered_at", "eq", "x"), "rule.attribute"),
-        ({"any": [attr("tier", "eq", "gold"), orders()]}, "rule.any[1].orders"),
+        (
+            {"any": [attr("tier", "eq", "gold"), orders(store_id=["S1"])]},
+            "rule.any[1].orders.store_id",
+        ),
+        ({"bought": {"sku": ["x"]}}, "rule.bought"),
+        ({"event": {"type": "cart"}}, "rule.event"),
         ({"not": {"segment": "vip"}}, "rule.not.segment"),
     ]
     for rule, path in cases:
