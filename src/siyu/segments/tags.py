@@ -29,6 +29,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, insert, select, text, update
 
 from siyu.errors import NotFoundError, ValidationError
+from siyu.guides.queries import GUIDE_MEMBER_IDS
 from siyu.segments.models import (
     NAME_MAX,
     REFRESHES,
@@ -355,19 +356,27 @@ def member_tag_list(conn: Connection, group_id: str, member_id: int) -> list[Hel
 
 
 def tag_members(
-    conn: Connection, group_id: str, slug: str, limit: int = 50, after: int | None = None
+    conn: Connection,
+    group_id: str,
+    slug: str,
+    limit: int = 50,
+    after: int | None = None,
+    guide_id: str | None = None,
 ) -> tuple[int, list[Holder], int | None]:
-    """(total, one page of holders by member id, `after` for the next page or None)."""
+    """(total, one page of holders by member id, `after` for the next page or None);
+    with `guide_id`, only that guide's members (a guide key's row scope)."""
     tag = _require(conn, group_id, slug)
-    params = {"g": group_id, "t": tag.tag_id, "a": after or 0, "n": limit + 1}
+    params = {"g": group_id, "t": tag.tag_id, "a": after or 0, "n": limit + 1, "gd": guide_id}
+    mine = "" if guide_id is None else f"AND member_id IN ({GUIDE_MEMBER_IDS})"
     rows = conn.execute(
-        text("""SELECT member_id, value, set_by, set_at FROM member_tags
-                WHERE group_id = :g AND tag_id = :t AND member_id > :a
-                ORDER BY member_id LIMIT :n"""),
+        text(f"""SELECT member_id, value, set_by, set_at FROM member_tags
+                 WHERE group_id = :g AND tag_id = :t AND member_id > :a {mine}
+                 ORDER BY member_id LIMIT :n"""),
         params,
     ).all()
     total = conn.execute(
-        text("SELECT COUNT(*) FROM member_tags WHERE group_id = :g AND tag_id = :t"), params
+        text(f"SELECT COUNT(*) FROM member_tags WHERE group_id = :g AND tag_id = :t {mine}"),
+        params,
     ).scalar_one()
     page = [Holder(int(r.member_id), r.value, r.set_by, r.set_at) for r in rows[:limit]]
     return int(total), page, page[-1].member_id if len(rows) > limit else None
