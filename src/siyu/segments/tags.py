@@ -492,3 +492,52 @@ def apply_membership(
     )
     unstage(conn, staged)  # on failure the rollback drops it with the rest
     return Applied(entered=int(entered), left=int(left), changed=int(changed))
+
+
+def add_staged(conn: Connection, group_id: str, staged: str, at: datetime) -> Applied:
+    """Add the rows of the staging table `staged` (columns `_tag_id`, `_member_id`,
+    `value`, `_by`; rows with either id null are skipped) to their tags: new holders
+    enter, holders with another value change value; nobody leaves (an import adds, unlike
+    `apply_membership`). A pair repeated in `staged` counts once (its least value)."""
+    pairs = f"""SELECT s._tag_id AS tag_id, s._member_id AS member_id, MIN(s.value) AS value,
+                       MIN(s._by) AS by
+                FROM {staged} s WHERE s._tag_id IS NOT NULL AND s._member_id IS NOT NULL
+                GROUP BY s._tag_id, s._member_id"""
+    held = """SELECT 1 FROM member_tags mt WHERE mt.group_id = :g AND mt.tag_id = x.tag_id
+              AND mt.member_id = x.member_id"""
+    p = {"g": group_id, "gv": group_id, "at": at}
+    columns = "(group_id, tag_id, member_id, change, value, by, at)"
+    changed = conn.execute(
+        text(f"""INSERT INTO member_tag_history {columns}
+                 SELECT :gv, x.tag_id, x.member_id, 'value', x.value, x.by, :at
+                 FROM ({pairs}) x JOIN member_tags mt ON mt.group_id = :g
+                   AND mt.tag_id = x.tag_id AND mt.member_id = x.member_id
+                 WHERE {_DIFFERS.format(a="mt.value", b="x.value")}"""),
+        p,
+    ).rowcount
+    if changed:
+        conn.execute(
+            text(f"""UPDATE member_tags SET set_at = :at,
+                       value = (SELECT x.value FROM ({pairs}) x WHERE x.tag_id = member_tags.tag_id
+                                AND x.member_id = member_tags.member_id),
+                       set_by = (SELECT x.by FROM ({pairs}) x WHERE x.tag_id = member_tags.tag_id
+                                 AND x.member_id = member_tags.member_id)
+                     WHERE group_id = :g AND EXISTS (
+                       SELECT 1 FROM ({pairs}) x WHERE x.tag_id = member_tags.tag_id
+                         AND x.member_id = member_tags.member_id
+                         AND {_DIFFERS.format(a="member_tags.value", b="x.value")})"""),
+            p,
+        )
+    entered = conn.execute(
+        text(f"""INSERT INTO member_tag_history {columns}
+                 SELECT :gv, x.tag_id, x.member_id, 'enter', x.value, x.by, :at
+                 FROM ({pairs}) x WHERE NOT EXISTS ({held})"""),
+        p,
+    ).rowcount
+    conn.execute(
+        text(f"""INSERT INTO member_tags (group_id, tag_id, member_id, value, set_by, set_at)
+                 SELECT :gv, x.tag_id, x.member_id, x.value, x.by, :at
+                 FROM ({pairs}) x WHERE NOT EXISTS ({held})"""),
+        p,
+    )
+    return Applied(entered=int(entered), left=0, changed=int(changed))
