@@ -541,3 +541,20 @@ def add_staged(conn: Connection, group_id: str, staged: str, at: datetime) -> Ap
         p,
     )
     return Applied(entered=int(entered), left=0, changed=int(changed))
+
+
+def current_member(conn: Connection, group_id: str, member_id: int) -> int:
+    """The member itself, or the member it was merged into (as `auth.scope.survivor` for
+    the async faces); `NotFoundError` when the group has no such member."""
+    current = member_id
+    for _ in range(32):  # merge chains are short; the bound guards against a cycle
+        row = conn.execute(
+            text("SELECT status, merged_into FROM members WHERE group_id = :g AND member_id = :m"),
+            {"g": group_id, "m": current},
+        ).first()
+        if row is None:
+            raise NotFoundError(f"member_id: no member {member_id}")
+        if row.status != "merged" or row.merged_into is None:
+            break
+        current = int(row.merged_into)
+    return current
