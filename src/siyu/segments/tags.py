@@ -259,8 +259,10 @@ def _tag(row: Any, members: int = 0) -> Tag:
 
 
 def writable(conn: Connection, group_id: str, slug: str, kinds: Sequence[str]) -> Tag:
-    """The tag, if it is live and of one of `kinds`; a `ValidationError` naming why not."""
+    """The tag, if it is live and of one of `kinds`; a `ValidationError` naming why not.
+    Its row stays locked to the end of the caller's transaction (`_lock`)."""
     found = _require(conn, group_id, slug)
+    _lock(conn, group_id, found.tag_id)
     if found.archived_at is not None:
         raise ValidationError("slug", f"tag {slug!r} is archived: it takes no more members")
     if found.kind not in kinds:
@@ -268,6 +270,14 @@ def writable(conn: Connection, group_id: str, slug: str, kinds: Sequence[str]) -
             "slug", f"tag {slug!r} is {found.kind}: only {', '.join(kinds)} tags are set here"
         )
     return found
+
+
+def _lock(conn: Connection, group_id: str, tag_id: int) -> None:
+    """Lock the tag's row: its writers (a member set by hand, the whole set replaced) take
+    turns, so a set never races `apply_membership` into a duplicate holder."""
+    query = select(tags.c.tag_id).where(tags.c.group_id == group_id, tags.c.tag_id == tag_id)
+    if conn.execute(dialect_of(conn).with_row_lock(query)).first() is None:
+        raise NotFoundError(f"tag_id: no tag {tag_id} in this brand group")
 
 
 def _check_value(value: str | None) -> str | None:
@@ -422,6 +432,7 @@ def apply_membership(
     whose value differs change value; history gets one row per delta. `value` is one for
     all, or one per member (aligned with `member_ids`; a repeated member keeps its first).
     Caller holds the transaction. Set-based: the ids go through a staging table."""
+    _lock(conn, group_id, tag_id)
     ids = np.asarray(
         member_ids.to_numpy() if isinstance(member_ids, pa.ChunkedArray) else member_ids,
         dtype=np.int64,
