@@ -452,6 +452,10 @@ def apply_membership(
     # :gv and :tv are :g and :t as values, apart: PostgreSQL types each parameter once
     p = {"g": group_id, "t": tag_id, "gv": group_id, "tv": tag_id, "by": by, "at": stored_now()}
     s = staged.name
+    # Without an index and statistics PostgreSQL plans the anti-joins below as nested
+    # loops over the staging table (a million members: minutes instead of seconds).
+    conn.execute(text(f"CREATE UNIQUE INDEX ix_{s} ON {s} (member_id)"))
+    conn.execute(text(f"ANALYZE {s}"))
     same_member = "s.member_id = mt.member_id"
     differs = _DIFFERS.format(a="mt.value", b="s.value")
     left = conn.execute(
