@@ -126,6 +126,23 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),
         ("POST", "/v1/oneid/reviews/{review_id}:reject"): ("/v1/oneid/reviews/999999:reject", None),
+        ("GET", "/v1/tags"): ("/v1/tags", None),
+        ("POST", "/v1/tags"): (
+            "/v1/tags",
+            {"slug": "authz", "name_zh": "测试", "name_en": "Test"},
+        ),
+        ("GET", "/v1/tags/{slug}"): ("/v1/tags/no-such-tag", None),
+        ("GET", "/v1/tags/{slug}/members"): ("/v1/tags/no-such-tag/members", None),
+        ("GET", "/v1/members/{member_id}/tags"): (f"/v1/members/{m1}/tags", None),
+        ("GET", "/v1/members/{member_id}/tags/history"): (f"/v1/members/{m1}/tags/history", None),
+        ("PUT", "/v1/members/{member_id}/tags/{slug}"): (
+            f"/v1/members/{m1}/tags/no-such-tag",
+            {"value": "x"},
+        ),
+        ("DELETE", "/v1/members/{member_id}/tags/{slug}"): (
+            f"/v1/members/{m1}/tags/no-such-tag",
+            None,
+        ),
     }
 
 

@@ -53,6 +53,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # decide (a decision merges members or blocks the pair for good).
     "reviews:read": frozenset({Role.ADMIN, Role.ANALYST}),
     "reviews:decide": frozenset({Role.ADMIN}),
+    # Tags: HQ defines them and tags any member, a guide tags its own members (the row
+    # rule is auth.scope's); analysts read. No personal data is in a tag.
+    "tags:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    "tags:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    "tags:define": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

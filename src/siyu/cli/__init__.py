@@ -21,6 +21,7 @@ from siyu.cli import (
     loyalty,
     matching,
     serve,
+    tags,
     warehouse,
 )
 
@@ -48,5 +49,6 @@ app.add_typer(loyalty.app, name="loyalty")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(guides.app, name="guides")
+app.add_typer(tags.app, name="tags")
 
 __all__ = ["app"]

@@ -18,6 +18,7 @@ from siyu.identity.attach import AttachResult, attach
 from siyu.identity.ingest import Encoded, IdentifierEncoder
 from siyu.identity.merge import UnmergeResult
 from siyu.identity.resolve import ResolveReport, Step
+from siyu.identity.tag_follow import follow_merges
 from siyu.ledger.merges import settle_merges
 from siyu.store.dialect import dialect_of
 
@@ -30,6 +31,7 @@ def resolve_all(
     """Batch OneID over the whole group, then balances follow the members it merged."""
     report = _resolve.resolve_all(engine, group_id, strong_types, step)
     settle_merges(engine, group_id)
+    follow_merges(engine, group_id)
     return report
 
 
@@ -51,6 +53,7 @@ def attach_identity(
     )
     if result.merges:
         settle_merges(engine, group_id)
+        follow_merges(engine, group_id)
     return result
 
 
@@ -92,6 +95,7 @@ def merge_members(
             strong_types=strong_types,
         )
     settle_merges(engine, group_id)
+    follow_merges(engine, group_id)
     return merged
 
 
@@ -99,4 +103,5 @@ def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> Unmerg
     """Undo a merge, then give the restored member its balances back."""
     result = _merge.unmerge(engine, group_id, merge_id, reason)
     settle_merges(engine, group_id)
+    follow_merges(engine, group_id)
     return result

@@ -29,6 +29,7 @@ from siyu.identity.matching.realtime import score_against
 from siyu.identity.matching.records import load_records
 from siyu.identity.matching.review import UNDONE_MERGES
 from siyu.identity.merge import strong_conflict
+from siyu.identity.tag_follow import follow_merges
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
@@ -97,6 +98,7 @@ def match_member(
         add_match_keys(conn, vault, group_id, _rekey(keys, survivor))
     if result.merge_id is not None:
         settle_merges(engine, group_id)
+        follow_merges(engine, group_id)
     return result
 
 

@@ -24,6 +24,7 @@ from siyu.identity.errors import ReviewDecided, ReviewNotFound
 from siyu.identity.matching.merge import merge_matched
 from siyu.identity.models import match_reviews
 from siyu.identity.profile import PROFILE, render_profile
+from siyu.identity.tag_follow import follow_merges
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.reads import Reader, Sql
@@ -241,6 +242,7 @@ def accept_review(
         )
     if done.merge_id is not None:
         settle_merges(engine, group_id)
+        follow_merges(engine, group_id)
     return Decision(review_id, "accepted", done.merge_id, done.survivor_id)
 
 

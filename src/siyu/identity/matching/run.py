@@ -32,6 +32,7 @@ from siyu.identity.matching.predict import predict
 from siyu.identity.matching.records import load_records
 from siyu.identity.matching.train import train
 from siyu.identity.models import match_models
+from siyu.identity.tag_follow import follow_merges
 from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
@@ -96,6 +97,7 @@ def run_matching(
     with engine.begin() as conn:
         report.merges = _label_merges(conn, group_id, before)
     settle_merges(engine, group_id)
+    follow_merges(engine, group_id)
     clock.lap("merge")
     return report
 

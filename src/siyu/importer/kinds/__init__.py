@@ -9,11 +9,11 @@ directory import loads what others refer to first).
 from __future__ import annotations
 
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.kinds import catalog, facts, people, stock
+from siyu.importer.kinds import catalog, facts, people, stock, tags
 from siyu.importer.kinds.base import Kind
 
 KINDS: dict[str, Kind] = {
-    k.name: k for family in (catalog, people, facts, stock) for k in family.KINDS
+    k.name: k for family in (catalog, people, facts, stock, tags) for k in family.KINDS
 }
 IMPORT_ORDER = tuple(KINDS)
 

@@ -1,0 +1,99 @@
+"""Tags: what a brand calls its members. A tag is defined once per brand group (`tags`),
+held by members (`member_tags`, the current set) and every enter and leave is kept
+(`member_tag_history`), so "who was in it last month" and "why is this member in it" have
+answers.
+
+A tag is `automatic` (a rule or a computation sets it, on its refresh), `manual` (HQ or
+a guide sets it on a member) or `imported` (a file from another system sets it). All
+three write through `segments.tags`, which keeps history in the same transaction.
+
+member_tags and member_tag_history declare no foreign keys, like the other tables keyed
+by member (see siyu.orders.models): they are written set-wise by `apply_membership`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from siyu.store.metadata import BigId, metadata
+
+TAG_KINDS = ("automatic", "manual", "imported")
+REFRESHES = ("nightly", "hourly", "manual", "on_import")
+CHANGES = ("enter", "leave", "value")  # value: the member stays, its value changed
+SLUG_PATTERN = r"[a-z0-9_.-]{1,64}"
+NAME_MAX = 128
+VALUE_MAX = 256
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("tag_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name_zh", String(NAME_MAX), nullable=False),
+    Column("name_en", String(NAME_MAX), nullable=False),
+    Column("kind", String(16), nullable=False),
+    # JSON: an automatic tag's rule or computation, an imported tag's source.
+    Column("definition", Text, nullable=False, server_default="{}"),
+    # Who owns it: 'key:<id>', 'role:<role>' or a user id; free text, never personal data.
+    Column("owner", String(128), nullable=False),
+    Column("refresh", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),
+    UniqueConstraint("group_id", "slug"),
+    CheckConstraint("kind IN ('automatic', 'manual', 'imported')", name="kind"),
+    CheckConstraint("refresh IN ('nightly', 'hourly', 'manual', 'on_import')", name="refresh"),
+)
+
+member_tags = Table(
+    "member_tags",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("tag_id", BigInteger, nullable=False, autoincrement=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("value", String(VALUE_MAX)),  # optional: a band, a score label
+    # 'key:<id>' (a principal), 'system' (a rule), 'import:<batch>', 'merge:<id>'
+    Column("set_by", String(128), nullable=False),
+    Column("set_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "tag_id", "member_id"),
+)
+# "tags of a member"
+Index("ix_member_tags_member", member_tags.c.group_id, member_tags.c.member_id)
+
+member_tag_history = Table(
+    "member_tag_history",
+    metadata,
+    Column("change_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("tag_id", BigInteger, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("value", String(VALUE_MAX)),
+    Column("by", String(128), nullable=False),
+    Column("at", DateTime, nullable=False),
+    CheckConstraint("change IN ('enter', 'leave', 'value')", name="change"),
+)
+Index(
+    "ix_member_tag_history_member",
+    member_tag_history.c.group_id,
+    member_tag_history.c.member_id,
+    member_tag_history.c.at,
+)
+Index(
+    "ix_member_tag_history_tag",
+    member_tag_history.c.group_id,
+    member_tag_history.c.tag_id,
+    member_tag_history.c.at,
+)
