@@ -7,15 +7,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import text
 from tests.analytics.data import shared_file
 from tests.brandfiles import write, write_reference
 from tests.conftest import Store
+from tests.identity.stored_scores import stored_scores
 
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import ValidationError
-from siyu.identity.evaluate import pairwise_scores
 from siyu.identity.matching.incremental import match_member
 from siyu.identity.matching.run import run_matching
 from siyu.identity.service import merge_members, resolve_all, unmerge
@@ -64,43 +63,19 @@ def _valid_email(value: str) -> bool:
     return True
 
 
-def _scores(store: Store, truth: dict[str, int]) -> float:
-    with store.engine.connect() as conn:
-        rows = dict(
-            conn.execute(
-                text("SELECT source_ref, member_id FROM members WHERE group_id = :g"),
-                {"g": store.group_id},
-            ).all()
-        )
-        into = dict(
-            conn.execute(
-                text("SELECT member_id, merged_into FROM members WHERE merged_into IS NOT NULL")
-            ).all()
-        )
-
-    def survivor(m: int) -> int:
-        while m in into:
-            m = into[m]
-        return m
-
-    refs = sorted(truth)
-    predicted = np.array([survivor(rows[r]) for r in refs])
-    return pairwise_scores(predicted, np.array([truth[r] for r in refs])).f1
-
-
 def test_the_pass_merges_undoably_queues_the_doubtful_and_respects_an_undo(
     store: Store, vault: Vault, tmp_path: Path
 ) -> None:
     # given fake_1000's records as members, each with a card of its own
     truth = _import_fake_1000(store, vault, tmp_path)
     resolve_all(store.engine, store.group_id, DEFAULT_STRONG_TYPES)
-    alone = _scores(store, truth)
+    alone = stored_scores(store.engine, store.group_id, truth).f1
     # when the probabilistic pass runs
     report = run_matching(store.engine, vault, store.group_id, DEFAULT_STRONG_TYPES)
     # then it merged many records of one person, recorded as probabilistic merges, and far
     # better than the strong identifiers alone (which know nothing here)
     assert report.records == 1000 and report.merges > 300
-    with_pass = _scores(store, truth)
+    with_pass = stored_scores(store.engine, store.group_id, truth).f1
     # (Splink alone with its own demo settings: F1 0.65 on this set, test_matching_eval)
     assert with_pass >= 0.85 and with_pass > alone + 0.5
     with store.engine.connect() as conn:

@@ -22,15 +22,13 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-from sqlalchemy import text
 from tests.analytics.data import shared_file
 from tests.brandfiles import write, write_reference
 from tests.conftest import Store
+from tests.identity.stored_scores import stored_scores
 
 from siyu.config import DEFAULT_STRONG_TYPES
-from siyu.identity.evaluate import PairwiseScores, pairwise_scores
 from siyu.identity.matching.labelled import febrl3
 from siyu.identity.matching.run import run_matching
 from siyu.identity.service import resolve_all
@@ -89,35 +87,6 @@ def import_febrl3(store: Store, vault: Vault, tmp: Path) -> dict[str, str]:
     return {row["member_ref"]: str(person) for row, person in zip(rows, data.truth, strict=True)}
 
 
-def scores(store: Store, truth: dict[str, str]) -> PairwiseScores:
-    """Pairwise P/R/F1 of the members' survivors (merged_into followed) against truth."""
-    with store.engine.connect() as conn:
-        member_of = dict(
-            conn.execute(
-                text("SELECT source_ref, member_id FROM members WHERE group_id = :g"),
-                {"g": store.group_id},
-            ).all()
-        )
-        into = dict(
-            conn.execute(
-                text(
-                    "SELECT member_id, merged_into FROM members "
-                    "WHERE group_id = :g AND merged_into IS NOT NULL"
-                ),
-                {"g": store.group_id},
-            ).all()
-        )
-
-    def survivor(member: int) -> int:
-        while member in into:
-            member = into[member]
-        return member
-
-    refs = sorted(truth)
-    predicted = np.array([survivor(member_of[r]) for r in refs])
-    return pairwise_scores(predicted, np.array([truth[r] for r in refs]))
-
-
 def test_febrl3_as_members_the_pass_finds_most_duplicates_and_merges_no_stranger(
     store: Store, vault: Vault, tmp_path: Path
 ) -> None:
@@ -126,11 +95,11 @@ def test_febrl3_as_members_the_pass_finds_most_duplicates_and_merges_no_stranger
     truth = import_febrl3(store, vault, tmp_path)
     imported = time.perf_counter()
     resolve_all(store.engine, store.group_id, DEFAULT_STRONG_TYPES)
-    alone = scores(store, truth)
+    alone = stored_scores(store.engine, store.group_id, truth)
     # when the probabilistic pass runs
     report = run_matching(store.engine, vault, store.group_id, DEFAULT_STRONG_TYPES)
     matched = time.perf_counter()
-    with_pass = scores(store, truth)
+    with_pass = stored_scores(store.engine, store.group_id, truth)
     steps = ", ".join(f"{k} {v:.1f}" for k, v in report.timings.items())
     print(
         f"\n{store.dialect}: strong identifiers alone {alone}\n"

@@ -16,14 +16,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import text
+from tests.identity.stored_scores import stored_scores
 from tests.identity.test_matching_store import write_fake_1000
 from typer.testing import CliRunner
 
 from siyu.cli import app
-from siyu.identity.evaluate import pairwise_scores
 from siyu.store.engine import make_engine
 
 # PySpark leaves result sockets to the garbage collector (see tests/analytics/conftest.py)
@@ -82,33 +81,9 @@ def decisions(store: Path) -> dict[tuple[str, str], str]:
 def f1(store: Path, truth: dict[str, int]) -> float:
     engine = make_engine(f"sqlite:///{store}")
     try:
-        with engine.connect() as conn:
-            member_of = dict(
-                conn.execute(
-                    text("SELECT source_ref, member_id FROM members WHERE group_id = :g"),
-                    {"g": GROUP},
-                ).all()
-            )
-            into = dict(
-                conn.execute(
-                    text(
-                        "SELECT member_id, merged_into FROM members "
-                        "WHERE group_id = :g AND merged_into IS NOT NULL"
-                    ),
-                    {"g": GROUP},
-                ).all()
-            )
+        return stored_scores(engine, GROUP, truth).f1
     finally:
         engine.dispose()
-
-    def survivor(member: int) -> int:
-        while member in into:
-            member = into[member]
-        return member
-
-    refs = sorted(truth)
-    predicted = np.array([survivor(member_of[r]) for r in refs])
-    return pairwise_scores(predicted, np.array([truth[r] for r in refs])).f1
 
 
 def test_siyu_match_on_spark_decides_as_on_duckdb(spark: Any, tmp_path: Path) -> None:

@@ -15,10 +15,7 @@ from sqlalchemy import Engine, text
 from siyu.errors import ValidationError
 from siyu.identity.evaluate import pairwise_scores
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.identity.types import IDENTITY_TYPES, scope_of
-
-# the types whose scope is the issuing brand: a truth's brand_id is their scope
-BRAND_SCOPED = frozenset(t for t, spec in IDENTITY_TYPES.items() if spec.scope == "brand")
+from siyu.identity.types import scope_of
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,8 @@ def evaluate_against_truth(
             strict=True,
         )
     ):
-        scope = scope_of(t, s, b if t in BRAND_SCOPED else None) if scoped else ""
+        # scope_of reads brand_id only for a type scoped by brand (a card)
+        scope = scope_of(t, s, b) if scoped else ""
         member = stored.get((t, scope, encoder.encode(t, v).key), -1)
         if member < 0:
             missing += 1
