@@ -69,6 +69,11 @@ def members_file(records: pa.Table, path: Path) -> None:
     pq.write_table(table, path)
 
 
+def progress(step: str) -> None:
+    """A line on stderr per phase: at 1M members the whole run takes hours."""
+    print(f"{time.strftime('%H:%M:%S')} {step}", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values) * 1000, q))
 
@@ -79,6 +84,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
+    progress("generating people")
     records, _ = people(args.members + args.calls)
     first, later = records.slice(0, args.members), records.slice(args.members)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +99,12 @@ def main() -> None:
         import_directory(engine, vault, group, data / "ref", data / "rejects")
         members_file(first, data / "members.parquet")
         members_file(later, data / "later.parquet")
+        progress("importing and resolving")
         started = time.perf_counter()
         import_file(engine, vault, group, "members", data / "members.parquet", data / "rej")
         resolve_all(engine, group, DEFAULT_STRONG_TYPES)
         setup = time.perf_counter() - started
+        progress("batch pass")
         started = time.perf_counter()
         report = run_matching(engine, vault, group, DEFAULT_STRONG_TYPES)
         batch = time.perf_counter() - started
@@ -110,6 +118,7 @@ def main() -> None:
                     + ")"
                 )
             ]
+        progress(f"{len(later_ids)} calls")
         store_times, engine_times, candidates = [], [], []
         for member_id in later_ids:
             # the baseline first, on what match_member will read: the engine alone

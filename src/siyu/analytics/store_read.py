@@ -107,10 +107,21 @@ class StoreReader:
         return int(rows), int(top), int(check)
 
     def snapshot_rows(self, snap: Snapshot, batch_rows: int) -> Iterator[pa.Table]:
-        select = ", ".join(self._column(snap.alias, c) for c in snap.columns)
-        sql = f"SELECT {select} FROM {snap.source} WHERE {snap.alias}.group_id = :g"
-        for raw in self._stream(sql, snap.columns, batch_rows):
-            yield _typed(raw, snap.columns, partition=False)
+        yield from self.select_rows(
+            snap.source, snap.alias, [(snap.alias, c) for c in snap.columns], batch_rows
+        )
+
+    def select_rows(
+        self, source: str, alias: str, columns: Sequence[tuple[str, Col]], batch_rows: int
+    ) -> Iterator[pa.Table]:
+        """Rows of `source` (a FROM clause; `alias` carries the group_id) as Arrow tables of
+        `columns`, each (the alias it is read from, the column): the group's per-member
+        tables that are not landed (segments.sources) read the way landing does."""
+        cols = [c for _, c in columns]
+        select = ", ".join(self._column(a, c) for a, c in columns)
+        sql = f"SELECT {select} FROM {source} WHERE {alias}.group_id = :g"
+        for raw in self._stream(sql, cols, batch_rows):
+            yield _typed(raw, cols, partition=False)
 
     # --- SQL ---------------------------------------------------------------------------
 

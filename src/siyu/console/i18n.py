@@ -599,6 +599,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "crit.guide": ("导购的会员", "Guide's members"),
     "crit.sold_by": ("该导购成交", "Sold by guide"),
     "crit.channel": ("在该渠道下单", "Bought in channel"),
+    "crit.segment": ("分群成员", "In segment"),
+    "crit.tag": ("带有标签", "Has tag"),
     "crit.until": ("数据截至", "Facts up to"),
 }
 

@@ -18,6 +18,7 @@ Tables (`SegmentTables`), any of them None when no rule needs it:
 - order_lines: order_id, sku; products: sku, category
 - events: member_id, type, occurred_at, sku
 - memberships: segment, member_id (nested segments)
+- tags: tag, member_id, value (the tags a rule names; `segments.sources` loads them)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from siyu.segments.rules import (
     OrderScope,
     RuleDocument,
     Segment,
+    Tag,
     parse_document,
 )
 
@@ -62,6 +64,7 @@ class SegmentTables:
     products: ir.Table | None = None
     events: ir.Table | None = None
     memberships: ir.Table | None = None
+    tags: ir.Table | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ class _Compiler:
             return self.event_then_not(rule)
         if isinstance(rule, Segment):
             return self.segment(rule)
+        if isinstance(rule, Tag):
+            return self.tag(rule)
         raise TypeError(f"not a condition: {rule!r}")  # pragma: no cover
 
     def attribute(self, rule: Attribute) -> ir.Table:
@@ -283,6 +288,13 @@ class _Compiler:
     def segment(self, rule: Segment) -> ir.Table:
         memberships = self._table("memberships", rule.path)
         return memberships.filter(memberships.segment == rule.slug).select("member_id").distinct()
+
+    def tag(self, rule: Tag) -> ir.Table:
+        held = self._table("tags", rule.path)
+        held = held.filter(held.tag == rule.slug)
+        if rule.values is not None:
+            held = held.filter(held.value.isin(list(rule.values)))
+        return held.select("member_id").distinct()
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ members it counted:
     guide            the guide's members (`guides.queries`: an order or an event carrying it)
     sold_by          an order (not cancelled) carrying the guide
     channel          an order (not cancelled) in the channel
+    segment          a member of the stored segment now (segment_members, from its last run)
+    tag              a holder of the tag now (member_tags)
     until            facts (orders, events) up to this time: the snapshot's as-of time
 
 Row scope is the principal's (`auth.scope`): a store key only its stores' members, a guide
@@ -67,6 +69,8 @@ class MemberCriteria:
     guide: str | None = None
     sold_by: str | None = None
     channel: str | None = None
+    segment: str | None = None  # a stored segment's slug: its members now
+    tag: str | None = None  # a tag's slug: its holders now
     until: datetime | None = None
 
     def is_empty(self) -> bool:
@@ -244,6 +248,20 @@ def _where(c: MemberCriteria, who: Principal) -> tuple[str, dict[str, Any]]:
                 f"EXISTS (SELECT 1 FROM orders o WHERE {_ORDERED}{until} AND o.{column} = :{name})"
             )
             params[name] = value
+    if c.segment is not None:
+        conds.append(
+            "EXISTS (SELECT 1 FROM segment_members sm JOIN segments sg "
+            "ON sg.segment_id = sm.segment_id WHERE sm.group_id = :g "
+            "AND sm.member_id = m.member_id AND sg.group_id = :g AND sg.slug = :segment)"
+        )
+        params["segment"] = c.segment
+    if c.tag is not None:
+        conds.append(
+            "EXISTS (SELECT 1 FROM member_tags mt JOIN tags tg ON tg.tag_id = mt.tag_id "
+            "WHERE mt.group_id = :g AND mt.member_id = m.member_id AND tg.group_id = :g "
+            "AND tg.slug = :tag)"
+        )
+        params["tag"] = c.tag
     if c.guide is not None:
         conds.append(f"m.member_id IN ({GUIDE_MEMBER_IDS})")
         params["gd"] = c.guide

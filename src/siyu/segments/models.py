@@ -18,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     PrimaryKeyConstraint,
     String,
@@ -96,4 +97,108 @@ Index(
     member_tag_history.c.group_id,
     member_tag_history.c.tag_id,
     member_tag_history.c.at,
+)
+
+# --- stored segments ---------------------------------------------------------------------------
+# A segment is a rule (segments.rules) kept under a slug. Editing it adds a version, so
+# "which rule put this member in" has an answer; evaluating it replaces its members
+# (segment_members) and records each enter and leave (segment_member_history) and the run
+# (segment_evaluations: size per evaluation, hence per day).
+
+SEGMENT_REFRESHES = ("nightly", "hourly", "manual", "realtime")
+EVALUATION_TRIGGERS = ("schedule", "manual", "event", "define")
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("segment_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name_zh", String(NAME_MAX), nullable=False),
+    Column("name_en", String(NAME_MAX), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("refresh", String(16), nullable=False),
+    Column("version", BigInteger, nullable=False),  # the current one
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),
+    UniqueConstraint("group_id", "slug"),
+    CheckConstraint(
+        "refresh IN ('nightly', 'hourly', 'manual', 'realtime')", name="segment_refresh"
+    ),
+)
+
+segment_versions = Table(
+    "segment_versions",
+    metadata,
+    Column("segment_id", BigInteger, nullable=False, autoincrement=False),
+    Column("version", BigInteger, nullable=False, autoincrement=False),
+    Column("rule", Text, nullable=False),  # the validated rule document, JSON
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("segment_id", "version"),
+)
+
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("segment_id", BigInteger, nullable=False, autoincrement=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("set_by", String(128), nullable=False),  # 'evaluation:<id>'
+    Column("set_at", DateTime, nullable=False),  # when the member entered
+    PrimaryKeyConstraint("group_id", "segment_id", "member_id"),
+)
+# "segments of a member"
+Index("ix_segment_members_member", segment_members.c.group_id, segment_members.c.member_id)
+
+segment_member_history = Table(
+    "segment_member_history",
+    metadata,
+    Column("change_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("segment_id", BigInteger, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("by", String(128), nullable=False),
+    Column("at", DateTime, nullable=False),
+    CheckConstraint("change IN ('enter', 'leave')", name="segment_change"),
+)
+Index(
+    "ix_segment_member_history_segment",
+    segment_member_history.c.group_id,
+    segment_member_history.c.segment_id,
+    segment_member_history.c.at,
+)
+Index(
+    "ix_segment_member_history_member",
+    segment_member_history.c.group_id,
+    segment_member_history.c.member_id,
+    segment_member_history.c.at,
+)
+
+segment_evaluations = Table(
+    "segment_evaluations",
+    metadata,
+    Column("evaluation_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("segment_id", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("as_of", DateTime, nullable=False),  # the data's time the rule was read at
+    Column("trigger", String(16), nullable=False),
+    Column("engine", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("entered", BigInteger, nullable=False),
+    Column("left", BigInteger, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("at", DateTime, nullable=False),
+    CheckConstraint(
+        "trigger IN ('schedule', 'manual', 'event', 'define')", name="evaluation_trigger"
+    ),
+)
+Index(
+    "ix_segment_evaluations_segment",
+    segment_evaluations.c.group_id,
+    segment_evaluations.c.segment_id,
+    segment_evaluations.c.at,
 )

@@ -2,7 +2,7 @@
 
 `{"version": 1, "rule": <condition>}`. A condition is an object with exactly one key naming
 its kind (`all`, `any`, `not`, `attribute`, `orders`, `last_order`, `bought`, `event`,
-`event_then_not`, `segment`); docs/segments.md is the reference. Parsing checks shape and
+`event_then_not`, `segment`, `tag`); docs/segments.md is the reference. Parsing checks shape and
 types only; whether an attribute column exists is known when the rule is compiled against
 tables (`compile.py`). Every refusal is a ValidationError naming the JSON path of the field
 (`rule.all[2].orders.within_days`) and the rule broken. Each node keeps its path so the
@@ -142,9 +142,74 @@ class Segment:
     path: str = field(default="rule", compare=False)
 
 
+@dataclass(frozen=True)
+class Tag:
+    """Members holding the tag; with `values`, only those whose value is one of them."""
+
+    slug: str
+    values: tuple[str, ...] | None = None
+    path: str = field(default="rule", compare=False)
+
+
 Condition = (
-    All | AnyOf | Not | Attribute | Orders | LastOrder | Bought | Event | EventThenNot | Segment
+    All
+    | AnyOf
+    | Not
+    | Attribute
+    | Orders
+    | LastOrder
+    | Bought
+    | Event
+    | EventThenNot
+    | Segment
+    | Tag
 )
+
+
+@dataclass(frozen=True)
+class References:
+    """What a rule reads beyond the members: which fact tables, tags and segments, so an
+    evaluation loads only those (a group's tags can be hundreds of millions of rows)."""
+
+    tables: frozenset[str]
+    tags: frozenset[str]
+    segments: frozenset[str]
+    attributes: frozenset[str]
+
+
+def references(rule: Condition) -> References:
+    tables: set[str] = set()
+    tag_slugs: set[str] = set()
+    segment_slugs: set[str] = set()
+    attributes: set[str] = set()
+
+    def walk(node: Condition) -> None:
+        if isinstance(node, (All, AnyOf)):
+            for child in node.conditions:
+                walk(child)
+        elif isinstance(node, Not):
+            walk(node.condition)
+        elif isinstance(node, Attribute):
+            attributes.add(node.name)
+        elif isinstance(node, (Orders, LastOrder)):
+            tables.add("orders")
+        elif isinstance(node, Bought):
+            tables.update(("orders", "order_lines"))
+            if node.category:
+                tables.add("products")
+        elif isinstance(node, (Event, EventThenNot)):
+            tables.add("events")
+        elif isinstance(node, Segment):
+            tables.add("memberships")
+            segment_slugs.add(node.slug)
+        elif isinstance(node, Tag):
+            tables.add("tags")
+            tag_slugs.add(node.slug)
+
+    walk(rule)
+    return References(
+        frozenset(tables), frozenset(tag_slugs), frozenset(segment_slugs), frozenset(attributes)
+    )
 
 
 @dataclass(frozen=True)
@@ -331,6 +396,22 @@ def _segment(body: object, path: str, depth: int) -> Condition:
     return Segment(body, path)
 
 
+TAG_SLUG = re.compile(r"^[a-z0-9_.-]{1,64}$")  # as segments.models.SLUG_PATTERN
+
+
+def _tag(body: object, path: str, depth: int) -> Condition:
+    if isinstance(body, str):
+        body = {"slug": body}
+    if not isinstance(body, dict):
+        raise ValidationError(path, "must be a tag slug or an object with slug and values", body)
+    obj = _object(body, path, {"slug", "values"}, required={"slug"})
+    slug = obj["slug"]
+    if not isinstance(slug, str) or not TAG_SLUG.fullmatch(slug):
+        raise ValidationError(f"{path}.slug", "must be a tag slug (a-z, 0-9, _ . and -)", slug)
+    values = _optional(obj, "values", path, _strings)
+    return Tag(slug, values, path)
+
+
 _PARSERS = {
     "all": _all,
     "any": _any,
@@ -341,6 +422,7 @@ _PARSERS = {
     "event": _event,
     "event_then_not": _event_then_not,
     "segment": _segment,
+    "tag": _tag,
 }
 
 # -- values ---------------------------------------------------------------------------

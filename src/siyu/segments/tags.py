@@ -5,10 +5,9 @@ come here, so every change to `member_tags` writes its `member_tag_history` row 
 same transaction. Setting a tag a member holds with the same value is a no-op, removing
 one it does not hold is too: a retry never writes history twice.
 
-`apply_membership` replaces a tag's whole member set at once: the members go into a
-staging table (COPY on PostgreSQL, `store.bulk.stage`) and four set-based statements
-write the leaves, the value changes and the enters, so a tag of a million members costs
-no Python per member.
+`apply_membership` replaces a tag's whole member set at once, set-based, through the
+writer segments share (`segments.membership`): a tag of a million members costs no Python
+per member.
 
 Row scope (a guide tags only its own members) is the caller's: it resolves the member
 with `auth.scope.member_in_scope` first, which also follows a merged member to its
@@ -30,6 +29,13 @@ from sqlalchemy import Connection, insert, select, text, update
 
 from siyu.errors import NotFoundError, ValidationError
 from siyu.guides.queries import GUIDE_MEMBER_IDS
+from siyu.segments.membership import (
+    DIFFERS,
+    TAG_HOLDERS,
+    Applied,
+    replace_members,
+    unique_members,
+)
 from siyu.segments.models import (
     NAME_MAX,
     REFRESHES,
@@ -40,7 +46,6 @@ from siyu.segments.models import (
     member_tags,
     tags,
 )
-from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -48,8 +53,6 @@ _SLUG = re.compile(rf"^{SLUG_PATTERN}$")
 _DEFINE_FIELDS = ("name_zh", "name_en", "kind", "definition", "owner", "refresh")
 # Who may set a tag of each kind by hand: manual tags only; the others have a writer.
 SETTABLE_KINDS = ("manual",)
-# Two nullable values differ (portable `IS DISTINCT FROM`).
-_DIFFERS = "(COALESCE({a}, '') <> COALESCE({b}, '') OR ({a} IS NULL) <> ({b} IS NULL))"
 
 
 @dataclass(frozen=True)
@@ -95,15 +98,6 @@ class Change:
     value: str | None
     by: str
     at: datetime
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What `apply_membership` changed: members that entered, left, or changed value."""
-
-    entered: int
-    left: int
-    changed: int
 
 
 # --- definitions ----------------------------------------------------------------------------
@@ -431,82 +425,21 @@ def apply_membership(
     """Make `member_ids` the tag's members: those not in it leave, new ones enter, those
     whose value differs change value; history gets one row per delta. `value` is one for
     all, or one per member (aligned with `member_ids`; a repeated member keeps its first).
-    Caller holds the transaction. Set-based: the ids go through a staging table."""
+    Caller holds the transaction. Set-based (`segments.membership`)."""
     _lock(conn, group_id, tag_id)
-    ids = np.asarray(
-        member_ids.to_numpy() if isinstance(member_ids, pa.ChunkedArray) else member_ids,
-        dtype=np.int64,
-    )
+    count = len(member_ids)
     if isinstance(value, (pa.Array, np.ndarray)):
         values = pa.array(value, pa.string()) if isinstance(value, np.ndarray) else value
-        if len(values) != len(ids):
+        if len(values) != count:
             raise ValidationError("value", "one value per member, or one for all")
     else:
-        values = pa.array([_check_value(value)] * len(ids), pa.string())
-    ids, first = np.unique(ids, return_index=True)
-    values = values.take(pa.array(first, pa.int64())).cast(pa.string())
-    longest = pa.compute.max(pa.compute.utf8_length(values)).as_py() if len(values) else None
+        values = pa.array([_check_value(value)] * count, pa.string())
+    ids, kept = unique_members(member_ids, values)
+    assert kept is not None
+    longest = pa.compute.max(pa.compute.utf8_length(kept)).as_py() if len(kept) else None
     if longest is not None and longest > VALUE_MAX:
         raise ValidationError("value", f"text of at most {VALUE_MAX} characters")
-    staged = stage(conn, "tag", pa.table({"member_id": pa.array(ids, pa.int64()), "value": values}))
-    # :gv and :tv are :g and :t as values, apart: PostgreSQL types each parameter once
-    p = {"g": group_id, "t": tag_id, "gv": group_id, "tv": tag_id, "by": by, "at": stored_now()}
-    s = staged.name
-    # Without an index and statistics PostgreSQL plans the anti-joins below as nested
-    # loops over the staging table (a million members: minutes instead of seconds).
-    conn.execute(text(f"CREATE UNIQUE INDEX ix_{s} ON {s} (member_id)"))
-    conn.execute(text(f"ANALYZE {s}"))
-    same_member = "s.member_id = mt.member_id"
-    differs = _DIFFERS.format(a="mt.value", b="s.value")
-    left = conn.execute(
-        text(f"""INSERT INTO member_tag_history
-                   (group_id, tag_id, member_id, change, value, by, at)
-                 SELECT mt.group_id, mt.tag_id, mt.member_id, 'leave', NULL, :by, :at
-                 FROM member_tags mt WHERE mt.group_id = :g AND mt.tag_id = :t
-                   AND NOT EXISTS (SELECT 1 FROM {s} s WHERE {same_member})"""),
-        p,
-    ).rowcount
-    conn.execute(
-        text(f"""DELETE FROM member_tags WHERE group_id = :g AND tag_id = :t
-                 AND NOT EXISTS (SELECT 1 FROM {s} s
-                                 WHERE s.member_id = member_tags.member_id)"""),
-        p,
-    )
-    changed = conn.execute(
-        text(f"""INSERT INTO member_tag_history
-                   (group_id, tag_id, member_id, change, value, by, at)
-                 SELECT mt.group_id, mt.tag_id, mt.member_id, 'value', s.value, :by, :at
-                 FROM member_tags mt JOIN {s} s ON {same_member}
-                 WHERE mt.group_id = :g AND mt.tag_id = :t AND {differs}"""),
-        p,
-    ).rowcount
-    if changed:
-        conn.execute(
-            text(f"""UPDATE member_tags SET set_by = :by, set_at = :at,
-                       value = (SELECT s.value FROM {s} s
-                                WHERE s.member_id = member_tags.member_id)
-                     WHERE group_id = :g AND tag_id = :t AND EXISTS (
-                       SELECT 1 FROM {s} s WHERE s.member_id = member_tags.member_id
-                         AND {_DIFFERS.format(a="member_tags.value", b="s.value")})"""),
-            p,
-        )
-    entered = conn.execute(
-        text(f"""INSERT INTO member_tag_history
-                   (group_id, tag_id, member_id, change, value, by, at)
-                 SELECT :gv, :tv, s.member_id, 'enter', s.value, :by, :at FROM {s} s
-                 WHERE NOT EXISTS (SELECT 1 FROM member_tags mt WHERE mt.group_id = :g
-                                   AND mt.tag_id = :t AND {same_member})"""),
-        p,
-    ).rowcount
-    conn.execute(
-        text(f"""INSERT INTO member_tags (group_id, tag_id, member_id, value, set_by, set_at)
-                 SELECT :gv, :tv, s.member_id, s.value, :by, :at FROM {s} s
-                 WHERE NOT EXISTS (SELECT 1 FROM member_tags mt WHERE mt.group_id = :g
-                                   AND mt.tag_id = :t AND {same_member})"""),
-        p,
-    )
-    unstage(conn, staged)  # on failure the rollback drops it with the rest
-    return Applied(entered=int(entered), left=int(left), changed=int(changed))
+    return replace_members(conn, TAG_HOLDERS, group_id, tag_id, ids, kept, by, stored_now())
 
 
 def add_staged(conn: Connection, group_id: str, staged: str, at: datetime) -> Applied:
@@ -527,7 +460,7 @@ def add_staged(conn: Connection, group_id: str, staged: str, at: datetime) -> Ap
                  SELECT :gv, x.tag_id, x.member_id, 'value', x.value, x.by, :at
                  FROM ({pairs}) x JOIN member_tags mt ON mt.group_id = :g
                    AND mt.tag_id = x.tag_id AND mt.member_id = x.member_id
-                 WHERE {_DIFFERS.format(a="mt.value", b="x.value")}"""),
+                 WHERE {DIFFERS.format(a="mt.value", b="x.value")}"""),
         p,
     ).rowcount
     if changed:
@@ -540,7 +473,7 @@ def add_staged(conn: Connection, group_id: str, staged: str, at: datetime) -> Ap
                      WHERE group_id = :g AND EXISTS (
                        SELECT 1 FROM ({pairs}) x WHERE x.tag_id = member_tags.tag_id
                          AND x.member_id = member_tags.member_id
-                         AND {_DIFFERS.format(a="member_tags.value", b="x.value")})"""),
+                         AND {DIFFERS.format(a="member_tags.value", b="x.value")})"""),
             p,
         )
     entered = conn.execute(
