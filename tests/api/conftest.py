@@ -31,6 +31,7 @@ class Api:
     store: Store
     keys: dict[str, str]
     members: dict[str, int]  # member_ref -> member_id
+    warehouse: Path  # SIYU_WAREHOUSE of the app: not landed until a test lands it
 
     def as_(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -109,10 +110,14 @@ def api(store: Store, vault: Vault, tmp_path: Path) -> Iterator[Api]:
         ).secret,
     }
     url = store.engine.url.render_as_string(hide_password=False)
-    app = create_app(
-        Settings(database_url=url, secret_key=bytes(range(32)), group_id=store.group_id),
-        rate_per_second=0,
+    warehouse = tmp_path / "warehouse.duckdb"
+    settings = Settings(
+        database_url=url,
+        secret_key=bytes(range(32)),
+        group_id=store.group_id,
+        warehouse=str(warehouse),
     )
+    app = create_app(settings, rate_per_second=0)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(app, client, store, keys, members)
+        yield Api(app, client, store, keys, members, warehouse)
     app.state.services.engine.dispose()

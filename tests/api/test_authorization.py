@@ -143,10 +143,26 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             f"/v1/members/{m1}/tags/no-such-tag",
             None,
         ),
+        ("GET", "/v1/segments"): ("/v1/segments", None),
+        ("POST", "/v1/segments"): (
+            "/v1/segments",
+            {"slug": "authz", "name_zh": "测试", "name_en": "Test", "rule": RULE},
+        ),
+        ("POST", "/v1/segments:preview"): ("/v1/segments:preview", {"rule": RULE}),
+        ("GET", "/v1/segments/{slug}"): ("/v1/segments/no-such", None),
+        ("PATCH", "/v1/segments/{slug}"): ("/v1/segments/no-such", {"name_en": "x"}),
+        ("DELETE", "/v1/segments/{slug}"): ("/v1/segments/no-such", None),
+        ("GET", "/v1/segments/{slug}/versions"): ("/v1/segments/no-such/versions", None),
+        ("POST", "/v1/segments/{slug}:evaluate"): ("/v1/segments/no-such:evaluate", None),
+        ("GET", "/v1/segments/{slug}/members"): ("/v1/segments/no-such/members", None),
+        ("GET", "/v1/segments/{slug}/export"): ("/v1/segments/no-such/export", None),
+        ("GET", "/v1/segments/{slug}/history"): ("/v1/segments/no-such/history", None),
+        ("GET", "/v1/members/{member_id}/segments"): (f"/v1/members/{m1}/segments", None),
     }
 
 
 IDEM = {"Idempotency-Key": "anonymous"}
+RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 
 
 def test_every_v1_route_declares_a_permission_and_is_enforced_for_every_role(api: Api) -> None:

@@ -31,7 +31,16 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from siyu import __version__
 from siyu.api import problems
-from siyu.api.routers import guides, ingest, inventory, ledger, matching, members, tags
+from siyu.api.routers import (
+    guides,
+    ingest,
+    inventory,
+    ledger,
+    matching,
+    members,
+    segments,
+    tags,
+)
 from siyu.errors import SiyuError
 from siyu.services import Services
 
@@ -56,6 +65,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(guides.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
+    app.include_router(segments.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -58,6 +58,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "tags:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "tags:write": frozenset({Role.ADMIN, Role.GUIDE}),
     "tags:define": frozenset({Role.ADMIN}),
+    # Segments: HQ defines and evaluates them; analysts preview rules and export members
+    # for ad audiences (in their masks); guides read them (their own members only).
+    "segments:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    "segments:preview": frozenset({Role.ADMIN, Role.ANALYST}),
+    "segments:write": frozenset({Role.ADMIN}),
+    "segments:export": frozenset({Role.ADMIN, Role.ANALYST}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

@@ -20,6 +20,7 @@ from siyu.cli import (
     keys,
     loyalty,
     matching,
+    segments,
     serve,
     tags,
     warehouse,
@@ -50,5 +51,6 @@ app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(guides.app, name="guides")
 app.add_typer(tags.app, name="tags")
+app.add_typer(segments.app, name="segments")
 
 __all__ = ["app"]
