@@ -78,6 +78,12 @@ def test_define_preview_evaluate_show_and_export(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2
     assert all("*" in r["phone"] for r in rows)  # the analyst's masks
+    # a real-time pass: no real-time segment yet, then one that finds nobody new
+    assert _siyu(tmp_path, "segments", "realtime", *G).stdout == ""
+    _siyu(tmp_path, "segments", "update", "regulars", "--refresh", "realtime", *G)
+    passed = _siyu(tmp_path, "segments", "realtime", *G)
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads(passed.stdout)["slug"] == "regulars"
 
 
 def test_errors_name_the_field_and_exit_2(tmp_path: Path) -> None:

@@ -234,3 +234,57 @@ def test_parsed_rules_are_frozen() -> None:
     rule = parse_document(doc({"segment": "x"})).rule
     with pytest.raises(AttributeError):
         rule.slug = "y"  # type: ignore[misc]
+
+
+def test_references_name_what_a_rule_reads() -> None:
+    from siyu.segments.rules import references
+
+    doc = parse_document(
+        {
+            "version": 1,
+            "rule": {
+                "all": [
+                    {"attribute": "stage", "op": "eq", "value": "loyal"},
+                    {"not": {"segment": "vip"}},
+                    {"any": [{"tag": "durian-hater"}, {"bought": {"category": ["fruit"]}}]},
+                    {
+                        "event_then_not": {
+                            "event": {"type": "add_to_cart"},
+                            "not_followed_by": {"order": {}},
+                            "within_hours": 24,
+                            "since_days": 7,
+                        }
+                    },
+                ]
+            },
+        }
+    )
+    found = references(doc.rule)
+    assert found.tables == {
+        "memberships",
+        "tags",
+        "orders",
+        "order_lines",
+        "products",
+        "events",
+    }
+    assert (found.tags, found.segments, found.attributes) == (
+        {"durian-hater"},
+        {"vip"},
+        {"stage"},
+    )
+    # an event followed by an event type reads no orders
+    only_events = parse_document(
+        {
+            "version": 1,
+            "rule": {
+                "event_then_not": {
+                    "event": {"type": "view"},
+                    "not_followed_by": {"type": "add_to_cart"},
+                    "within_hours": 1,
+                    "since_days": 1,
+                }
+            },
+        }
+    )
+    assert references(only_events.rule).tables == {"events"}

@@ -199,6 +199,34 @@ def evaluate_cmd(
         emit_json({**vars(evaluation), "as_of": str(evaluation.as_of)})
 
 
+@app.command("realtime")
+def realtime_cmd(
+    every: Annotated[
+        float, typer.Option(help="Seconds between passes; 0 runs one pass and stops.")
+    ] = 0,
+    group: GroupOption = None,
+) -> None:
+    """Re-evaluate real-time segments for the members whose facts just arrived (or whose
+    follow-up window just closed), from the store; one JSON line per segment and pass.
+    With --every, runs until interrupted (Ctrl-C ends it between passes)."""
+    import time
+
+    from siyu.segments.realtime import run_realtime
+
+    settings = load_settings()
+    group_id = group or settings.group_id
+    with errors(), open_store(settings.database_url) as store:
+        try:
+            while True:
+                for done in run_realtime(store, group_id):
+                    emit_json(vars(done))
+                if every <= 0:
+                    break
+                time.sleep(every)
+        except KeyboardInterrupt:
+            out.print("stopped")
+
+
 @app.command("show")
 def show_cmd(
     slug: str,

@@ -141,3 +141,65 @@ def replace_members(
         )
     unstage(conn, staged)  # on failure the rollback drops it with the rest
     return Applied(entered=int(entered), left=int(left), changed=int(changed))
+
+
+def update_members_within(
+    conn: Connection,
+    spec: MemberSet,
+    group_id: str,
+    key: int,
+    considered: np.ndarray,
+    selected: np.ndarray,
+    by: str,
+    at: datetime,
+) -> Applied:
+    """Within `considered` members only (distinct ids), make the set hold exactly those in
+    `selected`: the others of `considered` leave, the selected enter; members outside
+    `considered` are untouched. A real-time pass uses it for the members whose facts just
+    changed. Sets without values only."""
+    assert not spec.valued, "a value change needs replace_members"
+    inside = np.isin(considered, selected)
+    staged = stage(
+        conn,
+        spec.current,
+        pa.table(
+            {
+                "member_id": pa.array(considered, pa.int64()),
+                "inside": pa.array(inside.astype(np.int64), pa.int64()),
+            }
+        ),
+    )
+    p = {"g": group_id, "k": key, "gv": group_id, "kv": key, "by": by, "at": at}
+    s, cur, hist, k = staged.name, spec.current, spec.history, spec.key
+    conn.execute(text(f"CREATE UNIQUE INDEX ix_{s} ON {s} (member_id)"))
+    in_set = f"mt.group_id = :g AND mt.{k} = :k"
+    left = conn.execute(
+        text(f"""INSERT INTO {hist} (group_id, {k}, member_id, change, by, at)
+                 SELECT mt.group_id, mt.{k}, mt.member_id, 'leave', :by, :at
+                 FROM {cur} mt JOIN {s} s ON s.member_id = mt.member_id
+                 WHERE {in_set} AND s.inside = 0"""),
+        p,
+    ).rowcount
+    if left:
+        conn.execute(
+            text(f"""DELETE FROM {cur} WHERE group_id = :g AND {k} = :k AND member_id IN
+                     (SELECT member_id FROM {s} WHERE inside = 0)"""),
+            p,
+        )
+    new = (
+        f"s.inside = 1 AND NOT EXISTS (SELECT 1 FROM {cur} mt WHERE {in_set} "
+        "AND mt.member_id = s.member_id)"
+    )
+    entered = conn.execute(
+        text(f"""INSERT INTO {hist} (group_id, {k}, member_id, change, by, at)
+                 SELECT :gv, :kv, s.member_id, 'enter', :by, :at FROM {s} s WHERE {new}"""),
+        p,
+    ).rowcount
+    if entered:
+        conn.execute(
+            text(f"""INSERT INTO {cur} (group_id, {k}, member_id, set_by, set_at)
+                     SELECT :gv, :kv, s.member_id, :by, :at FROM {s} s WHERE {new}"""),
+            p,
+        )
+    unstage(conn, staged)
+    return Applied(entered=int(entered), left=int(left), changed=0)

@@ -197,8 +197,12 @@ def references(rule: Condition) -> References:
             tables.update(("orders", "order_lines"))
             if node.category:
                 tables.add("products")
-        elif isinstance(node, (Event, EventThenNot)):
+        elif isinstance(node, Event):
             tables.add("events")
+        elif isinstance(node, EventThenNot):
+            tables.add("events")
+            if node.follow_type is None:  # followed by an order
+                tables.add("orders")
         elif isinstance(node, Segment):
             tables.add("memberships")
             segment_slugs.add(node.slug)

@@ -106,7 +106,7 @@ def read_tags(reader: StoreReader, slugs: Iterable[str]) -> pa.Table:
     """(member_id, tag, value) of the tags named, from `member_tags`."""
     source = (
         "member_tags x JOIN tags t ON t.tag_id = x.tag_id "
-        f"AND t.slug IN ({_quoted(slugs, TAG_SLUG)})"
+        f"AND t.slug IN ({quoted_slugs(slugs, TAG_SLUG)})"
     )
     columns = [("x", Col("member_id", "int")), ("t", Col("slug", "text"))]
     return _read(
@@ -118,7 +118,7 @@ def read_memberships(reader: StoreReader, slugs: Iterable[str]) -> pa.Table:
     """(segment, member_id) of the segments named, from `segment_members`."""
     source = (
         "segment_members x JOIN segments s ON s.segment_id = x.segment_id "
-        f"AND s.slug IN ({_quoted(slugs, SLUG)})"
+        f"AND s.slug IN ({quoted_slugs(slugs, SLUG)})"
     )
     columns = [("s", Col("slug", "text")), ("x", Col("member_id", "int"))]
     return _read(reader, source, columns, ["segment", "member_id"])
@@ -135,7 +135,7 @@ def _store_attributes(names: Iterable[str], members: ir.Table) -> set[str]:
     return found
 
 
-def _quoted(slugs: Iterable[str], pattern: re.Pattern[str]) -> str:
+def quoted_slugs(slugs: Iterable[str], pattern: re.Pattern[str]) -> str:
     """Slugs as SQL literals. Only a slug the pattern accepts (letters, digits, `_.-`, no
     quote) is written into SQL; the rule parser has already refused anything else."""
     found = sorted(set(slugs))
