@@ -1,14 +1,26 @@
 """`siyu tags`: define tags and set manual ones by hand, as HQ (the operator holds the
-store). Thin over `segments.tags`; every write keeps history, set by `cli`."""
+store), and refresh the automatic ones. Thin over `segments.tags` and
+`segments.automatic`; every write keeps history, set by `cli` (by `system` for a refresh)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from siyu.cli.common import GroupOption, emit_json, errors, load_settings, open_store, out
+from siyu.cli.analyze import AsOfOption, EngineOption, analysis_end, engine_named
+from siyu.cli.common import (
+    GroupOption,
+    JsonOption,
+    WarehouseOption,
+    emit_json,
+    errors,
+    load_settings,
+    open_store,
+    out,
+)
 
 app = typer.Typer(help="Tags: define them, set manual ones on members.", no_args_is_help=True)
 BY = "cli"  # who a change from the command line is by
@@ -126,3 +138,54 @@ def unset_cmd(member_id: int, slug: str, group: GroupOption = None) -> None:
         target = current_member(conn, group_id, member_id)
         gone = unset_member_tag(conn, group_id, slug, target, BY)
     out.print(f"member {target}: {slug} {'leave' if gone else 'none'}")
+
+
+@app.command("refresh")
+def refresh_cmd(
+    location: WarehouseOption = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Refresh only this automatic tag (repeat).")
+    ] = None,
+    as_of: AsOfOption = None,
+    engine: EngineOption = "duckdb",
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute the automatic tags (docs/segments.md) from the warehouse and the store's
+    written-back results, and write each one's members back with history; one line per
+    tag as it is written. Run after `siyu analyze snapshot` (stage, RFM and CLV tags copy
+    what it wrote)."""
+    from siyu.segments.automatic import TagRefresh, refresh_from_location
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    end = analysis_end(as_of)
+
+    def line(tag: TagRefresh) -> None:
+        if as_json:
+            return
+        if tag.skipped:
+            out.print(f"{tag.slug}: skipped ({tag.skipped})")
+            return
+        out.print(
+            f"{tag.slug}: {tag.size:,} members, +{tag.entered:,} -{tag.left:,} "
+            f"~{tag.changed:,} ({tag.compute_seconds:.2f} s + {tag.write_seconds:.2f} s)"
+        )
+
+    with errors(), open_store(settings.database_url) as store:
+        upgrade(store)
+        report = refresh_from_location(
+            store,
+            location or Path(settings.warehouse),
+            group or settings.group_id,
+            end,
+            line,
+            only,
+            engine_named(engine),
+        )
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        out.print(
+            f"{len(report.tags)} automatic tags as of {report.as_of} in {report.seconds:.2f} s"
+        )
