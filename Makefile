@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console bench-matching clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console bench-matching bench-segments clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -88,6 +88,11 @@ bench-console: $(DEV_STAMP) $(CONSOLE_JS)
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python bench/bench_analytics.py --members 1000000 --clv-orders 1000000
+
+# Segments at 10M members (1M generated, landed ten times): previews against hand-written
+# DuckDB SQL, fifty segments, the largest written back to PostgreSQL by COPY.
+bench-segments: $(DEV_STAMP)
+	$(BIN)/python bench/bench_segments.py --members 1000000 --copies 10
 
 # Probabilistic matching on 1M synthetic members: blocking pairs, train + predict, and
 # real-time scoring against Splink's own compare_records (docs/benchmarks.md).

@@ -1,0 +1,312 @@
+"""Segments at scale: preview a typical rule, evaluate fifty, write members back by COPY.
+
+    python bench/bench_segments.py --members 1000000 [--copies 10] [--dir DIR] [--reuse]
+
+The brand is `siyu generate` at bench_analytics' churn (about 8 orders a person), its
+facts written straight into a DuckDB warehouse with true persons as members (the store
+import is measured elsewhere); `--copies 10` lands it ten times over with disjoint ids
+(10M members, ~82M orders). Timed, in the same run:
+
+1. preview (size and 20 member ids) of five typical rules, compiled by `segments.compile`
+   to one Ibis expression each, against the same rules written by hand in DuckDB SQL (the
+   counts must be equal): the ratio is what the rule language costs;
+2. fifty segments (the five templates at ten parameter settings each) evaluated to member
+   sets (Arrow), one after another, as a nightly run would;
+3. writing the largest member set back to PostgreSQL through `segments.membership`
+   (staged by COPY, set-based enters and leaves), first in full and then with 10% churn,
+   against inserting the same rows one statement per row (`--row-by-row` rows of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_analytics import MEMBER_OFFSET
+from pgtemp import temporary_database
+from siyu.analytics.engines import to_arrow
+from siyu.demo.config import GeneratorConfig
+from siyu.demo.generate import generate
+from siyu.segments.compile import SegmentTables, compile_rule
+from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
+from siyu.store.engine import make_engine
+from siyu.store.migrate import upgrade
+
+WAREHOUSE_SQL = """
+create table truth as select type, value, brand_id, person_id::bigint as member_id
+    from read_parquet('{d}/truth/identity_truth.parquet');
+create table orders as
+    select o.order_id, t.member_id, o.ordered_at, o.paid_fen::bigint as amount_fen, o.status,
+           o.brand_id, o.channel, o.store_id
+    from read_parquet('{d}/orders.parquet') o
+    join truth t on t.type = o.buyer_type and t.value = o.buyer_value
+        and (t.type <> 'card' or t.brand_id = o.brand_id);
+create table order_lines as select order_id, sku from read_parquet('{d}/order_lines.parquet');
+create table products as select sku, category from read_csv('{d}/products.csv');
+create table events as
+    select t.member_id, e.type, e.occurred_at, e.sku
+    from read_parquet('{d}/events.parquet') e
+    join truth t on t.type = e.identity_type and t.value = e.identity_value;
+create table members as select distinct member_id, 'active' as status from truth;
+drop table truth;
+"""
+
+
+def build(data: Path, warehouse: Path, copies: int) -> dict[str, int]:
+    db = duckdb.connect(str(warehouse))
+    db.execute(WAREHOUSE_SQL.format(d=data))
+    if copies > 1:  # the brand again, with disjoint member and order ids
+        member = f"t.member_id + r.i * {MEMBER_OFFSET} as member_id"
+        order = "t.order_id || '-' || r.i as order_id"
+        copied = {
+            "orders": f"{order}, {member}, t.* exclude (order_id, member_id)",
+            "order_lines": f"{order}, t.sku",
+            "events": f"{member}, t.* exclude (member_id)",
+            "members": f"{member}, t.status",
+        }
+        for table, select in copied.items():
+            db.execute(f"""create table {table}_x as select {select}
+                           from {table} t, range({copies}) r(i);
+                           drop table {table}; alter table {table}_x rename to {table}""")
+    # a nested segment's members, as the store would give them: every tenth member
+    db.execute(
+        "create table memberships as select 'vip' as segment, member_id from members "
+        "where member_id % 10 = 0"
+    )
+    counts = {}
+    for table in ("members", "orders", "order_lines", "events", "memberships"):
+        found = db.execute(f"select count(*) from {table}").fetchone()
+        counts[table] = int(found[0]) if found else 0
+    db.close()
+    return counts
+
+
+def rules(top_category: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """Five typical rules: the JSON, and the same selection written by hand in DuckDB SQL
+    (T is $t, epoch seconds; every window is (T - n, T], cancelled orders never count)."""
+    paid = "status <> 'cancelled' and epoch(ordered_at) <= $t"
+    return {
+        "lapsing_regulars": (
+            {
+                "all": [
+                    {"orders": {"within_days": 365, "count": {"gte": 3}}},
+                    {"orders": {"within_days": 60, "count": {"lte": 0}}},
+                ]
+            },
+            f"""select member_id from orders where {paid} and epoch(ordered_at) > $t - 365*86400
+                group by member_id having count(distinct order_id) >= 3
+                except select member_id from orders where {paid}
+                and epoch(ordered_at) > $t - 60*86400""",
+        ),
+        "bought_category": (
+            {"bought": {"category": [top_category], "within_days": 180}},
+            f"""select distinct o.member_id from orders o join order_lines l using (order_id)
+                join products p using (sku) where o.{paid.replace("ordered_at", "o.ordered_at")}
+                and epoch(o.ordered_at) > $t - 180*86400 and p.category = '{top_category}'""",
+        ),
+        "big_spenders_online": (
+            {
+                "orders": {
+                    "within_days": 365,
+                    "channel": ["tmall", "jd", "miniprogram"],
+                    "spend_fen": {"gte": 200000},
+                }
+            },
+            f"""select member_id from orders where {paid} and epoch(ordered_at) > $t - 365*86400
+                and channel in ('tmall', 'jd', 'miniprogram')
+                group by member_id having sum(amount_fen) >= 200000""",
+        ),
+        "viewed_not_bought": (
+            {
+                "all": [
+                    {"event": {"type": "view", "within_days": 30}},
+                    {"orders": {"within_days": 30, "count": {"lte": 0}}},
+                ]
+            },
+            f"""select member_id from events where type = 'view' and epoch(occurred_at) <= $t
+                and epoch(occurred_at) > $t - 30*86400
+                except select member_id from orders where {paid}
+                and epoch(ordered_at) > $t - 30*86400""",
+        ),
+        "vip_not_recent": (
+            {"all": [{"segment": "vip"}, {"not": {"last_order": {"within_days": 90}}}]},
+            f"""select member_id from memberships where segment = 'vip'
+                except select member_id from orders where {paid}
+                and epoch(ordered_at) > $t - 90*86400""",
+        ),
+    }
+
+
+def variations(base: dict[str, tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+    """Ten settings of each template: fifty segments."""
+    out = []
+    for k in range(10):
+        scale = 0.5 + k / 10
+        for rule, _ in base.values():
+            text = json.dumps(rule)
+            for days in (365, 180, 90, 60, 30):
+                text = text.replace(f'"within_days": {days}', f'"within_days": {int(days * scale)}')
+            out.append({"version": 1, "rule": json.loads(text)})
+    return out
+
+
+def ibis_preview(
+    con: Any, tables: SegmentTables, doc: dict[str, Any], as_of: datetime
+) -> tuple[int, list[int]]:
+    """Size and first 20 ids, as `segments.evaluate.preview_rule` computes them."""
+    members = compile_rule(doc, tables, as_of)
+    size = int(con.execute(members.count()))
+    first = con.execute(members.order_by("member_id").limit(20))["member_id"].tolist()
+    return size, [int(m) for m in first]
+
+
+def hand_preview(raw: duckdb.DuckDBPyConnection, sql: str, t: int) -> tuple[int, list[int]]:
+    size = raw.execute(f"select count(*) from ({sql})", {"t": t}).fetchone()
+    first = raw.execute(f"select member_id from ({sql}) order by 1 limit 20", {"t": t})
+    return int(size[0]) if size else 0, [int(r[0]) for r in first.fetchall()]
+
+
+def best(runs: int, fn: Any) -> tuple[float, Any]:
+    fastest, out = float("inf"), None
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = fn()
+        fastest = min(fastest, time.perf_counter() - started)
+    return fastest, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep DIR's warehouse")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--row-by-row", type=int, default=50_000)
+    parser.add_argument("--skip-writeback", action="store_true")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL server; the write-back runs in a throw-away database on it",
+    )
+    args = parser.parse_args()
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-seg-"))
+    work.mkdir(parents=True, exist_ok=True)
+    warehouse = work / "segments.duckdb"
+    figures: dict[str, Any] = {"members_generated": args.members, "copies": args.copies}
+    if not (args.reuse and warehouse.is_file()):
+        config = GeneratorConfig(
+            members=args.members,
+            seed=7,
+            days=1095,
+            mean_gap_days=22.0,
+            churn_before=(0.25, 0.12),
+            churn_after=0.04,
+        )
+        started = time.perf_counter()
+        generate(work / "data", config)
+        figures["generate_s"] = round(time.perf_counter() - started, 1)
+        warehouse.unlink(missing_ok=True)
+        started = time.perf_counter()
+        figures["rows"] = build(work / "data", warehouse, args.copies)
+        figures["load_s"] = round(time.perf_counter() - started, 1)
+    con = ibis.duckdb.connect(str(warehouse), read_only=True)
+    raw = duckdb.connect(str(warehouse), read_only=True)
+    tables = SegmentTables(
+        members=con.table("members"),
+        orders=con.table("orders"),
+        order_lines=con.table("order_lines"),
+        products=con.table("products"),
+        events=con.table("events"),
+        memberships=con.table("memberships"),
+    )
+    t_end = pd.Timestamp(raw.execute("select max(ordered_at) from orders").fetchone()[0])  # type: ignore[index]
+    as_of: datetime = t_end.to_pydatetime()
+    t = int(t_end.timestamp())
+    top = raw.execute("""select p.category from order_lines l join products p using (sku)
+                     group by 1 order by count(*) desc limit 1""").fetchone()[0]  # type: ignore[index]
+    base = rules(top)
+    preview: dict[str, Any] = {}
+    for name, (rule, sql) in base.items():
+        doc = {"version": 1, "rule": rule}
+        ibis_s, (size, first) = best(args.runs, lambda d=doc: ibis_preview(con, tables, d, as_of))
+        hand_s, hand = best(args.runs, lambda q=sql: hand_preview(raw, q, t))
+        assert (size, first) == hand, (name, size, hand[0])
+        preview[name] = {
+            "size": size,
+            "ibis_s": round(ibis_s, 3),
+            "hand_sql_s": round(hand_s, 3),
+            "ratio": round(ibis_s / hand_s, 2),
+        }
+        print(name, preview[name], file=sys.stderr, flush=True)
+    figures["preview"] = preview
+    # fifty segments, evaluated to member sets one after another
+    started = time.perf_counter()
+    sizes, largest = [], pa.array([], pa.int64())
+    for doc in variations(base):
+        ids = to_arrow(con, compile_rule(doc, tables, as_of)).column("member_id")
+        sizes.append(len(ids))
+        if len(ids) > len(largest):
+            largest = ids.combine_chunks()
+    figures["fifty_segments_s"] = round(time.perf_counter() - started, 1)
+    figures["fifty_segments_members"] = int(sum(sizes))
+    print("fifty", figures["fifty_segments_s"], file=sys.stderr, flush=True)
+    if not args.skip_writeback:
+        figures["writeback"] = writeback(largest, args.row_by_row, args.pg_url)
+    print(json.dumps(figures, ensure_ascii=False))
+
+
+def writeback(largest: pa.Array, row_by_row: int, pg_url: str) -> dict[str, Any]:
+    """The largest member set into PostgreSQL: COPY + set-based, against row by row."""
+    ids, _ = unique_members(largest)
+    rng = np.random.default_rng(1)
+    churned = np.concatenate(
+        [
+            rng.choice(ids, size=int(len(ids) * 0.9), replace=False),
+            ids.max() + 1 + np.arange(int(len(ids) * 0.1), dtype=np.int64),
+        ]
+    )
+    churned, _ = unique_members(churned)
+    out: dict[str, Any] = {"rows": len(ids)}
+    with temporary_database(pg_url) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        at = datetime(2026, 1, 1)
+        for label, members in (("first_s", ids), ("churn10_s", churned)):
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                applied = replace_members(
+                    conn, SEGMENT_MEMBERS, "bench", 1, members, None, "bench", at
+                )
+            out[label] = round(time.perf_counter() - started, 3)
+            out[label.replace("_s", "_deltas")] = applied.entered + applied.left
+        sample = ids[:row_by_row]
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE one_by_one (member_id BIGINT PRIMARY KEY)")
+            for m in sample.tolist():
+                conn.exec_driver_sql("INSERT INTO one_by_one VALUES (%s)", (m,))
+        per_row = (time.perf_counter() - started) / len(sample)
+        out["row_by_row_rows_per_s"] = round(1 / per_row)
+        out["copy_rows_per_s"] = round(len(ids) / max(out["first_s"], 1e-3))
+        out["ratio"] = round(out["copy_rows_per_s"] / out["row_by_row_rows_per_s"], 1)
+        engine.dispose()
+    return out
+
+
+if __name__ == "__main__":
+    main()
