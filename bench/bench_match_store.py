@@ -17,6 +17,7 @@ Timed:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import sys
@@ -83,6 +84,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write cProfile stats of the calls here"
+    )
     args = parser.parse_args()
     progress("generating people")
     records, _ = people(args.members + args.calls)
@@ -120,6 +124,7 @@ def main() -> None:
             ]
         progress(f"{len(later_ids)} calls")
         store_times, engine_times, candidates = [], [], []
+        profiler = cProfile.Profile() if args.profile else None
         for member_id in later_ids:
             # the baseline first, on what match_member will read: the engine alone
             with engine.connect() as conn:
@@ -134,9 +139,15 @@ def main() -> None:
             score_against(found[1], record, cands)
             engine_times.append(time.perf_counter() - t)
             t = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
             result = match_member(engine, vault, group, member_id)
+            if profiler is not None:
+                profiler.disable()
             store_times.append(time.perf_counter() - t)
             candidates.append(result.candidates)
+    if profiler is not None:
+        profiler.dump_stats(str(args.profile))
     figures = {
         "store": url.split(":", 1)[0],
         "members": args.members,

@@ -19,6 +19,8 @@ written so that running it again changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Engine, text
 
 from siyu.store.times import stored_now
@@ -26,7 +28,7 @@ from siyu.store.times import stored_now
 MAX_ROUNDS = 32  # a chain (A into B, B into C) moves one link per round
 
 _ACTIVE = """JOIN merges m ON m.group_id = mt.group_id AND m.merged_id = mt.member_id
-             AND m.undone_at IS NULL"""
+             AND m.undone_at IS NULL {only}"""
 _MOVES = f"""SELECT mt.group_id, mt.tag_id, m.survivor_id, MIN(mt.value) AS value,
                     'merge:' || MIN(m.merge_id) AS by
              FROM member_tags mt {_ACTIVE}
@@ -40,13 +42,13 @@ _LEAVES = f"""INSERT INTO member_tag_history (group_id, tag_id, member_id, chang
                      'merge:' || m.merge_id, :at
               FROM member_tags mt {_ACTIVE} WHERE mt.group_id = :g"""
 _DROP = """DELETE FROM member_tags WHERE group_id = :g AND member_id IN (
-             SELECT merged_id FROM merges WHERE group_id = :g AND undone_at IS NULL)"""
+             SELECT merged_id FROM merges m WHERE group_id = :g AND undone_at IS NULL {only})"""
 
 _GIVE_BACK = """INSERT INTO member_tags (group_id, tag_id, member_id, value, set_by, set_at)
     SELECT h.group_id, h.tag_id, h.member_id, MIN(h.value), 'unmerge:' || m.merge_id, :at
     FROM member_tag_history h
     JOIN merges m ON m.group_id = h.group_id AND m.merged_id = h.member_id
-      AND h.by = 'merge:' || m.merge_id AND m.undone_at IS NOT NULL
+      AND h.by = 'merge:' || m.merge_id AND m.undone_at IS NOT NULL {only}
     JOIN tags t ON t.tag_id = h.tag_id AND t.kind <> 'automatic' AND t.archived_at IS NULL
     WHERE h.group_id = :g AND h.change = 'leave'
       AND NOT EXISTS (SELECT 1 FROM member_tags held WHERE held.group_id = h.group_id
@@ -64,9 +66,20 @@ _GIVEN_BACK = """INSERT INTO member_tag_history (group_id, tag_id, member_id, ch
         AND done.by = mt.set_by)"""
 
 
-def follow_merges(engine: Engine, group_id: str) -> tuple[int, int]:
-    """Move tags along every merge, give them back along every unmerge; returns (tags
-    taken from absorbed members, tags given back to restored members)."""
+def follow_merges(
+    engine: Engine, group_id: str, merge_ids: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """Move tags along every merge, give them back along every unmerge (or along
+    `merge_ids` only: one member's match follows its own merge without reading the
+    group's); returns (tags taken from absorbed members, tags given back to restored
+    members)."""
+    only = (
+        ""
+        if merge_ids is None
+        else f"AND m.merge_id IN ({','.join(map(str, map(int, merge_ids))) or 'NULL'})"
+    )
+    moves, leaves, drop = (q.replace("{only}", only) for q in (_MOVES, _LEAVES, _DROP))
+    give_back = _GIVE_BACK.replace("{only}", only)
     moved = given = 0
     with engine.begin() as conn:
         for _ in range(MAX_ROUNDS):
@@ -75,10 +88,10 @@ def follow_merges(engine: Engine, group_id: str) -> tuple[int, int]:
                 text(f"""INSERT INTO member_tags
                            (group_id, tag_id, member_id, value, set_by, set_at)
                          SELECT group_id, tag_id, survivor_id, value, by, :at
-                         FROM ({_MOVES}) x"""),
+                         FROM ({moves}) x"""),
                 p,
             )
-            taken = conn.execute(text(_LEAVES), p).rowcount
+            taken = conn.execute(text(leaves), p).rowcount
             if not taken:
                 break
             # the survivor's enters: the rows just inserted, whose set_by names the merge
@@ -94,10 +107,10 @@ def follow_merges(engine: Engine, group_id: str) -> tuple[int, int]:
                               AND done.member_id = mt.member_id AND done.by = mt.set_by)"""),
                 p,
             )
-            conn.execute(text(_DROP), p)
+            conn.execute(text(drop), p)
             moved += taken
         p = {"g": group_id, "at": stored_now()}
-        given = conn.execute(text(_GIVE_BACK), p).rowcount
+        given = conn.execute(text(give_back), p).rowcount
         if given:
             conn.execute(text(_GIVEN_BACK), p)
     return moved, given

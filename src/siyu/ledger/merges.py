@@ -12,6 +12,7 @@ still holds; a shortfall (the survivor spent it in between) is written in the po
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -22,12 +23,16 @@ from siyu.ledger.posting import Plan, Request, post
 MAX_ROUNDS = 32  # a merge chain (A into B, B into C) settles one link per round
 
 
-def settle_merges(engine: Engine, group_id: str) -> tuple[int, int]:
-    """Post the ledger side of every merge and unmerge not yet settled; returns
-    (merges settled, unmerges settled)."""
+def settle_merges(
+    engine: Engine, group_id: str, merge_ids: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """Post the ledger side of every merge and unmerge not yet settled (or of `merge_ids`
+    only: one member's match settles its own merge without scanning the group's, which
+    at a million members was most of its time); returns (merges settled, unmerges
+    settled)."""
     merged = unmerged = 0
     for _ in range(MAX_ROUNDS):
-        pending = _pending(engine, group_id)
+        pending = _pending(engine, group_id, merge_ids)
         if not pending:
             break
         for merge_id, survivor, absorbed, undone in pending:
@@ -40,14 +45,21 @@ def settle_merges(engine: Engine, group_id: str) -> tuple[int, int]:
     return merged, unmerged
 
 
-def _pending(engine: Engine, group_id: str) -> list[tuple[int, int, int, bool]]:
+def _pending(
+    engine: Engine, group_id: str, merge_ids: Sequence[int] | None
+) -> list[tuple[int, int, int, bool]]:
     """Merges whose absorbed member holds ledger accounts and have no merge posting, and
     undone merges with a merge posting but no unmerge posting; oldest first."""
+    only = (
+        ""
+        if merge_ids is None
+        else f" AND m.merge_id IN ({','.join(map(str, map(int, merge_ids))) or 'NULL'})"
+    )
     with engine.connect() as conn:
         rows = conn.execute(
-            text("""SELECT m.merge_id, m.survivor_id, m.merged_id, 0 AS undone
+            text(f"""SELECT m.merge_id, m.survivor_id, m.merged_id, 0 AS undone
                     FROM merges m
-                    WHERE m.group_id = :g AND m.undone_at IS NULL
+                    WHERE m.group_id = :g AND m.undone_at IS NULL {only}
                       AND EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.group_id = :g
                                   AND a.owner = 'member' AND a.member_id = m.merged_id)
                       AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
@@ -55,7 +67,7 @@ def _pending(engine: Engine, group_id: str) -> list[tuple[int, int, int, bool]]:
                     UNION ALL
                     SELECT m.merge_id, m.survivor_id, m.merged_id, 1 AS undone
                     FROM merges m
-                    WHERE m.group_id = :g AND m.undone_at IS NOT NULL
+                    WHERE m.group_id = :g AND m.undone_at IS NOT NULL {only}
                       AND EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
                                   AND p.kind = 'merge' AND p.reference = 'merge:' || m.merge_id)
                       AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g

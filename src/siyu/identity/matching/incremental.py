@@ -96,9 +96,9 @@ def match_member(
             _act(conn, group_id, member_id, model, result, scored, strong_types)
         survivor = result.merged_into or member_id
         add_match_keys(conn, vault, group_id, _rekey(keys, survivor))
-    if result.merge_id is not None:
-        settle_merges(engine, group_id)
-        follow_merges(engine, group_id)
+    if result.merge_id is not None:  # its own merge only: the group's are settled already
+        settle_merges(engine, group_id, [result.merge_id])
+        follow_merges(engine, group_id, [result.merge_id])
     return result
 
 
