@@ -12,7 +12,10 @@ import is measured elsewhere); `--copies 10` lands it ten times over with disjoi
    counts must be equal): the ratio is what the rule language costs;
 2. fifty segments (the five templates at ten parameter settings each) evaluated to member
    sets (Arrow), one after another, as a nightly run would;
-3. writing the largest member set back to PostgreSQL through `segments.membership`
+3. the fifteen automatic tags computed in the warehouse (`segments.automatic`), from the
+   same facts materialised once as `siyu tags refresh` does: with the fifty segments, the
+   nightly work the issue budgets at 120 s for 10M members;
+4. writing the largest member set back to PostgreSQL through `segments.membership`
    (staged by COPY, set-based enters and leaves), first in full and then with 10% churn,
    against inserting the same rows one statement per row (`--row-by-row` rows of it).
 """
@@ -38,9 +41,13 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analytics import MEMBER_OFFSET
 from pgtemp import temporary_database
-from siyu.analytics.engines import to_arrow
+from siyu.analytics.engines import materialised, to_arrow
+from siyu.analytics.orders import epoch_seconds
+from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
+from siyu.segments.automatic.catalogue import CATALOGUE
+from siyu.segments.automatic.warehouse_tags import Facts, epoch
 from siyu.segments.compile import SegmentTables, compile_rule
 from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
 from siyu.store.engine import make_engine
@@ -51,12 +58,14 @@ create table truth as select type, value, brand_id, person_id::bigint as member_
     from read_parquet('{d}/truth/identity_truth.parquet');
 create table orders as
     select o.order_id, t.member_id, o.ordered_at, o.paid_fen::bigint as amount_fen, o.status,
-           o.brand_id, o.channel, o.store_id
+           o.brand_id, o.channel, o.store_id, coalesce(o.discount_fen, 0)::bigint as discount_fen
     from read_parquet('{d}/orders.parquet') o
     join truth t on t.type = o.buyer_type and t.value = o.buyer_value
         and (t.type <> 'card' or t.brand_id = o.brand_id);
-create table order_lines as select order_id, sku from read_parquet('{d}/order_lines.parquet');
+create table order_lines as select order_id, sku, qty, amount_fen
+    from read_parquet('{d}/order_lines.parquet');
 create table products as select sku, category from read_csv('{d}/products.csv');
+create table stores as select store_id, city from read_csv('{d}/stores.csv');
 create table events as
     select t.member_id, e.type, e.occurred_at, e.sku
     from read_parquet('{d}/events.parquet') e
@@ -74,7 +83,7 @@ def build(data: Path, warehouse: Path, copies: int) -> dict[str, int]:
         order = "t.order_id || '-' || r.i as order_id"
         copied = {
             "orders": f"{order}, {member}, t.* exclude (order_id, member_id)",
-            "order_lines": f"{order}, t.sku",
+            "order_lines": f"{order}, t.sku, t.qty, t.amount_fen",
             "events": f"{member}, t.* exclude (member_id)",
             "members": f"{member}, t.status",
         }
@@ -265,9 +274,62 @@ def main() -> None:
     figures["fifty_segments_s"] = round(time.perf_counter() - started, 1)
     figures["fifty_segments_members"] = int(sum(sizes))
     print("fifty", figures["fifty_segments_s"], file=sys.stderr, flush=True)
+    figures["automatic_tags"] = automatic_tags(con, as_of)
+    figures["nightly_s"] = round(
+        figures["fifty_segments_s"] + figures["automatic_tags"]["total_s"], 1
+    )
+    print("tags", figures["automatic_tags"]["total_s"], file=sys.stderr, flush=True)
     if not args.skip_writeback:
         figures["writeback"] = writeback(largest, args.row_by_row, args.pg_url)
     print(json.dumps(figures, ensure_ascii=False))
+
+
+def automatic_tags(con: Any, as_of: datetime) -> dict[str, Any]:
+    """The warehouse's automatic tags over the bench's facts, the facts materialised once
+    (as `refresh.warehouse_facts` does); seconds per tag and in total, holders per tag."""
+    started = time.perf_counter()
+    o = con.table("orders")
+    o = o.filter((o.status != "cancelled") & (epoch_seconds(o.ordered_at) <= epoch(as_of)))
+    orders = o.select(
+        "order_id",
+        "member_id",
+        "channel",
+        "store_id",
+        "brand_id",
+        "discount_fen",
+        paid_fen=o.amount_fen,
+        at=epoch_seconds(o.ordered_at),
+    )
+    e = con.table("events")
+    events = e.select("member_id", "type", at=epoch_seconds(e.occurred_at))
+    events = events.filter(events.at <= epoch(as_of))
+    out: dict[str, Any] = {"tags": {}}
+    with materialised(orders) as orders_m, materialised(events) as events_m:
+        lines = con.table("order_lines").join(
+            orders_m.select("order_id", "member_id", "at"), "order_id"
+        )
+        with materialised(lines) as lines_m:
+            f = Facts(
+                orders_m,
+                lines_m,
+                events_m,
+                con.table("products"),
+                con.table("stores"),
+                epoch(as_of),
+                tuple(sorted(ONLINE_CHANNELS)),
+            )
+            out["facts_s"] = round(time.perf_counter() - started, 1)
+            for tag in CATALOGUE:
+                if tag.side != "warehouse":
+                    continue
+                begun = time.perf_counter()
+                holders = to_arrow(con, tag.compute(f)).num_rows
+                out["tags"][tag.slug] = {
+                    "holders": holders,
+                    "s": round(time.perf_counter() - begun, 2),
+                }
+    out["total_s"] = round(time.perf_counter() - started, 1)
+    return out
 
 
 def writeback(largest: pa.Array, row_by_row: int, pg_url: str) -> dict[str, Any]:
