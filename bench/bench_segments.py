@@ -12,7 +12,7 @@ import is measured elsewhere); `--copies 10` lands it ten times over with disjoi
    counts must be equal): the ratio is what the rule language costs;
 2. fifty segments (the five templates at ten parameter settings each) evaluated to member
    sets (Arrow), one after another, as a nightly run would;
-3. the fifteen automatic tags computed in the warehouse (`segments.automatic`), from the
+3. the automatic tags computed in the warehouse (`segments.automatic`), from the
    same facts materialised once as `siyu tags refresh` does: with the fifty segments, the
    nightly work the issue budgets at 120 s for 10M members;
 4. writing the largest member set back to PostgreSQL through `segments.membership`

@@ -294,7 +294,7 @@ def test_references_resolve_to_known_reference_rows(brand: tuple[Path, GenerateR
     assert {"poster:618", "poster:1111"} <= scenes
     assert set(events["type"].to_pylist()) == {
         "view", "add_to_cart", "order", "pay", "share", "scan", "wecom_add", "wecom_remove",
-        "follow", "unfollow", "sign_in",
+        "follow", "unfollow", "sign_in", "read", "like", "survey",
     }  # fmt: skip
 
 

@@ -66,6 +66,16 @@ def warehouse_tags(
             ln_year.merge(products, on="sku"), "category", "amount_fen"
         ),
     }
+    # same city: the city of the first store order (time, then order id) against the cities
+    # of the year's store orders
+    served = o.merge(stores, on="store_id")
+    first = served.sort_values(["member_id", "ts", "order_id"]).drop_duplicates("member_id")
+    home = dict(zip(first.member_id, first.city, strict=True))
+    served_year = served[served.ts > t - YEAR * DAY]
+    away = (served_year.city != served_year.member_id.map(home)).groupby(served_year.member_id)
+    out["auto.same_city"] = {
+        int(m): "elsewhere" if k > 0 else "home_city" for m, k in away.sum().items()
+    }
     discount = year.assign(d=(year.discount_fen > 0).astype(int)).groupby("member_id")
     sens = discount.agg(n=("d", "size"), d=("d", "sum"))
     out["auto.discount_sensitivity"] = {
@@ -103,6 +113,9 @@ def warehouse_tags(
         ("auto.sign_in", "sign_in", 30),
         ("auto.share", "share", 90),
         ("auto.browse", "view", 30),
+        ("auto.read", "read", 30),
+        ("auto.like", "like", 90),
+        ("auto.survey", "survey", 365),
     ):
         chosen = e[(e.type == kind) & (e.ts > t - days * DAY)].groupby("member_id").size()
         out[slug] = {int(m): _band(k, ((2, "1-2"), (9, "3-9")), "10+") for m, k in chosen.items()}

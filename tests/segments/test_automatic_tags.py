@@ -18,7 +18,7 @@ import pytest
 from ibis import BaseBackend
 from sqlalchemy import Engine, text
 from tests.analytics.data import shared_file
-from tests.analytics.store_brand import T1, import_and_resolve, write_brand
+from tests.analytics.store_brand import T1, event, import_and_resolve, write_brand
 from tests.brandfiles import write
 from tests.conftest import Store
 from tests.segments import autotag_reference as ref
@@ -454,6 +454,39 @@ def test_ties_cancelled_orders_merges_and_leaves(
     assert report["auto.online_offline"].entered == 1
 
 
+def test_content_and_social_events_are_imported_and_tagged(
+    store: Store, vault: Vault, tmp_path: Path
+) -> None:
+    # given the small brand (data end T = 2024-03-05 08:00) and, imported after it, M1's
+    # three reads within 30 days and one exactly 30 days before T (outside: the window is
+    # (T - 30 days, T]), T-1's like 89 days before T, and M2's survey answer
+    import_and_resolve(store.engine, vault, store.group_id, write_brand(tmp_path / "brand"))
+    m1, m2, t1 = (_member(store.engine, store.group_id, o) for o in ("O1", "O2", "O4"))
+    m1_card, m2_card = ("card", "C001"), ("card", "D002")
+    write(
+        tmp_path / "social" / "events.csv",
+        [
+            event("R1", "read", "2024-03-05T08:00:00", m1_card),
+            event("R2", "read", "2024-02-20T08:00:00", m1_card),
+            event("R3", "read", "2024-02-04T08:00:01", m1_card),
+            event("R4", "read", "2024-02-04T08:00:00", m1_card),
+            event("L1", "like", "2023-12-07T08:00:00", T1),
+            event("S1", "survey", "2024-01-15T12:00:00", m2_card),
+        ],
+    )
+    report = import_directory(
+        store.engine, vault, store.group_id, tmp_path / "social", tmp_path / "rejects"
+    )
+    assert not list((tmp_path / "rejects").glob("*")), report
+    # when the tags are refreshed
+    _refresh(store, tmp_path / "siyu.duckdb")
+    got = held(store.engine, store.group_id)
+    # then
+    assert got["auto.read"] == {m1: "3-9"}
+    assert got["auto.like"] == {t1: "1-2"}
+    assert got["auto.survey"] == {m2: "1-2"}
+
+
 def test_store_side_tags_copy_tiers_and_band_ages_on_the_birthday(
     store: Store, vault: Vault, tmp_path: Path
 ) -> None:
@@ -628,4 +661,73 @@ def test_bands_on_their_edges() -> None:
     # and three orders are the 2-3 band; an order at T itself is within every window
     assert set(run("auto.frequency").values()) == {"2-3"}
     assert set(run("auto.recency").values()) == {"0-30"}
+    con.disconnect()
+
+
+def test_same_city_takes_the_first_store_order_and_its_ties() -> None:
+    # given stores in Shanghai (S1, S2) and Hangzhou (H1), and as of T = 2024-06-01:
+    # member 1 first bought in Shanghai, later in Hangzhou within the year: elsewhere;
+    # member 2 first bought in Hangzhou exactly 365 days before T (outside the window, but
+    # its first store order), then in Shanghai: elsewhere;
+    # member 6 bought twice at its first instant, S1 as order "A6" and H1 as "B6", then in
+    # Shanghai: home_city (the tie goes to the smaller order id);
+    # member 3 bought in Hangzhou only before the year and online within it: no tag;
+    # member 4 bought online only: no tag; member 5 bought at T itself (in the window) and
+    # in Hangzhou a day after T (ignored)
+    t = pd.Timestamp("2024-06-01 00:00:00")
+    day = pd.Timedelta(days=1)
+    rows = [  # order id, member, when, channel, store
+        ("O1a", 1, t - 400 * day, "pos", "S1"),
+        ("O1b", 1, t - 10 * day, "pos", "H1"),
+        ("O2a", 2, t - 365 * day, "pos", "H1"),
+        ("O2b", 2, t - 364 * day, "pos", "S1"),
+        ("B6", 6, t - 400 * day, "pos", "H1"),
+        ("A6", 6, t - 400 * day, "pos", "S1"),
+        ("O6", 6, t - 3 * day, "pos", "S2"),
+        ("O3a", 3, t - 366 * day, "pos", "H1"),
+        ("O3b", 3, t - 5 * day, "tmall", None),
+        ("O4", 4, t - 5 * day, "jd", None),
+        ("O5a", 5, t, "pos", "S2"),
+        ("O5b", 5, t + day, "pos", "H1"),
+    ]
+    orders = pd.DataFrame(
+        {
+            "order_id": [r[0] for r in rows],
+            "member_id": [r[1] for r in rows],
+            "status": "paid",
+            "ordered_at": [r[2] for r in rows],
+            "channel": [r[3] for r in rows],
+            "store_id": [r[4] for r in rows],
+            "brand_id": "B1",
+            "discount_fen": 0,
+            "paid_fen": 100,
+        }
+    )
+    lines = pd.DataFrame(
+        {"order_id": orders.order_id, "sku": "K1", "qty": 1, "amount_fen": orders.paid_fen}
+    )
+    cities = pd.DataFrame({"store_id": ["S1", "S2", "H1"], "city": ["上海", "上海", "杭州"]})
+    con = connect("duckdb")
+    wh = retail_warehouse(con, {"orders": orders, "lines": lines, "members": [1, 2, 3, 4, 5, 6]})
+    empty = pa.table({"sku": pa.array([], pa.string()), "category": pa.array([], pa.string())})
+    none = load_arrow(con, empty, "city_products")
+    stores = load_arrow(con, pa.Table.from_pandas(cities, preserve_index=False), "city_stores")
+    inputs = facts(wh, none, stores, t.to_pydatetime(), sorted(ONLINE_CHANNELS))
+    tag = next(t for t in WAREHOUSE_TAGS if t.slug == "auto.same_city")
+    # when the tag is computed, then
+    got = as_tagged(to_arrow(con, tag.compute(inputs)))
+    want = {1: "elsewhere", 2: "elsewhere", 5: "home_city", 6: "home_city"}
+    assert got == want
+    # and the pandas reference agrees
+    ref_tags = ref.warehouse_tags(
+        orders,
+        lines,
+        pd.DataFrame({"member_id": [], "type": [], "occurred_at": []}),
+        pd.DataFrame({"sku": [], "category": []}),
+        cities,
+        {1, 2, 3, 4, 5, 6},
+        int(t.value // 1_000_000_000),
+        set(ONLINE_CHANNELS),
+    )
+    assert ref_tags["auto.same_city"] == want
     con.disconnect()

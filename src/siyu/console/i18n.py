@@ -360,6 +360,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "event.follow": ("关注公众号", "Followed"),
     "event.unfollow": ("取消关注", "Unfollowed"),
     "event.sign_in": ("签到", "Signed in"),
+    "event.read": ("阅读", "Read"),
+    "event.like": ("点赞", "Liked"),
+    "event.survey": ("答问卷", "Answered a survey"),
     # tier changes (ledger.models.TIER_REASONS) and scopes; tier codes are the brand's
     # own: their names come from the tier rules (ledger.program)
     "tier.upgrade": ("升级", "Upgrade"),

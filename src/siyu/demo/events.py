@@ -31,9 +31,22 @@ from siyu.demo.truthlog import TruthLog
 from siyu.orders.models import EVENT_TYPES
 
 # The canonical vocabulary; the index of each type is its code in the generator's arrays.
-(VIEW, ADD_TO_CART, ORDER, PAY, SHARE, SCAN, WECOM_ADD, WECOM_REMOVE, FOLLOW, UNFOLLOW, SIGN_IN) = (
-    range(len(EVENT_TYPES))
-)
+(
+    VIEW,
+    ADD_TO_CART,
+    ORDER,
+    PAY,
+    SHARE,
+    SCAN,
+    WECOM_ADD,
+    WECOM_REMOVE,
+    FOLLOW,
+    UNFOLLOW,
+    SIGN_IN,
+    READ,
+    LIKE,
+    SURVEY,
+) = range(len(EVENT_TYPES))
 MAX_EVENTS_PER_PERSON = 4096  # event ids hold the person's event rank in 12 bits
 _COLUMNS = (
     "person",
@@ -201,6 +214,23 @@ def build_events(
     t = start + j * DAY + rng.below("sign_in_jitter", 3600, pid[who], j)
     ok = t < hi
     rows.add(who[ok], SIGN_IN, MINIPROGRAM, OPENID, pid[who[ok]] * 2, t[ok])
+
+    # official-account readers: articles read over the following year, about a third of them
+    # liked; now and then a questionnaire answered in the mini-program (Bestore's social
+    # and activity tags read these)
+    w = everyone[p.oa & rng.flag("reader", 0.5, pid)]
+    reads = 1 + rng.below("reads", 24, pid[w])
+    who = np.repeat(w, reads)
+    j = rank_in_group(reads)
+    t = a.oa_at[who] + (rng.uniform("read_at", 0, 365, pid[who], j) * DAY).astype(np.int64)
+    ok = t < hi
+    rows.add(who[ok], READ, OFFICIAL_ACCOUNT, OPENID, pid[who[ok]] * 2 + 1, t[ok])
+    liked = ok & rng.flag("like", 0.3, pid[who], j)
+    rows.add(who[liked], LIKE, OFFICIAL_ACCOUNT, OPENID, pid[who[liked]] * 2 + 1, t[liked] + 40)
+    w = everyone[p.mp & rng.flag("survey", 0.15, pid)]
+    t = a.mp_at[w] + (rng.uniform("survey_at", 0, 300, pid[w]) * DAY).astype(np.int64)
+    ok = t < hi
+    rows.add(w[ok], SURVEY, MINIPROGRAM, OPENID, pid[w[ok]] * 2, t[ok])
 
     ev = rows.table()
     ev["rank"] = rank_in_group(np.bincount(ev["person"], minlength=n).astype(np.int64))

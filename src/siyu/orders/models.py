@@ -36,6 +36,11 @@ EVENT_TYPES = (
     "follow",
     "unfollow",
     "sign_in",
+    # content and social activity (Bestore's social tags): an article or post read, a like,
+    # a questionnaire answered
+    "read",
+    "like",
+    "survey",
 )
 
 orders = Table(

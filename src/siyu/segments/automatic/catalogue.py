@@ -155,6 +155,16 @@ CATALOGUE: tuple[AutoTag, ...] = (
         wt.recency,
     ),
     AutoTag(
+        "auto.same_city",
+        "同城购买",
+        "Same-city buyer",
+        "warehouse",
+        "home_city when every store order was in the member's city (the city of their first "
+        "store order), elsewhere when one was not",
+        P,
+        wt.same_city,
+    ),
+    AutoTag(
         "auto.sign_in",
         "签到",
         "Sign-ins",
@@ -180,6 +190,33 @@ CATALOGUE: tuple[AutoTag, ...] = (
         "view events in the window: 1-2, 3-9, 10+",
         30,
         wt.event_count("view", 30),
+    ),
+    AutoTag(
+        "auto.read",
+        "阅读",
+        "Content reads",
+        "warehouse",
+        "read events (articles, posts) in the window: 1-2, 3-9, 10+",
+        30,
+        wt.event_count("read", 30),
+    ),
+    AutoTag(
+        "auto.like",
+        "点赞",
+        "Likes",
+        "warehouse",
+        "like events in the window: 1-2, 3-9, 10+",
+        90,
+        wt.event_count("like", 90),
+    ),
+    AutoTag(
+        "auto.survey",
+        "问卷",
+        "Survey answers",
+        "warehouse",
+        "survey events (a questionnaire answered) in the window: 1-2, 3-9, 10+",
+        365,
+        wt.event_count("survey", 365),
     ),
     # --- copied or computed in the store ----------------------------------------------------
     AutoTag(

@@ -144,6 +144,24 @@ def preferred_city(f: Facts) -> ir.Table:
     return _top(per, "city", "n")
 
 
+def same_city(f: Facts) -> ir.Table:
+    """`home_city` when every store order of the window was in the member's city,
+    `elsewhere` when one was not. The warehouse holds no address, so a member's city is
+    that of the store of their first store order up to T (earliest, then the smallest
+    order id), as in the same-city KPI (`analytics.kpis.same_city`). Members without a
+    store order in the window are left out."""
+    served = f.orders.join(f.stores, "store_id")
+    first = served.group_by("member_id").aggregate(first_at=served.at.min())
+    at_first = served.join(first, "member_id")
+    at_first = at_first.filter(at_first.at == at_first.first_at)
+    home = at_first.group_by("member_id").aggregate(home=at_first.city.argmin(at_first.order_id))
+    window = _within(served, f, PREFERENCE_DAYS).join(home, "member_id")
+    away = (window.city != window.home).cast("int64")
+    per = window.group_by("member_id").aggregate(away=away.sum())
+    value = ibis.ifelse(per.away > 0, "elsewhere", "home_city")
+    return per.select("member_id", value=value.cast("string"))
+
+
 def preferred_brand(f: Facts) -> ir.Table:
     o = _within(f.orders, f, PREFERENCE_DAYS)
     per = o.group_by(["member_id", "brand_id"]).aggregate(n=o.paid_fen.sum(), last=o.at.max())
