@@ -147,6 +147,12 @@ def archive_cmd(slug: str, group: GroupOption = None) -> None:
 def preview_cmd(
     rule: RuleOption,
     sample: Annotated[int, typer.Option(help="Member ids to show (0 to 100).")] = 20,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact", help="Count every member; past a million the default is an estimate."
+        ),
+    ] = False,
     location: WarehouseOption = None,
     as_of: AsOfOption = None,
     engine: EngineOption = "duckdb",
@@ -161,7 +167,7 @@ def preview_cmd(
     with errors(), open_store(settings.database_url) as store:
         doc = _rule(rule)
         with _warehouse(location, engine, group_id) as (backend, wh):
-            found = preview_rule(store, backend, wh, doc, end, sample)
+            found = preview_rule(store, backend, wh, doc, end, sample, exact)
     emit_json({**vars(found), "as_of": str(found.as_of)})
 
 

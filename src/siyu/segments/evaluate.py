@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from siyu.analytics.engines import engine_name, to_arrow
 from siyu.analytics.warehouse import Warehouse
 from siyu.errors import ValidationError
-from siyu.segments.compile import Preview, compile_rule
+from siyu.segments.compile import compile_rule
 from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
 from siyu.segments.models import (
     EVALUATION_TRIGGERS,
@@ -39,6 +39,7 @@ from siyu.segments.models import (
     segments,
 )
 from siyu.segments.rules import parse_document, references
+from siyu.segments.sampling import SAMPLE_FROM, estimate, sampled
 from siyu.segments.sources import segment_tables
 from siyu.segments.stored import evaluation_order, get_segment, lock_segment
 from siyu.store.times import stored_now
@@ -64,6 +65,12 @@ class RulePreview:
     sample: list[int]  # the first member ids, ascending
     as_of: datetime
     seconds: float
+    # an estimate from one member in a hundred (segments.sampling): size is scaled up and
+    # size_low..size_high is its 95% interval; exact previews leave these at their defaults
+    estimated: bool = False
+    size_low: int | None = None
+    size_high: int | None = None
+    sampled_members: int | None = None
 
 
 def run_as_of(warehouse: Warehouse, as_of: datetime | None) -> datetime:
@@ -78,14 +85,21 @@ def preview_rule(
     rule: object,
     as_of: datetime | None = None,
     sample: int = 20,
+    exact: bool = False,
+    sample_from: int = SAMPLE_FROM,
 ) -> RulePreview:
-    """A rule's size and its first `sample` member ids, computed now, written nowhere."""
+    """A rule's size and its first `sample` member ids, computed now, written nowhere.
+    Past `sample_from` members the size is estimated from a sample (and the ids come from
+    it) unless `exact`."""
     if type(sample) is not int or not 0 <= sample <= MAX_SAMPLE:
         raise ValidationError("sample", f"must be an integer from 0 to {MAX_SAMPLE}")
     started = time.perf_counter()
     document = parse_document(rule)
     moment = run_as_of(warehouse, as_of)
     tables = segment_tables(engine, backend, warehouse, references(document.rule))
+    population = None if exact else int(backend.execute(tables.members.count()))
+    if population is not None and population > sample_from:
+        tables = sampled(tables)
     members = compile_rule(document, tables, moment)
     size = int(backend.execute(members.count()))
     first = (
@@ -93,9 +107,20 @@ def preview_rule(
         if sample
         else pa.array([], pa.int64())
     )
-    found = Preview(size, [str(m) for m in first.to_pylist()])
+    ids = [int(m) for m in first.to_pylist()]
+    if population is None or population <= sample_from:
+        return RulePreview(size, ids, moment, time.perf_counter() - started)
+    drawn = int(backend.execute(tables.members.count()))
+    scaled = estimate(size, drawn, population)
     return RulePreview(
-        found.size, [int(m) for m in found.sample], moment, time.perf_counter() - started
+        scaled.size,
+        ids,
+        moment,
+        time.perf_counter() - started,
+        estimated=True,
+        size_low=scaled.low,
+        size_high=scaled.high,
+        sampled_members=drawn,
     )
 
 

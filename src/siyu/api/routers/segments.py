@@ -123,6 +123,11 @@ class PreviewIn(Strict):
         default=None, description="Default: the warehouse's newest fact."
     )
     sample: int = Field(default=20, ge=0, le=runs.MAX_SAMPLE)
+    exact: bool = Field(
+        default=False,
+        description="Count every member even past a million (slow); by default larger "
+        "brands get an estimate from one member in a hundred.",
+    )
 
 
 class PreviewOut(BaseModel):
@@ -130,6 +135,10 @@ class PreviewOut(BaseModel):
     sample: list[int] = Field(description="The first member ids, ascending.")
     as_of: datetime
     seconds: float
+    estimated: bool = Field(description="size is estimated from a sample of members.")
+    size_low: int | None = Field(default=None, description="95% interval of an estimated size.")
+    size_high: int | None = None
+    sampled_members: int | None = None
 
 
 class EvaluateIn(Strict):
@@ -274,7 +283,7 @@ async def preview(
     def work() -> runs.RulePreview:
         with _warehouse(svc, who.group_id) as (backend, wh):
             return runs.preview_rule(
-                svc.engine, backend, wh, body.rule, _naive(body.as_of), body.sample
+                svc.engine, backend, wh, body.rule, _naive(body.as_of), body.sample, body.exact
             )
 
     found = await run_in_threadpool(work)
