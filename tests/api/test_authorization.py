@@ -158,6 +158,9 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/segments/{slug}/export"): ("/v1/segments/no-such/export", None),
         ("GET", "/v1/segments/{slug}/history"): ("/v1/segments/no-such/history", None),
         ("GET", "/v1/members/{member_id}/segments"): (f"/v1/members/{m1}/segments", None),
+        ("GET", "/v1/members/{member_id}/affinity"): (f"/v1/members/{m1}/affinity", None),
+        ("GET", "/v1/affinity/rules"): ("/v1/affinity/rules", None),
+        ("PUT", "/v1/affinity/rules"): ("/v1/affinity/rules", {"window_days": 180}),
     }
 
 

@@ -183,3 +183,53 @@ def store_tags(
     out["auto.birth_month"] = months
     out["auto.age_band"] = ages
     return out
+
+
+# The default affinity rules (docs/segments.md, "Affinity score")
+AFFINITY = {
+    "orders": 10.0,
+    "spend_per_100_yuan": 5.0,
+    "sign_in": 1.0,
+    "share": 3.0,
+    "view": 0.1,
+    "add_to_cart": 0.5,
+    "follow": 2.0,
+    "wecom_add": 3.0,
+}
+AFFINITY_BANDS = ((100.0, "high"), (30.0, "medium"), (1.0, "low"))
+
+
+def affinity(
+    orders: pd.DataFrame,
+    refunds: pd.DataFrame,
+    events: pd.DataFrame,
+    active: set[int],
+    t: int,
+    window_days: int = YEAR,
+    half_life_days: float = 90,
+) -> Tagged:
+    """Σ coefficient × 0.5^(age / half-life) over orders (count and spend less refunds,
+    per 100 yuan) and events in (t - window, t], banded on the score rounded to 4 places."""
+    o = orders[(orders.status != "cancelled") & orders.member_id.notna()].copy()
+    o["ts"] = seconds(o.ordered_at)
+    o = o[(o.ts > t - window_days * DAY) & (o.ts <= t)]
+    back = refunds.groupby("order_id").amount_fen.sum()
+    o["net"] = o.paid_fen - o.order_id.map(back).fillna(0)
+    o["w"] = 0.5 ** ((t - o.ts) / (half_life_days * DAY))
+    score: dict[int, float] = {}
+    for m, w, net in zip(o.member_id.astype(int), o.w, o.net, strict=True):
+        add = AFFINITY["orders"] * w + AFFINITY["spend_per_100_yuan"] * net / 10_000 * w
+        score[m] = score.get(m, 0.0) + add
+    e = events[events.member_id.notna()].copy()
+    e["ts"] = seconds(e.occurred_at)
+    e = e[(e.ts > t - window_days * DAY) & (e.ts <= t)]
+    for m, kind, ts in zip(e.member_id.astype(int), e.type, e.ts, strict=True):
+        add = AFFINITY.get(kind, 0.0) * 0.5 ** ((t - ts) / (half_life_days * DAY))
+        score[m] = score.get(m, 0.0) + add
+    out: Tagged = {}
+    for m, total in score.items():
+        shown = round(total, 4)
+        band = next((label for least, label in AFFINITY_BANDS if shown >= least), None)
+        if band is not None and m in active:
+            out[m] = band
+    return out

@@ -63,6 +63,7 @@ def raw_tables(engine: Engine, group_id: str) -> dict[str, pd.DataFrame]:
         "discount_fen, paid_fen FROM orders WHERE group_id = :g",
         "lines": "SELECT order_id, sku, qty, amount_fen FROM order_lines WHERE group_id = :g",
         "events": "SELECT member_id, type, occurred_at FROM events WHERE group_id = :g",
+        "refunds": "SELECT order_id, amount_fen FROM refunds WHERE group_id = :g",
         "products": "SELECT sku, category FROM products WHERE group_id = :g",
         "stores": "SELECT store_id, city FROM stores WHERE group_id = :g",
         "members": "SELECT member_id, status, gender, birth_date, registered_at FROM members "
@@ -98,6 +99,7 @@ def expected(raw: dict[str, pd.DataFrame], as_of: datetime) -> dict[str, ref.Tag
         t,
         set(ONLINE_CHANNELS),
     )
+    tags["auto.affinity"] = ref.affinity(raw["orders"], raw["refunds"], raw["events"], active, t)
     return tags | ref.store_tags(
         members,
         raw["identities"],
@@ -205,8 +207,10 @@ def test_refresh_writes_every_tag_and_a_second_refresh_changes_nothing(
         "auto.gender",
         "auto.birth_month",
         "auto.age_band",
+        "auto.affinity",
     ):
         assert len(want[slug]) > 50, slug
+    assert {"medium", "low"} <= set(want["auto.affinity"].values())
     # and merged members (OneID merged some) hold none
     merged = set(raw["members"].member_id[raw["members"].status == "merged"].astype(int))
     assert merged

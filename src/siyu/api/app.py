@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from siyu import __version__
 from siyu.api import problems
 from siyu.api.routers import (
+    affinity,
     guides,
     ingest,
     inventory,
@@ -66,6 +67,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)
+    app.include_router(affinity.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -64,6 +64,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "segments:preview": frozenset({Role.ADMIN, Role.ANALYST}),
     "segments:write": frozenset({Role.ADMIN}),
     "segments:export": frozenset({Role.ADMIN, Role.ANALYST}),
+    # A member's affinity score and its breakdown: HQ, and the staff who serve the member
+    # (a store its members, a guide its own: auth.scope). Not the member itself: the score
+    # is the brand's measure of it, not a balance of its own. The rules are the loyalty
+    # rules' (loyalty:read-rules, loyalty:write-rules).
+    "affinity:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

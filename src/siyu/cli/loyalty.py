@@ -1,4 +1,5 @@
-"""`siyu loyalty`: the ledger's periodic jobs, each safe to re-run."""
+"""`siyu loyalty`: the ledger's periodic jobs, each safe to re-run, and the affinity score
+(its rules, a member's score explained)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from siyu.cli.common import (
 )
 
 app = typer.Typer(
-    help="Loyalty jobs: earn for orders, expire points, review tiers. Safe to re-run.",
+    help="Loyalty jobs (earn for orders, expire points, review tiers; safe to re-run) and "
+    "the affinity score (its rules, a member's score).",
     no_args_is_help=True,
 )
 
@@ -80,6 +82,67 @@ def loyalty_review_tiers(
     with open_store(settings.database_url) as engine, errors():
         changes = review(engine, group or settings.group_id, _as_of_or_now(as_of))
     emit_json(dict(Counter(c.reason for c in changes)))
+
+
+@app.command("affinity-rules")
+def loyalty_affinity_rules(
+    set_: Annotated[
+        str | None,
+        typer.Option("--set", help="A JSON file of rules (or the JSON): a new version."),
+    ] = None,
+    group: GroupOption = None,
+) -> None:
+    """The affinity rules in force (coefficients, window, half-life, bands) as JSON; with
+    --set, validate and store new ones first (a refusal names the field, exit 2)."""
+    from siyu.segments.affinity import affinity_rules, parse_rules, save_rules
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    group_id = group or settings.group_id
+    with open_store(settings.database_url) as engine, errors():
+        upgrade(engine)
+        if set_ is not None:
+            save_rules(engine, group_id, parse_rules(_json_doc(set_)), None)
+        with engine.connect() as conn:
+            version, rules = affinity_rules(conn, group_id)
+    emit_json({"version": version, "rules": rules.model_dump(mode="json")})
+
+
+@app.command("affinity")
+def loyalty_affinity(
+    member_id: Annotated[int, typer.Argument(help="The member (a merged one: its survivor).")],
+    as_of: Annotated[str | None, typer.Option(help="Score as of this time (default: now).")] = None,
+    group: GroupOption = None,
+) -> None:
+    """A member's affinity score with what each behaviour adds, as JSON."""
+    from siyu.segments.affinity import explain
+    from siyu.segments.tags import current_member
+
+    settings = load_settings()
+    group_id = group or settings.group_id
+    with open_store(settings.database_url) as engine, errors():
+        with engine.connect() as conn:
+            member = current_member(conn, group_id, member_id)
+        found = explain(engine, group_id, member, _as_of_or_now(as_of))
+    emit_json(
+        {**vars(found), "as_of": found.as_of.isoformat(), "parts": [vars(p) for p in found.parts]}
+    )
+
+
+def _json_doc(value: str) -> object:
+    """A JSON document from a file path or from the JSON itself."""
+    import json
+    from pathlib import Path
+
+    from siyu.errors import ValidationError
+
+    try:
+        raw = value if value.lstrip().startswith("{") else Path(value).read_text("utf-8")
+        return json.loads(raw)
+    except OSError as exc:
+        raise ValidationError("--set", f"cannot read {value!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError("--set", f"is not JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def _as_of_or_now(value: str | None) -> datetime:

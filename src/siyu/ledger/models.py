@@ -135,7 +135,7 @@ loyalty_programs = Table(
     metadata,
     Column("program_id", BigId, primary_key=True, autoincrement=True),
     Column("group_id", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # 'earn' | 'tiers'
+    Column("kind", String(16), nullable=False),  # 'earn' | 'tiers' | 'affinity' (program.Kind)
     Column("version", Integer, nullable=False),
     Column("body", Text, nullable=False),
     Column("key_id", BigInteger),

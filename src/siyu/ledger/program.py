@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from siyu.ledger.models import loyalty_programs
 from siyu.store.times import stored_now
@@ -171,18 +171,30 @@ def tier_names(body: str | None) -> dict[str, str]:
     return {tier.code: tier.name for tier in rules.tiers}
 
 
+# What `loyalty_programs.kind` may hold: the earn and tier rules here, the affinity rules
+# (`segments.affinity.rules`), which are versioned and audited the same way.
+Kind = Literal["earn", "tiers", "affinity"]
+
+
 def load(engine: Engine, group_id: str, kind: Literal["earn", "tiers"]) -> EarnRules | TierRules:
     with engine.connect() as conn:
-        body = conn.execute(
-            text("""SELECT body FROM loyalty_programs WHERE group_id = :g AND kind = :k
-                    ORDER BY version DESC LIMIT 1"""),
-            {"g": group_id, "k": kind},
-        ).scalar()
+        body = stored(conn, group_id, kind)[1]
     model = EarnRules if kind == "earn" else TierRules
     return model.model_validate_json(body) if body else model()
 
 
-def version(engine: Engine, group_id: str, kind: Literal["earn", "tiers"]) -> int:
+def stored(conn: Connection, group_id: str, kind: Kind) -> tuple[int, str | None]:
+    """The newest version of `kind` and its document as stored; (0, None) while the group
+    runs on the defaults. One read, so the number always belongs to the document."""
+    row = conn.execute(
+        text("""SELECT version, body FROM loyalty_programs WHERE group_id = :g AND kind = :k
+                ORDER BY version DESC LIMIT 1"""),
+        {"g": group_id, "k": kind},
+    ).first()
+    return (0, None) if row is None else (int(row.version), str(row.body))
+
+
+def version(engine: Engine, group_id: str, kind: Kind) -> int:
     """The number of the version in force; 0 while the group runs on the defaults."""
     with engine.connect() as conn:
         found = conn.execute(
@@ -207,7 +219,14 @@ def tier_rules(engine: Engine, group_id: str) -> TierRules:
 
 def save(engine: Engine, group_id: str, doc: EarnRules | TierRules, key_id: int | None) -> int:
     """Store a new version; returns its number. Versions are kept for the audit trail."""
-    kind = "earn" if isinstance(doc, EarnRules) else "tiers"
+    kind: Kind = "earn" if isinstance(doc, EarnRules) else "tiers"
+    return save_body(engine, group_id, kind, doc.model_dump(mode="json"), key_id)
+
+
+def save_body(
+    engine: Engine, group_id: str, kind: Kind, body: dict[str, Any], key_id: int | None
+) -> int:
+    """Store `body` (a validated document) as the next version of `kind`."""
     with engine.begin() as conn:
         version = conn.execute(
             text("""SELECT COALESCE(MAX(version), 0) + 1 FROM loyalty_programs
@@ -219,7 +238,7 @@ def save(engine: Engine, group_id: str, doc: EarnRules | TierRules, key_id: int 
                 group_id=group_id,
                 kind=kind,
                 version=int(version),
-                body=json.dumps(doc.model_dump(mode="json"), ensure_ascii=False),
+                body=json.dumps(body, ensure_ascii=False),
                 key_id=key_id,
                 created_at=stored_now(),
             )

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, text
 
 from siyu.ledger.program import TierRules, tier_rules
+from siyu.orders.scoring import Weights, listed_only, rows_of, score_members, timed, window
 from siyu.store.times import stored_now, stored_time
 
 
@@ -76,20 +77,21 @@ def metrics(
         member_ids = sorted({int(m) for m in member_ids})
         if not member_ids:
             return {}
-    since = now - timedelta(days=rules.window_days)
+    since, now = window(now, rules.window_days)
     scope_col = "'*'" if rules.scope == "group" else "o.brand_id"
     group_by = "o.member_id" if rules.scope == "group" else "o.member_id, o.brand_id"
     found: dict[tuple[int, str], dict[str, int]] = {}
     keys_of: dict[int, list[tuple[int, str]]] = {}  # member -> its keys with orders
     orders = conn.execute(
-        text(f"""SELECT o.member_id, {scope_col} AS scope_key, COUNT(*) AS orders,
+        timed(f"""SELECT o.member_id, {scope_col} AS scope_key, COUNT(*) AS orders,
                    SUM(o.paid_fen) - COALESCE(SUM(r.refunded), 0) AS spend
-                 FROM {_rows_of("orders", "o", member_ids)}
+                 FROM {rows_of("orders", "o", member_ids)}
                  LEFT JOIN (SELECT order_id, SUM(amount_fen) AS refunded FROM refunds
                             WHERE group_id = :g GROUP BY order_id) r
                    ON r.order_id = o.order_id
                  WHERE o.group_id = :g AND o.member_id IS NOT NULL AND o.status <> 'cancelled'
-                   AND o.ordered_at > :since AND o.ordered_at <= :now {_listed("o", member_ids)}
+                   AND o.ordered_at > :since AND o.ordered_at <= :now
+                   {listed_only("o", member_ids)}
                  GROUP BY {group_by}"""),
         {"g": group_id, "since": since, "now": now},
     ).all()
@@ -97,27 +99,19 @@ def metrics(
         key = (int(r.member_id), r.scope_key)
         found[key] = {"spend_fen": int(r.spend or 0), "orders": int(r.orders), "activity": 0}
         keys_of.setdefault(key[0], []).append(key)
-    weights = rules.activity_weights
-    if weights:
-        cases = " ".join(f"WHEN '{_quote(t)}' THEN {int(w)}" for t, w in weights.items())
-        events = conn.execute(
-            text(f"""SELECT e.member_id, SUM(CASE e.type {cases} ELSE 0 END) AS score
-                     FROM {_rows_of("events", "e", member_ids)}
-                     WHERE e.group_id = :g AND e.member_id IS NOT NULL
-                       AND e.occurred_at > :since AND e.occurred_at <= :now
-                       {_listed("e", member_ids)}
-                     GROUP BY e.member_id"""),
-            {"g": group_id, "since": since, "now": now},
-        ).all()
+    if rules.activity_weights:
+        # The affinity score's scorer with the tier's weights and no decay, so the two agree.
+        weights = Weights(events=rules.activity_weights, window_days=rules.window_days)
+        scores = score_members(conn, group_id, weights, now, member_ids)
         # Activity is not tied to a brand; with per-brand tiers it counts for each.
-        for r in events:
-            member = int(r.member_id)
+        # `scores` holds every member with an event in the window, weighted or not.
+        for member, score in scores.items():
             keys = keys_of.get(member, [])
             if not keys and rules.scope == "group":
                 keys = [(member, "*")]
             for key in keys:
                 found.setdefault(key, {"spend_fen": 0, "orders": 0, "activity": 0})
-                found[key]["activity"] = int(r.score or 0)
+                found[key]["activity"] = int(score.total)
     return found
 
 
@@ -239,24 +233,5 @@ def _recorded(change: TierChange, now: datetime) -> dict[str, Any]:
     }
 
 
-def _rows_of(table: str, alias: str, member_ids: list[int] | None) -> str:
-    """`table alias`, behind the listed ids when there is a list: the ids, as a VALUES
-    list, come first in a CROSS JOIN (SQLite keeps that order, so each id looks its rows
-    up in the member_id index; PostgreSQL plans it as any join). `_listed` joins them."""
-    if member_ids is None:
-        return f"{table} {alias}"
-    values = ", ".join(f"({int(m)})" for m in member_ids)
-    listed = f"(SELECT column1 AS member_id FROM (VALUES {values}) AS v) listed"
-    return f"{listed} CROSS JOIN {table} {alias}"
-
-
-def _listed(alias: str, member_ids: list[int] | None) -> str:
-    return "" if member_ids is None else f"AND {alias}.member_id = listed.member_id"
-
-
 def _ids(member_ids: list[int]) -> str:
     return ", ".join(str(int(m)) for m in member_ids) or "NULL"
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,12 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        try:
+            cur.execute("SELECT exp(0)")
+        except Exception:
+            # SQLite builds without its math functions: the affinity score's decay
+            # (orders.scoring) needs exp(), so it is supplied from Python's.
+            dbapi_conn.create_function("exp", 1, math.exp, deterministic=True)
         cur.close()
 
     @event.listens_for(engine, "begin")

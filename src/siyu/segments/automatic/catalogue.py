@@ -256,6 +256,17 @@ CATALOGUE: tuple[AutoTag, ...] = (
         st.clv_band,
     ),
     AutoTag(
+        "auto.affinity",
+        "亲密度",
+        "Affinity",
+        "store",
+        "the band of the affinity score (Σ coefficient × decayed count of orders, spend and "
+        "events in the window, by the group's affinity rules): the first band whose "
+        "min_score it reaches (default high ≥ 100, medium ≥ 30, low ≥ 1)",
+        None,
+        st.affinity,
+    ),
+    AutoTag(
         "auto.contact_method",
         "首选触达方式",
         "Preferred contact method",

@@ -1,6 +1,7 @@
 """Automatic tags the store computes: copies of per-member results already written back
-(lifecycle stage, RFM segment, tier, CLV band) and what only the store holds (reachable
-identifiers, gender, birth month, age band).
+(lifecycle stage, RFM segment, tier, CLV band), what only the store holds (reachable
+identifiers, gender, birth month, age band), and the affinity band, computed from the
+store's facts by the scorer the tiers use (so a tag and a tier never read two scores).
 
 Gender, birth date and identifiers are personal data and never reach the warehouse
 (`analytics.schema.PERSONAL`), so these tags are read here, from the store, as coarse
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, text
+
+from siyu.segments.affinity.score import band_of, score_all
 
 ACTIVE = (
     "JOIN members m ON m.group_id = x.group_id AND m.member_id = x.member_id "
@@ -94,6 +97,15 @@ def clv_band(conn: Connection, group_id: str, as_of: datetime) -> pa.Table:
         band = next((label for tenths, label in CLV_BANDS if 10 * r < tenths * n), "low")
         values.append(band)
     return result([r[0] for r in rows], values)
+
+
+def affinity(conn: Connection, group_id: str, as_of: datetime) -> pa.Table:
+    """The band of the affinity score as of `as_of`, under the group's affinity rules
+    (`segments.affinity`); a member below the lowest band holds no tag."""
+    rules, scores = score_all(conn, group_id, as_of)
+    banded = [(m, band_of(rules, s.total)) for m, s in scores.items()]
+    held = [(m, band) for m, band in banded if band is not None]
+    return result([m for m, _ in held], [band for _, band in held])
 
 
 # Best first: a guide's WeCom chat is free and personal; an official-account template
