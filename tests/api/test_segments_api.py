@@ -119,3 +119,26 @@ def test_refusals_name_the_field_and_the_rule(api: Api) -> None:
     assert changed["version"] == 2
     versions = api.client.get("/v1/segments/buyers/versions", headers=admin).json()["versions"]
     assert [v["version"] for v in versions] == [1, 2]
+
+
+def test_nul_characters_are_refused_in_names_and_documents(api: Api) -> None:
+    # PostgreSQL refuses NUL in text and JSON: without these checks the fuzzing found a 500
+    admin = api.as_("admin")
+    nul_rule = {"version": 1, "rule": {"bought": {"category": ["茶\x00"]}}}
+    cases = [
+        ("/v1/segments", {"slug": "a", "name_zh": "a\x00", "name_en": "a", "rule": BOUGHT}),
+        ("/v1/segments", {"slug": "b", "name_zh": "b", "name_en": "b", "rule": nul_rule}),
+        ("/v1/tags", {"slug": "c", "name_zh": "c\x00", "name_en": "c"}),
+        ("/v1/tags", {"slug": "d", "name_zh": "d", "name_en": "d", "owner": "k\x00"}),
+        (
+            "/v1/tags",
+            {"slug": "e", "name_zh": "e", "name_en": "e", "definition": {"\x00": 1}},
+        ),
+    ]
+    for path, body in cases:
+        refused = api.client.post(path, json=body, headers=admin)
+        assert refused.status_code == 422, (path, body, refused.text)
+    # and nothing was written
+    assert api.client.get("/v1/segments", headers=admin).json()["segments"] == []
+    slugs = {t["slug"] for t in api.client.get("/v1/tags", headers=admin).json()["tags"]}
+    assert not slugs & {"c", "d", "e"}

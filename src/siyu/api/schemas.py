@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 
 class Strict(BaseModel):
@@ -15,6 +15,29 @@ class Strict(BaseModel):
 MAX_ID = 2**63 - 1  # BIGINT
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+# No control characters in a name or label; PostgreSQL refuses NUL in text and in JSON alike
+PLAIN = r"^[^\x00-\x1f]*$"
+
+
+def _without_nul(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    def walk(node: JsonValue) -> None:
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise ValueError("must not contain the NUL character (\\u0000)")
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                walk(key)
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(value)
+    return value
+
+
+# A JSON document stored as given (a segment rule, a tag's definition)
+Document = Annotated[dict[str, JsonValue], AfterValidator(_without_nul)]
 
 
 class IdentityOut(BaseModel):

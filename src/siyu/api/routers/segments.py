@@ -26,7 +26,7 @@ from siyu.analytics.engines import connect
 from siyu.analytics.warehouse import Warehouse, open_warehouse
 from siyu.api.deps import Services, require, scoped_member, services
 from siyu.api.idempotency import Outcome, respond_once
-from siyu.api.schemas import MAX_ID, Strict
+from siyu.api.schemas import MAX_ID, PLAIN, Document, Strict
 from siyu.auth.principal import Principal
 from siyu.segments import evaluate as runs
 from siyu.segments import lists
@@ -41,7 +41,7 @@ MemberId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Slug = Annotated[str, PathParam(min_length=1, max_length=64, pattern=SLUG)]
 Refresh = Literal["nightly", "hourly", "manual", "realtime"]
-Rule = dict[str, JsonValue]
+Rule = Document
 
 _RULE: dict[str, JsonValue] = {
     "version": 1,
@@ -69,21 +69,24 @@ class SegmentIn(Strict):
     )
 
     slug: str = Field(pattern=SLUG, description="Unique in the brand group.")
-    name_zh: str = Field(min_length=1, max_length=NAME_MAX)
-    name_en: str = Field(min_length=1, max_length=NAME_MAX)
+    name_zh: str = Field(min_length=1, max_length=NAME_MAX, pattern=PLAIN)
+    name_en: str = Field(min_length=1, max_length=NAME_MAX, pattern=PLAIN)
     rule: Rule = Field(description="A rule document (docs/segments.md).")
     refresh: Refresh = "nightly"
     owner: str | None = Field(
-        default=None, max_length=128, description="Default: the key defining it, `key:<id>`."
+        default=None,
+        max_length=128,
+        pattern=PLAIN,
+        description="Default: the key defining it, `key:<id>`.",
     )
 
 
 class SegmentChange(Strict):
-    name_zh: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    name_en: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    name_zh: str | None = Field(default=None, min_length=1, max_length=NAME_MAX, pattern=PLAIN)
+    name_en: str | None = Field(default=None, min_length=1, max_length=NAME_MAX, pattern=PLAIN)
     rule: Rule | None = Field(default=None, description="A new rule adds a version.")
     refresh: Refresh | None = None
-    owner: str | None = Field(default=None, min_length=1, max_length=128)
+    owner: str | None = Field(default=None, min_length=1, max_length=128, pattern=PLAIN)
 
 
 class SegmentOut(BaseModel):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from siyu.api.deps import Services, require, scoped_member, services
 from siyu.api.idempotency import Outcome, respond_once
-from siyu.api.schemas import MAX_ID, Strict
+from siyu.api.schemas import MAX_ID, PLAIN, Document, Strict
 from siyu.auth.principal import Principal, Role
 from siyu.segments import tags as service
 from siyu.segments.models import NAME_MAX, SLUG_PATTERN, VALUE_MAX
@@ -49,17 +49,20 @@ _TAG: dict[str, JsonValue] = {
 
 class TagIn(Strict):
     slug: str = Field(pattern=rf"^{SLUG_PATTERN}$", description="Unique in the brand group.")
-    name_zh: str = Field(min_length=1, max_length=NAME_MAX)
-    name_en: str = Field(min_length=1, max_length=NAME_MAX)
+    name_zh: str = Field(min_length=1, max_length=NAME_MAX, pattern=PLAIN)
+    name_en: str = Field(min_length=1, max_length=NAME_MAX, pattern=PLAIN)
     kind: Kind = "manual"
     refresh: Refresh | None = Field(
         default=None, description="Default: nightly (automatic), on_import, manual."
     )
-    definition: dict[str, JsonValue] | None = Field(
+    definition: Document | None = Field(
         default=None, description="Automatic: the rule or computation; imported: the source."
     )
     owner: str | None = Field(
-        default=None, max_length=128, description="Default: the key defining it, `key:<id>`."
+        default=None,
+        max_length=128,
+        pattern=PLAIN,
+        description="Default: the key defining it, `key:<id>`.",
     )
 
 
