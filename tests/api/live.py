@@ -19,7 +19,13 @@ from sqlalchemy import Engine
 
 
 @contextmanager
-def live_server(engine: Engine, group: str, secret: bytes, workers: int = 2) -> Iterator[str]:
+def live_server(
+    engine: Engine,
+    group: str,
+    secret: bytes,
+    workers: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -29,6 +35,7 @@ def live_server(engine: Engine, group: str, secret: bytes, workers: int = 2) -> 
         "SIYU_SECRET_KEY": secret.hex(),
         "SIYU_GROUP": group,
         "SIYU_RATE_LIMIT": "0",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [

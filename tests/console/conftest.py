@@ -93,7 +93,9 @@ def brand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brand]:
         "member": create_key(engine, vault, group, "member", member_id=1),
         "to_revoke": create_key(engine, vault, group, "admin", "revoked in a test"),
     }
-    with live_server(engine, group, SECRET, workers=1) as base:
+    # the demo's warehouse, which the segment pages preview and evaluate on
+    warehouse = {"SIYU_WAREHOUSE": demo.settings.warehouse}
+    with live_server(engine, group, SECRET, workers=1, extra_env=warehouse) as base:
         yield Brand(
             engine,
             group,

@@ -8,6 +8,7 @@ import urllib.request
 from typing import Any
 
 from tests.console.conftest import Brand, login, shoot
+from tests.console.segment_support import define, manual_tag, post
 
 from siyu.auth.keys import revoke_key
 
@@ -105,7 +106,7 @@ def test_guide_sees_own_members_and_tasks_on_a_phone(brand: Brand, phone: Any) -
     assert not phone.locator("nav.side").is_visible()
     phone.click(".nav-toggle")
     assert phone.locator("nav.side").is_visible()
-    assert set(nav(phone)) == {"my_members", "tasks", "members"}
+    assert set(nav(phone)) == {"my_members", "tasks", "members", "segments", "tags"}
     # and the list holds exactly the guide's members (an order or an event with the guide)
     ids = {
         r[0]
@@ -207,3 +208,46 @@ def test_a_post_without_its_csrf_token_is_refused(brand: Brand, page: Any) -> No
     # and the session is still there: the refused logout did nothing
     page.goto(f"{brand.base}/console/overview")
     assert page.url.endswith("/console/overview")
+
+
+def test_segment_and_tag_pages_need_the_apis_permissions(brand: Brand, page: Any) -> None:
+    # given a segment and a tag (segments:read/preview/write/export, tags:read/write as the
+    # API grants them: admin all; analyst read, preview, export; guide read; store none)
+    define(brand, "t-access", {"version": 1, "rule": {"orders": {"count": {"gte": 5}}}})
+    manual_tag(brand, "t-access", [])
+    pages = {
+        "segments": "/console/segments",
+        "segment": "/console/segments/t-access",
+        "builder": "/console/builder",
+        "tags": "/console/tags",
+        "tag": "/console/tags/t-access",
+        "export": "/console/segments/t-access/members.csv",
+    }
+    opens = {
+        "admin": set(pages),
+        "analyst": set(pages),
+        "guide": {"segments", "segment", "tags", "tag"},
+        "store": set(),
+    }
+    for role, allowed in opens.items():
+        page.context.clear_cookies()
+        login(page, brand.base, brand.keys[role], "en")
+        for name, path in pages.items():
+            status = page.request.get(f"{brand.base}{path}").status
+            assert status == (200 if name in allowed else 403), (role, name, status)
+        # writes: evaluate, archive and save need segments:write (admins)
+        if role != "admin":
+            for path in (
+                "/console/segments/t-access/evaluate",
+                "/console/segments/t-access/archive",
+            ):
+                assert post(page, path, {}).status == 403, (role, path)
+            save = {"action": "save", "c0.kind": "tag", "c0.tag": "t-access", "slug": "t-x"}
+            assert post(page, "/console/builder", save).status == 403, role
+        # tagging a member needs tags:write (admins and guides)
+        member = brand.one(
+            "SELECT MIN(member_id) FROM members WHERE group_id = :g AND status = 'active'"
+        )
+        answer = post(page, f"/console/members/{member}/tags", {"slug": "t-access"}).status
+        assert answer == 403 if role in ("analyst", "store") else answer in (303, 403), role
+    assert brand.one("SELECT COUNT(*) FROM segments WHERE slug = 't-x'") == 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.console.conftest import Brand, login
+from tests.console.segment_support import define, manual_tag
 
 from siyu.analytics.kpis import FUNNEL
 from siyu.analytics.rfm import RFMConfig
@@ -32,6 +33,7 @@ from siyu.ledger import program
 from siyu.ledger.models import ASSETS, POSTING_KINDS, TIER_REASONS
 from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
 from siyu.segments.derived import MERGED, MULTICHANNEL, ONLINE_OFFLINE
+from siyu.segments.models import REFRESHES, SEGMENT_REFRESHES, TAG_KINDS
 
 # The code tables, by the label kind (console.i18n `label(kind, code)`) each is shown with.
 LABELLED: dict[str, Iterable[str]] = {
@@ -48,6 +50,8 @@ LABELLED: dict[str, Iterable[str]] = {
     "step": FUNNEL,
     "tag": (MULTICHANNEL, ONLINE_OFFLINE, MERGED),
     "review": REVIEW_STATUSES,
+    "refresh": (*SEGMENT_REFRESHES, *REFRESHES),
+    "tagkind": TAG_KINDS,
 }
 WORD = r"[A-Za-z0-9_]"
 TOKEN = re.compile(rf"{WORD}+")
@@ -250,10 +254,40 @@ def test_no_page_shows_a_code_without_its_label(brand: Brand, page: Any, lang: s
     bad: dict[str, Any] = {}
     # when an admin opens every page of the navigation, a guide's and a store's members,
     # lists filtered by each kind of code, and the Member 360 of members with rich history
+    # and a segment whose rule names codes (a stage, event types, a channel), a tag on
+    # one of those members
+    stage = stages[0]
+    rule = {
+        "all": [
+            {"attribute": "stage", "op": "in", "value": stages},
+            {"event": {"type": "view", "within_days": 365}},
+            {"orders": {"channel": ["pos", "tmall"], "count": {"gte": 1}}},
+            {
+                "not": {
+                    "event_then_not": {
+                        "event": {"type": "add_to_cart"},
+                        "not_followed_by": {"type": "pay"},
+                        "within_hours": 24,
+                        "since_days": 30,
+                    }
+                }
+            },
+        ]
+    }
+    define(brand, "t-labels", {"version": 1, "rule": rule})
+    define(
+        brand, "t-stage", {"version": 1, "rule": {"attribute": "stage", "op": "eq", "value": stage}}
+    )
+    manual_tag(brand, "t-labels", members)
     login(page, brand.base, brand.keys["admin"], lang)
     nav = [a.get_attribute("href") for a in page.locator("nav.side a").all()]
     admin_paths = [
         *nav,
+        "/console/segments/t-labels",
+        "/console/segments/t-stage",
+        "/console/builder?slug=t-labels",
+        "/console/builder?slug=t-stage",
+        "/console/tags/t-labels",
         f"/console/guides/{brand.guide_id}",
         f"/console/stores/{brand.store_id}",
         *(f"/console/members?stage={s}" for s in stages),

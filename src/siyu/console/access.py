@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siyu.auth.principal import Role
+from siyu.auth.principal import PERMISSIONS, Role
 
 HQ = frozenset({Role.ADMIN, Role.ANALYST})
 CONSOLE_ROLES = frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE})
+
+
+def allowed(permission: str) -> frozenset[Role]:
+    """The console roles holding an API permission: a page opens for exactly the roles
+    its API endpoint serves (`auth.principal.PERMISSIONS`)."""
+    return PERMISSIONS[permission] & CONSOLE_ROLES
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,12 @@ PAGES: tuple[Page, ...] = (
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")
     Page("reviews", "/console/oneid/reviews", HQ),
+    # segments and tags: the API's permissions, page by page (segment_pages, builder,
+    # tag_pages); actions on a page (evaluate, archive, save, export, tag a member) check
+    # their own permission again
+    Page("segments", "/console/segments", allowed("segments:read")),
+    Page("builder", "/console/builder", allowed("segments:preview"), in_nav=False),
+    Page("tags", "/console/tags", allowed("tags:read")),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from siyu.channels import registry as channels
+from siyu.console.i18n_segments import SEGMENT_STRINGS
 
 LANGS = ("zh", "en")
 
@@ -606,6 +607,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "crit.tag": ("带有标签", "Has tag"),
     "crit.until": ("数据截至", "Facts up to"),
 }
+
+STRINGS.update(SEGMENT_STRINGS)  # the segment, builder and tag pages' words
 
 
 def tr(key: str, lang: str, **values: Any) -> str:

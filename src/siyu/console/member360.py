@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
 from siyu.analytics.queries import MEMBER_STAGE
 from siyu.auth.principal import Principal
 from siyu.console.i18n import channel_label, fmt_cny, fmt_int, label, stage_label, tier_label, tr
@@ -26,7 +28,10 @@ from siyu.ledger.queries import (
 )
 from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
 from siyu.privacy import Vault
+from siyu.segments import stored as segment_service
+from siyu.segments import tags as tag_service
 from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
+from siyu.segments.evaluate import member_segments
 from siyu.store.reads import Reader
 from siyu.store.times import stored_now, stored_time
 
@@ -154,3 +159,64 @@ def tag_label(tag: DerivedTag, lang: str, tier_names: dict[str, str] | None = No
     if tag.kind == MULTICHANNEL:
         return tr("tag.multichannel", lang, n=tag.value)
     return tr(f"tag.{tag.kind}", lang)  # online_offline, merged
+
+
+@dataclass
+class HeldTag:
+    """A tag the member holds and why: its kind, who or which rule set it, since when."""
+
+    slug: str
+    name: str
+    kind: str
+    value: str | None
+    set_by: str
+    since: datetime
+    rule: str | None  # an automatic tag's rule, as its definition states it
+
+
+@dataclass
+class Groups:
+    """The member's tags and segments (None: the role may not read them)."""
+
+    tags: list[HeldTag] | None
+    segments: list[tuple[str, str, datetime]] | None  # slug, name, since
+    manual: list[tuple[str, str]] = field(default_factory=list)  # tags one may give: slug, name
+
+
+def load_groups(engine: Engine, who: Principal, member_id: int, lang: str) -> Groups:
+    """What tags and segments the member is in, as far as the role may read (`tags:read`,
+    `segments:read`); the manual tags a `tags:write` role may give. Sync: run it in the
+    thread pool."""
+    group = who.group_id
+    held: list[HeldTag] | None = None
+    manual: list[tuple[str, str]] = []
+    in_segments: list[tuple[str, str, datetime]] | None = None
+    with engine.connect() as conn:
+        if who.may("tags:read"):
+            defined = {t.slug: t for t in tag_service.list_tags(conn, group, archived=True)}
+            held = []
+            for h in tag_service.member_tag_list(conn, group, member_id):
+                tag = defined.get(h.slug)
+                name = (tag.name_zh if lang == "zh" else tag.name_en) if tag else h.slug
+                rule = tag.definition.get("rule") if tag and h.kind == "automatic" else None
+                held.append(
+                    HeldTag(h.slug, name, h.kind, h.value, h.set_by, stored_time(h.set_at), rule)
+                )
+            if who.may("tags:write"):
+                mine = {h.slug for h in held}
+                manual = [
+                    (t.slug, t.name_zh if lang == "zh" else t.name_en)
+                    for t in defined.values()
+                    if t.kind == "manual" and t.archived_at is None and t.slug not in mine
+                ]
+        if who.may("segments:read"):
+            names = {
+                s.slug: s.name_zh if lang == "zh" else s.name_en
+                for s in segment_service.list_segments(conn, group)
+            }
+    if who.may("segments:read"):
+        in_segments = [
+            (slug, names.get(slug, slug), stored_time(since))
+            for slug, since in member_segments(engine, group, member_id)
+        ]
+    return Groups(held, in_segments, manual)

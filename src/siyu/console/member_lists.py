@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from siyu.analytics.snapshot import latest_snapshot
 from siyu.auth.principal import Role
+from siyu.console.builder_form import from_criteria
 from siyu.console.i18n import STRINGS, channel_label, stage_label, tr
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render, secure
 from siyu.errors import ValidationError
@@ -144,8 +145,18 @@ async def show_list(
         types=SEARCH_TYPES,
         search_error=None,
         masked=not ctx.who.sees_personal_data,
+        save_as_segment=_save_as_segment(ctx, criteria),
         crit_value=lambda k, value: criterion_value(k, value, ctx.lang),
     )
+
+
+def _save_as_segment(ctx: Ctx, criteria: MemberCriteria) -> str | None:
+    """A link to the segment builder with these criteria as its rule, when the role may
+    build one and every criterion has a rule (`console.builder_form.from_criteria`)."""
+    assert ctx.who is not None
+    if not ctx.who.may("segments:preview") or from_criteria(criteria) is None:
+        return None
+    return f"/console/builder?{urlencode(criteria.query())}"
 
 
 def criterion_value(name: str, value: str, lang: str) -> str:

@@ -11,14 +11,24 @@ import html
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from siyu.auth.errors import AuthenticationError
 from siyu.auth.keys import authenticate_async
 from siyu.auth.principal import Role
 from siyu.auth.scope import member_in_scope
-from siyu.console import access, analytics_pages, member_lists, people_pages, review_pages
-from siyu.console.member360 import find_member, load_member
+from siyu.console import (
+    access,
+    analytics_pages,
+    builder,
+    member_lists,
+    people_pages,
+    review_pages,
+    segment_pages,
+    tag_pages,
+)
+from siyu.console.member360 import find_member, load_groups, load_member
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
     BUNDLE,
@@ -42,6 +52,9 @@ router.include_router(analytics_pages.router)
 router.include_router(people_pages.router)
 router.include_router(member_lists.router)
 router.include_router(review_pages.router)
+router.include_router(segment_pages.router)
+router.include_router(builder.router)
+router.include_router(tag_pages.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
@@ -258,11 +271,23 @@ async def member_page(member_id: int, request: Request) -> Response:
         except ForbiddenError:
             raise ConsoleExit(403) from None
         member = await load_member(reader, ctx.svc.vault, ctx.who, current, ctx.lang)
+    groups = await run_in_threadpool(load_groups, ctx.svc.engine, ctx.who, current, ctx.lang)
+    params = request.query_params
+    done = None
+    if params.get("change") in ("enter", "value", "leave", "none"):
+        slug = params.get("tagged") or params.get("untagged") or ""
+        done = ctx.t(f"m360.tag.{params['change']}", slug=slug[:64])
     return render(
         ctx,
         "member.html",
         asked=member_id,
         m=member,
+        groups=groups,
+        tag_done=done,
+        tag_error=params.get("tag_error", "")[:300] or None,
+        may_tag=ctx.who.may("tags:write"),
+        tag_value=lambda slug, value: tag_pages.tag_value(slug, value, ctx.lang),
+        set_by=lambda by: tag_pages.set_by(by, ctx.t),
         masked=not ctx.who.sees_personal_data,
         is_admin=ctx.who.role == Role.ADMIN,
     )

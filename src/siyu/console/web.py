@@ -100,6 +100,13 @@ def context(request: Request) -> Ctx:
     )
 
 
+def need(ctx: Ctx, permission: str) -> None:
+    """A 403 page unless the principal holds the API permission an action needs (a page
+    opens for a role; an action on it may need more, as its API endpoint does)."""
+    if ctx.who is None or not ctx.who.may(permission):
+        raise ConsoleExit(403)
+
+
 async def authenticated(request: Request, page: str) -> Ctx:
     """The context of a logged-in principal allowed to open `page`: otherwise a redirect to
     the login page (no or ended session) or a 403 page."""
@@ -119,10 +126,11 @@ async def authenticated(request: Request, page: str) -> Ctx:
     return ctx
 
 
-async def form(request: Request) -> dict[str, str]:
-    """A small url-encoded form body (the console's forms are a few fields)."""
+async def form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A small url-encoded form body (the console's forms are a few fields; the segment
+    builder's, a few dozen, passes a larger `limit`)."""
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    if len(body) > limit:
         return {}
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}

@@ -393,9 +393,14 @@ def history(
     member_id: int | None = None,
     slug: str | None = None,
     limit: int = 100,
+    guide_id: str | None = None,
 ) -> list[Change]:
-    """Enters, leaves and value changes, newest first, of a member, a tag, or both."""
+    """Enters, leaves and value changes, newest first, of a member, a tag, or both; with
+    `guide_id`, of that guide's members only (a guide key's row scope)."""
     conds, params = ["h.group_id = :g"], {"g": group_id, "n": limit}
+    if guide_id is not None:
+        conds.append(f"h.member_id IN ({GUIDE_MEMBER_IDS})")
+        params["gd"] = guide_id
     if member_id is not None:
         conds.append("h.member_id = :m")
         params["m"] = member_id

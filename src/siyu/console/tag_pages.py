@@ -1,0 +1,256 @@
+"""Tags in the console: the definitions (kind, owner, refresh, holders), one tag's holders
+paged and exported with its history of enters and leaves, and the Member 360 forms that
+give or take a manual tag.
+
+Permissions are the API's: `tags:read` to open, `tags:write` to tag a member, a guide only
+its own members (`auth.scope.member_in_scope`, as `PUT /v1/members/{id}/tags/{slug}`).
+Holders are listed through the member lists (`segments.lists`, criterion `tag`), so the
+masks, paging and a guide's row scope are the member list's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+
+from siyu.auth.principal import Principal, Role
+from siyu.auth.scope import member_in_scope
+from siyu.console.i18n import channel_label, label, stage_label
+from siyu.console.segment_pages import page_number, read
+from siyu.console.session import CSRF_COOKIE, csrf_ok
+from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
+from siyu.errors import ForbiddenError, NotFoundError, ValidationError
+from siyu.segments import lists
+from siyu.segments import tags as service
+from siyu.segments.lists import ListView, MemberCriteria
+from siyu.store.reads import Sql
+
+router = APIRouter()
+
+PER_PAGE = 50
+HISTORY_SHOWN = 50
+HOLDINGS = Sql(
+    "SELECT mt.member_id, mt.value, mt.set_by, mt.set_at FROM member_tags mt "
+    "JOIN tags t ON t.tag_id = mt.tag_id WHERE mt.group_id = :g AND t.group_id = :g "
+    "AND t.slug = :s AND mt.member_id IN :ids"
+)
+
+
+def tag_name(tag: service.Tag, lang: str) -> str:
+    return tag.name_zh if lang == "zh" else tag.name_en
+
+
+def set_by(by: str, t: Any) -> str:
+    """Who set a tag, as people read it: a key, the system, an import, a merge."""
+    kind, _, rest = by.partition(":")
+    if kind == "key" and rest:
+        return str(t("tag.by_key", id=rest))
+    if kind == "import" and rest:
+        return str(t("tag.by_import", batch=rest))
+    if kind == "merge" and rest:
+        return str(t("tag.by_merge", id=rest))
+    if by == "system":
+        return str(t("tag.by_system"))
+    return by
+
+
+# automatic tags whose values are codes with labels (segments.automatic.catalogue)
+_VALUE_LABELS = {"auto.stage": "stage", "auto.rfm": "segment", "auto.preferred_channel": "channel"}
+
+
+def tag_value(slug: str, value: str | None, lang: str) -> str:
+    """A tag's value as people read it: a stage, an RFM segment, a channel by its label."""
+    kind = _VALUE_LABELS.get(slug)
+    if value is None or value == "":
+        return "-"
+    if kind == "stage":
+        return stage_label(value, lang)
+    if kind == "channel":
+        return channel_label(value, lang)
+    if kind is not None:
+        return label(kind, value, lang)
+    return value
+
+
+def guide_of(who: Principal) -> str | None:
+    return who.guide_id if who.role == Role.GUIDE else None
+
+
+async def tag_or_404(ctx: Ctx, slug: str) -> service.Tag:
+    assert ctx.who is not None
+    try:
+        found: service.Tag = await read(ctx, service.get_tag, ctx.who.group_id, slug)
+    except (NotFoundError, ValidationError):
+        raise ConsoleExit(404) from None
+    return found
+
+
+@router.get("/tags")
+async def tag_list(request: Request) -> Response:
+    ctx = await authenticated(request, "tags")
+    assert ctx.who is not None
+    found: list[service.Tag] = await read(ctx, service.list_tags, ctx.who.group_id, False)
+    pages = max(1, -(-len(found) // PER_PAGE))
+    page_no = min(page_number(request.query_params.get("page")), pages)
+    return render(
+        ctx,
+        "tags.html",
+        tags=found[(page_no - 1) * PER_PAGE : page_no * PER_PAGE],
+        total=len(found),
+        page_no=page_no,
+        pages=pages,
+        link=lambda n: f"/console/tags?page={n}",
+        name_of=lambda tag: tag_name(tag, ctx.lang),
+        by=lambda owner: set_by(owner, ctx.t),
+    )
+
+
+@router.get("/tags/{slug}")
+async def tag_page(slug: str, request: Request) -> Response:
+    ctx = await authenticated(request, "tags")
+    assert ctx.who is not None
+    tag = await tag_or_404(ctx, slug)
+    who = ctx.who
+    error = None
+    try:
+        view = lists.parse_view({"sort": "member_id", **request.query_params})
+    except ValidationError as exc:
+        view, error = ListView("member_id", False), f"{ctx.t('list.bad_input')} {exc}"
+
+    def history() -> list[service.Change]:
+        with ctx.svc.engine.connect() as conn:
+            return service.history(
+                conn, who.group_id, slug=tag.slug, limit=HISTORY_SHOWN, guide_id=guide_of(who)
+            )
+
+    changes = await run_in_threadpool(history)
+    async with ctx.svc.reads.connection() as reader:
+        found = await lists.member_page(
+            reader, ctx.svc.vault, who, MemberCriteria(tag=tag.slug), view
+        )
+        ids = [r.member_id for r in found.rows]
+        held = (
+            {
+                int(h.member_id): h
+                for h in await reader.all(HOLDINGS, {"g": who.group_id, "s": tag.slug, "ids": ids})
+            }
+            if ids
+            else {}
+        )
+    base = f"/console/tags/{tag.slug}"
+
+    def link(**change: Any) -> str:
+        return f"{base}?{urlencode({**found.view.query(), **change})}"
+
+    def sort_link(key: str) -> str:
+        desc = not found.view.desc if found.view.sort == key else key != "member_id"
+        return link(sort=key, dir="desc" if desc else "asc", page=1)
+
+    csv_query = {"sort": found.view.sort, "dir": "desc" if found.view.desc else "asc"}
+    return render(
+        ctx,
+        "tag.html",
+        status=422 if error else 200,
+        error=error,
+        tag=tag,
+        name=tag_name(tag, ctx.lang),
+        found=found,
+        held=held,
+        changes=changes,
+        link=link,
+        sort_link=sort_link,
+        csv_url=f"{base}/members.csv?{urlencode(csv_query)}",
+        by=lambda value: set_by(value, ctx.t),
+        masked=not who.sees_personal_data,
+    )
+
+
+@router.get("/tags/{slug}/members.csv")
+async def tag_csv(slug: str, request: Request) -> Response:
+    """The holders as CSV, in the page's order, masks and scope."""
+    ctx = await authenticated(request, "tags")
+    assert ctx.who is not None
+    tag = await tag_or_404(ctx, slug)
+    try:
+        view = lists.parse_view({"sort": "member_id", **request.query_params})
+    except ValidationError as exc:
+        return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
+    who, svc = ctx.who, ctx.svc
+    criteria = MemberCriteria(tag=tag.slug)
+
+    async def rows() -> AsyncIterator[bytes]:
+        async with svc.reads.connection() as reader:
+            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view):
+                yield chunk.encode("utf-8")
+
+    response = StreamingResponse(rows(), media_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="tag-{tag.slug}.csv"'
+    return secure(response)
+
+
+# --- Member 360: give or take a manual tag -----------------------------------------------------
+
+
+async def _member_action(request: Request, member_id: int) -> tuple[Ctx, int, dict[str, str]]:
+    """The context, the member (current, in the principal's scope) and the form, once the
+    page, `tags:write` and the CSRF token are checked."""
+    ctx = await authenticated(request, "members")
+    need(ctx, "tags:write")
+    assert ctx.who is not None
+    fields = await form(request)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        raise ConsoleExit(403)
+    if not 1 <= member_id < 2**62:
+        raise ConsoleExit(404)
+    async with ctx.svc.reads.connection() as reader:
+        try:
+            current = await member_in_scope(reader, ctx.who, member_id)
+        except NotFoundError:
+            raise ConsoleExit(404) from None
+        except ForbiddenError:
+            raise ConsoleExit(403) from None
+    return ctx, current, fields
+
+
+def _back(member_id: int, **query: str) -> str:
+    return f"/console/members/{member_id}?{urlencode(query)}#tags"
+
+
+@router.post("/members/{member_id}/tags")
+async def give_tag(member_id: int, request: Request) -> Response:
+    ctx, current, fields = await _member_action(request, member_id)
+    assert ctx.who is not None
+    slug, value = fields.get("slug", "").strip(), fields.get("value", "").strip() or None
+    group, by = ctx.who.group_id, f"key:{ctx.who.key_id}"
+
+    def work() -> str:
+        with ctx.svc.engine.begin() as conn:
+            return service.set_member_tag(conn, group, slug, current, by, value)
+
+    try:
+        change = await run_in_threadpool(work)
+    except (ValidationError, NotFoundError) as exc:
+        return redirect(ctx, _back(current, tag_error=str(exc)[:300]))
+    return redirect(ctx, _back(current, tagged=slug, change=change))
+
+
+@router.post("/members/{member_id}/tags/{slug}/remove")
+async def take_tag(member_id: int, slug: str, request: Request) -> Response:
+    ctx, current, _ = await _member_action(request, member_id)
+    assert ctx.who is not None
+    group, by = ctx.who.group_id, f"key:{ctx.who.key_id}"
+
+    def work() -> bool:
+        with ctx.svc.engine.begin() as conn:
+            return service.unset_member_tag(conn, group, slug, current, by)
+
+    try:
+        gone = await run_in_threadpool(work)
+    except (ValidationError, NotFoundError) as exc:
+        return redirect(ctx, _back(current, tag_error=str(exc)[:300]))
+    return redirect(ctx, _back(current, untagged=slug, change="leave" if gone else "none"))

@@ -1,0 +1,197 @@
+"""The segment builder in the browser: a membership manager composes realistic rules from
+the form (no JSON typed), the preview's size is `evaluate.preview_rule`'s for the same
+JSON, a refusal names the row and the field, saving defines the segment and then a new
+version, a member list's criteria open as a rule; analysts preview but cannot save."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tests.console.conftest import Brand, login, shoot
+from tests.console.segment_support import define, manual_tag, members_of, post, preview_count
+
+from siyu.segments import stored
+
+
+def row(page: Any, i: int, kind: str, **fields: str) -> None:
+    """Fill condition row `i`: its kind, then its fields (selects chosen, inputs typed)."""
+    page.select_option(f"select[name='c{i}.kind']", kind)
+    for name, value in fields.items():
+        target = page.locator(f"[name='c{i}.{name}']")
+        tag = target.evaluate("el => el.tagName")
+        if tag == "SELECT":
+            target.select_option(value)
+        elif name == "not":
+            target.check()
+        else:
+            target.fill(value)
+
+
+def preview(page: Any) -> tuple[int, dict[str, Any]]:
+    page.click("#preview")
+    page.wait_for_load_state("load")
+    size = int(page.locator("#preview-result").get_attribute("data-size"))
+    return size, json.loads(page.locator("#rule-json").input_value())
+
+
+@pytest.fixture(scope="module")
+def vip(brand: Brand) -> set[int]:
+    """A manual tag on every 7th active member, and a segment of big spenders."""
+    members = sorted(
+        members_of(brand, "SELECT member_id FROM members WHERE group_id = :g AND status = 'active'")
+    )[::7]
+    manual_tag(brand, "t-club", members)
+    define(brand, "t-big", {"version": 1, "rule": {"orders": {"spend_fen": {"gte": 100000}}}})
+    return set(members)
+
+
+def test_orders_and_lapsed_rule_previews_as_the_service_does(brand: Brand, page: Any) -> None:
+    # given the admin in the builder
+    login(page, brand.base, brand.keys["admin"], "en")
+    page.goto(f"{brand.base}/console/builder")
+    # when it composes "at least 3 orders and no order in the last 60 days"
+    row(page, 0, "orders", orders_measure="count", orders_op="gte", orders_n="3")
+    row(page, 1, "last_order", last_dir="older", last_days="60")
+    size, rule = preview(page)
+    # then the JSON is the rule it said, and the size is preview_rule's for that JSON
+    assert rule == {
+        "version": 1,
+        "rule": {
+            "all": [
+                {"orders": {"count": {"gte": 3}}},
+                {"last_order": {"more_than_days": 60}},
+            ]
+        },
+    }
+    assert size == preview_count(brand, rule) > 0
+    assert page.locator("#preview-sample tbody tr[data-member]").count() == min(size, 20)
+    text = page.locator("#rule-text").inner_text()
+    assert "Orders at any time: orders ≥ 3" in text
+    assert "Last order more than 60 days ago" in text
+    shoot(page, "builder-preview")
+
+
+def test_tag_and_not_segment_rule_saved_then_versioned(
+    brand: Brand, page: Any, vip: set[int]
+) -> None:
+    big = members_of(
+        brand,
+        "SELECT sm.member_id FROM segment_members sm JOIN segments s ON "
+        "s.segment_id = sm.segment_id WHERE s.group_id = :g AND s.slug = 't-big'",
+    )
+    login(page, brand.base, brand.keys["admin"], "zh")
+    page.goto(f"{brand.base}/console/builder")
+    # "holds tag t-club and is not in segment t-big"
+    row(page, 0, "tag", tag="t-club")
+    row(page, 1, "segment", segment="t-big", **{"not": "1"})
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"tag": "t-club"}, {"not": {"segment": "t-big"}}]}
+    assert size == preview_count(brand, rule) == len(vip - big) > 0
+    # when it saves: the segment is defined with that rule, and its page opens
+    page.fill("#seg-slug", "t-club-small")
+    page.fill("#seg-name-zh", "小额贵宾")
+    page.fill("#seg-name-en", "Small VIPs")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    assert page.url.split("?")[0].endswith("/console/segments/t-club-small")
+    with brand.engine.connect() as conn:
+        saved = stored.get_segment(conn, brand.group, "t-club-small")
+    assert saved.rule == rule and saved.version == 1 and saved.owner.startswith("key:")
+    # when it edits the rule (any instead of all) from the segment's page: version 2
+    page.click("#edit-segment")
+    page.wait_for_load_state("load")
+    assert page.locator("select[name='c0.tag']").input_value() == "t-club"
+    assert page.locator("input[name='c1.not']").is_checked()
+    page.select_option("#combine", "any")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    with brand.engine.connect() as conn:
+        versions = stored.segment_versions_of(conn, brand.group, "t-club-small")
+    assert [v.version for v in versions] == [1, 2]
+    assert versions[1].rule["rule"] == {"any": [{"tag": "t-club"}, {"not": {"segment": "t-big"}}]}
+    assert page.locator("#versions tr[data-version]").count() == 2
+    # saving a taken slug is refused beside the slug field
+    page.goto(f"{brand.base}/console/builder?lang=en")
+    row(page, 0, "tag", tag="t-club")
+    page.fill("#seg-slug", "t-club-small")
+    page.fill("#seg-name-zh", "重复")
+    page.fill("#seg-name-en", "Again")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    assert "already a segment" in page.locator("span[data-field=slug]").inner_text()
+
+
+def test_a_refused_value_is_shown_naming_the_row_and_field(brand: Brand, page: Any) -> None:
+    login(page, brand.base, brand.keys["admin"], "en")
+    page.goto(f"{brand.base}/console/builder")
+    # a number that is not one, in row 2
+    row(page, 0, "event", event_type="view")
+    row(page, 1, "orders", orders_measure="count", orders_op="gte", orders_n="three")
+    page.click("#preview")
+    page.wait_for_load_state("load")
+    error = page.locator("#builder-error").inner_text()
+    assert error.startswith("Condition 2 · Number or amount (yuan): c1.orders_n:")
+    assert "whole number" in error
+    assert page.locator("#cond-1 .row-error").is_visible()
+    # the rule language's own refusal (between needs two values) names its JSON path
+    page.goto(f"{brand.base}/console/builder")
+    row(page, 0, "attribute", attr="registered_days_ago", attr_op="between", attr_value="30")
+    page.click("#preview")
+    page.wait_for_load_state("load")
+    assert page.locator("#builder-error").inner_text() == (
+        "Condition 1: rule.all[0].value: must be a list [low, high]"
+    )
+    # and a JSON edited by hand that is not JSON
+    assert page.locator("details.json").get_attribute("open") is not None
+    page.check("#use-json")
+    page.fill("#rule-json", '{"version": 1, "rule": ')
+    page.click("#preview")
+    page.wait_for_load_state("load")
+    assert "Rule JSON: rule_json: is not JSON" in page.locator("#builder-error").inner_text()
+    shoot(page, "builder-refused")
+    # while a JSON that is a rule previews (and fills the rows it can)
+    page.check("#use-json")
+    page.fill("#rule-json", '{"version": 1, "rule": {"last_order": {"within_days": 30}}}')
+    size, rule = preview(page)
+    assert size == preview_count(brand, rule) > 0
+    assert page.locator("select[name='c0.kind']").input_value() == "last_order"
+
+
+def test_a_stage_list_saves_as_a_segment_of_the_same_members(brand: Brand, page: Any) -> None:
+    stage = brand.one(
+        "SELECT stage FROM member_stages WHERE group_id = :g GROUP BY stage "
+        "ORDER BY COUNT(*) DESC LIMIT 1"
+    )
+    login(page, brand.base, brand.keys["admin"], "en")
+    page.goto(f"{brand.base}/console/members?stage={stage}")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    assert page.locator("select[name='c0.kind']").input_value() == "attribute"
+    assert page.locator("select[name='c0.attr']").input_value() == "stage"
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"attribute": "stage", "op": "eq", "value": stage}]}
+    assert size == listed
+    # a list whose criteria have no rule (a guide's members) offers no such link
+    page.goto(f"{brand.base}/console/guides/{brand.guide_id}")
+    assert page.locator("#save-as-segment").count() == 0
+
+
+def test_an_analyst_previews_but_cannot_save(brand: Brand, page: Any) -> None:
+    login(page, brand.base, brand.keys["analyst"], "en")
+    page.goto(f"{brand.base}/console/builder")
+    row(page, 0, "event_then_not", etn_type="add_to_cart", etn_hours="24", etn_since="30")
+    size, rule = preview(page)
+    assert rule["rule"]["all"][0]["event_then_not"]["not_followed_by"] == {"order": {}}
+    assert size == preview_count(brand, rule)
+    # the sample's phones are masked for an analyst
+    for cell in page.locator("#preview-sample td.phone").all():
+        assert cell.get_attribute("data-masked") == "1"
+    assert page.locator("#save").count() == 0
+    assert page.locator("#no-save").is_visible()
+    fields = {"action": "save", "c0.kind": "tag", "c0.tag": "t-club", "slug": "t-nope"}
+    fields.update(name_zh="不", name_en="No", refresh="nightly")
+    assert post(page, "/console/builder", fields).status == 403
+    assert brand.one("SELECT COUNT(*) FROM segments WHERE slug = 't-nope'") == 0
