@@ -39,6 +39,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analytics import MEMBER_OFFSET
@@ -193,9 +194,9 @@ def estimated_preview(
     `preview_rule` computes them past a million members."""
     population = int(con.execute(tables.members.count()))
     cut = sampled(tables)
-    members = compile_rule(doc, cut, as_of)
-    found = int(con.execute(members.count()))
-    con.execute(members.order_by("member_id").limit(20))
+    matched = to_arrow(con, compile_rule(doc, cut, as_of)).column("member_id")
+    found = len(pc.unique(matched))
+    sorted(matched.to_pylist())[:20]
     return estimate(found, int(con.execute(cut.members.count())), population)
 
 

@@ -127,6 +127,11 @@ def test_a_guide_sees_only_its_own_members_of_a_segment(
     assert page.locator("#export-csv").count() == 0
     csv = page.request.get(f"{brand.base}/console/segments/t-regulars/members.csv")
     assert csv.status == 403
+    # nor through the generic member list's export by segment (its own list, by segment,
+    # opens: the guide may read the segment, in its scope)
+    generic = page.request.get(f"{brand.base}/console/members.csv?segment=t-regulars")
+    assert generic.status == 403
+    assert page.goto(f"{brand.base}/console/my-members?segment=t-regulars").status == 200
     assert page.locator("#edit-segment").count() == 0
     assert page.goto(f"{brand.base}/console/builder").status == 403
 

@@ -175,3 +175,7 @@ def test_a_guide_tags_its_own_members_only_and_an_analyst_none(
     assert page.locator("#member-tags").count() == 0
     assert page.locator("#member-segments").count() == 0
     assert page.goto(f"{brand.base}/console/tags").status == 403
+    # nor may it reach a tag's holders through its store's member list or its export
+    by_tag = f"/console/stores/{brand.store_id}?tag=t-free"
+    assert page.goto(f"{brand.base}{by_tag}").status == 403
+    assert page.request.get(f"{brand.base}/console/members.csv?tag=t-free").status == 403

@@ -101,17 +101,20 @@ def preview_rule(
     if population is not None and population > sample_from:
         tables = sampled(tables)
     members = compile_rule(document, tables, moment)
-    size = int(backend.execute(members.count()))
-    first = (
-        to_arrow(backend, members.order_by("member_id").limit(sample)).column("member_id")
-        if sample
-        else pa.array([], pa.int64())
-    )
-    ids = [int(m) for m in first.to_pylist()]
     if population is None or population <= sample_from:
+        size = int(backend.execute(members.count()))
+        first = (
+            to_arrow(backend, members.order_by("member_id").limit(sample)).column("member_id")
+            if sample
+            else pa.array([], pa.int64())
+        )
+        ids = [int(m) for m in first.to_pylist()]
         return RulePreview(size, ids, moment, time.perf_counter() - started)
+    # a sample's matches are few (a hundredth): run the rule once, count and sort here
+    matched = pc.unique(to_arrow(backend, members).column("member_id"))
+    ids = sorted(int(m) for m in matched.to_pylist())[:sample]
     drawn = int(backend.execute(tables.members.count()))
-    scaled = estimate(size, drawn, population)
+    scaled = estimate(len(matched), drawn, population)
     return RulePreview(
         scaled.size,
         ids,
