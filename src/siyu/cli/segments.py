@@ -147,12 +147,7 @@ def archive_cmd(slug: str, group: GroupOption = None) -> None:
 def preview_cmd(
     rule: RuleOption,
     sample: Annotated[int, typer.Option(help="Member ids to show (0 to 100).")] = 20,
-    exact: Annotated[
-        bool,
-        typer.Option(
-            "--exact", help="Count every member; past a million the default is an estimate."
-        ),
-    ] = False,
+    exact: Annotated[bool, typer.Option(help="Count everyone (past 1M: an estimate).")] = False,
     location: WarehouseOption = None,
     as_of: AsOfOption = None,
     engine: EngineOption = "duckdb",
