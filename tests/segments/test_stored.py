@@ -172,12 +172,12 @@ def test_evaluation_writes_members_and_only_the_deltas(
     tmp_path: Path,
 ) -> None:
     wh = landed(brand, backend, tmp_path)
+    vip(brand, "R2")  # the tag exists before a rule may name it
     define(brand, "three-plus", THREE_PLUS)
     define(brand, "at-risk", AT_RISK)
     define(
         brand, "at-risk-served", rule({"all": [{"segment": "at-risk"}, {"not": {"tag": "vip"}}]})
     )
-    vip(brand, "R2")
     seen: list[str] = []
     done = evaluate_segments(
         brand.store.engine, backend, wh, as_of=AS_OF, progress=lambda s, i, n: seen.append(s)
@@ -264,3 +264,22 @@ def test_a_segments_members_page_and_export_as_any_member_list(
     assert total == 1
     total, _ = _everyone(brand.store, brand.vault, admin, MemberCriteria(segment="no"), ListView())
     assert total == 0
+
+
+def test_a_rule_naming_an_undefined_tag_is_refused(
+    brand: Brand,  # noqa: F811
+    backend: BaseBackend,
+    tmp_path: Path,
+) -> None:
+    # a typo, or an automatic tag before the first refresh, would hold nobody, silently
+    typo = rule({"tag": {"slug": "vipp"}})
+    with pytest.raises(ValidationError) as refused:
+        define(brand, "typo", typo)
+    assert refused.value.field == "rule" and "'vipp', which does not exist" in str(refused.value)
+    wh = landed(brand, backend, tmp_path)
+    with pytest.raises(ValidationError) as early:
+        preview_rule(brand.store.engine, backend, wh, rule({"tag": {"slug": "auto.read"}}))
+    assert "siyu tags refresh" in str(early.value)
+    # once the tag exists, the same rule is taken
+    vip(brand, "R1")
+    assert define(brand, "vips", rule({"tag": {"slug": "vip"}})).slug == "vips"

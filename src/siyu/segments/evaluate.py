@@ -41,7 +41,7 @@ from siyu.segments.models import (
 from siyu.segments.rules import parse_document, references
 from siyu.segments.sampling import SAMPLE_FROM, estimate, sampled
 from siyu.segments.sources import segment_tables
-from siyu.segments.stored import evaluation_order, get_segment, lock_segment
+from siyu.segments.stored import check_tags, evaluation_order, get_segment, lock_segment
 from siyu.store.times import stored_now
 
 MAX_SAMPLE = 100
@@ -95,6 +95,8 @@ def preview_rule(
         raise ValidationError("sample", f"must be an integer from 0 to {MAX_SAMPLE}")
     started = time.perf_counter()
     document = parse_document(rule)
+    with engine.connect() as conn:
+        check_tags(conn, warehouse.group_id, references(document.rule).tags)
     moment = run_as_of(warehouse, as_of)
     tables = segment_tables(engine, backend, warehouse, references(document.rule))
     population = None if exact else int(backend.execute(tables.members.count()))

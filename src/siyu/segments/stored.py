@@ -28,6 +28,7 @@ from siyu.segments.models import (
     segment_evaluations,
     segment_versions,
     segments,
+    tags,
 )
 from siyu.segments.rules import SLUG, parse_document, references
 from siyu.store.dialect import dialect_of
@@ -110,6 +111,7 @@ def _check_rule(conn: Connection, group_id: str, slug: str, rule: object) -> dic
             raise ValidationError("rule", f"nests segment {name!r}, which does not exist")
         if found[1]:
             raise ValidationError("rule", f"nests segment {name!r}, which is archived")
+    check_tags(conn, group_id, references(document.rule).tags)
     cycle = _path_back(graph, nested, slug)
     if cycle:
         raise ValidationError(
@@ -118,6 +120,27 @@ def _check_rule(conn: Connection, group_id: str, slug: str, rule: object) -> dic
         )
     assert isinstance(rule, dict)
     return rule
+
+
+def check_tags(conn: Connection, group_id: str, slugs: Iterable[str]) -> None:
+    """Refuse a rule naming a tag the group has not defined: it would hold nobody, silently
+    (a typo, or an automatic tag before the first `siyu tags refresh`)."""
+    wanted = sorted(set(slugs))
+    if not wanted:
+        return
+    known = set(
+        conn.execute(
+            select(tags.c.slug).where(tags.c.group_id == group_id, tags.c.slug.in_(wanted))
+        ).scalars()
+    )
+    for slug in wanted:
+        if slug not in known:
+            hint = (
+                " (automatic tags are defined by `siyu tags refresh`)"
+                if slug.startswith("auto.")
+                else ""
+            )
+            raise ValidationError("rule", f"names tag {slug!r}, which does not exist{hint}")
 
 
 def _graph(conn: Connection, group_id: str) -> dict[str, tuple[frozenset[str], bool]]:
