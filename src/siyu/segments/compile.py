@@ -1,10 +1,22 @@
-"""A segment rule compiled to ONE Ibis expression: the distinct active member_ids it selects.
+"""Segment rules compiled to Ibis: one table of per-member facts, and a filter per rule.
 
-Each condition is a set of member_ids (a filter, a semi or anti join, or an aggregate left
-joined to the active members when a comparison holds at zero); `all`, `any` and `not` are
-intersect, union and difference, so the whole rule is one query the engine plans and runs
-(DuckDB by default, Spark alike: no pandas, no round trips). The result is intersected with
-the active members, so merged members never appear.
+Every condition of a rule becomes a column of facts about each active member: how many
+orders and how much spend in a window and scope, the last order's time, how many events
+of a type, whether a line of a SKU or category was bought, whether a tag or another
+segment is held. Conditions on the same table share ONE grouped pass over it (orders,
+order lines, events, tags, memberships), each condition an aggregate with its own filter
+(`count(...) FILTER (WHERE ...)`); the passes are left joined to the active members, and
+the rule is a boolean expression over those columns. `all`, `any` and `not` are and, or
+and not on the columns (each leaf is true or false, never null, so `not` is exact).
+
+Several rules compile together (`compile_rules`): their conditions are pooled, equal
+conditions share a column, and the facts are computed once for all of them, which is how
+fifty segments cost about one scan of each table instead of fifty (docs/benchmarks.md).
+A rule nesting a segment that is being evaluated with it reads that segment's rule
+(inlined) rather than its stored members, which would be a run old.
+
+The engine plans and runs it all (DuckDB by default, Spark alike: no pandas, no round
+trips). Members who are not active (merged by OneID) never appear.
 
 Time: every window is relative to the as-of time T (default: the latest non-cancelled
 order). "within n days" is (T - n days, T]; facts after T are ignored. Times are compared as
@@ -23,7 +35,10 @@ Tables (`SegmentTables`), any of them None when no rule needs it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import operator
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -73,12 +88,40 @@ class Preview:
     sample: list[str]  # the first member_ids in sorted order
 
 
+Predicate = Callable[[ir.Table], ir.BooleanValue]
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """Rules over one table of per-member facts. Compute `facts` once (materialise it when
+    several rules read it), then `members(i, facts)` is rule i's members."""
+
+    facts: ir.Table
+    predicates: tuple[Predicate, ...]
+
+    def members(self, i: int, facts: ir.Table | None = None) -> ir.Table:
+        table = self.facts if facts is None else facts
+        return table.filter(self.predicates[i](table)).select("member_id")
+
+
 def compile_rule(
     doc: dict[str, Any] | RuleDocument, tables: SegmentTables, as_of: datetime | None = None
 ) -> ir.Table:
     """The members `doc` selects at `as_of`: one column member_id, distinct, active only."""
-    document = doc if isinstance(doc, RuleDocument) else parse_document(doc)
-    return _Compiler(tables, as_of).compile(document.rule)
+    return compile_rules([doc], tables, as_of).members(0)
+
+
+def compile_rules(
+    docs: Sequence[dict[str, Any] | RuleDocument],
+    tables: SegmentTables,
+    as_of: datetime | None = None,
+    inline: Mapping[str, dict[str, Any] | RuleDocument] | None = None,
+) -> CompiledRules:
+    """`docs` over shared facts. `inline` maps a segment's slug to its rule: a rule nesting
+    that segment reads the rule (evaluated with it), not the stored members."""
+    compiler = _Compiler(tables, as_of, {k: _document(v).rule for k, v in (inline or {}).items()})
+    predicates = tuple(compiler.condition(_document(doc).rule) for doc in docs)
+    return CompiledRules(compiler.facts(), predicates)
 
 
 def count_members(
@@ -100,16 +143,146 @@ def preview(
     return Preview(size, [str(m) for m in first["member_id"]])
 
 
+def _document(doc: dict[str, Any] | RuleDocument) -> RuleDocument:
+    return doc if isinstance(doc, RuleDocument) else parse_document(doc)
+
+
+# An aggregate over one pass: given the pass's table, the value per member.
+Aggregate = Callable[[ir.Table], ir.Value]
+
+
+class _Pass:
+    """The aggregates one grouped pass over a table computes, one column each; an equal
+    condition (same key) reuses its column."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.columns: dict[Hashable, tuple[str, Aggregate]] = {}
+        self.windows: list[int | None] = []  # seconds back from T each aggregate reads
+
+    def column(self, key: Hashable, aggregate: Aggregate, window: int | None = None) -> str:
+        if key not in self.columns:
+            self.columns[key] = (f"{self.prefix}{len(self.columns)}", aggregate)
+            self.windows.append(window)
+        return self.columns[key][0]
+
+    def widest(self) -> int | None:
+        """How far back any aggregate reads (None: all time), to cut rows before grouping."""
+        if None in self.windows:
+            return None
+        return max((w for w in self.windows if w is not None), default=None)
+
+    def group(self, rows: ir.Table) -> ir.Table:
+        return rows.group_by("member_id").aggregate(
+            **{name: aggregate(rows) for name, aggregate in self.columns.values()}
+        )
+
+
 class _Compiler:
-    def __init__(self, tables: SegmentTables, as_of: datetime | None) -> None:
+    def __init__(
+        self, tables: SegmentTables, as_of: datetime | None, inline: Mapping[str, Condition]
+    ) -> None:
         self.tables = tables
         self.as_of = as_of
+        self.inline = inline
+        self.inlining: list[str] = []  # the nested segments being read, against cycles
         self.active = (
             tables.members.filter(tables.members.status == "active").select("member_id").distinct()
         )
+        self.passes = {
+            name: _Pass(prefix)
+            for name, prefix in (
+                ("members", "a"),
+                ("orders", "o"),
+                ("lines", "l"),
+                ("events", "e"),
+                ("tags", "t"),
+                ("memberships", "s"),
+            )
+        }
+        self.sets: dict[Hashable, tuple[str, ir.Table]] = {}  # member sets joined as flags
+        self.categories: set[str] = set()
+        self.skus: set[str] = set()
 
-    def compile(self, rule: Condition) -> ir.Table:
-        return self.condition(rule).intersect(self.active)
+    # -- the facts ------------------------------------------------------------------------
+
+    def facts(self) -> ir.Table:
+        """The active members with one column per condition (null where no row matched)."""
+        parts = [
+            self._members_pass(),
+            self._orders_pass(),
+            self._lines_pass(),
+            self._events_pass(),
+            self._tags_pass(),
+            self._memberships_pass(),
+            *(
+                found.select("member_id").distinct().mutate(**{name: ibis.literal(1)})
+                for name, found in self.sets.values()
+            ),
+        ]
+        wide = self.active
+        for part in parts:
+            if part is None:
+                continue
+            part = part.rename(f_member="member_id")
+            joined = wide.left_join(part, wide.member_id == part.f_member)
+            wide = joined.select(*wide.columns, *(c for c in part.columns if c != "f_member"))
+        return wide
+
+    def _members_pass(self) -> ir.Table | None:
+        if not self.passes["members"].columns:
+            return None
+        # every row of a member (an attribute joined from the store may give a member two,
+        # e.g. a group tier and a brand tier): the condition holds if it holds on any
+        return self.passes["members"].group(self.tables.members)
+
+    def _orders_pass(self) -> ir.Table | None:
+        found = self.passes["orders"]
+        if not found.columns:
+            return None
+        return found.group(self._timed(self._paid_orders("rule"), "ordered_at", found.widest()))
+
+    def _lines_pass(self) -> ir.Table | None:
+        found = self.passes["lines"]
+        if not found.columns:
+            return None
+        orders = self._timed(self._paid_orders("rule"), "ordered_at", found.widest())
+        lines = self._table("order_lines", "rule").select("order_id", "sku")
+        if self.categories:
+            products = self._table("products", "rule")
+            products = products.filter(products.category.isin(sorted(self.categories)))
+            products = products.select(p_sku=products.sku, category=products.category)
+            lines = lines.left_join(products, lines.sku == products.p_sku).select(
+                "order_id", "sku", "category"
+            )
+        else:
+            lines = lines.mutate(category=ibis.null("string"))
+        # only the lines some condition wants (every bought condition names a SKU or category)
+        wanted = lines.sku.isin(sorted(self.skus)) if self.skus else ibis.literal(False)
+        lines = lines.filter(wanted | lines.category.notnull())
+        joined = orders.select("order_id", "member_id", "ts").join(lines, "order_id")
+        return found.group(joined)
+
+    def _events_pass(self) -> ir.Table | None:
+        found = self.passes["events"]
+        if not found.columns:
+            return None
+        events = self._table("events", "rule")
+        return found.group(self._timed(events, "occurred_at", found.widest()))
+
+    def _tags_pass(self) -> ir.Table | None:
+        found = self.passes["tags"]
+        return found.group(self._table("tags", "rule")) if found.columns else None
+
+    def _memberships_pass(self) -> ir.Table | None:
+        found = self.passes["memberships"]
+        return found.group(self._table("memberships", "rule")) if found.columns else None
+
+    def _timed(self, table: ir.Table, column: str, widest: int | None) -> ir.Table:
+        """`table` with `ts` (epoch seconds of `column`), up to T and no further back than
+        `widest` seconds (when every aggregate has a window)."""
+        rows = table.mutate(ts=epoch_seconds(table[column]))
+        return rows.filter(self._in_window(rows.ts, widest, "rule"))
 
     # -- time -----------------------------------------------------------------------------
 
@@ -127,15 +300,16 @@ class _Compiler:
 
     # -- conditions -----------------------------------------------------------------------
 
-    def condition(self, rule: Condition) -> ir.Table:
+    def condition(self, rule: Condition) -> Predicate:
         if isinstance(rule, All):
-            first, *rest = (self.condition(c) for c in rule.conditions)
-            return first.intersect(*rest) if rest else first
+            parts = [self.condition(c) for c in rule.conditions]
+            return lambda w: functools.reduce(operator.and_, (p(w) for p in parts))
         if isinstance(rule, AnyOf):
-            first, *rest = (self.condition(c) for c in rule.conditions)
-            return first.union(*rest, distinct=True) if rest else first
+            parts = [self.condition(c) for c in rule.conditions]
+            return lambda w: functools.reduce(operator.or_, (p(w) for p in parts))
         if isinstance(rule, Not):
-            return self.active.difference(self.condition(rule.condition))
+            inner = self.condition(rule.condition)
+            return lambda w: ~inner(w)
         if isinstance(rule, Attribute):
             return self.attribute(rule)
         if isinstance(rule, Orders):
@@ -154,19 +328,16 @@ class _Compiler:
             return self.tag(rule)
         raise TypeError(f"not a condition: {rule!r}")  # pragma: no cover
 
-    def attribute(self, rule: Attribute) -> ir.Table:
+    def attribute(self, rule: Attribute) -> Predicate:
         members = self.tables.members
         schema = members.schema()
-        if rule.name.endswith(DAYS_AGO) and f"{rule.name[: -len(DAYS_AGO)]}_at" in schema:
-            at = members[f"{rule.name[: -len(DAYS_AGO)]}_at"]
-            if not at.type().is_timestamp():
+        days_ago = rule.name.endswith(DAYS_AGO) and f"{rule.name[: -len(DAYS_AGO)]}_at" in schema
+        if days_ago:
+            if not members[f"{rule.name[: -len(DAYS_AGO)]}_at"].type().is_timestamp():
                 raise ValidationError(f"{rule.path}.attribute", "must name a timestamp _at column")
-            # floor of a float division: integer division rounds negatives differently by engine
-            column: ir.Value = ((self.t(rule.path) - epoch_seconds(at)) / DAY).floor()
             kind = "number"
         elif rule.name in schema and rule.name not in ("member_id", "status"):
-            column = members[rule.name]
-            dtype = column.type()
+            dtype = members[rule.name].type()
             kind = (
                 "number"
                 if dtype.is_numeric()
@@ -191,71 +362,99 @@ class _Compiler:
                 )
         if kind != "number" and rule.op in ("gte", "lte", "between"):
             raise ValidationError(f"{rule.path}.op", f"{rule.op} needs a number attribute")
-        # a null attribute matches no op (SQL comparison with null is unknown, so filtered)
-        predicate = {
-            "eq": lambda: column == values[0],
-            "ne": lambda: column != values[0],
-            "in": lambda: column.isin(values),
-            "not_in": lambda: column.notin(values),
-            "gte": lambda: column >= values[0],
-            "lte": lambda: column <= values[0],
-            "between": lambda: column.between(values[0], values[1]),
-        }[rule.op]()
-        return members.filter(predicate).select("member_id").distinct()
+        t = self.t(rule.path) if days_ago else None
 
-    def orders(self, rule: Orders) -> ir.Table:
-        orders = self._scoped_orders(rule.scope, rule.path, rule.scope.within_days)
-        per_member = orders.group_by("member_id").aggregate(
-            n=orders.order_id.nunique(), spend=orders.amount_fen.sum()
-        )
+        def holds(m: ir.Table) -> ir.IntegerValue:
+            if t is not None:
+                at = m[f"{rule.name[: -len(DAYS_AGO)]}_at"]
+                # floor of a float division: integer division rounds negatives differently
+                column: ir.Value = ((t - epoch_seconds(at)) / DAY).floor()
+            else:
+                column = m[rule.name]
+            # a null attribute matches no op (a comparison with null is unknown: not counted)
+            predicate = {
+                "eq": lambda: column == values[0],
+                "ne": lambda: column != values[0],
+                "in": lambda: column.isin(values),
+                "not_in": lambda: column.notin(values),
+                "gte": lambda: column >= values[0],
+                "lte": lambda: column <= values[0],
+                "between": lambda: column.between(values[0], values[1]),
+            }[rule.op]()
+            return m.member_id.count(where=predicate)
+
+        name = self.passes["members"].column(("attribute", _key(rule)), holds)
+        return _flag(name)
+
+    def orders(self, rule: Orders) -> Predicate:
+        self._paid_orders(rule.path)
+        scope = self._scope(rule.scope, rule.path)
+        window = None if rule.scope.within_days is None else rule.scope.within_days * DAY
+        chosen = self._window_and(window, scope)
+        found = self.passes["orders"]
         count = rule.count or (Compare("gte", 1) if rule.spend_fen is None else None)
         # members without orders in scope have count 0 and spend 0: a comparison that holds
-        # at zero ("count lte 0": never bought) must see them, so start from the active ones
-        joined = self.active.left_join(per_member, "member_id")
-        facts = joined.select("member_id", n=joined.n.fill_null(0), spend=joined.spend.fill_null(0))
-        predicate = ibis.literal(True)
+        # at zero ("count lte 0": never bought) holds for them
+        parts: list[Predicate] = []
         if count is not None:
-            predicate &= _compare(facts.n, count)
+            n = found.column(
+                ("n", rule.scope), lambda o: o.order_id.nunique(where=chosen(o)), window
+            )
+            parts.append(lambda w: _compare(w[n].fill_null(0), count))
         if rule.spend_fen is not None:
-            predicate &= _compare(facts.spend, rule.spend_fen)
-        return facts.filter(predicate).select("member_id")
+            spend_fen = rule.spend_fen
+            spend = found.column(
+                ("spend", rule.scope), lambda o: o.amount_fen.sum(where=chosen(o)), window
+            )
+            parts.append(lambda w: _compare(w[spend].fill_null(0), spend_fen))
+        return lambda w: functools.reduce(operator.and_, (p(w) for p in parts))
 
-    def last_order(self, rule: LastOrder) -> ir.Table:
-        orders = self._scoped_orders(rule.scope, rule.path, None)
-        last = orders.group_by("member_id").aggregate(at=epoch_seconds(orders.ordered_at).max())
+    def last_order(self, rule: LastOrder) -> Predicate:
+        self._paid_orders(rule.path)
+        scope = self._scope(rule.scope, rule.path)
+        at = self.passes["orders"].column(
+            ("last", replace(rule.scope, within_days=None)),
+            lambda o: o.ts.max(where=scope(o)),
+        )
         t = self.t(rule.path)
         if rule.more_than_days is not None:
-            return last.filter(last.at <= t - rule.more_than_days * DAY).select("member_id")
+            days = rule.more_than_days
+            return lambda w: (w[at] <= t - days * DAY).fill_null(False)
         assert rule.within_days is not None
-        return last.filter(last.at > t - rule.within_days * DAY).select("member_id")
+        within = rule.within_days
+        return lambda w: (w[at] > t - within * DAY).fill_null(False)
 
-    def bought(self, rule: Bought) -> ir.Table:
-        lines = self._table("order_lines", rule.path)
-        orders = self._scoped_orders(OrderScope(), rule.path, rule.within_days)
-        wanted = ibis.literal(False)
-        if rule.sku:
-            wanted |= lines.sku.isin(rule.sku)
+    def bought(self, rule: Bought) -> Predicate:
+        self._table("order_lines", rule.path)
+        self._paid_orders(rule.path)
         if rule.category:
-            products = self._table("products", rule.path)
-            in_category = products.filter(products.category.isin(rule.category)).select("sku")
-            wanted |= lines.sku.isin(in_category.sku)
-        matching = lines.filter(wanted).select("order_id").distinct()
-        return orders.semi_join(matching, "order_id").select("member_id").distinct()
+            self._table("products", rule.path)
+        self.skus.update(rule.sku)
+        self.categories.update(rule.category)
+        window = None if rule.within_days is None else rule.within_days * DAY
+        chosen = self._window_and(window, lambda rows: _bought_line(rows, rule))
+        name = self.passes["lines"].column(
+            ("bought", _key(rule)), lambda rows: rows.order_id.count(where=chosen(rows)), window
+        )
+        return _flag(name)
 
-    def event(self, rule: Event) -> ir.Table:
-        events = self._table("events", rule.path)
-        ts = epoch_seconds(events.occurred_at)
-        predicate = (events.type == rule.type) & self._in_window(ts, rule.within_seconds, rule.path)
-        if rule.sku:
-            predicate &= events.sku.isin(rule.sku)
-        chosen = events.filter(predicate)
+    def event(self, rule: Event) -> Predicate:
+        self._table("events", rule.path)
+
+        def wanted(e: ir.Table) -> ir.BooleanValue:
+            predicate = e.type == rule.type
+            return predicate & e.sku.isin(rule.sku) if rule.sku else predicate
+
+        chosen = self._window_and(rule.within_seconds, wanted)
+        name = self.passes["events"].column(
+            ("event", _key(replace(rule, count=None))),
+            lambda e: e.member_id.count(where=chosen(e)),
+            rule.within_seconds,
+        )
         count = rule.count or Compare("gte", 1)
-        per_member = chosen.group_by("member_id").aggregate(n=chosen.count())
-        joined = self.active.left_join(per_member, "member_id")
-        facts = joined.select("member_id", n=joined.n.fill_null(0))
-        return facts.filter(_compare(facts.n, count)).select("member_id")
+        return lambda w: _compare(w[name].fill_null(0), count)
 
-    def event_then_not(self, rule: EventThenNot) -> ir.Table:
+    def event_then_not(self, rule: EventThenNot) -> Predicate:
         events = self._table("events", rule.path)
         t = self.t(rule.path)
         hold = rule.within_hours * HOUR
@@ -283,20 +482,48 @@ class _Compiler:
         ]
         if rule.same_sku:
             predicates.append(first.sku == follow.f_sku)
-        return first.anti_join(follow, predicates).select("member_id").distinct()
+        return self._set(("then_not", _key(rule)), first.anti_join(follow, predicates))
 
-    def segment(self, rule: Segment) -> ir.Table:
-        memberships = self._table("memberships", rule.path)
-        return memberships.filter(memberships.segment == rule.slug).select("member_id").distinct()
+    def segment(self, rule: Segment) -> Predicate:
+        if rule.slug in self.inline and rule.slug not in self.inlining:
+            self.inlining.append(rule.slug)
+            try:
+                return self.condition(self.inline[rule.slug])
+            finally:
+                self.inlining.pop()
+        self._table("memberships", rule.path)
+        name = self.passes["memberships"].column(
+            ("segment", rule.slug), lambda s: s.member_id.count(where=s.segment == rule.slug)
+        )
+        return _flag(name)
 
-    def tag(self, rule: Tag) -> ir.Table:
-        held = self._table("tags", rule.path)
-        held = held.filter(held.tag == rule.slug)
-        if rule.values is not None:
-            held = held.filter(held.value.isin(list(rule.values)))
-        return held.select("member_id").distinct()
+    def tag(self, rule: Tag) -> Predicate:
+        self._table("tags", rule.path)
+
+        def held(h: ir.Table) -> ir.IntegerValue:
+            predicate = h.tag == rule.slug
+            if rule.values is not None:
+                predicate &= h.value.isin(list(rule.values))
+            return h.member_id.count(where=predicate)
+
+        return _flag(self.passes["tags"].column(("tag", _key(rule)), held))
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _set(self, key: Hashable, found: ir.Table) -> Predicate:
+        if key not in self.sets:
+            self.sets[key] = (f"x{len(self.sets)}", found)
+        return _flag(self.sets[key][0])
+
+    def _window_and(
+        self, seconds: int | None, wanted: Callable[[ir.Table], ir.BooleanValue]
+    ) -> Callable[[ir.Table], ir.BooleanValue]:
+        """Rows (with `ts`, already cut at T by `_timed`) no further back than `seconds`
+        that `wanted` keeps."""
+        if seconds is None:
+            return wanted
+        t = self.t("rule")
+        return lambda rows: (rows.ts > t - seconds) & wanted(rows)
 
     def _table(self, name: str, path: str) -> ir.Table:
         table = getattr(self.tables, name)
@@ -310,18 +537,37 @@ class _Compiler:
             orders = orders.filter(orders.status.isnull() | (orders.status != "cancelled"))
         return orders
 
-    def _scoped_orders(self, scope: OrderScope, path: str, within_days: int | None) -> ir.Table:
-        """Non-cancelled orders up to T, in `within_days` and the scope's lists."""
-        orders = self._paid_orders(path)
-        ts = epoch_seconds(orders.ordered_at)
-        predicate = self._in_window(ts, None if within_days is None else within_days * DAY, path)
+    def _scope(self, scope: OrderScope, path: str) -> Callable[[ir.Table], ir.BooleanValue]:
+        """The orders of the scope's lists (checked now, so an error names the rule's path)."""
+        schema = self._table("orders", path).schema()
+        wanted = []
         for column in ("brand_id", "channel", "store_id"):
-            wanted = getattr(scope, column)
-            if wanted:
-                if column not in orders.schema():
+            values = getattr(scope, column)
+            if values:
+                if column not in schema:
                     raise ValidationError(f"{path}.{column}", "the orders have no such column")
-                predicate &= orders[column].isin(wanted)
-        return orders.filter(predicate)
+                wanted.append((column, values))
+        return lambda o: functools.reduce(
+            operator.and_, (o[c].isin(v) for c, v in wanted), ibis.literal(True)
+        )
+
+
+def _bought_line(rows: ir.Table, rule: Bought) -> ir.BooleanValue:
+    wanted = ibis.literal(False)
+    if rule.sku:
+        wanted |= rows.sku.isin(rule.sku)
+    if rule.category:
+        wanted |= rows.category.isin(rule.category)
+    return wanted
+
+
+def _flag(column: str) -> Predicate:
+    return lambda w: w[column].fill_null(0) > 0
+
+
+def _key(rule: Condition) -> Hashable:
+    """A condition's identity for sharing a column: its fields, not where it sits."""
+    return replace(rule, path="rule")
 
 
 def _compare(value: ir.IntegerValue, compare: Compare) -> ir.BooleanValue:

@@ -1,11 +1,14 @@
 """Evaluating stored segments and previewing rules: the warehouse computes, the store keeps.
 
-`evaluate_segments` runs each segment's current rule as one Ibis expression on the
-warehouse's engine (`segments.compile`, tables from `segments.sources`), then replaces its
-members in the store in one transaction per segment (`segments.membership`: staged by
-COPY on PostgreSQL, set-based enters and leaves) and records the run in
-`segment_evaluations` (version, as-of time, size, entered, left, seconds). Nested segments
-are evaluated first, so within one run a segment reads the fresh members of those it nests.
+`evaluate_segments` compiles the current rules of the segments asked for (and of those they
+nest) together on the warehouse's engine (`segments.compile`, tables from
+`segments.sources`): one table of per-member facts, computed once for the run, and a filter
+per segment. It then replaces each segment's members in the store in one transaction per
+segment (`segments.membership`: staged by COPY on PostgreSQL, set-based enters and leaves)
+and records it in `segment_evaluations` (version, as-of time, size, entered, left, and the
+seconds of its own filter and write; the shared facts are not in any one segment's). A
+segment nesting another of the same run reads that one's rule at the same moment, so within
+a run the nested segment is as fresh as the one nesting it.
 
 `preview_rule` compiles a rule being edited and returns its size and a sample; it writes
 nothing.
@@ -18,19 +21,21 @@ it was opened from count the same members.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 from ibis import BaseBackend
 from sqlalchemy import Engine, func, insert, select, update
 
-from siyu.analytics.engines import engine_name, to_arrow
+from siyu.analytics.engines import engine_name, materialised, to_arrow
 from siyu.analytics.warehouse import Warehouse
 from siyu.errors import ValidationError
-from siyu.segments.compile import compile_rule
+from siyu.segments.compile import CompiledRules, compile_rule, compile_rules
 from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
 from siyu.segments.models import (
     EVALUATION_TRIGGERS,
@@ -38,10 +43,16 @@ from siyu.segments.models import (
     segment_members,
     segments,
 )
-from siyu.segments.rules import parse_document, references
+from siyu.segments.rules import References, RuleDocument, parse_document, references
 from siyu.segments.sampling import SAMPLE_FROM, estimate, sampled
 from siyu.segments.sources import segment_tables
-from siyu.segments.stored import check_tags, evaluation_order, get_segment, lock_segment
+from siyu.segments.stored import (
+    StoredSegment,
+    check_tags,
+    evaluation_order,
+    get_segment,
+    lock_segment,
+)
 from siyu.store.times import stored_now
 
 MAX_SAMPLE = 100
@@ -146,30 +157,62 @@ def evaluate_segments(
     group_id = warehouse.group_id
     with engine.connect() as conn:
         order = evaluation_order(conn, group_id, slugs)
+        stored = [get_segment(conn, group_id, slug) for slug in order]
     moment = run_as_of(warehouse, as_of)
+    documents = {s.slug: parse_document(s.rule) for s in stored}
+    tables = segment_tables(engine, backend, warehouse, _needs(documents))
+    # one table of facts for the whole run; a segment nesting another of the run reads that
+    # one's rule, evaluated at the same moment, not its members from the last run
+    compiled = compile_rules(list(documents.values()), tables, moment, inline=documents)
     done = []
-    for i, slug in enumerate(order):
-        if progress is not None:
-            progress(slug, i, len(order))
-        done.append(_evaluate_one(engine, backend, warehouse, slug, moment, trigger))
+    with _facts(compiled, len(stored)) as facts:
+        for i, segment in enumerate(stored):
+            if progress is not None:
+                progress(segment.slug, i, len(stored))
+            started = time.perf_counter()
+            selected = to_arrow(backend, compiled.members(i, facts)).column("member_id")
+            done.append(
+                _write(engine, backend, warehouse, segment, selected, moment, trigger, started)
+            )
     return done
 
 
-def _evaluate_one(
+def _needs(documents: dict[str, RuleDocument]) -> References:
+    """What the rules read together; a segment evaluated in the same run is inlined, so its
+    stored members are not loaded."""
+    found = [references(d.rule) for d in documents.values()]
+    nested = frozenset().union(*(r.segments for r in found)) - documents.keys()
+    tables = frozenset().union(*(r.tables for r in found))
+    return References(
+        tables if nested else tables - {"memberships"},
+        frozenset().union(*(r.tags for r in found)),
+        nested,
+        frozenset().union(*(r.attributes for r in found)),
+    )
+
+
+@contextmanager
+def _facts(compiled: CompiledRules, rules: int) -> Iterator[ir.Table]:
+    """The facts computed once when several rules read them."""
+    if rules < 2:
+        yield compiled.facts
+        return
+    with materialised(compiled.facts) as facts:
+        yield facts
+
+
+def _write(
     engine: Engine,
     backend: BaseBackend,
     warehouse: Warehouse,
-    slug: str,
+    segment: StoredSegment,
+    selected: pa.ChunkedArray,
     moment: datetime,
     trigger: str,
+    started: float,
 ) -> Evaluation:
-    started = time.perf_counter()
     group_id = warehouse.group_id
-    with engine.connect() as conn:
-        segment = get_segment(conn, group_id, slug)
-    document = parse_document(segment.rule)
-    tables = segment_tables(engine, backend, warehouse, references(document.rule))
-    selected = to_arrow(backend, compile_rule(document, tables, moment)).column("member_id")
+    slug = segment.slug
     ids, _ = unique_members(pc.cast(selected, pa.int64()))
     with engine.begin() as conn:
         locked = lock_segment(conn, group_id, slug)
