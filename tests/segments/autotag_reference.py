@@ -199,6 +199,42 @@ AFFINITY = {
 AFFINITY_BANDS = ((100.0, "high"), (30.0, "medium"), (1.0, "low"))
 
 
+def affinity_scores(
+    orders: pd.DataFrame,
+    refunds: pd.DataFrame,
+    events: pd.DataFrame,
+    active: set[int],
+    t: int,
+    coefficients: dict[str, float] = AFFINITY,
+    window_days: int = YEAR,
+    half_life_days: float | None = 90,
+) -> dict[int, float]:
+    """Per active member with a fact in (t - window, t]: Σ coefficient × 0.5^(age /
+    half-life) (no decay without one) over orders (count, and spend less refunds per 100
+    yuan) and events; a behaviour without a coefficient counts 0."""
+
+    def weight(ts: int) -> float:
+        return 1.0 if half_life_days is None else 0.5 ** ((t - ts) / (half_life_days * DAY))
+
+    o = orders[(orders.status != "cancelled") & orders.member_id.notna()].copy()
+    o["ts"] = seconds(o.ordered_at)
+    o = o[(o.ts > t - window_days * DAY) & (o.ts <= t)]
+    back = refunds.groupby("order_id").amount_fen.sum()
+    o["net"] = o.paid_fen - o.order_id.map(back).fillna(0)
+    per_order = coefficients.get("orders", 0.0)
+    per_100 = coefficients.get("spend_per_100_yuan", 0.0)
+    score: dict[int, float] = {}
+    for m, ts, net in zip(o.member_id.astype(int), o.ts, o.net, strict=True):
+        add = per_order * weight(ts) + per_100 * net / 10_000 * weight(ts)
+        score[m] = score.get(m, 0.0) + add
+    e = events[events.member_id.notna()].copy()
+    e["ts"] = seconds(e.occurred_at)
+    e = e[(e.ts > t - window_days * DAY) & (e.ts <= t)]
+    for m, kind, ts in zip(e.member_id.astype(int), e.type, e.ts, strict=True):
+        score[m] = score.get(m, 0.0) + coefficients.get(kind, 0.0) * weight(ts)
+    return {m: total for m, total in score.items() if m in active}
+
+
 def affinity(
     orders: pd.DataFrame,
     refunds: pd.DataFrame,
@@ -208,28 +244,14 @@ def affinity(
     window_days: int = YEAR,
     half_life_days: float = 90,
 ) -> Tagged:
-    """Σ coefficient × 0.5^(age / half-life) over orders (count and spend less refunds,
-    per 100 yuan) and events in (t - window, t], banded on the score rounded to 4 places."""
-    o = orders[(orders.status != "cancelled") & orders.member_id.notna()].copy()
-    o["ts"] = seconds(o.ordered_at)
-    o = o[(o.ts > t - window_days * DAY) & (o.ts <= t)]
-    back = refunds.groupby("order_id").amount_fen.sum()
-    o["net"] = o.paid_fen - o.order_id.map(back).fillna(0)
-    o["w"] = 0.5 ** ((t - o.ts) / (half_life_days * DAY))
-    score: dict[int, float] = {}
-    for m, w, net in zip(o.member_id.astype(int), o.w, o.net, strict=True):
-        add = AFFINITY["orders"] * w + AFFINITY["spend_per_100_yuan"] * net / 10_000 * w
-        score[m] = score.get(m, 0.0) + add
-    e = events[events.member_id.notna()].copy()
-    e["ts"] = seconds(e.occurred_at)
-    e = e[(e.ts > t - window_days * DAY) & (e.ts <= t)]
-    for m, kind, ts in zip(e.member_id.astype(int), e.type, e.ts, strict=True):
-        add = AFFINITY.get(kind, 0.0) * 0.5 ** ((t - ts) / (half_life_days * DAY))
-        score[m] = score.get(m, 0.0) + add
+    """The default rules' bands of the score rounded to 4 places."""
+    scores = affinity_scores(
+        orders, refunds, events, active, t, AFFINITY, window_days, half_life_days
+    )
     out: Tagged = {}
-    for m, total in score.items():
+    for m, total in scores.items():
         shown = round(total, 4)
         band = next((label for least, label in AFFINITY_BANDS if shown >= least), None)
-        if band is not None and m in active:
+        if band is not None:
             out[m] = band
     return out

@@ -28,6 +28,7 @@ from siyu.segments.affinity import (
     save_rules,
     weights_of,
 )
+from siyu.segments.affinity.writeback import write_scores
 from siyu.segments.automatic import BY_SLUG
 
 T = datetime(2024, 6, 30, 12, 0, 0)
@@ -205,7 +206,9 @@ def test_auto_affinity_bands_active_members_by_the_rules(
     bands = [{"value": "top", "min_score": 22.75}, {"value": "mid", "min_score": 1}]
     rules = AffinityRules.model_validate({**RULES.model_dump(), "bands": bands})
     save_rules(store.engine, store.group_id, rules, None)
-    # when the automatic tag is computed, then A is top, B (0) and C hold none, D is merged
+    # when the scores are written and the automatic tag is computed from them, then A is
+    # top, B (0) and C hold none, D is merged
+    write_scores(store.engine, store.group_id, T)
     with store.engine.connect() as conn:
         rows = BY_SLUG["auto.affinity"].compute(conn, store.group_id, T)
     got = dict(zip(rows["member_id"].to_pylist(), rows["value"].to_pylist(), strict=True))
@@ -218,6 +221,7 @@ def test_auto_affinity_bands_active_members_by_the_rules(
         rules.model_validate({**rules.model_dump(), "bands": higher}),
         None,
     )
+    write_scores(store.engine, store.group_id, T)
     with store.engine.connect() as conn:
         mid = BY_SLUG["auto.affinity"].compute(conn, store.group_id, T)
     assert mid["value"].to_pylist() == ["mid"]

@@ -48,6 +48,7 @@ from siyu.segments.sampling import SAMPLE_FROM, estimate, sampled
 from siyu.segments.sources import segment_tables
 from siyu.segments.stored import (
     StoredSegment,
+    check_attributes,
     check_tags,
     evaluation_order,
     get_segment,
@@ -108,6 +109,7 @@ def preview_rule(
     document = parse_document(rule)
     with engine.connect() as conn:
         check_tags(conn, warehouse.group_id, references(document.rule).tags)
+        check_attributes(conn, warehouse.group_id, references(document.rule).attributes)
     moment = run_as_of(warehouse, as_of)
     tables = segment_tables(engine, backend, warehouse, references(document.rule))
     population = None if exact else int(backend.execute(tables.members.count()))

@@ -202,3 +202,26 @@ Index(
     segment_evaluations.c.segment_id,
     segment_evaluations.c.at,
 )
+
+# --- affinity scores ---------------------------------------------------------------------------
+# Each member's affinity score (segments.affinity) as of the last `siyu tags refresh`, so a
+# rule can compare it as a number (`affinity gte 300`); `auto.affinity` bands the same rows.
+# The score is a fraction shown to 4 decimals everywhere (API, CLI, bands), so it is kept as
+# that shown value times 10,000 in an integer: exact on SQLite and PostgreSQL alike, staged
+# and read as integers like every other per-member result. Only members whose shown score
+# is not 0 have a row; no row reads as 0. Written whole per group (DELETE and INSERT in one
+# transaction): with decay every score moves every day, so a diff would rewrite them all.
+
+AFFINITY_SCALE = 10_000  # score_e4 = round(score, 4) × AFFINITY_SCALE
+
+member_affinity = Table(
+    "member_affinity",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("score_e4", BigInteger, nullable=False),
+    Column("rules_version", BigInteger, nullable=False),  # 0: the default rules
+    Column("as_of", DateTime, nullable=False),  # the data's time the score was computed at
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "member_id"),
+)

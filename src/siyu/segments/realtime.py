@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, DateTime, Engine, insert, select, text
 
 from siyu.analytics.engines import connect, load_arrow, to_arrow
@@ -198,7 +199,12 @@ def evaluate_members(
                 f"FROM {attribute.source}",
                 {"a_member": pa.int64(), name: ARROW[attribute.kind]},
             )
-            members = members.join(values, [("member_id", "a_member")], join_type="left")
+            values = values.set_column(1, name, attribute.compared(values.column(name)))
+            members = members.join(values, "member_id", "a_member", join_type="left outer")
+            if attribute.missing is not None:
+                at = members.schema.get_field_index(name)
+                filled = pc.fill_null(members.column(name), attribute.missing)
+                members = members.set_column(at, name, filled)
         tables: dict[str, Any] = {"members": load_arrow(backend, members, "rt_members")}
         if {"orders", "order_lines"} & needs.tables:
             orders = reader.table(

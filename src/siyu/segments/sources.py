@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 from ibis import BaseBackend
 from sqlalchemy import Engine
 
@@ -30,6 +31,7 @@ from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse
 from siyu.errors import ValidationError
 from siyu.segments.compile import DAYS_AGO, SegmentTables
+from siyu.segments.models import AFFINITY_SCALE
 from siyu.segments.rules import SLUG, TAG_SLUG, References
 
 BATCH_ROWS = 500_000
@@ -37,16 +39,31 @@ BATCH_ROWS = 500_000
 
 @dataclass(frozen=True)
 class StoreAttribute:
-    """A member attribute kept in the store: `column` of `source` (aliased `x`)."""
+    """A member attribute kept in the store: `column` of `source` (aliased `x`). A value
+    kept scaled (`scale`: stored = value × scale) is compared divided back; `missing` is
+    the value of a member without a row (None: null, which no comparison matches);
+    `written_by` the automatic tag whose refresh writes the rows (a rule naming the
+    attribute before that tag exists is refused: every member would read `missing`)."""
 
     source: str
     column: str
     kind: Kind
+    scale: int = 1
+    missing: float | None = None
+    written_by: str | None = None
+
+    def compared(self, stored: pa.ChunkedArray) -> pa.ChunkedArray:
+        """The stored column as rules compare it: a scaled integer as float64, divided in
+        Arrow once (IEEE division, correctly rounded), so DuckDB and Spark get one value."""
+        if self.scale == 1:
+            return stored
+        return pc.divide(pc.cast(stored, pa.float64()), float(self.scale))
 
 
 # The attributes a rule may name beyond the warehouse's members columns (member_id, status,
 # brand_id, registered_at). `tier` is the member's tier in the group-wide scope or in its
-# own brand's scope (`ledger.models.member_tiers`).
+# own brand's scope (`ledger.models.member_tiers`); `affinity` the score as of the last
+# `siyu tags refresh`, in points (to 4 decimals).
 STORE_ATTRIBUTES: dict[str, StoreAttribute] = {
     "stage": StoreAttribute("member_stages x", "stage", "text"),
     "orders": StoreAttribute("member_stages x", "orders", "int"),
@@ -60,6 +77,16 @@ STORE_ATTRIBUTES: dict[str, StoreAttribute] = {
         "AND mm.member_id = x.member_id AND (x.scope_key = '*' OR x.scope_key = mm.brand_id)",
         "tier_code",
         "text",
+    ),
+    # the affinity score, kept in ten-thousandths (segments.models.member_affinity); no
+    # row: no behaviour in the window, score 0
+    "affinity": StoreAttribute(
+        "member_affinity x",
+        "score_e4",
+        "int",
+        scale=AFFINITY_SCALE,
+        missing=0.0,
+        written_by="auto.affinity",
     ),
 }
 
@@ -78,10 +105,13 @@ def segment_tables(
             [("x", Col("member_id", "int")), ("x", Col(attribute.column, attribute.kind))],
             ["a_member", name],
         )
+        values = values.set_column(1, name, attribute.compared(values.column(name)))
         values_t = load_arrow(backend, values, f"seg_attr_{name}")
         members = members.left_join(values_t, members.member_id == values_t.a_member).drop(
             "a_member"
         )
+        if attribute.missing is not None:
+            members = members.mutate(**{name: members[name].fill_null(attribute.missing)})
     tables: dict[str, ir.Table] = {"members": members}
     if "orders" in needs.tables:
         tables["orders"] = warehouse.purchases()

@@ -31,6 +31,7 @@ from siyu.segments.models import (
     tags,
 )
 from siyu.segments.rules import SLUG, parse_document, references
+from siyu.segments.sources import STORE_ATTRIBUTES
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -112,6 +113,7 @@ def _check_rule(conn: Connection, group_id: str, slug: str, rule: object) -> dic
         if found[1]:
             raise ValidationError("rule", f"nests segment {name!r}, which is archived")
     check_tags(conn, group_id, references(document.rule).tags)
+    check_attributes(conn, group_id, references(document.rule).attributes)
     cycle = _path_back(graph, nested, slug)
     if cycle:
         raise ValidationError(
@@ -141,6 +143,32 @@ def check_tags(conn: Connection, group_id: str, slugs: Iterable[str]) -> None:
                 else ""
             )
             raise ValidationError("rule", f"names tag {slug!r}, which does not exist{hint}")
+
+
+def check_attributes(conn: Connection, group_id: str, names: Iterable[str]) -> None:
+    """Refuse a rule naming a store attribute no refresh has written yet (`affinity` before
+    the first `siyu tags refresh`): every member would read the value of no row (0)."""
+    writers = {
+        name: STORE_ATTRIBUTES[name].written_by
+        for name in sorted(set(names))
+        if name in STORE_ATTRIBUTES and STORE_ATTRIBUTES[name].written_by
+    }
+    if not writers:
+        return
+    known = set(
+        conn.execute(
+            select(tags.c.slug).where(
+                tags.c.group_id == group_id, tags.c.slug.in_(set(writers.values()))
+            )
+        ).scalars()
+    )
+    for name, tag in writers.items():
+        if tag not in known:
+            raise ValidationError(
+                "rule",
+                f"names attribute {name!r}, which `siyu tags refresh` has not computed yet "
+                f"(it writes it with the automatic tag {tag!r})",
+            )
 
 
 def _graph(conn: Connection, group_id: str) -> dict[str, tuple[frozenset[str], bool]]:

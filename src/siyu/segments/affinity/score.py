@@ -89,8 +89,9 @@ def explain(
 
 def score_all(
     conn: Connection, group_id: str, as_of: datetime
-) -> tuple[AffinityRules, dict[int, Score]]:
-    """Every active member with a fact in the window, scored under the rules in force."""
-    _, rules = affinity_rules(conn, group_id)
+) -> tuple[int, AffinityRules, dict[int, Score]]:
+    """Every active member with a fact in the window, scored under the rules in force, and
+    those rules with their version (0: the defaults)."""
+    version, rules = affinity_rules(conn, group_id)
     scores = score_members(conn, group_id, weights_of(rules), as_of, active_only=True)
-    return rules, scores
+    return version, rules, scores

@@ -8,13 +8,20 @@ the API show what a tag means without reading code; docs/segments.md lists the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import Engine
+
+from siyu.segments.affinity.writeback import write_scores
 from siyu.segments.automatic import store_tags as st
 from siyu.segments.automatic import warehouse_tags as wt
 
 Side = Literal["warehouse", "store"]
+# Writes, in its own transaction, the per-member numbers a tag is then computed from.
+Prepare = Callable[[Engine, str, datetime], object]
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,9 @@ class AutoTag:
     rule: str
     window_days: int | None  # None: all the data up to the as-of time (or not a window)
     compute: Any  # wt.Compute for the warehouse side, st.Compute for the store side
+    # Run by every refresh that chooses the tag, before it is computed, archived or not:
+    # segment rules read what it writes (auto.affinity: the scores, `member_affinity`).
+    prepare: Prepare | None = None
 
     def definition(self) -> dict[str, Any]:
         """What `tags.definition` holds for the tag: how and where it is computed."""
@@ -262,9 +272,11 @@ CATALOGUE: tuple[AutoTag, ...] = (
         "store",
         "the band of the affinity score (Σ coefficient × decayed count of orders, spend and "
         "events in the window, by the group's affinity rules): the first band whose "
-        "min_score it reaches (default high ≥ 100, medium ≥ 30, low ≥ 1)",
+        "min_score it reaches (default high ≥ 100, medium ≥ 30, low ≥ 1); the scores are "
+        "kept in member_affinity for rules on the attribute affinity",
         None,
         st.affinity,
+        prepare=write_scores,
     ),
     AutoTag(
         "auto.contact_method",

@@ -1,6 +1,8 @@
 """Refresh every automatic tag: define the missing ones, compute each (in the warehouse or
 the store), and write each one's whole member set with `tags.apply_membership`, in its
 own transaction, so a tag that fails leaves the others written and its own as it was.
+A tag may first write the numbers it is computed from (`AutoTag.prepare`: `auto.affinity`
+writes every member's score to `member_affinity`, which segment rules compare).
 
 Why set-wise: a nightly refresh replaces millions of holders; `apply_membership` stages
 the new set and writes the enters, leaves and value changes with four statements, so a
@@ -133,10 +135,14 @@ def refresh_automatic_tags(
         if any(t.side == "warehouse" for t in chosen):
             inputs = stack.enter_context(warehouse_facts(engine, warehouse, as_of))
         for tag in chosen:
+            start = time.perf_counter()
+            if tag.prepare is not None:  # archived or not: segment rules read what it writes
+                tag.prepare(engine, group_id, as_of)
             if tag.slug not in live:
                 done.append(TagRefresh(tag.slug, 0, 0, 0, 0, 0.0, 0.0, "archived"))
             else:
-                done.append(_refresh_one(engine, warehouse, inputs, tag, live[tag.slug], as_of))
+                tag_id = live[tag.slug]
+                done.append(_refresh_one(engine, warehouse, inputs, tag, tag_id, as_of, start))
             if progress is not None:
                 progress(done[-1])
     return RefreshReport(group_id, as_of, tuple(done), time.perf_counter() - started)
@@ -162,8 +168,10 @@ def _refresh_one(
     tag: AutoTag,
     tag_id: int,
     as_of: datetime,
+    start: float,
 ) -> TagRefresh:
-    start = time.perf_counter()
+    """Compute the tag (its compute time counts from `start`, its preparation included)
+    and write its members."""
     rows = compute_tag(engine, warehouse, inputs, tag, as_of)
     computed = time.perf_counter()
     values = rows.column("value").cast(pa.string()).combine_chunks()

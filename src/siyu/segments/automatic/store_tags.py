@@ -1,7 +1,8 @@
 """Automatic tags the store computes: copies of per-member results already written back
 (lifecycle stage, RFM segment, tier, CLV band), what only the store holds (reachable
-identifiers, gender, birth month, age band), and the affinity band, computed from the
-store's facts by the scorer the tiers use (so a tag and a tier never read two scores).
+identifiers, gender, birth month, age band), and the affinity band, of the scores the
+refresh has just written from the store's facts by the scorer the tiers use (so a tag and a
+tier never read two scores).
 
 Gender, birth date and identifiers are personal data and never reach the warehouse
 (`analytics.schema.PERSONAL`), so these tags are read here, from the store, as coarse
@@ -23,7 +24,9 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, text
 
-from siyu.segments.affinity.score import band_of, score_all
+from siyu.segments.affinity.rules import affinity_rules
+from siyu.segments.affinity.score import band_of
+from siyu.segments.models import AFFINITY_SCALE
 
 ACTIVE = (
     "JOIN members m ON m.group_id = x.group_id AND m.member_id = x.member_id "
@@ -100,10 +103,18 @@ def clv_band(conn: Connection, group_id: str, as_of: datetime) -> pa.Table:
 
 
 def affinity(conn: Connection, group_id: str, as_of: datetime) -> pa.Table:
-    """The band of the affinity score as of `as_of`, under the group's affinity rules
-    (`segments.affinity`); a member below the lowest band holds no tag."""
-    rules, scores = score_all(conn, group_id, as_of)
-    banded = [(m, band_of(rules, s.total)) for m, s in scores.items()]
+    """The band of each member's affinity score under the group's affinity rules
+    (`segments.affinity`): the scores `member_affinity` holds, which the refresh writes as
+    of `as_of` just before (`affinity.writeback`); a member below the lowest band holds no
+    tag. The band reads the stored (shown) score, so the tag and a rule on the number agree."""
+    _, rules = affinity_rules(conn, group_id)
+    rows = conn.execute(
+        text(
+            f"SELECT x.member_id, x.score_e4 FROM member_affinity x {ACTIVE} WHERE x.group_id = :g"
+        ),
+        {"g": group_id},
+    ).all()
+    banded = [(int(m), band_of(rules, int(e4) / AFFINITY_SCALE)) for m, e4 in rows]
     held = [(m, band) for m, band in banded if band is not None]
     return result([m for m, _ in held], [band for _, band in held])
 
