@@ -228,6 +228,33 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     "tag.by_import": ("导入批次 {batch}", "import {batch}"),
     "tag.by_merge": ("合并自会员 #{id}", "merged from #{id}"),
     "col.tag": ("标签", "Tag"),
+    # defining and editing a tag
+    "tf.define": ("定义新标签", "Define a tag"),
+    "tf.define.text": (
+        "手工标签由总部或导购添加到会员；导入标签由导入文件设置。自动标签由系统每晚计算，不在此定义。",
+        "Manual tags are given to members by HQ or guides; imported tags are set by import "
+        "files. Automatic tags are computed nightly by the system and not defined here.",
+    ),
+    "tf.slug": ("标识（a-z、0-9、_ . -）", "Slug (a-z, 0-9, _ . -)"),
+    "tf.kind": ("类型", "Kind"),
+    "tf.name_zh": ("中文名", "Chinese name"),
+    "tf.name_en": ("英文名", "English name"),
+    "tf.owner": ("负责人", "Owner"),
+    "tf.refresh": ("刷新", "Refresh"),
+    "tf.refresh_default": ("按类型默认", "The kind's default"),
+    "tf.description": ("说明", "Description"),
+    "tf.source": ("来源", "Source"),
+    "tf.definition": ("定义", "Definition"),
+    "tf.submit": ("定义标签", "Define the tag"),
+    "tf.edit": ("编辑标签定义", "Edit the tag's definition"),
+    "tf.save": ("保存", "Save"),
+    "tf.refused": ("未保存，", "Not saved."),
+    "tf.defined": ("已定义标签 {slug}。", "Tag {slug} defined."),
+    "tf.updated": ("已保存标签 {slug} 的定义。", "Tag {slug} saved."),
+    "tf.automatic": (
+        "自动标签由系统每晚按规则计算，不能在此编辑。",
+        "An automatic tag is computed nightly by the system from its rule; it is not edited here.",
+    ),
     # Member 360
     "m360.tags": ("标签", "Tags"),
     "m360.why": ("来源", "Why"),

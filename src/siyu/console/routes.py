@@ -26,6 +26,7 @@ from siyu.console import (
     people_pages,
     review_pages,
     segment_pages,
+    tag_forms,
     tag_pages,
 )
 from siyu.console.member360 import find_member, load_groups, load_member
@@ -55,6 +56,7 @@ router.include_router(review_pages.router)
 router.include_router(segment_pages.router)
 router.include_router(builder.router)
 router.include_router(tag_pages.router)
+router.include_router(tag_forms.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

@@ -50,6 +50,9 @@ from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 _SLUG = re.compile(rf"^{SLUG_PATTERN}$")
+# No control characters in a label or an owner: they are shown on pages and in CSV, and
+# PostgreSQL refuses NUL in text (the API's schemas refuse them too; this holds every face).
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _DEFINE_FIELDS = ("name_zh", "name_en", "kind", "definition", "owner", "refresh")
 # Who may set a tag of each kind by hand: manual tags only; the others have a writer.
 SETTABLE_KINDS = ("manual",)
@@ -120,6 +123,8 @@ def _check_definition(fields: dict[str, Any]) -> dict[str, Any]:
             value = fields[name]
             if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
                 raise ValidationError(name, f"a label of 1 to {NAME_MAX} characters")
+            if _CONTROL.search(value):
+                raise ValidationError(name, "a label without control characters")
             out[name] = value.strip()
     if "kind" in fields and fields["kind"] not in TAG_KINDS:
         raise ValidationError("kind", f"one of {', '.join(TAG_KINDS)}")
@@ -132,6 +137,8 @@ def _check_definition(fields: dict[str, Any]) -> dict[str, Any]:
         owner = fields["owner"]
         if not isinstance(owner, str) or not owner or len(owner) > 128:
             raise ValidationError("owner", "a role, user or key id of 1 to 128 characters")
+        if _CONTROL.search(owner):
+            raise ValidationError("owner", "a role, user or key id without control characters")
         out["owner"] = owner
     if "definition" in fields:
         definition = fields["definition"]
