@@ -6,8 +6,10 @@ members only) give and take manual tags."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.console.conftest import Brand, login, shoot
 from tests.console.segment_support import (
@@ -20,6 +22,9 @@ from tests.console.segment_support import (
     post,
 )
 
+from siyu.analytics.engines import connect
+from siyu.analytics.warehouse import open_warehouse
+from siyu.segments import evaluate as runs
 from siyu.segments import tags as tag_service
 
 
@@ -184,6 +189,16 @@ def test_a_guide_tags_its_own_members_only_and_an_analyst_none(
     assert page.request.get(f"{brand.base}/console/members.csv?tag=t-free").status == 403
 
 
+def evaluate_all(brand: Brand, slugs: list[str]) -> None:
+    """Evaluate the segments on the demo's warehouse, in one run."""
+    backend = connect("duckdb")
+    try:
+        wh = open_warehouse(backend, Path(brand.demo.settings.warehouse), brand.group)
+        runs.evaluate_segments(brand.engine, backend, wh, slugs, None, "manual")
+    finally:
+        backend.disconnect()
+
+
 def tag_row(brand: Brand, slug: str) -> Any:
     rows = brand.all(
         "SELECT slug, name_zh, name_en, kind, owner, refresh, definition FROM tags "
@@ -345,3 +360,90 @@ def test_only_tags_define_defines_and_every_post_needs_its_csrf_token(
     assert post(page, "/console/tags", fields, csrf=False).status == 403
     assert tag_row(brand, "t-nope") is None
     assert tag_row(brand, "t-gift").name_en == "Tag t-gift"
+
+
+def test_member_360_pages_hundreds_of_tags_and_its_segments_each_tag_telling_why(
+    brand: Brand, page: Any
+) -> None:
+    # given a member holding 120 manual tags and an automatic one, in 30 segments
+    member = brand.one(
+        "SELECT MAX(member_id) FROM members WHERE group_id = :g AND status = 'active'"
+    )
+    manual = [f"t-m{i:03d}" for i in range(120)]
+    with brand.engine.begin() as conn:
+        for slug in manual:
+            tag_service.define_tag(
+                conn, brand.group, slug, name_zh=slug, name_en=slug, kind="manual", owner="key:1"
+            )
+            tag_service.set_member_tag(conn, brand.group, slug, member, "key:1", "v")
+        auto = tag_service.define_tag(
+            conn,
+            brand.group,
+            "t-auto-m",
+            name_zh="自动",
+            name_en="Auto",
+            kind="automatic",
+            owner="system",
+            definition={"rule": "three orders or more"},
+        )
+        tag_service.apply_membership(conn, brand.group, auto.tag_id, np.array([member]), "high")
+    for i in range(30):
+        rule = {"tag": manual[i]}  # each held by the member alone
+        define(brand, f"t-s{i:02d}", {"version": 1, "rule": rule}, evaluate=False)
+    evaluate_all(brand, [f"t-s{i:02d}" for i in range(30)])
+    tags_held = [
+        r[0]
+        for r in brand.all(
+            "SELECT t.slug FROM member_tags mt JOIN tags t ON t.tag_id = mt.tag_id "
+            "WHERE mt.group_id = :g AND mt.member_id = :m ORDER BY t.slug",
+            m=member,
+        )
+    ]
+    segments_in = sorted(
+        r[0]
+        for r in brand.all(
+            "SELECT s.slug FROM segment_members sm JOIN segments s ON s.segment_id = sm.segment_id "
+            "WHERE sm.group_id = :g AND sm.member_id = :m AND s.archived_at IS NULL",
+            m=member,
+        )
+    )
+    assert len(tags_held) >= 121 and len(segments_in) >= 30
+    # when an admin opens its Member 360: a page of 25 tags, the count of all
+    login(page, brand.base, brand.keys["admin"], "en")
+    page.goto(f"{brand.base}/console/members/{member}")
+    assert int(page.locator("#tags-summary").get_attribute("data-total")) == len(tags_held)
+    rows = page.locator("#member-tags tbody tr[data-tag]")
+    assert rows.count() == 25
+    # then each tag tells its value and why: who set it and when, or that it is automatic
+    # (slug order: both are on the first page)
+    given = page.locator("#member-tags tr[data-tag=t-m000]")
+    assert given.locator("[data-value]").get_attribute("data-value") == "v"
+    assert given.locator("td.why").inner_text().startswith("Set by key #1 on ")
+    automatic = page.locator("#member-tags tr[data-tag=t-auto-m]")
+    assert automatic.locator("[data-value]").get_attribute("data-value") == "high"
+    why = automatic.locator("td.why").inner_text()
+    assert why.startswith("Automatic") and "three orders or more" in why
+    # and walking the pages shows every tag once, in slug order
+    seen: list[str] = []
+    while True:
+        seen += [r.get_attribute("data-tag") for r in rows.all()]
+        if not page.locator("#tags-page-next").count():
+            break
+        page.click("#tags-page-next")
+        page.wait_for_load_state("load")
+    assert seen == tags_held
+    # the segments are paged on their own: their next page keeps the tags' page
+    tags_page = page.locator("#tags-pager").get_attribute("data-page")
+    assert page.locator("#member-segments li[data-segment]").count() == 25
+    assert int(page.locator("#segments-summary").get_attribute("data-total")) == len(segments_in)
+    page.click("#segments-page-next")
+    page.wait_for_load_state("load")
+    shown = [li.get_attribute("data-segment") for li in page.locator("#member-segments li").all()]
+    assert shown == segments_in[25:50]
+    assert page.locator("#tags-pager").get_attribute("data-page") == tags_page
+    # a page past the last shows the last
+    page.goto(f"{brand.base}/console/members/{member}?tags_page=999&lang=zh")
+    last = -(-len(tags_held) // 25)
+    assert page.locator("#tags-pager").get_attribute("data-page") == str(last)
+    assert page.locator("#member-tags tr[data-tag=t-m000] td.why").count() == 0
+    shoot(page, "member-tags-paged")

@@ -258,6 +258,13 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     # Member 360
     "m360.tags": ("标签", "Tags"),
     "m360.why": ("来源", "Why"),
+    "m360.why.automatic": ("自动：系统按规则计算", "Automatic: computed by the system's rule"),
+    "m360.why.set": ("{by} 于 {at} 设置", "Set by {by} on {at}"),
+    "m360.tags.summary": ("共 {n} 个标签，第 {first}–{last} 个", "{n} tags; {first}–{last} shown"),
+    "m360.segments.summary": (
+        "共 {n} 个分群，第 {first}–{last} 个",
+        "{n} segments; {first}–{last} shown",
+    ),
     "m360.no_tags": ("没有标签。", "No tags."),
     "m360.remove": ("移除", "Remove"),
     "m360.give": ("添加手工标签", "Add a manual tag"),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,6 +32,7 @@ from siyu.console import (
     tag_pages,
 )
 from siyu.console.member360 import find_member, load_groups, load_member
+from siyu.console.segment_pages import page_number
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
     BUNDLE,
@@ -273,8 +276,20 @@ async def member_page(member_id: int, request: Request) -> Response:
         except ForbiddenError:
             raise ConsoleExit(403) from None
         member = await load_member(reader, ctx.svc.vault, ctx.who, current, ctx.lang)
-    groups = await run_in_threadpool(load_groups, ctx.svc.engine, ctx.who, current, ctx.lang)
     params = request.query_params
+    asked_pages = (page_number(params.get("tags_page")), page_number(params.get("segments_page")))
+    groups = await run_in_threadpool(
+        load_groups, ctx.svc.engine, ctx.who, current, ctx.lang, *asked_pages
+    )
+    shown = {
+        "tags_page": groups.tags.page if groups.tags else 1,
+        "segments_page": groups.segments.page if groups.segments else 1,
+    }
+
+    def paging(key: str, anchor: str) -> Callable[..., str]:
+        """A page of one of the member's lists, the other list staying on its page."""
+        return lambda page: f"/console/members/{current}?{urlencode({**shown, key: page})}#{anchor}"
+
     done = None
     if params.get("change") in ("enter", "value", "leave", "none"):
         slug = params.get("tagged") or params.get("untagged") or ""
@@ -288,6 +303,8 @@ async def member_page(member_id: int, request: Request) -> Response:
         tag_done=done,
         tag_error=params.get("tag_error", "")[:300] or None,
         may_tag=ctx.who.may("tags:write"),
+        tags_link=paging("tags_page", "tags"),
+        segments_link=paging("segments_page", "segments"),
         tag_value=lambda slug, value: tag_pages.tag_value(slug, value, ctx.lang),
         set_by=lambda by: tag_pages.set_by(by, ctx.t),
         masked=not ctx.who.sees_personal_data,
