@@ -28,8 +28,10 @@ from siyu.ledger.queries import (
     TIERS,
 )
 from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
+from siyu.orders.scoring import ORDERS, SPEND, Part
 from siyu.privacy import Vault
 from siyu.segments import tags as tag_service
+from siyu.segments.affinity import Explained, explain
 from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
 from siyu.segments.evaluate import member_segment_page
 from siyu.store.reads import Reader
@@ -272,3 +274,45 @@ def load_groups(
 
         in_segments = _paged(segments, segments_page)
     return Groups(tags, in_segments, manual)
+
+
+@dataclass
+class Affinity:
+    """The member's affinity score as Member 360 shows it: the service's explanation
+    (`segments.affinity.explain`, as `GET /v1/members/{id}/affinity`), parts by points."""
+
+    explained: Explained
+
+    @property
+    def defaults(self) -> bool:
+        """No rules set for the group: the score runs on siyu's default coefficients."""
+        return self.explained.version == 0
+
+    @property
+    def weighed(self) -> bool:
+        """The rules in force weigh some behaviour (a part per coefficient, zero or not)."""
+        return bool(self.explained.parts)
+
+    @property
+    def parts(self) -> list[Part]:
+        return sorted(self.explained.parts, key=lambda p: (-p.points, p.behaviour))
+
+
+def load_affinity(engine: Engine, who: Principal, member_id: int) -> Affinity | None:
+    """The member's affinity score and its breakdown, for a role with `affinity:read`
+    (None otherwise). Sync: run it in the thread pool."""
+    if not who.may("affinity:read"):
+        return None
+    return Affinity(explain(engine, who.group_id, member_id))
+
+
+def decimal(value: float) -> str:
+    """A score or count as shown: up to 4 decimals (the service's rounding), no trailing 0."""
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def behaviour_label(behaviour: str, lang: str) -> str:
+    """An affinity behaviour by its label: orders, spend, or an event type."""
+    if behaviour in (ORDERS, SPEND):
+        return tr(f"aff.{behaviour}", lang)
+    return label("event", behaviour, lang)

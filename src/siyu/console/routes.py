@@ -31,7 +31,14 @@ from siyu.console import (
     tag_forms,
     tag_pages,
 )
-from siyu.console.member360 import find_member, load_groups, load_member
+from siyu.console.member360 import (
+    behaviour_label,
+    decimal,
+    find_member,
+    load_affinity,
+    load_groups,
+    load_member,
+)
 from siyu.console.segment_pages import page_number
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
@@ -281,6 +288,7 @@ async def member_page(member_id: int, request: Request) -> Response:
     groups = await run_in_threadpool(
         load_groups, ctx.svc.engine, ctx.who, current, ctx.lang, *asked_pages
     )
+    affinity = await run_in_threadpool(load_affinity, ctx.svc.engine, ctx.who, current)
     shown = {
         "tags_page": groups.tags.page if groups.tags else 1,
         "segments_page": groups.segments.page if groups.segments else 1,
@@ -303,6 +311,9 @@ async def member_page(member_id: int, request: Request) -> Response:
         tag_done=done,
         tag_error=params.get("tag_error", "")[:300] or None,
         may_tag=ctx.who.may("tags:write"),
+        affinity=affinity,
+        decimal=decimal,
+        behaviour=lambda code: behaviour_label(code, ctx.lang),
         tags_link=paging("tags_page", "tags"),
         segments_link=paging("segments_page", "segments"),
         tag_value=lambda slug, value: tag_pages.tag_value(slug, value, ctx.lang),
