@@ -293,3 +293,71 @@ def test_orders_scoped_to_brand_channel_and_stores_and_an_sku_event_round_trip(
     # and previewing it unchanged composes the saved rule again
     again, composed = preview(page)
     assert composed == rule and again == size
+
+
+def test_store_and_channel_counts_save_as_segments_of_the_members_they_counted(
+    brand: Brand, page: Any
+) -> None:
+    login(page, brand.base, brand.keys["admin"], "en")
+    # given the stores page: a store's buyers (an order at the store, to the snapshot)
+    page.goto(f"{brand.base}/console/stores")
+    store = page.locator("#stores tr[data-store]").first.get_attribute("data-store")
+    page.click(f"#stores tr[data-store='{store}'] td[data-buyers] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    assert listed > 0
+    # when the list is saved as a segment: one orders row at that store
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    assert page.locator("select[name='c0.kind']").input_value() == "orders"
+    assert page.locator("[name='c0.orders_store']").input_value() == store
+    # and the builder says the snapshot's time bound is not kept
+    assert "counted the data up to" in page.locator("#builder-note").inner_text()
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"orders": {"store_id": [store], "count": {"gte": 1}}}]}
+    # then it previews the members the list counted, and once saved and evaluated holds them
+    assert size == listed
+    page.fill("#seg-slug", "t-shop-buyers")
+    page.fill("#seg-name-zh", "门店顾客")
+    page.fill("#seg-name-en", "Shop buyers")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    page.click("#evaluate-now")
+    page.wait_for_load_state("load")
+    held = members_of(
+        brand,
+        "SELECT sm.member_id FROM segment_members sm JOIN segments s ON "
+        "s.segment_id = sm.segment_id WHERE s.group_id = :g AND s.slug = 't-shop-buyers'",
+    )
+    bought = members_of(
+        brand,
+        "SELECT m.member_id FROM members m WHERE m.group_id = :g AND m.status = 'active' "
+        "AND EXISTS (SELECT 1 FROM orders o WHERE o.group_id = :g AND o.member_id = "
+        "m.member_id AND o.status <> 'cancelled' AND o.store_id = :s)",
+        s=store,
+    )
+    assert held == bought and len(held) == listed
+    # given the channel mix: a channel's members (an order in the channel, to the snapshot)
+    page.goto(f"{brand.base}/console/channels")
+    page.click("#channels tr[data-channel=tmall] td[data-members] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"orders": {"channel": ["tmall"], "count": {"gte": 1}}}]}
+    assert size == listed > 0
+    # counts whose lists have no rule offer no such link: a store's home members, a
+    # guide's sales, a cohort, a funnel step
+    unmapped = (
+        ("/console/stores", "#stores td[data-members] a"),
+        ("/console/guides", "#guides a.count"),
+        ("/console/cohorts", "tr[data-cohort] td[data-members] a"),
+        ("/console/funnel", "td[data-members] a"),
+    )
+    for path, link in unmapped:
+        page.goto(f"{brand.base}{path}")
+        page.locator(link).first.click()
+        page.wait_for_load_state("load")
+        assert "/console/members?" in page.url, path
+        assert page.locator("#save-as-segment").count() == 0, path

@@ -341,7 +341,7 @@ def test_hq_edits_a_tag_whole_or_not_at_all_and_automatic_tags_stay(
 
 
 def test_only_tags_define_defines_and_every_post_needs_its_csrf_token(
-    brand: Brand, page: Any
+    brand: Brand, page: Any, holders: dict[str, set[int]]
 ) -> None:
     fields = {"slug": "t-nope", "kind": "manual", "name_zh": "不", "name_en": "No"}
     # a guide (tags:write, not tags:define) and an analyst see no form and are refused

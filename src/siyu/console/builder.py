@@ -24,7 +24,7 @@ from siyu.catalog.queries import BRANDS, STORES
 from siyu.channels import registry as channels
 from siyu.console import builder_form as bf
 from siyu.console import rule_text
-from siyu.console.i18n import STRINGS
+from siyu.console.i18n import STRINGS, fmt_time
 from siyu.console.segment_pages import name_of, read, segment_or_404, warehouse
 from siyu.console.session import CSRF_COOKIE, csrf_ok
 from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render
@@ -81,6 +81,8 @@ async def builder_page(request: Request) -> Response:
                 note = ctx.t("b.criteria_unmapped")
             else:
                 built, document = from_list, bf.to_rule(from_list)
+                if criteria.until is not None:
+                    note = ctx.t("b.until_dropped", until=fmt_time(criteria.until))
     return await show(ctx, built, editing, values, document=document, note=note)
 
 

@@ -397,13 +397,21 @@ def _value_text(value: object) -> str:
 
 # member list criteria (segments.lists) a rule says the same way, and the rule's attribute
 _CRITERIA_ATTRIBUTES = {"stage": "stage", "rfm": "rfm_segment", "r": "r", "f": "f", "m": "m"}
+# member list criteria met by an order in one place (segments.lists `_BOUGHT`), and the
+# orders row's scope field that says it; `sold_by` (a guide) has no scope in the rules
+_CRITERIA_SCOPES = {"channel": "orders_channel", "bought_at": "orders_store"}
 
 
 def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
     """The form of a member list's criteria, or None when one of them has no rule (a
-    cohort, a funnel step, a guide's members, a time bound: lists' own definitions)."""
+    cohort, a funnel step, a guide's members or sales, a home store: lists' own
+    definitions). `until` (the snapshot's time an analytics page counted to) is left out:
+    a segment counts to each evaluation's data, which is what it is saved for (the builder
+    says so)."""
     rows: list[dict[str, str]] = []
     for name, value in criteria.query().items():
+        if name == "until":
+            continue
         if name in _CRITERIA_ATTRIBUTES:
             rows.append(
                 {
@@ -417,9 +425,14 @@ def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
             rows.append({"kind": "segment", "segment": value})
         elif name == "tag":
             rows.append({"kind": "tag", "tag": value})
-        elif name == "channel":  # an order (not cancelled) in the channel, any time
+        elif name in _CRITERIA_SCOPES:  # an order (not cancelled) there, any time
             rows.append(
-                {"kind": "orders", "orders_channel": value, "orders_op": "gte", "orders_n": "1"}
+                {
+                    "kind": "orders",
+                    _CRITERIA_SCOPES[name]: value,
+                    "orders_op": "gte",
+                    "orders_n": "1",
+                }
             )
         else:
             return None

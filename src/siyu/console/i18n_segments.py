@@ -186,8 +186,13 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
         "This rule says more than the form can show; edit it as JSON.",
     ),
     "b.criteria_unmapped": (
-        "名单的部分条件无法写成分群规则（首单月、漏斗、导购、时间截止）。",
-        "Some of the list's criteria have no rule (cohort, funnel step, guide, time bound).",
+        "名单的部分条件无法写成分群规则（首单月、漏斗步骤、导购、归属门店）。",
+        "Some of the list's criteria have no rule (cohort, funnel step, guide, home store).",
+    ),
+    "b.until_dropped": (
+        "名单统计到 {until} 的数据；分群每次计算时统计到当时的最新数据，因此有新订单后人数会变化。",
+        "The list counted the data up to {until}; a segment counts up to the latest data "
+        "each time it is evaluated, so its size moves with new orders.",
     ),
     "b.condition_n": ("第 {n} 条条件", "Condition {n}"),
     "b.preview": ("预览人数", "Preview"),
