@@ -12,6 +12,7 @@ import pytest
 from tests.console.conftest import Brand, login, shoot
 from tests.console.segment_support import define, manual_tag, members_of, post, preview_count
 
+from siyu.console import builder_form as bf
 from siyu.segments import stored
 
 
@@ -195,3 +196,168 @@ def test_an_analyst_previews_but_cannot_save(brand: Brand, page: Any) -> None:
     fields.update(name_zh="不", name_en="No", refresh="nightly")
     assert post(page, "/console/builder", fields).status == 403
     assert brand.one("SELECT COUNT(*) FROM segments WHERE slug = 't-nope'") == 0
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"orders": {"brand_id": ["B1", "B2"], "channel": ["pos"], "store_id": ["S9"]}},
+        {"orders": {"within_days": 90, "store_id": ["S1"], "spend_fen": {"gte": 12345}}},
+        {"not": {"orders": {"brand_id": ["B1"], "count": {"lte": 0}}}},
+        {"event": {"type": "view", "sku": ["SKU-1", "SKU-2"], "within_days": 30}},
+        {"event": {"type": "add_to_cart", "sku": ["SKU-1"], "count": {"gte": 3}}},
+    ],
+)
+def test_a_scoped_orders_or_sku_event_rule_opens_as_the_same_rows(rule: dict[str, Any]) -> None:
+    # given a stored rule of one condition: the form shows it, and the form says it back
+    document = {"version": 1, "rule": {"all": [rule]}}
+    form = bf.from_rule(document)
+    assert bf.to_rule(form) == document
+
+
+def test_orders_scoped_to_brand_channel_and_stores_and_an_sku_event_round_trip(
+    brand: Brand, page: Any
+) -> None:
+    # given a member with two orders of a brand at the till of one store, who viewed a
+    # SKU: that store and another of the brand's, that SKU and another
+    member, brand_id, store = brand.all(
+        "SELECT o.member_id, o.brand_id, o.store_id FROM orders o WHERE o.group_id = :g "
+        "AND o.channel = 'pos' AND o.status <> 'cancelled' AND o.store_id IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.group_id = :g AND e.member_id = "
+        "o.member_id AND e.type = 'view' AND e.sku IS NOT NULL) "
+        "GROUP BY o.member_id, o.brand_id, o.store_id HAVING COUNT(*) >= 2 "
+        "ORDER BY o.member_id LIMIT 1"
+    )[0]
+    other = brand.one(
+        "SELECT MIN(store_id) FROM orders WHERE group_id = :g AND brand_id = :b "
+        "AND channel = 'pos' AND store_id <> :s",
+        b=brand_id,
+        s=store,
+    )
+    stores = [store, other]
+    viewed = brand.one(
+        "SELECT MIN(sku) FROM events WHERE group_id = :g AND member_id = :m AND type = 'view'",
+        m=member,
+    )
+    skus = [viewed, brand.one("SELECT MIN(sku) FROM products WHERE sku <> :k", k=viewed)]
+    assert len(stores) == 2 and len(skus) == 2
+    # when the admin composes "2+ orders of the brand at the till in those stores, and
+    # viewed one of those SKUs"
+    login(page, brand.base, brand.keys["admin"], "en")
+    page.goto(f"{brand.base}/console/builder")
+    row(
+        page,
+        0,
+        "orders",
+        orders_measure="count",
+        orders_op="gte",
+        orders_n="2",
+        orders_brand=brand_id,
+        orders_channel="pos",
+        orders_store=f"{stores[0]}，{stores[1]}",  # a Chinese comma, as typed on a zh keyboard
+    )
+    row(page, 1, "event", event_type="view", event_sku=", ".join(skus))
+    size, rule = preview(page)
+    # then the JSON scopes the orders and names the SKUs, and the size is the service's
+    assert rule["rule"]["all"] == [
+        {
+            "orders": {
+                "brand_id": [brand_id],
+                "channel": ["pos"],
+                "store_id": stores,
+                "count": {"gte": 2},
+            }
+        },
+        {"event": {"type": "view", "sku": skus}},
+    ]
+    assert size == preview_count(brand, rule) > 0
+    text = page.locator("#rule-text").inner_text()
+    assert f"brand: {brand_id}" in text and f"store: {stores[0]}, {stores[1]}" in text
+    assert f"SKU {skus[0]}, {skus[1]}" in text
+    # a narrower rule than the brand's orders alone: the scope was applied
+    unscoped = {"version": 1, "rule": {"orders": {"count": {"gte": 2}}}}
+    assert size < preview_count(brand, unscoped)
+    # when it is saved and opened again: the same choices in the rows, no JSON-only note
+    page.fill("#seg-slug", "t-scoped")
+    page.fill("#seg-name-zh", "门店常客")
+    page.fill("#seg-name-en", "Store regulars")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    page.goto(f"{brand.base}/console/builder?slug=t-scoped")
+    assert page.locator("#builder-note").count() == 0
+    assert page.locator("[name='c0.orders_brand']").input_value() == brand_id
+    assert page.locator("[name='c0.orders_channel']").input_value() == "pos"
+    assert page.locator("[name='c0.orders_store']").input_value() == ", ".join(stores)
+    assert page.locator("[name='c0.orders_n']").input_value() == "2"
+    assert page.locator("[name='c1.event_sku']").input_value() == ", ".join(skus)
+    # and previewing it unchanged composes the saved rule again
+    again, composed = preview(page)
+    assert composed == rule and again == size
+
+
+def test_store_and_channel_counts_save_as_segments_of_the_members_they_counted(
+    brand: Brand, page: Any
+) -> None:
+    login(page, brand.base, brand.keys["admin"], "en")
+    # given the stores page: a store's buyers (an order at the store, to the snapshot)
+    page.goto(f"{brand.base}/console/stores")
+    store = page.locator("#stores tr[data-store]").first.get_attribute("data-store")
+    page.click(f"#stores tr[data-store='{store}'] td[data-buyers] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    assert listed > 0
+    # when the list is saved as a segment: one orders row at that store
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    assert page.locator("select[name='c0.kind']").input_value() == "orders"
+    assert page.locator("[name='c0.orders_store']").input_value() == store
+    # and the builder says the snapshot's time bound is not kept
+    assert "counted the data up to" in page.locator("#builder-note").inner_text()
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"orders": {"store_id": [store], "count": {"gte": 1}}}]}
+    # then it previews the members the list counted, and once saved and evaluated holds them
+    assert size == listed
+    page.fill("#seg-slug", "t-shop-buyers")
+    page.fill("#seg-name-zh", "门店顾客")
+    page.fill("#seg-name-en", "Shop buyers")
+    page.click("#save")
+    page.wait_for_load_state("load")
+    page.click("#evaluate-now")
+    page.wait_for_load_state("load")
+    held = members_of(
+        brand,
+        "SELECT sm.member_id FROM segment_members sm JOIN segments s ON "
+        "s.segment_id = sm.segment_id WHERE s.group_id = :g AND s.slug = 't-shop-buyers'",
+    )
+    bought = members_of(
+        brand,
+        "SELECT m.member_id FROM members m WHERE m.group_id = :g AND m.status = 'active' "
+        "AND EXISTS (SELECT 1 FROM orders o WHERE o.group_id = :g AND o.member_id = "
+        "m.member_id AND o.status <> 'cancelled' AND o.store_id = :s)",
+        s=store,
+    )
+    assert held == bought and len(held) == listed
+    # given the channel mix: a channel's members (an order in the channel, to the snapshot)
+    page.goto(f"{brand.base}/console/channels")
+    page.click("#channels tr[data-channel=tmall] td[data-members] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"orders": {"channel": ["tmall"], "count": {"gte": 1}}}]}
+    assert size == listed > 0
+    # counts whose lists have no rule offer no such link: a store's home members, a
+    # guide's sales, a cohort, a funnel step
+    unmapped = (
+        ("/console/stores", "#stores td[data-members] a"),
+        ("/console/guides", "#guides a.count"),
+        ("/console/cohorts", "tr[data-cohort] td[data-members] a"),
+        ("/console/funnel", "td[data-members] a"),
+    )
+    for path, link in unmapped:
+        page.goto(f"{brand.base}{path}")
+        page.locator(link).first.click()
+        page.wait_for_load_state("load")
+        assert "/console/members?" in page.url, path
+        assert page.locator("#save-as-segment").count() == 0, path

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from tests.console.conftest import SECRET, Brand, login, shoot
 
 from siyu.privacy import Vault
+from siyu.segments import affinity
 from siyu.store.times import stored_now
 
 
@@ -189,3 +191,101 @@ def test_a_merged_members_id_shows_the_survivor(brand: Brand, page: Any) -> None
         f"Member {merged} was merged into {survivor}" in page.locator("#merged-note").inner_text()
     )
     assert page.goto(f"{brand.base}/console/members/999999999").status == 404
+
+
+def affinity_parts(page: Any) -> dict[str, tuple[float, float, float]]:
+    """behaviour -> (count, coefficient, points) as the affinity panel shows them."""
+    return {
+        r.get_attribute("data-behaviour"): (
+            float(r.locator("[data-count]").get_attribute("data-count")),
+            float(r.locator("[data-coefficient]").get_attribute("data-coefficient")),
+            float(r.get_attribute("data-points")),
+        )
+        for r in page.locator("#affinity-parts tbody tr").all()
+    }
+
+
+def test_member_360_explains_the_affinity_score_behaviour_by_behaviour(
+    brand: Brand, page: Any
+) -> None:
+    member = busiest(brand)
+    login(page, brand.base, brand.keys["admin"], "en")
+    try:
+        # given no affinity rules set: the page says so and shows the defaults' score, the
+        # service's (GET /v1/members/{id}/affinity) to its rounding
+        assert affinity.rules_version(brand.engine, brand.group) == 0
+        page.goto(f"{brand.base}/console/members/{member}")
+        assert (
+            page.locator("#affinity-defaults")
+            .inner_text()
+            .startswith("HQ has not set affinity rules")
+        )
+        want = affinity.explain(brand.engine, brand.group, member)
+        shown = affinity_parts(page)
+        assert set(shown) == {p.behaviour for p in want.parts}
+        assert float(page.locator("#affinity").get_attribute("data-score")) == pytest.approx(
+            want.score, rel=1e-3, abs=1e-3
+        )
+        # when HQ sets rules without decay over ten years: orders, spend and views weighed
+        rules = affinity.AffinityRules(
+            coefficients={"orders": 2, "spend_per_100_yuan": 1, "view": 0.5},
+            window_days=3650,
+            half_life_days=None,
+        )
+        version = affinity.save_rules(brand.engine, brand.group, rules, brand.key_ids["admin"])
+        page.goto(f"{brand.base}/console/members/{member}?lang=zh")
+        assert page.locator("#affinity-defaults").count() == 0
+        assert f"规则第 {version} 版" in page.locator("#affinity-terms").inner_text()
+        # then each behaviour's count is the member's facts, counted by hand, and the points
+        # are coefficient x count, their sum the score
+        orders = brand.one(
+            "SELECT COUNT(*) FROM orders WHERE group_id = :g AND member_id = :m "
+            "AND status <> 'cancelled'",
+            m=member,
+        )
+        net = brand.one(
+            "SELECT SUM(o.paid_fen - COALESCE((SELECT SUM(r.amount_fen) FROM refunds r "
+            "WHERE r.group_id = :g AND r.order_id = o.order_id), 0)) FROM orders o "
+            "WHERE o.group_id = :g AND o.member_id = :m AND o.status <> 'cancelled'",
+            m=member,
+        )
+        views = brand.one(
+            "SELECT COUNT(*) FROM events WHERE group_id = :g AND member_id = :m AND type = 'view'",
+            m=member,
+        )
+        assert orders > 0
+        shown = affinity_parts(page)
+        assert shown == {
+            "orders": (orders, 2, 2 * orders),
+            "spend_per_100_yuan": pytest.approx((net / 10_000, 1, net / 10_000), abs=1e-4),
+            "view": (views, 0.5, 0.5 * views),
+        }
+        score = float(page.locator("#affinity").get_attribute("data-score"))
+        assert score == pytest.approx(2 * orders + net / 10_000 + 0.5 * views, abs=1e-3)
+        assert page.locator("#affinity-parts tbody tr").first.get_attribute(
+            "data-behaviour"
+        ) == max(shown, key=lambda b: shown[b][2])
+        labels = page.locator("#affinity-parts tbody td:first-child").all_inner_texts()
+        assert set(labels) == {"订单（未取消）", "消费额（每 100 元）", "浏览"}
+        shoot(page, "member-affinity")
+        # when the rules weigh nothing: said plainly, no score table
+        empty = affinity.AffinityRules(coefficients={})
+        affinity.save_rules(brand.engine, brand.group, empty, brand.key_ids["admin"])
+        page.goto(f"{brand.base}/console/members/{member}?lang=en")
+        assert page.locator("#affinity-none").inner_text() == (
+            "The affinity rules weigh no behaviour, so every member scores 0."
+        )
+        assert page.locator("#affinity-parts").count() == 0
+        # and the staff who serve a member see its score too (affinity:read), a guide on
+        # its own member
+        page.context.clear_cookies()
+        own = brand.one(
+            "SELECT MIN(o.member_id) FROM orders o JOIN members m ON m.member_id = o.member_id "
+            "WHERE o.group_id = :g AND o.guide_id = :d AND m.status = 'active'",
+            d=brand.guide_id,
+        )
+        login(page, brand.base, brand.keys["guide"], "en")
+        page.goto(f"{brand.base}/console/members/{own}")
+        assert page.locator("#affinity").count() == 1
+    finally:
+        affinity.save_rules(brand.engine, brand.group, affinity.AffinityRules(), None)

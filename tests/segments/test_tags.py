@@ -63,6 +63,12 @@ def test_a_tag_is_defined_once_and_bad_fields_are_named(store: Store) -> None:
         with pytest.raises(ValidationError) as refresh:
             svc.update_tag(conn, store.group_id, "vip", refresh="weekly")
         assert refresh.value.field == "refresh"
+        # a label or owner with a control character (NUL, a line break) names its field,
+        # whichever face sent it (the console posts forms, not the API's schema)
+        for field, value in (("name_zh", "贵\x00宾"), ("name_en", "V\nIP"), ("owner", "k\t1")):
+            with pytest.raises(ValidationError, match="control characters") as control:
+                svc.update_tag(conn, store.group_id, "vip", **{field: value})
+            assert control.value.field == field
         updated = svc.update_tag(conn, store.group_id, "vip", name_en="Very important")
         assert updated.name_en == "Very important"
         svc.archive_tag(conn, store.group_id, "vip")

@@ -20,10 +20,11 @@ from fastapi.responses import Response
 
 from siyu.analytics.snapshot import latest_snapshot
 from siyu.auth.principal import Principal
+from siyu.catalog.queries import BRANDS, STORES
 from siyu.channels import registry as channels
 from siyu.console import builder_form as bf
 from siyu.console import rule_text
-from siyu.console.i18n import STRINGS
+from siyu.console.i18n import STRINGS, fmt_time
 from siyu.console.segment_pages import name_of, read, segment_or_404, warehouse
 from siyu.console.session import CSRF_COOKIE, csrf_ok
 from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render
@@ -80,6 +81,8 @@ async def builder_page(request: Request) -> Response:
                 note = ctx.t("b.criteria_unmapped")
             else:
                 built, document = from_list, bf.to_rule(from_list)
+                if criteria.until is not None:
+                    note = ctx.t("b.until_dropped", until=fmt_time(criteria.until))
     return await show(ctx, built, editing, values, document=document, note=note)
 
 
@@ -283,6 +286,8 @@ async def show(
     async with ctx.svc.reads.connection() as reader:
         life = await latest_snapshot(reader, group, "lifecycle")
         rfm = await latest_snapshot(reader, group, "rfm")
+        brands = [(r.brand_id, r.name) for r in await reader.all(BRANDS, {"g": group})]
+        stores = [(r.store_id, r.name) for r in await reader.all(STORES, {"g": group})]
     described = None
     if document is not None:
         try:
@@ -318,6 +323,8 @@ async def show(
         attr_label=lambda name: rule_text.attribute_label(name, ctx.lang),
         event_types=EVENT_TYPES,
         channel_codes=[c.code for c in channels.all()],
+        brands=brands,
+        stores=stores,
         segments=[(s.slug, name_of(s, ctx.lang)) for s in segments if s.slug != editing],
         tags=[(t.slug, t.name_zh if ctx.lang == "zh" else t.name_en) for t in tags],
         stages=[s["stage"] for s in life.payload.get("stages", [])] if life else [],

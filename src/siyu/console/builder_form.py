@@ -46,6 +46,8 @@ FIELDS = (
     "orders_n",
     "orders_days",
     "orders_channel",
+    "orders_brand",
+    "orders_store",
     "last_dir",
     "last_days",
     "bought_what",
@@ -55,6 +57,7 @@ FIELDS = (
     "event_days",
     "event_op",
     "event_n",
+    "event_sku",
     "etn_type",
     "etn_follow",
     "etn_hours",
@@ -182,14 +185,24 @@ def _yuan_to_fen(i: int, raw: str) -> int:
     return int(fen)
 
 
+# an orders row's scope: the rule's OrderScope list and the form field that types it
+_SCOPE_FIELDS = (
+    ("brand_id", "orders_brand"),
+    ("channel", "orders_channel"),
+    ("store_id", "orders_store"),
+)
+
+
 def _orders(i: int, row: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     days = _int(i, row, "orders_days", 1, optional=True)
     if days is not None:
         body["within_days"] = days
-    channels = _list(i, row, "orders_channel", optional=True)
-    if channels:
-        body["channel"] = channels
+    # which orders count: the scope's lists (OrderScope), each optional
+    for key, name in _SCOPE_FIELDS:
+        values = _list(i, row, name, optional=True)
+        if values:
+            body[key] = values
     op = row.get("orders_op") or "gte"
     if row.get("orders_measure") == "spend":
         body["spend_fen"] = {op: _yuan_to_fen(i, row.get("orders_n", ""))}
@@ -219,6 +232,9 @@ def _event(i: int, row: dict[str, str]) -> dict[str, Any]:
     days = _int(i, row, "event_days", 1, optional=True)
     if days is not None:
         body["within_days"] = days
+    skus = _list(i, row, "event_sku", optional=True)
+    if skus:
+        body["sku"] = skus
     n = _int(i, row, "event_n", optional=True)
     if n is not None:
         body["count"] = {row.get("event_op") or "gte": n}
@@ -313,10 +329,12 @@ def _plain_row(node: r.Condition) -> dict[str, str]:
         return {"kind": "attribute", "attr": node.name, "attr_op": node.op, "attr_value": text}
     if isinstance(node, r.Orders):
         s = node.scope
-        if s.brand_id or s.store_id or (node.count and node.spend_fen):
-            raise NotAForm("orders with a brand, a store, or both count and spend")
+        if node.count and node.spend_fen:
+            raise NotAForm("orders with both count and spend")
         row = {"kind": "orders", "orders_days": str(s.within_days or "")}
         row["orders_channel"] = ", ".join(s.channel)
+        row["orders_brand"] = ", ".join(s.brand_id)
+        row["orders_store"] = ", ".join(s.store_id)
         if node.spend_fen is not None:
             yuan = Decimal(node.spend_fen.value) / 100
             row.update(orders_measure="spend", orders_op=node.spend_fen.op, orders_n=f"{yuan:f}")
@@ -344,10 +362,11 @@ def _plain_row(node: r.Condition) -> dict[str, str]:
         }
     if isinstance(node, r.Event):
         seconds = node.within_seconds
-        if node.sku or (seconds is not None and seconds % 86_400):
-            raise NotAForm("an event with a sku or a window in hours")
+        if seconds is not None and seconds % 86_400:
+            raise NotAForm("an event with a window in hours")
         row = {"kind": "event", "event_type": node.type}
         row["event_days"] = "" if seconds is None else str(seconds // 86_400)
+        row["event_sku"] = ", ".join(node.sku)
         if node.count is not None:
             row.update(event_op=node.count.op, event_n=str(node.count.value))
         return row
@@ -378,13 +397,21 @@ def _value_text(value: object) -> str:
 
 # member list criteria (segments.lists) a rule says the same way, and the rule's attribute
 _CRITERIA_ATTRIBUTES = {"stage": "stage", "rfm": "rfm_segment", "r": "r", "f": "f", "m": "m"}
+# member list criteria met by an order in one place (segments.lists `_BOUGHT`), and the
+# orders row's scope field that says it; `sold_by` (a guide) has no scope in the rules
+_CRITERIA_SCOPES = {"channel": "orders_channel", "bought_at": "orders_store"}
 
 
 def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
     """The form of a member list's criteria, or None when one of them has no rule (a
-    cohort, a funnel step, a guide's members, a time bound: lists' own definitions)."""
+    cohort, a funnel step, a guide's members or sales, a home store: lists' own
+    definitions). `until` (the snapshot's time an analytics page counted to) is left out:
+    a segment counts to each evaluation's data, which is what it is saved for (the builder
+    says so)."""
     rows: list[dict[str, str]] = []
     for name, value in criteria.query().items():
+        if name == "until":
+            continue
         if name in _CRITERIA_ATTRIBUTES:
             rows.append(
                 {
@@ -398,9 +425,14 @@ def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
             rows.append({"kind": "segment", "segment": value})
         elif name == "tag":
             rows.append({"kind": "tag", "tag": value})
-        elif name == "channel":  # an order (not cancelled) in the channel, any time
+        elif name in _CRITERIA_SCOPES:  # an order (not cancelled) there, any time
             rows.append(
-                {"kind": "orders", "orders_channel": value, "orders_op": "gte", "orders_n": "1"}
+                {
+                    "kind": "orders",
+                    _CRITERIA_SCOPES[name]: value,
+                    "orders_op": "gte",
+                    "orders_n": "1",
+                }
             )
         else:
             return None

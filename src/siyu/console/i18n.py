@@ -292,8 +292,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "members.stage": ("生命周期阶段", "Lifecycle stage"),
     "members.tags": ("派生标签", "Derived tags"),
     "members.tags.note": (
-        "由阶段、等级和身份推导；标签管理尚未实现。",
-        "Derived from stage, tiers and identities; tag management is not built yet.",
+        "由阶段、等级和身份即时推导；定义并保存的标签见下方“标签”。",
+        "Derived now from stage, tiers and identities; the tags defined and kept are under Tags.",
     ),
     "members.timeline": ("时间线", "Timeline"),
     "members.merged_from": (

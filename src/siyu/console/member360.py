@@ -5,6 +5,7 @@ and renders the derived tags (`segments.derived`) and the timeline in the page's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,11 +28,12 @@ from siyu.ledger.queries import (
     TIERS,
 )
 from siyu.orders.queries import MEMBER_EVENTS, MEMBER_ORDERS, MEMBER_REFUNDS
+from siyu.orders.scoring import ORDERS, SPEND, Part
 from siyu.privacy import Vault
-from siyu.segments import stored as segment_service
 from siyu.segments import tags as tag_service
+from siyu.segments.affinity import Explained, explain
 from siyu.segments.derived import MULTICHANNEL, STAGE, TIER, DerivedTag, derived_tags
-from siyu.segments.evaluate import member_segments
+from siyu.segments.evaluate import member_segment_page
 from siyu.store.reads import Reader
 from siyu.store.times import stored_now, stored_time
 
@@ -161,6 +163,9 @@ def tag_label(tag: DerivedTag, lang: str, tier_names: dict[str, str] | None = No
     return tr(f"tag.{tag.kind}", lang)  # online_offline, merged
 
 
+GROUP_PER_PAGE = 25  # tags or segments per page of Member 360 (a member may hold hundreds)
+
+
 @dataclass
 class HeldTag:
     """A tag the member holds and why: its kind, who or which rule set it, since when."""
@@ -175,48 +180,139 @@ class HeldTag:
 
 
 @dataclass
-class Groups:
-    """The member's tags and segments (None: the role may not read them)."""
+class Paged:
+    """One page of a Member 360 list (the member lists' paging: a page past the last shows
+    the last), and how many rows there are in all."""
 
-    tags: list[HeldTag] | None
-    segments: list[tuple[str, str, datetime]] | None  # slug, name, since
+    rows: list[Any]
+    total: int
+    page: int
+    per: int = GROUP_PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per))
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.per + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1 if self.rows else 0
+
+
+@dataclass
+class Groups:
+    """The member's tags and segments, a page of each (None: the role may not read them)."""
+
+    tags: Paged | None
+    segments: Paged | None  # rows: slug, name, since
     manual: list[tuple[str, str]] = field(default_factory=list)  # tags one may give: slug, name
 
 
-def load_groups(engine: Engine, who: Principal, member_id: int, lang: str) -> Groups:
-    """What tags and segments the member is in, as far as the role may read (`tags:read`,
-    `segments:read`); the manual tags a `tags:write` role may give. Sync: run it in the
-    thread pool."""
+def _paged(read: Callable[[int, int], tuple[int, list[Any]]], page: int) -> Paged:
+    """The page asked of `read(limit, offset)`, or the last one when it asked past it."""
+    total, rows = read(GROUP_PER_PAGE, (page - 1) * GROUP_PER_PAGE)
+    last = max(1, -(-total // GROUP_PER_PAGE))
+    if page > last:
+        page = last
+        total, rows = read(GROUP_PER_PAGE, (page - 1) * GROUP_PER_PAGE)
+    return Paged(rows, total, page)
+
+
+def load_groups(
+    engine: Engine,
+    who: Principal,
+    member_id: int,
+    lang: str,
+    tags_page: int = 1,
+    segments_page: int = 1,
+) -> Groups:
+    """A page of the tags and of the segments the member is in, as far as the role may
+    read them (`tags:read`, `segments:read`); the manual tags a `tags:write` role may give.
+    Sync: run it in the thread pool."""
     group = who.group_id
-    held: list[HeldTag] | None = None
+    tags: Paged | None = None
     manual: list[tuple[str, str]] = []
-    in_segments: list[tuple[str, str, datetime]] | None = None
-    with engine.connect() as conn:
-        if who.may("tags:read"):
-            defined = {t.slug: t for t in tag_service.list_tags(conn, group, archived=True)}
-            held = []
-            for h in tag_service.member_tag_list(conn, group, member_id):
-                tag = defined.get(h.slug)
-                name = (tag.name_zh if lang == "zh" else tag.name_en) if tag else h.slug
-                rule = tag.definition.get("rule") if tag and h.kind == "automatic" else None
-                held.append(
-                    HeldTag(h.slug, name, h.kind, h.value, h.set_by, stored_time(h.set_at), rule)
-                )
-            if who.may("tags:write"):
-                mine = {h.slug for h in held}
-                manual = [
-                    (t.slug, t.name_zh if lang == "zh" else t.name_en)
-                    for t in defined.values()
-                    if t.kind == "manual" and t.archived_at is None and t.slug not in mine
+    in_segments: Paged | None = None
+
+    def named(zh: str, en: str) -> str:
+        return zh if lang == "zh" else en
+
+    if who.may("tags:read"):
+        with engine.connect() as conn:
+
+            def held(limit: int, offset: int) -> tuple[int, list[Any]]:
+                total, rows = tag_service.member_tag_page(conn, group, member_id, limit, offset)
+                return total, [
+                    HeldTag(
+                        h.slug,
+                        named(h.name_zh, h.name_en),
+                        h.kind,
+                        h.value,
+                        h.set_by,
+                        stored_time(h.set_at),
+                        h.definition.get("rule")
+                        if h.kind == "automatic" and isinstance(h.definition, dict)
+                        else None,
+                    )
+                    for h in rows
                 ]
-        if who.may("segments:read"):
-            names = {
-                s.slug: s.name_zh if lang == "zh" else s.name_en
-                for s in segment_service.list_segments(conn, group)
-            }
+
+            tags = _paged(held, tags_page)
+            if who.may("tags:write"):
+                manual = [
+                    (t.slug, named(t.name_zh, t.name_en))
+                    for t in tag_service.givable_tags(conn, group, member_id)
+                ]
     if who.may("segments:read"):
-        in_segments = [
-            (slug, names.get(slug, slug), stored_time(since))
-            for slug, since in member_segments(engine, group, member_id)
-        ]
-    return Groups(held, in_segments, manual)
+
+        def segments(limit: int, offset: int) -> tuple[int, list[Any]]:
+            total, rows = member_segment_page(engine, group, member_id, limit, offset)
+            return total, [(slug, named(zh, en), stored_time(at)) for slug, zh, en, at in rows]
+
+        in_segments = _paged(segments, segments_page)
+    return Groups(tags, in_segments, manual)
+
+
+@dataclass
+class Affinity:
+    """The member's affinity score as Member 360 shows it: the service's explanation
+    (`segments.affinity.explain`, as `GET /v1/members/{id}/affinity`), parts by points."""
+
+    explained: Explained
+
+    @property
+    def defaults(self) -> bool:
+        """No rules set for the group: the score runs on siyu's default coefficients."""
+        return self.explained.version == 0
+
+    @property
+    def weighed(self) -> bool:
+        """The rules in force weigh some behaviour (a part per coefficient, zero or not)."""
+        return bool(self.explained.parts)
+
+    @property
+    def parts(self) -> list[Part]:
+        return sorted(self.explained.parts, key=lambda p: (-p.points, p.behaviour))
+
+
+def load_affinity(engine: Engine, who: Principal, member_id: int) -> Affinity | None:
+    """The member's affinity score and its breakdown, for a role with `affinity:read`
+    (None otherwise). Sync: run it in the thread pool."""
+    if not who.may("affinity:read"):
+        return None
+    return Affinity(explain(engine, who.group_id, member_id))
+
+
+def decimal(value: float) -> str:
+    """A score or count as shown: up to 4 decimals (the service's rounding), no trailing 0."""
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def behaviour_label(behaviour: str, lang: str) -> str:
+    """An affinity behaviour by its label: orders, spend, or an event type."""
+    if behaviour in (ORDERS, SPEND):
+        return tr(f"aff.{behaviour}", lang)
+    return label("event", behaviour, lang)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,9 +28,18 @@ from siyu.console import (
     people_pages,
     review_pages,
     segment_pages,
+    tag_forms,
     tag_pages,
 )
-from siyu.console.member360 import find_member, load_groups, load_member
+from siyu.console.member360 import (
+    behaviour_label,
+    decimal,
+    find_member,
+    load_affinity,
+    load_groups,
+    load_member,
+)
+from siyu.console.segment_pages import page_number
 from siyu.console.session import CSRF_COOKIE, Signer, csrf_ok
 from siyu.console.web import (
     BUNDLE,
@@ -55,6 +66,7 @@ router.include_router(review_pages.router)
 router.include_router(segment_pages.router)
 router.include_router(builder.router)
 router.include_router(tag_pages.router)
+router.include_router(tag_forms.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
@@ -271,8 +283,21 @@ async def member_page(member_id: int, request: Request) -> Response:
         except ForbiddenError:
             raise ConsoleExit(403) from None
         member = await load_member(reader, ctx.svc.vault, ctx.who, current, ctx.lang)
-    groups = await run_in_threadpool(load_groups, ctx.svc.engine, ctx.who, current, ctx.lang)
     params = request.query_params
+    asked_pages = (page_number(params.get("tags_page")), page_number(params.get("segments_page")))
+    groups = await run_in_threadpool(
+        load_groups, ctx.svc.engine, ctx.who, current, ctx.lang, *asked_pages
+    )
+    affinity = await run_in_threadpool(load_affinity, ctx.svc.engine, ctx.who, current)
+    shown = {
+        "tags_page": groups.tags.page if groups.tags else 1,
+        "segments_page": groups.segments.page if groups.segments else 1,
+    }
+
+    def paging(key: str, anchor: str) -> Callable[..., str]:
+        """A page of one of the member's lists, the other list staying on its page."""
+        return lambda page: f"/console/members/{current}?{urlencode({**shown, key: page})}#{anchor}"
+
     done = None
     if params.get("change") in ("enter", "value", "leave", "none"):
         slug = params.get("tagged") or params.get("untagged") or ""
@@ -286,6 +311,11 @@ async def member_page(member_id: int, request: Request) -> Response:
         tag_done=done,
         tag_error=params.get("tag_error", "")[:300] or None,
         may_tag=ctx.who.may("tags:write"),
+        affinity=affinity,
+        decimal=decimal,
+        behaviour=lambda code: behaviour_label(code, ctx.lang),
+        tags_link=paging("tags_page", "tags"),
+        segments_link=paging("segments_page", "segments"),
         tag_value=lambda slug, value: tag_pages.tag_value(slug, value, ctx.lang),
         set_by=lambda by: tag_pages.set_by(by, ctx.t),
         masked=not ctx.who.sees_personal_data,

@@ -20,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from siyu.auth.principal import Principal, Role
 from siyu.auth.scope import member_in_scope
-from siyu.console.i18n import channel_label, label, stage_label
+from siyu.console.i18n import STRINGS, channel_label, label, stage_label
 from siyu.console.segment_pages import page_number, read
 from siyu.console.session import CSRF_COOKIE, csrf_ok
 from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
@@ -28,11 +28,16 @@ from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.segments import lists
 from siyu.segments import tags as service
 from siyu.segments.lists import ListView, MemberCriteria
+from siyu.segments.models import REFRESHES
 from siyu.store.reads import Sql
 
 router = APIRouter()
 
 PER_PAGE = 50
+# the kinds a person defines and edits here; automatic tags are the nightly refresh's
+DEFINABLE_KINDS = ("manual", "imported")
+# the definition's texts the form edits (an imported tag's source, any tag's description)
+DEFINITION_TEXTS = ("description", "source")
 HISTORY_SHOWN = 50
 HOLDINGS = Sql(
     "SELECT mt.member_id, mt.value, mt.set_by, mt.set_at FROM member_tags mt "
@@ -93,13 +98,25 @@ async def tag_or_404(ctx: Ctx, slug: str) -> service.Tag:
 @router.get("/tags")
 async def tag_list(request: Request) -> Response:
     ctx = await authenticated(request, "tags")
+    return await show_tags(ctx)
+
+
+async def show_tags(
+    ctx: Ctx,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+    refused: ValidationError | None = None,
+) -> Response:
+    """The tag list, and for `tags:define` the form that defines one (`values` and the
+    service's refusal when a definition was refused)."""
     assert ctx.who is not None
     found: list[service.Tag] = await read(ctx, service.list_tags, ctx.who.group_id, False)
     pages = max(1, -(-len(found) // PER_PAGE))
-    page_no = min(page_number(request.query_params.get("page")), pages)
+    page_no = min(page_number(ctx.request.query_params.get("page")), pages)
     return render(
         ctx,
         "tags.html",
+        status=status,
         tags=found[(page_no - 1) * PER_PAGE : page_no * PER_PAGE],
         total=len(found),
         page_no=page_no,
@@ -107,15 +124,46 @@ async def tag_list(request: Request) -> Response:
         link=lambda n: f"/console/tags?page={n}",
         name_of=lambda tag: tag_name(tag, ctx.lang),
         by=lambda owner: set_by(owner, ctx.t),
+        may_define=ctx.who.may("tags:define"),
+        form=values or {"kind": "manual", "owner": f"key:{ctx.who.key_id}"},
+        **refusal(ctx, refused),
+        kinds=DEFINABLE_KINDS,
+        refreshes=REFRESHES,
     )
+
+
+def refusal(ctx: Ctx, refused: ValidationError | None) -> dict[str, Any]:
+    """A refused definition as the form shows it: the message above the form (the field's
+    label, then the service's words) and, by field, beside the field it names."""
+    if refused is None:
+        return {"form_error": None, "form_errors": {}}
+    field = refused.field
+    named = ctx.t(f"tf.{field}") if f"tf.{field}" in STRINGS else field
+    return {
+        "form_error": f"{ctx.t('tf.refused')} {named}: {refused}",
+        "form_errors": {field: str(refused)},
+    }
 
 
 @router.get("/tags/{slug}")
 async def tag_page(slug: str, request: Request) -> Response:
     ctx = await authenticated(request, "tags")
+    return await show_tag(ctx, slug)
+
+
+async def show_tag(
+    ctx: Ctx,
+    slug: str,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+    refused: ValidationError | None = None,
+) -> Response:
+    """A tag's page: its definition (and, for `tags:define`, the form that edits a manual
+    or imported one), its holders paged, its history."""
     assert ctx.who is not None
     tag = await tag_or_404(ctx, slug)
     who = ctx.who
+    request = ctx.request
     error = None
     try:
         view = lists.parse_view({"sort": "member_id", **request.query_params})
@@ -155,7 +203,7 @@ async def tag_page(slug: str, request: Request) -> Response:
     return render(
         ctx,
         "tag.html",
-        status=422 if error else 200,
+        status=422 if error else status,
         error=error,
         tag=tag,
         name=tag_name(tag, ctx.lang),
@@ -167,7 +215,29 @@ async def tag_page(slug: str, request: Request) -> Response:
         csv_url=f"{base}/members.csv?{urlencode(csv_query)}",
         by=lambda value: set_by(value, ctx.t),
         masked=not who.sees_personal_data,
+        may_edit=who.may("tags:define") and tag.kind in DEFINABLE_KINDS,
+        form=values or edit_values(tag),
+        **refusal(ctx, refused),
+        refreshes=REFRESHES,
+        notice=_notice(ctx, tag.slug),
     )
+
+
+def edit_values(tag: service.Tag) -> dict[str, str]:
+    """The edit form's fields as the tag holds them now."""
+    described = tag.definition if isinstance(tag.definition, dict) else {}
+    return {
+        "name_zh": tag.name_zh,
+        "name_en": tag.name_en,
+        "owner": tag.owner,
+        "refresh": tag.refresh,
+        **{k: str(described.get(k) or "") for k in DEFINITION_TEXTS},
+    }
+
+
+def _notice(ctx: Ctx, slug: str) -> str | None:
+    done = ctx.request.query_params.get("done")
+    return ctx.t(f"tf.{done}", slug=slug) if done in ("defined", "updated") else None
 
 
 @router.get("/tags/{slug}/members.csv")

@@ -325,6 +325,33 @@ def member_segments(engine: Engine, group_id: str, member_id: int) -> list[tuple
         return [(r.slug, r.set_at) for r in rows]
 
 
+def member_segment_page(
+    engine: Engine, group_id: str, member_id: int, limit: int, offset: int = 0
+) -> tuple[int, list[tuple[str, str, str, datetime]]]:
+    """(how many live segments the member is in, one page of them by slug: slug, zh and en
+    names, since when)."""
+    live = (
+        segment_members.c.group_id == group_id,
+        segment_members.c.member_id == member_id,
+        segments.c.group_id == group_id,
+        segments.c.archived_at.is_(None),
+    )
+    joined = segment_members.join(segments, segments.c.segment_id == segment_members.c.segment_id)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(joined).where(*live)).scalar_one()
+        rows = conn.execute(
+            select(
+                segments.c.slug, segments.c.name_zh, segments.c.name_en, segment_members.c.set_at
+            )
+            .select_from(joined)
+            .where(*live)
+            .order_by(segments.c.slug)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return int(total), [(r.slug, r.name_zh, r.name_en, r.set_at) for r in rows]
+
+
 def segment_size(engine: Engine, group_id: str, segment_id: int) -> int:
     """Members in the segment now (from the store)."""
     with engine.connect() as conn:

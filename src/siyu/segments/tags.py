@@ -50,6 +50,9 @@ from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 _SLUG = re.compile(rf"^{SLUG_PATTERN}$")
+# No control characters in a label or an owner: they are shown on pages and in CSV, and
+# PostgreSQL refuses NUL in text (the API's schemas refuse them too; this holds every face).
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _DEFINE_FIELDS = ("name_zh", "name_en", "kind", "definition", "owner", "refresh")
 # Who may set a tag of each kind by hand: manual tags only; the others have a writer.
 SETTABLE_KINDS = ("manual",)
@@ -77,6 +80,21 @@ class Held:
 
     slug: str
     kind: str
+    value: str | None
+    set_by: str
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class HeldDefined:
+    """A tag a member holds with the tag's own names and definition: one row of a page of
+    a member's tags (`member_tag_page`)."""
+
+    slug: str
+    name_zh: str
+    name_en: str
+    kind: str
+    definition: Any
     value: str | None
     set_by: str
     set_at: datetime
@@ -120,6 +138,8 @@ def _check_definition(fields: dict[str, Any]) -> dict[str, Any]:
             value = fields[name]
             if not isinstance(value, str) or not value.strip() or len(value) > NAME_MAX:
                 raise ValidationError(name, f"a label of 1 to {NAME_MAX} characters")
+            if _CONTROL.search(value):
+                raise ValidationError(name, "a label without control characters")
             out[name] = value.strip()
     if "kind" in fields and fields["kind"] not in TAG_KINDS:
         raise ValidationError("kind", f"one of {', '.join(TAG_KINDS)}")
@@ -132,6 +152,8 @@ def _check_definition(fields: dict[str, Any]) -> dict[str, Any]:
         owner = fields["owner"]
         if not isinstance(owner, str) or not owner or len(owner) > 128:
             raise ValidationError("owner", "a role, user or key id of 1 to 128 characters")
+        if _CONTROL.search(owner):
+            raise ValidationError("owner", "a role, user or key id without control characters")
         out["owner"] = owner
     if "definition" in fields:
         definition = fields["definition"]
@@ -357,6 +379,53 @@ def member_tag_list(conn: Connection, group_id: str, member_id: int) -> list[Hel
         {"g": group_id, "m": member_id},
     ).all()
     return [Held(r.slug, r.kind, r.value, r.set_by, r.set_at) for r in rows]
+
+
+def member_tag_page(
+    conn: Connection, group_id: str, member_id: int, limit: int, offset: int = 0
+) -> tuple[int, list[HeldDefined]]:
+    """(how many tags the member holds, one page of them by slug with their definitions):
+    a member may hold hundreds, and a page reads only its own rows."""
+    params = {"g": group_id, "m": member_id, "n": limit, "o": offset}
+    total = conn.execute(
+        text("SELECT COUNT(*) FROM member_tags WHERE group_id = :g AND member_id = :m"), params
+    ).scalar_one()
+    rows = conn.execute(
+        text("""SELECT t.slug, t.name_zh, t.name_en, t.kind, t.definition, mt.value, mt.set_by,
+                       mt.set_at
+                FROM member_tags mt JOIN tags t ON t.tag_id = mt.tag_id AND t.group_id = :g
+                WHERE mt.group_id = :g AND mt.member_id = :m
+                ORDER BY t.slug LIMIT :n OFFSET :o"""),
+        params,
+    ).all()
+    page = [
+        HeldDefined(
+            r.slug,
+            r.name_zh,
+            r.name_en,
+            r.kind,
+            json.loads(r.definition or "{}"),
+            r.value,
+            r.set_by,
+            r.set_at,
+        )
+        for r in rows
+    ]
+    return int(total), page
+
+
+def givable_tags(conn: Connection, group_id: str, member_id: int) -> list[Tag]:
+    """The live manual tags the member does not hold (what may be given to it by hand), by
+    slug; no holder counts (Member 360 needs none, and counting costs a scan per tag)."""
+    rows = conn.execute(
+        text(f"""SELECT t.* FROM tags t WHERE t.group_id = :g AND t.archived_at IS NULL
+                 AND t.kind IN ({", ".join(f"'{k}'" for k in SETTABLE_KINDS)})
+                 AND NOT EXISTS (SELECT 1 FROM member_tags mt WHERE mt.group_id = :g
+                   AND mt.tag_id = t.tag_id AND mt.member_id = :m)
+                 ORDER BY t.slug"""),
+        {"g": group_id, "m": member_id},
+    ).all()
+    return [_tag(r) for r in rows]
 
 
 def tag_members(
