@@ -31,6 +31,7 @@ ATTRIBUTES = (
     "m",
     "orders",
     "clv_fen",
+    "affinity",
     "tier",
     "brand_id",
     "registered_days_ago",

@@ -104,6 +104,7 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     "attr.m": ("M 分数", "M score"),
     "attr.orders": ("累计订单数（阶段）", "Orders (lifecycle)"),
     "attr.clv_fen": ("未来 12 个月价值（分）", "CLV next 12 months (fen)"),
+    "attr.affinity": ("亲密度", "Affinity score"),
     "attr.tier": ("会员等级", "Tier"),
     "attr.brand_id": ("品牌", "Brand"),
     "attr.registered_days_ago": ("注册天数", "Days since joining"),
