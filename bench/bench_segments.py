@@ -123,7 +123,7 @@ def rules(top_category: str) -> dict[str, tuple[dict[str, Any], str]]:
                 ]
             },
             f"""select member_id from orders where {paid} and epoch(ordered_at) > $t - 365*86400
-                group by member_id having count(distinct order_id) >= 3
+                group by member_id having count(*) >= 3
                 except select member_id from orders where {paid}
                 and epoch(ordered_at) > $t - 60*86400""",
         ),
@@ -258,6 +258,8 @@ def main() -> None:
         figures["rows"] = build(work / "data", warehouse, args.copies)
         figures["load_s"] = round(time.perf_counter() - started, 1)
     con = ibis.duckdb.connect(str(warehouse), read_only=True)
+    # a spill past this fails the run rather than filling the disk (PostgreSQL shares it)
+    con.raw_sql("SET max_temp_directory_size = '20GB'")
     raw = duckdb.connect(str(warehouse), read_only=True)
     tables = SegmentTables(
         members=con.table("members"),

@@ -120,8 +120,11 @@ def compile_rules(
     """`docs` over shared facts. `inline` maps a segment's slug to its rule: a rule nesting
     that segment reads the rule (evaluated with it), not the stored members."""
     compiler = _Compiler(tables, as_of, {k: _document(v).rule for k, v in (inline or {}).items()})
-    predicates = tuple(compiler.condition(_document(doc).rule) for doc in docs)
-    return CompiledRules(compiler.facts(), predicates)
+    compiled = [compiler.condition(_document(doc).rule) for doc in docs]
+    # a pass every rule needs a row of (a member without one matches none of them) is inner
+    # joined: the facts then hold those members only, not every active member
+    needed = frozenset.intersection(*(c.needs for c in compiled)) if compiled else frozenset()
+    return CompiledRules(compiler.facts(needed), tuple(c.holds for c in compiled))
 
 
 def count_members(
@@ -149,6 +152,15 @@ def _document(doc: dict[str, Any] | RuleDocument) -> RuleDocument:
 
 # An aggregate over one pass: given the pass's table, the value per member.
 Aggregate = Callable[[ir.Table], ir.Value]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A condition: whether it holds, over the facts; and the passes a member must have a
+    row in for it to hold (a condition false at zero: "bought", "≥ 3 orders")."""
+
+    holds: Predicate
+    needs: frozenset[str] = frozenset()
 
 
 class _Pass:
@@ -206,26 +218,30 @@ class _Compiler:
 
     # -- the facts ------------------------------------------------------------------------
 
-    def facts(self) -> ir.Table:
-        """The active members with one column per condition (null where no row matched)."""
-        parts = [
-            self._members_pass(),
-            self._orders_pass(),
-            self._lines_pass(),
-            self._events_pass(),
-            self._tags_pass(),
-            self._memberships_pass(),
-            *(
-                found.select("member_id").distinct().mutate(**{name: ibis.literal(1)})
+    def facts(self, needed: frozenset[str] = frozenset()) -> ir.Table:
+        """The active members with one column per condition (null where no row matched);
+        only those with a row in each of the `needed` passes."""
+        parts = {
+            "members": self._members_pass(),
+            "orders": self._orders_pass(),
+            "lines": self._lines_pass(),
+            "events": self._events_pass(),
+            "tags": self._tags_pass(),
+            "memberships": self._memberships_pass(),
+            **{
+                name: found.select("member_id").distinct().mutate(**{name: ibis.literal(1)})
                 for name, found in self.sets.values()
-            ),
-        ]
+            },
+        }
         wide = self.active
-        for part in parts:
+        # the needed passes first: they cut the rows every later join carries
+        for name in sorted(parts, key=lambda n: n not in needed):
+            part = parts[name]
             if part is None:
                 continue
             part = part.rename(f_member="member_id")
-            joined = wide.left_join(part, wide.member_id == part.f_member)
+            on = wide.member_id == part.f_member
+            joined = wide.join(part, on) if name in needed else wide.left_join(part, on)
             wide = joined.select(*wide.columns, *(c for c in part.columns if c != "f_member"))
         return wide
 
@@ -300,16 +316,22 @@ class _Compiler:
 
     # -- conditions -----------------------------------------------------------------------
 
-    def condition(self, rule: Condition) -> Predicate:
+    def condition(self, rule: Condition) -> _Compiled:
         if isinstance(rule, All):
             parts = [self.condition(c) for c in rule.conditions]
-            return lambda w: functools.reduce(operator.and_, (p(w) for p in parts))
+            return _Compiled(
+                lambda w: functools.reduce(operator.and_, (p.holds(w) for p in parts)),
+                frozenset.union(*(p.needs for p in parts)),
+            )
         if isinstance(rule, AnyOf):
             parts = [self.condition(c) for c in rule.conditions]
-            return lambda w: functools.reduce(operator.or_, (p(w) for p in parts))
+            return _Compiled(
+                lambda w: functools.reduce(operator.or_, (p.holds(w) for p in parts)),
+                frozenset.intersection(*(p.needs for p in parts)),
+            )
         if isinstance(rule, Not):
-            inner = self.condition(rule.condition)
-            return lambda w: ~inner(w)
+            inner = self.condition(rule.condition).holds
+            return _Compiled(lambda w: ~inner(w))
         if isinstance(rule, Attribute):
             return self.attribute(rule)
         if isinstance(rule, Orders):
@@ -328,7 +350,7 @@ class _Compiler:
             return self.tag(rule)
         raise TypeError(f"not a condition: {rule!r}")  # pragma: no cover
 
-    def attribute(self, rule: Attribute) -> Predicate:
+    def attribute(self, rule: Attribute) -> _Compiled:
         members = self.tables.members
         schema = members.schema()
         days_ago = rule.name.endswith(DAYS_AGO) and f"{rule.name[: -len(DAYS_AGO)]}_at" in schema
@@ -384,47 +406,61 @@ class _Compiler:
             return m.member_id.count(where=predicate)
 
         name = self.passes["members"].column(("attribute", _key(rule)), holds)
-        return _flag(name)
+        return _flag(name, "members")
 
-    def orders(self, rule: Orders) -> Predicate:
-        self._paid_orders(rule.path)
-        scope = self._scope(rule.scope, rule.path)
-        window = None if rule.scope.within_days is None else rule.scope.within_days * DAY
-        chosen = self._window_and(window, scope)
-        found = self.passes["orders"]
+    def orders(self, rule: Orders) -> _Compiled:
         count = rule.count or (Compare("gte", 1) if rule.spend_fen is None else None)
         # members without orders in scope have count 0 and spend 0: a comparison that holds
         # at zero ("count lte 0": never bought) holds for them
         parts: list[Predicate] = []
         if count is not None:
-            n = found.column(
-                ("n", rule.scope), lambda o: o.order_id.nunique(where=chosen(o)), window
-            )
+            n = self._order_count(rule.scope, rule.path)
             parts.append(lambda w: _compare(w[n].fill_null(0), count))
         if rule.spend_fen is not None:
             spend_fen = rule.spend_fen
-            spend = found.column(
-                ("spend", rule.scope), lambda o: o.amount_fen.sum(where=chosen(o)), window
+            chosen = self._order_scope(rule.scope, rule.path)
+            spend = self.passes["orders"].column(
+                ("spend", rule.scope),
+                lambda o: o.amount_fen.sum(where=chosen(o)),
+                _seconds(rule.scope.within_days),
             )
             parts.append(lambda w: _compare(w[spend].fill_null(0), spend_fen))
-        return lambda w: functools.reduce(operator.and_, (p(w) for p in parts))
+        at_zero = (count is None or _compare_ints(0, count)) and (
+            rule.spend_fen is None or _compare_ints(0, rule.spend_fen)
+        )
+        return _Compiled(
+            lambda w: functools.reduce(operator.and_, (p(w) for p in parts)),
+            frozenset() if at_zero else frozenset({"orders"}),
+        )
 
-    def last_order(self, rule: LastOrder) -> Predicate:
-        self._paid_orders(rule.path)
-        scope = self._scope(rule.scope, rule.path)
+    def last_order(self, rule: LastOrder) -> _Compiled:
+        if rule.within_days is not None:  # the last order is recent: an order in the window
+            n = self._order_count(replace(rule.scope, within_days=rule.within_days), rule.path)
+            return _Compiled(_flag(n).holds, frozenset({"orders"}))
+        scope = self._order_scope(replace(rule.scope, within_days=None), rule.path)
         at = self.passes["orders"].column(
-            ("last", replace(rule.scope, within_days=None)),
-            lambda o: o.ts.max(where=scope(o)),
+            ("last", replace(rule.scope, within_days=None)), lambda o: o.ts.max(where=scope(o))
         )
         t = self.t(rule.path)
-        if rule.more_than_days is not None:
-            days = rule.more_than_days
-            return lambda w: (w[at] <= t - days * DAY).fill_null(False)
-        assert rule.within_days is not None
-        within = rule.within_days
-        return lambda w: (w[at] > t - within * DAY).fill_null(False)
+        assert rule.more_than_days is not None
+        days = rule.more_than_days
+        return _Compiled(
+            lambda w: (w[at] <= t - days * DAY).fill_null(False), frozenset({"orders"})
+        )
 
-    def bought(self, rule: Bought) -> Predicate:
+    def _order_count(self, scope: OrderScope, path: str) -> str:
+        """The column counting a member's orders in `scope` (the orders table holds one row
+        per order, as `Warehouse.purchases` does: a count, not a distinct count)."""
+        chosen = self._order_scope(scope, path)
+        return self.passes["orders"].column(
+            ("n", scope), lambda o: o.order_id.count(where=chosen(o)), _seconds(scope.within_days)
+        )
+
+    def _order_scope(self, scope: OrderScope, path: str) -> Callable[[ir.Table], ir.BooleanValue]:
+        self._paid_orders(path)
+        return self._window_and(_seconds(scope.within_days), self._scope(scope, path))
+
+    def bought(self, rule: Bought) -> _Compiled:
         self._table("order_lines", rule.path)
         self._paid_orders(rule.path)
         if rule.category:
@@ -436,9 +472,9 @@ class _Compiler:
         name = self.passes["lines"].column(
             ("bought", _key(rule)), lambda rows: rows.order_id.count(where=chosen(rows)), window
         )
-        return _flag(name)
+        return _flag(name, "lines")
 
-    def event(self, rule: Event) -> Predicate:
+    def event(self, rule: Event) -> _Compiled:
         self._table("events", rule.path)
 
         def wanted(e: ir.Table) -> ir.BooleanValue:
@@ -452,9 +488,12 @@ class _Compiler:
             rule.within_seconds,
         )
         count = rule.count or Compare("gte", 1)
-        return lambda w: _compare(w[name].fill_null(0), count)
+        return _Compiled(
+            lambda w: _compare(w[name].fill_null(0), count),
+            frozenset() if _compare_ints(0, count) else frozenset({"events"}),
+        )
 
-    def event_then_not(self, rule: EventThenNot) -> Predicate:
+    def event_then_not(self, rule: EventThenNot) -> _Compiled:
         events = self._table("events", rule.path)
         t = self.t(rule.path)
         hold = rule.within_hours * HOUR
@@ -484,7 +523,7 @@ class _Compiler:
             predicates.append(first.sku == follow.f_sku)
         return self._set(("then_not", _key(rule)), first.anti_join(follow, predicates))
 
-    def segment(self, rule: Segment) -> Predicate:
+    def segment(self, rule: Segment) -> _Compiled:
         if rule.slug in self.inline and rule.slug not in self.inlining:
             self.inlining.append(rule.slug)
             try:
@@ -495,9 +534,9 @@ class _Compiler:
         name = self.passes["memberships"].column(
             ("segment", rule.slug), lambda s: s.member_id.count(where=s.segment == rule.slug)
         )
-        return _flag(name)
+        return _flag(name, "memberships")
 
-    def tag(self, rule: Tag) -> Predicate:
+    def tag(self, rule: Tag) -> _Compiled:
         self._table("tags", rule.path)
 
         def held(h: ir.Table) -> ir.IntegerValue:
@@ -506,14 +545,15 @@ class _Compiler:
                 predicate &= h.value.isin(list(rule.values))
             return h.member_id.count(where=predicate)
 
-        return _flag(self.passes["tags"].column(("tag", _key(rule)), held))
+        return _flag(self.passes["tags"].column(("tag", _key(rule)), held), "tags")
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _set(self, key: Hashable, found: ir.Table) -> Predicate:
+    def _set(self, key: Hashable, found: ir.Table) -> _Compiled:
         if key not in self.sets:
             self.sets[key] = (f"x{len(self.sets)}", found)
-        return _flag(self.sets[key][0])
+        name = self.sets[key][0]
+        return _flag(name, name)
 
     def _window_and(
         self, seconds: int | None, wanted: Callable[[ir.Table], ir.BooleanValue]
@@ -561,8 +601,22 @@ def _bought_line(rows: ir.Table, rule: Bought) -> ir.BooleanValue:
     return wanted
 
 
-def _flag(column: str) -> Predicate:
-    return lambda w: w[column].fill_null(0) > 0
+def _flag(column: str, needs: str | None = None) -> _Compiled:
+    """A count above zero: the member has a row of `needs`."""
+    return _Compiled(
+        lambda w: w[column].fill_null(0) > 0, frozenset({needs}) if needs else frozenset()
+    )
+
+
+def _seconds(days: int | None) -> int | None:
+    return None if days is None else days * DAY
+
+
+def _compare_ints(value: int, compare: Compare) -> bool:
+    """`_compare` on a Python number: whether the comparison holds at `value`."""
+    return {"gte": value >= compare.value, "lte": value <= compare.value}.get(
+        compare.op, value == compare.value
+    )
 
 
 def _key(rule: Condition) -> Hashable:
