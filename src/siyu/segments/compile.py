@@ -150,8 +150,10 @@ def _document(doc: dict[str, Any] | RuleDocument) -> RuleDocument:
     return doc if isinstance(doc, RuleDocument) else parse_document(doc)
 
 
-# An aggregate over one pass: given the pass's table, the value per member.
-Aggregate = Callable[[ir.Table], ir.Value]
+# Which rows of a pass an aggregate reads, and the aggregate over them (given the rows and
+# that filter): the value per member.
+Where = Callable[[ir.Table], ir.BooleanValue]
+Aggregate = Callable[[ir.Table, ir.BooleanValue], ir.Value]
 
 
 @dataclass(frozen=True)
@@ -169,12 +171,14 @@ class _Pass:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.columns: dict[Hashable, tuple[str, Aggregate]] = {}
+        self.columns: dict[Hashable, tuple[str, Where, Aggregate]] = {}
         self.windows: list[int | None] = []  # seconds back from T each aggregate reads
 
-    def column(self, key: Hashable, aggregate: Aggregate, window: int | None = None) -> str:
+    def column(
+        self, key: Hashable, where: Where, aggregate: Aggregate, window: int | None = None
+    ) -> str:
         if key not in self.columns:
-            self.columns[key] = (f"{self.prefix}{len(self.columns)}", aggregate)
+            self.columns[key] = (f"{self.prefix}{len(self.columns)}", where, aggregate)
             self.windows.append(window)
         return self.columns[key][0]
 
@@ -185,8 +189,18 @@ class _Pass:
         return max((w for w in self.windows if w is not None), default=None)
 
     def group(self, rows: ir.Table) -> ir.Table:
+        """One row per member with a row some aggregate reads. A member whose rows none
+        reads is left out: its columns would all be zero or null, which is what the left
+        join gives it (and a pass a rule needs is one it cannot hold without)."""
+        read = functools.reduce(
+            operator.or_, (where(rows) for _, where, _ in self.columns.values())
+        )
+        rows = rows.filter(read)
         return rows.group_by("member_id").aggregate(
-            **{name: aggregate(rows) for name, aggregate in self.columns.values()}
+            **{
+                name: aggregate(rows, where(rows))
+                for name, where, aggregate in self.columns.values()
+            }
         )
 
 
@@ -268,14 +282,15 @@ class _Compiler:
             products = self._table("products", "rule")
             products = products.filter(products.category.isin(sorted(self.categories)))
             products = products.select(p_sku=products.sku, category=products.category)
-            lines = lines.left_join(products, lines.sku == products.p_sku).select(
+            # with no SKU named, only the categories' lines are wanted: an inner join
+            join = lines.left_join if self.skus else lines.join
+            lines = join(products, lines.sku == products.p_sku).select(
                 "order_id", "sku", "category"
             )
         else:
             lines = lines.mutate(category=ibis.null("string"))
-        # only the lines some condition wants (every bought condition names a SKU or category)
-        wanted = lines.sku.isin(sorted(self.skus)) if self.skus else ibis.literal(False)
-        lines = lines.filter(wanted | lines.category.notnull())
+        if self.skus:  # only the lines some condition wants
+            lines = lines.filter(lines.sku.isin(sorted(self.skus)) | lines.category.notnull())
         joined = orders.select("order_id", "member_id", "ts").join(lines, "order_id")
         return found.group(joined)
 
@@ -386,7 +401,7 @@ class _Compiler:
             raise ValidationError(f"{rule.path}.op", f"{rule.op} needs a number attribute")
         t = self.t(rule.path) if days_ago else None
 
-        def holds(m: ir.Table) -> ir.IntegerValue:
+        def holds(m: ir.Table) -> ir.BooleanValue:
             if t is not None:
                 at = m[f"{rule.name[: -len(DAYS_AGO)]}_at"]
                 # floor of a float division: integer division rounds negatives differently
@@ -403,9 +418,9 @@ class _Compiler:
                 "lte": lambda: column <= values[0],
                 "between": lambda: column.between(values[0], values[1]),
             }[rule.op]()
-            return m.member_id.count(where=predicate)
+            return predicate.fill_null(False)
 
-        name = self.passes["members"].column(("attribute", _key(rule)), holds)
+        name = self.passes["members"].column(("attribute", _key(rule)), holds, _count)
         return _flag(name, "members")
 
     def orders(self, rule: Orders) -> _Compiled:
@@ -421,7 +436,8 @@ class _Compiler:
             chosen = self._order_scope(rule.scope, rule.path)
             spend = self.passes["orders"].column(
                 ("spend", rule.scope),
-                lambda o: o.amount_fen.sum(where=chosen(o)),
+                chosen,
+                lambda o, where: o.amount_fen.sum(where=where),
                 _seconds(rule.scope.within_days),
             )
             parts.append(lambda w: _compare(w[spend].fill_null(0), spend_fen))
@@ -439,7 +455,9 @@ class _Compiler:
             return _Compiled(_flag(n).holds, frozenset({"orders"}))
         scope = self._order_scope(replace(rule.scope, within_days=None), rule.path)
         at = self.passes["orders"].column(
-            ("last", replace(rule.scope, within_days=None)), lambda o: o.ts.max(where=scope(o))
+            ("last", replace(rule.scope, within_days=None)),
+            scope,
+            lambda o, where: o.ts.max(where=where),
         )
         t = self.t(rule.path)
         assert rule.more_than_days is not None
@@ -453,7 +471,7 @@ class _Compiler:
         per order, as `Warehouse.purchases` does: a count, not a distinct count)."""
         chosen = self._order_scope(scope, path)
         return self.passes["orders"].column(
-            ("n", scope), lambda o: o.order_id.count(where=chosen(o)), _seconds(scope.within_days)
+            ("n", scope), chosen, _count, _seconds(scope.within_days)
         )
 
     def _order_scope(self, scope: OrderScope, path: str) -> Callable[[ir.Table], ir.BooleanValue]:
@@ -469,9 +487,7 @@ class _Compiler:
         self.categories.update(rule.category)
         window = None if rule.within_days is None else rule.within_days * DAY
         chosen = self._window_and(window, lambda rows: _bought_line(rows, rule))
-        name = self.passes["lines"].column(
-            ("bought", _key(rule)), lambda rows: rows.order_id.count(where=chosen(rows)), window
-        )
+        name = self.passes["lines"].column(("bought", _key(rule)), chosen, _count, window)
         return _flag(name, "lines")
 
     def event(self, rule: Event) -> _Compiled:
@@ -483,9 +499,7 @@ class _Compiler:
 
         chosen = self._window_and(rule.within_seconds, wanted)
         name = self.passes["events"].column(
-            ("event", _key(replace(rule, count=None))),
-            lambda e: e.member_id.count(where=chosen(e)),
-            rule.within_seconds,
+            ("event", _key(replace(rule, count=None))), chosen, _count, rule.within_seconds
         )
         count = rule.count or Compare("gte", 1)
         return _Compiled(
@@ -532,20 +546,20 @@ class _Compiler:
                 self.inlining.pop()
         self._table("memberships", rule.path)
         name = self.passes["memberships"].column(
-            ("segment", rule.slug), lambda s: s.member_id.count(where=s.segment == rule.slug)
+            ("segment", rule.slug), lambda s: s.segment == rule.slug, _count
         )
         return _flag(name, "memberships")
 
     def tag(self, rule: Tag) -> _Compiled:
         self._table("tags", rule.path)
 
-        def held(h: ir.Table) -> ir.IntegerValue:
+        def held(h: ir.Table) -> ir.BooleanValue:
             predicate = h.tag == rule.slug
             if rule.values is not None:
                 predicate &= h.value.isin(list(rule.values))
-            return h.member_id.count(where=predicate)
+            return predicate
 
-        return _flag(self.passes["tags"].column(("tag", _key(rule)), held), "tags")
+        return _flag(self.passes["tags"].column(("tag", _key(rule)), held, _count), "tags")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -606,6 +620,10 @@ def _flag(column: str, needs: str | None = None) -> _Compiled:
     return _Compiled(
         lambda w: w[column].fill_null(0) > 0, frozenset({needs}) if needs else frozenset()
     )
+
+
+def _count(rows: ir.Table, where: ir.BooleanValue) -> ir.IntegerValue:
+    return rows.member_id.count(where=where)
 
 
 def _seconds(days: int | None) -> int | None:
