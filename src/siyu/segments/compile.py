@@ -39,7 +39,7 @@ import functools
 import operator
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -247,7 +247,14 @@ class _Compiler:
                 for name, found in self.sets.values()
             },
         }
-        wide = self.active
+        first = next((n for n in sorted(needed) if parts.get(n) is not None), None)
+        if first is None:
+            wide = self.active
+        else:  # a needed pass's members that are active (a semi join: no distinct of all)
+            members = self.tables.members
+            wide = parts.pop(first).semi_join(
+                members.filter(members.status == "active"), "member_id"
+            )
         # the needed passes first: they cut the rows every later join carries
         for name in sorted(parts, key=lambda n: n not in needed):
             part = parts[name]
@@ -312,6 +319,15 @@ class _Compiler:
     def _timed(self, table: ir.Table, column: str, widest: int | None) -> ir.Table:
         """`table` with `ts` (epoch seconds of `column`), up to T and no further back than
         `widest` seconds (when every aggregate has a window)."""
+        if self.as_of is not None and self.as_of.tzinfo is None:
+            # first a plain comparison of the stored time, a day wider than the window on
+            # each side (never narrower, whatever an engine's time zone), which is cheap and
+            # lets a time-sorted table skip row groups; the exact cut is on whole seconds
+            near = table[column] < ibis.timestamp(self.as_of + timedelta(days=1))
+            if widest is not None:
+                earliest = self.as_of - timedelta(seconds=widest, days=1)
+                near &= table[column] > ibis.timestamp(earliest)
+            table = table.filter(near)
         rows = table.mutate(ts=epoch_seconds(table[column]))
         return rows.filter(self._in_window(rows.ts, widest, "rule"))
 
