@@ -52,7 +52,7 @@ from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
 from siyu.segments.automatic.catalogue import CATALOGUE
-from siyu.segments.automatic.warehouse_tags import Facts, epoch
+from siyu.segments.automatic.warehouse_tags import Facts, epoch, recent_events
 from siyu.segments.compile import SegmentTables, compile_rule, compile_rules
 from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
 from siyu.segments.sampling import Estimate, estimate, sampled
@@ -345,9 +345,7 @@ def automatic_tags(con: Any, as_of: datetime) -> dict[str, Any]:
         paid_fen=o.amount_fen,
         at=epoch_seconds(o.ordered_at),
     )
-    e = con.table("events")
-    events = e.select("member_id", "type", at=epoch_seconds(e.occurred_at))
-    events = events.filter(events.at <= epoch(as_of))
+    events = recent_events(con.table("events"), as_of)
     out: dict[str, Any] = {"tags": {}}
     with materialised(orders) as orders_m, materialised(events) as events_m:
         lines = con.table("order_lines").join(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -26,6 +26,7 @@ from siyu.analytics.orders import epoch_seconds
 from siyu.analytics.warehouse import Warehouse
 
 DAY = 86_400
+EVENT_WINDOW_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Facts:
     orders: order_id, member_id, at (epoch s), channel, store_id, brand_id, discount_fen,
         paid_fen: non-cancelled orders at or before T
     lines: order_id, member_id, at, sku, qty, amount_fen: the lines of those orders
-    events: member_id, type, at: events at or before T
+    events: member_id, type, at: events at or before T, and no older than
+        EVENT_WINDOW_DAYS (the longest window an event tag reads: the rest, most of a
+        brand's events, is never materialised)
     products: sku, category (the store's catalogue; not landed, it is reference data)
     stores: store_id, city (likewise)
     """
@@ -82,10 +85,24 @@ def facts(
     lines = wh.table("order_lines")
     lines = lines.select("order_id", "sku", "qty", "amount_fen")
     lines = lines.join(o.select("order_id", "member_id", "at"), "order_id")
-    e = wh.events()
-    e = e.select("member_id", "type", at=epoch_seconds(e.occurred_at))
-    e = e.filter(e.member_id.notnull() & (e.at <= t)).semi_join(active, "member_id")
+    e = recent_events(wh.events(), as_of).semi_join(active, "member_id")
     return Facts(o, lines, e, products, stores, t, tuple(sorted(online_channels)))
+
+
+def recent_events(events: ir.Table, as_of: datetime) -> ir.Table:
+    """member_id, type, at of the events in the EVENT_WINDOW_DAYS up to `as_of`. A plain
+    comparison of the stored time (a day wider, so never narrower) cuts most rows before
+    the exact whole-second cut, which costs an epoch per row."""
+    t = epoch(as_of)
+    naive = as_of.replace(tzinfo=None) if as_of.tzinfo is None else None
+    if naive is not None:
+        earliest = naive - timedelta(days=EVENT_WINDOW_DAYS + 1)
+        events = events.filter(
+            (events.occurred_at > ibis.timestamp(earliest))
+            & (events.occurred_at < ibis.timestamp(naive + timedelta(days=1)))
+        )
+    e = events.select("member_id", "type", at=epoch_seconds(events.occurred_at))
+    return e.filter(e.member_id.notnull() & (e.at <= t) & (e.at > t - EVENT_WINDOW_DAYS * DAY))
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -247,6 +264,8 @@ EVENT_BANDS = ((2, "1-2"), (9, "3-9"))
 
 def event_count(event_type: str, days: int) -> Compute:
     """Members with `event_type` events within `days`, banded by how many."""
+    if not 0 < days <= EVENT_WINDOW_DAYS:  # the facts hold no older events
+        raise ValueError(f"an event tag reads at most {EVENT_WINDOW_DAYS} days, not {days}")
 
     def compute(f: Facts) -> ir.Table:
         e = _within(f.events, f, days)
