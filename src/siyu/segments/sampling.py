@@ -1,7 +1,7 @@
 """Estimated previews: a rule being edited is counted on one member in a hundred.
 
 A membership manager previews a rule many times while building it; at ten million members
-an exact count reads every order (3-14 s a rule on two cores, docs/benchmarks.md), which
+an exact count reads every order (2-12 s a rule on two cores, docs/benchmarks.md), which
 is no way to edit. Above `SAMPLE_FROM` members a preview therefore runs the same compiled
 rule on the members whose id hashes to one bucket of `BUCKETS` (their orders, events,
 tags and memberships only: the facts are cut before any join) and scales the count up,
