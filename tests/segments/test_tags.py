@@ -59,6 +59,11 @@ def test_a_tag_is_defined_once_and_bad_fields_are_named(store: Store) -> None:
     with pytest.raises(ValidationError) as kind:
         _define(store, "other", kind="magic")
     assert kind.value.field == "kind"
+    # an automatic tag's slug taken by hand would stop the nightly refresh, from any face
+    for kind_of in ("manual", "imported"):
+        with pytest.raises(ValidationError, match="kept for the automatic tags") as auto:
+            _define(store, "auto.read", kind=kind_of)
+        assert auto.value.field == "slug"
     with store.engine.begin() as conn:
         with pytest.raises(ValidationError) as refresh:
             svc.update_tag(conn, store.group_id, "vip", refresh="weekly")

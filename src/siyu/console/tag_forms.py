@@ -36,7 +36,6 @@ FIELDS = ("slug", "name_zh", "name_en", "kind", "owner", "refresh", *DEFINITION_
 TEXT_MAX = 500
 # The refresh defines the automatic tags under this prefix and refuses a slug there that
 # holds another kind (`automatic.refresh.ensure_tags`): a manual `auto.x` would stop it.
-AUTOMATIC_PREFIX = "auto."
 _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
@@ -76,8 +75,6 @@ async def define_tag(request: Request) -> Response:
     def work() -> service.Tag:
         if values["kind"] not in DEFINABLE_KINDS:
             raise ValidationError("kind", "manual or imported: automatic tags are the system's")
-        if values["slug"].startswith(AUTOMATIC_PREFIX):
-            raise ValidationError("slug", f"{AUTOMATIC_PREFIX}* is kept for the automatic tags")
         described = definition(values, {})
         with ctx.svc.engine.begin() as conn:
             return service.define_tag(

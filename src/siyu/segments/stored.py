@@ -32,6 +32,7 @@ from siyu.segments.models import (
 )
 from siyu.segments.rules import SLUG, parse_document, references
 from siyu.segments.sources import STORE_ATTRIBUTES
+from siyu.segments.tags import AUTOMATIC_PREFIX
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -139,7 +140,7 @@ def check_tags(conn: Connection, group_id: str, slugs: Iterable[str]) -> None:
         if slug not in known:
             hint = (
                 " (automatic tags are defined by `siyu tags refresh`)"
-                if slug.startswith("auto.")
+                if slug.startswith(AUTOMATIC_PREFIX)
                 else ""
             )
             raise ValidationError("rule", f"names tag {slug!r}, which does not exist{hint}")

@@ -163,6 +163,9 @@ def _check_definition(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+AUTOMATIC_PREFIX = "auto."  # the slugs of the automatic tags (segments.automatic)
+
+
 def define_tag(
     conn: Connection,
     group_id: str,
@@ -177,6 +180,9 @@ def define_tag(
 ) -> Tag:
     """Create a tag; `ValidationError` on a bad field, or when the slug is taken."""
     check_slug(slug)
+    if slug.startswith(AUTOMATIC_PREFIX) and kind != "automatic":
+        # the nightly refresh stops at a tag of another kind holding one of its slugs
+        raise ValidationError("slug", f"{AUTOMATIC_PREFIX}* is kept for the automatic tags")
     refresh = refresh or {"automatic": "nightly", "imported": "on_import"}.get(kind, "manual")
     row = _check_definition(
         {
