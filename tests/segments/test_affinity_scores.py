@@ -32,7 +32,7 @@ from siyu.errors import ValidationError
 from siyu.identity.resolve import resolve_all
 from siyu.importer.service import import_directory
 from siyu.privacy import Vault
-from siyu.segments.affinity import AffinityRules, band_of, save_rules
+from siyu.segments.affinity import AffinityRules, band_of, explain, save_rules
 from siyu.segments.automatic import refresh_automatic_tags
 from siyu.segments.compile import SegmentTables, compile_rule
 from siyu.segments.evaluate import preview_rule
@@ -200,6 +200,10 @@ def test_a_refresh_stores_the_scores_and_the_next_one_replaces_them(
     assert set(first.member_id.astype(int)) == {m1, m2, t1} and before[m3] == 0
     assert set(first.rules_version) == {1}
     assert {pd.Timestamp(a).to_pydatetime() for a in first.as_of} == {T}
+    # and a member's explanation, by default, is of the stored moment: the same number
+    for m, e4 in as_e4(before).items():
+        explained = explain(store.engine, g, m)
+        assert (explained.as_of, round(explained.score * 10_000)) == (T, e4)
     # and auto.affinity bands the same numbers
     bands = {m: band_of(SPEND_AND_EVENTS, e4 / 10_000) for m, e4 in as_e4(before).items()}
     assert held(store.engine, g)["auto.affinity"] == {m: b for m, b in bands.items() if b}

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 from siyu.orders.scoring import SPEND, Part, Score, Weights, nothing, score_members
 from siyu.segments.affinity.rules import AffinityRules, affinity_rules
+from siyu.segments.models import member_affinity
 from siyu.store.times import stored_now
 
 DECIMALS = 4
@@ -64,9 +65,11 @@ def explain(
 ) -> Explained:
     """The member's score with a part per behaviour (count, decayed count, coefficient,
     points); a member without facts in the window scores 0 with every part zero. The
-    caller resolves the member (scope, merges) first."""
-    now = as_of or stored_now()
+    caller resolves the member (scope, merges) first. By default as of the moment the
+    group's scores were last stored (`siyu tags refresh`, at the warehouse's newest fact),
+    so the explanation and the stored score a rule compares are the same number."""
     with engine.connect() as conn:
+        now = as_of or _last_scored(conn, group_id) or stored_now()
         version, rules = affinity_rules(conn, group_id)
         weights = weights_of(rules)
         found = score_members(conn, group_id, weights, now, [member_id])
@@ -95,3 +98,10 @@ def score_all(
     version, rules = affinity_rules(conn, group_id)
     scores = score_members(conn, group_id, weights_of(rules), as_of, active_only=True)
     return version, rules, scores
+
+
+def _last_scored(conn: Connection, group_id: str) -> datetime | None:
+    found: datetime | None = conn.execute(
+        select(func.max(member_affinity.c.as_of)).where(member_affinity.c.group_id == group_id)
+    ).scalar_one()
+    return found
