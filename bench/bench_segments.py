@@ -47,12 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analytics import MEMBER_OFFSET
 from pgtemp import temporary_database
 from siyu.analytics.engines import materialised, to_arrow
-from siyu.analytics.orders import epoch_seconds
 from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
 from siyu.segments.automatic.catalogue import CATALOGUE
-from siyu.segments.automatic.warehouse_tags import Facts, epoch, recent_events
+from siyu.segments.automatic.warehouse_tags import facts_of, materialise
 from siyu.segments.compile import SegmentTables, compile_rule, compile_rules
 from siyu.segments.membership import SEGMENT_MEMBERS, replace_members, unique_members
 from siyu.segments.sampling import Estimate, estimate, sampled
@@ -330,47 +329,29 @@ def main() -> None:
 
 
 def automatic_tags(con: Any, as_of: datetime) -> dict[str, Any]:
-    """The warehouse's automatic tags over the bench's facts, the facts materialised once
-    (as `refresh.warehouse_facts` does); seconds per tag and in total, holders per tag."""
+    """The warehouse's automatic tags over the bench's facts, their per-member aggregates
+    materialised once (as `refresh.warehouse_facts` does); seconds per tag and in total,
+    holders per tag."""
     started = time.perf_counter()
-    o = con.table("orders")
-    o = o.filter((o.status != "cancelled") & (epoch_seconds(o.ordered_at) <= epoch(as_of)))
-    orders = o.select(
-        "order_id",
-        "member_id",
-        "channel",
-        "store_id",
-        "brand_id",
-        "discount_fen",
-        paid_fen=o.amount_fen,
-        at=epoch_seconds(o.ordered_at),
+    f = facts_of(
+        con.table("members"),
+        con.table("orders").rename(paid_fen="amount_fen"),
+        con.table("order_lines"),
+        con.table("events"),
+        con.table("products"),
+        con.table("stores"),
+        as_of,
+        sorted(ONLINE_CHANNELS),
     )
-    events = recent_events(con.table("events"), as_of)
     out: dict[str, Any] = {"tags": {}}
-    with materialised(orders) as orders_m, materialised(events) as events_m:
-        lines = con.table("order_lines").join(
-            orders_m.select("order_id", "member_id", "at"), "order_id"
-        )
-        with materialised(lines) as lines_m:
-            f = Facts(
-                orders_m,
-                lines_m,
-                events_m,
-                con.table("products"),
-                con.table("stores"),
-                epoch(as_of),
-                tuple(sorted(ONLINE_CHANNELS)),
-            )
-            out["facts_s"] = round(time.perf_counter() - started, 1)
-            for tag in CATALOGUE:
-                if tag.side != "warehouse":
-                    continue
-                begun = time.perf_counter()
-                holders = to_arrow(con, tag.compute(f)).num_rows
-                out["tags"][tag.slug] = {
-                    "holders": holders,
-                    "s": round(time.perf_counter() - begun, 2),
-                }
+    with materialise(f) as computed:
+        out["facts_s"] = round(time.perf_counter() - started, 1)
+        for tag in CATALOGUE:
+            if tag.side != "warehouse":
+                continue
+            begun = time.perf_counter()
+            holders = to_arrow(con, tag.compute(computed)).num_rows
+            out["tags"][tag.slug] = {"holders": holders, "s": round(time.perf_counter() - begun, 2)}
     out["total_s"] = round(time.perf_counter() - started, 1)
     return out
 

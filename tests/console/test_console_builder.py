@@ -72,6 +72,13 @@ def test_orders_and_lapsed_rule_previews_as_the_service_does(brand: Brand, page:
     assert "Orders at any time: orders ≥ 3" in text
     assert "Last order more than 60 days ago" in text
     shoot(page, "builder-preview")
+    # when the last order is scoped to the till: the members whose last till order is
+    # older, who may have bought online since
+    row(page, 1, "last_order", last_dir="older", last_days="60", last_channel="pos")
+    scoped, rule = preview(page)
+    assert rule["rule"]["all"][1] == {"last_order": {"more_than_days": 60, "channel": ["pos"]}}
+    assert scoped == preview_count(brand, rule) > 0
+    assert "pos" in page.locator("#rule-text").inner_text()
 
 
 def test_tag_and_not_segment_rule_saved_then_versioned(
@@ -206,6 +213,8 @@ def test_an_analyst_previews_but_cannot_save(brand: Brand, page: Any) -> None:
         {"not": {"orders": {"brand_id": ["B1"], "count": {"lte": 0}}}},
         {"event": {"type": "view", "sku": ["SKU-1", "SKU-2"], "within_days": 30}},
         {"event": {"type": "add_to_cart", "sku": ["SKU-1"], "count": {"gte": 3}}},
+        {"last_order": {"more_than_days": 60, "channel": ["pos"], "store_id": ["S1", "S2"]}},
+        {"last_order": {"within_days": 30, "brand_id": ["B2"]}},
     ],
 )
 def test_a_scoped_orders_or_sku_event_rule_opens_as_the_same_rows(rule: dict[str, Any]) -> None:

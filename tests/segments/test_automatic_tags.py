@@ -40,6 +40,7 @@ from siyu.identity.resolve import resolve_all
 from siyu.importer.service import ensure_group, import_directory
 from siyu.privacy import Vault
 from siyu.segments.automatic import CATALOGUE, refresh_automatic_tags
+from siyu.segments.automatic import warehouse_tags as wt
 from siyu.segments.automatic.refresh import warehouse_facts
 from siyu.segments.automatic.warehouse_tags import facts
 from siyu.segments.tags import archive_tag, define_tag
@@ -737,3 +738,11 @@ def test_same_city_takes_the_first_store_order_and_its_ties() -> None:
     )
     assert ref_tags["auto.same_city"] == want
     con.disconnect()
+
+
+def test_an_event_tag_reads_only_a_window_the_facts_count() -> None:
+    # the facts count each event type within 30, 90 and 365 days, and nothing else
+    assert wt.event_count("read", 90).__name__ == "event_count_read"
+    for days in (0, 7, 366, 730):
+        with pytest.raises(ValueError, match=f"not {days}"):
+            wt.event_count("read", days)

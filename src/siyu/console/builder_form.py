@@ -51,6 +51,9 @@ FIELDS = (
     "orders_store",
     "last_dir",
     "last_days",
+    "last_channel",
+    "last_brand",
+    "last_store",
     "bought_what",
     "bought_list",
     "bought_days",
@@ -186,12 +189,27 @@ def _yuan_to_fen(i: int, raw: str) -> int:
     return int(fen)
 
 
-# an orders row's scope: the rule's OrderScope list and the form field that types it
+# an orders or last-order row's scope: the rule's OrderScope list and the form field that
+# types it (the last-order row's fields are prefixed last_ instead of orders_)
 _SCOPE_FIELDS = (
-    ("brand_id", "orders_brand"),
-    ("channel", "orders_channel"),
-    ("store_id", "orders_store"),
+    ("brand_id", "brand"),
+    ("channel", "channel"),
+    ("store_id", "store"),
 )
+
+
+def _scope(i: int, row: dict[str, str], prefix: str) -> dict[str, list[str]]:
+    """Which orders count: the scope's lists (OrderScope), each optional."""
+    body = {}
+    for key, name in _SCOPE_FIELDS:
+        values = _list(i, row, f"{prefix}_{name}", optional=True)
+        if values:
+            body[key] = values
+    return body
+
+
+def _scope_row(scope: r.OrderScope, prefix: str) -> dict[str, str]:
+    return {f"{prefix}_{name}": ", ".join(getattr(scope, key)) for key, name in _SCOPE_FIELDS}
 
 
 def _orders(i: int, row: dict[str, str]) -> dict[str, Any]:
@@ -199,11 +217,7 @@ def _orders(i: int, row: dict[str, str]) -> dict[str, Any]:
     days = _int(i, row, "orders_days", 1, optional=True)
     if days is not None:
         body["within_days"] = days
-    # which orders count: the scope's lists (OrderScope), each optional
-    for key, name in _SCOPE_FIELDS:
-        values = _list(i, row, name, optional=True)
-        if values:
-            body[key] = values
+    body.update(_scope(i, row, "orders"))
     op = row.get("orders_op") or "gte"
     if row.get("orders_measure") == "spend":
         body["spend_fen"] = {op: _yuan_to_fen(i, row.get("orders_n", ""))}
@@ -214,7 +228,8 @@ def _orders(i: int, row: dict[str, str]) -> dict[str, Any]:
 
 def _last_order(i: int, row: dict[str, str]) -> dict[str, Any]:
     key = "within_days" if row.get("last_dir") == "newer" else "more_than_days"
-    return {"last_order": {key: _int(i, row, "last_days", 1 if key == "within_days" else 0)}}
+    body = {key: _int(i, row, "last_days", 1 if key == "within_days" else 0)}
+    return {"last_order": {**body, **_scope(i, row, "last")}}
 
 
 def _bought(i: int, row: dict[str, str]) -> dict[str, Any]:
@@ -333,9 +348,7 @@ def _plain_row(node: r.Condition) -> dict[str, str]:
         if node.count and node.spend_fen:
             raise NotAForm("orders with both count and spend")
         row = {"kind": "orders", "orders_days": str(s.within_days or "")}
-        row["orders_channel"] = ", ".join(s.channel)
-        row["orders_brand"] = ", ".join(s.brand_id)
-        row["orders_store"] = ", ".join(s.store_id)
+        row.update(_scope_row(s, "orders"))
         if node.spend_fen is not None:
             yuan = Decimal(node.spend_fen.value) / 100
             row.update(orders_measure="spend", orders_op=node.spend_fen.op, orders_n=f"{yuan:f}")
@@ -345,12 +358,11 @@ def _plain_row(node: r.Condition) -> dict[str, str]:
             row["orders_n"] = str(c.value) if c else ""
         return row
     if isinstance(node, r.LastOrder):
-        if node.scope != r.OrderScope():
-            raise NotAForm("last order with a scope")
         older = node.more_than_days is not None
         days = node.more_than_days if older else node.within_days
         direction = "older" if older else "newer"
-        return {"kind": "last_order", "last_dir": direction, "last_days": str(days)}
+        last = {"kind": "last_order", "last_dir": direction, "last_days": str(days)}
+        return {**last, **_scope_row(node.scope, "last")}
     if isinstance(node, r.Bought):
         if node.sku and node.category:
             raise NotAForm("bought with both sku and category")

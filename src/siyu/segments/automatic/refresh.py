@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,13 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
 from siyu.analytics.engines import Engine as EngineName
-from siyu.analytics.engines import load_arrow, materialised, open_engine, to_arrow
+from siyu.analytics.engines import load_arrow, open_engine, to_arrow
 from siyu.analytics.store_read import StoreReader
 from siyu.analytics.warehouse import Warehouse, open_warehouse
 from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.errors import ValidationError
 from siyu.segments.automatic.catalogue import BY_SLUG, CATALOGUE, AutoTag
-from siyu.segments.automatic.warehouse_tags import Facts, facts
+from siyu.segments.automatic.warehouse_tags import Facts, facts, materialise
 from siyu.segments.tags import apply_membership, define_tag, list_tags, update_tag
 
 OWNER = "system"
@@ -193,8 +193,8 @@ def _refresh_one(
 @contextmanager
 def warehouse_facts(engine: Engine, warehouse: Warehouse, as_of: datetime) -> Iterator[Facts]:
     """The facts at `as_of`, with the store's catalogue and stores loaded next to them (small
-    reference tables, not landed) and the orders, lines and events computed once for all
-    tags (a temp table on DuckDB, a cached DataFrame on Spark)."""
+    reference tables, not landed), their per-member aggregates computed once for all tags
+    (temp tables on DuckDB, cached DataFrames on Spark)."""
     con = warehouse.con
     reader = StoreReader(engine, warehouse.group_id)
     rows = reader.query("SELECT sku, category FROM products WHERE group_id = :g")
@@ -207,13 +207,8 @@ def warehouse_facts(engine: Engine, warehouse: Warehouse, as_of: datetime) -> It
     loaded_products = load_arrow(con, products, "auto_tag_products")
     loaded_stores = load_arrow(con, reader.store_cities(), "auto_tag_stores")
     f = facts(warehouse, loaded_products, loaded_stores, as_of, sorted(ONLINE_CHANNELS))
-    # the lines are joined to the orders once, here, not by each tag that reads them
-    with (
-        materialised(f.orders) as orders,
-        materialised(f.events) as events,
-        materialised(f.lines) as lines,
-    ):
-        yield replace(f, orders=orders, lines=lines, events=events)
+    with materialise(f) as computed:
+        yield computed
 
 
 def refresh_from_location(
