@@ -78,7 +78,10 @@ def test_orders_and_lapsed_rule_previews_as_the_service_does(brand: Brand, page:
     scoped, rule = preview(page)
     assert rule["rule"]["all"][1] == {"last_order": {"more_than_days": 60, "channel": ["pos"]}}
     assert scoped == preview_count(brand, rule) > 0
-    assert "pos" in page.locator("#rule-text").inner_text()
+    assert (
+        "Last order more than 60 days ago (sales channels: "
+        in page.locator("#rule-text").inner_text()
+    )
 
 
 def test_tag_and_not_segment_rule_saved_then_versioned(
@@ -215,6 +218,8 @@ def test_an_analyst_previews_but_cannot_save(brand: Brand, page: Any) -> None:
         {"event": {"type": "add_to_cart", "sku": ["SKU-1"], "count": {"gte": 3}}},
         {"last_order": {"more_than_days": 60, "channel": ["pos"], "store_id": ["S1", "S2"]}},
         {"last_order": {"within_days": 30, "brand_id": ["B2"]}},
+        {"orders": {"guide_id": ["G1", "G2"], "within_days": 30}},
+        {"last_order": {"more_than_days": 90, "guide_id": ["G1"]}},
     ],
 )
 def test_a_scoped_orders_or_sku_event_rule_opens_as_the_same_rows(rule: dict[str, Any]) -> None:
@@ -356,11 +361,31 @@ def test_store_and_channel_counts_save_as_segments_of_the_members_they_counted(
     size, rule = preview(page)
     assert rule["rule"] == {"all": [{"orders": {"channel": ["tmall"], "count": {"gte": 1}}}]}
     assert size == listed > 0
-    # counts whose lists have no rule offer no such link: a store's home members, a
-    # guide's sales, a cohort, a funnel step
+    # given a store's home members: the members whose home store it is
+    page.goto(f"{brand.base}/console/stores")
+    page.click(f"#stores tr[data-store='{store}'] td[data-members] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    home = {"attribute": "home_store_id", "op": "eq", "value": store}
+    assert rule["rule"] == {"all": [home]}
+    assert size == listed > 0
+    # given a guide's sales: the members with an order the guide sold
+    page.goto(f"{brand.base}/console/guides")
+    guide = page.locator("#guides tr[data-guide]").first.get_attribute("data-guide")
+    page.click(f"#guides tr[data-guide='{guide}'] td[data-members] a")
+    page.wait_for_load_state("load")
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    assert rule["rule"] == {"all": [{"orders": {"guide_id": [guide], "count": {"gte": 1}}}]}
+    assert size == listed > 0
+    assert f"guide: {guide}" in page.locator("#rule-text").inner_text()
+    # counts whose lists have no rule offer no such link: a cohort, a funnel step
     unmapped = (
-        ("/console/stores", "#stores td[data-members] a"),
-        ("/console/guides", "#guides a.count"),
         ("/console/cohorts", "tr[data-cohort] td[data-members] a"),
         ("/console/funnel", "td[data-members] a"),
     )

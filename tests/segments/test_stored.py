@@ -283,3 +283,68 @@ def test_a_rule_naming_an_undefined_tag_is_refused(
     # once the tag exists, the same rule is taken
     vip(brand, "R1")
     assert define(brand, "vips", rule({"tag": {"slug": "vip"}})).slug == "vips"
+
+
+def test_a_home_store_rule_holds_the_members_whose_store_it_is(
+    brand: Brand,  # noqa: F811
+    backend: BaseBackend,
+    tmp_path: Path,
+) -> None:
+    # given every member of the brand at home in S1, but one moved to S2 and one with none
+    wh = landed(brand, backend, tmp_path)
+    everyone = sorted(brand.members.values())
+    moved, homeless = everyone[0], everyone[1]
+    with brand.store.engine.begin() as conn:
+        for member, store in ((moved, "S2"), (homeless, None)):
+            conn.execute(
+                text(
+                    "UPDATE members SET home_store_id = :s WHERE group_id = :g AND member_id = :m"
+                ),
+                {"s": store, "g": brand.store.group_id, "m": member},
+            )
+
+    def held(op: str, value: object) -> list[int]:
+        condition = {"attribute": "home_store_id", "op": op, "value": value}
+        found = preview_rule(brand.store.engine, backend, wh, rule(condition), AS_OF, 100)
+        assert found.size == len(found.sample)
+        return found.sample
+
+    # then a rule on the home store holds exactly the members whose store it is, as the
+    # member list of that store does (`MemberCriteria.store`)
+    assert held("eq", "S1") == everyone[2:]
+    assert held("in", ["S1", "S2"]) == [moved, *everyone[2:]]
+    # and a member without a home store is in no store's and not in "not S1" either
+    assert held("ne", "S1") == [moved]
+
+
+def test_an_orders_rule_scoped_to_a_guide_holds_the_members_it_sold_to(
+    brand: Brand,  # noqa: F811
+    backend: BaseBackend,
+    tmp_path: Path,
+) -> None:
+    # given the brand's orders, some carrying the shopping guide who sold them
+    wh = landed(brand, backend, tmp_path)
+    with brand.store.engine.connect() as conn:
+        sold = conn.execute(
+            text(
+                "SELECT guide_id, member_id, COUNT(*) FROM orders WHERE group_id = :g "
+                "AND guide_id IS NOT NULL AND status <> 'cancelled' GROUP BY guide_id, member_id"
+            ),
+            {"g": brand.store.group_id},
+        ).all()
+    guides = sorted({g for g, _, _ in sold})
+    assert guides
+
+    def held(condition: dict[str, object]) -> list[int]:
+        found = preview_rule(brand.store.engine, backend, wh, rule(condition), AS_OF, 100)
+        return found.sample
+
+    # then each guide's scope holds the members with an order it sold (the guide's sales
+    # list, `MemberCriteria.sold_by`), and two orders of it the members with two
+    for guide in guides:
+        want = sorted(m for g, m, _ in sold if g == guide)
+        assert held({"orders": {"guide_id": [guide]}}) == want, guide
+        twice = sorted(m for g, m, n in sold if g == guide and n >= 2)
+        assert held({"orders": {"guide_id": [guide], "count": {"gte": 2}}}) == twice, guide
+    # and a guide who sold nothing holds no one
+    assert held({"orders": {"guide_id": ["G-nobody"]}}) == []

@@ -34,6 +34,7 @@ ATTRIBUTES = (
     "affinity",
     "tier",
     "brand_id",
+    "home_store_id",
     "registered_days_ago",
 )
 FIELDS = (
@@ -49,11 +50,13 @@ FIELDS = (
     "orders_channel",
     "orders_brand",
     "orders_store",
+    "orders_guide",
     "last_dir",
     "last_days",
     "last_channel",
     "last_brand",
     "last_store",
+    "last_guide",
     "bought_what",
     "bought_list",
     "bought_days",
@@ -195,6 +198,7 @@ _SCOPE_FIELDS = (
     ("brand_id", "brand"),
     ("channel", "channel"),
     ("store_id", "store"),
+    ("guide_id", "guide"),
 )
 
 
@@ -409,15 +413,26 @@ def _value_text(value: object) -> str:
 # --- a member list, as a rule -----------------------------------------------------------------
 
 # member list criteria (segments.lists) a rule says the same way, and the rule's attribute
-_CRITERIA_ATTRIBUTES = {"stage": "stage", "rfm": "rfm_segment", "r": "r", "f": "f", "m": "m"}
+_CRITERIA_ATTRIBUTES = {
+    "stage": "stage",
+    "rfm": "rfm_segment",
+    "r": "r",
+    "f": "f",
+    "m": "m",
+    "store": "home_store_id",
+}
 # member list criteria met by an order in one place (segments.lists `_BOUGHT`), and the
-# orders row's scope field that says it; `sold_by` (a guide) has no scope in the rules
-_CRITERIA_SCOPES = {"channel": "orders_channel", "bought_at": "orders_store"}
+# orders row's scope field that says it
+_CRITERIA_SCOPES = {
+    "channel": "orders_channel",
+    "bought_at": "orders_store",
+    "sold_by": "orders_guide",
+}
 
 
 def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
     """The form of a member list's criteria, or None when one of them has no rule (a
-    cohort, a funnel step, a guide's members or sales, a home store: lists' own
+    cohort, a funnel step, a guide's members: lists' own
     definitions). `until` (the snapshot's time an analytics page counted to) is left out:
     a segment counts to each evaluation's data, which is what it is saved for (the builder
     says so)."""

@@ -77,6 +77,7 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     "rule.channel": ("渠道", "sales channels"),
     "rule.brand": ("品牌", "brand"),
     "rule.store": ("门店", "store"),
+    "rule.guide": ("导购", "guide"),
     "rule.last_order.older": (
         "最近一单在 {n} 天以前{scope}",
         "Last order more than {n} days ago{scope}",
@@ -107,6 +108,7 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     "attr.affinity": ("亲密度", "Affinity score"),
     "attr.tier": ("会员等级", "Tier"),
     "attr.brand_id": ("品牌", "Brand"),
+    "attr.home_store_id": ("归属门店", "Home store"),
     "attr.registered_days_ago": ("注册天数", "Days since joining"),
     "attr.status": ("会员状态", "Member status"),
     "attr.member_id": ("会员号", "Member id"),
@@ -141,6 +143,7 @@ SEGMENT_STRINGS: dict[str, tuple[str, str]] = {
     "b.f.orders_channel": ("渠道（可选）", "Channels (optional)"),
     "b.f.orders_brand": ("品牌（可选，逗号分隔）", "Brands (optional, comma-separated)"),
     "b.f.orders_store": ("门店（可选，逗号分隔）", "Stores (optional, comma-separated)"),
+    "b.f.orders_guide": ("导购（可选，逗号分隔）", "Shopping guides (optional, comma-separated)"),
     "b.f.last_dir": ("时间", "When"),
     "b.f.last_days": ("天数", "Days"),
     "b.f.bought_what": ("按", "By"),

@@ -61,6 +61,8 @@ def _scope(scope: r.OrderScope, lang: str) -> str:
         parts.append(f"{tr('rule.brand', lang)}: {', '.join(scope.brand_id)}")
     if scope.store_id:
         parts.append(f"{tr('rule.store', lang)}: {', '.join(scope.store_id)}")
+    if scope.guide_id:
+        parts.append(f"{tr('rule.guide', lang)}: {', '.join(scope.guide_id)}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 

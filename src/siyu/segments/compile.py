@@ -26,7 +26,8 @@ Cancelled orders (status 'cancelled') never count.
 Tables (`SegmentTables`), any of them None when no rule needs it:
 - members: member_id, status ('active' selects), attribute columns (stage, tier, brand_id,
   registered_at, ...)
-- orders: order_id, member_id, ordered_at, amount_fen, status?, brand_id?, channel?, store_id?
+- orders: order_id, member_id, ordered_at, amount_fen, status?, brand_id?, channel?, store_id?,
+  guide_id?
 - order_lines: order_id, sku; products: sku, category
 - events: member_id, type, occurred_at, sku
 - memberships: segment, member_id (nested segments)
@@ -616,7 +617,7 @@ class _Compiler:
         """The orders of the scope's lists (checked now, so an error names the rule's path)."""
         schema = self._table("orders", path).schema()
         wanted = []
-        for column in ("brand_id", "channel", "store_id"):
+        for column in ("brand_id", "channel", "store_id", "guide_id"):
             values = getattr(scope, column)
             if values:
                 if column not in schema:

@@ -209,7 +209,7 @@ def evaluate_members(
         if {"orders", "order_lines"} & needs.tables:
             orders = reader.table(
                 "SELECT x.order_id, x.member_id, x.ordered_at, x.paid_fen AS amount_fen, "
-                "x.status, x.brand_id, x.channel, x.store_id FROM orders x",
+                "x.status, x.brand_id, x.channel, x.store_id, x.guide_id FROM orders x",
                 {"member_id": pa.int64(), "ordered_at": TIME, "amount_fen": pa.int64()},
             )
             tables["orders"] = load_arrow(backend, orders, "rt_orders")

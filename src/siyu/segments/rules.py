@@ -67,12 +67,13 @@ class Attribute:
 @dataclass(frozen=True)
 class OrderScope:
     """Which orders count: a window of days before the as-of time (None: all time) and
-    optional brand, channel and store lists."""
+    optional brand, channel, store and shopping-guide lists."""
 
     within_days: int | None = None
     brand_id: tuple[str, ...] = ()
     channel: tuple[str, ...] = ()
     store_id: tuple[str, ...] = ()
+    guide_id: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,10 +308,11 @@ def _scope(obj: dict[str, Any], path: str) -> OrderScope:
         brand_id=_optional(obj, "brand_id", path, _strings) or (),
         channel=_optional(obj, "channel", path, _strings) or (),
         store_id=_optional(obj, "store_id", path, _strings) or (),
+        guide_id=_optional(obj, "guide_id", path, _strings) or (),
     )
 
 
-SCOPE_KEYS = {"within_days", "brand_id", "channel", "store_id"}
+SCOPE_KEYS = {"within_days", "brand_id", "channel", "store_id", "guide_id"}
 
 
 def _orders(body: object, path: str, depth: int) -> Condition:

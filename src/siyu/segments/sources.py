@@ -72,6 +72,8 @@ STORE_ATTRIBUTES: dict[str, StoreAttribute] = {
     "f": StoreAttribute("member_rfm x", "f", "int"),
     "m": StoreAttribute("member_rfm x", "m", "int"),
     "clv_fen": StoreAttribute("member_clv x", "clv_fen", "int"),
+    # the store a member belongs to (set at registration or by the brand; no row: null)
+    "home_store_id": StoreAttribute("members x", "home_store_id", "text"),
     "tier": StoreAttribute(
         "member_tiers x JOIN members mm ON mm.group_id = x.group_id "
         "AND mm.member_id = x.member_id AND (x.scope_key = '*' OR x.scope_key = mm.brand_id)",
