@@ -220,6 +220,7 @@ def test_an_analyst_previews_but_cannot_save(brand: Brand, page: Any) -> None:
         {"last_order": {"within_days": 30, "brand_id": ["B2"]}},
         {"orders": {"guide_id": ["G1", "G2"], "within_days": 30}},
         {"last_order": {"more_than_days": 90, "guide_id": ["G1"]}},
+        {"event": {"type": "view", "channel": ["miniprogram", "wecom"], "within_days": 7}},
     ],
 )
 def test_a_scoped_orders_or_sku_event_rule_opens_as_the_same_rows(rule: dict[str, Any]) -> None:
@@ -384,14 +385,23 @@ def test_store_and_channel_counts_save_as_segments_of_the_members_they_counted(
     assert rule["rule"] == {"all": [{"orders": {"guide_id": [guide], "count": {"gte": 1}}}]}
     assert size == listed > 0
     assert f"guide: {guide}" in page.locator("#rule-text").inner_text()
-    # counts whose lists have no rule offer no such link: a cohort, a funnel step
-    unmapped = (
-        ("/console/cohorts", "tr[data-cohort] td[data-members] a"),
-        ("/console/funnel", "td[data-members] a"),
-    )
-    for path, link in unmapped:
-        page.goto(f"{brand.base}{path}")
-        page.locator(link).first.click()
-        page.wait_for_load_state("load")
-        assert "/console/members?" in page.url, path
-        assert page.locator("#save-as-segment").count() == 0, path
+    # given a funnel step: the members with an event of the step in the channel
+    page.goto(f"{brand.base}/console/funnel")
+    page.locator("tr[data-step] td[data-members] a").first.click()
+    page.wait_for_load_state("load")
+    url = page.url
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    ((condition,),) = rule["rule"].values()
+    assert set(condition["event"]) == {"type", "channel"}
+    assert f"step={condition['event']['type']}" in url
+    assert f"funnel={condition['event']['channel'][0]}" in url
+    assert size == listed > 0
+    # a cohort's list has no rule (a fixed month, not a window) and offers no such link
+    page.goto(f"{brand.base}/console/cohorts")
+    page.locator("tr[data-cohort] td[data-members] a").first.click()
+    page.wait_for_load_state("load")
+    assert "/console/members?" in page.url
+    assert page.locator("#save-as-segment").count() == 0

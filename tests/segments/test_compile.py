@@ -6,13 +6,16 @@ both engines must give it exactly."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from ibis import BaseBackend
 from tests.segments.tables import register
 
+from siyu.analytics.engines import load_arrow
 from siyu.errors import ValidationError
 from siyu.segments.compile import SegmentTables, compile_rule, count_members, preview
 
@@ -228,3 +231,48 @@ def test_compile_errors_name_the_path(con: BaseBackend) -> None:
         with pytest.raises(ValidationError) as error:
             compile_rule({"version": 1, "rule": rule}, tables, T)
         assert error.value.field == path, rule
+
+
+def test_an_event_rule_scoped_to_channels_counts_only_their_events(con: BaseBackend) -> None:
+    # given views in the mini-program and in WeCom, one without a channel, one after T
+    rows = [
+        ("m1", "view", T - 2 * H, "s1", "wecom"),
+        ("m1", "view", T - 3 * H, "s1", "miniprogram"),
+        ("m2", "view", T - 1 * D, "s2", "miniprogram"),
+        ("m2", "view", T - 2 * D, "s2", "miniprogram"),
+        ("m3", "view", T - 1 * H, "s1", None),
+        ("m4", "view", T + 1 * H, "s1", "wecom"),  # after T: ignored
+    ]
+    events = pa.table(
+        {
+            "member_id": [r[0] for r in rows],
+            "type": [r[1] for r in rows],
+            "occurred_at": pa.array([r[2] for r in rows], pa.timestamp("us")),
+            "sku": [r[3] for r in rows],
+            "channel": pa.array([r[4] for r in rows], pa.string()),
+        }
+    )
+    tables = replace(
+        register(con, {"members": DATA["members"]}, prefix="seg_ch"),
+        events=load_arrow(con, events, "seg_ch_events"),
+    )
+
+    def held(**body: Any) -> list[str]:
+        doc = {"version": 1, "rule": {"event": {"type": "view", **body}}}
+        return preview(doc, tables, T, sample=10).sample
+
+    # then a channel list keeps only its events; a null channel is in none
+    assert held(channel=["miniprogram"]) == ["m1", "m2"]
+    assert held(channel=["wecom"]) == ["m1"]
+    assert held(channel=["miniprogram"], count={"gte": 2}) == ["m2"]
+    # (T - 1 day, T]: m2's view at exactly T - 1 day is out
+    assert held(channel=["wecom", "miniprogram"], within_days=1) == ["m1"]
+    assert held(channel=["miniprogram"], within_days=2, count={"gte": 2}) == []
+    assert held() == ["m1", "m2", "m3"]
+    # and events without a channel column refuse the scope, naming it
+    plain = register(con, {"members": DATA["members"], "events": DATA["events"]}, prefix="seg_nc")
+    with pytest.raises(ValidationError) as error:
+        compile_rule(
+            {"version": 1, "rule": {"event": {"type": "cart", "channel": ["x"]}}}, plain, T
+        )
+    assert error.value.field == "rule.event.channel"

@@ -65,6 +65,7 @@ FIELDS = (
     "event_op",
     "event_n",
     "event_sku",
+    "event_channel",
     "etn_type",
     "etn_follow",
     "etn_hours",
@@ -255,6 +256,9 @@ def _event(i: int, row: dict[str, str]) -> dict[str, Any]:
     skus = _list(i, row, "event_sku", optional=True)
     if skus:
         body["sku"] = skus
+    channels = _list(i, row, "event_channel", optional=True)
+    if channels:
+        body["channel"] = channels
     n = _int(i, row, "event_n", optional=True)
     if n is not None:
         body["count"] = {row.get("event_op") or "gte": n}
@@ -384,6 +388,7 @@ def _plain_row(node: r.Condition) -> dict[str, str]:
         row = {"kind": "event", "event_type": node.type}
         row["event_days"] = "" if seconds is None else str(seconds // 86_400)
         row["event_sku"] = ", ".join(node.sku)
+        row["event_channel"] = ", ".join(node.channel)
         if node.count is not None:
             row.update(event_op=node.count.op, event_n=str(node.count.value))
         return row
@@ -432,7 +437,7 @@ _CRITERIA_SCOPES = {
 
 def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
     """The form of a member list's criteria, or None when one of them has no rule (a
-    cohort, a funnel step, a guide's members: lists' own
+    cohort, a guide's members: lists' own
     definitions). `until` (the snapshot's time an analytics page counted to) is left out:
     a segment counts to each evaluation's data, which is what it is saved for (the builder
     says so)."""
@@ -449,6 +454,10 @@ def from_criteria(criteria: MemberCriteria) -> BuilderForm | None:
                     "attr_value": value,
                 }
             )
+        elif name == "funnel":  # with its step: an event of that type in that channel
+            rows.append({"kind": "event", "event_type": str(criteria.step), "event_channel": value})
+        elif name == "step":
+            continue
         elif name == "segment":
             rows.append({"kind": "segment", "segment": value})
         elif name == "tag":

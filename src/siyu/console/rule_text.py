@@ -117,6 +117,9 @@ def _line(node: r.Condition, lang: str) -> Line:
         else:
             window = tr("rule.window_hours", lang, n=fmt_int(node.within_seconds // 3600))
         sku = f" ({tr('rule.sku', lang)} {', '.join(node.sku)})" if node.sku else ""
+        if node.channel:
+            names = ", ".join(channel_label(c, lang) for c in node.channel)
+            sku += f" ({tr('rule.channel', lang)}: {names})"
         count = _compare("rule.count", node.count or r.Compare("gte", 1), lang)
         text = tr("rule.event", lang, type=_events(node.type, lang), window=window, sku=sku)
         return Line(f"{text}: {count}")

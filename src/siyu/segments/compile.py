@@ -513,11 +513,17 @@ class _Compiler:
         return _flag(name, "lines")
 
     def event(self, rule: Event) -> _Compiled:
-        self._table("events", rule.path)
+        events = self._table("events", rule.path)
+        if rule.channel and "channel" not in events.schema():
+            raise ValidationError(f"{rule.path}.channel", "the events have no such column")
 
         def wanted(e: ir.Table) -> ir.BooleanValue:
             predicate = e.type == rule.type
-            return predicate & e.sku.isin(rule.sku) if rule.sku else predicate
+            if rule.sku:
+                predicate &= e.sku.isin(rule.sku)
+            if rule.channel:
+                predicate &= e.channel.isin(rule.channel)
+            return predicate
 
         chosen = self._window_and(rule.within_seconds, wanted)
         name = self.passes["events"].column(

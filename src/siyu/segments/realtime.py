@@ -230,7 +230,7 @@ def evaluate_members(
             tables["products"] = load_arrow(backend, products, "rt_products")
         if "events" in needs.tables:
             events = reader.table(
-                "SELECT x.member_id, x.type, x.occurred_at, x.sku FROM events x",
+                "SELECT x.member_id, x.type, x.occurred_at, x.sku, x.channel FROM events x",
                 {"member_id": pa.int64(), "occurred_at": TIME},
             )
             tables["events"] = load_arrow(backend, events, "rt_events")

@@ -111,14 +111,15 @@ class Bought:
 
 @dataclass(frozen=True)
 class Event:
-    """Members with events of `type` (optionally for one of `sku`) in the last
-    `within_seconds`, counted and compared; none given means count >= 1."""
+    """Members with events of `type` (optionally for one of `sku`, in one of `channel`) in
+    the last `within_seconds`, counted and compared; none given means count >= 1."""
 
     type: str
     within_seconds: int | None = None
     sku: tuple[str, ...] = ()
     count: Compare | None = None
     path: str = field(default="rule", compare=False)
+    channel: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,10 @@ def _bought(body: object, path: str, depth: int) -> Condition:
 
 def _event(body: object, path: str, depth: int) -> Condition:
     obj = _object(
-        body, path, {"type", "within_hours", "within_days", "sku", "count"}, required={"type"}
+        body,
+        path,
+        {"type", "within_hours", "within_days", "sku", "channel", "count"},
+        required={"type"},
     )
     hours = _optional(obj, "within_hours", path, _positive)
     days = _optional(obj, "within_days", path, _positive)
@@ -360,6 +364,7 @@ def _event(body: object, path: str, depth: int) -> Condition:
         _optional(obj, "sku", path, _strings) or (),
         _optional(obj, "count", path, _compare),
         path,
+        _optional(obj, "channel", path, _strings) or (),
     )
 
 

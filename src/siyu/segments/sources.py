@@ -125,7 +125,9 @@ def segment_tables(
         )
         tables["products"] = load_arrow(backend, products, "seg_products")
     if "events" in needs.tables:
-        tables["events"] = warehouse.events().select("member_id", "type", "occurred_at", "sku")
+        tables["events"] = warehouse.events().select(
+            "member_id", "type", "occurred_at", "sku", "channel"
+        )
     if "tags" in needs.tables:
         tables["tags"] = load_arrow(backend, read_tags(reader, needs.tags), "seg_tags")
     if "memberships" in needs.tables:
