@@ -1,5 +1,7 @@
-"""Automatic tags the warehouse computes: one Ibis expression per tag over the landed facts,
-so the same rule runs on DuckDB and on Spark with identical results.
+"""Automatic tags the warehouse computes: one Ibis expression per tag, so the same rule runs
+on DuckDB and on Spark with identical results. The expressions read per-member aggregates
+of the landed facts (`Facts`: three grouped passes, over the orders, the recent lines and a
+year of events, materialised once per refresh), not the facts themselves.
 
 Every expression returns (member_id int64, value string) for the active members it
 applies to; a member it does not apply to (no order in the window, no such event) is left
