@@ -34,8 +34,8 @@ def test_the_knee_found_is_the_generators(demo: DemoResult) -> None:
     assert [r["k"] for r in got["retention"]] == list(range(1, 9))
     for r in got["retention"]:
         assert r["rate"] == pytest.approx(r["retained"] / r["eligible"], abs=1e-6)
-    # and the analysis is timed on its own, and quick
-    assert got["timings"]["analyze"] < 10
+    # and the analysis is timed on its own (its speed is the benches' to measure)
+    assert {"analyze", "snapshot"} <= set(got["timings"])
 
 
 def test_the_curve_is_the_reference_on_the_stores_orders(demo: DemoResult) -> None:
