@@ -37,6 +37,20 @@ def preview(page: Any) -> tuple[int, dict[str, Any]]:
     return size, json.loads(page.locator("#rule-json").input_value())
 
 
+def save_list_as_segment(page: Any, url: str, link: str) -> tuple[int, int, dict[str, Any], str]:
+    """Open `url`, follow the count `link` to its member list, save the list as a segment:
+    the list's total, the builder's previewed size and rule, and the list's URL."""
+    page.goto(url)
+    page.locator(link).first.click()
+    page.wait_for_load_state("load")
+    listed_at = page.url
+    listed = int(page.locator("#list-summary").get_attribute("data-total"))
+    page.click("#save-as-segment")
+    page.wait_for_load_state("load")
+    size, rule = preview(page)
+    return listed, size, rule, listed_at
+
+
 @pytest.fixture(scope="module")
 def vip(brand: Brand) -> set[int]:
     """A manual tag on every 7th active member, and a segment of big spenders."""
@@ -363,37 +377,23 @@ def test_store_and_channel_counts_save_as_segments_of_the_members_they_counted(
     assert rule["rule"] == {"all": [{"orders": {"channel": ["tmall"], "count": {"gte": 1}}}]}
     assert size == listed > 0
     # given a store's home members: the members whose home store it is
-    page.goto(f"{brand.base}/console/stores")
-    page.click(f"#stores tr[data-store='{store}'] td[data-members] a")
-    page.wait_for_load_state("load")
-    listed = int(page.locator("#list-summary").get_attribute("data-total"))
-    page.click("#save-as-segment")
-    page.wait_for_load_state("load")
-    size, rule = preview(page)
+    link = f"#stores tr[data-store='{store}'] td[data-members] a"
+    listed, size, rule, _ = save_list_as_segment(page, f"{brand.base}/console/stores", link)
     home = {"attribute": "home_store_id", "op": "eq", "value": store}
     assert rule["rule"] == {"all": [home]}
     assert size == listed > 0
     # given a guide's sales: the members with an order the guide sold
     page.goto(f"{brand.base}/console/guides")
     guide = page.locator("#guides tr[data-guide]").first.get_attribute("data-guide")
-    page.click(f"#guides tr[data-guide='{guide}'] td[data-members] a")
-    page.wait_for_load_state("load")
-    listed = int(page.locator("#list-summary").get_attribute("data-total"))
-    page.click("#save-as-segment")
-    page.wait_for_load_state("load")
-    size, rule = preview(page)
+    link = f"#guides tr[data-guide='{guide}'] td[data-members] a"
+    listed, size, rule, _ = save_list_as_segment(page, f"{brand.base}/console/guides", link)
     assert rule["rule"] == {"all": [{"orders": {"guide_id": [guide], "count": {"gte": 1}}}]}
     assert size == listed > 0
     assert f"guide: {guide}" in page.locator("#rule-text").inner_text()
     # given a funnel step: the members with an event of the step in the channel
-    page.goto(f"{brand.base}/console/funnel")
-    page.locator("tr[data-step] td[data-members] a").first.click()
-    page.wait_for_load_state("load")
-    url = page.url
-    listed = int(page.locator("#list-summary").get_attribute("data-total"))
-    page.click("#save-as-segment")
-    page.wait_for_load_state("load")
-    size, rule = preview(page)
+    listed, size, rule, url = save_list_as_segment(
+        page, f"{brand.base}/console/funnel", "tr[data-step] td[data-members] a"
+    )
     ((condition,),) = rule["rule"].values()
     assert set(condition["event"]) == {"type", "channel"}
     assert f"step={condition['event']['type']}" in url
