@@ -67,8 +67,9 @@ create table orders as
     from read_parquet('{d}/orders.parquet') o
     join truth t on t.type = o.buyer_type and t.value = o.buyer_value
         and (t.type <> 'card' or t.brand_id = o.brand_id);
-create table order_lines as select order_id, sku, qty, amount_fen
-    from read_parquet('{d}/order_lines.parquet');
+create table order_lines as
+    select l.order_id, o.member_id, o.ordered_at, o.status, l.sku, l.qty, l.amount_fen
+    from read_parquet('{d}/order_lines.parquet') l join orders o using (order_id);
 create table products as select sku, category from read_csv('{d}/products.csv');
 create table stores as select store_id, city from read_csv('{d}/stores.csv');
 create table events as
@@ -88,7 +89,7 @@ def build(data: Path, warehouse: Path, copies: int) -> dict[str, int]:
         order = "t.order_id || '-' || r.i as order_id"
         copied = {
             "orders": f"{order}, {member}, t.* exclude (order_id, member_id)",
-            "order_lines": f"{order}, t.sku, t.qty, t.amount_fen",
+            "order_lines": f"{order}, {member}, t.* exclude (order_id, member_id)",
             "events": f"{member}, t.* exclude (member_id)",
             "members": f"{member}, t.status",
         }
@@ -128,9 +129,9 @@ def rules(top_category: str) -> dict[str, tuple[dict[str, Any], str]]:
         ),
         "bought_category": (
             {"bought": {"category": [top_category], "within_days": 180}},
-            f"""select distinct o.member_id from orders o join order_lines l using (order_id)
-                join products p using (sku) where o.{paid.replace("ordered_at", "o.ordered_at")}
-                and epoch(o.ordered_at) > $t - 180*86400 and p.category = '{top_category}'""",
+            f"""select distinct member_id from order_lines join products p using (sku)
+                where {paid} and epoch(ordered_at) > $t - 180*86400
+                and p.category = '{top_category}'""",
         ),
         "big_spenders_online": (
             {

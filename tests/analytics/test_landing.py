@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 from tests.analytics.store_brand import (
@@ -258,3 +259,97 @@ def test_bad_input_names_the_field_and_rule(brand: Store, tmp_path: Path) -> Non
         land(brand.engine, brand.group_id, tmp_path / "w.duckdb", tables=["payments"])
     with pytest.raises(ValidationError, match="batch_rows: must be >= 1"):
         land(brand.engine, brand.group_id, tmp_path / "w.duckdb", batch_rows=0)
+
+
+def _lines_against_orders(location: Path, group_id: str) -> tuple[list[Any], list[Any]]:
+    """Each landed line's (order, member, status, time) and its order's, as read through
+    `Warehouse.lines` and `Warehouse.orders` (both with the current member)."""
+    con = connect("duckdb")
+    try:
+        wh = open_warehouse(con, location, group_id)
+        lines = con.execute(
+            wh.lines().select("order_id", "member_id", "status", "ordered_at").order_by("order_id")
+        )
+        orders = con.execute(wh.orders().select("order_id", "member_id", "status", "ordered_at"))
+        by_order = {r[0]: tuple(r) for r in orders.itertuples(index=False)}
+        return [tuple(r) for r in lines.itertuples(index=False)], [
+            by_order[r.order_id] for r in lines.itertuples(index=False)
+        ]
+    finally:
+        con.disconnect()
+
+
+@pytest.mark.parametrize("fmt", ["duckdb", "parquet"])
+def test_lines_carry_their_orders_buyer_time_and_status_through_oneid(
+    brand: Store, vault: Vault, tmp_path: Path, fmt: str
+) -> None:
+    # given a landed warehouse, where the Tmall buyer T-1's order has a line
+    extra = tmp_path / "extra"
+    write(extra / "order_lines.csv", [line("O4", 1, 2_000)])
+    import_directory(brand.engine, vault, brand.group_id, extra, tmp_path / "rejects")
+    warehouse = tmp_path / ("siyu.duckdb" if fmt == "duckdb" else "lake")
+    land(brand.engine, brand.group_id, warehouse, fmt)
+    # then every line has its order's member, status and time
+    lines, orders = _lines_against_orders(warehouse, brand.group_id)
+    assert len(lines) == _store_counts(brand)["order_lines"] > 0
+    assert lines == orders
+    # when T-1 is tied to M1 and OneID runs again
+    before = dict((o[0], o[1]) for o in _warehouse_orders(warehouse, brand.group_id))
+    assert before["O4"] != before["O1"]
+    link = tmp_path / "link"
+    write(
+        link / "identities.csv",
+        [
+            {
+                "type": "card",
+                "value": "C001",
+                "scope": "B1",
+                "channel": "tmall",
+                "observed_at": "2024-03-10T10:00:00",
+                "verified": "true",
+                "linked_type": T1[0],
+                "linked_value": T1[1],
+            }
+        ],
+    )
+    import_directory(brand.engine, vault, brand.group_id, link, tmp_path / "rejects")
+    resolve_all(brand.engine, brand.group_id, DEFAULT_STRONG_TYPES)
+    again = land(brand.engine, brand.group_id, warehouse, fmt)
+    assert {t.table for t in again.tables if t.changed} == {"identities", "members"}
+    # then the lines, not landed again, follow their orders to the surviving member
+    lines, orders = _lines_against_orders(warehouse, brand.group_id)
+    assert lines == orders
+    assert {ln[1] for ln in lines if ln[0] == "O4"} == {before["O1"]}
+
+
+def test_a_table_landed_by_an_older_siyu_is_landed_again_whole(
+    brand: Store, tmp_path: Path
+) -> None:
+    # given a DuckDB and a Parquet warehouse whose order lines lack the orders' columns,
+    # as an older siyu landed them
+    duck, lake = tmp_path / "siyu.duckdb", tmp_path / "lake"
+    land(brand.engine, brand.group_id, duck)
+    land(brand.engine, brand.group_id, lake, "parquet")
+    old = ("buyer_identity_id", "member_id", "status", "ordered_at")
+    con = duckdb.connect(str(duck))
+    for column in old:
+        con.execute(f"ALTER TABLE order_lines DROP COLUMN {column}")
+    con.close()
+    for file in (lake / "order_lines" / brand.group_id).glob("*.parquet"):
+        pq.write_table(pq.read_table(file).drop_columns(list(old)), file)
+    # then reading it says what to do, naming the table and a missing column
+    for location in (duck, lake):
+        con = connect("duckdb")
+        with pytest.raises(ValidationError, match=r"order_lines has no column .* land it again"):
+            open_warehouse(con, location, brand.group_id)
+        con.disconnect()
+    # when each is landed again
+    for location, fmt in ((duck, "duckdb"), (lake, "parquet")):
+        report = {t.table: t for t in land(brand.engine, brand.group_id, location, fmt).tables}
+        # then the order lines are landed whole, and nothing else
+        lines = report["order_lines"]
+        in_store = _store_counts(brand)["order_lines"]
+        assert (lines.changed, lines.rows) == (lines.partitions, in_store)
+        assert {t for t, r in report.items() if r.rows} == {"order_lines"}
+        got, want = _lines_against_orders(location, brand.group_id)
+        assert got == want

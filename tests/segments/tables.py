@@ -30,6 +30,7 @@ SCHEMAS = {
         "brand_id": pa.string(),
         "channel": pa.string(),
     },
+    # as written by a test; `register` gives each line its order's member, time and status
     "order_lines": {"order_id": pa.string(), "sku": pa.string()},
     "products": {"sku": pa.string(), "category": pa.string()},
     "events": {
@@ -57,8 +58,25 @@ def arrow(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
 def register(
     con: BaseBackend, data: dict[str, list[tuple[Any, ...]]], prefix: str = "seg"
 ) -> SegmentTables:
-    """Every table of `data` (rows in SCHEMAS order) loaded into `con`."""
+    """Every table of `data` (rows in SCHEMAS order) loaded into `con`; the order lines
+    carry their order's member, time and status, as the warehouse lands them."""
     loaded = {
-        name: load_arrow(con, arrow(name, rows), f"{prefix}_{name}") for name, rows in data.items()
+        name: load_arrow(con, table, f"{prefix}_{name}")
+        for name, table in arrow_tables(data).items()
     }
     return SegmentTables(**loaded)
+
+
+def arrow_tables(data: dict[str, list[tuple[Any, ...]]]) -> dict[str, pa.Table]:
+    """Every table of `data` as Arrow, the order lines with their orders' columns."""
+    tables = {name: arrow(name, rows) for name, rows in data.items()}
+    if "order_lines" in tables:
+        tables["order_lines"] = with_orders(tables["order_lines"], tables["orders"])
+    return tables
+
+
+def with_orders(lines: pa.Table, orders: pa.Table) -> pa.Table:
+    """`lines` (order_id, sku, ...) with their order's member_id, ordered_at and status
+    (lines of an order not in `orders` are dropped, as the store's foreign key would)."""
+    wanted = orders.select(["order_id", "member_id", "ordered_at", "status"])
+    return lines.join(wanted, "order_id", join_type="inner")

@@ -302,6 +302,7 @@ def retail() -> dict[str, Any]:
 def retail_warehouse(con: BaseBackend, data: dict[str, Any]) -> Warehouse:
     o, ln = data["orders"], data["lines"]
     ordered = pa.array(o.ordered_at, pa.timestamp("us"))
+    of = ln[["order_id"]].merge(o[["order_id", "member_id", "status", "ordered_at"]], how="left")
     tables = {
         "orders": _landed(
             "orders",
@@ -328,6 +329,11 @@ def retail_warehouse(con: BaseBackend, data: dict[str, Any]) -> Warehouse:
                 "sku": ln.sku,
                 "qty": ln.qty,
                 "amount_fen": ln.amount_fen,
+                # each line with its order's buyer, time and status, as landing gives them
+                "member_id": of.member_id,
+                "buyer_identity_id": of.member_id,
+                "status": of.status,
+                "ordered_at": pa.array(of.ordered_at, pa.timestamp("us")),
             },
         ),
         "members": _landed(

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tests.analytics.data import shared_file
+from tests.segments.tables import with_orders
 
 from siyu.segments.compile import SegmentTables, compile_rule
 
@@ -44,6 +45,7 @@ def retail() -> tuple[pd.DataFrame, SegmentTables]:
     lines = pa.table(
         {"order_id": df.InvoiceNo.to_numpy(), "sku": df.StockCode.astype(str).to_numpy()}
     )
+    lines = with_orders(lines, orders)  # each line with its invoice's member, time and status
     first = invoices.groupby("member_id").ordered_at.min()
     members = pa.table(
         {

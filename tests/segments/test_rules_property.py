@@ -14,7 +14,7 @@ import ibis
 import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tests.segments.tables import arrow
+from tests.segments.tables import arrow, arrow_tables
 
 from siyu.segments.compile import SegmentTables, compile_rule
 
@@ -358,7 +358,7 @@ def test_compiled_rule_equals_the_reference(
 ) -> None:
     assume(depth(rule) <= 8)
     tables = SegmentTables(
-        **{name: ibis.memtable(arrow(name, rows)) for name, rows in data.items()}
+        **{name: ibis.memtable(table) for name, table in arrow_tables(data).items()}
     )
     got = CON.execute(compile_rule({"version": 1, "rule": rule}, tables, T))
     assert sorted(got.member_id) == sorted(Reference(data).select(rule)), rule

@@ -137,6 +137,7 @@ def land(
         # facts first: the snapshots landed after them then know every buyer they name
         for fact in (f for f in FACTS if f.name in chosen):
             t0 = time.perf_counter()
+            sink.drop_outdated(fact, group_id)
             in_store = reader.fact_counts(fact)
             landed = sink.fact_counts(fact, group_id, since_day)
             every = set(in_store) | set(landed)
@@ -160,6 +161,7 @@ def land(
             )
         for snap in (s for s in SNAPSHOTS if s.name in chosen):
             t0 = time.perf_counter()
+            sink.drop_outdated(snap, group_id)
             fingerprint = reader.fingerprint(snap)
             changed = full or fingerprint != sink.fingerprint(snap, group_id)
             rows = 0

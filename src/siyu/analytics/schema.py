@@ -52,6 +52,7 @@ def day_number(day: date) -> int:
 class Col:
     name: str
     kind: Kind
+    source: str | None = None  # the alias it is read from in the store, if not the fact's
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,13 @@ class Snapshot:
 
 
 def _cols(spec: str) -> tuple[Col, ...]:
-    """ "a b:int c:time" -> columns (text unless a kind is given)."""
+    """ "a b:int c:time o.d" -> columns (text unless a kind is given; `o.d` is read from
+    the source's alias `o`, not the fact's own)."""
     out = []
     for item in spec.split():
-        name, _, kind = item.partition(":")
-        out.append(Col(name, kind or "text"))  # type: ignore[arg-type]
+        ref, _, kind = item.partition(":")
+        source, _, name = ref.rpartition(".")
+        out.append(Col(name, kind or "text", source or None))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -117,7 +120,12 @@ FACTS: tuple[Fact, ...] = (
         "order_lines l JOIN orders o ON o.group_id = l.group_id AND o.order_id = l.order_id",
         "l",
         "o.ordered_at",
-        _cols("group_id order_id line_no:int sku qty:int unit_price_fen:int amount_fen:int"),
+        # a line carries its order's buyer, time and status, so what reads lines by member
+        # and time (segments' `bought`, the category tags) never joins the 82M orders back
+        _cols(
+            "group_id order_id line_no:int sku qty:int unit_price_fen:int amount_fen:int "
+            "o.buyer_identity_id:int o.member_id:int o.status o.ordered_at:time"
+        ),
     ),
     Fact(
         "refunds",

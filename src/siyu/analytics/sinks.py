@@ -2,7 +2,9 @@
 
 Both keep no separate bookkeeping that could drift from the data: what is landed is read
 back from the data itself (rows per day partition, the snapshot fingerprints), so a run
-interrupted anywhere is finished by the next one. A DuckDB sink replaces a table's changed
+interrupted anywhere is finished by the next one. A table whose columns are not the schema's
+(landed by an older siyu) is dropped and landed again whole, by the same rule: what is not
+there is landed. A DuckDB sink replaces a table's changed
 days in one transaction; a Parquet sink writes one file per table, group and day (and one
 per snapshot), each written aside and renamed into place.
 
@@ -42,6 +44,11 @@ Rows = Callable[[int], None]
 class Sink(Protocol):
     location: str
 
+    def drop_outdated(self, table: Fact | Snapshot, group_id: str) -> bool:
+        """Drop `table` (for `group_id`) when its columns are not the schema's: the landing
+        that follows then lands it whole. True when it was dropped."""
+        ...
+
     def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]: ...
 
     def replace_days(
@@ -76,10 +83,15 @@ def _fingerprint_sql(snap: Snapshot, relation: str) -> str:
     )
 
 
+def _duck_columns(table: Fact | Snapshot) -> list[tuple[str, str]]:
+    cols = [(c.name, DUCKDB[c.kind]) for c in table.columns]
+    return [*cols, (PARTITION, "DATE")] if isinstance(table, Fact) else cols
+
+
 def _ddl(table: Fact | Snapshot, name: str | None = None) -> str:
-    cols = [f'"{c.name}" {DUCKDB[c.kind]}' for c in table.columns]
+    cols = [f'"{n}" {kind}' for n, kind in _duck_columns(table)]
     if isinstance(table, Fact):
-        cols.append(f'"{PARTITION}" DATE NOT NULL')
+        cols[-1] += " NOT NULL"
     return f"CREATE TABLE IF NOT EXISTS {name or table.name} ({', '.join(cols)})"
 
 
@@ -106,6 +118,19 @@ class DuckDBSink:
             "CREATE TABLE IF NOT EXISTS land_runs (group_id VARCHAR, started_at TIMESTAMP, "
             "seconds DOUBLE, report VARCHAR)"
         )
+
+    def drop_outdated(self, table: Fact | Snapshot, group_id: str) -> bool:
+        found = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+            [table.name],
+        ).fetchall()
+        if [(n, t) for n, t in found] == _duck_columns(table):
+            return False
+        # one table holds every group: the others land it again on their next run too
+        self.con.execute(f"DROP TABLE IF EXISTS {table.name}")
+        self.con.execute(_ddl(table))
+        return True
 
     def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]:
         where = "" if since_day is None else f" AND {PARTITION} >= DATE '{day_of(since_day)}'"
@@ -201,6 +226,17 @@ class ParquetSink:
                 f"digit) to name a Parquet directory, got {group_id!r}",
             )
         return self.root / table / group_id
+
+    def drop_outdated(self, table: Fact | Snapshot, group_id: str) -> bool:
+        folder = self._dir(table.name, group_id)
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        wanted = table.schema().names
+        # every file of a landing has the same columns: a stale one is stale throughout,
+        # but one file of each kind is read in case a run was stopped between them
+        if all(pq.read_schema(f).names == wanted for f in files[:1] + files[-1:]):
+            return False
+        shutil.rmtree(folder)
+        return True
 
     def fact_counts(self, fact: Fact, group_id: str, since_day: int | None) -> dict[int, int]:
         counts: dict[int, int] = {}

@@ -75,7 +75,7 @@ class StoreReader:
         if not days:
             return
         day = self._day(fact.time)
-        select = ", ".join([*(self._column(fact.alias, c) for c in fact.columns), day])
+        select = ", ".join([*(self._column(c.source or fact.alias, c) for c in fact.columns), day])
         sql = f"SELECT {select} FROM {fact.source} WHERE {self._scope(fact)}"
         if not every_day:
             ranges = " OR ".join(

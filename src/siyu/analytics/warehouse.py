@@ -44,6 +44,11 @@ class Warehouse:
         """Orders with `member_id` = the buyer identity's current member."""
         return self._current(self.tables["orders"], "buyer_identity_id")
 
+    def lines(self) -> ir.Table:
+        """Order lines with `member_id` = the buyer identity's current member (each line
+        carries its order's buyer, `ordered_at` and `status`)."""
+        return self._current(self.tables["order_lines"], "buyer_identity_id")
+
     def events(self) -> ir.Table:
         """Events with `member_id` = the identity's current member."""
         return self._current(self.tables["events"], "identity_id")
@@ -134,6 +139,14 @@ def open_warehouse(con: BaseBackend, location: Path, group_id: str) -> Warehouse
                     "(`siyu warehouse land` makes one)",
                 ) from exc
             tables[spec.name] = table.filter(table.group_id == group_id)
+    for spec in ALL:
+        missing = [c for c in spec.schema().names if c not in tables[spec.name].columns]
+        if missing:
+            raise ValidationError(
+                "warehouse",
+                f"{location}'s {spec.name} has no column {missing[0]!r}: it was landed by an "
+                "older siyu; land it again (`siyu warehouse land`), which lands that table whole",
+            )
     return Warehouse(con, group_id, str(location), tables)
 
 

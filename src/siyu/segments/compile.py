@@ -28,7 +28,8 @@ Tables (`SegmentTables`), any of them None when no rule needs it:
   registered_at, ...)
 - orders: order_id, member_id, ordered_at, amount_fen, status?, brand_id?, channel?, store_id?,
   guide_id?
-- order_lines: order_id, sku; products: sku, category
+- order_lines: member_id, ordered_at, status?, sku (each line with its order's member, time
+  and status, as `Warehouse.lines` lands them); products: sku, category
 - events: member_id, type, occurred_at, sku
 - memberships: segment, member_id (nested segments)
 - tags: tag, member_id, value (the tags a rule names; `segments.sources` loads them)
@@ -289,8 +290,12 @@ class _Compiler:
         found = self.passes["lines"]
         if not found.columns:
             return None
-        orders = self._timed(self._paid_orders("rule"), "ordered_at", found.widest())
-        lines = self._table("order_lines", "rule").select("order_id", "sku")
+        # a line carries its order's member, time and status: no join back to the orders
+        lines = self._table("order_lines", "rule")
+        if "status" in lines.schema():
+            lines = lines.filter(lines.status.isnull() | (lines.status != "cancelled"))
+        lines = self._timed(lines, "ordered_at", found.widest())
+        lines = lines.select("member_id", "ts", "sku")
         if self.categories:
             products = self._table("products", "rule")
             products = products.filter(products.category.isin(sorted(self.categories)))
@@ -298,14 +303,13 @@ class _Compiler:
             # with no SKU named, only the categories' lines are wanted: an inner join
             join = lines.left_join if self.skus else lines.join
             lines = join(products, lines.sku == products.p_sku).select(
-                "order_id", "sku", "category"
+                "member_id", "ts", "sku", "category"
             )
         else:
             lines = lines.mutate(category=ibis.null("string"))
         if self.skus:  # only the lines some condition wants
             lines = lines.filter(lines.sku.isin(sorted(self.skus)) | lines.category.notnull())
-        joined = orders.select("order_id", "member_id", "ts").join(lines, "order_id")
-        return found.group(joined)
+        return found.group(lines)
 
     def _events_pass(self) -> ir.Table | None:
         found = self.passes["events"]

@@ -215,9 +215,9 @@ def evaluate_members(
             tables["orders"] = load_arrow(backend, orders, "rt_orders")
         if "order_lines" in needs.tables:
             lines = reader.table(
-                "SELECT l.order_id, l.sku FROM orders x JOIN order_lines l "
-                "ON l.group_id = x.group_id AND l.order_id = x.order_id",
-                {},
+                "SELECT x.member_id, x.ordered_at, x.status, l.sku FROM orders x "
+                "JOIN order_lines l ON l.group_id = x.group_id AND l.order_id = x.order_id",
+                {"member_id": pa.int64(), "ordered_at": TIME},
             )
             tables["order_lines"] = load_arrow(backend, lines, "rt_lines")
         if "products" in needs.tables:

@@ -46,8 +46,8 @@ def in_sample(member_id: ir.IntegerValue, bucket: int = 0) -> ir.BooleanValue:
 
 
 def sampled(tables: SegmentTables, bucket: int = 0) -> SegmentTables:
-    """`tables` with every per-member table cut to the sample (products and order lines
-    are reached through the sampled orders)."""
+    """`tables` with every per-member table cut to the sample (products are reached
+    through the sampled lines)."""
 
     def cut(table: ir.Table | None) -> ir.Table | None:
         return None if table is None else table.filter(in_sample(table.member_id, bucket))
@@ -56,6 +56,7 @@ def sampled(tables: SegmentTables, bucket: int = 0) -> SegmentTables:
         tables,
         members=tables.members.filter(in_sample(tables.members.member_id, bucket)),
         orders=cut(tables.orders),
+        order_lines=cut(tables.order_lines),
         events=cut(tables.events),
         memberships=cut(tables.memberships),
         tags=cut(tables.tags),

@@ -118,7 +118,8 @@ def segment_tables(
     if "orders" in needs.tables:
         tables["orders"] = warehouse.purchases()
     if "order_lines" in needs.tables:
-        tables["order_lines"] = warehouse.table("order_lines").select("order_id", "sku")
+        lines = warehouse.lines()
+        tables["order_lines"] = lines.select("member_id", "ordered_at", "status", "sku")
     if "products" in needs.tables:
         products = _read(
             reader, "products x", [("x", Col("sku", "text")), ("x", Col("category", "text"))]

@@ -88,7 +88,7 @@ def facts(
     return facts_of(
         wh.members(),
         wh.orders(),
-        wh.table("order_lines"),
+        wh.lines(),
         wh.events(),
         products,
         stores,
@@ -109,7 +109,8 @@ def facts_of(
 ) -> Facts:
     """The facts from the tables themselves: `members` (member_id, the active ones),
     `orders` (order_id member_id status ordered_at channel store_id brand_id discount_fen
-    paid_fen), `lines` (order_id sku qty amount_fen), `events` (member_id type
+    paid_fen), `lines` (member_id status ordered_at sku qty amount_fen: each line with its
+    order's member, status and time, as `Warehouse.lines` gives them), `events` (member_id type
     occurred_at)."""
     t = epoch(as_of)
     recent = t - PREFERENCE_DAYS * DAY
@@ -127,11 +128,13 @@ def facts_of(
         paid=o.paid_fen.sum(where=in_year),
         d=o.count(where=in_year & (o.discount_fen > 0)),
     )
-    # the recent orders' lines: a plain cut of the stored time first, as for the events
-    year = _orders(raw, as_of, PREFERENCE_DAYS).semi_join(active, "member_id")
-    year = year.filter(year.at > recent).select("order_id", "member_id", "at")
-    lines = lines.select("order_id", "sku", "qty", "amount_fen")
-    lines = lines.join(year, "order_id").left_join(products.select("sku", "category"), "sku")
+    # the recent lines, each with its order's member, time and status (no join back to
+    # the orders): a plain cut of the stored time first, as for the events
+    lines = lines.filter((lines.status != "cancelled") & lines.member_id.notnull())
+    lines = _timed(lines, as_of, PREFERENCE_DAYS)
+    lines = lines.filter(lines.at > recent).semi_join(active, "member_id")
+    lines = lines.select("member_id", "sku", "qty", "amount_fen", "at")
+    lines = lines.left_join(products.select("sku", "category"), "sku")
     bought = lines.qty > 0
     categories = lines.group_by(["member_id", "category"]).aggregate(
         n=lines.amount_fen.sum(),
@@ -158,15 +161,9 @@ def facts_of(
 
 def _orders(raw: ir.Table, as_of: datetime, days: int | None = None) -> ir.Table:
     """The orders at or before `as_of` (within `days` of it, to a day's margin, when
-    given), with their time in whole epoch seconds as `at`. A plain comparison of the
-    stored time (a day wide, so never narrower) cuts rows before the epoch of each."""
-    naive = as_of.replace(tzinfo=None) if as_of.tzinfo is None else None
-    if naive is not None:
-        cut = raw.ordered_at < ibis.timestamp(naive + timedelta(days=1))
-        if days is not None:
-            cut &= raw.ordered_at > ibis.timestamp(naive - timedelta(days=days + 1))
-        raw = raw.filter(cut)
-    o = raw.select(
+    given), with their time in whole epoch seconds as `at`."""
+    o = _timed(raw, as_of, days)
+    return o.select(
         "order_id",
         "member_id",
         "channel",
@@ -174,8 +171,22 @@ def _orders(raw: ir.Table, as_of: datetime, days: int | None = None) -> ir.Table
         "brand_id",
         "discount_fen",
         "paid_fen",
-        at=epoch_seconds(raw.ordered_at),
+        "at",
     )
+
+
+def _timed(raw: ir.Table, as_of: datetime, days: int | None = None) -> ir.Table:
+    """Rows of orders or lines (by their `ordered_at`) at or before `as_of`, within `days`
+    of it to a day's margin when given, with `at` in whole epoch seconds. A plain
+    comparison of the stored time (a day wide, so never narrower) cuts rows before the
+    epoch of each."""
+    naive = as_of.replace(tzinfo=None) if as_of.tzinfo is None else None
+    if naive is not None:
+        cut = raw.ordered_at < ibis.timestamp(naive + timedelta(days=1))
+        if days is not None:
+            cut &= raw.ordered_at > ibis.timestamp(naive - timedelta(days=days + 1))
+        raw = raw.filter(cut)
+    o = raw.mutate(at=epoch_seconds(raw.ordered_at))
     return o.filter(o.at <= epoch(as_of))
 
 
