@@ -613,7 +613,7 @@ def test_siyu_tags_refresh_prints_a_line_per_tag(tmp_path: Path) -> None:
     assert "only" in bad.output
 
 
-def test_every_automatic_tag_is_documented_with_its_window() -> None:
+def test_every_automatic_tag_is_documented_with_its_rule_and_window() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "segments.md").read_text(encoding="utf-8")
     section = docs[docs.index("# Automatic tags") :]
     rows = {
@@ -622,6 +622,9 @@ def test_every_automatic_tag_is_documented_with_its_window() -> None:
         if "`auto." in line[:8]
     }
     assert sorted(rows) == sorted(t.slug for t in CATALOGUE)
+    # each row says the rule the console shows (the docs mark a value's code in backticks)
+    for tag in CATALOGUE:
+        assert tag.rule in rows[tag.slug].replace("`", ""), tag.slug
     for tag in WAREHOUSE_TAGS:
         window = "all data" if tag.window_days is None else f"{tag.window_days} days"
         assert rows[tag.slug].rstrip(" |").endswith(window), tag.slug

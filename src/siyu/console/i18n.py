@@ -10,6 +10,7 @@ from typing import Any
 
 from siyu.channels import registry as channels
 from siyu.console.i18n_segments import SEGMENT_STRINGS
+from siyu.console.i18n_tag_values import TAG_VALUE_STRINGS
 
 LANGS = ("zh", "en")
 
@@ -609,6 +610,7 @@ STRINGS: dict[str, tuple[str, str]] = {
 }
 
 STRINGS.update(SEGMENT_STRINGS)  # the segment, builder and tag pages' words
+STRINGS.update(TAG_VALUE_STRINGS)  # automatic tags' values
 
 
 def tr(key: str, lang: str, **values: Any) -> str:

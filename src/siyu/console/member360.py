@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from siyu.analytics.queries import MEMBER_STAGE
 from siyu.auth.principal import Principal
 from siyu.console.i18n import channel_label, fmt_cny, fmt_int, label, stage_label, tier_label, tr
+from siyu.console.tag_values import tag_rule, tag_value, value_names
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
 from siyu.identity.queries import MEMBER_MERGES
 from siyu.ledger.models import ASSETS, POINTS
@@ -176,7 +177,8 @@ class HeldTag:
     value: str | None
     set_by: str
     since: datetime
-    rule: str | None  # an automatic tag's rule, as its definition states it
+    rule: str | None  # an automatic tag's rule in the page's language, as defined
+    shown: str = "-"  # the value as people read it (`tag_values.tag_value`)
 
 
 @dataclass
@@ -245,6 +247,7 @@ def load_groups(
 
             def held(limit: int, offset: int) -> tuple[int, list[Any]]:
                 total, rows = tag_service.member_tag_page(conn, group, member_id, limit, offset)
+                names = value_names(conn, group, ((h.slug, h.value) for h in rows))
                 return total, [
                     HeldTag(
                         h.slug,
@@ -253,9 +256,8 @@ def load_groups(
                         h.value,
                         h.set_by,
                         stored_time(h.set_at),
-                        h.definition.get("rule")
-                        if h.kind == "automatic" and isinstance(h.definition, dict)
-                        else None,
+                        tag_rule(h.definition, lang) if h.kind == "automatic" else None,
+                        tag_value(h.slug, h.value, lang, names),
                     )
                     for h in rows
                 ]

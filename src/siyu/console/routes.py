@@ -316,7 +316,6 @@ async def member_page(member_id: int, request: Request) -> Response:
         behaviour=lambda code: behaviour_label(code, ctx.lang),
         tags_link=paging("tags_page", "tags"),
         segments_link=paging("segments_page", "segments"),
-        tag_value=lambda slug, value: tag_pages.tag_value(slug, value, ctx.lang),
         set_by=lambda by: tag_pages.set_by(by, ctx.t),
         masked=not ctx.who.sees_personal_data,
         is_admin=ctx.who.role == Role.ADMIN,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from siyu.console.i18n import STRINGS, channel_label, fmt_cny, fmt_int, label, stage_label, tr
+from siyu.console.tag_values import tag_value
 from siyu.segments import rules as r
 
 # attributes a rule may name (docs/segments.md) whose values are codes with labels
@@ -145,6 +146,7 @@ def _line(node: r.Condition, lang: str) -> Line:
     if isinstance(node, r.Segment):
         return Line(tr("rule.segment", lang, slug=node.slug))
     if isinstance(node, r.Tag):
-        held = f" ({', '.join(node.values)})" if node.values else ""
+        shown = [tag_value(node.slug, v, lang) for v in node.values or ()]
+        held = f" ({', '.join(shown)})" if shown else ""
         return Line(tr("rule.tag", lang, slug=node.slug, values=held))
     raise AssertionError(f"no sentence for {type(node).__name__}")  # pragma: no cover

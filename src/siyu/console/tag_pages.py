@@ -20,9 +20,10 @@ from fastapi.responses import Response, StreamingResponse
 
 from siyu.auth.principal import Principal, Role
 from siyu.auth.scope import member_in_scope
-from siyu.console.i18n import STRINGS, channel_label, label, stage_label
+from siyu.console.i18n import STRINGS
 from siyu.console.segment_pages import page_number, read
 from siyu.console.session import CSRF_COOKIE, csrf_ok
+from siyu.console.tag_values import Names, tag_rule, tag_value, value_names
 from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
 from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.segments import lists
@@ -62,24 +63,6 @@ def set_by(by: str, t: Any) -> str:
     if by == "system":
         return str(t("tag.by_system"))
     return by
-
-
-# automatic tags whose values are codes with labels (segments.automatic.catalogue)
-_VALUE_LABELS = {"auto.stage": "stage", "auto.rfm": "segment", "auto.preferred_channel": "channel"}
-
-
-def tag_value(slug: str, value: str | None, lang: str) -> str:
-    """A tag's value as people read it: a stage, an RFM segment, a channel by its label."""
-    kind = _VALUE_LABELS.get(slug)
-    if value is None or value == "":
-        return "-"
-    if kind == "stage":
-        return stage_label(value, lang)
-    if kind == "channel":
-        return channel_label(value, lang)
-    if kind is not None:
-        return label(kind, value, lang)
-    return value
 
 
 def guide_of(who: Principal) -> str | None:
@@ -190,6 +173,13 @@ async def show_tag(
             if ids
             else {}
         )
+    shown = [*(h.value for h in held.values()), *(c.value for c in changes)]
+
+    def names() -> Names:
+        with ctx.svc.engine.connect() as conn:
+            return value_names(conn, who.group_id, ((tag.slug, v) for v in shown))
+
+    named = await run_in_threadpool(names)
     base = f"/console/tags/{tag.slug}"
 
     def link(**change: Any) -> str:
@@ -214,6 +204,8 @@ async def show_tag(
         sort_link=sort_link,
         csv_url=f"{base}/members.csv?{urlencode(csv_query)}",
         by=lambda value: set_by(value, ctx.t),
+        value=lambda value: tag_value(tag.slug, value, ctx.lang, named),
+        rule=tag_rule(tag.definition, ctx.lang),
         masked=not who.sees_personal_data,
         may_edit=who.may("tags:define") and tag.kind in DEFINABLE_KINDS,
         form=values or edit_values(tag),
