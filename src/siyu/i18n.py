@@ -17,6 +17,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Settling points, stored value and stock",
     },
     "step.snapshot": {"zh": "计算运营看板数据", "en": "Computing the console's figures"},
+    "step.tags": {"zh": "计算自动标签", "en": "Computing the automatic tags"},
+    # the timings table's other rows (parts of a step, timed on their own)
+    "step.evaluate_strong": {
+        "zh": "评估（仅确定性合并）",
+        "en": "Evaluating (deterministic merges only)",
+    },
+    "step.analyze": {"zh": "留存拐点与生命周期", "en": "Retention knee and lifecycle stages"},
+    "table.automatic_tags": {"zh": "自动标签（持有会员数）", "en": "Automatic tags (members)"},
+    "col.tag": {"zh": "标签", "en": "Tag"},
     "table.channels": {"zh": "各渠道订单", "en": "Orders by channel"},
     "table.identities": {"zh": "身份类型", "en": "Identities by type"},
     "table.per_member": {"zh": "每位会员的身份数", "en": "Identities per member"},

@@ -32,6 +32,7 @@ from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger import program
 from siyu.ledger.models import ASSETS, POSTING_KINDS, TIER_REASONS
 from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
+from siyu.segments.automatic.catalogue import CATALOGUE
 from siyu.segments.derived import MERGED, MULTICHANNEL, ONLINE_OFFLINE
 from siyu.segments.models import REFRESHES, SEGMENT_REFRESHES, TAG_KINDS
 
@@ -248,7 +249,13 @@ def first_member(page: Any, base: str, path: str) -> str:
 def test_no_page_shows_a_code_without_its_label(brand: Brand, page: Any, lang: str) -> None:
     # given the codes of every code table, the brand's tier codes and their names
     tiers = program.tier_rules(brand.engine, brand.group).tiers
-    scanner = Scanner(lang, known_codes(t.code for t in tiers), [t.name for t in tiers])
+    # and the automatic tags' own words: slugs (shown as ids), names and rules in words
+    auto = [
+        (a.slug, a.name_zh, a.rule_zh) if lang == "zh" else (a.slug, a.name_en, a.rule)
+        for a in CATALOGUE
+    ]
+    words = [t.name for t in tiers] + [w for tag in auto for w in tag]
+    scanner = Scanner(lang, known_codes(t.code for t in tiers), words)
     members = rich_members(brand)
     stages = [r[0] for r in brand.all("SELECT DISTINCT stage FROM member_stages")]
     bad: dict[str, Any] = {}

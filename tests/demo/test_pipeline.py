@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from siyu.config import Settings
 from siyu.demo.pipeline import run_demo
+from siyu.segments.automatic.catalogue import CATALOGUE
 
 
 def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> None:
@@ -51,6 +53,24 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     # and every imported row is accounted for
     for counts in result["imports"].values():
         assert counts["read"] == counts["accepted"] + counts["rejected"]
+    # and every automatic tag was computed and written back: the store holds as many
+    # members of each as the demo reports, and the common ones are held by someone
+    tags = result["automatic_tags"]
+    assert set(tags) == {a.slug for a in CATALOGUE}
+    store = sqlite3.connect(result["database_url"].split("///", 1)[1])
+    try:
+        held = dict(
+            store.execute(
+                "SELECT t.slug, COUNT(mt.member_id) FROM tags t LEFT JOIN member_tags mt "
+                "ON mt.tag_id = t.tag_id WHERE t.group_id = 'demo-5' AND t.kind = "
+                "'automatic' GROUP BY t.slug"
+            ).fetchall()
+        )
+    finally:
+        store.close()
+    assert held == tags
+    for slug in ("auto.stage", "auto.preferred_channel", "auto.customer", "auto.recency"):
+        assert 0 < tags[slug] <= result["members"], (slug, tags[slug])
 
 
 def test_demo_is_repeatable_with_the_same_seed(tmp_path: Path) -> None:

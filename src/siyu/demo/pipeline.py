@@ -32,6 +32,7 @@ from siyu.identity.resolve import ResolveReport
 from siyu.identity.service import resolve_all
 from siyu.importer.service import ImportReport, ensure_group, import_directory
 from siyu.privacy import Vault
+from siyu.segments.automatic.refresh import refresh_from_location
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
 from siyu.store.secret import bind_secret, check_fingerprint
@@ -88,6 +89,7 @@ class DemoResult:
     lifecycle: Lifecycle | None = None
     group_id: str = ""
     snapshot_kinds: list[str] = field(default_factory=list)  # what the console can show
+    automatic_tags: dict[str, int] = field(default_factory=dict)  # slug -> members holding it
     # the settings the demo ran on: its store and that store's secret (never printed)
     settings: Settings = field(default_factory=Settings)
     # OneID's quality before the probabilistic pass, and what the pass did
@@ -153,6 +155,7 @@ class DemoResult:
             "group": self.group_id,
             "secret": self.settings.secret_origin,
             "snapshot": self.snapshot_kinds,
+            "automatic_tags": self.automatic_tags,
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
@@ -238,11 +241,19 @@ def run_demo(
     step("snapshot")
     kinds = _snapshot(engine, group, warehouse, lifecycle)
     lap("snapshot", started)
+
+    # the automatic tags, computed in the warehouse the snapshot landed and written back,
+    # so Member 360 and the tag pages show who is who (and why) from the first visit
+    started = time.perf_counter()
+    step("tags")
+    tags = refresh_from_location(engine, warehouse, group)
+    lap("tags", started)
     result = DemoResult(database_url, str(data_dir), quality, resolved, imports, timings)
     result.deterministic, result.matched = deterministic, matched
     result.lifecycle = lifecycle
     result.group_id = group
     result.snapshot_kinds = kinds
+    result.automatic_tags = {t.slug: t.size for t in tags.tags}
     result.settings = replace(settings, group_id=group, warehouse=str(warehouse))
     _summaries(engine, group, result)
     engine.dispose()

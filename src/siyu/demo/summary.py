@@ -10,7 +10,8 @@ from rich.table import Table
 
 from siyu.config import Settings
 from siyu.demo.pipeline import DemoResult, Lifecycle
-from siyu.i18n import t
+from siyu.i18n import MESSAGES, t
+from siyu.segments.automatic.catalogue import CATALOGUE
 
 BAR = 30  # characters of a 100% rate
 
@@ -89,10 +90,14 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
 
     if result.lifecycle is not None:
         print_lifecycle(out, result.lifecycle, lang)
+    if result.automatic_tags:
+        print_automatic_tags(out, result.automatic_tags, lang)
 
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
-        tab.add_row(step, f"{seconds:.2f}")
+        tab.add_row(
+            t(f"step.{step}", lang) if f"step.{step}" in MESSAGES else step, f"{seconds:.2f}"
+        )
     out.print(tab)
     out.print(t("demo.done", lang, seconds=result.seconds, db=result.database_url))
 
@@ -192,3 +197,12 @@ def print_console(
     out.print(t("demo.console_url", lang, url=url), soft_wrap=True)
     print_keys(out, keys, lang)
     out.print(t("demo.console_stop", lang))
+
+
+def print_automatic_tags(out: Console, holders: dict[str, int], lang: str) -> None:
+    """How many members hold each automatic tag, by the tag's name in `lang`."""
+    names = {a.slug: a.name_zh if lang == "zh" else a.name_en for a in CATALOGUE}
+    tab = _table(t("table.automatic_tags", lang), t("col.tag", lang), t("col.members", lang))
+    for slug, size in holders.items():
+        tab.add_row(names.get(slug, slug), f"{size:,}")
+    out.print(tab)
