@@ -160,15 +160,8 @@ def test_new_and_back_filled_days_land_and_nothing_else(
     assert land(brand.engine, brand.group_id, warehouse).rows == 0
 
 
-def test_orders_follow_oneid_after_a_re_resolution(
-    brand: Store, vault: Vault, tmp_path: Path
-) -> None:
-    # given a landed warehouse where the Tmall buyer T-1 is a member of its own
-    warehouse = tmp_path / "siyu.duckdb"
-    land(brand.engine, brand.group_id, warehouse)
-    before = dict((o[0], o[1]) for o in _warehouse_orders(warehouse, brand.group_id))
-    assert before["O4"] != before["O1"]
-    # when an identity link ties T-1 to M1's card and OneID runs again
+def tie_tmall_buyer_to_m1(brand: Store, vault: Vault, tmp_path: Path) -> None:
+    """Import a link of the Tmall buyer T-1 to M1's card and run OneID again."""
     link = tmp_path / "link"
     write(
         link / "identities.csv",
@@ -187,6 +180,18 @@ def test_orders_follow_oneid_after_a_re_resolution(
     )
     import_directory(brand.engine, vault, brand.group_id, link, tmp_path / "rejects")
     resolve_all(brand.engine, brand.group_id, DEFAULT_STRONG_TYPES)
+
+
+def test_orders_follow_oneid_after_a_re_resolution(
+    brand: Store, vault: Vault, tmp_path: Path
+) -> None:
+    # given a landed warehouse where the Tmall buyer T-1 is a member of its own
+    warehouse = tmp_path / "siyu.duckdb"
+    land(brand.engine, brand.group_id, warehouse)
+    before = dict((o[0], o[1]) for o in _warehouse_orders(warehouse, brand.group_id))
+    assert before["O4"] != before["O1"]
+    # when an identity link ties T-1 to M1's card and OneID runs again
+    tie_tmall_buyer_to_m1(brand, vault, tmp_path)
     again = land(brand.engine, brand.group_id, warehouse)
     # then no fact is landed again, only the identities and members snapshots
     changed = {t.table for t in again.tables if t.changed}
@@ -296,24 +301,7 @@ def test_lines_carry_their_orders_buyer_time_and_status_through_oneid(
     # when T-1 is tied to M1 and OneID runs again
     before = dict((o[0], o[1]) for o in _warehouse_orders(warehouse, brand.group_id))
     assert before["O4"] != before["O1"]
-    link = tmp_path / "link"
-    write(
-        link / "identities.csv",
-        [
-            {
-                "type": "card",
-                "value": "C001",
-                "scope": "B1",
-                "channel": "tmall",
-                "observed_at": "2024-03-10T10:00:00",
-                "verified": "true",
-                "linked_type": T1[0],
-                "linked_value": T1[1],
-            }
-        ],
-    )
-    import_directory(brand.engine, vault, brand.group_id, link, tmp_path / "rejects")
-    resolve_all(brand.engine, brand.group_id, DEFAULT_STRONG_TYPES)
+    tie_tmall_buyer_to_m1(brand, vault, tmp_path)
     again = land(brand.engine, brand.group_id, warehouse, fmt)
     assert {t.table for t in again.tables if t.changed} == {"identities", "members"}
     # then the lines, not landed again, follow their orders to the surviving member
