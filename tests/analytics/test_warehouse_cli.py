@@ -79,6 +79,9 @@ def test_land_then_stages_written_back(env: dict[str, str], tmp_path: Path) -> N
         "latest_day": "2024-03-05",
     }
     assert state["last_run"]["rows"] == 0
+    # no identity has moved since its facts were landed: none is looked up
+    assert state["identity_moves"] == 0
+    assert second["identity_moves"]["how"] == "incremental"
     # when stages are computed from the warehouse with a given knee
     out = tmp_path / "stages.csv"
     got = payload(

@@ -17,7 +17,9 @@ small beside the facts and landed whole whenever their fingerprint (rows, max id
 checksum of member, times and flags) differs. Facts keep the buyer's identity, and the
 warehouse readers join it to the identity's current member at query time
 (`warehouse.Warehouse.orders`), so a re-resolution is one snapshot, not a rewrite of
-every order.
+every order. Each run ends by bringing the identity moves up to date (`moves`): the few
+identities whose facts may name another member than the snapshot's, which is all the
+readers then need to join.
 """
 
 from __future__ import annotations
@@ -67,12 +69,31 @@ class TableLanding:
         return out
 
 
+@dataclass(frozen=True)
+class MovesUpdate:
+    """How a run brought the identity moves up to date."""
+
+    how: Literal["incremental", "full"]
+    looked_up: int  # moved identities the readers look up (Parquet)
+    rewritten: int  # fact rows given their identity's new member in place (DuckDB)
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "how": self.how,
+            "looked_up": self.looked_up,
+            "rewritten": self.rewritten,
+            "seconds": round(self.seconds, 3),
+        }
+
+
 @dataclass
 class LandReport:
     warehouse: str
     format: Format
     group_id: str
     tables: list[TableLanding] = field(default_factory=list)
+    moves: MovesUpdate | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
     seconds: float = 0.0
 
@@ -89,6 +110,7 @@ class LandReport:
             "seconds": round(self.seconds, 3),
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "tables": {t.table: t.to_json() for t in self.tables},
+            "identity_moves": None if self.moves is None else self.moves.to_json(),
         }
 
 
@@ -134,9 +156,11 @@ def land(
     report = LandReport(sink.location, "parquet" if fmt == "parquet" else "duckdb", group_id)
     tick = progress or (lambda _table, _total: lambda _rows: None)
     try:
+        moves = _MovesKeeper(sink, group_id, rebuild=full)
         # facts first: the snapshots landed after them then know every buyer they name
         for fact in (f for f in FACTS if f.name in chosen):
             t0 = time.perf_counter()
+            # a table landed again whole: its every day is checked as landed this run
             sink.drop_outdated(fact, group_id)
             in_store = reader.fact_counts(fact)
             landed = sink.fact_counts(fact, group_id, since_day)
@@ -145,6 +169,7 @@ def land(
             advance = tick(fact.name, sum(in_store.get(d, 0) for d in days))
             rows = 0
             if days:
+                moves.days[fact.name] = days
                 batches = reader.fact_rows(fact, days, batch_rows, days >= set(in_store))
                 rows = sink.replace_days(fact, group_id, days, batches, advance)
             latest = day_of(max(in_store)).isoformat() if in_store else None
@@ -161,11 +186,14 @@ def land(
             )
         for snap in (s for s in SNAPSHOTS if s.name in chosen):
             t0 = time.perf_counter()
-            sink.drop_outdated(snap, group_id)
+            if sink.drop_outdated(snap, group_id) and snap.name == "identities":
+                moves.rebuild = True  # the snapshot before this run is gone
             fingerprint = reader.fingerprint(snap)
             changed = full or fingerprint != sink.fingerprint(snap, group_id)
             rows = 0
             if changed:
+                if snap.name == "identities":
+                    moves.keep_previous()
                 advance = tick(snap.name, fingerprint[0])
                 rows = sink.replace_snapshot(
                     snap, group_id, reader.snapshot_rows(snap, batch_rows), advance
@@ -173,8 +201,34 @@ def land(
             report.tables.append(
                 TableLanding(snap.name, "snapshot", 1, int(changed), rows, time.perf_counter() - t0)
             )
+        report.moves = moves.update()
         report.seconds = time.perf_counter() - started
         sink.record_run(group_id, report.to_json())
     finally:
         sink.close()
     return report
+
+
+class _MovesKeeper:
+    """Keeps the identity moves true through one landing run (`moves`): invalidated before
+    the run changes anything, written after its last change, incrementally when the run
+    started from valid moves (a run that lands nothing rewrites them from themselves)."""
+
+    def __init__(self, sink: Sink, group_id: str, rebuild: bool) -> None:
+        self.sink, self.group_id = sink, group_id
+        # from every fact: when the moves are not valid, and on a full landing, where it
+        # also forgets identities whose facts were all landed again since they moved
+        self.rebuild = rebuild or not sink.moves_valid(group_id)
+        self.days: dict[str, set[int]] = {}
+        sink.invalidate_moves(group_id)
+
+    def keep_previous(self) -> None:
+        if not self.rebuild:
+            self.sink.keep_previous_identities(self.group_id)
+
+    def update(self) -> MovesUpdate:
+        t0 = time.perf_counter()
+        days = None if self.rebuild else self.days
+        looked_up, rewritten = self.sink.update_moves(self.group_id, days)
+        how: Literal["incremental", "full"] = "full" if days is None else "incremental"
+        return MovesUpdate(how, looked_up, rewritten, time.perf_counter() - t0)

@@ -152,6 +152,13 @@ def print_landing(console: Console, payload: dict[str, Any]) -> None:
             f"{t['seconds']:.2f}",
         )
     console.print(table)
+    moves = payload.get("identity_moves")
+    if moves:
+        console.print(
+            f"Identities OneID moved ({moves['how']}, {moves['seconds']:.2f} s): "
+            f"{moves['rewritten']:,} fact rows given their new member, "
+            f"{moves['looked_up']:,} identities looked up when read"
+        )
 
 
 def print_kpis(console: Console, payload: dict[str, Any]) -> None:

@@ -64,6 +64,9 @@ class Fact:
     alias: str  # the alias whose group_id scopes the rows
     time: str  # alias.column whose day is the partition
     columns: tuple[Col, ...]
+    # the column naming the identity whose member the row's `member_id` was landed with:
+    # OneID may move that identity later (`warehouse.Warehouse._current`)
+    identity: str | None = None
 
     def schema(self) -> pa.Schema:
         return pa.schema(
@@ -114,6 +117,7 @@ FACTS: tuple[Fact, ...] = (
             "member_id:int status ordered_at:time paid_at:time total_fen:int discount_fen:int "
             "paid_fen:int"
         ),
+        "buyer_identity_id",
     ),
     Fact(
         "order_lines",
@@ -126,6 +130,7 @@ FACTS: tuple[Fact, ...] = (
             "group_id order_id line_no:int sku qty:int unit_price_fen:int amount_fen:int "
             "o.buyer_identity_id:int o.member_id:int o.status o.ordered_at:time"
         ),
+        "buyer_identity_id",
     ),
     Fact(
         "refunds",
@@ -143,6 +148,7 @@ FACTS: tuple[Fact, ...] = (
             "group_id event_id type channel identity_id:int member_id:int occurred_at:time "
             "sku store_id guide_id order_id scene"
         ),
+        "identity_id",
     ),
 )
 

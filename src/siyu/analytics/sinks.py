@@ -12,6 +12,8 @@ Layout of a Parquet warehouse (what Spark reads, `warehouse.open_warehouse`):
 
     DIR/<table>/<group>/<YYYY-MM-DD>.parquet     facts, one file per UTC day
     DIR/<table>/<group>/snapshot.parquet         identities, members
+    DIR/identity_moves/<group>/snapshot.parquet  the identities OneID moved (`moves`);
+                                                 absent while a run is changing things
     DIR/_land_runs.jsonl                         one line per landing run
 """
 
@@ -21,20 +23,25 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from siyu.analytics.moves import KEYED, MOVES, moves_sql
 from siyu.analytics.schema import ALL, DUCKDB, PARTITION, Fact, Snapshot, day_number, day_of
 from siyu.analytics.store_read import checksum_term
 from siyu.errors import ValidationError
 
 SNAPSHOT_FILE = "snapshot.parquet"
+MOVES_STATE = "identity_moves_state"  # DuckDB: a row per group whose moves are valid
+EARLIER_MOVES = "earlier.parquet.keep"  # Parquet: the moves a run started from
+PREVIOUS_IDENTITIES = "previous-identities.parquet.keep"  # Parquet: the snapshot before
 RUNS_FILE = "_land_runs.jsonl"
 GROUP_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -61,6 +68,26 @@ class Sink(Protocol):
         self, snap: Snapshot, group_id: str, batches: Iterable[pa.Table], on_rows: Rows
     ) -> int: ...
 
+    def moves_valid(self, group_id: str) -> bool:
+        """Whether the identity moves were written by a run that finished (`moves`)."""
+        ...
+
+    def invalidate_moves(self, group_id: str) -> None:
+        """Mark the moves not to be trusted, before a run changes facts or identities; the
+        earlier moves stay readable to `update_moves` in this run."""
+        ...
+
+    def keep_previous_identities(self, group_id: str) -> None:
+        """Keep the identities snapshot as it is, before this run replaces it."""
+        ...
+
+    def update_moves(self, group_id: str, days: Mapping[str, set[int]] | None) -> tuple[int, int]:
+        """Write the moves and mark them valid: from every fact when `days` is None, else
+        from the earlier moves, the snapshot kept and the facts of `days` (fact name ->
+        day partitions landed this run). Returns the moved identities readers look up, and
+        the fact rows given their new member in place (a DuckDB sink does that instead)."""
+        ...
+
     def record_run(self, group_id: str, run: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
@@ -81,6 +108,14 @@ def _fingerprint_sql(snap: Snapshot, relation: str) -> str:
         f"SELECT COUNT(*), COALESCE(MAX({a}.{snap.key}), 0), "
         f"COALESCE(SUM({checksum_term(snap, _duck_value)}), 0) FROM {relation} AS {a}"
     )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _days_in(days: set[int]) -> str:
+    return ", ".join(f"DATE '{day_of(d)}'" for d in sorted(days))
 
 
 def _duck_columns(table: Fact | Snapshot) -> list[tuple[str, str]]:
@@ -118,6 +153,14 @@ class DuckDBSink:
             "CREATE TABLE IF NOT EXISTS land_runs (group_id VARCHAR, started_at TIMESTAMP, "
             "seconds DOUBLE, report VARCHAR)"
         )
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {MOVES} (group_id VARCHAR, identity_id BIGINT, "
+            "member_id BIGINT, known BOOLEAN)"
+        )
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {MOVES_STATE} (group_id VARCHAR, computed_at TIMESTAMP)"
+        )
+        self._kept_previous = False
 
     def drop_outdated(self, table: Fact | Snapshot, group_id: str) -> bool:
         found = self.con.execute(
@@ -198,6 +241,74 @@ class DuckDBSink:
                 self.con.unregister("land_days")
         return landed
 
+    def moves_valid(self, group_id: str) -> bool:
+        found = self.con.execute(
+            f"SELECT COUNT(*) FROM {MOVES_STATE} WHERE group_id = ?", [group_id]
+        ).fetchone()
+        return bool(found and found[0])
+
+    def invalidate_moves(self, group_id: str) -> None:
+        self.con.execute(f"DELETE FROM {MOVES_STATE} WHERE group_id = ?", [group_id])
+
+    def keep_previous_identities(self, group_id: str) -> None:
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE previous_identities AS "
+            "SELECT identity_id, member_id FROM identities WHERE group_id = ?",
+            [group_id],
+        )
+        self._kept_previous = True
+
+    def update_moves(self, group_id: str, days: Mapping[str, set[int]] | None) -> tuple[int, int]:
+        g = _literal(group_id)
+        current = f"(SELECT identity_id, member_id FROM identities WHERE group_id = {g})"
+        if days is None:
+            facts = {f.name: f"(SELECT * FROM {f.name} WHERE group_id = {g})" for f in KEYED}
+            sql = moves_sql(facts, current)
+        else:
+            facts = {
+                f.name: f"(SELECT * FROM {f.name} WHERE group_id = {g} AND {PARTITION} IN "
+                f"({_days_in(days[f.name])}))"
+                for f in KEYED
+                if days.get(f.name)
+            }
+            previous = "previous_identities" if self._kept_previous else None
+            earlier = f"(SELECT identity_id FROM {MOVES} WHERE group_id = {g})"
+            sql = moves_sql(facts, current, previous, earlier)
+        self.con.begin()
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE next_moves AS {sql}")
+            found = self.con.execute("SELECT COUNT(*) FROM next_moves WHERE known").fetchone()
+            moved, rewritten = int(found[0]) if found else 0, 0
+            # the facts of identities the snapshot holds are given its member in place (a
+            # few scattered rows: 1.6M of 162M lines take 5 s), so readers join nothing
+            for fact in KEYED if moved else ():
+                updated = self.con.execute(
+                    f"UPDATE {fact.name} SET member_id = m.member_id FROM next_moves m "
+                    f"WHERE {fact.name}.group_id = ? AND {fact.name}.{fact.identity} = "
+                    f"m.identity_id AND m.known AND {fact.name}.member_id IS DISTINCT FROM "
+                    "m.member_id",
+                    [group_id],
+                ).fetchone()
+                rewritten += int(updated[0]) if updated else 0
+            # what is left to remember: identities the snapshot lacks, whose facts keep the
+            # member they were landed with until it holds them
+            self.con.execute(f"DELETE FROM {MOVES} WHERE group_id = ?", [group_id])
+            self.con.execute(
+                f"INSERT INTO {MOVES} SELECT ?, identity_id, member_id, known FROM next_moves "
+                "WHERE NOT known",
+                [group_id],
+            )
+            self.con.execute(f"DELETE FROM {MOVES_STATE} WHERE group_id = ?", [group_id])
+            self.con.execute(
+                f"INSERT INTO {MOVES_STATE} VALUES (?, current_timestamp::TIMESTAMP)", [group_id]
+            )
+            self.con.execute("DROP TABLE next_moves")
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        return 0, rewritten
+
     def record_run(self, group_id: str, run: dict[str, Any]) -> None:
         self.con.execute(
             "INSERT INTO land_runs VALUES (?, ?, ?, ?)",
@@ -217,6 +328,7 @@ class ParquetSink:
         directory.mkdir(parents=True, exist_ok=True)
         self.root = directory
         self.location = str(directory)
+        self._kept_previous = False
 
     def _dir(self, table: str, group_id: str) -> Path:
         if not GROUP_RULE.match(group_id):
@@ -315,6 +427,70 @@ class ParquetSink:
                 on_rows(batch.num_rows)
         os.replace(aside, folder / SNAPSHOT_FILE)
         return landed
+
+    def moves_valid(self, group_id: str) -> bool:
+        return (self._dir(MOVES, group_id) / SNAPSHOT_FILE).is_file()
+
+    def invalidate_moves(self, group_id: str) -> None:
+        folder = self._dir(MOVES, group_id)
+        if (folder / SNAPSHOT_FILE).is_file():
+            os.replace(folder / SNAPSHOT_FILE, folder / EARLIER_MOVES)
+
+    def keep_previous_identities(self, group_id: str) -> None:
+        snapshot = self._dir("identities", group_id) / SNAPSHOT_FILE
+        if not snapshot.is_file():
+            return
+        kept = self._dir(MOVES, group_id) / PREVIOUS_IDENTITIES
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.unlink(missing_ok=True)
+        try:  # the snapshot is replaced by a rename, so a second link keeps the old one
+            os.link(snapshot, kept)
+        except OSError:
+            shutil.copyfile(snapshot, kept)
+        self._kept_previous = True
+
+    def update_moves(self, group_id: str, days: Mapping[str, set[int]] | None) -> tuple[int, int]:
+        folder = self._dir(MOVES, group_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        snapshot = self._dir("identities", group_id) / SNAPSHOT_FILE
+        current = (
+            f"(SELECT identity_id, member_id FROM read_parquet({_literal(str(snapshot))}))"
+            if snapshot.is_file()
+            else "(SELECT NULL::BIGINT AS identity_id, NULL::BIGINT AS member_id WHERE false)"
+        )
+        facts: dict[str, str] = {}
+        for fact in KEYED:
+            fact_dir = self._dir(fact.name, group_id)
+            if days is None:
+                files = sorted(fact_dir.glob("????-??-??.parquet")) if fact_dir.is_dir() else []
+            else:
+                wanted = (fact_dir / f"{day_of(d)}.parquet" for d in days.get(fact.name, ()))
+                files = [f for f in wanted if f.is_file()]
+            if files:
+                facts[fact.name] = f"read_parquet([{', '.join(_literal(str(f)) for f in files)}])"
+        kept, earlier = folder / PREVIOUS_IDENTITIES, folder / EARLIER_MOVES
+        if days is None:
+            sql = moves_sql(facts, current)
+        else:
+            sql = moves_sql(
+                facts,
+                current,
+                f"read_parquet({_literal(str(kept))})" if self._kept_previous else None,
+                f"read_parquet({_literal(str(earlier))})" if earlier.is_file() else None,
+            )
+        aside = folder / f".{SNAPSHOT_FILE}.tmp"
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET temp_directory = {_literal(str(self.root / '.tmp'))}")
+            con.execute(f"COPY ({sql}) TO {_literal(str(aside))} (FORMAT parquet)")
+        finally:
+            con.close()
+            shutil.rmtree(self.root / ".tmp", ignore_errors=True)
+        os.replace(aside, folder / SNAPSHOT_FILE)
+        kept.unlink(missing_ok=True)
+        earlier.unlink(missing_ok=True)
+        known = pq.read_table(folder / SNAPSHOT_FILE, columns=["known"]).column("known")
+        return int(pc.sum(known).as_py() or 0), 0
 
     def record_run(self, group_id: str, run: dict[str, Any]) -> None:
         with (self.root / RUNS_FILE).open("a", encoding="utf-8") as fh:

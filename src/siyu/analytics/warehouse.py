@@ -4,7 +4,9 @@ A DuckDB warehouse (one file) is attached read-only to a DuckDB backend; a Parqu
 warehouse (a directory, `sinks.ParquetSink`) is read by either engine. Facts keep the
 buyer's identity; `orders()` and `events()` give each row the member its identity belongs
 to now (from the identities snapshot), so OneID merges and splits after a fact was landed
-are seen without landing it again.
+are seen without landing it again. Where landing left valid identity moves (`moves`), only
+those few identities are looked up: every other row already names its current member (and
+in a DuckDB warehouse, where landing rewrites the moved facts in place, none is).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import pandas as pd
 from ibis import BaseBackend
 
 from siyu.analytics.engines import attach_duckdb, connect, engine_name
+from siyu.analytics.moves import MOVES
 from siyu.analytics.schema import ALL, PARTITION
-from siyu.analytics.sinks import RUNS_FILE
+from siyu.analytics.sinks import MOVES_STATE, RUNS_FILE, SNAPSHOT_FILE
 from siyu.errors import ValidationError
 
 ATTACHED = "siyu_warehouse"
@@ -36,6 +39,10 @@ class Warehouse:
     group_id: str
     location: str
     tables: dict[str, ir.Table]
+    # identity_id -> member_id of the identities whose facts may name another member than
+    # the snapshot's (`moves`); None: not known, so the whole snapshot is asked
+    moves: ir.Table | None = None
+    moved: int = 0  # rows of `moves`: none, and every fact already names its member
 
     def table(self, name: str) -> ir.Table:
         return self.tables[name]
@@ -92,12 +99,17 @@ class Warehouse:
         return max(latest) if latest else None
 
     def _current(self, facts: ir.Table, key: str) -> ir.Table:
-        ids = self.tables["identities"]
+        if self.moves is not None and not self.moved:
+            return facts
+        ids = self.tables["identities"] if self.moves is None else self.moves
         ids = ids.select(wh_identity=ids.identity_id, wh_member=ids.member_id)
         joined = facts.left_join(ids, facts[key] == ids.wh_identity)
-        # an identity the snapshot does not know yet keeps the member it was landed with
-        member = ibis.coalesce(joined.wh_member, joined.member_id).name("member_id")
-        return joined.select(*(member if c == "member_id" else joined[c] for c in facts.columns))
+        # an identity looked up has its member there, none included (OneID unlinked it);
+        # one the snapshot does not hold yet keeps the member it was landed with
+        member = joined.wh_identity.notnull().ifelse(joined.wh_member, joined.member_id)
+        return joined.select(
+            *(member.name("member_id") if c == "member_id" else joined[c] for c in facts.columns)
+        )
 
 
 def open_warehouse(con: BaseBackend, location: Path, group_id: str) -> Warehouse:
@@ -108,7 +120,12 @@ def open_warehouse(con: BaseBackend, location: Path, group_id: str) -> Warehouse
             "warehouse", f"{location} does not exist; land it first with `siyu warehouse land`"
         )
     tables: dict[str, ir.Table] = {}
+    moves: ir.Table | None = None
     if location.is_dir():
+        landed_moves = location / MOVES / group_id / SNAPSHOT_FILE
+        if landed_moves.is_file():
+            moves = con.read_parquet(str(landed_moves))
+            moves = moves.filter(moves.known)
         for spec in ALL:
             files = sorted((location / spec.name / group_id).glob("*.parquet"))
             if files:
@@ -139,6 +156,7 @@ def open_warehouse(con: BaseBackend, location: Path, group_id: str) -> Warehouse
                     "(`siyu warehouse land` makes one)",
                 ) from exc
             tables[spec.name] = table.filter(table.group_id == group_id)
+        moves = _valid_moves(con, group_id)
     for spec in ALL:
         missing = [c for c in spec.schema().names if c not in tables[spec.name].columns]
         if missing:
@@ -147,7 +165,22 @@ def open_warehouse(con: BaseBackend, location: Path, group_id: str) -> Warehouse
                 f"{location}'s {spec.name} has no column {missing[0]!r}: it was landed by an "
                 "older siyu; land it again (`siyu warehouse land`), which lands that table whole",
             )
-    return Warehouse(con, group_id, str(location), tables)
+    moved = 0 if moves is None else int(con.execute(moves.count()))
+    return Warehouse(con, group_id, str(location), tables, moves, moved)
+
+
+def _valid_moves(con: BaseBackend, group_id: str) -> ir.Table | None:
+    """The attached DuckDB warehouse's identity moves of the group the snapshot holds, when
+    the last landing run finished writing them (a warehouse landed by an older siyu has
+    none). Landing rewrites their facts in place, so there are none to look up."""
+    try:
+        state = con.table(MOVES_STATE, database=(ATTACHED, "main"))
+        moves = con.table(MOVES, database=(ATTACHED, "main"))
+    except Exception:  # Ibis raises backend-specific errors for a missing table
+        return None
+    if not int(con.execute(state.filter(state.group_id == group_id).count())):
+        return None
+    return moves.filter((moves.group_id == group_id) & moves.known)
 
 
 def warehouse_status(location: Path, group_id: str) -> dict[str, Any]:
@@ -168,10 +201,18 @@ def warehouse_status(location: Path, group_id: str) -> dict[str, Any]:
                     None if latest is None or pd.isna(latest) else str(latest)[:10]
                 )
             tables[name] = entry
+        # None: not written by a finished run, so readers join the whole snapshot
+        moves = None if wh.moves is None else wh.moved
         last_run = _last_run(con, location, group_id)
     finally:
         con.disconnect()
-    return {"warehouse": str(location), "group": group_id, "tables": tables, "last_run": last_run}
+    return {
+        "warehouse": str(location),
+        "group": group_id,
+        "tables": tables,
+        "identity_moves": moves,
+        "last_run": last_run,
+    }
 
 
 def _last_run(con: BaseBackend, location: Path, group_id: str) -> dict[str, Any] | None:
