@@ -243,6 +243,12 @@ def main() -> None:
     )
     parser.add_argument("--moved-share", type=float, default=0.01)
     parser.add_argument(
+        "--rewrite-cost",
+        action="store_true",
+        help="only time what a DuckDB landing pays to give MOVED-SHARE of the members' "
+        "order lines their new member in place (on a copy of the lines), then stop",
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get("SIYU_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL server; the write-back runs in a throw-away database on it",
@@ -268,6 +274,9 @@ def main() -> None:
         started = time.perf_counter()
         figures["rows"] = build(work / "data", warehouse, args.copies)
         figures["load_s"] = round(time.perf_counter() - started, 1)
+    if args.rewrite_cost:
+        print(json.dumps(rewrite_cost(warehouse, work / "rewrite.duckdb", args.moved_share)))
+        return
     con = ibis.duckdb.connect(str(warehouse), read_only=True)
     # a spill past this fails the run rather than filling the disk (PostgreSQL shares it)
     con.raw_sql("SET max_temp_directory_size = '20GB'")
@@ -376,6 +385,45 @@ def oneid(con: Any, moved_share: float, lookup: str) -> tuple[Warehouse, dict[st
         moves = con.table("bench_identities").limit(0)
     snapshot = {"identities": con.table("bench_identities")}
     return Warehouse(con, "bench", "", snapshot, moves, out.get("moves", 0)), out
+
+
+def rewrite_cost(warehouse: Path, scratch: Path, moved_share: float) -> dict[str, Any]:
+    """The in-place update `sinks.DuckDBSink.update_moves` runs, timed on a copy of the
+    order lines (the largest fact table) with `moved_share` of the members moved."""
+    scratch.unlink(missing_ok=True)
+    con = duckdb.connect(str(scratch))
+    try:
+        con.execute(f"ATTACH '{warehouse}' AS bench (READ_ONLY)")
+        con.execute(
+            "CREATE TABLE order_lines AS SELECT 'bench' AS group_id, member_id AS "
+            "buyer_identity_id, * FROM bench.order_lines"
+        )
+        con.execute(
+            "CREATE TEMP TABLE next_moves AS SELECT member_id AS identity_id, member_id + 1 "
+            "AS member_id, true AS known FROM bench.members "
+            f"WHERE hash(member_id) % 10000 < {round(moved_share * 10000)}"
+        )
+        con.execute("CHECKPOINT")
+        started = time.perf_counter()
+        con.begin()
+        updated = con.execute(
+            "UPDATE order_lines SET member_id = m.member_id FROM next_moves m "
+            "WHERE order_lines.group_id = 'bench' AND order_lines.buyer_identity_id = "
+            "m.identity_id AND m.known AND order_lines.member_id IS DISTINCT FROM m.member_id"
+        ).fetchone()
+        con.commit()
+        con.execute("CHECKPOINT")
+        seconds = time.perf_counter() - started
+        lines = con.execute("SELECT COUNT(*) FROM order_lines").fetchone()
+    finally:
+        con.close()
+        scratch.unlink(missing_ok=True)
+    return {
+        "moved_share": moved_share,
+        "lines": int(lines[0]) if lines else 0,
+        "rewritten": int(updated[0]) if updated else 0,
+        "rewrite_s": round(seconds, 2),
+    }
 
 
 def through_oneid(warehouse: Warehouse, facts: Any) -> Any:
