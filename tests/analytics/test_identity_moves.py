@@ -340,3 +340,31 @@ def test_a_buyer_landed_before_the_snapshot_knows_them_is_followed(
     # then their order, landed without a member, is a's
     assert _check(history, lake) == [newcomer]
     assert dict(_read(lake["parquet"], store.group_id)["orders"])["O2"] == a
+
+
+@pytest.mark.spark
+def test_spark_reads_a_parquet_warehouse_through_its_moves(
+    store: Store, lake: dict[str, Path], spark: Any
+) -> None:
+    # given a Parquet warehouse where b1 was merged into a after its facts were landed
+    history = History(store)
+    a, b = history.member(), history.member()
+    a1, b1 = history.identity(a), history.identity(b)
+    for day, who in enumerate((a1, b1, b1)):
+        history.order(who, day)
+    _land(history, lake)
+    history.move(b1, a)
+    _land(history, lake)
+    assert _check(history, lake) == [b1]
+    # then Spark, looking up b1 alone, reads every fact's current member
+    con = connect("spark", session=spark)
+    wh = open_warehouse(con, lake["parquet"], store.group_id)
+    assert wh.moves is not None and wh.moved == 1
+    want = _store_members(history)
+    for name, facts, key in (
+        ("orders", wh.orders(), "order_id"),
+        ("lines", wh.lines(), "order_id"),
+        ("events", wh.events(), "event_id"),
+    ):
+        got = con.execute(facts.select(key, "member_id").order_by(key))
+        assert [(k, int(m)) for k, m in got.itertuples(index=False)] == want[name]

@@ -114,6 +114,7 @@ def test_tag_and_not_segment_rule_saved_then_versioned(
     size, rule = preview(page)
     assert rule["rule"] == {"all": [{"tag": "t-club"}, {"not": {"segment": "t-big"}}]}
     assert size == preview_count(brand, rule) == len(vip - big) > 0
+    shoot(page, "builder-preview-zh")  # for a person to read the zh builder
     # when it saves: the segment is defined with that rule, and its page opens
     page.fill("#seg-slug", "t-club-small")
     page.fill("#seg-name-zh", "小额贵宾")
