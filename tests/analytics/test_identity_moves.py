@@ -194,6 +194,20 @@ def _land(history: History, lake: dict[str, Path], **options: Any) -> dict[str, 
     return reports["duckdb"]
 
 
+def _two_buyers(
+    store: Store, lake: dict[str, Path], days: tuple[int, int]
+) -> tuple[History, tuple[int, int]]:
+    """Members a and b, each with one identity and one order (on `days`), landed; returns
+    a and b's identity b1."""
+    history = History(store)
+    a, b = history.member(), history.member()
+    a1, b1 = history.identity(a), history.identity(b)
+    history.order(a1, days[0])
+    history.order(b1, days[1])
+    _land(history, lake)
+    return history, (a, b1)
+
+
 def test_a_merge_and_a_split_move_only_their_identities(
     store: Store, lake: dict[str, Path]
 ) -> None:
@@ -267,12 +281,7 @@ def test_a_run_stopped_before_its_moves_are_written_is_never_trusted(
     store: Store, lake: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a landed store
-    history = History(store)
-    a, b = history.member(), history.member()
-    a1, b1 = history.identity(a), history.identity(b)
-    history.order(a1, 0)
-    history.order(b1, 1)
-    _land(history, lake)
+    history, (a, b1) = _two_buyers(store, lake, days=(0, 1))
     # when b1 moves to a and the next run stops after the snapshot, before the moves
     history.move(b1, a)
 
@@ -300,12 +309,7 @@ def test_a_warehouse_landed_before_the_moves_is_read_whole_then_given_them(
     store: Store, lake: dict[str, Path]
 ) -> None:
     # given a warehouse whose moves are gone, as an older siyu left it
-    history = History(store)
-    a, b = history.member(), history.member()
-    a1, b1 = history.identity(a), history.identity(b)
-    history.order(a1, 0)
-    history.order(b1, 0)
-    _land(history, lake)
+    history, (a, b1) = _two_buyers(store, lake, days=(0, 0))
     con = duckdb.connect(str(lake["duckdb"]))
     con.execute("DROP TABLE identity_moves")
     con.execute("DROP TABLE identity_moves_state")
