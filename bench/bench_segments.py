@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analytics import MEMBER_OFFSET
 from pgtemp import temporary_database
 from siyu.analytics.engines import materialised, to_arrow
-from siyu.analytics.moves import moves_sql
+from siyu.analytics.moves import moves_sql, rewrite_sql
+from siyu.analytics.schema import TABLES, Fact
 from siyu.analytics.warehouse import Warehouse
 from siyu.catalog.models import ONLINE_CHANNELS
 from siyu.demo.config import GeneratorConfig
@@ -363,8 +364,8 @@ def oneid(con: Any, moved_share: float, lookup: str) -> tuple[Warehouse, dict[st
     leaves them, and the Warehouse joins nothing."""
     con.raw_sql(
         "CREATE OR REPLACE TEMP TABLE bench_identities AS SELECT member_id AS identity_id, "
-        f"CASE WHEN hash(member_id) % 10000 < {round(moved_share * 10000)} "
-        "THEN member_id + 1 ELSE member_id END AS member_id FROM members"
+        f"CASE WHEN {moved(moved_share)} THEN member_id + 1 ELSE member_id END AS member_id "
+        "FROM members"
     )
     out: dict[str, Any] = {"lookup": lookup, "moved_share": moved_share}
     moves = None
@@ -387,9 +388,14 @@ def oneid(con: Any, moved_share: float, lookup: str) -> tuple[Warehouse, dict[st
     return Warehouse(con, "bench", "", snapshot, moves, out.get("moves", 0)), out
 
 
+def moved(share: float) -> str:
+    """SQL true for `share` of the members (by hash): those OneID moved since landing."""
+    return f"hash(member_id) % 10000 < {round(share * 10000)}"
+
+
 def rewrite_cost(warehouse: Path, scratch: Path, moved_share: float) -> dict[str, Any]:
-    """The in-place update `sinks.DuckDBSink.update_moves` runs, timed on a copy of the
-    order lines (the largest fact table) with `moved_share` of the members moved."""
+    """The in-place update `sinks.DuckDBSink.update_moves` runs (`moves.rewrite_sql`), timed
+    on a copy of the order lines (the largest fact table), `moved_share` of members moved."""
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(str(scratch))
     try:
@@ -400,17 +406,14 @@ def rewrite_cost(warehouse: Path, scratch: Path, moved_share: float) -> dict[str
         )
         con.execute(
             "CREATE TEMP TABLE next_moves AS SELECT member_id AS identity_id, member_id + 1 "
-            "AS member_id, true AS known FROM bench.members "
-            f"WHERE hash(member_id) % 10000 < {round(moved_share * 10000)}"
+            f"AS member_id, true AS known FROM bench.members WHERE {moved(moved_share)}"
         )
         con.execute("CHECKPOINT")
         started = time.perf_counter()
         con.begin()
-        updated = con.execute(
-            "UPDATE order_lines SET member_id = m.member_id FROM next_moves m "
-            "WHERE order_lines.group_id = 'bench' AND order_lines.buyer_identity_id = "
-            "m.identity_id AND m.known AND order_lines.member_id IS DISTINCT FROM m.member_id"
-        ).fetchone()
+        lines = TABLES["order_lines"]
+        assert isinstance(lines, Fact)
+        updated = con.execute(rewrite_sql(lines), ["bench"]).fetchone()
         con.commit()
         con.execute("CHECKPOINT")
         seconds = time.perf_counter() - started

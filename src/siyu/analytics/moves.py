@@ -25,19 +25,23 @@ What a sink does with them: a Parquet warehouse keeps them, and its readers (Spa
 left-join the facts to the moved identities the snapshot holds. A DuckDB warehouse goes one
 step further in the same transaction: it gives those identities' facts their snapshot
 member in place (an UPDATE of a few scattered rows), so its moves keep only identities the
-snapshot lacks, and its readers join nothing at all. Even a join to 97k moved identities
-costs a 162M-line pass half of what the whole snapshot's join does (docs/benchmarks.md);
-a DuckDB file updates in place cheaply, where a Parquet day file would be written again.
+snapshot lacks, and its readers join nothing at all. A join to the moved identities alone
+halves what a single pass over the facts pays for the lookup (the estimated previews), but
+not what the nightly pays (docs/benchmarks.md, session 13): the join itself costs, not the
+size of the table joined. A DuckDB file updates in place cheaply, where a Parquet day file
+would be written again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from siyu.analytics.schema import FACTS
+from siyu.analytics.schema import FACTS, Fact
 
 MOVES = "identity_moves"
 KEYED = tuple(f for f in FACTS if f.identity)  # the facts that name an identity
+# an identities snapshot with no rows, for a warehouse that has none yet
+NO_IDENTITIES = "(SELECT NULL::BIGINT AS identity_id, NULL::BIGINT AS member_id WHERE false)"
 
 
 def moves_sql(
@@ -72,13 +76,21 @@ def moves_sql(
     if earlier is not None:
         keys.append(f"SELECT identity_id FROM {earlier}")
     if not keys:
-        return (
-            "SELECT NULL::BIGINT AS identity_id, NULL::BIGINT AS member_id, "
-            "NULL::BOOLEAN AS known WHERE false"
-        )
+        return f"SELECT *, NULL::BOOLEAN AS known FROM {NO_IDENTITIES}"
     union = " UNION ".join(keys)
     return (
         "SELECT k.identity_id, s.member_id, s.identity_id IS NOT NULL AS known "
         f"FROM ({union}) k "
         f"LEFT JOIN {current} s ON s.identity_id = k.identity_id"
+    )
+
+
+def rewrite_sql(fact: Fact, moves: str = "next_moves") -> str:
+    """DuckDB SQL giving `fact`'s rows of one group (the parameter) the snapshot member of
+    their identity, for the identities of `moves` the snapshot holds; only rows that
+    differ are written."""
+    return (
+        f"UPDATE {fact.name} SET member_id = m.member_id FROM {moves} m "
+        f"WHERE {fact.name}.group_id = ? AND {fact.name}.{fact.identity} = m.identity_id "
+        f"AND m.known AND {fact.name}.member_id IS DISTINCT FROM m.member_id"
     )

@@ -23,7 +23,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from siyu.analytics.moves import KEYED, MOVES, moves_sql
+from siyu.analytics.moves import KEYED, MOVES, NO_IDENTITIES, moves_sql, rewrite_sql
 from siyu.analytics.schema import ALL, DUCKDB, PARTITION, Fact, Snapshot, day_number, day_of
 from siyu.analytics.store_read import checksum_term
 from siyu.errors import ValidationError
@@ -282,13 +283,7 @@ class DuckDBSink:
             # the facts of identities the snapshot holds are given its member in place (a
             # few scattered rows: 1.6M of 162M lines take 3.3 s), so readers join nothing
             for fact in KEYED if moved else ():
-                updated = self.con.execute(
-                    f"UPDATE {fact.name} SET member_id = m.member_id FROM next_moves m "
-                    f"WHERE {fact.name}.group_id = ? AND {fact.name}.{fact.identity} = "
-                    f"m.identity_id AND m.known AND {fact.name}.member_id IS DISTINCT FROM "
-                    "m.member_id",
-                    [group_id],
-                ).fetchone()
+                updated = self.con.execute(rewrite_sql(fact), [group_id]).fetchone()
                 rewritten += int(updated[0]) if updated else 0
             # what is left to remember: identities the snapshot lacks, whose facts keep the
             # member they were landed with until it holds them
@@ -330,6 +325,17 @@ class ParquetSink:
         self.location = str(directory)
         self._kept_previous = False
 
+    @contextmanager
+    def _scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB that spills under DIR/.tmp, removed when it closes."""
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET temp_directory = {_literal(str(self.root / '.tmp'))}")
+            yield con
+        finally:
+            con.close()
+            shutil.rmtree(self.root / ".tmp", ignore_errors=True)
+
     def _dir(self, table: str, group_id: str) -> Path:
         if not GROUP_RULE.match(group_id):
             raise ValidationError(
@@ -366,9 +372,7 @@ class ParquetSink:
         folder.mkdir(parents=True, exist_ok=True)
         # rows come in store order, not by day: gather them in DuckDB (which spills to disk
         # past its memory limit), then write one file per day
-        con = duckdb.connect()
-        try:
-            con.execute(f"SET temp_directory = '{self.root / '.tmp'}'")
+        with self._scratch() as con:
             con.execute(_ddl(fact, "staged"))
             landed = 0
             for batch in batches:
@@ -395,9 +399,6 @@ class ParquetSink:
                 if len(parts) > 1:  # DuckDB split a large day: one file per day here
                     pq.write_table(pq.read_table(parts), parts[0])
                 os.replace(parts[0], final)
-        finally:
-            con.close()
-            shutil.rmtree(self.root / ".tmp", ignore_errors=True)
         return landed
 
     def fingerprint(self, snap: Snapshot, group_id: str) -> tuple[int, int, int]:
@@ -456,7 +457,7 @@ class ParquetSink:
         current = (
             f"(SELECT identity_id, member_id FROM read_parquet({_literal(str(snapshot))}))"
             if snapshot.is_file()
-            else "(SELECT NULL::BIGINT AS identity_id, NULL::BIGINT AS member_id WHERE false)"
+            else NO_IDENTITIES
         )
         facts: dict[str, str] = {}
         for fact in KEYED:
@@ -479,13 +480,8 @@ class ParquetSink:
                 f"read_parquet({_literal(str(earlier))})" if earlier.is_file() else None,
             )
         aside = folder / f".{SNAPSHOT_FILE}.tmp"
-        con = duckdb.connect()
-        try:
-            con.execute(f"SET temp_directory = {_literal(str(self.root / '.tmp'))}")
+        with self._scratch() as con:
             con.execute(f"COPY ({sql}) TO {_literal(str(aside))} (FORMAT parquet)")
-        finally:
-            con.close()
-            shutil.rmtree(self.root / ".tmp", ignore_errors=True)
         os.replace(aside, folder / SNAPSHOT_FILE)
         kept.unlink(missing_ok=True)
         earlier.unlink(missing_ok=True)

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
+from siyu.ledger.program import Code
+from siyu.store.times import as_stored
+
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 Fen = Annotated[int, Field(ge=0, le=10**11)]  # up to a billion yuan
 Kind = Literal["fixed", "threshold", "percent", "free_item", "shipping"]
-KINDS: tuple[Kind, ...] = ("fixed", "threshold", "percent", "free_item", "shipping")
 # the fields each kind needs; any other kind's field on a template is refused, so a
 # document says one thing (a `percent_off` on a fixed coupon is a mistake, not a default)
 KIND_FIELDS: dict[Kind, tuple[str, ...]] = {
@@ -50,7 +51,10 @@ OPTIONAL_FIELDS: dict[Kind, tuple[str, ...]] = {
     "free_item": (),
     "shipping": ("min_paid_fen", "cap_fen"),
 }
-BY_KIND = ("off_fen", "tiers", "percent_off", "cap_fen", "free_sku", "min_paid_fen")
+# every field that belongs to some kinds only
+BY_KIND = sorted(
+    {f for fields in (*KIND_FIELDS.values(), *OPTIONAL_FIELDS.values()) for f in fields}
+)
 
 
 class _Doc(BaseModel):
@@ -109,17 +113,17 @@ class Validity(_Doc):
             raise ValueError("give either starts_at and ends_at, or days_from_issue")
         if window and (self.starts_at is None or self.ends_at is None):
             raise ValueError("a window needs both starts_at and ends_at")
-        if self.starts_at and self.ends_at and _naive(self.ends_at) <= _naive(self.starts_at):
+        if self.starts_at and self.ends_at and as_stored(self.ends_at) <= as_stored(self.starts_at):
             raise ValueError("ends_at must be after starts_at")
         return self
 
     def window(self, issued_at: datetime) -> tuple[datetime, datetime]:
         """When a coupon issued at `issued_at` may be used: [from, to)."""
         if self.days_from_issue is not None:
-            issued = _naive(issued_at)
+            issued = as_stored(issued_at)
             return issued, issued + timedelta(days=self.days_from_issue)
         assert self.starts_at is not None and self.ends_at is not None
-        return _naive(self.starts_at), _naive(self.ends_at)
+        return as_stored(self.starts_at), as_stored(self.ends_at)
 
 
 class CouponTemplate(_Doc):
@@ -248,8 +252,3 @@ def combined(templates: Sequence[CouponTemplate], basket: Basket) -> list[Benefi
             goods_left -= off
         out.append(Benefit(benefit.code, off, benefit.refused))
     return out
-
-
-def _naive(at: datetime) -> datetime:
-    """Times are kept as naive UTC (`store.times`); an aware time is converted."""
-    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)

@@ -12,14 +12,14 @@ through a float.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, text
 
 from siyu.ledger.models import loyalty_programs
-from siyu.store.times import stored_now
+from siyu.store.times import as_stored, stored_now
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
 
@@ -46,8 +46,8 @@ class EarnRule(_Doc):
             (self.brand_id is None or self.brand_id == brand)
             and (self.channel is None or self.channel == channel)
             and (self.category is None or self.category == category)
-            and (self.valid_from is None or _naive(self.valid_from) <= at)
-            and (self.valid_to is None or at < _naive(self.valid_to))
+            and (self.valid_from is None or as_stored(self.valid_from) <= at)
+            and (self.valid_to is None or at < as_stored(self.valid_to))
         )
 
 
@@ -244,7 +244,3 @@ def save_body(
             )
         )
     return int(version)
-
-
-def _naive(value: datetime) -> datetime:
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)

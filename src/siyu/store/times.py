@@ -14,6 +14,12 @@ def stored_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
+def as_stored(value: datetime) -> datetime:
+    """A time given with or without a zone, as the store keeps it (naive UTC); a naive
+    time is taken to be UTC already."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
 def stored_time(value: datetime | str) -> datetime:
     """A stored time read back, whichever engine answered."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -42,7 +42,7 @@ from siyu.ledger.models import POINTS, SV_BONUS, SV_PRINCIPAL
 from siyu.ledger.orders import earn_for_order
 from siyu.ledger.posting import Request, Result
 from siyu.ledger.queries import BALANCES, EXPIRING, POSTING_KEY, STATEMENT, STATEMENT_BEFORE
-from siyu.store.times import as_utc, stored_now
+from siyu.store.times import as_stored, as_utc, stored_now
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -385,7 +385,5 @@ def _payload(result: Result, may_read: bool) -> dict[str, Any]:
 
 
 def _naive(value: datetime | None) -> datetime | None:
-    """Stored times are UTC without a zone."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    """A time as the store keeps it (naive UTC), or none."""
+    return None if value is None else as_stored(value)

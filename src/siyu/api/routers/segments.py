@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,7 +33,7 @@ from siyu.segments import lists
 from siyu.segments import stored as service
 from siyu.segments.lists import ListView, MemberCriteria
 from siyu.segments.models import NAME_MAX
-from siyu.store.times import as_utc
+from siyu.store.times import as_stored, as_utc
 
 router = APIRouter(prefix="/v1", tags=["segments"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -220,9 +220,9 @@ def _read(svc: Services, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(conn, *args, **kwargs)
 
 
-def _naive(t: datetime | None) -> datetime | None:
-    """A time as the store keeps it: naive UTC."""
-    return t if t is None or t.tzinfo is None else t.astimezone(UTC).replace(tzinfo=None)
+def _naive(value: datetime | None) -> datetime | None:
+    """A time as the store keeps it (naive UTC), or none."""
+    return None if value is None else as_stored(value)
 
 
 @contextmanager
