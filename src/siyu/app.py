@@ -16,6 +16,7 @@ from siyu.auth.keys import KeyCache
 from siyu.auth.ratelimit import RateLimiter
 from siyu.config import Settings
 from siyu.console import routes as console
+from siyu.coupons import tier_packs
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
 from siyu.services import Services
@@ -45,6 +46,7 @@ def build_services(settings: Settings, rate_per_second: float = 200.0) -> Servic
         limiter=RateLimiter(rate_per_second),
         keys=KeyCache(),
         reservations=ReservationBatcher(engine),
+        upgrade_hook=tier_packs.hook(engine),
     )
 
 

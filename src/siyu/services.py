@@ -3,7 +3,8 @@ composition root (`siyu.app`) and kept on `app.state.services`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -12,6 +13,7 @@ from siyu.auth.ratelimit import RateLimiter
 from siyu.config import Settings
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.inventory.batcher import ReservationBatcher
+from siyu.ledger import tiers
 from siyu.privacy import Vault
 from siyu.store.reads import Reads
 
@@ -25,6 +27,13 @@ class Services:
     limiter: RateLimiter
     keys: KeyCache
     reservations: ReservationBatcher  # group commit of reservations (inventory/batcher.py)
+    # issues a tier's coupon pack on upgrade (coupons/tier_packs.py); registered in
+    # ledger.tiers.UPGRADE_HOOKS while the process serves, removed on close
+    upgrade_hook: Callable[[tiers.TierChange], None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.upgrade_hook is not None:
+            tiers.UPGRADE_HOOKS.append(self.upgrade_hook)
 
     def encoder(self) -> IdentifierEncoder:
         return IdentifierEncoder(self.vault)
@@ -32,5 +41,7 @@ class Services:
     async def close(self) -> None:
         """Flush the reservation batcher, then close the read pool and the engine."""
         await self.reservations.close()
+        if self.upgrade_hook in tiers.UPGRADE_HOOKS:
+            tiers.UPGRADE_HOOKS.remove(self.upgrade_hook)
         await self.reads.close()
         self.engine.dispose()

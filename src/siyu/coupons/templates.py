@@ -16,8 +16,9 @@ float and never exceeds what it applies to: the benefit is at most the basket's 
 scope (the shipping fee, for a shipping coupon). `scope` restricts the lines that count
 (brands, channels, stores, categories, SKUs; an empty list means any), `validity` is a
 window or a number of days from issue, and `stacking` says whether another coupon may be
-used on the same order. A `face_value_fen` is what the coupon is advertised as worth, and
-`cost_fen` what a redemption costs the brand (liability reporting counts it).
+used on the same order. `limits` caps issue and redemption, and `on_refund` says whether
+a refunded order gives its coupon back. A `face_value_fen` is what the coupon is advertised
+as worth, and `cost_fen` what a redemption costs the brand (liability reporting counts it).
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ class Validity(_Doc):
         return as_stored(self.starts_at), as_stored(self.ends_at)
 
 
+class Limits(_Doc):
+    """How many may be issued (to each member, in total) and redeemed (in count, and in
+    cost to the brand): each is a counter raised by a conditional UPDATE, never overrun.
+    None means no limit."""
+
+    per_member: int | None = Field(default=None, ge=1, le=10**6)
+    issued: int | None = Field(default=None, ge=1, le=10**9)
+    redemptions: int | None = Field(default=None, ge=1, le=10**9)
+    budget_fen: int | None = Field(default=None, ge=1, le=10**13)
+
+
 class CouponTemplate(_Doc):
     code: Code
     name_zh: Name
@@ -142,6 +154,10 @@ class CouponTemplate(_Doc):
     stacking: Literal["exclusive", "with_others"] = "exclusive"
     face_value_fen: Fen
     cost_fen: Fen
+    limits: Limits = Field(default_factory=Limits)
+    # An order refunded in full gives a redeemed coupon back (`return`), or not (`keep`):
+    # most brands return it while it is still valid, so the member can use it again.
+    on_refund: Literal["return", "keep"] = "return"
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> CouponTemplate:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from siyu.identity.ingest import Encoded
 from siyu.store.reads import Sql
 
 # A member's brand: what a card bound to it without a scope is scoped by.
@@ -36,3 +37,14 @@ def anchor_identity(
     return conn.execute(
         _ANCHOR, {"g": group_id, "m": member_id, "strong": list(strong_types)}
     ).first()
+
+
+def anchor_encoded(
+    conn: Connection, group_id: str, member_id: int, strong_types: tuple[str, ...]
+) -> Encoded | None:
+    """`anchor_identity` as the other end of a link to attach (`identity.attach`): what a
+    bound identifier, or one presented at a coupon's redemption, is linked to."""
+    row = anchor_identity(conn, group_id, member_id, strong_types)
+    if row is None:
+        return None
+    return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked, row.scope)

@@ -15,11 +15,10 @@ from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity import merge as _merge
 from siyu.identity import resolve as _resolve
 from siyu.identity.attach import AttachResult, attach
+from siyu.identity.follow import follow
 from siyu.identity.ingest import Encoded, IdentifierEncoder
 from siyu.identity.merge import UnmergeResult
 from siyu.identity.resolve import ResolveReport, Step
-from siyu.identity.tag_follow import follow_merges
-from siyu.ledger.merges import settle_merges
 from siyu.store.dialect import dialect_of
 
 HAND_MERGE_CHANNEL = "oneid.manual"  # the channel of the evidence link a hand merge writes
@@ -30,8 +29,7 @@ def resolve_all(
 ) -> ResolveReport:
     """Batch OneID over the whole group, then balances follow the members it merged."""
     report = _resolve.resolve_all(engine, group_id, strong_types, step)
-    settle_merges(engine, group_id)
-    follow_merges(engine, group_id)
+    follow(engine, group_id)
     return report
 
 
@@ -52,8 +50,7 @@ def attach_identity(
         engine, encoder, group_id, ident, channel, observed_at, strong_types, verified, linked
     )
     if result.merges:
-        settle_merges(engine, group_id)
-        follow_merges(engine, group_id)
+        follow(engine, group_id)
     return result
 
 
@@ -94,14 +91,12 @@ def merge_members(
             channel=HAND_MERGE_CHANNEL,
             strong_types=strong_types,
         )
-    settle_merges(engine, group_id)
-    follow_merges(engine, group_id)
+    follow(engine, group_id)
     return merged
 
 
 def unmerge(engine: Engine, group_id: str, merge_id: int, reason: str) -> UnmergeResult:
     """Undo a merge, then give the restored member its balances back."""
     result = _merge.unmerge(engine, group_id, merge_id, reason)
-    settle_merges(engine, group_id)
-    follow_merges(engine, group_id)
+    follow(engine, group_id)
     return result

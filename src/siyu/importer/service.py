@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from siyu.catalog.models import brand_groups
 from siyu.errors import ValidationError
+from siyu.identity.follow import follow
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.batch import Batch, Context, Scope
 from siyu.importer.fields import Limits
@@ -38,7 +39,6 @@ from siyu.importer.readers import (
     read_batches,
     total_rows,
 )
-from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
 
@@ -136,7 +136,7 @@ def _settle(engine: Engine, ctx: Context, report: ImportReport) -> None:
     by the next OneID operation."""
     report.outcomes = dict(ctx.outcomes)
     if report.outcomes.get("merged"):
-        settle_merges(engine, ctx.group_id)
+        follow(engine, ctx.group_id)
 
 
 def _result(

@@ -17,7 +17,7 @@ from siyu.catalog.models import CHANNELS
 from siyu.errors import ValidationError
 from siyu.identity.ingest import Encoded
 from siyu.identity.profile import LOOKUP, PROFILE, render_profile
-from siyu.identity.queries import BRAND_EXISTS, MEMBER_BRAND, anchor_identity
+from siyu.identity.queries import BRAND_EXISTS, MEMBER_BRAND, anchor_encoded
 from siyu.identity.service import attach_identity, merge_members, unmerge
 from siyu.identity.types import IDENTITY_TYPES, scope_of
 from siyu.ledger.models import ASSETS
@@ -242,12 +242,12 @@ def _anchor(svc: Services, who: Principal, member_id: int) -> Encoded:
     """The member's oldest strong identifier that is not a phone (whose hash would have to
     be derived from the clear value): the other end of the new link."""
     with svc.engine.connect() as conn:
-        row = anchor_identity(conn, who.group_id, member_id, svc.settings.strong_identity_types)
-    if row is None:
+        found = anchor_encoded(conn, who.group_id, member_id, svc.settings.strong_identity_types)
+    if found is None:
         raise Problem(
             409, "Conflict", f"member {member_id} has no identifier to bind to", "no_anchor"
         )
-    return Encoded(row.type, "", row.value_key, row.value, None, row.value_masked, row.scope)
+    return found
 
 
 GROUP_WIDE = frozenset({Role.ADMIN, Role.ANALYST, Role.CHANNEL})

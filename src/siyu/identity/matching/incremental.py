@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import NotFoundError
+from siyu.identity.follow import follow
 from siyu.identity.matching.blocking import blocking_keys
 from siyu.identity.matching.keys import add_match_keys, candidate_members
 from siyu.identity.matching.merge import merge_matched
@@ -29,8 +30,6 @@ from siyu.identity.matching.realtime import score_against
 from siyu.identity.matching.records import load_records
 from siyu.identity.matching.review import UNDONE_MERGES
 from siyu.identity.merge import strong_conflict
-from siyu.identity.tag_follow import follow_merges
-from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
@@ -97,8 +96,7 @@ def match_member(
         survivor = result.merged_into or member_id
         add_match_keys(conn, vault, group_id, _rekey(keys, survivor))
     if result.merge_id is not None:  # its own merge only: the group's are settled already
-        settle_merges(engine, group_id, [result.merge_id])
-        follow_merges(engine, group_id, [result.merge_id])
+        follow(engine, group_id, [result.merge_id])
     return result
 
 

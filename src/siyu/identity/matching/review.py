@@ -21,11 +21,10 @@ from siyu.auth.principal import Principal
 from siyu.auth.scope import survivor
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity.errors import ReviewDecided, ReviewNotFound
+from siyu.identity.follow import follow
 from siyu.identity.matching.merge import merge_matched
 from siyu.identity.models import match_reviews
 from siyu.identity.profile import PROFILE, render_profile
-from siyu.identity.tag_follow import follow_merges
-from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.reads import Reader, Sql
 from siyu.store.times import stored_now, stored_time
@@ -241,8 +240,7 @@ def accept_review(
             strong_types=strong_types,
         )
     if done.merge_id is not None:
-        settle_merges(engine, group_id)
-        follow_merges(engine, group_id)
+        follow(engine, group_id)
     return Decision(review_id, "accepted", done.merge_id, done.survivor_id)
 
 

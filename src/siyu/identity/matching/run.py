@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, insert, text
 
 from siyu.identity import resolve as _resolve
+from siyu.identity.follow import follow
 from siyu.identity.matching.blocking import blocking_keys
 from siyu.identity.matching.keys import write_match_keys
 from siyu.identity.matching.model import MatchModel
@@ -32,8 +33,6 @@ from siyu.identity.matching.predict import predict
 from siyu.identity.matching.records import load_records
 from siyu.identity.matching.train import train
 from siyu.identity.models import match_models
-from siyu.identity.tag_follow import follow_merges
-from siyu.ledger.merges import settle_merges
 from siyu.privacy import Vault
 from siyu.store.bulk import stage, unstage
 from siyu.store.dialect import dialect_of
@@ -96,8 +95,7 @@ def run_matching(
     report.refused = resolved.conflicts
     with engine.begin() as conn:
         report.merges = _label_merges(conn, group_id, before)
-    settle_merges(engine, group_id)
-    follow_merges(engine, group_id)
+    follow(engine, group_id)
     clock.lap("merge")
     return report
 
