@@ -19,7 +19,7 @@ from siyu.identity.service import attach_identity
 @dataclass
 class Identified:
     linked: bool
-    member_id: int  # the holder, or the member OneID merged it into
+    member_id: int  # whose the presented identifier is now (the holder, unless refused)
     merges: list[int] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     why_not: str | None = None

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from siyu.coupons.issue import issue
 from siyu.errors import NotFoundError
@@ -42,7 +42,9 @@ def issue_tier_packs(
     """Issue the pack of every recent upgrade not yet given it (of `member_ids` only, when
     given); returns counts: issued, refused (a limit), no_template (the pack names no
     template: the tier rules promise a pack HQ has not defined)."""
-    query = text(_PENDING.replace("{only}", "" if member_ids is None else "AND t.member_id IN :ms"))
+    query = text(
+        _PENDING.replace("{only}", "" if member_ids is None else "AND t.member_id IN :ms")
+    ).bindparams(bindparam("since", type_=DateTime()))
     params: dict[str, object] = {"g": group_id, "since": (now or stored_now()) - LOOK_BACK}
     if member_ids is not None:
         query = query.bindparams(bindparam("ms", expanding=True))

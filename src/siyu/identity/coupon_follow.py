@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from siyu.store.times import stored_now
 
@@ -64,7 +64,8 @@ def follow_coupons(
     with engine.begin() as conn:
         for _ in range(MAX_ROUNDS):
             p = {"g": group_id, "at": stored_now()}
-            conn.execute(text(_MOVED.format(active=_ACTIVE.format(only=only))), p)
+            moved_sql = text(_MOVED.format(active=_ACTIVE.format(only=only)))
+            conn.execute(moved_sql.bindparams(bindparam("at", type_=DateTime())), p)
             taken = conn.execute(text(_MOVE.format(only=only)), p).rowcount
             if not taken:
                 break
@@ -78,7 +79,9 @@ def follow_coupons(
                           face_value_fen, cost_fen, reference, at)
                         SELECT group_id, :k, '', coupon_id, :m, template_code, campaign,
                                'moved', 0, 0, 0, :ref, :at
-                        FROM coupons WHERE coupon_id = :c"""),
+                        FROM coupons WHERE coupon_id = :c""").bindparams(
+                    bindparam("at", type_=DateTime())
+                ),
                 [
                     {
                         "k": f"unmerge:{merge_id}:{coupon_id}",
