@@ -69,6 +69,15 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # is the brand's measure of it, not a balance of its own. The rules are the loyalty
     # rules' (loyalty:read-rules, loyalty:write-rules).
     "affinity:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    # Coupons: HQ defines templates and issues (a guide issues to its own members); a till
+    # (store), an integration (channel) or the member itself redeems, in its own scope
+    # (api/routers/coupons.py); a refund's return is HQ's or the redeeming store's.
+    "coupons:define": frozenset({Role.ADMIN}),
+    "coupons:issue": frozenset({Role.ADMIN, Role.GUIDE}),
+    "coupons:read": frozenset(Role),
+    "coupons:redeem": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
+    "coupons:return": frozenset({Role.ADMIN, Role.STORE}),
+    "coupons:report": frozenset({Role.ADMIN, Role.ANALYST}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})
