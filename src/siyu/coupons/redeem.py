@@ -84,7 +84,7 @@ class Redeemed:
 
 def redeem(engine: Engine, group_id: str, ask: Redemption, at: datetime | None = None) -> Redeemed:
     """Redeem one coupon in its own transaction (see the module docstring)."""
-    _check(ask)
+    check_ask(ask)
     now = as_stored(at) if at is not None else stored_now()
     try:
         with engine.begin() as conn:
@@ -105,7 +105,7 @@ def redeem_many(
     with engine.begin() as conn:
         for ask in asks:
             try:
-                _check(ask)
+                check_ask(ask)
                 with conn.begin_nested():
                     out.append(redeem_in(conn, group_id, ask, now))
             except IntegrityError:
@@ -115,7 +115,9 @@ def redeem_many(
     return out
 
 
-def _check(ask: Redemption) -> None:
+def check_ask(ask: Redemption) -> None:
+    """The ask's own fields, before it touches the store (the batcher checks each ask
+    on arrival, so a malformed one never joins a batch)."""
     if not ask.key or len(ask.key) > 200:
         raise ValidationError("Idempotency-Key", "required, at most 200 characters")
     if not 1 <= len(ask.order_id) <= 128:
