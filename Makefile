@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-analytics bench-console bench-matching bench-segments clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-analytics bench-console bench-matching bench-segments clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -76,6 +76,11 @@ bench-resolve: $(DEV_STAMP)
 
 bench-ledger: $(DEV_STAMP)
 	$(BIN)/python bench/bench_ledger.py --members 10000 --seconds 10 --clients 4
+
+# Coupon redemptions on one hot campaign: raw conditional UPDATEs per commit (baseline),
+# redeem, redeem_many and the group commit, then the no-over-redemption checks.
+bench-coupons: $(DEV_STAMP)
+	$(BIN)/python bench/bench_coupons.py --seconds 6 --clients 4 --batch 100 --coupons 12000
 
 # Needs wrk (apt-get install wrk) and the PostgreSQL server; asyncpg optional (a row more).
 bench-api: $(DEV_STAMP)

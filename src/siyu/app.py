@@ -17,6 +17,7 @@ from siyu.auth.ratelimit import RateLimiter
 from siyu.config import Settings
 from siyu.console import routes as console
 from siyu.coupons import tier_packs
+from siyu.coupons.batcher import RedemptionBatcher
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.privacy import Vault
 from siyu.services import Services
@@ -27,7 +28,7 @@ from siyu.store.secret import bind_secret
 
 def build_services(settings: Settings, rate_per_second: float = 200.0) -> Services:
     """The process's services: one engine and read pool, the vault, the key cache, the
-    per-key rate limiter and the reservation batcher."""
+    per-key rate limiter and the reservation and redemption batchers."""
     # No pre-ping per checkout: it doubles the round trips of every query, and a
     # connection that fails is discarded by the pool anyway. Sized for the thread pool
     # (40 threads) that runs the writes.
@@ -46,6 +47,7 @@ def build_services(settings: Settings, rate_per_second: float = 200.0) -> Servic
         limiter=RateLimiter(rate_per_second),
         keys=KeyCache(),
         reservations=ReservationBatcher(engine),
+        redemptions=RedemptionBatcher(engine),
         upgrade_hook=tier_packs.hook(engine),
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from siyu.auth.keys import KeyCache
 from siyu.auth.ratelimit import RateLimiter
 from siyu.config import Settings
+from siyu.coupons.batcher import RedemptionBatcher
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.ledger import tiers
@@ -27,6 +28,7 @@ class Services:
     limiter: RateLimiter
     keys: KeyCache
     reservations: ReservationBatcher  # group commit of reservations (inventory/batcher.py)
+    redemptions: RedemptionBatcher  # group commit of coupon redemptions (coupons/batcher.py)
     # issues a tier's coupon pack on upgrade (coupons/tier_packs.py); registered in
     # ledger.tiers.UPGRADE_HOOKS while the process serves, removed on close
     upgrade_hook: Callable[[tiers.TierChange], None] | None = field(default=None, repr=False)
@@ -39,8 +41,9 @@ class Services:
         return IdentifierEncoder(self.vault)
 
     async def close(self) -> None:
-        """Flush the reservation batcher, then close the read pool and the engine."""
+        """Stop the batchers, then close the read pool and the engine."""
         await self.reservations.close()
+        await self.redemptions.close()
         if self.upgrade_hook in tiers.UPGRADE_HOOKS:
             tiers.UPGRADE_HOOKS.remove(self.upgrade_hook)
         await self.reads.close()

@@ -41,6 +41,26 @@ def _ensure(conn: Connection, group_id: str, name: str, member_ids: Sequence[int
     )
 
 
+def hold(conn: Connection, group_id: str, names: Sequence[str]) -> None:
+    """Lock the group-wide counters `names` until commit, in one order (by name), before
+    anything else is locked. Two batches of redemptions that share a coupon would
+    otherwise deadlock: one holding the counter and waiting for the coupon, the other
+    holding the coupon and waiting for the counter (PostgreSQL aborts one after a second)."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return
+    for name in ordered:
+        _ensure(conn, group_id, name, [EVERYONE])
+    conn.execute(
+        text(f"""SELECT used FROM coupon_counters
+                 WHERE group_id = :g AND member_id = :m AND counter IN :cs
+                 ORDER BY counter{dialect_of(conn).row_lock}""").bindparams(
+            bindparam("cs", expanding=True)
+        ),
+        {"g": group_id, "m": EVERYONE, "cs": ordered},
+    ).all()
+
+
 def take(conn: Connection, group_id: str, name: str, n: int, cap: int | None, limit: str) -> None:
     """Count `n` more on the group-wide counter `name`, or raise `LimitReached` (naming
     `limit`) and count nothing."""

@@ -40,6 +40,10 @@ _FIRST = text("""SELECT e.request_sha256, e.coupon_id, e.member_id, e.order_id, 
                         e.at, e.kind, c.code, c.template_code
                  FROM coupon_events e JOIN coupons c ON c.coupon_id = e.coupon_id
                  WHERE e.group_id = :g AND e.idempotency_key = :k""")
+_TEMPLATES = text("""SELECT DISTINCT template_code FROM coupons
+                      WHERE group_id = :g AND code IN :cs""").bindparams(
+    bindparam("cs", expanding=True)
+)
 _USE = text("""UPDATE coupons SET status = 'redeemed', order_id = :o, store_id = :s,
                  channel = :ch, off_fen = :off, redeemed_at = :now
                WHERE coupon_id = :c AND status = 'issued'
@@ -86,7 +90,7 @@ class Redeemed:
 
 def redeem(engine: Engine, group_id: str, ask: Redemption, at: datetime | None = None) -> Redeemed:
     """Redeem one coupon in its own transaction (see the module docstring)."""
-    _check(ask)
+    check_ask(ask)
     now = as_stored(at) if at is not None else stored_now()
     try:
         with engine.begin() as conn:
@@ -105,11 +109,14 @@ def redeem_many(
     now = as_stored(at) if at is not None else stored_now()
     out: list[Redeemed | SiyuError] = []
     with engine.begin() as conn:
+        # every counter the batch may raise, locked first and in order (limits.hold)
+        templates = conn.execute(_TEMPLATES, {"g": group_id, "cs": [a.code for a in asks]})
+        limits.hold(conn, group_id, [n for t in templates.scalars() for n in _counters(t)])
         for ask in asks:
             try:
-                _check(ask)
+                check_ask(ask)
                 with conn.begin_nested():
-                    out.append(redeem_in(conn, group_id, ask, now))
+                    out.append(redeem_in(conn, group_id, ask, now, counters_held=True))
             except IntegrityError:
                 out.append(IdempotencyConflict("Idempotency-Key: in use by a concurrent request"))
             except SiyuError as refused:
@@ -117,15 +124,20 @@ def redeem_many(
     return out
 
 
-def _check(ask: Redemption) -> None:
+def check_ask(ask: Redemption) -> None:
+    """The ask's own fields, before it touches the store (the batcher checks each ask
+    on arrival, so a malformed one never joins a batch)."""
     if not ask.key or len(ask.key) > 200:
         raise ValidationError("Idempotency-Key", "required, at most 200 characters")
     if not 1 <= len(ask.order_id) <= 128:
         raise ValidationError("order_id", "1 to 128 characters")
 
 
-def redeem_in(conn: Connection, group_id: str, ask: Redemption, now: datetime) -> Redeemed:
-    """The redemption on the caller's transaction; raises and writes nothing when refused."""
+def redeem_in(
+    conn: Connection, group_id: str, ask: Redemption, now: datetime, counters_held: bool = False
+) -> Redeemed:
+    """The redemption on the caller's transaction; raises and writes nothing when refused.
+    `counters_held`: the caller has already locked the template's counters (`limits.hold`)."""
     if conn.execute(_FIRST, {"g": group_id, "k": ask.key}).first() is not None:
         return _replay(conn, group_id, ask)
     coupon = conn.execute(_COUPON, {"g": group_id, "c": ask.code}).first()
@@ -136,6 +148,8 @@ def redeem_in(conn: Connection, group_id: str, ask: Redemption, now: datetime) -
         if holder != int(coupon.member_id):
             raise CouponNotRedeemable(f"code: coupon {ask.code} is not member {ask.member_id}'s")
     _redeemable(coupon, now)
+    if not counters_held:  # the counters are locked before the coupon, always
+        limits.hold(conn, group_id, _counters(coupon.template_code))
     terms = catalog.issued_under(conn, int(coupon.template_id))
     benefit = terms.benefit(ask.basket)
     if benefit.off_fen <= 0:
@@ -196,6 +210,14 @@ def redeem_in(conn: Connection, group_id: str, ask: Redemption, now: datetime) -
         benefit.off_fen,
         now,
     )
+
+
+def _counters(template_code: str) -> list[str]:
+    """The counters a redemption of `template_code` raises."""
+    return [
+        limits.counter(template_code, "redemptions"),
+        limits.counter(template_code, "budget_fen"),
+    ]
 
 
 def _redeemable(coupon: Any, now: datetime) -> None:
