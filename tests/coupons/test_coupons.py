@@ -27,7 +27,8 @@ from siyu.coupons.errors import (
 from siyu.coupons.expiry import expire
 from siyu.coupons.issue import issue
 from siyu.coupons.liability import liability
-from siyu.coupons.redeem import Redemption, give_back, redeem, redeem_many
+from siyu.coupons.redeem import Redemption, redeem, redeem_many
+from siyu.coupons.returns import give_back
 from siyu.errors import NotFoundError, ValidationError
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members, unmerge

@@ -16,7 +16,8 @@ from tests.coupons.helpers import T0, basket, check_liability, new_member, save_
 
 from siyu.coupons.expiry import expire
 from siyu.coupons.issue import issue
-from siyu.coupons.redeem import Redemption, give_back, redeem
+from siyu.coupons.redeem import Redemption, redeem
+from siyu.coupons.returns import give_back
 from siyu.errors import ConflictError, SiyuError
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members

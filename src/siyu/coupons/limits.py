@@ -41,24 +41,32 @@ def _ensure(conn: Connection, group_id: str, name: str, member_ids: Sequence[int
     )
 
 
-def hold(conn: Connection, group_id: str, names: Sequence[str]) -> None:
+def hold(conn: Connection, group_id: str, names: Sequence[str]) -> dict[str, int]:
     """Lock the group-wide counters `names` until commit, in one order (by name), before
-    anything else is locked. Two batches of redemptions that share a coupon would
-    otherwise deadlock: one holding the counter and waiting for the coupon, the other
-    holding the coupon and waiting for the counter (PostgreSQL aborts one after a second)."""
+    anything else is locked; returns their counts. Two batches of redemptions that share
+    a coupon would otherwise deadlock: one holding the counter and waiting for the
+    coupon, the other holding the coupon and waiting for the counter (PostgreSQL aborts
+    one after a second)."""
     ordered = sorted(set(names))
     if not ordered:
-        return
-    for name in ordered:
-        _ensure(conn, group_id, name, [EVERYONE])
-    conn.execute(
-        text(f"""SELECT used FROM coupon_counters
+        return {}
+    _ensure_all(conn, group_id, ordered)
+    rows = conn.execute(
+        text(f"""SELECT counter, used FROM coupon_counters
                  WHERE group_id = :g AND member_id = :m AND counter IN :cs
                  ORDER BY counter{dialect_of(conn).row_lock}""").bindparams(
             bindparam("cs", expanding=True)
         ),
         {"g": group_id, "m": EVERYONE, "cs": ordered},
     ).all()
+    return {str(r.counter): int(r.used) for r in rows}
+
+
+def _ensure_all(conn: Connection, group_id: str, names: Sequence[str]) -> None:
+    conn.execute(
+        dialect_of(conn).insert_ignore(coupon_counters),
+        [{"group_id": group_id, "counter": n, "member_id": EVERYONE, "used": 0} for n in names],
+    )
 
 
 def take(conn: Connection, group_id: str, name: str, n: int, cap: int | None, limit: str) -> None:

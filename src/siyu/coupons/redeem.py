@@ -1,15 +1,20 @@
-"""Redeeming a coupon at a till or online, exactly once, and giving it back on a refund.
+"""Redeeming coupons at a till or online, exactly once, a batch at a time.
 
-A redemption is one conditional UPDATE of the coupon (`status = 'issued'` and inside its
-validity), the template's redemption and budget counters (each `used + n <= cap`), and an
-event whose key is the request's Idempotency-Key, in one transaction: the coupon is never
-used twice, a limit never overrun, and a refused redemption changes nothing. A retry
-with the same key answers the first redemption; the same key for another coupon or order
-is refused.
+A batch is one transaction of a few set-based statements, whatever its size: the events
+already holding the batch's keys (retries), the template counters locked in name order,
+the coupons locked in id order, then one UPDATE of the coupons, one of each counter and
+one INSERT of the events. Every ask is decided on the locked rows, in order: a coupon is
+never used twice (a second ask for it in the batch, or a till that redeemed it first, is
+refused), a limit never overrun (each counter's cap is checked on its locked count), and
+a refused ask writes nothing. A retry with the same key answers the first redemption;
+the same key for another coupon or order is refused.
 
-`redeem_many` applies a batch in one transaction, each redemption in a savepoint of its
-own: a hot campaign's redemptions share one commit (the counters' row is locked once),
-and each still succeeds or fails alone (`batcher.RedemptionBatcher`).
+`redeem` is a batch of one, so there is one path. A hot campaign's redemptions share a
+commit and a lock of the counters through `batcher.RedemptionBatcher`, which is what makes
+them faster than one conditional UPDATE per commit (docs/benchmarks.md).
+
+Locks are always taken counters first, then coupons (`limits.hold`), here and in
+`returns.py`: two transactions sharing a coupon and a template cannot deadlock.
 """
 
 from __future__ import annotations
@@ -24,32 +29,31 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from siyu.coupons import catalog, limits
-from siyu.coupons.errors import CouponNotApplicable, CouponNotRedeemable, NotReturnable
+from siyu.coupons import catalog, events, limits
+from siyu.coupons.errors import CouponNotApplicable, CouponNotRedeemable, LimitReached
 from siyu.coupons.issue import holders
-from siyu.coupons.models import coupon_events
-from siyu.coupons.templates import Basket
-from siyu.errors import ConflictError, NotFoundError, SiyuError, ValidationError
+from siyu.coupons.templates import Basket, CouponTemplate
+from siyu.errors import NotFoundError, SiyuError, ValidationError
 from siyu.ledger.errors import IdempotencyConflict
+from siyu.store.dialect import dialect_of
 from siyu.store.times import as_stored, stored_now, stored_time
 
-_COUPON = text("""SELECT coupon_id, code, template_id, template_code, member_id, campaign,
-                         status, valid_from, valid_until, order_id, off_fen, redeemed_at
-                  FROM coupons WHERE group_id = :g AND code = :c""")
-_FIRST = text("""SELECT e.request_sha256, e.coupon_id, e.member_id, e.order_id, e.off_fen,
-                        e.at, e.kind, c.code, c.template_code
-                 FROM coupon_events e JOIN coupons c ON c.coupon_id = e.coupon_id
-                 WHERE e.group_id = :g AND e.idempotency_key = :k""")
+COLUMNS = """coupon_id, group_id, code, template_id, template_code, member_id, campaign,
+             status, valid_from, valid_until, order_id, store_id, off_fen, redeemed_at"""
 _TEMPLATES = text("""SELECT DISTINCT template_code FROM coupons
                       WHERE group_id = :g AND code IN :cs""").bindparams(
     bindparam("cs", expanding=True)
 )
+_TERMS = text("SELECT template_id, body FROM coupon_templates WHERE template_id IN :ts").bindparams(
+    bindparam("ts", expanding=True)
+)
 _USE = text("""UPDATE coupons SET status = 'redeemed', order_id = :o, store_id = :s,
                  channel = :ch, off_fen = :off, redeemed_at = :now
-               WHERE coupon_id = :c AND status = 'issued'
-                 AND valid_from <= :now AND valid_until > :now""").bindparams(
+               WHERE coupon_id = :c AND status = 'issued'""").bindparams(
     bindparam("now", type_=DateTime())
 )
+_RAISE = text("""UPDATE coupon_counters SET used = used + :n
+                 WHERE group_id = :g AND counter = :c AND member_id = 0""")
 
 
 @dataclass(frozen=True)
@@ -88,40 +92,33 @@ class Redeemed:
     replayed: bool = False
 
 
+Answer = Redeemed | SiyuError
+
+
 def redeem(engine: Engine, group_id: str, ask: Redemption, at: datetime | None = None) -> Redeemed:
-    """Redeem one coupon in its own transaction (see the module docstring)."""
-    check_ask(ask)
-    now = as_stored(at) if at is not None else stored_now()
-    try:
-        with engine.begin() as conn:
-            return redeem_in(conn, group_id, ask, now)
-    except IntegrityError:
-        # the key was taken between our look and our insert: answer as a retry would
-        with engine.connect() as conn:
-            return _replay(conn, group_id, ask)
+    """Redeem one coupon (a batch of one); raises the refusal."""
+    (answer,) = redeem_many(engine, group_id, [ask], at)
+    if isinstance(answer, SiyuError):
+        raise answer
+    return answer
 
 
 def redeem_many(
     engine: Engine, group_id: str, asks: Sequence[Redemption], at: datetime | None = None
-) -> list[Redeemed | SiyuError]:
-    """Redeem a batch in one transaction, each in a savepoint: every answer is its own
-    (a `Redeemed`, or the error that refused it), and all commit together."""
+) -> list[Answer]:
+    """Redeem a batch in one transaction: each answer is its own (a `Redeemed`, or the
+    error that refused it), and all that succeed commit together."""
     now = as_stored(at) if at is not None else stored_now()
-    out: list[Redeemed | SiyuError] = []
-    with engine.begin() as conn:
-        # every counter the batch may raise, locked first and in order (limits.hold)
-        templates = conn.execute(_TEMPLATES, {"g": group_id, "cs": [a.code for a in asks]})
-        limits.hold(conn, group_id, [n for t in templates.scalars() for n in _counters(t)])
-        for ask in asks:
-            try:
-                check_ask(ask)
-                with conn.begin_nested():
-                    out.append(redeem_in(conn, group_id, ask, now, counters_held=True))
-            except IntegrityError:
-                out.append(IdempotencyConflict("Idempotency-Key: in use by a concurrent request"))
-            except SiyuError as refused:
-                out.append(refused)
-    return out
+    for attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                return _batch(conn, group_id, asks, now)
+        except IntegrityError:
+            # a concurrent request took one of the keys between our look and our insert;
+            # the second attempt finds it and answers that ask as its retry
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def check_ask(ask: Redemption) -> None:
@@ -133,108 +130,186 @@ def check_ask(ask: Redemption) -> None:
         raise ValidationError("order_id", "1 to 128 characters")
 
 
-def redeem_in(
-    conn: Connection, group_id: str, ask: Redemption, now: datetime, counters_held: bool = False
-) -> Redeemed:
-    """The redemption on the caller's transaction; raises and writes nothing when refused.
-    `counters_held`: the caller has already locked the template's counters (`limits.hold`)."""
-    if conn.execute(_FIRST, {"g": group_id, "k": ask.key}).first() is not None:
-        return _replay(conn, group_id, ask)
-    coupon = conn.execute(_COUPON, {"g": group_id, "c": ask.code}).first()
-    if coupon is None:
-        raise NotFoundError(f"code: no coupon {ask.code!r}")
-    if ask.member_id is not None:
-        holder = holders(conn, group_id, [ask.member_id]).get(ask.member_id)
-        if holder != int(coupon.member_id):
-            raise CouponNotRedeemable(f"code: coupon {ask.code} is not member {ask.member_id}'s")
-    _redeemable(coupon, now)
-    if not counters_held:  # the counters are locked before the coupon, always
-        limits.hold(conn, group_id, _counters(coupon.template_code))
-    terms = catalog.issued_under(conn, int(coupon.template_id))
-    benefit = terms.benefit(ask.basket)
-    if benefit.off_fen <= 0:
-        raise CouponNotApplicable(f"basket: {benefit.refused or 'nothing to take off'}")
-    params = {
-        "c": coupon.coupon_id,
-        "o": ask.order_id,
-        "s": ask.basket.store_id,
-        "ch": ask.basket.channel,
-        "off": benefit.off_fen,
-        "now": now,
-    }
-    if conn.execute(_USE, params).rowcount != 1:
-        # another till redeemed it first (we waited on its row lock): a retry of that
-        # same request is answered as one, anything else is refused
-        if conn.execute(_FIRST, {"g": group_id, "k": ask.key}).first() is not None:
-            return _replay(conn, group_id, ask)
-        raise CouponNotRedeemable(f"code: coupon {ask.code} is already redeemed")
-    cap = catalog.current(conn, group_id, coupon.template_code).template.limits
-    limits.take(
-        conn,
-        group_id,
-        limits.counter(coupon.template_code, "redemptions"),
-        1,
-        cap.redemptions,
-        "redemptions",
-    )
-    limits.take(
-        conn,
-        group_id,
-        limits.counter(coupon.template_code, "budget_fen"),
-        terms.cost_fen,
-        cap.budget_fen,
-        "budget_fen",
-    )
-    _event(
-        conn,
-        group_id,
-        coupon,
-        "redeemed",
-        ask.key,
-        ask.digest,
-        now,
-        terms.face_value_fen,
-        terms.cost_fen,
-        order_id=ask.order_id,
-        store_id=ask.basket.store_id,
-        channel=ask.basket.channel,
-        off_fen=benefit.off_fen,
-        key_id=ask.key_id,
-    )
-    return Redeemed(
-        int(coupon.coupon_id),
-        coupon.code,
-        coupon.template_code,
-        int(coupon.member_id),
-        ask.order_id,
-        benefit.off_fen,
-        now,
-    )
-
-
-def _counters(template_code: str) -> list[str]:
-    """The counters a redemption of `template_code` raises."""
+def counters_of(template_code: str) -> list[str]:
+    """The counters a redemption of `template_code` raises (and a return lowers)."""
     return [
         limits.counter(template_code, "redemptions"),
         limits.counter(template_code, "budget_fen"),
     ]
 
 
+def _batch(
+    conn: Connection, group_id: str, asks: Sequence[Redemption], now: datetime
+) -> list[Answer]:
+    out: list[Answer | None] = [None] * len(asks)
+    for i, ask in enumerate(asks):
+        try:
+            check_ask(ask)
+        except ValidationError as bad:
+            out[i] = bad
+    first_of_key: dict[str, int] = {}
+    live: list[int] = []
+    for i, ask in enumerate(asks):
+        if out[i] is None:
+            if ask.key in first_of_key:
+                continue  # answered as the first ask with this key, below
+            first_of_key[ask.key] = i
+            live.append(i)
+    done = events.by_key(conn, group_id, [asks[i].key for i in live])
+    for i in list(live):
+        if asks[i].key in done:
+            out[i] = _replay(done[asks[i].key], asks[i])
+            live.remove(i)
+    codes = sorted({asks[i].code for i in live})
+    if codes:
+        templates = conn.execute(_TEMPLATES, {"g": group_id, "cs": codes}).scalars().all()
+        used = limits.hold(conn, group_id, [c for t in templates for c in counters_of(t)])
+        coupons = _locked(conn, group_id, codes)
+        _decide(conn, group_id, asks, live, coupons, used, now, out)
+    for i, ask in enumerate(asks):  # the later asks of a key repeated within the batch
+        if out[i] is None:
+            first = out[first_of_key[ask.key]]
+            if asks[first_of_key[ask.key]].digest != ask.digest:
+                out[i] = IdempotencyConflict(
+                    "Idempotency-Key: already used for a different request; use a new key"
+                )
+            elif isinstance(first, Redeemed):
+                out[i] = Redeemed(**{**first.__dict__, "replayed": True})
+            else:
+                out[i] = first
+    return [a for a in out if a is not None]
+
+
+def _locked(conn: Connection, group_id: str, codes: list[str]) -> dict[str, Any]:
+    rows = conn.execute(
+        text(f"""SELECT {COLUMNS} FROM coupons WHERE group_id = :g AND code IN :cs
+                 {dialect_of(conn).lock_rows_in_order("coupon_id")}""").bindparams(
+            bindparam("cs", expanding=True)
+        ),
+        {"g": group_id, "cs": codes},
+    ).all()
+    return {r.code: r for r in rows}
+
+
+def _decide(
+    conn: Connection,
+    group_id: str,
+    asks: Sequence[Redemption],
+    live: list[int],
+    coupons: dict[str, Any],
+    used: dict[str, int],
+    now: datetime,
+    out: list[Answer | None],
+) -> None:
+    """Decide each live ask on the locked rows, in order, then write the accepted ones."""
+    terms = _terms(conn, [int(c.template_id) for c in coupons.values()])
+    caps = {
+        t: catalog.current(conn, group_id, t).template.limits
+        for t in {c.template_code for c in coupons.values()}
+    }
+    asked = [m for m in (asks[i].member_id for i in live) if m is not None]
+    holder_of = holders(conn, group_id, sorted(set(asked))) if asked else {}
+    taken: set[str] = set()
+    raised: dict[str, int] = {}
+    uses: list[dict[str, Any]] = []
+    written: list[dict[str, Any]] = []
+    for i in live:
+        ask = asks[i]
+        try:
+            coupon = coupons.get(ask.code)
+            if coupon is None:
+                raise NotFoundError(f"code: no coupon {ask.code!r}")
+            if ask.member_id is not None and holder_of.get(ask.member_id) != int(coupon.member_id):
+                raise CouponNotRedeemable(
+                    f"code: coupon {ask.code} is not member {ask.member_id}'s"
+                )
+            if ask.code in taken:
+                raise CouponNotRedeemable(f"code: coupon {ask.code} is already redeemed")
+            _redeemable(coupon, now)
+            term = terms[int(coupon.template_id)]
+            benefit = term.benefit(ask.basket)
+            if benefit.off_fen <= 0:
+                raise CouponNotApplicable(f"basket: {benefit.refused or 'nothing to take off'}")
+            cap = caps[coupon.template_code]
+            count, budget = counters_of(coupon.template_code)
+            _within(used, raised, count, 1, cap.redemptions, "redemptions")
+            _within(used, raised, budget, term.cost_fen, cap.budget_fen, "budget_fen")
+        except SiyuError as refused:
+            out[i] = refused
+            continue
+        raised[count] = raised.get(count, 0) + 1
+        raised[budget] = raised.get(budget, 0) + term.cost_fen
+        taken.add(ask.code)
+        uses.append(
+            {
+                "c": coupon.coupon_id,
+                "o": ask.order_id,
+                "s": ask.basket.store_id,
+                "ch": ask.basket.channel,
+                "off": benefit.off_fen,
+                "now": now,
+            }
+        )
+        written.append(
+            events.event(
+                coupon,
+                "redeemed",
+                ask.key,
+                ask.digest,
+                now,
+                term.face_value_fen,
+                term.cost_fen,
+                order_id=ask.order_id,
+                store_id=ask.basket.store_id,
+                channel=ask.basket.channel,
+                off_fen=benefit.off_fen,
+                key_id=ask.key_id,
+            )
+        )
+        out[i] = Redeemed(
+            int(coupon.coupon_id),
+            coupon.code,
+            coupon.template_code,
+            int(coupon.member_id),
+            ask.order_id,
+            benefit.off_fen,
+            now,
+        )
+    if not uses:
+        return
+    if conn.execute(_USE, uses).rowcount != len(uses):  # the rows are locked: cannot happen
+        raise RuntimeError("coupons: a locked coupon changed under its lock")
+    conn.execute(_RAISE, [{"g": group_id, "c": c, "n": n} for c, n in sorted(raised.items()) if n])
+    events.write(conn, written)
+
+
+def _within(
+    used: dict[str, int], raised: dict[str, int], counter: str, n: int, cap: int | None, limit: str
+) -> None:
+    now_used = used.get(counter, 0) + raised.get(counter, 0)
+    if cap is not None and now_used + n > cap:
+        raise LimitReached(limit, cap, now_used)
+
+
+def _terms(conn: Connection, template_ids: list[int]) -> dict[int, CouponTemplate]:
+    if not template_ids:
+        return {}
+    rows = conn.execute(_TERMS, {"ts": sorted(set(template_ids))}).all()
+    return {int(r.template_id): catalog.parsed(r.body) for r in rows}
+
+
 def _redeemable(coupon: Any, now: datetime) -> None:
-    status = coupon.status
-    code = coupon.code
-    if status == "redeemed":
-        raise CouponNotRedeemable(f"code: coupon {code} is already redeemed")
-    if status == "expired" or stored_time(coupon.valid_until) <= now:
-        raise CouponNotRedeemable(f"code: coupon {code} expired")
+    if coupon.status == "redeemed":
+        raise CouponNotRedeemable(f"code: coupon {coupon.code} is already redeemed")
+    if coupon.status == "expired" or stored_time(coupon.valid_until) <= now:
+        raise CouponNotRedeemable(f"code: coupon {coupon.code} expired")
     if stored_time(coupon.valid_from) > now:
-        raise CouponNotRedeemable(f"code: coupon {code} is not valid yet")
+        raise CouponNotRedeemable(f"code: coupon {coupon.code} is not valid yet")
 
 
-def _replay(conn: Connection, group_id: str, ask: Redemption) -> Redeemed:
-    first = conn.execute(_FIRST, {"g": group_id, "k": ask.key}).first()
-    if first is None or first.kind != "redeemed" or first.request_sha256 != ask.digest:
-        raise IdempotencyConflict(
+def _replay(first: Any, ask: Redemption) -> Answer:
+    if first.kind != "redeemed" or first.request_sha256 != ask.digest:
+        return IdempotencyConflict(
             "Idempotency-Key: already used for a different request; use a new key"
         )
     return Redeemed(
@@ -246,131 +321,4 @@ def _replay(conn: Connection, group_id: str, ask: Redemption) -> Redeemed:
         int(first.off_fen),
         stored_time(first.at),
         replayed=True,
-    )
-
-
-def give_back(
-    engine: Engine,
-    group_id: str,
-    code: str,
-    order_id: str,
-    key: str,
-    key_id: int | None = None,
-    at: datetime | None = None,
-) -> dict[str, object]:
-    """The order `order_id` was refunded: give its coupon back, if its template says so
-    (`on_refund: return`). The coupon is usable again while still valid, else it expires
-    at once; the redemption is uncounted from the limits. Once per key."""
-    if not key or len(key) > 200:
-        raise ValidationError("Idempotency-Key", "required, at most 200 characters")
-    now = as_stored(at) if at is not None else stored_now()
-    digest = hashlib.sha256(f"return\n{code}\n{order_id}".encode()).hexdigest()
-    with engine.begin() as conn:
-        first = conn.execute(_FIRST, {"g": group_id, "k": key}).first()
-        if first is not None:
-            if first.request_sha256 != digest:
-                raise IdempotencyConflict(
-                    "Idempotency-Key: already used for a different request; use a new key"
-                )
-            return _returned(conn, group_id, code, replayed=True)
-        coupon = conn.execute(_COUPON, {"g": group_id, "c": code}).first()
-        if coupon is None:
-            raise NotFoundError(f"code: no coupon {code!r}")
-        terms = catalog.issued_under(conn, int(coupon.template_id))
-        if coupon.status != "redeemed" or coupon.order_id != order_id:
-            raise NotReturnable(f"order_id: coupon {code} is not redeemed on order {order_id!r}")
-        if terms.on_refund == "keep":
-            raise NotReturnable(f"code: template {terms.code} keeps its coupons on refund")
-        status = "issued" if stored_time(coupon.valid_until) > now else "expired"
-        changed = conn.execute(
-            text("""UPDATE coupons SET status = :st, order_id = NULL, store_id = NULL,
-                      channel = NULL, off_fen = NULL, redeemed_at = NULL
-                    WHERE coupon_id = :c AND status = 'redeemed' AND order_id = :o"""),
-            {"st": status, "c": coupon.coupon_id, "o": order_id},
-        ).rowcount
-        if changed != 1:
-            raise ConflictError(f"code: coupon {code} changed meanwhile; try again")
-        limits.give_back(conn, group_id, limits.counter(coupon.template_code, "redemptions"), 1)
-        limits.give_back(
-            conn, group_id, limits.counter(coupon.template_code, "budget_fen"), terms.cost_fen
-        )
-        _event(
-            conn,
-            group_id,
-            coupon,
-            "returned",
-            key,
-            digest,
-            now,
-            terms.face_value_fen,
-            terms.cost_fen,
-            order_id=order_id,
-            off_fen=int(coupon.off_fen or 0),
-            key_id=key_id,
-        )
-        if status == "expired":
-            _event(
-                conn,
-                group_id,
-                coupon,
-                "expired",
-                f"expire:{coupon.coupon_id}:{key}",
-                digest,
-                now,
-                terms.face_value_fen,
-                terms.cost_fen,
-                reference="returned after expiry",
-            )
-        return _returned(conn, group_id, code, replayed=False)
-
-
-def _returned(conn: Connection, group_id: str, code: str, replayed: bool) -> dict[str, object]:
-    row = conn.execute(_COUPON, {"g": group_id, "c": code}).one()
-    return {
-        "code": code,
-        "member_id": int(row.member_id),
-        "status": row.status,
-        "valid_until": stored_time(row.valid_until),
-        "replayed": replayed,
-    }
-
-
-def _event(
-    conn: Connection,
-    group_id: str,
-    coupon: Any,
-    kind: str,
-    key: str,
-    digest: str,
-    now: datetime,
-    face_value_fen: int,
-    cost_fen: int,
-    *,
-    order_id: str | None = None,
-    store_id: str | None = None,
-    channel: str | None = None,
-    off_fen: int = 0,
-    reference: str | None = None,
-    key_id: int | None = None,
-) -> None:
-    conn.execute(
-        coupon_events.insert().values(
-            group_id=group_id,
-            idempotency_key=key,
-            request_sha256=digest,
-            coupon_id=coupon.coupon_id,
-            member_id=coupon.member_id,
-            template_code=coupon.template_code,
-            campaign=coupon.campaign,
-            kind=kind,
-            order_id=order_id,
-            store_id=store_id,
-            channel=channel,
-            off_fen=off_fen,
-            face_value_fen=face_value_fen,
-            cost_fen=cost_fen,
-            reference=reference,
-            key_id=key_id,
-            at=now,
-        )
     )

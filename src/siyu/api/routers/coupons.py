@@ -28,7 +28,8 @@ from siyu.coupons.identify import identify
 from siyu.coupons.issue import issue
 from siyu.coupons.liability import liability
 from siyu.coupons.queries import MEMBER_COUPONS, MEMBER_COUPONS_IN, REDEEMED_AT
-from siyu.coupons.redeem import Redemption, give_back, redeem
+from siyu.coupons.redeem import Redemption, redeem
+from siyu.coupons.returns import give_back
 from siyu.coupons.templates import Basket, BasketLine, CouponTemplate
 from siyu.store.times import as_stored, as_utc, stored_now
 

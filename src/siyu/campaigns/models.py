@@ -1,0 +1,53 @@
+"""Campaigns: a target, a period, incentives, a budget and a holdout, and who was in which
+arm. `campaign_members` is keyed by member_id and declares no foreign keys, like the
+other tables keyed by member; a member's arm is decided once, when the campaign is
+launched (or when it enters a target evaluated later), and never changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from siyu.store.metadata import BigId, metadata
+
+ARMS = ("treatment", "holdout")
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the validated document (campaigns.plan.Plan)
+    Column("status", String(16), nullable=False),
+    Column("launched_at", DateTime),
+    Column("key_id", BigInteger),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    CheckConstraint("status IN ('draft', 'launched', 'ended')", name="status"),
+    UniqueConstraint("group_id", "code"),
+)
+
+campaign_members = Table(
+    "campaign_members",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("campaign_id", BigInteger, nullable=False, autoincrement=False),
+    Column("member_id", BigInteger, nullable=False, autoincrement=False),
+    Column("arm", String(16), nullable=False),
+    Column("assigned_at", DateTime, nullable=False),
+    CheckConstraint("arm IN ('treatment', 'holdout')", name="arm"),
+    PrimaryKeyConstraint("group_id", "campaign_id", "member_id"),
+    Index("ix_campaign_members_member", "group_id", "member_id"),
+)
