@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from siyu.coupons.catalog import parsed
 from siyu.coupons.models import coupon_events
@@ -22,7 +22,9 @@ CHUNK = 5000
 _DUE = text("""SELECT c.coupon_id, c.member_id, c.template_code, c.campaign, t.body
                FROM coupons c JOIN coupon_templates t ON t.template_id = c.template_id
                WHERE c.group_id = :g AND c.status = 'issued' AND c.valid_until <= :now
-               ORDER BY c.coupon_id LIMIT :n""")
+               ORDER BY c.coupon_id LIMIT :n""").bindparams(
+    bindparam("now", type_=DateTime())  # typed: see liability._SUMS
+)
 _EXPIRE = text("""UPDATE coupons SET status = 'expired'
                   WHERE coupon_id IN :ids AND status = 'issued'""").bindparams(
     bindparam("ids", expanding=True)

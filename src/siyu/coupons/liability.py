@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from siyu.coupons.models import LIABILITY_SIGN
 from siyu.store.times import as_stored, stored_now
@@ -19,7 +19,11 @@ from siyu.store.times import as_stored, stored_now
 _SUMS = text("""SELECT template_code, kind, COUNT(*) AS n, SUM(face_value_fen) AS face,
                        SUM(cost_fen) AS cost, SUM(off_fen) AS off
                 FROM coupon_events WHERE group_id = :g AND at <= :at
-                GROUP BY template_code, kind ORDER BY template_code, kind""")
+                GROUP BY template_code, kind ORDER BY template_code, kind""").bindparams(
+    # typed, so SQLite compares the stored text form (with .000000) and not sqlite3's
+    # own, which drops zero microseconds: events made this second would be left out
+    bindparam("at", type_=DateTime())
+)
 
 
 @dataclass

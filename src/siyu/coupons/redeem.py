@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from siyu.coupons import catalog, limits
@@ -43,7 +43,11 @@ _FIRST = text("""SELECT e.request_sha256, e.coupon_id, e.member_id, e.order_id, 
 _USE = text("""UPDATE coupons SET status = 'redeemed', order_id = :o, store_id = :s,
                  channel = :ch, off_fen = :off, redeemed_at = :now
                WHERE coupon_id = :c AND status = 'issued'
-                 AND valid_from <= :now AND valid_until > :now""")
+                 AND valid_from <= :now AND valid_until > :now""").bindparams(
+    # typed, so SQLite compares the stored text form: a coupon is redeemable in the
+    # second it was issued, and not in the second its validity ends
+    bindparam("now", type_=DateTime())
+)
 
 
 @dataclass(frozen=True)
