@@ -9,10 +9,13 @@ from __future__ import annotations
 import typer
 
 # analyze_warehouse adds the warehouse-fed analyses (stages, snapshot, kpis) to the analyze
-# group, after its three file-fed ones, when it loads.
+# group, after its three file-fed ones, when it loads; coupons_jobs adds expire, liability
+# and run to the coupons group.
 from siyu.cli import (
     analyze,
     analyze_warehouse,  # noqa: F401
+    coupons,
+    coupons_jobs,  # noqa: F401
     data,
     guides,
     identity,
@@ -52,5 +55,6 @@ app.add_typer(inventory.app, name="inventory")
 app.add_typer(guides.app, name="guides")
 app.add_typer(tags.app, name="tags")
 app.add_typer(segments.app, name="segments")
+app.add_typer(coupons.app, name="coupons")
 
 __all__ = ["app"]

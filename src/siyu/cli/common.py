@@ -105,3 +105,10 @@ def open_store(database_url: str) -> Iterator[Engine]:
             check_fingerprint(engine, bound)
     finally:
         engine.dispose()
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as yuan with two decimals, exactly (no float): 123456 -> 1,234.56."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}{whole:,}.{cents:02d}"

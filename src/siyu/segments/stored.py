@@ -26,6 +26,7 @@ from siyu.segments.models import (
     NAME_MAX,
     SEGMENT_REFRESHES,
     segment_evaluations,
+    segment_members,
     segment_versions,
     segments,
     tags,
@@ -387,6 +388,31 @@ def _lock(conn: Connection, group_id: str, slug: str) -> StoredSegment:
 
 
 lock_segment = _lock
+
+
+def segment_named(conn: Connection, group_id: str, slug_or_id: str) -> StoredSegment:
+    """A segment by its slug, or by its id (digits that are no segment's slug)."""
+    found = _find(conn, group_id, slug_or_id) if SLUG.fullmatch(slug_or_id) else None
+    if found is None and slug_or_id.isdigit():
+        row = conn.execute(
+            _query().where(
+                segments.c.group_id == group_id, segments.c.segment_id == int(slug_or_id)
+            )
+        ).first()
+        found = None if row is None else _segment(row)
+    if found is None:
+        raise NotFoundError(f"segment: no segment {slug_or_id!r} in this brand group")
+    return found
+
+
+def segment_member_ids(conn: Connection, group_id: str, segment_id: int) -> list[int]:
+    """The segment's members now (as its last evaluation wrote them), by member id."""
+    rows = conn.execute(
+        select(segment_members.c.member_id)
+        .where(segment_members.c.group_id == group_id, segment_members.c.segment_id == segment_id)
+        .order_by(segment_members.c.member_id)
+    )
+    return [int(m) for m in rows.scalars()]
 
 
 def list_segments(conn: Connection, group_id: str, archived: bool = False) -> list[StoredSegment]:
