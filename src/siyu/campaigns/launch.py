@@ -1,0 +1,212 @@
+"""Launching a campaign: assign its target's members to the treatment or the holdout, then
+give the treatment its incentives.
+
+Every step is safe to run again: the arm of a member already assigned is kept (the
+campaign's `campaign_members` row), coupons are issued with the campaign's own key
+(`campaign:<code>:<template>`, once per member), and points bonuses are ledger postings
+keyed by campaign and member. A launch stopped half way is finished by launching again,
+and members who entered the target since are assigned and given theirs.
+
+The budget bounds what the campaign can cost: the coupons issued × their cost, as if
+every one were redeemed. Members are taken in their assignment's bucket order (random,
+but the same on every run) until the budget is spent; the rest of the treatment is
+assigned but given nothing, and the report says how many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from siyu.campaigns.assignment import bucket, in_holdout
+from siyu.campaigns.errors import CampaignState
+from siyu.campaigns.models import campaign_members
+from siyu.campaigns.plan import Plan, load
+from siyu.coupons import catalog
+from siyu.coupons.issue import issue
+from siyu.errors import NotFoundError
+from siyu.ledger.batch import post_many
+from siyu.ledger.points import earn_item
+from siyu.ledger.posting import Request
+from siyu.store.dialect import dialect_of
+from siyu.store.times import as_stored, stored_now
+
+CHUNK = 2000
+Progress = Callable[[str, int, int], None]  # (step, done, of)
+
+
+@dataclass
+class Launched:
+    code: str
+    target: int = 0
+    treatment: int = 0
+    holdout: int = 0
+    over_budget: int = 0  # treated members given nothing: the budget was spent
+    coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # template -> counts
+    points_posted: int = 0
+
+
+def target_members(conn: Connection, group_id: str, plan: Plan) -> list[int]:
+    """The members of the campaign's segment or stage, now."""
+    if plan.target.segment is not None:
+        found = conn.execute(
+            text("""SELECT segment_id FROM segments WHERE group_id = :g AND slug = :s
+                    AND archived_at IS NULL"""),
+            {"g": group_id, "s": plan.target.segment},
+        ).scalar()
+        if found is None:
+            raise NotFoundError(f"target.segment: no segment {plan.target.segment!r}")
+        rows = conn.execute(
+            text("""SELECT member_id FROM segment_members WHERE group_id = :g
+                    AND segment_id = :s ORDER BY member_id"""),
+            {"g": group_id, "s": found},
+        )
+    else:
+        rows = conn.execute(
+            text("""SELECT member_id FROM member_stages WHERE group_id = :g AND stage = :s
+                    ORDER BY member_id"""),
+            {"g": group_id, "s": plan.target.stage},
+        )
+    return [int(m) for m in rows.scalars()]
+
+
+def launch(
+    engine: Engine,
+    group_id: str,
+    code: str,
+    *,
+    key_id: int | None = None,
+    at: datetime | None = None,
+    progress: Progress | None = None,
+) -> Launched:
+    now = as_stored(at) if at is not None else stored_now()
+    with engine.begin() as conn:
+        stored = load(conn, group_id, code)
+        if stored.status == "ended":
+            raise CampaignState(f"code: campaign {code} has ended")
+        plan = stored.plan
+        for template in plan.coupons:
+            catalog.current(conn, group_id, template)  # NotFoundError names a missing one
+        conn.execute(
+            text("""UPDATE campaigns SET status = 'launched', launched_at = :now,
+                      updated_at = :now WHERE campaign_id = :i AND status = 'draft'"""),
+            {"now": now, "i": stored.campaign_id},
+        )
+        members = target_members(conn, group_id, plan)
+    report = Launched(code, target=len(members))
+    arms = _assign(engine, group_id, stored.campaign_id, plan, members, now, progress)
+    treated = sorted(arms["treatment"], key=lambda m: bucket(plan.code, m))
+    report.treatment, report.holdout = len(treated), len(arms["holdout"])
+    given = _within_budget(engine, group_id, plan, treated)
+    report.over_budget = len(treated) - len(given)
+    for template in plan.coupons:
+        issued = issue(
+            engine,
+            group_id,
+            template,
+            given,
+            f"campaign:{plan.code}:{template}",
+            campaign=plan.code,
+            key_id=key_id,
+            at=now,
+            progress=_step(progress, template),
+        )
+        report.coupons[template] = issued.counts
+    if plan.points_bonus:
+        report.points_posted = _points(engine, group_id, plan, given, key_id, progress)
+    return report
+
+
+def _step(progress: Progress | None, step: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, of: progress(step, done, of)
+
+
+def _assign(
+    engine: Engine,
+    group_id: str,
+    campaign_id: int,
+    plan: Plan,
+    members: list[int],
+    now: datetime,
+    progress: Progress | None,
+) -> dict[str, list[int]]:
+    """Each member's arm: the one already recorded, else the assignment's."""
+    for start in range(0, len(members), CHUNK):
+        chunk = members[start : start + CHUNK]
+        with engine.begin() as conn:
+            conn.execute(
+                dialect_of(conn).insert_ignore(campaign_members),
+                [
+                    {
+                        "group_id": group_id,
+                        "campaign_id": campaign_id,
+                        "member_id": m,
+                        "arm": "holdout"
+                        if in_holdout(plan.code, m, plan.holdout_bp)
+                        else "treatment",
+                        "assigned_at": now,
+                    }
+                    for m in chunk
+                ],
+            )
+        if progress is not None:
+            progress("assign", min(start + CHUNK, len(members)), len(members))
+    arms: dict[str, list[int]] = {"treatment": [], "holdout": []}
+    with engine.connect() as conn:
+        for member_id, arm in conn.execute(
+            text("""SELECT member_id, arm FROM campaign_members WHERE group_id = :g
+                    AND campaign_id = :c ORDER BY member_id"""),
+            {"g": group_id, "c": campaign_id},
+        ):
+            arms[str(arm)].append(int(member_id))
+    return arms
+
+
+def _within_budget(engine: Engine, group_id: str, plan: Plan, treated: list[int]) -> list[int]:
+    if plan.budget_fen is None or not plan.coupons:
+        return treated
+    with engine.connect() as conn:
+        per_member = sum(catalog.current(conn, group_id, t).template.cost_fen for t in plan.coupons)
+    if per_member == 0:
+        return treated
+    return treated[: plan.budget_fen // per_member]
+
+
+def _points(
+    engine: Engine,
+    group_id: str,
+    plan: Plan,
+    members: list[int],
+    key_id: int | None,
+    progress: Progress | None,
+) -> int:
+    posted = 0
+    for start in range(0, len(members), 500):
+        chunk = members[start : start + 500]
+        items = [
+            earn_item(
+                Request(
+                    group_id,
+                    m,
+                    "earn",
+                    f"campaign:{plan.code}:points:{m}",
+                    {"campaign": plan.code, "points": plan.points_bonus},
+                    reference=f"campaign:{plan.code}",
+                    reason=f"campaign {plan.code}",
+                    key_id=key_id,
+                ),
+                plan.points_bonus,
+                None,
+            )
+            for m in chunk
+        ]
+        outcomes = post_many(engine, items)
+        posted += sum(1 for o in outcomes if not isinstance(o, Exception))
+        if progress is not None:
+            progress("points", min(start + 500, len(members)), len(members))
+    return posted
