@@ -161,6 +161,13 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/members/{member_id}/affinity"): (f"/v1/members/{m1}/affinity", None),
         ("GET", "/v1/affinity/rules"): ("/v1/affinity/rules", None),
         ("PUT", "/v1/affinity/rules"): ("/v1/affinity/rules", {"window_days": 180}),
+        ("POST", "/v1/qr-scenes"): ("/v1/qr-scenes", {"scene": "auth", "kind": "permanent"}),
+        ("GET", "/v1/qr-scenes"): ("/v1/qr-scenes", None),
+        ("POST", "/v1/qr-scenes:archive"): ("/v1/qr-scenes:archive", {"scene": "no-such"}),
+        ("POST", "/v1/qr-scans"): ("/v1/qr-scans", {"scene": "no-such"}),
+        ("GET", "/v1/qr-scenes/report"): ("/v1/qr-scenes/report", None),
+        ("GET", "/v1/qr-scenes/report/members"): ("/v1/qr-scenes/report/members?scene=x", None),
+        ("GET", "/v1/qr-scenes/stars"): ("/v1/qr-scenes/stars", None),
     }
 
 

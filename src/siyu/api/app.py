@@ -40,6 +40,7 @@ from siyu.api.routers import (
     ledger,
     matching,
     members,
+    scenes,
     segments,
     tags,
 )
@@ -70,6 +71,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(segments.router)
     app.include_router(affinity.router)
     app.include_router(coupons.router)
+    app.include_router(scenes.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

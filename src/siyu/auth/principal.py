@@ -78,6 +78,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "coupons:redeem": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
     "coupons:return": frozenset({Role.ADMIN, Role.STORE}),
     "coupons:report": frozenset({Role.ADMIN, Role.ANALYST}),
+    # QR scenes: HQ defines codes; scans come from the channel integrations (official
+    # account, mini-program) or HQ, never from a member key (a member could otherwise
+    # credit itself to any code); HQ and analysts read the registry and the report.
+    "scenes:define": frozenset({Role.ADMIN}),
+    "scenes:read": frozenset({Role.ADMIN, Role.ANALYST}),
+    "scenes:scan": frozenset({Role.ADMIN, Role.CHANNEL}),
+    "scenes:report": frozenset({Role.ADMIN, Role.ANALYST}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})
