@@ -168,10 +168,40 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/qr-scenes/report"): ("/v1/qr-scenes/report", None),
         ("GET", "/v1/qr-scenes/report/members"): ("/v1/qr-scenes/report/members?scene=x", None),
         ("GET", "/v1/qr-scenes/stars"): ("/v1/qr-scenes/stars", None),
+        ("PUT", "/v1/coupon-templates/{code}"): ("/v1/coupon-templates/AUTH", COUPON),
+        ("GET", "/v1/coupon-templates"): ("/v1/coupon-templates", None),
+        ("POST", "/v1/coupon-templates/{code}:issue"): (
+            "/v1/coupon-templates/NOPE:issue",
+            {"member_ids": [m1]},
+        ),
+        ("GET", "/v1/members/{member_id}/coupons"): (f"/v1/members/{m1}/coupons", None),
+        ("POST", "/v1/coupons/{code}:redeem"): (
+            "/v1/coupons/NOSUCHCODE:redeem",
+            {
+                "order_id": "O-auth",
+                "basket": {
+                    "channel": "tmall",
+                    "store_id": "S1",
+                    "lines": [{"sku": "A", "qty": 1, "amount_fen": 100}],
+                },
+            },
+        ),
+        ("POST", "/v1/coupons/{code}:return"): ("/v1/coupons/NOSUCHCODE:return", {"order_id": "O"}),
+        ("GET", "/v1/coupons/liability"): ("/v1/coupons/liability", None),
     }
 
 
 IDEM = {"Idempotency-Key": "anonymous"}
+COUPON = {
+    "code": "AUTH",
+    "name_zh": "券",
+    "name_en": "Coupon",
+    "kind": "fixed",
+    "off_fen": 100,
+    "validity": {"days_from_issue": 7},
+    "face_value_fen": 100,
+    "cost_fen": 100,
+}
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 
 
