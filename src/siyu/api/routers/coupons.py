@@ -28,7 +28,7 @@ from siyu.coupons.identify import identify
 from siyu.coupons.issue import issue
 from siyu.coupons.liability import liability
 from siyu.coupons.queries import MEMBER_COUPONS, MEMBER_COUPONS_IN, REDEEMED_AT
-from siyu.coupons.redeem import Redemption, redeem
+from siyu.coupons.redeem import Redemption
 from siyu.coupons.returns import give_back
 from siyu.coupons.templates import Basket, BasketLine, CouponTemplate
 from siyu.store.times import as_stored, as_utc, stored_now
@@ -221,7 +221,8 @@ async def redeem_coupon(
         member_id=member_id,
         key_id=who.key_id,
     )
-    done = await run_in_threadpool(redeem, svc.engine, who.group_id, ask)
+    # through the worker's group commit: a hot campaign's tills share a transaction
+    done = await svc.redemptions.redeem(who.group_id, ask)
     answer: dict[str, Any] = {
         "code": done.code,
         "template": done.template_code,
