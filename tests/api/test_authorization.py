@@ -188,10 +188,24 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ),
         ("POST", "/v1/coupons/{code}:return"): ("/v1/coupons/NOSUCHCODE:return", {"order_id": "O"}),
         ("GET", "/v1/coupons/liability"): ("/v1/coupons/liability", None),
+        ("PUT", "/v1/campaigns/{code}"): ("/v1/campaigns/AUTH", CAMPAIGN),
+        ("GET", "/v1/campaigns"): ("/v1/campaigns", None),
+        ("POST", "/v1/campaigns/{code}:launch"): ("/v1/campaigns/NOPE:launch", None),
+        ("GET", "/v1/campaigns/{code}/report"): ("/v1/campaigns/NOPE/report", None),
+        ("GET", "/v1/campaigns/{code}/members"): ("/v1/campaigns/NOPE/members", None),
     }
 
 
 IDEM = {"Idempotency-Key": "anonymous"}
+CAMPAIGN = {
+    "code": "AUTH",
+    "name_zh": "活动",
+    "name_en": "Campaign",
+    "target": {"stage": "lapsed"},
+    "starts_at": "2026-01-01T00:00:00Z",
+    "ends_at": "2026-02-01T00:00:00Z",
+    "points_bonus": 10,
+}
 COUPON = {
     "code": "AUTH",
     "name_zh": "券",

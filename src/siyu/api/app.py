@@ -33,6 +33,7 @@ from siyu import __version__
 from siyu.api import problems
 from siyu.api.routers import (
     affinity,
+    campaigns,
     coupons,
     guides,
     ingest,
@@ -71,6 +72,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(segments.router)
     app.include_router(affinity.router)
     app.include_router(coupons.router)
+    app.include_router(campaigns.router)
     app.include_router(scenes.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)

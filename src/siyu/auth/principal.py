@@ -78,6 +78,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "coupons:redeem": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
     "coupons:return": frozenset({Role.ADMIN, Role.STORE}),
     "coupons:report": frozenset({Role.ADMIN, Role.ANALYST}),
+    # Campaigns: HQ plans and launches them; analysts read plans and reports.
+    "campaigns:read": frozenset({Role.ADMIN, Role.ANALYST}),
+    "campaigns:write": frozenset({Role.ADMIN}),
     # QR scenes: HQ defines codes; scans come from the channel integrations (official
     # account, mini-program) or HQ, never from a member key (a member could otherwise
     # credit itself to any code); HQ and analysts read the registry and the report.

@@ -43,17 +43,13 @@ def upgrade() -> None:
         sa.Column("member_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("arm", sa.String(length=16), nullable=False),
         sa.Column("assigned_at", sa.DateTime(), nullable=False),
-        sa.CheckConstraint(
-            "arm IN ('treatment', 'holdout')", name=op.f("ck_campaign_members_arm")
-        ),
+        sa.CheckConstraint("arm IN ('treatment', 'holdout')", name=op.f("ck_campaign_members_arm")),
         sa.PrimaryKeyConstraint(
             "group_id", "campaign_id", "member_id", name=op.f("pk_campaign_members")
         ),
     )
     with op.batch_alter_table("campaign_members", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_campaign_members_member", ["group_id", "member_id"], unique=False
-        )
+        batch_op.create_index("ix_campaign_members_member", ["group_id", "member_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -1,0 +1,110 @@
+"""Campaigns over HTTP: HQ writes a plan (a draft until launched), launches it, and reads
+its report; analysts read plans and reports. Every figure of the report has its members
+(`/members?arm=&who=`), for the console to click through; member ids only, no personal
+data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.concurrency import run_in_threadpool
+
+from siyu.api.deps import Services, require, services
+from siyu.api.problems import Problem
+from siyu.api.schemas import PLAIN
+from siyu.auth.principal import Principal
+from siyu.campaigns import plan as plans
+from siyu.campaigns.launch import launch
+from siyu.campaigns.report import members, report
+from siyu.store.times import as_stored, as_utc
+
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+Code = Annotated[str, Path(min_length=1, max_length=64, pattern=PLAIN)]
+
+
+def _stored(found: plans.Stored) -> dict[str, Any]:
+    return {
+        "code": found.plan.code,
+        "status": found.status,
+        "launched_at": None if found.launched_at is None else as_utc(found.launched_at),
+        "plan": found.plan.model_dump(mode="json"),
+    }
+
+
+@router.put("/campaigns/{code}")
+async def put_campaign(
+    code: Code,
+    body: plans.Plan,
+    who: Principal = Depends(require("campaigns:write")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Create or replace a draft (409 `campaign_state` once launched)."""
+    if body.code != code:
+        raise Problem(
+            422,
+            "Invalid input",
+            f"code: the body's code {body.code!r} is not the path's {code!r}",
+            "validation_failed",
+            [{"field": "code", "rule": "equals the path"}],
+        )
+    found = await run_in_threadpool(plans.save, svc.engine, who.group_id, body, who.key_id)
+    return _stored(found)
+
+
+@router.get("/campaigns")
+async def list_campaigns(
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    def work() -> list[plans.Stored]:
+        with svc.engine.connect() as conn:
+            return plans.listed(conn, who.group_id)
+
+    return {"campaigns": [_stored(c) for c in await run_in_threadpool(work)]}
+
+
+@router.post("/campaigns/{code}:launch")
+async def launch_campaign(
+    code: Code,
+    who: Principal = Depends(require("campaigns:write")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Assign the target's members to arms and give the treatment its incentives. Safe to
+    repeat: a second launch gives nothing twice, and assigns members who entered since."""
+    done = await run_in_threadpool(launch, svc.engine, who.group_id, code, key_id=who.key_id)
+    return vars(done)
+
+
+@router.get("/campaigns/{code}/report")
+async def campaign_report(
+    code: Code,
+    at: datetime | None = None,
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Reach, redemptions, revenue per arm, incremental revenue against the holdout (with
+    Welch's test and its 95% interval), cost and ROI, over the period up to `at`."""
+    when = None if at is None else as_stored(at)
+    return (await run_in_threadpool(report, svc.engine, who.group_id, code, when)).as_dict()
+
+
+@router.get("/campaigns/{code}/members")
+async def campaign_members(
+    code: Code,
+    arm: Literal["treatment", "holdout"] = "treatment",
+    who_: Annotated[Literal["all", "buyers", "redeemers"], Query(alias="who")] = "all",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The member ids behind a figure of the report, a page at a time."""
+    found = await run_in_threadpool(members, svc.engine, who.group_id, code, arm, who_)
+    return {
+        "total": len(found),
+        "member_ids": found[offset : offset + limit],
+        "next_offset": offset + limit if offset + limit < len(found) else None,
+    }
