@@ -38,6 +38,7 @@ from siyu.api.routers import (
     ingest,
     inventory,
     ledger,
+    lotteries,
     matching,
     members,
     segments,
@@ -70,6 +71,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(segments.router)
     app.include_router(affinity.router)
     app.include_router(coupons.router)
+    app.include_router(lotteries.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -372,8 +372,22 @@ def _check_entries(
 def _lock_counters(
     conn: Connection, group_id: str, pool_code: str, members: list[int]
 ) -> dict[int, int]:
+    """member -> draws so far, each member's row created if new and locked till commit."""
     if not members:
         return {}
+    if dialect_of(conn).one_statement_per_batch:
+        # one statement, the members as one JSON text (PostgreSQL parses it in C): creates
+        # the missing rows and locks all of them, in member order
+        rows = conn.execute(
+            text("""INSERT INTO prize_pool_entrants (group_id, pool_code, member_id, draws)
+                    SELECT :g, :p, r.m, 0 FROM json_to_recordset(CAST(:rows AS json))
+                      AS r(m BIGINT) ORDER BY r.m
+                    ON CONFLICT (group_id, pool_code, member_id)
+                    DO UPDATE SET draws = prize_pool_entrants.draws
+                    RETURNING member_id, draws"""),
+            {"g": group_id, "p": pool_code, "rows": json.dumps([{"m": m} for m in members])},
+        )
+        return {int(r.member_id): int(r.draws) for r in rows}
     conn.execute(
         dialect_of(conn).insert_ignore(prize_pool_entrants),
         [
@@ -382,7 +396,7 @@ def _lock_counters(
         ],
     )
     rows = conn.execute(
-        text(_COUNTERS + dialect_of(conn).row_lock).bindparams(bindparam("ms", expanding=True)),
+        text(_COUNTERS).bindparams(bindparam("ms", expanding=True)),
         {"g": group_id, "p": pool_code, "ms": members},
     )
     return {int(r.member_id): int(r.draws) for r in rows}
@@ -428,10 +442,55 @@ def _write(
         skus.add(prize.sku)
     if skus:
         stock.announce(conn, group_id, sorted(skus), now)
-    if rows:
-        ids = conn.execute(
-            prize_draws.insert().returning(prize_draws.c.draw_id, sort_by_parameter_order=True),
-            [{k: v for k, v in r.items() if k != "i"} for r in rows],
-        ).scalars()
-        for row, draw_id in zip(rows, ids, strict=True):
-            row["draw_id"] = int(draw_id)
+    if not rows:
+        return
+    values = [{k: v for k, v in r.items() if k != "i"} for r in rows]
+    if dialect_of(conn).one_statement_per_batch:
+        columns = list(values[0])
+        spec = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
+        found = conn.execute(
+            text(f"""INSERT INTO prize_draws ({", ".join(columns)})
+                     SELECT {", ".join(columns)}
+                     FROM json_to_recordset(CAST(:rows AS json)) AS r({spec})
+                     RETURNING idempotency_key, draw_id"""),
+            {"rows": json.dumps(values, default=_iso, separators=(",", ":"))},
+        )
+        ids = {str(r.idempotency_key): int(r.draw_id) for r in found}
+        for row in rows:
+            row["draw_id"] = int(ids[row["idempotency_key"]])
+        return
+    drawn_ids = conn.execute(
+        prize_draws.insert().returning(prize_draws.c.draw_id, sort_by_parameter_order=True),
+        values,
+    ).scalars()
+    for row, draw_id in zip(rows, drawn_ids, strict=True):
+        row["draw_id"] = int(draw_id)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+# The draw row's columns as PostgreSQL reads them from a JSON batch.
+_PG_TYPES = {
+    "group_id": "VARCHAR",
+    "pool_code": "VARCHAR",
+    "member_id": "BIGINT",
+    "idempotency_key": "VARCHAR",
+    "request_sha256": "VARCHAR",
+    "entry": "VARCHAR",
+    "scene": "VARCHAR",
+    "order_id": "VARCHAR",
+    "posting_id": "BIGINT",
+    "random_hex": "VARCHAR",
+    "roll": "INTEGER",
+    "outcome": "VARCHAR",
+    "prize_code": "VARCHAR",
+    "sku": "VARCHAR",
+    "location_id": "VARCHAR",
+    "claim_code": "VARCHAR",
+    "key_id": "BIGINT",
+    "drawn_at": "TIMESTAMP",
+}
