@@ -161,6 +161,18 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/members/{member_id}/affinity"): (f"/v1/members/{m1}/affinity", None),
         ("GET", "/v1/affinity/rules"): ("/v1/affinity/rules", None),
         ("PUT", "/v1/affinity/rules"): ("/v1/affinity/rules", {"window_days": 180}),
+        ("PUT", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", {"code": "NO"}),
+        ("GET", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", None),
+        ("POST", "/v1/lottery-pools/{code}:draw"): (
+            "/v1/lottery-pools/NO:draw",
+            {"member_id": m1},
+        ),
+        ("POST", "/v1/lottery-prizes/{claim_code}:claim"): (
+            "/v1/lottery-prizes/NOCODE:claim",
+            {"store_id": "S1"},
+        ),
+        ("POST", "/v1/lottery-pools/{code}:reveal"): ("/v1/lottery-pools/NO:reveal", None),
+        ("GET", "/v1/lottery-pools/{code}/audit"): ("/v1/lottery-pools/NO/audit", None),
     }
 
 
