@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-analytics bench-console bench-matching bench-segments clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -73,6 +73,10 @@ bench-oneid: $(DEV_STAMP)
 
 bench-resolve: $(DEV_STAMP)
 	$(BIN)/python bench/bench_resolve.py --nodes 1000000 --edges 3000000
+
+# Concurrent draws of one hot prize pool against a raw conditional UPDATE (docs/benchmarks.md).
+bench-draws: $(DEV_STAMP)
+	$(BIN)/python bench/bench_draws.py --seconds 10 --clients 4 --batch 250
 
 bench-ledger: $(DEV_STAMP)
 	$(BIN)/python bench/bench_ledger.py --members 10000 --seconds 10 --clients 4

@@ -193,6 +193,18 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/campaigns/{code}:launch"): ("/v1/campaigns/NOPE:launch", None),
         ("GET", "/v1/campaigns/{code}/report"): ("/v1/campaigns/NOPE/report", None),
         ("GET", "/v1/campaigns/{code}/members"): ("/v1/campaigns/NOPE/members", None),
+        ("PUT", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", {"code": "NO"}),
+        ("GET", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", None),
+        ("POST", "/v1/lottery-pools/{code}:draw"): (
+            "/v1/lottery-pools/NO:draw",
+            {"member_id": m1},
+        ),
+        ("POST", "/v1/lottery-prizes/{claim_code}:claim"): (
+            "/v1/lottery-prizes/NOCODE:claim",
+            {"store_id": "S1"},
+        ),
+        ("POST", "/v1/lottery-pools/{code}:reveal"): ("/v1/lottery-pools/NO:reveal", None),
+        ("GET", "/v1/lottery-pools/{code}/audit"): ("/v1/lottery-pools/NO/audit", None),
     }
 
 

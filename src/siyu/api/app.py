@@ -39,6 +39,7 @@ from siyu.api.routers import (
     ingest,
     inventory,
     ledger,
+    lotteries,
     matching,
     members,
     scenes,
@@ -74,6 +75,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(coupons.router)
     app.include_router(campaigns.router)
     app.include_router(scenes.router)
+    app.include_router(lotteries.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -88,6 +88,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "scenes:read": frozenset({Role.ADMIN, Role.ANALYST}),
     "scenes:scan": frozenset({Role.ADMIN, Role.CHANNEL}),
     "scenes:report": frozenset({Role.ADMIN, Role.ANALYST}),
+    # Lotteries: HQ defines pools and reveals seeds; a member draws for itself, a till
+    # (store) or an integration (channel) for a member; a store hands prizes over at its
+    # own stores (api/routers/lotteries.py); HQ and analysts recompute the draws.
+    "lotteries:define": frozenset({Role.ADMIN}),
+    "lotteries:read": frozenset(Role),
+    "lotteries:draw": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
+    "lotteries:claim": frozenset({Role.ADMIN, Role.STORE}),
+    "lotteries:audit": frozenset({Role.ADMIN, Role.ANALYST}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

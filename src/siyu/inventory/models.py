@@ -39,6 +39,7 @@ MOVEMENT_KINDS = (
     "release",
     "expire",
     "confirm",
+    "prize",  # a lottery prize or sample awarded (siyu.lotteries)
 )
 RESERVATION_STATUSES = ("open", "confirmed", "released", "expired")
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, text
 from siyu.errors import ValidationError
 from siyu.ledger.errors import InsufficientBalance
 from siyu.ledger.models import POINTS
-from siyu.ledger.posting import Item, Plan, Request, Result, post
+from siyu.ledger.posting import Item, Plan, Request, Result, post, post_in
 from siyu.store.dialect import dialect_of
 
 
@@ -54,6 +54,14 @@ def add_points(work: Plan, points: int, expiry: datetime) -> None:
 
 def spend(engine: Engine, request: Request, points: int) -> Result:
     return post(engine, *spend_item(request, points))
+
+
+def spend_in(
+    conn: Connection, system: dict[tuple[str, str], int], request: Request, points: int
+) -> Result:
+    """`spend` on the caller's transaction (`posting.post_in`): the points go only if
+    what they pay for commits with them."""
+    return post_in(conn, system, *spend_item(request, points))
 
 
 def spend_item(request: Request, points: int) -> Item:

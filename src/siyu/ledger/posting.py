@@ -147,33 +147,46 @@ Item = tuple[Request, Callable[[Plan], None]]
 
 def post(engine: Engine, request: Request, plan: Callable[[Plan], None]) -> Result:
     """Apply a posting exactly once (see the module docstring)."""
+    system = system_accounts(engine, request.group_id)
+    with engine.begin() as conn:
+        return post_in(conn, system, request, plan)
+
+
+def post_in(
+    conn: Connection,
+    system: dict[tuple[str, str], int],
+    request: Request,
+    plan: Callable[[Plan], None],
+) -> Result:
+    """`post` on the caller's transaction, for a domain whose own change must commit or
+    roll back with the posting (a lottery draw paid in points). `system` is
+    `system_accounts(engine, group)`, read before the caller's transaction begins (it
+    creates the accounts in a transaction of its own)."""
     if not request.idempotency_key or len(request.idempotency_key) > 200:
         raise ValidationError("Idempotency-Key", "required, at most 200 characters")
     now = stored_now()
-    system = system_accounts(engine, request.group_id)
-    with engine.begin() as conn:
-        posting_id = _claim(conn, request, now)
-        if posting_id is None:
-            return _replay(conn, request)
-        work = Plan(
-            conn,
-            request.group_id,
-            request.member_id,
-            posting_id,
-            now,
-            business_at=request.business_at,
-        )
-        plan(work)
-        balances = as_read(work, _apply(work, system))
-        conn.execute(
-            text("UPDATE ledger_postings SET detail = :d WHERE posting_id = :p"),
-            # The balances are kept with the posting so that a replay answers exactly what
-            # the first request was answered.
-            {
-                "d": json.dumps({**work.detail, "balances": balances}, sort_keys=True),
-                "p": posting_id,
-            },
-        )
+    posting_id = _claim(conn, request, now)
+    if posting_id is None:
+        return _replay(conn, request)
+    work = Plan(
+        conn,
+        request.group_id,
+        request.member_id,
+        posting_id,
+        now,
+        business_at=request.business_at,
+    )
+    plan(work)
+    balances = as_read(work, _apply(work, system))
+    conn.execute(
+        text("UPDATE ledger_postings SET detail = :d WHERE posting_id = :p"),
+        # The balances are kept with the posting so that a replay answers exactly what
+        # the first request was answered.
+        {
+            "d": json.dumps({**work.detail, "balances": balances}, sort_keys=True),
+            "p": posting_id,
+        },
+    )
     return Result(
         posting_id,
         request.kind,
