@@ -18,6 +18,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "step.snapshot": {"zh": "计算运营看板数据", "en": "Computing the console's figures"},
     "step.tags": {"zh": "计算自动标签", "en": "Computing the automatic tags"},
+    "step.marketing": {
+        "zh": "发券、核销、抽奖与活动报告",
+        "en": "Issuing, redeeming, drawing and the campaign report",
+    },
+    "table.campaign": {"zh": "活动「{code}」（对照组）", "en": "Campaign {code} (with a holdout)"},
+    "col.figure": {"zh": "指标", "en": "Figure"},
+    "col.treatment": {"zh": "实验组", "en": "Treatment"},
+    "col.holdout": {"zh": "对照组", "en": "Holdout"},
+    "campaign.members": {"zh": "会员数", "en": "Members"},
+    "campaign.buyers": {"zh": "期间购买会员", "en": "Bought in the period"},
+    "campaign.revenue": {"zh": "人均消费（元）", "en": "Revenue per member (yuan)"},
+    "campaign.redeemed": {"zh": "核销券数", "en": "Coupons redeemed"},
+    "campaign.lift": {
+        "zh": "增量收入 {lift} 元，人均差 95% 区间 [{low}, {high}] 元，p = {p}；成本 {cost} 元",
+        "en": "Incremental revenue ¥{lift}; per-member difference 95% CI [{low}, {high}], "
+        "p = {p}; cost ¥{cost}",
+    },
+    "campaign.draws": {"zh": "抽奖：{draws}", "en": "Lottery draws: {draws}"},
     # the timings table's other rows (parts of a step, timed on their own)
     "step.evaluate_strong": {
         "zh": "评估（仅确定性合并）",

@@ -93,7 +93,7 @@ def demo_cmd(
         fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
     with errors(), progress_bars() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
-        step_task = progress.add_task("", total=8)
+        step_task = progress.add_task("", total=9)
         names = {
             "generate": "step.generate",
             "import": "step.import",
@@ -103,6 +103,7 @@ def demo_cmd(
             "operations": "step.operations",
             "snapshot": "step.snapshot",
             "tags": "step.tags",
+            "marketing": "step.marketing",
         }
 
         def on_step(name: str) -> None:

@@ -24,6 +24,7 @@ from siyu.analytics.warehouse import open_warehouse
 from siyu.config import Settings
 from siyu.demo.config import GeneratorConfig
 from siyu.demo.generate import generate
+from siyu.demo.marketing import MarketingReport, seed_marketing
 from siyu.demo.operations import seed_operations
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.matching.run import MatchReport, run_matching
@@ -95,6 +96,7 @@ class DemoResult:
     # OneID's quality before the probabilistic pass, and what the pass did
     deterministic: Quality | None = None
     matched: MatchReport | None = None
+    marketing: MarketingReport | None = None  # the demo campaign, its redemptions, draws
 
     @property
     def seconds(self) -> float:
@@ -156,6 +158,14 @@ class DemoResult:
             "secret": self.settings.secret_origin,
             "snapshot": self.snapshot_kinds,
             "automatic_tags": self.automatic_tags,
+            "campaign": None
+            if self.marketing is None or self.marketing.campaign is None
+            else {
+                **self.marketing.campaign.as_dict(),
+                "since": self.marketing.campaign.since.isoformat(),
+                "until": self.marketing.campaign.until.isoformat(),
+                "draws": self.marketing.draws,
+            },
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
@@ -248,12 +258,19 @@ def run_demo(
     step("tags")
     tags = refresh_from_location(engine, warehouse, group)
     lap("tags", started)
+
+    # a coupon template, a campaign with a holdout, redemptions on real orders, a lottery
+    started = time.perf_counter()
+    step("marketing")
+    marketing = seed_marketing(engine, group, seed)
+    lap("marketing", started)
     result = DemoResult(database_url, str(data_dir), quality, resolved, imports, timings)
     result.deterministic, result.matched = deterministic, matched
     result.lifecycle = lifecycle
     result.group_id = group
     result.snapshot_kinds = kinds
     result.automatic_tags = {t.slug: t.size for t in tags.tags}
+    result.marketing = marketing
     result.settings = replace(settings, group_id=group, warehouse=str(warehouse))
     _summaries(engine, group, result)
     engine.dispose()

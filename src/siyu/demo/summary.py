@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from siyu.config import Settings
+from siyu.demo.marketing import MarketingReport
 from siyu.demo.pipeline import DemoResult, Lifecycle
 from siyu.i18n import MESSAGES, t
 from siyu.segments.automatic.catalogue import CATALOGUE
@@ -92,6 +93,8 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
         print_lifecycle(out, result.lifecycle, lang)
     if result.automatic_tags:
         print_automatic_tags(out, result.automatic_tags, lang)
+    if result.marketing is not None and result.marketing.campaign is not None:
+        print_campaign(out, result.marketing, lang)
 
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
@@ -206,3 +209,46 @@ def print_automatic_tags(out: Console, holders: dict[str, int], lang: str) -> No
     for slug, size in holders.items():
         tab.add_row(names.get(slug, slug), f"{size:,}")
     out.print(tab)
+
+
+def print_campaign(out: Console, marketing: MarketingReport, lang: str) -> None:
+    """The demo campaign's report: the two arms side by side, then the lift and its test."""
+    report = marketing.campaign
+    assert report is not None
+    tab = _table(
+        t("table.campaign", lang, code=report.code),
+        t("col.figure", lang),
+        t("col.treatment", lang),
+        t("col.holdout", lang),
+    )
+    arms = (report.treatment, report.holdout)
+    tab.add_row(t("campaign.members", lang), *(f"{a.members:,}" for a in arms))
+    tab.add_row(t("campaign.buyers", lang), *(f"{a.buyers:,}" for a in arms))
+    tab.add_row(
+        t("campaign.revenue", lang), *(f"{a.revenue_per_member_fen / 100:,.2f}" for a in arms)
+    )
+    tab.add_row(t("campaign.redeemed", lang), f"{report.redemptions:,}", "0")
+    out.print(tab)
+    if report.incremental_revenue_fen is not None and report.ci95_per_member_fen is not None:
+        low, high = report.ci95_per_member_fen
+        out.print(
+            t(
+                "campaign.lift",
+                lang,
+                lift=f"{report.incremental_revenue_fen / 100:,.0f}",
+                low=f"{low / 100:,.2f}",
+                high=f"{high / 100:,.2f}",
+                p=f"{report.p_value:.2f}",
+                cost=f"{report.cost_fen / 100:,.0f}",
+            )
+        )
+    elif report.note:
+        out.print(report.note)
+    if marketing.draws:
+        out.print(
+            t(
+                "campaign.draws",
+                lang,
+                draws=", ".join(f"{k} {v}" for k, v in marketing.draws.items()),
+            )
+        )
