@@ -71,6 +71,26 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     assert held == tags
     for slug in ("auto.stage", "auto.preferred_channel", "auto.customer", "auto.recency"):
         assert 0 < tags[slug] <= result["members"], (slug, tags[slug])
+    # and the demo issued, redeemed and drew: its campaign has both arms, its redemptions
+    # are in the store, and its report's revenue is the store's orders of those members
+    campaign = result["campaign"]
+    assert campaign["treatment"]["members"] > 0 and campaign["holdout"]["members"] > 0
+    assert 0 < campaign["redemptions"] <= campaign["coupons_issued"]
+    assert campaign["incremental_revenue_fen"] is not None
+    assert sum(campaign["draws"].values()) > 0 and campaign["draws"].get("won", 0) > 0
+    store = sqlite3.connect(result["database_url"].split("///", 1)[1])
+    try:
+        redeemed, revenue = store.execute(
+            "SELECT (SELECT COUNT(*) FROM coupons WHERE status = 'redeemed'), "
+            "(SELECT SUM(o.paid_fen) FROM orders o JOIN campaign_members cm "
+            "ON cm.member_id = o.member_id AND cm.arm = 'holdout' WHERE o.status <> "
+            "'cancelled' AND o.ordered_at >= ? AND o.ordered_at < ?)",
+            (campaign["since"].replace("T", " "), campaign["until"].replace("T", " ")),
+        ).fetchone()
+    finally:
+        store.close()
+    assert redeemed == campaign["redemptions"]
+    assert (revenue or 0) >= campaign["holdout"]["revenue_fen"]  # refunds come off the report's
 
 
 def test_demo_is_repeatable_with_the_same_seed(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ redemptions and a lottery, so the console has a campaign report to show.
 
 Run after the lifecycle stages and the stock (`seed_operations`): the campaign targets the
 members the stages call `loyal`, started 60 days before the data's last order, with a
-tiered coupon (¥10 off ¥60, ¥30 off ¥150) to the treatment and 20% kept out. A seeded share of the
+tiered coupon (¥5 off ¥30, ¥20 off ¥100) to the treatment and 20% kept out. A seeded share of the
 treated members who bought in the period used their coupon on one of those orders (the
 redemption is the service's own, at the order's time, on the order's basket); the holdout
 had none to use. The generator did not make anyone buy because of the campaign, so the
@@ -33,7 +33,7 @@ from siyu.lotteries.draw import DrawAsk, draw_many
 from siyu.store.times import stored_time
 
 TEMPLATE, CAMPAIGN, POOL = "THANKS", "THANK-YOU", "SPRING-SAMPLES"
-REDEEM_SHARE = 50  # percent of treated buyers in the period who used their coupon
+REDEEM_SHARE = 60  # percent of treated buyers in the period who used their coupon
 
 
 @dataclass
@@ -78,16 +78,16 @@ def _template() -> CouponTemplate:
     return CouponTemplate.model_validate(
         {
             "code": TEMPLATE,
-            "name_zh": "满60减10、满150减30 老客回馈券",
-            "name_en": "¥10 off ¥60, ¥30 off ¥150",
+            "name_zh": "满30减5、满100减20 老客回馈券",
+            "name_en": "¥5 off ¥30, ¥20 off ¥100",
             "kind": "threshold",
             "tiers": [
-                {"min_paid_fen": 6000, "off_fen": 1000},
-                {"min_paid_fen": 15000, "off_fen": 3000},
+                {"min_paid_fen": 3000, "off_fen": 500},
+                {"min_paid_fen": 10000, "off_fen": 2000},
             ],
             "validity": {"days_from_issue": 60},
-            "face_value_fen": 3000,
-            "cost_fen": 1500,
+            "face_value_fen": 2000,
+            "cost_fen": 1000,
             "limits": {"per_member": 1},
         }
     )
@@ -151,7 +151,7 @@ def _redeem(engine: Engine, group_id: str, seed: int, start: datetime, end: date
             member_id=member,
         )
         (answer,) = redeem_many(engine, group_id, [ask], at)
-        if not isinstance(answer, SiyuError):  # a basket under ¥60 does not qualify
+        if not isinstance(answer, SiyuError):  # a basket under ¥30 does not qualify
             used.add(member)
             redeemed += not answer.replayed
     return redeemed
