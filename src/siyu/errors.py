@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import pydantic
+
+Doc = TypeVar("Doc", bound=pydantic.BaseModel)
+
 
 class SiyuError(Exception):
     """Base of every error siyu raises on purpose; `code` is stable for API clients."""
@@ -41,3 +47,16 @@ class ConflictError(SiyuError):
     answered 409, and nothing was applied."""
 
     code = "conflict"
+
+
+def parse_document(model: type[Doc], doc: object, name: str) -> Doc:
+    """A parsed JSON document as `model`, or a ValidationError naming the first field that
+    breaks a rule (`name` when the rule spans the document), the others after it: the
+    path of the CLI and of anything reading a file (the API lets FastAPI report every
+    field)."""
+    try:
+        return model.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        found = [(".".join(map(str, e["loc"])) or name, e["msg"]) for e in exc.errors()]
+        (field, rule), others = found[0], found[1:]
+        raise ValidationError(field, rule + "".join(f"; {f}: {r}" for f, r in others)) from None

@@ -14,6 +14,7 @@ import typer
 from siyu.cli import (
     analyze,
     analyze_warehouse,  # noqa: F401
+    campaigns,
     coupons,
     coupons_jobs,  # noqa: F401
     data,
@@ -55,6 +56,7 @@ app.add_typer(inventory.app, name="inventory")
 app.add_typer(guides.app, name="guides")
 app.add_typer(tags.app, name="tags")
 app.add_typer(segments.app, name="segments")
+app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(coupons.app, name="coupons")
 
 __all__ = ["app"]

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from siyu.errors import ValidationError
+from siyu.errors import parse_document
 from siyu.ledger.program import Code
 from siyu.store.times import as_stored
 
@@ -273,12 +272,5 @@ def combined(templates: Sequence[CouponTemplate], basket: Basket) -> list[Benefi
 
 
 def parse_template(doc: object) -> CouponTemplate:
-    """A document (parsed JSON) as a template, or a ValidationError naming the first field
-    that breaks a rule, the others after it (the CLI's path; the API lets FastAPI report
-    every field)."""
-    try:
-        return CouponTemplate.model_validate(doc)
-    except pydantic.ValidationError as exc:
-        found = [(".".join(map(str, e["loc"])) or "template", e["msg"]) for e in exc.errors()]
-        (field, rule), others = found[0], found[1:]
-        raise ValidationError(field, rule + "".join(f"; {f}: {r}" for f, r in others)) from None
+    """A document (parsed JSON) as a template, or a ValidationError naming the field."""
+    return parse_document(CouponTemplate, doc, "template")

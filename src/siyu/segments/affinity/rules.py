@@ -18,12 +18,11 @@ import math
 from itertools import pairwise
 from typing import Annotated, Any
 
-import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection, Engine
 
-from siyu.errors import ValidationError
+from siyu.errors import parse_document
 from siyu.ledger.program import Kind, save_body, stored, version
 from siyu.orders.models import EVENT_TYPES
 from siyu.orders.scoring import ORDERS, SPEND
@@ -120,15 +119,8 @@ class AffinityRules(BaseModel):
 
 
 def parse_rules(doc: Any) -> AffinityRules:
-    """A document (parsed JSON) as rules, or a ValidationError naming the first field
-    that breaks a rule (the CLI's and any other caller's path; the API lets FastAPI
-    report every field)."""
-    try:
-        return AffinityRules.model_validate(doc)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "rules"
-        raise ValidationError(field, first["msg"]) from None
+    """A document (parsed JSON) as rules, or a ValidationError naming the field."""
+    return parse_document(AffinityRules, doc, "rules")
 
 
 def affinity_rules(conn: Connection, group_id: str) -> tuple[int, AffinityRules]:

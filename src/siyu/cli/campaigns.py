@@ -1,0 +1,159 @@
+"""`siyu campaigns`: plan a campaign from a JSON document, launch it, read its report and
+the members behind a figure. Thin over `siyu.campaigns`; amounts in yuan, member ids only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from siyu.cli.common import (
+    GroupOption,
+    JsonOption,
+    emit_json,
+    errors,
+    load_settings,
+    open_store,
+    out,
+    progress_bars,
+    yuan,
+)
+from siyu.errors import ValidationError
+
+app = typer.Typer(
+    help="Campaigns: a target, a period, incentives, a budget and a holdout; launch, report.",
+    no_args_is_help=True,
+)
+
+
+@app.command("put")
+def put_cmd(
+    file: Annotated[Path, typer.Argument(help="A campaign plan (JSON).")],
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store the plan as a draft (a launched campaign's plan is fixed); a refusal names
+    the field and the rule, exit 2, and stores nothing."""
+    from siyu.campaigns.plan import Plan, save
+    from siyu.errors import parse_document
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    with errors():
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8-sig"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
+        plan = parse_document(Plan, doc, "plan")
+        with open_store(settings.database_url) as engine:
+            upgrade(engine)
+            stored = save(engine, group or settings.group_id, plan, None)
+    if as_json:
+        emit_json({"code": plan.code, "status": stored.status})
+    else:
+        out.print(f"{plan.code}: {stored.status}")
+
+
+@app.command("launch")
+def launch_cmd(
+    code: Annotated[str, typer.Argument(help="The campaign's code.")],
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Assign the target's members to arms and give the treatment its incentives (safe
+    to run again: nothing is given twice; members who entered the target since join)."""
+    from siyu.campaigns.launch import launch
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    with errors(), open_store(settings.database_url) as engine, progress_bars() as bars:
+        upgrade(engine)
+        tasks: dict[str, Any] = {}
+
+        def step(name: str, done: int, of: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=of)
+            bars.update(tasks[name], completed=done, total=of)
+
+        done = launch(engine, group or settings.group_id, code, progress=step)
+    if as_json:
+        emit_json(vars(done))
+        return
+    out.print(
+        f"{code}: {done.target:,} in the target, {done.treatment:,} treated, "
+        f"{done.holdout:,} held out, {done.over_budget:,} over budget"
+    )
+    for template, counts in done.coupons.items():
+        out.print(f"  {template}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if done.points_posted:
+        out.print(f"  points bonus posted to {done.points_posted:,} members")
+
+
+@app.command("report")
+def report_cmd(
+    code: Annotated[str, typer.Argument(help="The campaign's code.")],
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reach, redemptions, revenue per arm, incremental revenue against the holdout with
+    Welch's test and its 95% interval, cost and ROI."""
+    from siyu.campaigns.report import report
+
+    settings = load_settings()
+    with errors(), open_store(settings.database_url) as engine:
+        found = report(engine, group or settings.group_id, code)
+    if as_json:
+        emit_json(json.loads(json.dumps(found.as_dict(), default=str)))
+        return
+    tab = Table(title=f"{code} ({found.since:%Y-%m-%d} – {found.until:%Y-%m-%d})")
+    for column in ("", "treatment", "holdout"):
+        tab.add_column(column, justify="left" if not column else "right")
+    arms = (found.treatment, found.holdout)
+    tab.add_row("members", *(f"{a.members:,}" for a in arms))
+    tab.add_row("buyers", *(f"{a.buyers:,}" for a in arms))
+    tab.add_row("revenue (yuan)", *(yuan(a.revenue_fen) for a in arms))
+    tab.add_row("per member (yuan)", *(f"{a.revenue_per_member_fen / 100:,.2f}" for a in arms))
+    out.print(tab)
+    out.print(
+        f"coupons issued {found.coupons_issued:,}, redeemed {found.redemptions:,} by "
+        f"{found.redeemers:,} members, discount ¥{yuan(found.discount_fen)}, "
+        f"cost ¥{yuan(found.cost_fen)}"
+    )
+    if found.incremental_revenue_fen is not None:
+        line = f"incremental revenue ¥{found.incremental_revenue_fen / 100:,.2f}"
+        if found.ci95_per_member_fen is not None and found.p_value is not None:
+            low, high = found.ci95_per_member_fen
+            line += (
+                f" (per member 95% CI ¥{low / 100:,.2f} to ¥{high / 100:,.2f},"
+                f" p={found.p_value:.3f})"
+            )
+        if found.roi is not None:
+            line += f", ROI {found.roi:.2f}"
+        out.print(line)
+    if found.note:
+        out.print(found.note)
+
+
+@app.command("members")
+def members_cmd(
+    code: Annotated[str, typer.Argument(help="The campaign's code.")],
+    arm: Annotated[str, typer.Option(help="treatment or holdout")] = "treatment",
+    who: Annotated[str, typer.Option(help="all, buyers or redeemers")] = "all",
+    group: GroupOption = None,
+) -> None:
+    """The member ids behind a figure of the report, one a line."""
+    from siyu.campaigns.report import members
+
+    settings = load_settings()
+    with errors():
+        if arm not in ("treatment", "holdout"):
+            raise ValidationError("--arm", "treatment or holdout")
+        if who not in ("all", "buyers", "redeemers"):
+            raise ValidationError("--who", "all, buyers or redeemers")
+        with open_store(settings.database_url) as engine:
+            found = members(engine, group or settings.group_id, code, arm, who)  # type: ignore[arg-type]
+    for member_id in found:
+        print(member_id)
