@@ -121,3 +121,15 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
             headers=dict(exc.headers or {}),
         ),
     )
+
+
+def not_the_path(field: str, in_body: str, in_path: str) -> Problem:
+    """422 for a document whose `field` (its code) is not the one its URL names: PUT
+    /things/A with a body for B is a mistake, never a rename."""
+    return Problem(
+        422,
+        "Invalid input",
+        f"{field}: the body's {field} {in_body!r} is not the path's {in_path!r}",
+        "validation_failed",
+        [{"field": field, "rule": "equals the path"}],
+    )

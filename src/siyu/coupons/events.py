@@ -7,12 +7,14 @@ rolled back whole.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, DateTime, bindparam, text
 
 from siyu.coupons.models import coupon_events
+from siyu.store.dialect import dialect_of
 
 _BY_KEY = text("""SELECT e.idempotency_key, e.request_sha256, e.coupon_id, e.member_id,
                          e.order_id, e.off_fen, e.at, e.kind, c.code, c.template_code
@@ -63,6 +65,43 @@ def event(
     }
 
 
+_COLUMNS = {
+    "group_id": "VARCHAR",
+    "idempotency_key": "VARCHAR",
+    "request_sha256": "VARCHAR",
+    "coupon_id": "BIGINT",
+    "member_id": "BIGINT",
+    "template_code": "VARCHAR",
+    "campaign": "VARCHAR",
+    "kind": "VARCHAR",
+    "order_id": "VARCHAR",
+    "store_id": "VARCHAR",
+    "channel": "VARCHAR",
+    "off_fen": "BIGINT",
+    "face_value_fen": "BIGINT",
+    "cost_fen": "BIGINT",
+    "reference": "VARCHAR",
+    "key_id": "BIGINT",
+}
+
+
 def write(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
+    """Append `rows` (from `event`): on PostgreSQL one INSERT over a JSON recordset (one
+    round trip for a batch of redemptions), else one executemany."""
+    if not rows:
+        return
+    if not dialect_of(conn).one_statement_per_batch or len({r["at"] for r in rows}) != 1:
         conn.execute(coupon_events.insert(), list(rows))
+        return
+    names = ", ".join(_COLUMNS)
+    spec = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
+    conn.execute(
+        text(f"""INSERT INTO coupon_events ({names}, at)
+                 SELECT {names}, :at FROM json_to_recordset(CAST(:rows AS json)) AS r({spec})""").bindparams(
+            bindparam("at", type_=DateTime())
+        ),
+        {
+            "at": rows[0]["at"],
+            "rows": json.dumps([{k: r[k] for k in _COLUMNS} for r in rows]),
+        },
+    )

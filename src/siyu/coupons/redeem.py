@@ -277,10 +277,31 @@ def _decide(
         )
     if not uses:
         return
-    if conn.execute(_USE, uses).rowcount != len(uses):  # the rows are locked: cannot happen
+    if _use(conn, uses, now) != len(uses):  # the rows are locked: cannot happen
         raise RuntimeError("coupons: a locked coupon changed under its lock")
     conn.execute(_RAISE, [{"g": group_id, "c": c, "n": n} for c, n in sorted(raised.items()) if n])
     events.write(conn, written)
+
+
+def _use(conn: Connection, uses: list[dict[str, Any]], now: datetime) -> int:
+    """Mark the coupons redeemed: one statement over a JSON recordset on PostgreSQL (parsed
+    and planned once, one round trip: most of a batch's time was a statement per coupon),
+    a statement per coupon on SQLite (in-process, a statement is a function call)."""
+    if not dialect_of(conn).one_statement_per_batch:
+        return int(conn.execute(_USE, uses).rowcount)
+    rows = [{k: u[k] for k in ("c", "o", "s", "ch", "off")} for u in uses]
+    return int(
+        conn.execute(
+            text("""UPDATE coupons SET status = 'redeemed', order_id = r.o, store_id = r.s,
+                      channel = r.ch, off_fen = r.off, redeemed_at = :now
+                    FROM json_to_recordset(CAST(:rows AS json))
+                      AS r(c BIGINT, o VARCHAR, s VARCHAR, ch VARCHAR, off BIGINT)
+                    WHERE coupons.coupon_id = r.c AND coupons.status = 'issued'""").bindparams(
+                bindparam("now", type_=DateTime())
+            ),
+            {"rows": json.dumps(rows), "now": now},
+        ).rowcount
+    )
 
 
 def _within(

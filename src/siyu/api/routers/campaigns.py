@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from siyu.api.deps import Services, require, services
-from siyu.api.problems import Problem
+from siyu.api.problems import not_the_path
 from siyu.api.schemas import PLAIN
 from siyu.auth.principal import Principal
 from siyu.campaigns import plan as plans
@@ -43,13 +43,7 @@ async def put_campaign(
 ) -> dict[str, Any]:
     """Create or replace a draft (409 `campaign_state` once launched)."""
     if body.code != code:
-        raise Problem(
-            422,
-            "Invalid input",
-            f"code: the body's code {body.code!r} is not the path's {code!r}",
-            "validation_failed",
-            [{"field": "code", "rule": "equals the path"}],
-        )
+        raise not_the_path("code", body.code, code)
     found = await run_in_threadpool(plans.save, svc.engine, who.group_id, body, who.key_id)
     return _stored(found)
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
-from siyu.api.problems import Problem
+from siyu.api.problems import Problem, not_the_path
 from siyu.api.schemas import MAX_ID, PLAIN, Strict
 from siyu.auth.principal import Principal, Role
 from siyu.lotteries import pools
@@ -91,13 +91,7 @@ async def put_pool(
     per million draws. The answer publishes the seed's SHA-256; the same body again is a
     replay, another body under the code is refused (`pool_already_defined`)."""
     if body.code != code:
-        raise Problem(
-            422,
-            "Invalid input",
-            f"code: the body's code {body.code!r} is not the path's {code!r}",
-            "validation_failed",
-            [{"field": "code", "rule": "equals the path"}],
-        )
+        raise not_the_path("code", body.code, code)
     pool = await run_in_threadpool(pools.define, svc.engine, who.group_id, body, who.key_id)
     return _pool_out(pool)
 
