@@ -182,3 +182,35 @@ def test_the_test_matches_scipy_on_varied_spend(store: Store, encoder: Identifie
     assert report(store.engine, store.group_id, "ALL", END).note == (
         "no holdout: incremental revenue cannot be measured"
     )
+
+
+def test_a_scan_of_the_campaigns_code_enrols_within_the_budget(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    from siyu.campaigns.triggers import on_scan
+    from siyu.scenes.registry import create
+
+    ids = [new_member(store.engine, encoder, store.group_id, f"u-{i}") for i in range(40)]
+    save_template(store.engine, store.group_id)  # cost 1,500
+    # nobody in the target at launch: everyone comes by scanning the poster's code
+    plans.save(store.engine, store.group_id, _plan(budget_fen=1500 * 5), None)
+    assert launch(store.engine, store.group_id, "SPRING", at=T0).target == 0
+    create(store.engine, store.group_id, "poster-1", "permanent", campaign="SPRING")
+    at = START + timedelta(days=1)
+    seen = [on_scan(store.engine, store.group_id, "poster-1", m, False, at) for m in ids]
+    again = on_scan(store.engine, store.group_id, "poster-1", ids[0], False, at)
+    assert all(s is not None for s in seen) and again is not None
+    treated = [s for s in seen if s is not None and s.arm == "treatment"]
+    held = [m for m, s in zip(ids, seen, strict=True) if s is not None and s.arm == "holdout"]
+    assert held == [m for m in ids if in_holdout("SPRING", m, 2000)]
+    # the budget pays for five members' coupons: the sixth treated scanner gets none
+    assert sum(s.granted for s in treated) == 5
+    with store.engine.connect() as conn:
+        issued = conn.execute(
+            text("SELECT COUNT(*) FROM coupons WHERE group_id = :g AND campaign = 'SPRING'"),
+            {"g": store.group_id},
+        ).scalar_one()
+    assert issued == 5
+    # a flagged scan, or one after the campaign, enrols no one
+    assert on_scan(store.engine, store.group_id, "poster-1", ids[1], True, at) is None
+    assert on_scan(store.engine, store.group_id, "poster-1", ids[1], False, END) is None

@@ -7,10 +7,12 @@ campaign's `campaign_members` row), coupons are issued with the campaign's own k
 keyed by campaign and member. A launch stopped half way is finished by launching again,
 and members who entered the target since are assigned and given theirs.
 
-The budget bounds what the campaign can cost: the coupons issued × their cost, as if
-every one were redeemed. Members are taken in their assignment's bucket order (random,
-but the same on every run) until the budget is spent; the rest of the treatment is
-assigned but given nothing, and the report says how many.
+The budget bounds what the campaign can cost: the coupons granted × their cost, as if
+every one were redeemed. Members are granted in their assignment's bucket order (random,
+but the same on every run) while the budget lasts (`grant`: a counter row, so a launch and
+the scans that enrol members later never pass it together); the rest of the treatment is
+assigned but given nothing, and the report says how many. What a granted member is given
+(`give`) is keyed, so a launch stopped between the two is finished by the next.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 
 from siyu.campaigns.assignment import bucket, in_holdout
 from siyu.campaigns.errors import CampaignState
 from siyu.campaigns.models import campaign_members
 from siyu.campaigns.plan import Plan, load
-from siyu.coupons import catalog
+from siyu.coupons import catalog, limits
 from siyu.coupons.issue import issue
 from siyu.errors import NotFoundError
 from siyu.ledger.batch import post_many
@@ -100,23 +102,11 @@ def launch(
     arms = _assign(engine, group_id, stored.campaign_id, plan, members, now, progress)
     treated = sorted(arms["treatment"], key=lambda m: bucket(plan.code, m))
     report.treatment, report.holdout = len(treated), len(arms["holdout"])
-    given = _within_budget(engine, group_id, plan, treated)
+    given = grant(engine, group_id, stored.campaign_id, plan, treated)
     report.over_budget = len(treated) - len(given)
-    for template in plan.coupons:
-        issued = issue(
-            engine,
-            group_id,
-            template,
-            given,
-            f"campaign:{plan.code}:{template}",
-            campaign=plan.code,
-            key_id=key_id,
-            at=now,
-            progress=_step(progress, template),
-        )
-        report.coupons[template] = issued.counts
-    if plan.points_bonus:
-        report.points_posted = _points(engine, group_id, plan, given, key_id, progress)
+    report.coupons, report.points_posted = give(
+        engine, group_id, plan, given, key_id=key_id, at=now, progress=progress
+    )
     return report
 
 
@@ -167,14 +157,82 @@ def _assign(
     return arms
 
 
-def _within_budget(engine: Engine, group_id: str, plan: Plan, treated: list[int]) -> list[int]:
-    if plan.budget_fen is None or not plan.coupons:
-        return treated
-    with engine.connect() as conn:
-        per_member = sum(catalog.current(conn, group_id, t).template.cost_fen for t in plan.coupons)
-    if per_member == 0:
-        return treated
-    return treated[: plan.budget_fen // per_member]
+def grant(
+    engine: Engine, group_id: str, campaign_id: int, plan: Plan, candidates: list[int]
+) -> list[int]:
+    """Grant incentives to the treated `candidates` not granted yet, in order, while the
+    budget lasts; returns every candidate granted (now or before). The budget is a count
+    of members (budget ÷ the coupons' cost for one member) held in a counter row raised in
+    the same transaction as the members are marked, so launches and scan triggers running
+    at once never grant past it."""
+    if not candidates:
+        return []
+    now = stored_now()
+    with engine.begin() as conn:
+        cap = None
+        if plan.budget_fen is not None and plan.coupons:
+            per_member = sum(
+                catalog.current(conn, group_id, t).template.cost_fen for t in plan.coupons
+            )
+            cap = None if per_member == 0 else plan.budget_fen // per_member
+        done = _granted(conn, group_id, campaign_id, candidates)
+        fresh = [m for m in candidates if m not in done]
+        left = limits.take_up_to(conn, group_id, f"campaign:{plan.code}:granted", len(fresh), cap)
+        chosen = fresh[:left]
+        if chosen:
+            conn.execute(
+                text("""UPDATE campaign_members SET granted_at = :now WHERE group_id = :g
+                        AND campaign_id = :c AND member_id IN :ms AND arm = 'treatment'
+                        AND granted_at IS NULL""").bindparams(
+                    bindparam("ms", expanding=True), bindparam("now", type_=DateTime())
+                ),
+                {"now": now, "g": group_id, "c": campaign_id, "ms": chosen},
+            )
+    granted = done | set(chosen)
+    return [m for m in candidates if m in granted]
+
+
+def _granted(conn: Connection, group_id: str, campaign_id: int, members: list[int]) -> set[int]:
+    found: set[int] = set()
+    for start in range(0, len(members), CHUNK):
+        rows = conn.execute(
+            text("""SELECT member_id FROM campaign_members WHERE group_id = :g
+                    AND campaign_id = :c AND member_id IN :ms
+                    AND granted_at IS NOT NULL""").bindparams(bindparam("ms", expanding=True)),
+            {"g": group_id, "c": campaign_id, "ms": members[start : start + CHUNK]},
+        )
+        found.update(int(m) for m in rows.scalars())
+    return found
+
+
+def give(
+    engine: Engine,
+    group_id: str,
+    plan: Plan,
+    members: list[int],
+    *,
+    key_id: int | None = None,
+    at: datetime | None = None,
+    progress: Progress | None = None,
+) -> tuple[dict[str, dict[str, int]], int]:
+    """The granted members' coupons and points bonus, each once (keys of the campaign's
+    own); returns (counts per template, points postings made)."""
+    coupons: dict[str, dict[str, int]] = {}
+    for template in plan.coupons:
+        issued = issue(
+            engine,
+            group_id,
+            template,
+            members,
+            f"campaign:{plan.code}:{template}",
+            campaign=plan.code,
+            key_id=key_id,
+            at=at,
+            progress=_step(progress, template),
+        )
+        coupons[template] = issued.counts
+    points = _points(engine, group_id, plan, members, key_id, progress) if plan.points_bonus else 0
+    return coupons, points
 
 
 def _points(

@@ -47,6 +47,10 @@ campaign_members = Table(
     Column("member_id", BigInteger, nullable=False, autoincrement=False),
     Column("arm", String(16), nullable=False),
     Column("assigned_at", DateTime, nullable=False),
+    # when the member's incentives were granted within the budget (treatment only); the
+    # coupons and points follow under keys of their own, so a crash in between is
+    # finished by the next launch
+    Column("granted_at", DateTime),
     CheckConstraint("arm IN ('treatment', 'holdout')", name="arm"),
     PrimaryKeyConstraint("group_id", "campaign_id", "member_id"),
     Index("ix_campaign_members_member", "group_id", "member_id"),

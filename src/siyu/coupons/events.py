@@ -97,7 +97,8 @@ def write(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     spec = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
     conn.execute(
         text(f"""INSERT INTO coupon_events ({names}, at)
-                 SELECT {names}, :at FROM json_to_recordset(CAST(:rows AS json)) AS r({spec})""").bindparams(
+                 SELECT {names}, :at
+                 FROM json_to_recordset(CAST(:rows AS json)) AS r({spec})""").bindparams(
             bindparam("at", type_=DateTime())
         ),
         {

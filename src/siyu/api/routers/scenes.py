@@ -23,6 +23,7 @@ from siyu.analytics.snapshot import latest_snapshot
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, services
 from siyu.api.schemas import MAX_ID, Strict
 from siyu.auth.principal import Principal
+from siyu.campaigns.triggers import on_scan
 from siyu.scenes import registry
 from siyu.scenes.registry import Scene
 from siyu.scenes.report import (
@@ -157,6 +158,17 @@ async def post_scan(
             key_id=who.key_id,
         )
     )
+    # a code printed for a running campaign enrols the scanner (its arm, its coupons once)
+    enrolled = await run_in_threadpool(
+        on_scan,
+        svc.engine,
+        who.group_id,
+        scan.scene,
+        scan.member_id,
+        scan.flag is not None,
+        scan.at,
+        who.key_id,
+    )
     return {
         "scan_id": scan.scan_id,
         "scene": scan.scene,
@@ -166,6 +178,7 @@ async def post_scan(
         "flag": scan.flag,
         "at": as_utc(scan.at),
         "replayed": scan.replayed,
+        "campaign": None if enrolled is None else vars(enrolled),
     }
 
 

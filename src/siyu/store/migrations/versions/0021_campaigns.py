@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("member_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("arm", sa.String(length=16), nullable=False),
         sa.Column("assigned_at", sa.DateTime(), nullable=False),
+        sa.Column("granted_at", sa.DateTime(), nullable=True),
         sa.CheckConstraint("arm IN ('treatment', 'holdout')", name=op.f("ck_campaign_members_arm")),
         sa.PrimaryKeyConstraint(
             "group_id", "campaign_id", "member_id", name=op.f("pk_campaign_members")
