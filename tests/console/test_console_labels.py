@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from tests.console.conftest import Brand, login
@@ -22,8 +22,12 @@ from siyu.analytics.kpis import FUNNEL
 from siyu.analytics.rfm import RFMConfig
 from siyu.analytics.stages import AT_RISK, LAPSED, LOYAL, PROSPECT, StageConfig
 from siyu.auth.principal import Role
+from siyu.campaigns.models import ARMS
+from siyu.campaigns.models import STATUSES as CAMPAIGN_STATUSES
 from siyu.channels import registry as channels
 from siyu.console.i18n import LANGS, STRINGS, tier_label
+from siyu.coupons.templates import CouponTemplate
+from siyu.coupons.templates import Kind as CouponKind
 from siyu.guides.models import KINDS as TASK_KINDS
 from siyu.guides.models import STATES as TASK_STATES
 from siyu.guides.tasks import task_stages
@@ -31,7 +35,9 @@ from siyu.identity.models import MEMBER_STATUSES, MERGE_MODES, REVIEW_STATUSES
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.ledger import program
 from siyu.ledger.models import ASSETS, POSTING_KINDS, TIER_REASONS
+from siyu.lotteries.models import ENTRIES, OUTCOMES
 from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
+from siyu.scenes.models import KINDS as SCENE_KINDS
 from siyu.segments.automatic.catalogue import CATALOGUE
 from siyu.segments.derived import MERGED, MULTICHANNEL, ONLINE_OFFLINE
 from siyu.segments.models import REFRESHES, SEGMENT_REFRESHES, TAG_KINDS
@@ -53,6 +59,13 @@ LABELLED: dict[str, Iterable[str]] = {
     "review": REVIEW_STATUSES,
     "refresh": (*SEGMENT_REFRESHES, *REFRESHES),
     "tagkind": TAG_KINDS,
+    "couponkind": get_args(CouponKind),
+    "stacking": get_args(CouponTemplate.model_fields["stacking"].annotation),
+    "campstatus": CAMPAIGN_STATUSES,
+    "arm": ARMS,
+    "scenekind": SCENE_KINDS,
+    "poolentry": ENTRIES,
+    "pooloutcome": OUTCOMES,
 }
 WORD = r"[A-Za-z0-9_]"
 TOKEN = re.compile(rf"{WORD}+")

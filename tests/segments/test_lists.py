@@ -193,16 +193,21 @@ def _run(store: Store, work: Callable[[Any], Any]) -> Any:
 
 
 def _everyone(
-    store: Store, vault: Vault, who: Principal, c: MemberCriteria, view: ListView
+    store: Store,
+    vault: Vault,
+    who: Principal,
+    c: MemberCriteria,
+    view: ListView,
+    among: list[int] | None = None,
 ) -> tuple[int, list[lists.MemberRow]]:
     """The count, and every row by walking the pages."""
 
     async def work(reader: Any) -> tuple[int, list[lists.MemberRow]]:
-        first = await lists.member_page(reader, vault, who, c, view)
+        first = await lists.member_page(reader, vault, who, c, view, among)
         rows = list(first.rows)
         for page in range(2, first.pages + 1):
             found = await lists.member_page(
-                reader, vault, who, c, ListView(view.sort, view.desc, page, view.per)
+                reader, vault, who, c, ListView(view.sort, view.desc, page, view.per), among
             )
             rows.extend(found.rows)
         return first.total, rows
@@ -211,9 +216,12 @@ def _everyone(
     return result
 
 
-def _csv(store: Store, vault: Vault, who: Principal, c: MemberCriteria) -> list[dict[str, str]]:
+def _csv(
+    store: Store, vault: Vault, who: Principal, c: MemberCriteria, among: list[int] | None = None
+) -> list[dict[str, str]]:
     async def work(reader: Any) -> str:
-        return "".join([x async for x in lists.export_csv(reader, vault, who, c, ListView())])
+        found = lists.export_csv(reader, vault, who, c, ListView(), among)
+        return "".join([x async for x in found])
 
     text: str = _run(store, work)
     return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
@@ -276,6 +284,23 @@ def test_every_criterion_lists_the_members_it_names(store: Store, vault: Vault) 
         assert sorted(exported) == sorted(expected), criteria
     # a non-empty cohort cell was among them
     assert any(first_month(m) == "2024-01" for m in seeded)
+
+
+def test_a_reports_members_are_listed_among_its_ids(store: Store, vault: Vault) -> None:
+    # given the ids behind a report's figure (a campaign arm's buyers, a QR code's members)
+    seeded = _seed(store, vault)
+    admin = Principal(1, store.group_id, Role.ADMIN)
+    picked = [m.member_id for m in seeded if m.i % 3 == 1]
+    # when they are listed, alone and with a criterion, page by page and as CSV
+    total, rows = _everyone(store, vault, admin, MemberCriteria(), ListView(per=25), picked)
+    assert total == len(picked) and sorted(r.member_id for r in rows) == sorted(picked)
+    s1 = {m.member_id for m in seeded if m.i % 3 == 1 and m.home == "S1"}
+    total, rows = _everyone(store, vault, admin, MemberCriteria(store="S1"), ListView(), picked)
+    assert total == len(s1) and {r.member_id for r in rows} == s1
+    exported = [int(r["member_id"]) for r in _csv(store, vault, admin, MemberCriteria(), picked)]
+    assert sorted(exported) == sorted(picked)
+    # then no ids list no one (not everyone)
+    assert _everyone(store, vault, admin, MemberCriteria(), ListView(), [])[0] == 0
 
 
 def test_pages_sort_and_mask_as_the_role_may_see(store: Store, vault: Vault) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from siyu.store.metadata import BigId, metadata
 
 ARMS = ("treatment", "holdout")
+STATUSES = ("draft", "launched", "ended")
 
 campaigns = Table(
     "campaigns",

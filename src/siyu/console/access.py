@@ -28,6 +28,7 @@ class Page:
     path: str
     roles: frozenset[Role]
     in_nav: bool = True
+    section: str = ""  # a heading in the navigation (`nav.section.<name>`) it is listed under
 
 
 PAGES: tuple[Page, ...] = (
@@ -59,6 +60,13 @@ PAGES: tuple[Page, ...] = (
     Page("segments", "/console/segments", allowed("segments:read")),
     Page("builder", "/console/builder", allowed("segments:preview"), in_nav=False),
     Page("tags", "/console/tags", allowed("tags:read")),
+    # marketing (issue #17): coupon liability, campaign reports, QR scenes and lottery
+    # audits, for the roles the API's reports serve (HQ); a page under one of these paths
+    # (a campaign's report, the members behind a figure) opens under the same page
+    Page("coupons", "/console/coupons", allowed("coupons:report"), section="marketing"),
+    Page("campaigns", "/console/campaigns", allowed("campaigns:read"), section="marketing"),
+    Page("scenes", "/console/scenes", allowed("scenes:report"), section="marketing"),
+    Page("lotteries", "/console/lotteries", allowed("lotteries:audit"), section="marketing"),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

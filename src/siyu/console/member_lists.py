@@ -5,7 +5,7 @@ page with their criteria."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,10 +73,17 @@ async def members_csv(request: Request) -> Response:
     """The list as CSV, streamed: every member matching, in the page's order, with the
     page's masks and scope (a role that sees masked phones exports masked phones)."""
     ctx = await authenticated(request, "members")
+    return await export(ctx)
+
+
+async def export(
+    ctx: Ctx, among: Collection[int] | None = None, filename: str = "members.csv"
+) -> Response:
+    """The URL's criteria (and `among`, a report's members) as CSV, streamed."""
     assert ctx.who is not None
     try:
-        criteria = lists.parse_criteria(request.query_params)
-        view = lists.parse_view(request.query_params)
+        criteria = lists.parse_criteria(ctx.request.query_params)
+        view = lists.parse_view(ctx.request.query_params)
     except ValidationError as exc:
         return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
     need_for(ctx, criteria, export=True)
@@ -84,11 +91,11 @@ async def members_csv(request: Request) -> Response:
 
     async def rows() -> AsyncIterator[bytes]:
         async with svc.reads.connection() as reader:
-            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view):
+            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view, among):
                 yield chunk.encode("utf-8")
 
     response = StreamingResponse(rows(), media_type="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = 'attachment; filename="members.csv"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return secure(response)
 
 
@@ -103,11 +110,24 @@ def need_for(ctx: Ctx, criteria: MemberCriteria, export: bool) -> None:
 
 
 async def show_list(
-    ctx: Ctx, path: str, title: str, fixed: Mapping[str, str] | None = None, search: bool = False
+    ctx: Ctx,
+    path: str,
+    title: str,
+    fixed: Mapping[str, str] | None = None,
+    search: bool = False,
+    among: Collection[int] | None = None,
+    keep: Mapping[str, str] | None = None,
+    csv_path: str = "/console/members.csv",
+    back: tuple[str, str] | None = None,
 ) -> Response:
     """Render the list at `path`: the URL's criteria (and `fixed` ones, which the page's
-    path already says), sorted and paged as asked; a bad value is a 422 naming it."""
+    path already says), sorted and paged as asked; a bad value is a 422 naming it.
+
+    A report's figure that is not a criterion (a campaign arm's buyers, a QR scene's
+    members) is its member ids, `among`; `keep` is the query that names the figure (kept
+    in every link, the filter form and the CSV at `csv_path`), `back` the report's link."""
     assert ctx.who is not None
+    keep = dict(keep or {})
     params = {**ctx.request.query_params, **(fixed or {})}
     error = None
     try:
@@ -118,21 +138,26 @@ async def show_list(
         criteria, view = MemberCriteria(), ListView()
     need_for(ctx, criteria, export=False)
     async with ctx.svc.reads.connection() as reader:
-        found = await lists.member_page(reader, ctx.svc.vault, ctx.who, criteria, view)
+        found = await lists.member_page(reader, ctx.svc.vault, ctx.who, criteria, view, among)
         stages, segments = await _options(ctx, reader)
     query = criteria.query()
     shown = {k: v for k, v in query.items() if k not in (fixed or {})}
 
     def link(**change: Any) -> str:
         """This list with the view changed (sort, dir, page, per)."""
-        asked = {**shown, **found.view.query(), **{k: str(v) for k, v in change.items()}}
+        asked = {**keep, **shown, **found.view.query(), **{k: str(v) for k, v in change.items()}}
         return f"{path}?{urlencode(asked)}"
 
     def sort_link(key: str) -> str:
         desc = not found.view.desc if found.view.sort == key else key != "member_id"
         return link(sort=key, dir="desc" if desc else "asc", page=1)
 
-    csv_query = {**query, "sort": found.view.sort, "dir": "desc" if found.view.desc else "asc"}
+    csv_query = {
+        **keep,
+        **query,
+        "sort": found.view.sort,
+        "dir": "desc" if found.view.desc else "asc",
+    }
     return render(
         ctx,
         "member_list.html",
@@ -149,15 +174,19 @@ async def show_list(
         sort_link=sort_link,
         sorts=lists.SORTS,
         per_page=lists.PER_PAGE,
-        csv_url=f"/console/members.csv?{urlencode(csv_query)}",
+        csv_url=f"{csv_path}?{urlencode(csv_query)}",
         list_path=path,
+        clear_url=f"{path}?{urlencode(keep)}" if keep else path,
+        keep=keep,
+        back=back,
         stages=stages,
         segments=segments,
         search=search,
         types=SEARCH_TYPES,
         search_error=None,
         masked=not ctx.who.sees_personal_data,
-        save_as_segment=_save_as_segment(ctx, criteria),
+        # a report's members are not a rule: no segment is saved from them
+        save_as_segment=None if among is not None else _save_as_segment(ctx, criteria),
         crit_value=lambda k, value: criterion_value(k, value, ctx.lang),
     )
 

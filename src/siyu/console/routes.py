@@ -24,9 +24,12 @@ from siyu.console import (
     access,
     analytics_pages,
     builder,
+    campaign_pages,
+    lottery_pages,
     member_lists,
     people_pages,
     review_pages,
+    scene_pages,
     segment_pages,
     tag_forms,
     tag_pages,
@@ -67,6 +70,9 @@ router.include_router(segment_pages.router)
 router.include_router(builder.router)
 router.include_router(tag_pages.router)
 router.include_router(tag_forms.router)
+router.include_router(campaign_pages.router)
+router.include_router(scene_pages.router)
+router.include_router(lottery_pages.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

@@ -243,3 +243,51 @@ def reveal(engine: Engine, group_id: str, code: str, at: datetime | None = None)
             {"g": group_id, "c": code, "now": now},
         )
         return load(conn, group_id, code)
+
+
+def listed(conn: Connection, group_id: str, limit: int = 50, offset: int = 0) -> list[Pool]:
+    """The group's pools, the newest first (then by code), a page at a time."""
+    codes = conn.execute(
+        text("""SELECT code FROM prize_pools WHERE group_id = :g
+                ORDER BY created_at DESC, code LIMIT :n OFFSET :o"""),
+        {"g": group_id, "n": limit, "o": offset},
+    ).scalars()
+    return [load(conn, group_id, c) for c in list(codes)]
+
+
+def counted(conn: Connection, group_id: str) -> int:
+    found = conn.execute(
+        text("SELECT COUNT(*) FROM prize_pools WHERE group_id = :g"), {"g": group_id}
+    ).scalar()
+    return int(found or 0)
+
+
+def draw_counts(conn: Connection, group_id: str, code: str) -> dict[str, int]:
+    """The pool's draws by outcome (won, no_prize, sold_out), and its members who drew."""
+    rows = conn.execute(
+        text("""SELECT outcome, COUNT(*) AS n FROM prize_draws
+                WHERE group_id = :g AND pool_code = :c GROUP BY outcome"""),
+        {"g": group_id, "c": code},
+    ).all()
+    out = {str(r.outcome): int(r.n) for r in rows}
+    out["members"] = int(
+        conn.execute(
+            text("""SELECT COUNT(*) FROM prize_pool_entrants
+                    WHERE group_id = :g AND pool_code = :c AND draws > 0"""),
+            {"g": group_id, "c": code},
+        ).scalar()
+        or 0
+    )
+    return out
+
+
+def winners(conn: Connection, group_id: str, code: str, prize_code: str | None = None) -> list[int]:
+    """The members behind a prize's `awarded` (every prize's when none is named): the
+    members of the pool's won draws, in id order."""
+    prize = "" if prize_code is None else " AND prize_code = :p"
+    rows = conn.execute(
+        text(f"""SELECT DISTINCT member_id FROM prize_draws WHERE group_id = :g
+                 AND pool_code = :c AND outcome = 'won'{prize} ORDER BY member_id"""),
+        {"g": group_id, "c": code, "p": prize_code},
+    ).scalars()
+    return [int(m) for m in rows]

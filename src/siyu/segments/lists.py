@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -193,10 +193,19 @@ PHONES = Sql(
 )
 
 
-def _where(c: MemberCriteria, who: Principal) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause of the criteria and the principal's row scope, and its parameters."""
+def _where(
+    c: MemberCriteria, who: Principal, among: Collection[int] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of the criteria, the principal's row scope and `among` (the ids a
+    report names, when its figure is not a criterion), and its parameters."""
     conds = ["m.group_id = :g", "m.status = 'active'"]
     params: dict[str, Any] = {"g": who.group_id}
+    if among is not None:
+        # PostgreSQL takes the ids as one array parameter (`= ANY`); SQLite as one
+        # parameter each, up to its 32,766
+        conds.append("m.member_id IN :among" if among else "1 = 0")
+        if among:
+            params["among"] = sorted(among)
     until = "" if c.until is None else _UNTIL_ORDER
     if c.until is not None:
         params["until"] = c.until.replace(microsecond=0) + timedelta(seconds=1)
@@ -341,8 +350,10 @@ class MemberPage:
         return self.first + len(self.rows) - 1 if self.rows else 0
 
 
-async def count_members(reader: Reader, who: Principal, criteria: MemberCriteria) -> int:
-    where, params = _where(criteria, who)
+async def count_members(
+    reader: Reader, who: Principal, criteria: MemberCriteria, among: Collection[int] | None = None
+) -> int:
+    where, params = _where(criteria, who, among)
     row = await reader.first(_sql(f"SELECT COUNT(*) AS n {_FROM} WHERE {where}"), params)
     return int(row.n) if row is not None else 0
 
@@ -355,8 +366,9 @@ async def _rows(
     view: ListView,
     limit: int,
     offset: int,
+    among: Collection[int] | None = None,
 ) -> list[MemberRow]:
-    where, params = _where(criteria, who)
+    where, params = _where(criteria, who, among)
     sql = f"{_SELECT} {_FROM} {_TOTALS} WHERE {where} {_order_by(view)} LIMIT :n OFFSET :o"
     found = await reader.all(_sql(sql), {**params, "n": limit, "o": offset})
     if not found:
@@ -386,15 +398,21 @@ async def _rows(
 
 
 async def member_page(
-    reader: Reader, vault: Vault, who: Principal, criteria: MemberCriteria, view: ListView
+    reader: Reader,
+    vault: Vault,
+    who: Principal,
+    criteria: MemberCriteria,
+    view: ListView,
+    among: Collection[int] | None = None,
 ) -> MemberPage:
-    """One page of the members matching `criteria` in the principal's scope, and how many
-    match in all. A page past the last shows the last."""
-    total = await count_members(reader, who, criteria)
+    """One page of the members matching `criteria` (and among `among`, when given) in the
+    principal's scope, and how many match in all. A page past the last shows the last."""
+    total = await count_members(reader, who, criteria, among)
     pages = max(1, -(-total // view.per))
     if view.page > pages:
         view = replace(view, page=pages)
-    rows = await _rows(reader, vault, who, criteria, view, view.per, (view.page - 1) * view.per)
+    offset = (view.page - 1) * view.per
+    rows = await _rows(reader, vault, who, criteria, view, view.per, offset, among)
     return MemberPage(total, rows, view)
 
 
@@ -423,7 +441,12 @@ def _cell(value: Any) -> str:
 
 
 async def export_csv(
-    reader: Reader, vault: Vault, who: Principal, criteria: MemberCriteria, view: ListView
+    reader: Reader,
+    vault: Vault,
+    who: Principal,
+    criteria: MemberCriteria,
+    view: ListView,
+    among: Collection[int] | None = None,
 ) -> AsyncIterator[str]:
     """Every member of the list in the page's order, as CSV text in batches: the same
     rows, masks and scope as the page shows. Money is integer fen."""
@@ -433,7 +456,7 @@ async def export_csv(
     yield "\ufeff" + out.getvalue()  # a BOM, so spreadsheets read the Chinese names
     offset = 0
     while True:
-        rows = await _rows(reader, vault, who, criteria, view, EXPORT_BATCH, offset)
+        rows = await _rows(reader, vault, who, criteria, view, EXPORT_BATCH, offset, among)
         if not rows:
             return
         out.seek(0)
