@@ -175,10 +175,12 @@ def _record(
         ).scalar_one()
     )
     claim = {"group_id": group_id, "store_id": given.store_id, "receipt_no": number}
+    # RETURNING says whether the row went in (psycopg answers no rowcount for it)
     claimed = conn.execute(
-        dialect_of(conn).insert_ignore(receipt_numbers), {**claim, "receipt_id": receipt_id}
-    ).rowcount
-    if claimed != 1:
+        dialect_of(conn).insert_ignore(receipt_numbers).returning(receipt_numbers.c.receipt_id),
+        {**claim, "receipt_id": receipt_id},
+    ).first()
+    if claimed is None:
         first = conn.execute(_HOLDER, {"g": group_id, "s": given.store_id, "n": number}).scalar()
         why = [_reason("duplicate", f"receipt {first} holds {given.store_id}/{number}")]
         _decide(conn, receipt_id, "duplicate", why, "auto", now)
