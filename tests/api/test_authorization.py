@@ -205,6 +205,28 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ),
         ("POST", "/v1/lottery-pools/{code}:reveal"): ("/v1/lottery-pools/NO:reveal", None),
         ("GET", "/v1/lottery-pools/{code}/audit"): ("/v1/lottery-pools/NO/audit", None),
+        ("PUT", "/v1/receipt-rules/{code}"): ("/v1/receipt-rules/AUTH", RECEIPT_RULE),
+        ("GET", "/v1/receipt-rules"): ("/v1/receipt-rules", None),
+        ("POST", "/v1/receipts"): (
+            "/v1/receipts",
+            {
+                "rule": "NOPE",
+                "member_id": m1,
+                "store_id": "S1",
+                "receipt_no": "R-1",
+                "amount_fen": 100,
+                "purchased_at": "2026-01-01T00:00:00Z",
+                "image_ref": "oss://r/1.jpg",
+            },
+        ),
+        ("GET", "/v1/receipts"): ("/v1/receipts?status=pending", None),
+        ("GET", "/v1/members/{member_id}/receipts"): (f"/v1/members/{m1}/receipts", None),
+        ("POST", "/v1/receipts/{receipt_id}:accept"): ("/v1/receipts/999999:accept", None),
+        ("POST", "/v1/receipts/{receipt_id}:reject"): (
+            "/v1/receipts/999999:reject",
+            {"reason": "x"},
+        ),
+        ("POST", "/v1/receipts:settle"): ("/v1/receipts:settle", None),
     }
 
 
@@ -227,6 +249,14 @@ COUPON = {
     "validity": {"days_from_issue": 7},
     "face_value_fen": 100,
     "cost_fen": 100,
+}
+RECEIPT_RULE = {
+    "code": "AUTH",
+    "name_zh": "小票",
+    "name_en": "Receipt",
+    "tiers": [{"min_paid_fen": 100, "points": 1}],
+    "starts_at": "2026-01-01T00:00:00Z",
+    "ends_at": "2027-01-01T00:00:00Z",
 }
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 

@@ -96,6 +96,17 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "lotteries:draw": frozenset({Role.ADMIN, Role.STORE, Role.CHANNEL, Role.MEMBER}),
     "lotteries:claim": frozenset({Role.ADMIN, Role.STORE}),
     "lotteries:audit": frozenset({Role.ADMIN, Role.ANALYST}),
+    # Receipts: HQ defines the reward rules (anyone reads them: the mini-program shows
+    # them); a member uploads its own receipts, the mini-program's integration (channel)
+    # or HQ for a member; a store reviews its own stores' receipts, HQ any; analysts read
+    # the queue (without the photos); HQ gives rewards a stopped process left out.
+    "receipts:define": frozenset({Role.ADMIN}),
+    "receipts:read-rules": frozenset(Role),
+    "receipts:upload": frozenset({Role.ADMIN, Role.CHANNEL, Role.MEMBER}),
+    "receipts:read": frozenset(Role),
+    "receipts:list": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE}),
+    "receipts:review": frozenset({Role.ADMIN, Role.STORE}),
+    "receipts:settle": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

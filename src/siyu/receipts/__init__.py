@@ -1,0 +1,1 @@
+"""Receipts: basket-tiered rewards for purchases no POS feed reports."""
