@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 from tests.conftest import Store
+from tests.coupons.helpers import new_member
 from tests.receipts.helpers import (
     BOUGHT,
     NOW,
@@ -459,3 +460,43 @@ def test_a_reward_cut_short_is_given_by_settle_once(
     assert rewards_given(store.engine, store.group_id) == {"postings": 2, "coupons": 2}
     assert _points(store, m) == 800
     assert settle(store.engine, store.group_id) == []
+
+
+def test_receipts_follow_a_merge_to_the_survivor(
+    brand_store: Store, encoder: IdentifierEncoder
+) -> None:
+    from siyu.identity.service import merge_members, unmerge
+
+    store = brand_store
+    save_rule(store.engine, store.group_id)
+    a = member(store.engine, encoder, store.group_id, "u1")
+    b = new_member(store.engine, encoder, store.group_id, "o-b", "openid")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE members SET home_store_id = 'S1' WHERE group_id = :g AND member_id = :m"),
+            {"g": store.group_id, "m": b},
+        )
+    _up(store, receipt(b, "B-1"), "kb")
+    merge_id, survivor = merge_members(store.engine, store.group_id, a, b, "same person")
+    with store.engine.connect() as conn:
+        held = (
+            conn.execute(
+                text("SELECT DISTINCT member_id FROM receipts WHERE group_id = :g"),
+                {"g": store.group_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert held == [survivor] == [a]
+    # an unmerge leaves the fact with the survivor (identity.fact_follow)
+    unmerge(store.engine, store.group_id, merge_id, "two people")
+    with store.engine.connect() as conn:
+        after = (
+            conn.execute(
+                text("SELECT DISTINCT member_id FROM receipts WHERE group_id = :g"),
+                {"g": store.group_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert after == [a]

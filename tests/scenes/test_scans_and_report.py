@@ -114,7 +114,7 @@ def test_scans_follow_merges_and_stay_with_the_survivor_on_unmerge(
     assert [(s.member_id, s.brought) for s in star_members(e, g)] == [(survivor, 1)]
     # a scan delivered again under its key after the merge is a replay, not a conflict
     assert record_scan(e, g, "B", "k2", member_id=b, at=T0 + 2 * MIN).replayed
-    # an unmerge leaves the scans with the survivor (documented in identity.scan_follow)
+    # an unmerge leaves the scans with the survivor (documented in identity.fact_follow)
     unmerge(e, g, merge_id, "two people")
     assert acquired_members(e, g, "A") == [survivor]
     assert star_members(e, g)[0].member_id == survivor
