@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -16,7 +17,7 @@ from tests.coupons.helpers import T0, basket, check_liability, new_member, save_
 
 from siyu.coupons.errors import CouponNotRedeemable, LimitReached
 from siyu.coupons.issue import issue
-from siyu.coupons.redeem import Redemption, redeem, redeem_many
+from siyu.coupons.redeem import Redeemed, Redemption, redeem, redeem_many
 from siyu.errors import SiyuError
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.service import ensure_group
@@ -100,4 +101,48 @@ def test_batches_from_two_processes_never_redeem_twice(
         answers = [x for part in pool.map(run, halves) for x in part]
     fresh = [a for a in answers if not isinstance(a, SiyuError) and not a.replayed]  # type: ignore[union-attr]
     assert len(fresh) == 50  # the budget: 50 redemptions of 1,500
+    check_liability(pg_engine, group)
+
+
+def _wait_for_lock_waiters(engine: Engine, n: int) -> None:
+    """Until `n` sessions of this database wait for a lock (the requests queued behind
+    the gate). A bound keeps a broken test from hanging; it asserts nothing about time.
+    Each look is its own transaction: pg_stat_activity is a snapshot per transaction."""
+    for _ in range(3000):
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text("""SELECT COUNT(*) FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock'""")
+            ).scalar_one()
+        if waiting >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{n} requests never queued on the counters' lock")
+
+
+def test_a_retry_racing_its_first_request_is_answered_as_a_replay(
+    pg_engine: Engine, encoder: IdentifierEncoder
+) -> None:
+    # two workers' batches hold the same request (a till retried on the other worker):
+    # both look for the key before the first commits, then queue on the counters
+    group, (code, other) = _group(pg_engine, encoder, 2)
+    redeem(pg_engine, group, Redemption(other, "O-0", basket(), "k-0"), AT)  # the counters exist
+    ask = Redemption(code, "O-1", basket(), "k-1")
+    pool = ThreadPoolExecutor(2)
+    with pg_engine.connect() as gate:
+        with gate.begin():
+            gate.execute(
+                text("SELECT used FROM coupon_counters WHERE group_id = :g FOR UPDATE"),
+                {"g": group},
+            )
+            first = pool.submit(redeem_many, pg_engine, group, [ask], AT)
+            _wait_for_lock_waiters(pg_engine, 1)
+            retry = pool.submit(redeem_many, pg_engine, group, [ask], AT)
+            _wait_for_lock_waiters(pg_engine, 2)
+        # the gate opens: one redeems, the other must answer it as its retry, not as
+        # "already redeemed" (the till would tell the shopper the coupon is used)
+        answers = [first.result()[0], retry.result()[0]]
+    pool.shutdown()
+    assert all(isinstance(a, Redeemed) for a in answers), answers
+    assert sorted(a.replayed for a in answers) == [False, True]  # type: ignore[union-attr]
     check_liability(pg_engine, group)

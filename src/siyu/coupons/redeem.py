@@ -7,7 +7,9 @@ one INSERT of the events. Every ask is decided on the locked rows, in order: a c
 never used twice (a second ask for it in the batch, or a till that redeemed it first, is
 refused), a limit never overrun (each counter's cap is checked on its locked count), and
 a refused ask writes nothing. A retry with the same key answers the first redemption;
-the same key for another coupon or order is refused.
+the same key for another coupon or order is refused. The keys are looked for again once
+the rows are locked: a retry racing its first request on another worker waits for it
+there, and must find its event rather than the coupon it redeemed.
 
 `redeem` is a batch of one, so there is one path. A hot campaign's redemptions share a
 commit and a lock of the counters through `batcher.RedemptionBatcher`, which is what makes
@@ -155,16 +157,15 @@ def _batch(
                 continue  # answered as the first ask with this key, below
             first_of_key[ask.key] = i
             live.append(i)
-    done = events.by_key(conn, group_id, [asks[i].key for i in live])
-    for i in list(live):
-        if asks[i].key in done:
-            out[i] = _replay(done[asks[i].key], asks[i])
-            live.remove(i)
+    _answer_retries(conn, group_id, asks, live, out)
     codes = sorted({asks[i].code for i in live})
     if codes:
         templates = conn.execute(_TEMPLATES, {"g": group_id, "cs": codes}).scalars().all()
         used = limits.hold(conn, group_id, [c for t in templates for c in counters_of(t)])
         coupons = _locked(conn, group_id, codes)
+        # look again now the rows are ours: the same request may have committed on another
+        # worker while we waited for them, and it is this ask's first answer, not a refusal
+        _answer_retries(conn, group_id, asks, live, out)
         _decide(conn, group_id, asks, live, coupons, used, now, out)
     for i, ask in enumerate(asks):  # the later asks of a key repeated within the batch
         if out[i] is None:
@@ -178,6 +179,21 @@ def _batch(
             else:
                 out[i] = first
     return [a for a in out if a is not None]
+
+
+def _answer_retries(
+    conn: Connection,
+    group_id: str,
+    asks: Sequence[Redemption],
+    live: list[int],
+    out: list[Answer | None],
+) -> None:
+    """Answer the live asks whose key an event already holds (a retry), and drop them."""
+    done = events.by_key(conn, group_id, [asks[i].key for i in live])
+    for i in list(live):
+        if asks[i].key in done:
+            out[i] = _replay(done[asks[i].key], asks[i])
+            live.remove(i)
 
 
 def _locked(conn: Connection, group_id: str, codes: list[str]) -> dict[str, Any]:
