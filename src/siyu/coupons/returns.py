@@ -18,9 +18,11 @@ from siyu.coupons.errors import NotReturnable
 from siyu.coupons.redeem import COLUMNS, counters_of
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.ledger.errors import IdempotencyConflict
+from siyu.store.dialect import dialect_of
 from siyu.store.times import as_stored, stored_now, stored_time
 
 _COUPON = text(f"SELECT {COLUMNS} FROM coupons WHERE group_id = :g AND code = :c")
+_LOCKED = f"SELECT {COLUMNS} FROM coupons WHERE group_id = :g AND code = :c"
 
 
 def give_back(
@@ -40,6 +42,15 @@ def give_back(
     now = as_stored(at) if at is not None else stored_now()
     digest = hashlib.sha256(f"return\n{code}\n{order_id}".encode()).hexdigest()
     with engine.begin() as conn:
+        found = conn.execute(_COUPON, {"g": group_id, "c": code}).first()
+        if found is None:
+            raise NotFoundError(f"code: no coupon {code!r}")
+        # the counters, then the coupon, locked as a redemption locks them; the key is
+        # looked up under the locks, so a retry racing its first request waits for it and
+        # is answered as its replay
+        limits.hold(conn, group_id, counters_of(found.template_code))
+        locked = text(_LOCKED + dialect_of(conn).row_lock)
+        coupon = conn.execute(locked, {"g": group_id, "c": code}).one()
         first = events.by_key(conn, group_id, [key]).get(key)
         if first is not None:
             if first.request_sha256 != digest:
@@ -47,10 +58,6 @@ def give_back(
                     "Idempotency-Key: already used for a different request; use a new key"
                 )
             return _returned(conn, group_id, code, replayed=True)
-        coupon = conn.execute(_COUPON, {"g": group_id, "c": code}).first()
-        if coupon is None:
-            raise NotFoundError(f"code: no coupon {code!r}")
-        limits.hold(conn, group_id, counters_of(coupon.template_code))
         terms = catalog.issued_under(conn, int(coupon.template_id))
         if coupon.status != "redeemed" or coupon.order_id != order_id:
             raise NotReturnable(f"order_id: coupon {code} is not redeemed on order {order_id!r}")
