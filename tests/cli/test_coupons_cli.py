@@ -13,7 +13,7 @@ from sqlalchemy import text
 from tests.brandfiles import write, write_reference
 from typer.testing import CliRunner, Result
 
-from siyu.cli import app
+from siyu.cli import app, common
 from siyu.cli.common import yuan
 from siyu.cli.coupons import member_ids_in
 from siyu.coupons.redeem import Redemption, redeem
@@ -85,9 +85,12 @@ class Siyu:
 
 
 @pytest.fixture
-def siyu(tmp_path: Path) -> Siyu:
+def siyu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Siyu:
     """Three members (ids 1 to 3, by import order); M1 and M2 bought once each, and the
     segment `buyers` (one order or more) is evaluated: members 1 and 2."""
+    # the CLI's console took its width from COLUMNS when it was imported (80 on a CI
+    # runner): the tables are read here at the width the env above asks for
+    monkeypatch.setattr(common.out, "width", 200)
     run = Siyu(tmp_path)
     write_reference(tmp_path / "brand")
     members = [

@@ -98,7 +98,7 @@ def _plan(stage: str, start: datetime, end: datetime) -> plans.Plan:
         {
             "code": CAMPAIGN,
             "name_zh": "老客回馈",
-            "name_en": "Thank-you to loyal members",
+            "name_en": "Thank-you to our regulars",
             "target": {"stage": stage},
             "starts_at": start,
             "ends_at": end,
