@@ -22,8 +22,11 @@ from siyu.cli import (
     identity,
     inventory,
     keys,
+    lotteries,
     loyalty,
     matching,
+    receipts,
+    scenes,
     segments,
     serve,
     tags,
@@ -58,5 +61,8 @@ app.add_typer(tags.app, name="tags")
 app.add_typer(segments.app, name="segments")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(coupons.app, name="coupons")
+app.add_typer(scenes.app, name="scenes")
+app.add_typer(lotteries.app, name="lotteries")
+app.add_typer(receipts.app, name="receipts")
 
 __all__ = ["app"]
