@@ -50,15 +50,16 @@ def hold(conn: Connection, group_id: str, names: Sequence[str]) -> dict[str, int
     ordered = sorted(set(names))
     if not ordered:
         return {}
-    _ensure_all(conn, group_id, ordered)
-    rows = conn.execute(
-        text(f"""SELECT counter, used FROM coupon_counters
-                 WHERE group_id = :g AND member_id = :m AND counter IN :cs
-                 ORDER BY counter{dialect_of(conn).row_lock}""").bindparams(
-            bindparam("cs", expanding=True)
-        ),
-        {"g": group_id, "m": EVERYONE, "cs": ordered},
-    ).all()
+    query = text(f"""SELECT counter, used FROM coupon_counters
+                     WHERE group_id = :g AND member_id = :m AND counter IN :cs
+                     ORDER BY counter{dialect_of(conn).row_lock}""").bindparams(
+        bindparam("cs", expanding=True)
+    )
+    params = {"g": group_id, "m": EVERYONE, "cs": ordered}
+    rows = conn.execute(query, params).all()
+    if len(rows) < len(ordered):  # a template's first use: make its rows, then lock them
+        _ensure_all(conn, group_id, ordered)
+        rows = conn.execute(query, params).all()
     return {str(r.counter): int(r.used) for r in rows}
 
 

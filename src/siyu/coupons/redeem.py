@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from siyu.coupons import catalog, events, limits
 from siyu.coupons.errors import CouponNotApplicable, CouponNotRedeemable, LimitReached
 from siyu.coupons.issue import holders
-from siyu.coupons.templates import Basket, CouponTemplate
+from siyu.coupons.templates import Basket, CouponTemplate, Limits
 from siyu.errors import NotFoundError, SiyuError, ValidationError
 from siyu.ledger.errors import IdempotencyConflict
 from siyu.store.dialect import dialect_of
@@ -46,9 +46,10 @@ _TEMPLATES = text("""SELECT DISTINCT template_code FROM coupons
                       WHERE group_id = :g AND code IN :cs""").bindparams(
     bindparam("cs", expanding=True)
 )
-_TERMS = text("SELECT template_id, body FROM coupon_templates WHERE template_id IN :ts").bindparams(
-    bindparam("ts", expanding=True)
-)
+# every version of the batch's templates (a handful each): the ones its coupons were
+# issued under, and the newest
+_TERMS = text("""SELECT template_id, code, version, body FROM coupon_templates
+                 WHERE group_id = :g AND code IN :cs""").bindparams(bindparam("cs", expanding=True))
 _USE = text("""UPDATE coupons SET status = 'redeemed', order_id = :o, store_id = :s,
                  channel = :ch, off_fen = :off, redeemed_at = :now
                WHERE coupon_id = :c AND status = 'issued'""").bindparams(
@@ -157,14 +158,13 @@ def _batch(
                 continue  # answered as the first ask with this key, below
             first_of_key[ask.key] = i
             live.append(i)
-    _answer_retries(conn, group_id, asks, live, out)
     codes = sorted({asks[i].code for i in live})
     if codes:
         templates = conn.execute(_TEMPLATES, {"g": group_id, "cs": codes}).scalars().all()
         used = limits.hold(conn, group_id, [c for t in templates for c in counters_of(t)])
         coupons = _locked(conn, group_id, codes)
-        # look again now the rows are ours: the same request may have committed on another
-        # worker while we waited for them, and it is this ask's first answer, not a refusal
+        # retries are looked up once the rows are ours: the same request may have committed
+        # on another worker while we waited for them, and it is this ask's first answer
         _answer_retries(conn, group_id, asks, live, out)
         _decide(conn, group_id, asks, live, coupons, used, now, out)
     for i, ask in enumerate(asks):  # the later asks of a key repeated within the batch
@@ -218,11 +218,7 @@ def _decide(
     out: list[Answer | None],
 ) -> None:
     """Decide each live ask on the locked rows, in order, then write the accepted ones."""
-    terms = _terms(conn, [int(c.template_id) for c in coupons.values()])
-    caps = {
-        t: catalog.current(conn, group_id, t).template.limits
-        for t in {c.template_code for c in coupons.values()}
-    }
+    terms, caps = _terms(conn, group_id, list(coupons.values()))
     asked = [m for m in (asks[i].member_id for i in live) if m is not None]
     holder_of = holders(conn, group_id, sorted(set(asked))) if asked else {}
     taken: set[str] = set()
@@ -328,11 +324,21 @@ def _within(
         raise LimitReached(limit, cap, now_used)
 
 
-def _terms(conn: Connection, template_ids: list[int]) -> dict[int, CouponTemplate]:
-    if not template_ids:
-        return {}
-    rows = conn.execute(_TERMS, {"ts": sorted(set(template_ids))}).all()
-    return {int(r.template_id): catalog.parsed(r.body) for r in rows}
+def _terms(
+    conn: Connection, group_id: str, coupons: list[Any]
+) -> tuple[dict[int, CouponTemplate], dict[str, Limits]]:
+    """In one read: the version each coupon was issued under (its arithmetic), and each
+    template's newest version (its limits)."""
+    if not coupons:
+        return {}, {}
+    codes = sorted({c.template_code for c in coupons})
+    rows = conn.execute(_TERMS, {"g": group_id, "cs": codes}).all()
+    terms = {int(r.template_id): catalog.parsed(r.body) for r in rows}
+    newest: dict[str, tuple[int, str]] = {}
+    for r in rows:
+        if r.code not in newest or int(r.version) > newest[r.code][0]:
+            newest[r.code] = (int(r.version), r.body)
+    return terms, {code: catalog.parsed(body).limits for code, (_, body) in newest.items()}
 
 
 def _redeemable(coupon: Any, now: datetime) -> None:
