@@ -12,21 +12,19 @@ coupon of a template (issued through `coupons.issue`), both keyed by the receipt
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from siyu.coupons import catalog
-from siyu.errors import NotFoundError, ValidationError
+from siyu.errors import NotFoundError, ValidationError, parse_document
 from siyu.ledger.program import Code
 from siyu.receipts.models import receipt_rules
-from siyu.store.times import as_stored, stored_now
+from siyu.store.times import as_stored
+from siyu.store.versions import Versions
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 FEN_MAX = 10**11  # a billion yuan: far above any receipt
@@ -130,14 +128,12 @@ class Version:
 
 
 def parse_rule(doc: object) -> RewardRule:
-    """A document (parsed JSON) as a rule, or a ValidationError naming the first field
-    that breaks a rule, the others after it."""
-    try:
-        return RewardRule.model_validate(doc)
-    except pydantic.ValidationError as exc:
-        found = [(".".join(map(str, e["loc"])) or "rule", e["msg"]) for e in exc.errors()]
-        (field, rule), others = found[0], found[1:]
-        raise ValidationError(field, rule + "".join(f"; {f}: {r}" for f, r in others)) from None
+    """A document (parsed JSON) as a rule, or a ValidationError naming the field."""
+    return parse_document(RewardRule, doc, "rule")
+
+
+VERSIONS = Versions(receipt_rules, "rule_id", RewardRule, "rule", "receipt rule")
+parsed = VERSIONS.parsed
 
 
 def save(engine: Engine, group_id: str, rule: RewardRule, key_id: int | None) -> Version:
@@ -148,64 +144,22 @@ def save(engine: Engine, group_id: str, rule: RewardRule, key_id: int | None) ->
         for n, tier in enumerate(rule.tiers):
             if tier.coupon is not None and not _template_exists(conn, group_id, tier.coupon):
                 raise ValidationError(f"tiers.{n}.coupon", f"no coupon template {tier.coupon!r}")
-        number = int(
-            conn.execute(
-                text("""SELECT COALESCE(MAX(version), 0) + 1 FROM receipt_rules
-                        WHERE group_id = :g AND code = :c"""),
-                {"g": group_id, "c": rule.code},
-            ).scalar_one()
-        )
-        rule_id = conn.execute(
-            receipt_rules.insert()
-            .values(
-                group_id=group_id,
-                code=rule.code,
-                version=number,
-                body=rule.model_dump_json(),
-                key_id=key_id,
-                created_at=stored_now(),
-            )
-            .returning(receipt_rules.c.rule_id)
-        ).scalar_one()
-    return Version(int(rule_id), number, rule)
+        return Version(*VERSIONS.save_in(conn, group_id, rule.code, rule, key_id))
 
 
 def current(conn: Connection, group_id: str, code: str) -> Version:
     """The newest version of `code`; `NotFoundError` naming the field when there is none."""
-    row = conn.execute(
-        text("""SELECT rule_id, version, body FROM receipt_rules
-                WHERE group_id = :g AND code = :c ORDER BY version DESC LIMIT 1"""),
-        {"g": group_id, "c": code},
-    ).first()
-    if row is None:
-        raise NotFoundError(f"rule: no receipt rule {code!r}")
-    return Version(int(row.rule_id), int(row.version), parsed(row.body))
+    return Version(*VERSIONS.current(conn, group_id, code))
 
 
 def by_id(conn: Connection, rule_id: int) -> RewardRule:
     """The version a receipt was uploaded under (versions never change)."""
-    body = conn.execute(
-        text("SELECT body FROM receipt_rules WHERE rule_id = :r"), {"r": rule_id}
-    ).scalar_one()
-    return parsed(body)
+    return VERSIONS.by_id(conn, rule_id)
 
 
 def newest(conn: Connection, group_id: str) -> list[Version]:
     """The newest version of every rule of the group, by code."""
-    rows = conn.execute(
-        text("""SELECT r.rule_id, r.version, r.body FROM receipt_rules r
-                WHERE r.group_id = :g AND r.version = (
-                  SELECT MAX(v.version) FROM receipt_rules v
-                  WHERE v.group_id = r.group_id AND v.code = r.code)
-                ORDER BY r.code"""),
-        {"g": group_id},
-    ).all()
-    return [Version(int(r.rule_id), int(r.version), parsed(r.body)) for r in rows]
-
-
-@lru_cache(maxsize=256)
-def parsed(body: str) -> RewardRule:
-    return RewardRule.model_validate(json.loads(body))
+    return [Version(*found) for found in VERSIONS.newest(conn, group_id)]
 
 
 def _template_exists(conn: Connection, group_id: str, code: str) -> bool:
