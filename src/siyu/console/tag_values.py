@@ -128,10 +128,12 @@ def value_names(conn: Connection, group_id: str, held: Iterable[tuple[str, str |
     def read(query: Sql, ids: set[str]) -> dict[str, str]:
         if not ids:
             return {}
-        rows = conn.execute(query.clause, {"g": group_id, "ids": sorted(ids)}).all()
+        rows = conn.execute(query.clause_for(conn), {"g": group_id, "ids": sorted(ids)}).all()
         return {str(r[0]): str(r[1]) for r in rows}
 
-    program = conn.execute(TIER_PROGRAM.clause, {"g": group_id}).first() if tiers else None
+    program = (
+        conn.execute(TIER_PROGRAM.clause_for(conn), {"g": group_id}).first() if tiers else None
+    )
     return Names(
         read(STORE_NAMES, stores),
         read(BRAND_NAMES, brands),

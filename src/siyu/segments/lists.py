@@ -201,8 +201,7 @@ def _where(
     conds = ["m.group_id = :g", "m.status = 'active'"]
     params: dict[str, Any] = {"g": who.group_id}
     if among is not None:
-        # PostgreSQL takes the ids as one array parameter (`= ANY`); SQLite as one
-        # parameter each, up to its 32,766
+        # one parameter on both engines (an array on PostgreSQL, JSON on SQLite: `Sql`)
         conds.append("m.member_id IN :among" if among else "1 = 0")
         if among:
             params["among"] = sorted(among)

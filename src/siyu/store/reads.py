@@ -7,22 +7,36 @@ requests' round trips. On SQLite a read is a page lookup in a local file that ta
 microseconds and there is no server to wait for, so it runs inline on the sync engine.
 
 Queries are written once with `:name` parameters, as everywhere else in siyu; `Sql`
-derives the psycopg form (`%(name)s`, `IN :list` as `= ANY(%(list)s)`). Rows come back
-with attribute access (`row.member_id`) on both engines.
+derives the psycopg form (`%(name)s`, `IN :list` as `= ANY(%(list)s)`) and the SQLite
+form (`IN :list` as one JSON parameter read by `json_each`: SQLite caps bound parameters,
+at 32,766 by default, and a report's member list can name more). Rows come back with attribute
+access (`row.member_id`) on both engines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, String, TextClause, bindparam, text
+from sqlalchemy.types import TypeDecorator
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 _IN_LIST = re.compile(r"\bIN\s+:(\w+)", re.IGNORECASE)
+
+
+class _JsonList(TypeDecorator[Any]):
+    """A list bound as one JSON text parameter (for SQLite's `json_each`)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps(list(value))
 
 
 class Sql:
@@ -32,10 +46,19 @@ class Sql:
         self.sql = sql
         lists = _IN_LIST.findall(sql)
         self.clause: TextClause = text(sql)
+        self.sqlite_clause = self.clause
         if lists:
             self.clause = self.clause.bindparams(*(bindparam(n, expanding=True) for n in lists))
+            each = _IN_LIST.sub(lambda m: f"IN (SELECT value FROM json_each(:{m.group(1)}))", sql)
+            self.sqlite_clause = text(each).bindparams(
+                *(bindparam(n, type_=_JsonList()) for n in lists)
+            )
         pg = _IN_LIST.sub(lambda m: f"= ANY(:{m.group(1)})", sql.replace("%", "%%"))
         self.pyformat = _PARAM.sub(lambda m: f"%({m.group(1)})s", pg)
+
+    def clause_for(self, conn: Connection) -> TextClause:
+        """The form for a sync connection: SQLite's takes lists of any length."""
+        return self.sqlite_clause if conn.dialect.name == "sqlite" else self.clause
 
     def __repr__(self) -> str:
         return f"Sql({self.sql!r})"
@@ -80,10 +103,10 @@ class _EngineReader:
         self.conn = conn
 
     async def first(self, query: Sql, params: Mapping[str, Any]) -> Any | None:
-        return self.conn.execute(query.clause, dict(params)).first()
+        return self.conn.execute(query.clause_for(self.conn), dict(params)).first()
 
     async def all(self, query: Sql, params: Mapping[str, Any]) -> list[Any]:
-        return list(self.conn.execute(query.clause, dict(params)).all())
+        return list(self.conn.execute(query.clause_for(self.conn), dict(params)).all())
 
 
 class PostgresReads:
