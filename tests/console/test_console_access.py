@@ -56,9 +56,10 @@ def test_channel_and_member_keys_cannot_log_in(brand: Brand, page: Any) -> None:
 def test_store_key_sees_its_stores_and_no_group_aggregates(brand: Brand, page: Any) -> None:
     # given a store key logged in
     login(page, brand.base, brand.keys["store"], "en")
-    # then it lands on its stores, and the navigation offers no group-wide page
+    # then it lands on its stores, and the navigation offers no group-wide page (its
+    # stores' receipts to review are its own)
     assert page.url.endswith("/console/stores")
-    assert set(nav(page)) == {"stores", "members"}
+    assert set(nav(page)) == {"stores", "members", "receipts"}
     shown = [r.get_attribute("data-store") for r in page.locator("#stores tbody tr").all()]
     assert shown == [brand.store_id]
     # and the sales shown are the store's own in the store

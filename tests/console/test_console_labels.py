@@ -37,6 +37,7 @@ from siyu.ledger import program
 from siyu.ledger.models import ASSETS, POSTING_KINDS, TIER_REASONS
 from siyu.lotteries.models import ENTRIES, OUTCOMES
 from siyu.orders.models import EVENT_TYPES, ORDER_STATUSES
+from siyu.receipts.models import STATUSES as RECEIPT_STATUSES
 from siyu.scenes.models import KINDS as SCENE_KINDS
 from siyu.segments.automatic.catalogue import CATALOGUE
 from siyu.segments.derived import MERGED, MULTICHANNEL, ONLINE_OFFLINE
@@ -66,6 +67,7 @@ LABELLED: dict[str, Iterable[str]] = {
     "scenekind": SCENE_KINDS,
     "poolentry": ENTRIES,
     "pooloutcome": OUTCOMES,
+    "receiptstatus": RECEIPT_STATUSES,
 }
 WORD = r"[A-Za-z0-9_]"
 TOKEN = re.compile(rf"{WORD}+")

@@ -67,6 +67,9 @@ PAGES: tuple[Page, ...] = (
     Page("campaigns", "/console/campaigns", allowed("campaigns:read"), section="marketing"),
     Page("scenes", "/console/scenes", allowed("scenes:report"), section="marketing"),
     Page("lotteries", "/console/lotteries", allowed("lotteries:audit"), section="marketing"),
+    # receipts members uploaded: the roles `GET /v1/receipts` serves (a store its own
+    # stores'); deciding one needs "receipts:review" (admins, stores), checked by the form
+    Page("receipts", "/console/receipts", allowed("receipts:list"), section="marketing"),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

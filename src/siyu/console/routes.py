@@ -28,6 +28,7 @@ from siyu.console import (
     lottery_pages,
     member_lists,
     people_pages,
+    receipt_pages,
     review_pages,
     scene_pages,
     segment_pages,
@@ -73,6 +74,7 @@ router.include_router(tag_forms.router)
 router.include_router(campaign_pages.router)
 router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)
+router.include_router(receipt_pages.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

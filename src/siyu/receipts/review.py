@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from siyu.coupons import limits
 from siyu.errors import ForbiddenError, ValidationError
-from siyu.receipts import records, rewards, rules
+from siyu.receipts import reasons, records, rewards, rules
 from siyu.receipts.errors import ReceiptDecided
 from siyu.receipts.records import Receipt
 from siyu.store.times import stored_now
@@ -53,7 +53,7 @@ def decide(
                 f"receipt_id: receipt {receipt_id} is of store {found.store_id}; "
                 "its own store or HQ reviews it"
             )
-        why = [*found.reasons, {"code": decision, "detail": reason or "by the reviewer"}]
+        why = [*found.reasons, reasons.decision(decision, reason)]
         changed = conn.execute(
             _DECIDE,
             {

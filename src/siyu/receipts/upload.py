@@ -36,7 +36,7 @@ from siyu.coupons import limits
 from siyu.coupons.issue import holders
 from siyu.errors import NotFoundError, ValidationError
 from siyu.ledger.errors import IdempotencyConflict
-from siyu.receipts import records, rewards, rules
+from siyu.receipts import reasons, records, rewards, rules
 from siyu.receipts.errors import ReceiptLimitReached, ReceiptNotEligible
 from siyu.receipts.models import receipt_numbers, receipts
 from siyu.receipts.records import Receipt
@@ -182,7 +182,7 @@ def _record(
     ).first()
     if claimed is None:
         first = conn.execute(_HOLDER, {"g": group_id, "s": given.store_id, "n": number}).scalar()
-        why = [_reason("duplicate", f"receipt {first} holds {given.store_id}/{number}")]
+        why = [reasons.duplicate(first, given.store_id, number)]
         _decide(conn, receipt_id, "duplicate", why, "auto", now)
         return receipt_id
     for name, cap, limit in rule.counters(bought):
@@ -204,17 +204,12 @@ def _record(
     ).scalars()
     near_ids = [int(r) for r in near]
     if near_ids:
-        others = ", ".join(map(str, near_ids))
-        why.append(
-            _reason("near_duplicate", f"receipts {others}: same store and amount within a minute")
-        )
+        why.append(reasons.near_duplicate(near_ids))
     why.extend(_needs_review(rule, given, home))
     if why:
         _decide(conn, receipt_id, "pending", why, None, None)
     else:
-        _decide(
-            conn, receipt_id, "accepted", [_reason("auto_accepted", "by the rule")], "auto", now
-        )
+        _decide(conn, receipt_id, "accepted", [reasons.auto_accepted()], "auto", now)
     return receipt_id
 
 
@@ -224,18 +219,12 @@ def _needs_review(
     """Why the auto-accept rule does not accept the receipt (empty: it does)."""
     auto = rule.auto_accept
     if auto is None:
-        return [_reason("review", "the rule reviews every receipt")]
+        return [reasons.every_receipt()]
     why = []
     if given.amount_fen > auto.max_amount_fen:
-        why.append(
-            _reason(
-                "review",
-                f"amount_fen {given.amount_fen} above auto_accept.max_amount_fen "
-                f"{auto.max_amount_fen}",
-            )
-        )
+        why.append(reasons.over_auto_amount(given.amount_fen, auto.max_amount_fen))
     if auto.home_store_only and home != given.store_id:
-        why.append(_reason("review", f"not the member's home store ({home or 'none'})"))
+        why.append(reasons.not_home_store(home))
     return why
 
 
@@ -257,10 +246,6 @@ def _decide(
             "r": receipt_id,
         },
     )
-
-
-def _reason(code: str, detail: str) -> dict[str, str]:
-    return {"code": code, "detail": detail}
 
 
 def _checked(given: ReceiptIn, now: datetime) -> str:
