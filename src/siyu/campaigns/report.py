@@ -59,16 +59,17 @@ _REDEEMERS = text("""SELECT DISTINCT member_id FROM coupons WHERE group_id = :g
                      AND campaign = :code AND status = 'redeemed'""")
 
 # the campaign pool's draws in the period (drawn by the member the entry was checked for,
-# after OneID), and the members who won
+# after OneID), and the members who won; up to `at` included, as times are stored to the
+# second (a draw at the campaign's end is refused, so that end never counts one)
 _DRAWS = text("""SELECT COUNT(*) AS draws,
                         COALESCE(SUM(CASE WHEN outcome = 'won' THEN 1 ELSE 0 END), 0) AS wins
                  FROM prize_draws WHERE group_id = :g AND pool_code = :p
-                   AND drawn_at >= :since AND drawn_at < :until""").bindparams(
+                   AND drawn_at >= :since AND drawn_at <= :until""").bindparams(
     bindparam("since", type_=DateTime()), bindparam("until", type_=DateTime())
 )
 _WINNERS = text("""SELECT DISTINCT member_id FROM prize_draws WHERE group_id = :g
                    AND pool_code = :p AND outcome = 'won' AND drawn_at >= :since
-                   AND drawn_at < :until ORDER BY member_id""").bindparams(
+                   AND drawn_at <= :until ORDER BY member_id""").bindparams(
     bindparam("since", type_=DateTime()), bindparam("until", type_=DateTime())
 )
 
