@@ -65,3 +65,51 @@ def test_bad_plans_name_the_field(api: Api) -> None:
     api.client.put("/v1/campaigns/WAKE", json={**PLAN, "coupons": ["NOPE"]}, headers=admin)
     no_template = api.client.post("/v1/campaigns/WAKE:launch", headers=admin)
     assert no_template.status_code == 404 and "template" in no_template.text
+
+
+def test_a_campaigns_lottery_its_draws_and_winners(api: Api) -> None:
+    from tests.api.test_lotteries_api import POOL
+    from tests.api.test_lotteries_api import _pool as stock_and_define
+
+    admin = api.as_("admin")
+    plan = {**PLAN, "coupons": [], "lottery": "LUCK", "holdout_bp": 0}
+    # a plan naming a pool that does not exist: 404 naming the field
+    missing = api.client.put("/v1/campaigns/WAKE", json=plan, headers=admin)
+    assert missing.status_code == 404 and "lottery" in missing.json()["detail"]
+    # a pool anyone may enter: 422 naming the field
+    stock_and_define(api)
+    free = api.client.put("/v1/campaigns/WAKE", json={**plan, "lottery": "SPRING"}, headers=admin)
+    assert free.status_code == 422 and "lottery" in free.text
+    # the campaign's own pool, for the whole target (no holdout)
+    pool = {**POOL, "code": "LUCK", "entry": "campaign", "campaign": "WAKE"}
+    defined = api.client.put("/v1/lottery-pools/LUCK", json=pool, headers=admin)
+    assert defined.status_code == 200 and defined.json()["campaign"] == "WAKE"
+    with api.store.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO member_stages (group_id, member_id, stage, orders, computed_at)
+                    SELECT group_id, member_id, 'at_risk', 1, CURRENT_TIMESTAMP FROM members
+                    WHERE group_id = :g AND status = 'active'"""),
+            {"g": api.store.group_id},
+        )
+    # a member not yet granted (the campaign not launched) is refused its draw
+    me = {**api.as_("member"), "Idempotency-Key": "luck-1"}
+    assert api.client.put("/v1/campaigns/WAKE", json=plan, headers=admin).status_code == 200
+    early = api.client.post("/v1/lottery-pools/LUCK:draw", json={}, headers=me)
+    assert (early.status_code, early.json()["code"]) == (409, "entry_not_accepted")
+    assert "member_id" in early.json()["detail"]
+    # once launched, it draws (every roll wins), and the report counts it
+    assert api.client.post("/v1/campaigns/WAKE:launch", headers=admin).status_code == 200
+    me = {**api.as_("member"), "Idempotency-Key": "luck-2"}
+    won = api.client.post("/v1/lottery-pools/LUCK:draw", json={}, headers=me)
+    assert won.status_code == 200 and won.json()["outcome"] == "won", won.text
+    report = api.client.get("/v1/campaigns/WAKE/report", headers=api.as_("analyst")).json()
+    assert (report["lottery"], report["draws"], report["wins"], report["winners"]) == (
+        "LUCK",
+        1,
+        1,
+        1,
+    )
+    winners = api.client.get(
+        "/v1/campaigns/WAKE/members?arm=treatment&who=winners", headers=api.as_("analyst")
+    ).json()
+    assert winners["member_ids"] == [api.members["M1"]]

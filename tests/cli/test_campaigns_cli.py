@@ -100,3 +100,65 @@ def test_put_launch_report_members(env: str, tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "--arm" in wrong.output
     shown = runner.invoke(app, ["campaigns", "report", "WAKE"])
     assert "treatment" in shown.output and "holdout" in shown.output
+
+
+def test_a_campaign_with_a_lottery(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.lotteries.helpers import stock_prizes
+
+    from siyu.cli import common
+    from siyu.lotteries.draw import DrawAsk, draw
+
+    monkeypatch.setattr(common.out, "width", 200)
+    runner = CliRunner()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({**PLAN, "coupons": [], "lottery": "LUCK"}))
+    # the pool does not exist yet: refused naming the field, nothing stored
+    missing = runner.invoke(app, ["campaigns", "put", str(plan)])
+    assert missing.exit_code == 2 and "lottery: no prize pool 'LUCK'" in missing.output
+    engine = make_engine(env)
+    stock_prizes(engine, "g1", {"BAG": 10})
+    pool = {
+        "code": "LUCK",
+        "name_zh": "抽奖",
+        "name_en": "Draw",
+        "starts_at": PLAN["starts_at"],
+        "ends_at": PLAN["ends_at"],
+        "entry": "campaign",
+        "campaign": "WAKE",
+        "per_member": 1,
+        "prizes": [
+            {
+                "code": "A",
+                "name_zh": "袋",
+                "name_en": "Bag",
+                "sku": "BAG",
+                "location_id": "S1",
+                "odds_ppm": 1_000_000,
+                "units": 10,
+            }
+        ],
+    }
+    (tmp_path / "pool.json").write_text(json.dumps(pool))
+    defined = runner.invoke(app, ["lotteries", "define", str(tmp_path / "pool.json")])
+    assert defined.exit_code == 0, defined.output
+    assert runner.invoke(app, ["campaigns", "put", str(plan)]).exit_code == 0
+    launched = json.loads(runner.invoke(app, ["campaigns", "launch", "WAKE", "--json"]).output)
+    treated = runner.invoke(app, ["campaigns", "members", "WAKE"]).output.split()
+    assert len(treated) == launched["treatment"] >= 2
+    # two treated members draw (every roll wins)
+    for m in treated[:2]:
+        draw(engine, "g1", "LUCK", DrawAsk(int(m), f"d-{m}"), datetime(2026, 1, 5))
+    engine.dispose()
+    report = json.loads(runner.invoke(app, ["campaigns", "report", "WAKE", "--json"]).output)
+    assert (report["lottery"], report["draws"], report["wins"], report["winners"]) == (
+        "LUCK",
+        2,
+        2,
+        2,
+    )
+    shown = runner.invoke(app, ["campaigns", "report", "WAKE"]).output
+    assert "lottery LUCK: 2 draws, 2 won by 2 members" in shown
+    winners = runner.invoke(app, ["campaigns", "members", "WAKE", "--who", "winners"])
+    assert sorted(winners.output.split(), key=int) == sorted(treated[:2], key=int)

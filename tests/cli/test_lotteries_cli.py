@@ -160,3 +160,13 @@ def test_define_show_reveal_and_audit(engine: Engine, tmp_path: Path) -> None:
     assert tampered.exit_code == 1
     found = json.loads(tampered.stdout)
     assert found["ok"] is False and "its number is not the seed's" in found["problems"][0]
+
+
+def test_a_campaign_pool_names_its_campaign(engine: Engine, tmp_path: Path) -> None:
+    doc = {**POOL, "code": "LUCK", "entry": "campaign"}
+    unnamed = run("define", put(tmp_path, doc))
+    assert unnamed.exit_code == 2 and "campaign: required" in unnamed.output
+    defined = ok("define", put(tmp_path, {**doc, "campaign": "WAKE"}))
+    assert (defined["entry"], defined["campaign"]) == ("campaign", "WAKE")
+    assert "granted by campaign WAKE" in run("list").stdout
+    assert "entry granted by campaign WAKE" in run("show", "LUCK").stdout

@@ -6,7 +6,8 @@ analyst), and no page shows a code without its label.
 
 Given the console's demo brand, with a coupon template, a campaign launched on a stage
 with a holdout (and one without), some of its coupons redeemed, a QR code that acquired
-members (some brought by a star member), and a lottery pool some members drew from.
+members (some brought by a star member), a lottery pool some members drew from, and a
+campaign whose incentive is a lottery only its granted members entered.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from siyu.coupons.redeem import Redemption, redeem
 from siyu.coupons.templates import Basket, BasketLine, CouponTemplate
 from siyu.lotteries import audit, pools
 from siyu.lotteries.draw import DrawAsk, draw
+from siyu.lotteries.errors import EntryNotAccepted
 from siyu.scenes import registry
 from siyu.scenes import report as scene_report
 from siyu.scenes.scans import record_scan
@@ -35,6 +37,7 @@ from siyu.store.times import stored_now
 
 CAMPAIGN, NO_HOLDOUT, TEMPLATE = "MK-SPRING", "MK-ALL", "MK20"
 SCENE, POOL = "mk-poster-1", "MK-DRAW"
+LUCKY, LUCKY_POOL = "MK-LUCK", "MK-LUCK-DRAW"
 REDEEMED = 6
 
 
@@ -169,6 +172,61 @@ def seeded(brand: Brand) -> dict[str, Any]:
     for m in buyers[:10] + [int(r[0]) for r in others]:
         draw(engine, group, POOL, DrawAsk(m, f"mk-draw-{m}"))
     return {"star": star}
+
+
+@pytest.fixture(scope="module")
+def lucky(brand: Brand, seeded: dict[str, Any]) -> dict[str, list[int]]:
+    """A campaign whose only incentive is a lottery (every roll wins), launched on the
+    stage the report's campaign targets: four of its granted members draw, and a member
+    of its holdout is refused."""
+    engine, group = brand.engine, brand.group
+    with engine.connect() as conn:
+        stage = plans.load(conn, group, CAMPAIGN).plan.target.stage
+    (sku, at), _ = _prize_stock(brand)
+    now = stored_now()
+    pool = {
+        "code": LUCKY_POOL,
+        "name_zh": "会员专享抽奖",
+        "name_en": "Members' draw",
+        "starts_at": (now - timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=30)).isoformat(),
+        "entry": "campaign",
+        "campaign": LUCKY,
+        "per_member": 1,
+        "prizes": [
+            {
+                "code": "A-BAG",
+                "name_zh": "帆布袋",
+                "name_en": "Tote bag",
+                "sku": sku,
+                "location_id": at,
+                "odds_ppm": 1_000_000,
+                "units": 4,
+            }
+        ],
+    }
+    pools.define(engine, group, pools.PoolDef.model_validate(pool), None, bytes(range(32)))
+    plan = plans.Plan.model_validate(
+        {
+            "code": LUCKY,
+            "name_zh": "抽奖唤醒",
+            "name_en": "Wake-up draw",
+            "target": {"stage": stage},
+            "starts_at": (now - timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=30)).isoformat(),
+            "lottery": LUCKY_POOL,
+            "holdout_bp": 3000,
+        }
+    )
+    plans.save(engine, group, plan, None)
+    launch(engine, group, LUCKY)
+    treated = reports.members(engine, group, LUCKY, "treatment")
+    held = reports.members(engine, group, LUCKY, "holdout")
+    for m in treated[:4]:
+        draw(engine, group, LUCKY_POOL, DrawAsk(m, f"mk-luck-{m}"))
+    with pytest.raises(EntryNotAccepted):
+        draw(engine, group, LUCKY_POOL, DrawAsk(held[0], f"mk-luck-{held[0]}"))
+    return {"winners": treated[:4]}
 
 
 def test_coupon_templates_show_the_liability(
@@ -424,8 +482,40 @@ def test_a_lottery_pool_shows_its_prizes_and_passes_its_audit(
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_campaigns_lottery_shows_its_draws_and_opens_its_winners(
+    brand: Brand, page: Any, lucky: dict[str, list[int]], lang: str
+) -> None:
+    out = reports.report(brand.engine, brand.group, LUCKY)
+    assert (out.draws, out.wins, out.winners) == (4, 4, 4)
+    # when the campaign is opened
+    login(page, brand.base, brand.keys["admin"], lang)
+    page.goto(f"{brand.base}/console/campaigns/{LUCKY}")
+    # then its lottery shows the report's draws, wins and winners, and names its pool
+    row = page.locator(f"#lottery tr[data-pool={LUCKY_POOL}]")
+    assert (row.get_attribute("data-draws"), row.get_attribute("data-wins")) == ("4", "4")
+    assert int(page.locator("#winners").get_attribute("data-n")) == out.winners
+    assert ("会员专享抽奖" if lang == "zh" else "Members' draw") in row.inner_text()
+    shoot(page, f"campaign-lottery-{lang}")
+    # and the winners' count opens exactly the members who won
+    page.click("#winners")
+    page.wait_for_load_state("load")
+    expected = reports.members(brand.engine, brand.group, LUCKY, "treatment", "winners")
+    assert expected == sorted(lucky["winners"])
+    assert int(page.locator("#list-summary").get_attribute("data-total")) == len(expected)
+    assert sorted(ids_on(page)) == expected
+    assert sorted(int(r["member_id"]) for r in export(page)) == expected
+    # and the pool's page says who may enter, linking back to the campaign
+    page.goto(f"{brand.base}/console/lotteries/{LUCKY_POOL}")
+    facts = page.locator("#pool-facts").inner_text()
+    assert ("活动抽奖" if lang == "zh" else "Campaign members") in facts
+    page.click("#pool-campaign")
+    page.wait_for_load_state("load")
+    assert page.locator("#campaign-name").get_attribute("data-campaign") == LUCKY
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
 def test_no_marketing_page_shows_a_code_without_its_label(
-    brand: Brand, page: Any, seeded: dict[str, Any], lang: str
+    brand: Brand, page: Any, seeded: dict[str, Any], lucky: dict[str, list[int]], lang: str
 ) -> None:
     scanner = Scanner(lang, known_codes())
     login(page, brand.base, brand.keys["admin"], lang)
@@ -440,6 +530,9 @@ def test_no_marketing_page_shows_a_code_without_its_label(
         f"/console/scenes/report?scene={SCENE}",
         "/console/lotteries",
         f"/console/lotteries/{POOL}?audit=1",
+        f"/console/campaigns/{LUCKY}",
+        f"/console/campaigns/{LUCKY}/members?arm=treatment&who=winners",
+        f"/console/lotteries/{LUCKY_POOL}",
     ):
         assert page.goto(f"{brand.base}{path}").status == 200, path
         for where, text in page_strings(page).items():

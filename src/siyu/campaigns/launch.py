@@ -13,6 +13,9 @@ but the same on every run) while the budget lasts (`grant`: a counter row, so a 
 the scans that enrol members later never pass it together); the rest of the treatment is
 assigned but given nothing, and the report says how many. What a granted member is given
 (`give`) is keyed, so a launch stopped between the two is finished by the next.
+
+A lottery needs nothing given: being granted is the entry to the campaign's pool
+(lotteries.draw), so the granted members may draw from the moment they are granted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 from siyu.campaigns.assignment import bucket, in_holdout
 from siyu.campaigns.errors import CampaignState
 from siyu.campaigns.models import campaign_members
-from siyu.campaigns.plan import Plan, load
+from siyu.campaigns.plan import Plan, check_lottery, load
 from siyu.coupons import catalog, limits
 from siyu.coupons.issue import issue
 from siyu.errors import NotFoundError
@@ -92,6 +95,7 @@ def launch(
         plan = stored.plan
         for template in plan.coupons:
             catalog.current(conn, group_id, template)  # NotFoundError names a missing one
+        check_lottery(conn, group_id, plan)  # the pool exists and is this campaign's
         conn.execute(
             text("""UPDATE campaigns SET status = 'launched', launched_at = :now,
                       updated_at = :now WHERE campaign_id = :i AND status = 'draft'"""),

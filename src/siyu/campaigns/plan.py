@@ -1,5 +1,9 @@
 """A campaign as HQ writes it: a validated document, like coupon templates and the loyalty
-rules. Saved as a draft, editable until launched; launching fixes it."""
+rules. Saved as a draft, editable until launched; launching fixes it.
+
+Its incentives are coupons, a points bonus and a lottery: a prize pool (lotteries) whose
+entry is this campaign, so its treated members who were granted their incentives may
+draw and nobody else (the holdout least of all)."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from sqlalchemy import Connection, Engine, text
 
 from siyu.campaigns.errors import CampaignState
 from siyu.campaigns.models import campaigns
-from siyu.errors import NotFoundError
+from siyu.errors import NotFoundError, ValidationError
 from siyu.ledger.program import Code
+from siyu.lotteries import pools
 from siyu.store.times import as_stored, stored_now, stored_time
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -54,13 +59,15 @@ class Plan(_Doc):
     # redeemed), so it is never overrun whatever the redemption rate
     budget_fen: int | None = Field(default=None, ge=1, le=10**13)
     holdout_bp: int = Field(default=1000, ge=0, le=5000)  # basis points kept out
+    # a prize pool with entry `campaign` naming this campaign: its granted members draw
+    lottery: Code | None = None
 
     @model_validator(mode="after")
     def _period(self) -> Plan:
         if as_stored(self.ends_at) <= as_stored(self.starts_at):
             raise ValueError("ends_at must be after starts_at")
-        if not self.coupons and not self.points_bonus:
-            raise ValueError("coupons or points_bonus: a campaign gives something")
+        if not self.coupons and not self.points_bonus and self.lottery is None:
+            raise ValueError("coupons or points_bonus or lottery: a campaign gives something")
         return self
 
 
@@ -78,6 +85,7 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
     now = stored_now()
     body = plan.model_dump_json()
     with engine.begin() as conn:
+        check_lottery(conn, group_id, plan)
         found = conn.execute(
             text("SELECT campaign_id, status FROM campaigns WHERE group_id = :g AND code = :c"),
             {"g": group_id, "c": plan.code},
@@ -104,6 +112,24 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
         ):
             raise CampaignState(f"code: campaign {plan.code} is {found.status}; its plan is fixed")
         return load(conn, group_id, plan.code)
+
+
+def check_lottery(conn: Connection, group_id: str, plan: Plan) -> None:
+    """The plan's prize pool exists (404 naming `lottery`) and is this campaign's: entry
+    `campaign` naming it (422), as a pool anyone may enter would reach the holdout too."""
+    if plan.lottery is None:
+        return
+    try:
+        pool = pools.load(conn, group_id, plan.lottery)
+    except NotFoundError:
+        raise NotFoundError(f"lottery: no prize pool {plan.lottery!r}") from None
+    if pool.entry != "campaign" or pool.campaign != plan.code:
+        given = f"campaign {pool.campaign}" if pool.entry == "campaign" else repr(pool.entry)
+        raise ValidationError(
+            "lottery",
+            f"pool {pool.code} must have entry 'campaign' naming campaign {plan.code}; "
+            f"it has entry {given}",
+        )
 
 
 def load(conn: Connection, group_id: str, code: str) -> Stored:

@@ -11,8 +11,14 @@ it cannot be measured rather than inventing a baseline. Cost is what the redempt
 force cost the brand (coupon events, `cost_fen`); ROI = (incremental revenue − cost) /
 cost.
 
-Every figure names its members: `members(...)` answers who is behind reach, buyers and
-redeemers of each arm, so the console can click through.
+A campaign with a lottery adds its pool's draws in the period: how many, how many won,
+and its winners (distinct members who won). Only granted members of the treatment may
+enter the pool (lotteries.draw), so every draw is the treatment's. A prize is an inventory
+item with no cost of its own (lotteries.models), so prizes add nothing to `cost_fen`: the
+report counts draws and wins, not what the prizes cost.
+
+Every figure names its members: `members(...)` answers who is behind reach, buyers,
+redeemers and winners of each arm, so the console can click through.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from siyu.campaigns.plan import load
 from siyu.store.times import as_stored, stored_now
 
 Arm = Literal["treatment", "holdout"]
-Who = Literal["all", "buyers", "redeemers"]
+Who = Literal["all", "buyers", "redeemers", "winners"]
 
 _SPEND = text("""SELECT cm.member_id, cm.arm,
                         COALESCE(SUM(o.paid_fen), 0) - COALESCE(SUM(r.refunded), 0) AS spent,
@@ -51,6 +57,21 @@ _COUPONS = text("""SELECT kind, COUNT(*) AS n, COUNT(DISTINCT member_id) AS memb
                    GROUP BY kind""")
 _REDEEMERS = text("""SELECT DISTINCT member_id FROM coupons WHERE group_id = :g
                      AND campaign = :code AND status = 'redeemed'""")
+
+# the campaign pool's draws in the period (drawn by the member the entry was checked for,
+# after OneID), and the members who won; up to `at` included, as times are stored to the
+# second (a draw at the campaign's end is refused, so that end never counts one)
+_DRAWS = text("""SELECT COUNT(*) AS draws,
+                        COALESCE(SUM(CASE WHEN outcome = 'won' THEN 1 ELSE 0 END), 0) AS wins
+                 FROM prize_draws WHERE group_id = :g AND pool_code = :p
+                   AND drawn_at >= :since AND drawn_at <= :until""").bindparams(
+    bindparam("since", type_=DateTime()), bindparam("until", type_=DateTime())
+)
+_WINNERS = text("""SELECT DISTINCT member_id FROM prize_draws WHERE group_id = :g
+                   AND pool_code = :p AND outcome = 'won' AND drawn_at >= :since
+                   AND drawn_at <= :until ORDER BY member_id""").bindparams(
+    bindparam("since", type_=DateTime()), bindparam("until", type_=DateTime())
+)
 
 
 @dataclass
@@ -80,6 +101,10 @@ class CampaignReport:
     p_value: float | None = None
     roi: float | None = None
     note: str | None = None
+    lottery: str | None = None  # the plan's prize pool, and its draws in the period
+    draws: int = 0
+    wins: int = 0  # won draws
+    winners: int = 0  # distinct members who won
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +122,12 @@ def report(engine: Engine, group_id: str, code: str, at: datetime | None = None)
         ).all()
         coupon_rows = {r.kind: r for r in conn.execute(_COUPONS, {"g": group_id, "code": code})}
         redeemers = len(conn.execute(_REDEEMERS, {"g": group_id, "code": code}).all())
-    out = CampaignReport(code, stored.status, since, until)
+        out = CampaignReport(code, stored.status, since, until, lottery=stored.plan.lottery)
+        if out.lottery is not None:
+            window = {"g": group_id, "p": out.lottery, "since": since, "until": until}
+            drawn = conn.execute(_DRAWS, window).one()
+            out.draws, out.wins = int(drawn.draws), int(drawn.wins)
+            out.winners = len(conn.execute(_WINNERS, window).all())
     spent: dict[str, list[int]] = {"treatment": [], "holdout": []}
     for r in rows:
         spent[r.arm].append(int(r.spent))
@@ -146,13 +176,19 @@ def _incremental(out: CampaignReport, treated: np.ndarray, held: np.ndarray) -> 
 def members(
     engine: Engine, group_id: str, code: str, arm: Arm, who: Who = "all", at: datetime | None = None
 ) -> list[int]:
-    """The members behind a figure: an arm's reach (`all`), its buyers in the period, or
-    its members who redeemed one of the campaign's coupons."""
+    """The members behind a figure: an arm's reach (`all`), its buyers in the period, its
+    members who redeemed one of the campaign's coupons, or who won its lottery (the
+    treatment's: the holdout never draws)."""
     now = as_stored(at) if at is not None else stored_now()
     with engine.connect() as conn:
         stored = load(conn, group_id, code)
         since = as_stored(stored.plan.starts_at)
         until = min(as_stored(stored.plan.ends_at), now)
+        if who == "winners":
+            if arm != "treatment" or stored.plan.lottery is None:
+                return []
+            window = {"g": group_id, "p": stored.plan.lottery, "since": since, "until": until}
+            return [int(m) for m in conn.execute(_WINNERS, window).scalars()]
         rows = conn.execute(
             _SPEND, {"g": group_id, "c": stored.campaign_id, "since": since, "until": until}
         ).all()

@@ -99,7 +99,7 @@ def report_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Reach, redemptions, revenue per arm, incremental revenue against the holdout with
-    Welch's test and its 95% interval, cost and ROI."""
+    Welch's test and its 95% interval, cost and ROI, and the lottery's draws and winners."""
     from siyu.campaigns.report import report
 
     settings = load_settings()
@@ -122,6 +122,11 @@ def report_cmd(
         f"{found.redeemers:,} members, discount ¥{yuan(found.discount_fen)}, "
         f"cost ¥{yuan(found.cost_fen)}"
     )
+    if found.lottery is not None:
+        out.print(
+            f"lottery {found.lottery}: {found.draws:,} draws, {found.wins:,} won by "
+            f"{found.winners:,} members (prizes carry no cost)"
+        )
     if found.incremental_revenue_fen is not None:
         line = f"incremental revenue ¥{found.incremental_revenue_fen / 100:,.2f}"
         if found.ci95_per_member_fen is not None and found.p_value is not None:
@@ -141,7 +146,7 @@ def report_cmd(
 def members_cmd(
     code: Annotated[str, typer.Argument(help="The campaign's code.")],
     arm: Annotated[str, typer.Option(help="treatment or holdout")] = "treatment",
-    who: Annotated[str, typer.Option(help="all, buyers or redeemers")] = "all",
+    who: Annotated[str, typer.Option(help="all, buyers, redeemers or winners")] = "all",
     group: GroupOption = None,
 ) -> None:
     """The member ids behind a figure of the report, one a line."""
@@ -151,8 +156,8 @@ def members_cmd(
     with errors():
         if arm not in ("treatment", "holdout"):
             raise ValidationError("--arm", "treatment or holdout")
-        if who not in ("all", "buyers", "redeemers"):
-            raise ValidationError("--who", "all, buyers or redeemers")
+        if who not in ("all", "buyers", "redeemers", "winners"):
+            raise ValidationError("--who", "all, buyers, redeemers or winners")
         with open_store(settings.database_url) as engine:
             found = members(engine, group or settings.group_id, code, arm, who)  # type: ignore[arg-type]
     for member_id in found:

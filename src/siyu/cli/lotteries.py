@@ -202,6 +202,7 @@ def pool_out(pool: Pool) -> dict[str, Any]:
         "scenes": list(pool.scenes),
         "min_paid_fen": pool.min_paid_fen,
         "points": pool.points,
+        "campaign": pool.campaign,
         "per_member": pool.per_member,
         "seed_sha256": pool.seed_sha256,
         "seed": pool.seed.hex() if pool.revealed_at is not None else None,
@@ -229,4 +230,6 @@ def _entry(pool: Pool) -> str:
         return f"purchase of ¥{yuan(pool.min_paid_fen)}+"
     if pool.entry == "points" and pool.points is not None:
         return f"{pool.points:,} points"
+    if pool.entry == "campaign":
+        return f"granted by campaign {pool.campaign}"
     return pool.entry

@@ -1,6 +1,7 @@
 """Coupons and campaigns in the console: the coupon templates with their liability, the
 campaigns, and a campaign's report (treatment beside holdout, incremental revenue with its
-95% interval and p-value, cost, ROI), each of its member figures opening those members.
+95% interval and p-value, cost, ROI, and its lottery's draws and winners), each of its
+member figures opening those members.
 
 The figures are the domain services' (`coupons.catalog`, `coupons.liability`,
 `campaigns.plan`, `campaigns.report`), called on the store's engine in the thread pool as
@@ -27,6 +28,7 @@ from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 from siyu.coupons import catalog, liability
 from siyu.coupons.templates import CouponTemplate
 from siyu.errors import NotFoundError
+from siyu.lotteries import pools
 
 router = APIRouter()
 
@@ -148,7 +150,7 @@ async def figure_members(
     ctx: Ctx, code: str
 ) -> tuple[plans.Stored, reports.Arm, reports.Who, list[int]]:
     """The campaign, and the members behind the figure the query names (`arm`, and `who`:
-    all, buyers or redeemers); a 404 for a figure the report has not."""
+    all, buyers, redeemers or winners); a 404 for a figure the report has not."""
     assert ctx.who is not None
     stored = await stored_or_404(ctx, code)
     params = ctx.request.query_params
@@ -171,7 +173,8 @@ async def campaign_members_csv(code: str, request: Request) -> Response:
 
 @router.get("/campaigns/{code:path}/members")
 async def campaign_members(code: str, request: Request) -> Response:
-    """The members behind one figure of the report: an arm's reach, buyers or redeemers."""
+    """The members behind one figure of the report: an arm's reach, buyers, redeemers or
+    the lottery's winners."""
     ctx = await authenticated(request, "campaigns")
     stored, arm, who, ids = await figure_members(ctx, code)
     name = stored.plan.name_zh if ctx.lang == "zh" else stored.plan.name_en
@@ -204,6 +207,13 @@ async def campaign_page(code: str, request: Request) -> Response:
         return f"{path}/members?{urlencode({'arm': arm, 'who': who})}"
 
     plan = stored.plan
+    pool_name = plan.lottery or ""
+    if plan.lottery is not None:
+        try:
+            pool: pools.Pool = await read(ctx, pools.load, ctx.who.group_id, plan.lottery)
+            pool_name = pool.name_zh if ctx.lang == "zh" else pool.name_en
+        except NotFoundError:
+            pass  # checked when the plan was saved; a name is all this page wants of it
     return render(
         ctx,
         "campaign.html",
@@ -215,4 +225,6 @@ async def campaign_page(code: str, request: Request) -> Response:
         note=ctx.t(NOTES[out.note]) if out.note in NOTES else out.note,
         fen=lambda value: None if value is None else round(value),
         coupon_name=await coupon_names(ctx),
+        pool_name=pool_name,
+        pool_url=f"/console/lotteries/{quote(plan.lottery or '', safe='')}",
     )

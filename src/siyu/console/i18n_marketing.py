@@ -27,6 +27,7 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "poolentry.scan": ("扫码抽奖", "Scan a code"),
     "poolentry.purchase": ("消费抽奖", "With a purchase"),
     "poolentry.points": ("积分抽奖", "Spend points"),
+    "poolentry.campaign": ("活动抽奖", "Campaign members"),
     "pooloutcome.won": ("中奖", "Won"),
     "pooloutcome.no_prize": ("未中奖", "No prize"),
     "pooloutcome.sold_out": ("奖品已抽完", "Prize sold out"),
@@ -128,6 +129,17 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "camp.who.all": ("全部成员", "All members"),
     "camp.who.buyers": ("下单成员", "Buyers"),
     "camp.who.redeemers": ("核销成员", "Redeemers"),
+    "camp.who.winners": ("中奖成员", "Winners"),
+    "camp.lottery": ("抽奖", "Lottery"),
+    "camp.lottery.pool": ("奖池", "Prize pool"),
+    "camp.fig.draws": ("抽奖次数", "Draws"),
+    "camp.fig.wins": ("中奖次数", "Prizes won"),
+    "camp.fig.winners": ("中奖人数", "Winners"),
+    "camp.lottery.note": (
+        "只有获得权益的实验组成员可以抽奖，对照组不参与；奖品为库存商品，不计入成本。",
+        "Only treated members granted the incentives may draw, never the holdout; prizes "
+        "are stock items and add nothing to the cost.",
+    ),
     "camp.members_title": ("{name} · {arm} · {who}", "{name} · {arm} · {who}"),
     # QR scenes
     "scene.title": ("渠道二维码", "QR codes"),
@@ -194,6 +206,7 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "pool.entry": ("参与方式", "Entry"),
     "pool.min_paid": ("实付满 {amount}", "paid at least {amount}"),
     "pool.points": ("每次 {n} 积分", "{n} points a draw"),
+    "pool.campaign": ("活动 {name} 的实验组成员", "the treated members of campaign {name}"),
     "pool.period": ("抽奖时间", "Draws open"),
     "pool.claim_until": ("领奖截止", "Claim until"),
     "pool.per_member": ("每人次数", "Draws per member"),

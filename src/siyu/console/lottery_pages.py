@@ -133,4 +133,5 @@ async def pool_page(code: str, request: Request) -> Response:
         problems=checked.problems[:PROBLEMS_SHOWN] if checked else [],
         pool_url=pool_path(pool.code),
         winners_link=lambda prize=None: winners_link(pool.code, prize),
+        campaign_url=f"/console/campaigns/{quote(pool.campaign or '', safe='')}",
     )

@@ -7,7 +7,8 @@ order of a transaction, and why:
 2. lock the pool's prize rows in prize-code order, then their stock rows: every draw of
    the pool takes the pool's locks first, so two draws of it never deadlock on the member
    rows below, and the prizes left are read under lock (SQLite: BEGIN IMMEDIATE);
-3. check each draw's entry (its scene, its order) and lock the members' counters;
+3. check each draw's entry (its scene, its order, its campaign) and lock the members'
+   counters;
 4. walk the draws in order: the per-member limit, whether any prize is left, then the
    points (through the ledger's own `points.spend`, on this transaction, in a savepoint:
    a draw refused by the ledger leaves nothing), then the roll (fairness.py) and the
@@ -22,6 +23,12 @@ spent before the roll, so a roll is only ever made for a draw that has paid; a "
 draw keeps its points (the member paid for a chance, as at any counter lottery).
 A batch pays the locks and the commit once (the hot pool's rows are its bottleneck), and
 each draw still succeeds or fails alone.
+
+A campaign's pool (entry `campaign`) is entered by being granted the campaign's
+incentives: a member of its treatment with `granted_at` set (the holdout never is, so the
+report still compares like with like), during the campaign's period. The campaign's
+tables are named in the SQL rather than imported: campaigns reads lotteries (a plan names
+its pool), so lotteries may not import campaigns.
 """
 
 from __future__ import annotations
@@ -61,6 +68,16 @@ _USED_ORDERS = text("""SELECT order_id FROM prize_draws
                        WHERE group_id = :g AND pool_code = :p AND order_id IN :os""").bindparams(
     bindparam("os", expanding=True)
 )
+_CAMPAIGN = text("""SELECT campaign_id, body FROM campaigns
+                    WHERE group_id = :g AND code = :c""")
+# the members a batch's holders absorbed (OneID merges not undone), one link per round
+_ABSORBED = text("""SELECT survivor_id, merged_id FROM merges WHERE group_id = :g
+                    AND survivor_id IN :ms AND undone_at IS NULL""").bindparams(
+    bindparam("ms", expanding=True)
+)
+_GRANTED = text("""SELECT member_id FROM campaign_members WHERE group_id = :g
+                   AND campaign_id = :c AND member_id IN :ms AND arm = 'treatment'
+                   AND granted_at IS NOT NULL""").bindparams(bindparam("ms", expanding=True))
 _COUNTERS = """SELECT member_id, draws FROM prize_pool_entrants
                WHERE group_id = :g AND pool_code = :p AND member_id IN :ms
                ORDER BY member_id"""
@@ -184,7 +201,7 @@ def _draw_batch(
     for i in fresh:
         if asks[i].member_id not in holder_of:
             out[i] = NotFoundError(f"member_id: no member {asks[i].member_id}")
-    _check_entries(conn, group_id, pool, asks, out, holder_of)
+    _check_entries(conn, group_id, pool, asks, out, holder_of, now)
     fresh = [i for i in fresh if out[i] is None]
     members = sorted({holder_of[asks[i].member_id] for i in fresh})
     counts = _lock_counters(conn, group_id, pool.code, members)
@@ -330,9 +347,13 @@ def _check_entries(
     asks: list[DrawAsk],
     out: list[Outcome | None],
     holder_of: dict[int, int],
+    now: datetime,
 ) -> None:
     """Refuse the draws whose entry does not meet the pool's rule."""
     fresh = [i for i in range(len(asks)) if out[i] is None]
+    if pool.entry == "campaign":
+        _check_campaign(conn, group_id, pool, asks, out, holder_of, now)
+        return
     if pool.entry == "scan":
         for i in fresh:
             if asks[i].scene not in pool.scenes:
@@ -367,6 +388,64 @@ def _check_entries(
             out[i] = EntryNotAccepted(f"order_id: order {order_id} already entered {pool.code}")
         else:
             used.add(order_id)
+
+
+def _check_campaign(
+    conn: Connection,
+    group_id: str,
+    pool: pools.Pool,
+    asks: list[DrawAsk],
+    out: list[Outcome | None],
+    holder_of: dict[int, int],
+    now: datetime,
+) -> None:
+    """Refuse the draws of members the pool's campaign did not grant its incentives, and
+    every draw outside the campaign's period. The campaign's rows are keyed by the member
+    assigned, which a merge since may have absorbed: a holder is granted when it, or a
+    member it absorbed, is."""
+    fresh = [i for i in range(len(asks)) if out[i] is None and asks[i].member_id in holder_of]
+    if not fresh:
+        return
+    code = pool.campaign
+    found = conn.execute(_CAMPAIGN, {"g": group_id, "c": code}).first()
+    if found is None:
+        for i in fresh:
+            out[i] = EntryNotAccepted(
+                f"campaign: pool {pool.code} is for campaign {code}, which does not exist"
+            )
+        return
+    body = json.loads(found.body)
+    starts, ends = (as_stored(datetime.fromisoformat(body[k])) for k in ("starts_at", "ends_at"))
+    if not starts <= now < ends:
+        for i in fresh:
+            out[i] = EntryNotAccepted(
+                f"campaign: pool {pool.code} is entered while campaign {code} runs, from "
+                f"{starts.isoformat()} until {ends.isoformat()}"
+            )
+        return
+    held = sorted({holder_of[asks[i].member_id] for i in fresh})
+    root = {m: m for m in held}  # member -> the batch's holder it belongs to
+    frontier = held
+    for _ in range(32):  # merge chains are short; the bound guards against a cycle
+        rows = conn.execute(_ABSORBED, {"g": group_id, "ms": frontier}).all()
+        frontier = [int(r.merged_id) for r in rows if int(r.merged_id) not in root]
+        for r in rows:
+            root.setdefault(int(r.merged_id), root[int(r.survivor_id)])
+        if not frontier:
+            break
+    candidates = sorted(root)
+    granted = {
+        root[int(m)]
+        for m in conn.execute(
+            _GRANTED, {"g": group_id, "c": found.campaign_id, "ms": candidates}
+        ).scalars()
+    }
+    for i in fresh:
+        if holder_of[asks[i].member_id] not in granted:
+            out[i] = EntryNotAccepted(
+                f"member_id: member {asks[i].member_id} was not granted campaign {code}'s "
+                "incentives (its treated members are; the holdout never is)"
+            )
 
 
 def _lock_counters(

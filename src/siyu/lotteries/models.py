@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from siyu.store.metadata import BigId, metadata
 
-ENTRIES = ("free", "scan", "purchase", "points")
+ENTRIES = ("free", "scan", "purchase", "points", "campaign")
 OUTCOMES = ("won", "no_prize", "sold_out")
 ODDS_SCALE = 1_000_000  # odds are parts per million of the draws
 
@@ -48,11 +48,12 @@ prize_pools = Table(
     Column("ends_at", DateTime, nullable=False),  # exclusive
     Column("claim_until", DateTime, nullable=False),  # exclusive
     # the entry rule: free, a QR scan of one of `scenes`, a paid order of at least
-    # `min_paid_fen`, or `points` spent per draw
+    # `min_paid_fen`, `points` spent per draw, or being granted `campaign`'s incentives
     Column("entry", String(16), nullable=False),
     Column("scenes", Text),  # JSON list, entry 'scan'
     Column("min_paid_fen", BigInteger),  # entry 'purchase'
     Column("points", BigInteger),  # entry 'points'
+    Column("campaign", String(64)),  # entry 'campaign': the campaign's code
     Column("per_member", Integer, nullable=False),  # draws per member in the pool
     # the commitment published when the pool opens, and the seed, revealed after it ends
     Column("seed_sha256", String(64), nullable=False),
@@ -61,7 +62,7 @@ prize_pools = Table(
     Column("request_sha256", String(64), nullable=False),  # the definition, for replays
     Column("key_id", BigInteger),
     Column("created_at", DateTime, nullable=False),
-    CheckConstraint("entry IN ('free', 'scan', 'purchase', 'points')", name="entry"),
+    CheckConstraint("entry IN ('free', 'scan', 'purchase', 'points', 'campaign')", name="entry"),
     UniqueConstraint("group_id", "code"),
 )
 

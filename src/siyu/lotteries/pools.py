@@ -4,6 +4,11 @@ A pool's odds and prizes never change after it is defined (a second definition u
 same code is answered as a replay when identical, refused otherwise): the draws are
 audited against them. Each prize is an inventory item at a stock location; `units` is how
 many of it the pool may award, and the stock at that location must hold them too.
+
+A pool with entry `campaign` is a campaign's lottery: it names the campaign, and only the
+members that campaign granted its incentives may draw (draw.py). The campaign is not
+looked up here (a pool may be defined before the campaign that offers it); the campaign's
+plan names the pool, and saving or launching that plan checks the pair.
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ class PoolDef(BaseModel):
     starts_at: datetime
     ends_at: datetime
     claim_until: datetime | None = None
-    entry: Literal["free", "scan", "purchase", "points"]
+    entry: Literal["free", "scan", "purchase", "points", "campaign"]
     scenes: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
     min_paid_fen: int | None = Field(default=None, ge=0, le=10**11)
     points: int | None = Field(default=None, ge=1, le=10**9)
+    campaign: Code | None = None
     per_member: int = Field(ge=1, le=10_000)
     prizes: list[PrizeDef] = Field(min_length=1, max_length=100)
 
@@ -62,7 +68,12 @@ class PoolDef(BaseModel):
             raise ValueError("ends_at: must be after starts_at")
         if self.claim_until is not None and as_stored(self.claim_until) < as_stored(self.ends_at):
             raise ValueError("claim_until: must not be before ends_at")
-        needs = {"scan": "scenes", "purchase": "min_paid_fen", "points": "points"}
+        needs = {
+            "scan": "scenes",
+            "purchase": "min_paid_fen",
+            "points": "points",
+            "campaign": "campaign",
+        }
         for entry, name in needs.items():
             given = getattr(self, name) is not None
             if given != (self.entry == entry):
@@ -78,7 +89,10 @@ class PoolDef(BaseModel):
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # `campaign` came later: left out when empty, so a pool defined before keeps its
+        # digest and its definition still replays
+        unset = {"campaign"} if self.campaign is None else None
+        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class Pool:
     scenes: tuple[str, ...]
     min_paid_fen: int | None
     points: int | None
+    campaign: str | None
     per_member: int
     seed_sha256: str
     seed: bytes  # secret until revealed: never answered before `revealed_at`
@@ -156,6 +171,7 @@ def define(
                 scenes=None if doc.scenes is None else json.dumps(doc.scenes),
                 min_paid_fen=doc.min_paid_fen,
                 points=doc.points,
+                campaign=doc.campaign,
                 per_member=doc.per_member,
                 seed_sha256=fairness.commitment(secret),
                 seed=secret.hex(),
@@ -210,6 +226,7 @@ def load(conn: Connection, group_id: str, code: str) -> Pool:
         tuple(json.loads(row.scenes)) if row.scenes else (),
         None if row.min_paid_fen is None else int(row.min_paid_fen),
         None if row.points is None else int(row.points),
+        row.campaign,
         int(row.per_member),
         row.seed_sha256,
         bytes.fromhex(row.seed),

@@ -1,7 +1,7 @@
 """Campaigns over HTTP: HQ writes a plan (a draft until launched), launches it, and reads
 its report; analysts read plans and reports. Every figure of the report has its members
-(`/members?arm=&who=`), for the console to click through; member ids only, no personal
-data.
+(`/members?arm=&who=`: all, buyers, redeemers, winners of its lottery), for the console
+to click through; member ids only, no personal data.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ async def campaign_report(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Reach, redemptions, revenue per arm, incremental revenue against the holdout (with
-    Welch's test and its 95% interval), cost and ROI, over the period up to `at`."""
+    Welch's test and its 95% interval), cost and ROI, and the lottery's draws and winners,
+    over the period up to `at`."""
     when = None if at is None else as_stored(at)
     return (await run_in_threadpool(report, svc.engine, who.group_id, code, when)).as_dict()
 
@@ -89,7 +90,7 @@ async def campaign_report(
 async def campaign_members(
     code: Code,
     arm: Literal["treatment", "holdout"] = "treatment",
-    who_: Annotated[Literal["all", "buyers", "redeemers"], Query(alias="who")] = "all",
+    who_: Annotated[Literal["all", "buyers", "redeemers", "winners"], Query(alias="who")] = "all",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
     who: Principal = Depends(require("campaigns:read")),

@@ -55,6 +55,7 @@ def _pool_out(pool: pools.Pool) -> dict[str, Any]:
         "scenes": list(pool.scenes),
         "min_paid_fen": pool.min_paid_fen,
         "points": pool.points,
+        "campaign": pool.campaign,
         "per_member": pool.per_member,
         "seed_sha256": pool.seed_sha256,
         "seed": pool.seed.hex() if pool.revealed_at is not None else None,
