@@ -56,13 +56,14 @@ def send_result(engine: Engine, group_id: str, code: str, window_days: int = 7) 
                     FROM send_recipients WHERE group_id = :g AND send_id = :s"""),
             p,
         ).one()
-        events: dict[str, int] = dict(
-            conn.execute(
+        events = {
+            str(kind): int(n)
+            for kind, n in conn.execute(
                 text("""SELECT kind, COUNT(DISTINCT member_id) FROM message_events
                         WHERE group_id = :g AND send_id = :s GROUP BY kind"""),
                 p,
-            ).tuples()
-        )
+            )
+        }
         attributed = _ATTRIBUTED.format(
             ordered=d.epoch_seconds("o.ordered_at"), sent=d.epoch_seconds("r.sent_at")
         )

@@ -43,9 +43,9 @@ _DUE = """SELECT r.send_id, r.member_id FROM send_recipients r
       AND r.send_id IN (SELECT send_id FROM sends WHERE group_id = :g AND status = 'planned')
     ORDER BY r.due_at, r.send_id, r.member_id LIMIT :n{lock}"""
 # the person's marketing consent on the row's channel, as (last grant, last withdrawal)
-_CONSENT = """(SELECT MAX(c.last_{x}) FROM member_consents c WHERE c.group_id = r.group_id
-    AND c.member_id = r.person_id AND c.purpose = 'marketing'
-    AND c.channel IN (r.channel, '*'))"""
+_CONSENT = """(SELECT MAX(c.last_{x}) FROM member_consents c
+    WHERE c.group_id = send_recipients.group_id AND c.member_id = send_recipients.person_id
+      AND c.purpose = 'marketing' AND c.channel IN (send_recipients.channel, '*'))"""
 _REVOKE = """UPDATE send_recipients SET status = 'skipped',
       reason = CASE WHEN {g} IS NULL THEN 'no_consent' ELSE 'opted_out' END
     WHERE group_id = :g AND (send_id, member_id) IN ({keys}) AND purpose = 'marketing'
