@@ -1,9 +1,9 @@
 """The transactional outbox: planned recipients delivered at least once, each message
 once from the receiver's point of view (its idempotency key is the send and the member).
 
-A worker claims a batch (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers share the
-queue; BEGIN IMMEDIATE on SQLite) and, in that same transaction, re-checks each
-marketing message's consent: what was withdrawn before the claim is skipped
+A worker claims a batch (rows locked skipping those another worker holds, on PostgreSQL:
+workers share the queue; BEGIN IMMEDIATE on SQLite) and, in that same transaction,
+re-checks each marketing message's consent: what was withdrawn before the claim is skipped
 (`opted_out`), never delivered. A claim is a lease: the rows carry `claimed_until`, the
 worker delivers outside any transaction, then marks each sent, retry (exponential
 backoff) or failed. A worker that dies leaves its rows to be claimed again when the lease

@@ -17,7 +17,6 @@ are few a day and each one statement, so taking turns costs nothing that matters
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,9 +33,6 @@ from siyu.store.times import stored_now
 
 WEEK = timedelta(days=7)
 TOUCHING = "('planned', 'deferred', 'retry', 'sent')"  # what counts against a cap
-
-# target -> (SQL giving member_id, parameters); experiments plug in when their tables exist
-TargetSql = Callable[[Connection, str, Target], tuple[str, dict[str, Any]]]
 
 
 def _segment(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
@@ -69,6 +65,8 @@ def _experiment(conn: Connection, group_id: str, target: Target) -> tuple[str, d
 
 
 def target_sql(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
+    """The SQL giving the target's member ids (parameter :g is the group), and its
+    parameters; experiment arms plug in when the experiments tables exist."""
     if target.segment is not None:
         return _segment(conn, group_id, target)
     if target.stage is not None:
