@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, Engine, text
 
-from siyu.errors import NotFoundError
+from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging.errors import SendExists
 from siyu.messaging.models import sends
 from siyu.messaging.transports.registry import registry
@@ -69,7 +69,10 @@ class Send(_Doc):
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        registry.channel(value)  # names the known channels when unknown
+        try:
+            registry.channel(value)
+        except ValidationError as exc:
+            raise ValueError(exc.rule) from None  # names the known channels
         return value
 
 
