@@ -18,6 +18,7 @@ from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import attach_identity
 from siyu.messaging import sends
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 # a Monday, 10:00 in Shanghai: outside quiet hours, far from a month's edge
@@ -40,10 +41,8 @@ def bulk_members(engine: Engine, group_id: str, n: int) -> list[int]:
     """`n` members with an openid each, written set-wise (thousands in a second)."""
     now = stored_now()
     with engine.begin() as conn:
-        first = int(
-            conn.execute(text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()
-        )
-        ids = list(range(first + 1, first + 1 + n))
+        # from the key's sequence on PostgreSQL: the session's database is shared
+        ids = [int(m) for m in dialect_of(conn).new_ids(conn, "members", "member_id", n)]
         conn.execute(
             text("""INSERT INTO members (member_id, group_id, status, registered_at, created_at,
                       updated_at) VALUES (:m, :g, 'active', :t, :t, :t)"""),

@@ -13,7 +13,7 @@ from tests.messaging.msg_helpers import T, at_stage, grant_all, person, send, st
 
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members
-from siyu.messaging import consent, policy
+from siyu.messaging import consent, outbox, policy
 from siyu.messaging.errors import SendState
 from siyu.messaging.plan import plan
 
@@ -167,6 +167,9 @@ def test_a_send_in_quiet_hours_is_deferred_to_their_end(
     assert planned.deferred
     assert planned.due_at == T.replace(day=8, hour=1)  # 09:00 the next morning
     assert statuses(e, g, "LATE") == {m: ("deferred", "quiet_hours")}
+    # and the outbox holds it until the quiet hours end
+    assert outbox.claim(e, g, "w", now=planned.due_at - timedelta(seconds=1))[0] == []
+    assert len(outbox.claim(e, g, "w", now=planned.due_at)[0]) == 1
 
 
 def test_two_identities_of_one_person_get_one_message(
