@@ -1,0 +1,276 @@
+"""The transactional outbox: planned recipients delivered at least once, each message
+once from the receiver's point of view (its idempotency key is the send and the member).
+
+A worker claims a batch (rows locked skipping those another worker holds, on PostgreSQL:
+workers share the queue; BEGIN IMMEDIATE on SQLite) and, in that same transaction,
+re-checks each marketing message's consent: what was withdrawn before the claim is skipped
+(`opted_out`), never delivered. A claim is a lease: the rows carry `claimed_until`, the
+worker delivers outside any transaction, then marks each sent, retry (exponential
+backoff) or failed. A worker that dies leaves its rows to be claimed again when the lease
+runs out; the platform may then see a message twice, with the same key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BindParameter, Connection, DateTime, Engine, bindparam, text
+
+from siyu.errors import ConfigError, ValidationError
+from siyu.identity.types import IDENTITY_TYPES
+from siyu.messaging.consent import GRANTS
+from siyu.messaging.models import EVENT_KINDS
+from siyu.messaging.transports.base import Message, Outcome, Transport
+from siyu.privacy import Vault
+from siyu.store.dialect import dialect_of
+from siyu.store.times import as_stored, stored_now
+
+LEASE = timedelta(minutes=5)
+BACKOFF = timedelta(minutes=1)  # the first retry; doubled each attempt
+MAX_BACKOFF = timedelta(hours=6)
+MAX_ATTEMPTS = 6
+WAITING = "('planned', 'deferred', 'retry')"
+
+_DUE = """SELECT r.send_id, r.member_id FROM send_recipients r
+    WHERE r.group_id = :g AND r.status IN {waiting} AND r.due_at <= :now
+      AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
+      AND (r.claimed_until IS NULL OR r.claimed_until <= :now)
+      AND r.send_id IN (SELECT send_id FROM sends WHERE group_id = :g AND status = 'planned')
+    ORDER BY r.due_at, r.send_id, r.member_id LIMIT :n{lock}"""
+# the person's marketing consent on the row's channel, as (last grant, last withdrawal)
+_CONSENT = """(SELECT MAX(c.last_{x}) FROM member_consents c
+    WHERE c.group_id = send_recipients.group_id AND c.member_id = send_recipients.person_id
+      AND c.purpose = 'marketing' AND c.channel IN (send_recipients.channel, '*'))"""
+_REVOKE = """UPDATE send_recipients SET status = 'skipped',
+      reason = CASE WHEN {g} IS NULL THEN 'no_consent' ELSE 'opted_out' END
+    WHERE group_id = :g AND (send_id, member_id) IN ({keys}) AND purpose = 'marketing'
+      AND NOT {grants}"""
+_CLAIM = """UPDATE send_recipients SET claimed_until = :until, claimed_by = :w,
+      attempts = attempts + 1
+    WHERE group_id = :g AND (send_id, member_id) IN ({keys}) AND status IN {waiting}"""
+_MESSAGES = """SELECT r.send_id, s.code, s.body, r.member_id, r.channel, r.sender,
+      i.type, i.value, i.value_enc
+    FROM send_recipients r JOIN sends s ON s.send_id = r.send_id
+    LEFT JOIN identities i ON i.identity_id = r.identity_id
+    WHERE r.group_id = :g AND (r.send_id, r.member_id) IN ({keys}) AND r.claimed_by = :w
+      AND r.status IN {waiting}
+    ORDER BY r.send_id, r.member_id"""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    claimed: int
+    sent: int
+    retry: int
+    failed: int
+    revoked: int  # consent withdrawn before the claim: skipped, not delivered
+
+
+def _keys(pairs: Sequence[tuple[int, int]]) -> str:
+    # ints read back from the store, written as row values: one statement per batch
+    return ", ".join(f"({int(s)}, {int(m)})" for s, m in pairs)
+
+
+def _times(*names: str) -> list[BindParameter[Any]]:
+    return [bindparam(n, type_=DateTime()) for n in names]
+
+
+def _address(kind: str, value: str | None, enc: bytes | None, vault: Vault | None) -> str:
+    if IDENTITY_TYPES[kind].personal == "encrypt":
+        if vault is None:
+            raise ConfigError(f"delivering to {kind} needs the vault (SIYU_SECRET_KEY)")
+        assert enc is not None
+        return vault.decrypt(enc, kind)
+    if value is None:
+        raise ValidationError("identity", f"{kind} keeps no value to deliver to")
+    return value
+
+
+def claim(
+    engine: Engine,
+    group_id: str,
+    worker: str,
+    *,
+    limit: int = 500,
+    lease: timedelta = LEASE,
+    now: datetime | None = None,
+    vault: Vault | None = None,
+) -> tuple[list[Message], int]:
+    """Lease up to `limit` due messages to `worker`, re-checking consent in the same
+    transaction; returns the messages and how many were revoked (withdrawn consent)."""
+    at = as_stored(now) if now is not None else stored_now()
+    with engine.begin() as conn:
+        d = dialect_of(conn)
+        due = conn.execute(
+            text(_DUE.format(waiting=WAITING, lock=d.row_lock_skip_locked)).bindparams(
+                *_times("now")
+            ),
+            {"g": group_id, "now": at, "n": limit},
+        ).all()
+        if not due:
+            return [], 0
+        keys = _keys([(r.send_id, r.member_id) for r in due])
+        grant, withdrawal = _CONSENT.format(x="grant_at"), _CONSENT.format(x="withdrawal_at")
+        revoked = conn.execute(
+            text(_REVOKE.format(keys=keys, g=grant, grants=GRANTS.format(g=grant, w=withdrawal))),
+            {"g": group_id},
+        ).rowcount
+        conn.execute(
+            text(_CLAIM.format(keys=keys, waiting=WAITING)).bindparams(*_times("until")),
+            {"g": group_id, "until": at + lease, "w": worker},
+        )
+        return _messages(conn, group_id, worker, keys, vault), int(revoked)
+
+
+def _messages(
+    conn: Connection, group_id: str, worker: str, keys: str, vault: Vault | None
+) -> list[Message]:
+    rows = conn.execute(
+        text(_MESSAGES.format(keys=keys, waiting=WAITING)), {"g": group_id, "w": worker}
+    ).all()
+    found = []
+    for r in rows:
+        body = json.loads(r.body)
+        found.append(
+            Message(
+                group_id=group_id,
+                send_id=int(r.send_id),
+                send_code=r.code,
+                member_id=int(r.member_id),
+                channel=r.channel,
+                address=_address(r.type, r.value, r.value_enc, vault),
+                idempotency_key=f"{group_id}:{int(r.send_id)}:{int(r.member_id)}",
+                content=body["content"],
+                sender=r.sender,
+            )
+        )
+    return found
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before attempt `attempts + 1`: 1 min, 2, 4, ... at most 6 h."""
+    return min(BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def settle(
+    engine: Engine,
+    group_id: str,
+    worker: str,
+    outcomes: Sequence[tuple[Message, Outcome]],
+    now: datetime | None = None,
+) -> tuple[int, int, int]:
+    """Mark each message sent, retry or failed, where `worker` still holds it; returns
+    (sent, retry, failed)."""
+    at = as_stored(now) if now is not None else stored_now()
+    sent = retry = failed = 0
+    with engine.begin() as conn:
+        for message, outcome in outcomes:
+            p = {"g": group_id, "s": message.send_id, "m": message.member_id, "w": worker}
+            where = (
+                """WHERE group_id = :g AND send_id = :s AND member_id = :m
+                         AND claimed_by = :w AND status IN """
+                + WAITING
+            )
+            if outcome.ok:
+                sent += conn.execute(
+                    text(f"""UPDATE send_recipients SET status = 'sent', sent_at = :at,
+                               provider_ref = :ref, claimed_until = NULL, last_error = NULL
+                             {where}""").bindparams(*_times("at")),
+                    {**p, "at": at, "ref": outcome.provider_ref},
+                ).rowcount
+                continue
+            attempts = conn.execute(
+                text(f"SELECT attempts FROM send_recipients {where}"), p
+            ).scalar()
+            if attempts is None:
+                continue  # the lease ran out and another worker has it
+            final = outcome.permanent or attempts >= MAX_ATTEMPTS
+            conn.execute(
+                text(f"""UPDATE send_recipients SET status = :st, next_attempt_at = :next,
+                           claimed_until = NULL, last_error = :e {where}""").bindparams(
+                    *_times("next")
+                ),
+                {
+                    **p,
+                    "st": "failed" if final else "retry",
+                    "next": None if final else at + backoff(int(attempts)),
+                    "e": (outcome.error or "")[:300],
+                },
+            )
+            failed += final
+            retry += not final
+    return sent, retry, failed
+
+
+def deliver(
+    engine: Engine,
+    group_id: str,
+    transports: Mapping[str, Transport],
+    *,
+    worker: str = "worker",
+    limit: int = 500,
+    lease: timedelta = LEASE,
+    now: datetime | None = None,
+    vault: Vault | None = None,
+) -> Delivered:
+    """Claim one batch, hand each channel's messages to its transport, settle them."""
+    messages, revoked = claim(
+        engine, group_id, worker, limit=limit, lease=lease, now=now, vault=vault
+    )
+    by_channel: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        by_channel[message.channel].append(message)
+    outcomes: list[tuple[Message, Outcome]] = []
+    for channel, batch in by_channel.items():
+        transport = transports.get(channel)
+        if transport is None:
+            raise ConfigError(f"no transport configured for messaging channel {channel!r}")
+        try:
+            answers = transport.deliver(batch)
+        except Exception as exc:  # the batch is retried, whatever broke
+            answers = [Outcome(False, error=f"{type(exc).__name__}")] * len(batch)
+        outcomes.extend(zip(batch, answers, strict=True))
+    sent, retry, failed = settle(engine, group_id, worker, outcomes, now)
+    return Delivered(len(messages), sent, retry, failed, revoked)
+
+
+def record_event(
+    engine: Engine,
+    group_id: str,
+    send_id: int,
+    member_id: int,
+    kind: str,
+    external_id: str,
+    at: datetime | None = None,
+    detail: str | None = None,
+) -> bool:
+    """A delivery status callback or a click, once per provider event id; True if new."""
+    if kind not in EVENT_KINDS:
+        raise ValidationError("kind", f"one of {', '.join(EVENT_KINDS)}", kind)
+    if not external_id or len(external_id) > 128:
+        raise ValidationError("external_id", "1-128 characters: the provider's event id")
+    with engine.begin() as conn:
+        return bool(
+            conn.execute(
+                text("""INSERT INTO message_events (group_id, send_id, member_id, kind,
+                          external_id, detail, at)
+                        VALUES (:g, :s, :m, :k, :x, :d, :at)
+                        ON CONFLICT (group_id, external_id) DO NOTHING""").bindparams(
+                    *_times("at")
+                ),
+                {
+                    "g": group_id,
+                    "s": send_id,
+                    "m": member_id,
+                    "k": kind,
+                    "x": external_id,
+                    "d": None if detail is None else detail[:300],
+                    "at": as_stored(at) if at is not None else stored_now(),
+                },
+            ).rowcount
+        )

@@ -1,0 +1,1 @@
+"""Message transports: one module per platform, registered like channels."""
