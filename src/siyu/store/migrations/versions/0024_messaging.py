@@ -1,8 +1,8 @@
 """messaging: consent events and state, contact policies, sends, their recipients (the
 outbox), message events
 
-Revision ID: 0025
-Revises: 0022 (re-chained after 0023/0024 when merged)
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0022"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
