@@ -1,7 +1,9 @@
 """The built-in messaging channels and transports, registered as a plugin would be.
 
-The WeCom, WeChat and SMS platform transports (their real request shapes) are each one
-module registered here when written; today the `http` transport carries any channel.
+One transport per platform, each a module with a `build(settings)` factory: WeCom group
+sends (`wecom`), mini-program subscription messages (`wechat_subscribe`), official-account
+template messages (`wechat_template`), Tencent Cloud SMS (`sms`); and `http`, which
+carries any channel as plain JSON (a brand's own gateway, tests).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from siyu.messaging.transports import sms, wechat_subscribe, wechat_template, wecom
 from siyu.messaging.transports.base import MessageChannel, Transport
 from siyu.messaging.transports.http import HttpTransport
 
@@ -32,3 +35,7 @@ def register_messaging(registry: Registry) -> None:
     for channel in CHANNELS:
         registry.add_channel(channel)
     registry.add_transport("http", _http)
+    registry.add_transport("wecom_group_send", wecom.build)
+    registry.add_transport("wechat_subscribe", wechat_subscribe.build)
+    registry.add_transport("wechat_template", wechat_template.build)
+    registry.add_transport("sms", sms.build)
