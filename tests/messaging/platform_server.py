@@ -112,7 +112,9 @@ class Platform:
         body = json.loads(raw)
         with self.lock:
             self.requests.append(Recorded(path, query, headers, body))
-            errors = [e.message for e in self.validators[path].iter_errors(body)]
+            errors = [
+                f"{e.json_path}: {e.message}" for e in self.validators[path].iter_errors(body)
+            ]
             self.schema_errors.extend(f"{path}: {e}" for e in errors)
             if path == "/":
                 return self._sms(headers, raw, body, errors)
