@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from siyu.errors import ConfigError
+from siyu.messaging.transports.base import Outcome
 
 EXPIRED = {40001, 40014, 42001}  # invalid credential, invalid token, token expired
 MARGIN = 300  # seconds: a token is refreshed this long before the platform says it ends
@@ -118,6 +119,18 @@ class WxApi:
                 continue
             return answer
         raise AssertionError("unreachable")  # the loop returns on its second pass
+
+
+def outcome(answer: Mapping[str, Any], permanent: Mapping[int, str]) -> Outcome:
+    """An answer's errcode as an Outcome: 0 accepted (`msgid`), a code in `permanent`
+    refused for good (with its reason), any other tried again later."""
+    code = int(answer.get("errcode", 0))
+    if code == 0:
+        ref = answer.get("msgid")
+        return Outcome(True, provider_ref=None if ref is None else str(ref)[:128])
+    if code in permanent:
+        return Outcome(False, error=permanent[code], permanent=True)
+    return Outcome(False, error=f"errcode {code}: {str(answer.get('errmsg', ''))[:200]}")
 
 
 def _token_answer(answer: Mapping[str, Any], platform: str) -> tuple[str, int]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from siyu.errors import ValidationError
 from siyu.messaging.transports.base import Message, Outcome
-from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, wechat_api
+from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, outcome, wechat_api
 
 PATH = "/cgi-bin/message/subscribe/send"
 STATES = ("developer", "trial", "formal")
@@ -101,16 +101,6 @@ def payload(message: Message, defaults: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationError("lang", f"one of {', '.join(LANGS)}", lang)
     body["lang"] = lang
     return body
-
-
-def outcome(answer: Mapping[str, Any], permanent: Mapping[int, str]) -> Outcome:
-    code = int(answer.get("errcode", 0))
-    if code == 0:
-        ref = answer.get("msgid")
-        return Outcome(True, provider_ref=None if ref is None else str(ref)[:128])
-    if code in permanent:
-        return Outcome(False, error=permanent[code], permanent=True)
-    return Outcome(False, error=f"errcode {code}: {str(answer.get('errmsg', ''))[:200]}")
 
 
 class WechatSubscribeTransport:

@@ -19,8 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from siyu.messaging.transports.base import Message, Outcome
-from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, wechat_api
-from siyu.messaging.transports.wechat_subscribe import outcome
+from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, outcome, wechat_api
 
 PATH = "/cgi-bin/message/template/send"
 REQUEST_FIELDS = ("url", "miniprogram_appid", "miniprogram_pagepath")

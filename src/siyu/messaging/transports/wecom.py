@@ -35,8 +35,7 @@ from sqlalchemy import Engine, text
 from siyu.errors import ValidationError
 from siyu.messaging import outbox
 from siyu.messaging.transports.base import Message, Outcome
-from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, wecom_api
-from siyu.messaging.transports.wechat_subscribe import outcome
+from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, outcome, wecom_api
 
 ADD = "/cgi-bin/externalcontact/add_msg_template"
 RESULT = "/cgi-bin/externalcontact/get_groupmsg_send_result"
