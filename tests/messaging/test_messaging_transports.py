@@ -18,6 +18,7 @@ from siyu.errors import ValidationError
 from siyu.messaging.transports import sms, wechat_subscribe, wecom
 from siyu.messaging.transports.base import Message
 from siyu.messaging.transports.registry import registry
+from siyu.messaging.transports.tokens import MARGIN, TokenCache
 
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
 TEMPLATE = "/cgi-bin/message/template/send"
@@ -458,3 +459,24 @@ def test_a_wrong_signature_is_refused_by_the_server(platform: tuple[Platform, st
     )
     assert failed.error == "SendSms: AuthFailure.SignatureFailure" and not failed.permanent
     assert p.posts("/")[0].body["PhoneNumberSet"] == ["+8613800000001"]  # made E.164
+
+
+def test_a_token_is_kept_until_five_minutes_before_it_expires() -> None:
+    now = [0.0]
+    fetched: list[str] = []
+
+    def fetch() -> tuple[str, int]:
+        fetched.append(f"t{len(fetched)}")
+        return fetched[-1], 7200
+
+    cache = TokenCache(fetch, clock=lambda: now[0])
+    assert cache.get() == "t0"
+    now[0] = 7200 - MARGIN - 1
+    assert cache.get() == "t0"
+    now[0] = 7200 - MARGIN
+    assert cache.get() == "t1"
+    # another thread's renewal is not undone by a late invalidation of the old token
+    cache.invalidate("t0")
+    assert cache.get() == "t1"
+    cache.invalidate("t1")
+    assert cache.get() == "t2"
