@@ -1,7 +1,8 @@
-"""Coupons and campaigns in the console: the coupon templates with their liability, the
-campaigns, and a campaign's report (treatment beside holdout, incremental revenue with its
-95% interval and p-value, cost, ROI, and its lottery's draws and winners), each of its
-member figures opening those members.
+"""Coupons and campaigns in the console: the coupon templates with their liability (each
+count opening the members holding those coupons), the campaigns, and a campaign's report
+(treatment beside holdout, incremental revenue with its 95% interval and p-value, cost,
+ROI, and its lottery's draws and winners), each of its member figures opening those
+members.
 
 The figures are the domain services' (`coupons.catalog`, `coupons.liability`,
 `campaigns.plan`, `campaigns.report`), called on the store's engine in the thread pool as
@@ -104,6 +105,61 @@ async def coupon_list(request: Request) -> Response:
         link=lambda page: f"/console/coupons?{urlencode({'page': page})}",
         name_of=lambda t: t.name_zh if ctx.lang == "zh" else t.name_en,
         validity=lambda t: validity(ctx, t),
+        holders_link=holders_link,
+    )
+
+
+def holders_link(state: str, template: str | None = None) -> str:
+    """The members behind a liability count: one template's, or all templates' (None)."""
+    query = {"state": state, **({"template": template} if template is not None else {})}
+    return f"/console/coupons/members?{urlencode(query)}"
+
+
+async def liability_holders(ctx: Ctx) -> tuple[liability.State, str | None, str, list[int]]:
+    """The count the query names (`state`, and `template` unless all), its title's name,
+    and the members now holding those coupons; a 404 for a state or template not shown."""
+    assert ctx.who is not None
+    params = ctx.request.query_params
+    state, template = params.get("state", ""), params.get("template")
+    if state not in liability.STATES:
+        raise ConsoleExit(404)
+    name = ctx.t("coupon.all_templates")
+    if template is not None:
+        versions: list[catalog.Version] = await read(ctx, catalog.newest, ctx.who.group_id)
+        found = [v.template for v in versions if v.template.code == template]
+        if not found:
+            raise ConsoleExit(404)
+        name = found[0].name_zh if ctx.lang == "zh" else found[0].name_en
+    picked = cast(liability.State, state)
+    ids = await run_in_threadpool(
+        liability.holders, ctx.svc.engine, ctx.who.group_id, picked, template
+    )
+    return picked, template, name, ids
+
+
+@router.get("/coupons/members.csv")
+async def coupon_holders_csv(request: Request) -> Response:
+    ctx = await authenticated(request, "coupons")
+    state, template, _, ids = await liability_holders(ctx)
+    return await member_lists.export(ctx, ids, f"coupon-{template or 'all'}-{state}.csv")
+
+
+@router.get("/coupons/members")
+async def coupon_holders(request: Request) -> Response:
+    """The members behind one liability count: holders of a template's issued, redeemed,
+    returned, expired or outstanding coupons (or of all templates')."""
+    ctx = await authenticated(request, "coupons")
+    state, template, name, ids = await liability_holders(ctx)
+    title = ctx.t("coupon.holders_title", name=name, state=ctx.t(f"coupon.{state}"))
+    keep = {"state": state, **({"template": template} if template is not None else {})}
+    return await member_lists.show_list(
+        ctx,
+        "/console/coupons/members",
+        title,
+        among=ids,
+        keep=keep,
+        csv_path="/console/coupons/members.csv",
+        back=("/console/coupons", ctx.t("coupon.title")),
     )
 
 

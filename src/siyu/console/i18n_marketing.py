@@ -63,6 +63,8 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
         "what the brand would bear if every one were used",
     ),
     "coupon.redeemed_off": ("已核销优惠额", "Taken off by redemptions"),
+    "coupon.all_templates": ("全部模板", "All templates"),
+    "coupon.holders_title": ("{name} · {state} · 持券会员", "{name} · {state} · holders"),
     # campaigns
     "camp.title": ("营销活动", "Campaigns"),
     "camp.text": (

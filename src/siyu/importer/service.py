@@ -125,6 +125,12 @@ def import_file(
                 progress(report.read, total)
         report.rejects_path = str(rejects.path) if rejects.count else None
     _settle(engine, ctx, report)
+    if report.inserted and kind.analyse:
+        # a table grown from nothing minutes ago keeps the statistics of the empty table
+        # until autovacuum comes: right after importing UCI Online Retail's 22,190
+        # invoices the QR scene report was planned as if orders held a row (27 s, not 0.07)
+        with engine.begin() as conn:
+            dialect_of(conn).refresh_statistics(conn, *kind.analyse)
     report.seconds = time.perf_counter() - clock
     _record_run(engine, group_id, report, path, started)
     return report
@@ -273,6 +279,12 @@ def import_rows(
     report.accepted = int(batch.ok.sum())
     report.rejected = report.read - report.accepted
     _settle(engine, ctx, report)
+    if report.inserted and kind.analyse:
+        # a table grown from nothing minutes ago keeps the statistics of the empty table
+        # until autovacuum comes: right after importing UCI Online Retail's 22,190
+        # invoices the QR scene report was planned as if orders held a row (27 s, not 0.07)
+        with engine.begin() as conn:
+            dialect_of(conn).refresh_statistics(conn, *kind.analyse)
     report.seconds = time.perf_counter() - clock
     return RowsImport(report, list(batch.errors), stored)
 

@@ -38,6 +38,9 @@ class Kind:
     # The fields naming one record: a second row with them is the same record again
     # (accepted, stored once) or, with other content, a conflicting duplicate (rejected).
     record_key: tuple[str, ...] = ()
+    # The tables an import of this kind fills in bulk: analysed once the file is in, so
+    # the planner does not keep the statistics of the empty table (PostgreSQL).
+    analyse: tuple[str, ...] = ()
 
 
 def text_field(name: str, required: bool = False, max_len: int = 200) -> Field:

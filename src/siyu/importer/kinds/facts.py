@@ -307,6 +307,7 @@ KINDS: tuple[Kind, ...] = (
         _load_orders,
         orders.c.order_id,
         ("order_id",),
+        analyse=("orders", "identities"),
     ),
     Kind(
         "order_lines",
@@ -326,6 +327,7 @@ KINDS: tuple[Kind, ...] = (
             "order line",
         ),
         record_key=("order_id", "line_no"),
+        analyse=("order_lines",),
     ),
     Kind(
         "refunds",
@@ -348,6 +350,7 @@ KINDS: tuple[Kind, ...] = (
         ),
         key=refunds.c.refund_id,
         record_key=("refund_id",),
+        analyse=("refunds",),
     ),
     Kind(
         "events",
@@ -370,6 +373,7 @@ KINDS: tuple[Kind, ...] = (
         _load_events,
         events.c.event_id,
         ("event_id",),
+        analyse=("events", "identities"),
     ),
 )
 _KIND = {k.name: k for k in KINDS}

@@ -260,6 +260,7 @@ KINDS: tuple[Kind, ...] = (
         _check_members,
         _load_members,
         record_key=("member_ref",),
+        analyse=("members", "identities", "identity_links"),
     ),
     Kind(
         "identities",
@@ -279,5 +280,6 @@ KINDS: tuple[Kind, ...] = (
         ),
         _check_identities,
         _load_identities,
+        analyse=("identities", "identity_links"),
     ),
 )
