@@ -93,6 +93,7 @@ def start(
         )
         found = [m for m in target_members(conn, group_id, plan.target) if m not in merged]
         holdout = global_holdout.current(conn, group_id)
+        before = _count(conn, group_id, stored.experiment_id)
     members, held = global_holdout.split(holdout, found)
     out = Started(code, target=len(found), global_holdout=len(held))
     for i in range(0, len(members), CHUNK):
@@ -113,13 +114,12 @@ def start(
                         "assigned_at": now,
                     }
                 )
-            out.assigned += conn.execute(
-                dialect_of(conn).insert_ignore(experiment_members), rows
-            ).rowcount
+            conn.execute(dialect_of(conn).insert_ignore(experiment_members), rows)
         if progress is not None:
             progress("assign", min(i + CHUNK, len(members)), len(members))
     with engine.connect() as conn:
         arms = _arms(conn, group_id, stored.experiment_id)
+        out.assigned = _count(conn, group_id, stored.experiment_id) - before
     out.variants = {v.name: len(arms.get(v.name, [])) for v in plan.variants}
     for v in plan.variants:
         if v.kind == "coupon" and v.ref is not None:
@@ -139,6 +139,17 @@ def start(
 
 def _step(progress: Progress, name: str) -> Callable[[int, int], None]:
     return lambda done, of: progress(name, done, of)
+
+
+def _count(conn: Connection, group_id: str, experiment_id: int) -> int:
+    return int(
+        conn.execute(
+            text(
+                "SELECT COUNT(*) FROM experiment_members WHERE group_id = :g AND experiment_id = :e"
+            ),
+            {"g": group_id, "e": experiment_id},
+        ).scalar_one()
+    )
 
 
 def _stages(conn: Connection, group_id: str, members: list[int]) -> dict[int, str]:
