@@ -59,43 +59,33 @@ _COLUMN = {
 
 
 def _per_member(conn: Connection, anchor: Anchor) -> str:
+    """One row per live member: its variant, stage and metrics, and its pre-period spend.
+    Written as one pass of the member's orders (index on orders.member_id), refunds and
+    redemptions looked up per order and per member by their indexes, so no plan has to
+    re-run an aggregate per member, whatever the statistics say."""
     d = dialect_of(conn)
     t0 = d.epoch_seconds("em.exposed_at" if anchor == "exposure" else "em.assigned_at")
     exposed = "AND em.exposed_at IS NOT NULL" if anchor == "exposure" else ""
     at = d.epoch_seconds("o.ordered_at")
+    refunded = """(SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf
+                   WHERE rf.group_id = o.group_id AND rf.order_id = o.order_id)"""
+    post = f"{at} >= {t0}"
     return f"""
-    WITH base AS (
-      SELECT em.member_id, em.variant, em.stage, {t0} AS t0
-      FROM experiment_members em
-      WHERE em.group_id = :g AND em.experiment_id = :e AND em.merged_into IS NULL {exposed}
-    ),
-    refunded AS (
-      SELECT order_id, SUM(amount_fen) AS amount FROM refunds WHERE group_id = :g
-      GROUP BY order_id
-    ),
-    bought AS (
-      SELECT b.member_id, o.paid_fen - COALESCE(r.amount, 0) AS net,
-             CASE WHEN {at} >= b.t0 THEN 1 ELSE 0 END AS post
-      FROM base b
-      JOIN orders o ON o.group_id = :g AND o.member_id = b.member_id
-        AND o.status <> 'cancelled'
-      LEFT JOIN refunded r ON r.order_id = o.order_id
-      WHERE {at} >= b.t0 - :pre AND {at} < b.t0 + :window AND {at} < :until
-    ),
-    redeemed AS (
-      SELECT DISTINCT member_id FROM coupons WHERE group_id = :g AND campaign = :campaign
-        AND status = 'redeemed'
-    )
-    SELECT b.member_id, b.variant, b.stage,
-           COALESCE(SUM(CASE WHEN x.post = 1 THEN x.net END), 0) AS revenue,
-           COALESCE(SUM(CASE WHEN x.post = 0 THEN x.net END), 0) AS pre,
-           MAX(CASE WHEN x.post = 1 AND x.net > 0 THEN 1 ELSE 0 END) AS repurchase,
-           MAX(CASE WHEN x.post = 1 THEN 1 ELSE 0 END) AS next_order,
-           MAX(CASE WHEN c.member_id IS NULL THEN 0 ELSE 1 END) AS coupon
-    FROM base b
-    LEFT JOIN bought x ON x.member_id = b.member_id
-    LEFT JOIN redeemed c ON c.member_id = b.member_id
-    GROUP BY b.member_id, b.variant, b.stage"""
+    SELECT em.member_id, em.variant, em.stage,
+           COALESCE(SUM(CASE WHEN {post} THEN o.paid_fen - {refunded} END), 0) AS revenue,
+           COALESCE(SUM(CASE WHEN {at} < {t0} THEN o.paid_fen - {refunded} END), 0) AS pre,
+           MAX(CASE WHEN {post} AND o.paid_fen > {refunded} THEN 1 ELSE 0 END) AS repurchase,
+           MAX(CASE WHEN {post} THEN 1 ELSE 0 END) AS next_order,
+           MAX(CASE WHEN EXISTS (
+                 SELECT 1 FROM coupons cp WHERE cp.group_id = em.group_id
+                   AND cp.member_id = em.member_id AND cp.status = 'redeemed'
+                   AND cp.campaign = :campaign) THEN 1 ELSE 0 END) AS coupon
+    FROM experiment_members em
+    LEFT JOIN orders o ON o.group_id = em.group_id AND o.member_id = em.member_id
+      AND o.status <> 'cancelled' AND {at} >= {t0} - :pre AND {at} < {t0} + :window
+      AND {at} < :until
+    WHERE em.group_id = :g AND em.experiment_id = :e AND em.merged_into IS NULL {exposed}
+    GROUP BY em.member_id, em.variant, em.stage"""
 
 
 def _sums_query(conn: Connection, anchor: Anchor) -> str:
