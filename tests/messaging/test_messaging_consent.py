@@ -9,11 +9,22 @@ from typing import Any
 
 import pydantic
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import text
 from tests.conftest import Store
-from tests.messaging.msg_helpers import T, at_stage, person, send
+from tests.experiments.helpers import make_plan as make_experiment
+from tests.messaging.msg_helpers import (
+    T,
+    at_stage,
+    bulk_members,
+    grant_all,
+    person,
+    send,
+    statuses,
+)
 
-from siyu.errors import ValidationError
+from siyu.errors import NotFoundError, ValidationError
+from siyu.experiments import plan as experiment_plans
+from siyu.experiments.assign import start
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members
 from siyu.messaging import consent, sends
@@ -116,15 +127,41 @@ def test_sends_refuse_what_makes_no_sense(store: Store) -> None:
         sends.save(store.engine, store.group_id, sends.Send.model_validate(other))
 
 
-def test_an_experiment_target_waits_for_the_experiments_tables(store: Store) -> None:
+def test_a_send_to_an_experiment_variant_reaches_its_members_only(store: Store) -> None:
+    """An experiment arm as a target: its members still assigned, the other variants and
+    members outside the experiment not; an unknown experiment or variant is refused by
+    name and the send stays a draft."""
     g, e = store.group_id, store.engine
-    send(e, g, "X", target={"experiment": "E1", "variant": "b"})
+    ids = bulk_members(e, g, 200)
+    at_stage(e, g, ids, "new_1")
+    grant_all(e, g, ids)
+    outsider = bulk_members(e, g, 1)
+    grant_all(e, g, outsider)
+    experiment_plans.save(
+        e,
+        g,
+        make_experiment(starts_at=T.isoformat(), ends_at=(T + timedelta(days=60)).isoformat()),
+        None,
+    )
+    start(e, g, "KNEE2", at=T)
     with e.connect() as conn:
-        migrated = inspect(conn).has_table("experiment_members")
-    if migrated:  # once the experiments tables land, an unknown experiment has no members
-        assert plan(e, g, "X", now=T).counts == {}
-    else:
-        with pytest.raises(ValidationError, match="experiments tables"):
-            plan(e, g, "X", now=T)
-        with e.connect() as conn:  # and the refused planning left the send a draft
-            assert sends.load(conn, g, "X").status == "draft"
+        noted = dict(
+            conn.execute(
+                text("SELECT member_id, variant FROM experiment_members WHERE group_id = :g"),
+                {"g": g},
+            ).all()
+        )
+    send(e, g, "X", target={"experiment": "KNEE2", "variant": "note"})
+    plan(e, g, "X", now=T)
+    reached = {m for m, (status, _) in statuses(e, g, "X").items() if status == "planned"}
+    assert reached == {m for m, v in noted.items() if v == "note"}
+    assert 30 < len(reached) < 100  # about 30% of 200, by the hash
+    send(e, g, "Y", target={"experiment": "KNEE2", "variant": "nope"})
+    with pytest.raises(ValidationError, match=r"target\.variant: one of the experiment's"):
+        plan(e, g, "Y", now=T)
+    send(e, g, "Z", target={"experiment": "NOPE", "variant": "note"})
+    with pytest.raises(NotFoundError, match=r"target\.experiment: no experiment 'NOPE'"):
+        plan(e, g, "Z", now=T)
+    with e.connect() as conn:
+        assert sends.load(conn, g, "Y").status == "draft"
+        assert sends.load(conn, g, "Z").status == "draft"

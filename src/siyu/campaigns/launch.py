@@ -5,7 +5,8 @@ Every step is safe to run again: the arm of a member already assigned is kept (t
 campaign's `campaign_members` row), coupons are issued with the campaign's own key
 (`campaign:<code>:<template>`, once per member), and points bonuses are ledger postings
 keyed by campaign and member. A launch stopped half way is finished by launching again,
-and members who entered the target since are assigned and given theirs.
+and members who entered the target since are assigned and given theirs. Members in the
+group's global holdout (`global_holdout.py`) are skipped: no arm, nothing given.
 
 The budget bounds what the campaign can cost: the coupons granted × their cost, as if
 every one were redeemed. Members are granted in their assignment's bucket order (random,
@@ -26,10 +27,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 
+from siyu.campaigns import global_holdout
 from siyu.campaigns.assignment import bucket, in_holdout
 from siyu.campaigns.errors import CampaignState
 from siyu.campaigns.models import campaign_members
-from siyu.campaigns.plan import Plan, check_lottery, load
+from siyu.campaigns.plan import Plan, Target, check_lottery, load
 from siyu.coupons import catalog, limits
 from siyu.coupons.issue import issue
 from siyu.errors import NotFoundError
@@ -49,21 +51,22 @@ class Launched:
     target: int = 0
     treatment: int = 0
     holdout: int = 0
+    global_holdout: int = 0  # target members skipped: held out of every campaign
     over_budget: int = 0  # treated members given nothing: the budget was spent
     coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # template -> counts
     points_posted: int = 0
 
 
-def target_members(conn: Connection, group_id: str, plan: Plan) -> list[int]:
-    """The members of the campaign's segment or stage, now."""
-    if plan.target.segment is not None:
+def target_members(conn: Connection, group_id: str, target: Target) -> list[int]:
+    """The members of a campaign's (or an experiment's) segment or stage, now."""
+    if target.segment is not None:
         found = conn.execute(
             text("""SELECT segment_id FROM segments WHERE group_id = :g AND slug = :s
                     AND archived_at IS NULL"""),
-            {"g": group_id, "s": plan.target.segment},
+            {"g": group_id, "s": target.segment},
         ).scalar()
         if found is None:
-            raise NotFoundError(f"target.segment: no segment {plan.target.segment!r}")
+            raise NotFoundError(f"target.segment: no segment {target.segment!r}")
         rows = conn.execute(
             text("""SELECT member_id FROM segment_members WHERE group_id = :g
                     AND segment_id = :s ORDER BY member_id"""),
@@ -73,7 +76,7 @@ def target_members(conn: Connection, group_id: str, plan: Plan) -> list[int]:
         rows = conn.execute(
             text("""SELECT member_id FROM member_stages WHERE group_id = :g AND stage = :s
                     ORDER BY member_id"""),
-            {"g": group_id, "s": plan.target.stage},
+            {"g": group_id, "s": target.stage},
         )
     return [int(m) for m in rows.scalars()]
 
@@ -101,8 +104,9 @@ def launch(
                       updated_at = :now WHERE campaign_id = :i AND status = 'draft'"""),
             {"now": now, "i": stored.campaign_id},
         )
-        members = target_members(conn, group_id, plan)
-    report = Launched(code, target=len(members))
+        members = target_members(conn, group_id, plan.target)
+        members, held = global_holdout.split(global_holdout.current(conn, group_id), members)
+    report = Launched(code, target=len(members) + len(held), global_holdout=len(held))
     arms = _assign(engine, group_id, stored.campaign_id, plan, members, now, progress)
     treated = sorted(arms["treatment"], key=lambda m: bucket(plan.code, m))
     report.treatment, report.holdout = len(treated), len(arms["holdout"])

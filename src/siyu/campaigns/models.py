@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -55,4 +56,21 @@ campaign_members = Table(
     CheckConstraint("arm IN ('treatment', 'holdout')", name="arm"),
     PrimaryKeyConstraint("group_id", "campaign_id", "member_id"),
     Index("ix_campaign_members_member", "group_id", "member_id"),
+)
+
+# The group's global holdout: a share of members (by a hash of the member and this salt)
+# kept out of every campaign's and every experiment's treatment, so the long-run effect of
+# all of them together can be measured against members who never got any. One row per
+# group; the salt is drawn once and never changes, the share may be changed (members
+# already assigned to a campaign or experiment keep their arm). Here rather than in
+# experiments/ because campaigns must read it and experiments import campaigns.
+global_holdouts = Table(
+    "global_holdouts",
+    metadata,
+    Column("group_id", String(64), primary_key=True),
+    Column("share_bp", Integer, nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("key_id", BigInteger),
+    Column("updated_at", DateTime, nullable=False),
+    CheckConstraint("share_bp >= 0 AND share_bp <= 5000", name="share_bp"),
 )

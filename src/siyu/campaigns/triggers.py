@@ -5,7 +5,8 @@ it while the campaign runs, the member is assigned an arm by the campaign's own 
 every member of its target, and a treated member is granted its incentives within the
 budget and given them under the campaign's keys: a second scan gives nothing twice, and a
 member of the holdout gets nothing, so the report still compares like with like. A
-flagged scan (an expired or archived code) enrols no one.
+flagged scan (an expired or archived code) enrols no one, nor does a scan by a member of
+the group's global holdout (arm `global_holdout`, nothing recorded or given).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, text
 
+from siyu.campaigns import global_holdout
 from siyu.campaigns.assignment import in_holdout
 from siyu.campaigns.launch import give, grant
 from siyu.campaigns.models import campaign_members
@@ -61,6 +63,9 @@ def on_scan(
         as_stored(plan.starts_at) <= when < as_stored(plan.ends_at)
     ):
         return None
+    with engine.connect() as conn:
+        if global_holdout.current(conn, group_id).holds(member_id):
+            return Enrolled(plan.code, "global_holdout", False)
     arm = "holdout" if in_holdout(plan.code, member_id, plan.holdout_bp) else "treatment"
     with engine.begin() as conn:
         conn.execute(

@@ -85,6 +85,7 @@ def launch_cmd(
     out.print(
         f"{code}: {done.target:,} in the target, {done.treatment:,} treated, "
         f"{done.holdout:,} held out, {done.over_budget:,} over budget"
+        + (f", {done.global_holdout:,} in the global holdout" if done.global_holdout else "")
     )
     for template, counts in done.coupons.items():
         out.print(f"  {template}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))

@@ -17,11 +17,12 @@ are few a day and each one statement, so taking turns costs nothing that matters
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, inspect, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
@@ -52,21 +53,30 @@ def _stage(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[s
 
 
 def _experiment(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
-    # The hook for experiment arms: the experiments domain's assignment table, when it has
-    # been migrated (issue #18, experiments); until then an experiment target is refused.
-    if not inspect(conn).has_table("experiment_members"):
+    """An experiment's variant: its members still assigned (a member absorbed by a merge
+    has left the experiment; its survivor holds the assignment)."""
+    found = conn.execute(
+        text("SELECT body FROM experiments WHERE group_id = :g AND code = :x"),
+        {"g": group_id, "x": target.experiment},
+    ).first()
+    if found is None:
+        raise NotFoundError(f"target.experiment: no experiment {target.experiment!r}")
+    variants = [v["name"] for v in json.loads(found.body)["variants"]]
+    if target.variant not in variants:
         raise ValidationError(
-            "target.experiment", "experiment targets need the experiments tables (not migrated)"
+            "target.variant", f"one of the experiment's variants: {', '.join(variants)}"
         )
     sql = """SELECT em.member_id FROM experiment_members em
              JOIN experiments e ON e.experiment_id = em.experiment_id
-             WHERE e.group_id = :g AND e.code = :x AND em.group_id = :g AND em.variant = :v"""
+             WHERE e.group_id = :g AND e.code = :x AND em.group_id = :g AND em.variant = :v
+               AND em.merged_into IS NULL"""
     return sql, {"x": target.experiment, "v": target.variant}
 
 
 def target_sql(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
     """The SQL giving the target's member ids (parameter :g is the group), and its
-    parameters; experiment arms plug in when the experiments tables exist."""
+    parameters. Experiments are read by their tables' names, as the experiments domain
+    may import messaging, not the other way."""
     if target.segment is not None:
         return _segment(conn, group_id, target)
     if target.stage is not None:

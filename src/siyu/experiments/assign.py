@@ -1,0 +1,204 @@
+"""Starting an experiment: every member of its target gets a variant, by the hash of the
+member and the experiment's salt; and exposure, the first time a member was shown it.
+
+Starting is safe to run again, like a campaign's launch: a member's row is written once
+(insert-or-ignore on (experiment, member)), so a start stopped half way is finished by the
+next, and members who entered the target since are assigned. Members absorbed by a OneID
+merge are not assigned (their survivor is), nor are members of the group's global holdout
+(`campaigns/global_holdout.py`): they get no variant at all, so the arms keep their
+planned weights. The variant is the slice of 0..9,999 holding the member's bucket, slices
+in the plan's order (`Plan.variant_of`), and the member's lifecycle stage at that moment
+is kept with it.
+
+A `coupon` variant's coupons are issued at start, one per member, under the experiment's
+own key (`experiment:<code>:<variant>`) and tagged `campaign = experiment:<code>`, which is
+how the results count redemptions. The other treatments (a campaign, a message, a guide
+task) are delivered by their own capability to the members `members(...)` names; the
+experiment only decides and records who is in which variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, DateTime, Engine, bindparam, text
+
+from siyu.campaigns import global_holdout
+from siyu.campaigns.assignment import bucket
+from siyu.campaigns.launch import target_members
+from siyu.coupons import catalog
+from siyu.coupons.issue import issue
+from siyu.experiments.errors import ExperimentState
+from siyu.experiments.models import experiment_members
+from siyu.experiments.plan import Plan, load
+from siyu.store.dialect import dialect_of
+from siyu.store.times import as_stored, stored_now
+
+CHUNK = 2000
+Progress = Callable[[str, int, int], None]  # (step, done, of)
+
+
+@dataclass
+class Started:
+    code: str
+    target: int = 0
+    global_holdout: int = 0  # target members held out of every treatment: not assigned
+    assigned: int = 0  # rows written by this run (0 when run again)
+    variants: dict[str, int] = field(default_factory=dict)  # live members per variant
+    coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # variant -> counts
+
+
+def coupon_campaign(code: str) -> str:
+    """What a coupon issued by the experiment names as its campaign."""
+    return f"experiment:{code}"
+
+
+def variant_of(plan: Plan, salt: str, member_id: int) -> tuple[str, int]:
+    """(variant, bucket) of a member: a pure function of the salt and the member."""
+    b = bucket(salt, member_id)
+    return plan.variant_of(b), b
+
+
+def start(
+    engine: Engine,
+    group_id: str,
+    code: str,
+    *,
+    key_id: int | None = None,
+    at: datetime | None = None,
+    progress: Progress | None = None,
+) -> Started:
+    """Start the experiment (or finish a start, or assign newcomers to its target)."""
+    now = as_stored(at) if at is not None else stored_now()
+    with engine.begin() as conn:
+        stored = load(conn, group_id, code)
+        if stored.status == "stopped":
+            raise ExperimentState(f"code: experiment {code} has stopped")
+        plan = stored.plan
+        for v in plan.variants:
+            if v.kind == "coupon" and v.ref is not None:
+                catalog.current(conn, group_id, v.ref)  # NotFoundError names a missing one
+        conn.execute(
+            text("""UPDATE experiments SET status = 'running', started_at = :now,
+                      updated_at = :now WHERE experiment_id = :i AND status = 'draft'"""),
+            {"now": now, "i": stored.experiment_id},
+        )
+        merged = set(
+            conn.execute(
+                text("SELECT member_id FROM members WHERE group_id = :g AND status = 'merged'"),
+                {"g": group_id},
+            ).scalars()
+        )
+        found = [m for m in target_members(conn, group_id, plan.target) if m not in merged]
+        holdout = global_holdout.current(conn, group_id)
+        before = _count(conn, group_id, stored.experiment_id)
+    members, held = global_holdout.split(holdout, found)
+    out = Started(code, target=len(found), global_holdout=len(held))
+    for i in range(0, len(members), CHUNK):
+        chunk = members[i : i + CHUNK]
+        with engine.begin() as conn:
+            stages = _stages(conn, group_id, chunk)
+            rows = []
+            for m in chunk:
+                variant, b = variant_of(plan, stored.salt, m)
+                rows.append(
+                    {
+                        "group_id": group_id,
+                        "experiment_id": stored.experiment_id,
+                        "member_id": m,
+                        "variant": variant,
+                        "bucket": b,
+                        "stage": stages.get(m),
+                        "assigned_at": now,
+                    }
+                )
+            conn.execute(dialect_of(conn).insert_ignore(experiment_members), rows)
+        if progress is not None:
+            progress("assign", min(i + CHUNK, len(members)), len(members))
+    with engine.connect() as conn:
+        arms = _arms(conn, group_id, stored.experiment_id)
+        out.assigned = _count(conn, group_id, stored.experiment_id) - before
+    out.variants = {v.name: len(arms.get(v.name, [])) for v in plan.variants}
+    for v in plan.variants:
+        if v.kind == "coupon" and v.ref is not None:
+            out.coupons[v.name] = issue(
+                engine,
+                group_id,
+                v.ref,
+                arms.get(v.name, []),
+                f"{coupon_campaign(code)}:{v.name}",
+                campaign=coupon_campaign(code),
+                key_id=key_id,
+                at=now,
+                progress=None if progress is None else _step(progress, v.name),
+            ).counts
+    return out
+
+
+def _step(progress: Progress, name: str) -> Callable[[int, int], None]:
+    return lambda done, of: progress(name, done, of)
+
+
+def _count(conn: Connection, group_id: str, experiment_id: int) -> int:
+    return int(
+        conn.execute(
+            text(
+                "SELECT COUNT(*) FROM experiment_members WHERE group_id = :g AND experiment_id = :e"
+            ),
+            {"g": group_id, "e": experiment_id},
+        ).scalar_one()
+    )
+
+
+def _stages(conn: Connection, group_id: str, members: list[int]) -> dict[int, str]:
+    rows = conn.execute(
+        text("""SELECT member_id, stage FROM member_stages WHERE group_id = :g
+                AND member_id IN :ms""").bindparams(bindparam("ms", expanding=True)),
+        {"g": group_id, "ms": members},
+    )
+    return {int(m): str(s) for m, s in rows}
+
+
+def _arms(conn: Connection, group_id: str, experiment_id: int) -> dict[str, list[int]]:
+    """The live members of each variant (absorbed members' rows left out)."""
+    arms: dict[str, list[int]] = {}
+    for member_id, variant in conn.execute(
+        text("""SELECT member_id, variant FROM experiment_members WHERE group_id = :g
+                AND experiment_id = :e AND merged_into IS NULL ORDER BY member_id"""),
+        {"g": group_id, "e": experiment_id},
+    ):
+        arms.setdefault(str(variant), []).append(int(member_id))
+    return arms
+
+
+def expose(
+    engine: Engine, group_id: str, code: str, member_ids: Iterable[int], at: datetime
+) -> int:
+    """Log that these members were shown their variant at `at`: the first exposure is kept
+    (later ones change nothing). An absorbed member's id exposes its survivor. Returns how
+    many members were exposed for the first time."""
+    when = as_stored(at)
+    ids = sorted({int(m) for m in member_ids})
+    exposed = 0
+    with engine.begin() as conn:
+        stored = load(conn, group_id, code)
+        for i in range(0, len(ids), CHUNK):
+            chunk = ids[i : i + CHUNK]
+            survivors = conn.execute(
+                text("""SELECT merged_into FROM experiment_members WHERE group_id = :g
+                        AND experiment_id = :e AND member_id IN :ms
+                        AND merged_into IS NOT NULL""").bindparams(bindparam("ms", expanding=True)),
+                {"g": group_id, "e": stored.experiment_id, "ms": chunk},
+            ).scalars()
+            targets = sorted(set(chunk) | {int(s) for s in survivors})
+            exposed += conn.execute(
+                text("""UPDATE experiment_members SET exposed_at = :at WHERE group_id = :g
+                        AND experiment_id = :e AND member_id IN :ms
+                        AND merged_into IS NULL AND exposed_at IS NULL""").bindparams(
+                    bindparam("ms", expanding=True), bindparam("at", type_=DateTime())
+                ),
+                {"g": group_id, "e": stored.experiment_id, "ms": targets, "at": when},
+            ).rowcount
+    return exposed

@@ -1,0 +1,336 @@
+"""What an experiment shows: each variant against the control, per metric, with the lift's
+interval (Welch), the CUPED-adjusted lift, the always-valid (sequential) lift, and the
+sample-ratio check; overall and by the stage members were in when assigned.
+
+Outcomes are read per member over `window_days` from the member's assignment (or, with
+`anchor="exposure"`, from the first exposure, exposed members only), up to `at`. Orders
+come from every channel (the orders table holds the till's and the online ones); a
+cancelled order is no purchase, refunds are taken off the order they refund, as a
+campaign's report does. A merged member's orders are the survivor's (OneID moves them),
+and absorbed members' rows are left out (`identity/experiment_follow.py`).
+
+- `revenue_fen`: paid − refunded over the window, in fen;
+- `repurchase`: 1 if an order in the window was kept (paid more than refunded);
+- `next_order`: 1 if the member's order count moved within the window, the knee's own
+  metric: any order not cancelled, counted as the lifecycle stages count orders
+  (`analytics/stages.py`), whatever its refunds;
+- `coupon_redemption`: 1 if the member redeemed a coupon the experiment issued
+  (`campaign = experiment:<code>`) by `at`; 0 for every member of a variant that gave none.
+
+Unsubscribing is not measured until messaging lands (no unsubscribe is recorded yet).
+
+The per-member values never leave the database for the figures: one grouped query gives
+each (variant, stage) its members, sums, sums of squares, and the pre-period spend's sums
+and cross-products (CUPED's covariate, over `pre_period_days` before the anchor); a
+variant's whole-experiment sums are the sums over its stages. `experiments.stats` turns
+them into estimates; a comparison it cannot make (an arm under 2 members, a metric that
+does not vary) carries its reason as `note`. `members(...)` names the members behind a
+figure from the same per-member query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, text
+
+from siyu.errors import ValidationError
+from siyu.experiments import stats
+from siyu.experiments.assign import coupon_campaign
+from siyu.experiments.plan import Stored, load
+from siyu.store.dialect import dialect_of
+from siyu.store.times import as_stored, stored_now
+
+METRICS = ("revenue_fen", "repurchase", "next_order", "coupon_redemption")
+BINARY = frozenset(METRICS[1:])
+Metric = Literal["revenue_fen", "repurchase", "next_order", "coupon_redemption"]
+Anchor = Literal["assignment", "exposure"]
+DAY = 86_400
+NOT_MEASURED = {"unsubscribe": "not measured until messaging lands"}
+# the column of the per-member query holding each metric
+_COLUMN = {
+    "revenue_fen": "revenue",
+    "repurchase": "repurchase",
+    "next_order": "next_order",
+    "coupon_redemption": "coupon",
+}
+
+
+def _per_member(conn: Connection, anchor: Anchor) -> str:
+    """One row per live member: its variant, stage and metrics, and its pre-period spend.
+    Written as one pass of the member's orders (index on orders.member_id), refunds and
+    redemptions looked up per order and per member by their indexes, so no plan has to
+    re-run an aggregate per member, whatever the statistics say."""
+    d = dialect_of(conn)
+    t0 = d.epoch_seconds("em.exposed_at" if anchor == "exposure" else "em.assigned_at")
+    exposed = "AND em.exposed_at IS NOT NULL" if anchor == "exposure" else ""
+    at = d.epoch_seconds("o.ordered_at")
+    refunded = """(SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf
+                   WHERE rf.group_id = o.group_id AND rf.order_id = o.order_id)"""
+    post = f"{at} >= {t0}"
+    return f"""
+    SELECT em.member_id, em.variant, em.stage,
+           COALESCE(SUM(CASE WHEN {post} THEN o.paid_fen - {refunded} END), 0) AS revenue,
+           COALESCE(SUM(CASE WHEN {at} < {t0} THEN o.paid_fen - {refunded} END), 0) AS pre,
+           MAX(CASE WHEN {post} AND o.paid_fen > {refunded} THEN 1 ELSE 0 END) AS repurchase,
+           MAX(CASE WHEN {post} THEN 1 ELSE 0 END) AS next_order,
+           MAX(CASE WHEN EXISTS (
+                 SELECT 1 FROM coupons cp WHERE cp.group_id = em.group_id
+                   AND cp.member_id = em.member_id AND cp.status = 'redeemed'
+                   AND cp.campaign = :campaign) THEN 1 ELSE 0 END) AS coupon
+    FROM experiment_members em
+    LEFT JOIN orders o ON o.group_id = em.group_id AND o.member_id = em.member_id
+      AND o.status <> 'cancelled' AND {at} >= {t0} - :pre AND {at} < {t0} + :window
+      AND {at} < :until
+    WHERE em.group_id = :g AND em.experiment_id = :e AND em.merged_into IS NULL {exposed}
+    GROUP BY em.member_id, em.variant, em.stage"""
+
+
+def _sums_query(conn: Connection, anchor: Anchor) -> str:
+    f = "CAST({} AS FLOAT)"
+    parts = [
+        "COUNT(*) AS n",
+        f"SUM({f.format('pre')}) AS pre_sum",
+        f"SUM({f.format('pre')} * pre) AS pre_squares",
+    ]
+    for metric, col in _COLUMN.items():
+        parts += [
+            f"SUM({f.format(col)}) AS {metric}_sum",
+            f"SUM({f.format(col)} * {col}) AS {metric}_squares",
+            f"SUM({f.format(col)} * pre) AS {metric}_products",
+        ]
+    return f"""SELECT variant, stage, {", ".join(parts)}
+               FROM ({_per_member(conn, anchor)}) pm GROUP BY variant, stage"""
+
+
+@dataclass(frozen=True)
+class Sums:
+    """One arm's sums of every metric (and of the pre-period spend), straight from SQL."""
+
+    n: int
+    pre: tuple[float, float]  # sum, sum of squares
+    metrics: dict[str, tuple[float, float, float]]  # metric -> sum, squares, products
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            self.n + other.n,
+            (self.pre[0] + other.pre[0], self.pre[1] + other.pre[1]),
+            {
+                m: tuple(a + b for a, b in zip(v, other.metrics[m], strict=True))  # type: ignore[misc]
+                for m, v in self.metrics.items()
+            },
+        )
+
+    def arm(self, metric: str) -> stats.ArmSums:
+        total, squares, _ = self.metrics[metric]
+        if metric in BINARY:
+            return stats.ArmSums.proportion(self.n, round(total))
+        return stats.ArmSums(self.n, total, squares)
+
+    def cuped(self, metric: str) -> stats.CupedSums:
+        return stats.CupedSums(
+            self.arm(metric), stats.ArmSums(self.n, *self.pre), self.metrics[metric][2]
+        )
+
+
+EMPTY = Sums(0, (0.0, 0.0), {m: (0.0, 0.0, 0.0) for m in METRICS})
+
+
+@dataclass
+class Comparison:
+    variant: str
+    metric: str
+    control_mean: float | None
+    treatment_mean: float | None
+    difference: stats.Difference | None = None
+    cuped: stats.Difference | None = None
+    sequential: stats.Difference | None = None
+    note: str | None = None
+
+
+@dataclass
+class Breakdown:
+    """The figures of one group of members: all of them (`stage` None) or one stage."""
+
+    stage: str | None
+    counts: dict[str, int]
+    srm: stats.SrmCheck | None
+    comparisons: list[Comparison] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class Results:
+    code: str
+    status: str
+    anchor: str
+    window_days: int
+    pre_period_days: int
+    control: str
+    until: datetime
+    overall: Breakdown
+    stages: list[Breakdown] = field(default_factory=list)
+    not_measured: dict[str, str] = field(default_factory=lambda: dict(NOT_MEASURED))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def arm_sums(
+    engine: Engine,
+    group_id: str,
+    code: str,
+    anchor: Anchor = "assignment",
+    at: datetime | None = None,
+) -> dict[tuple[str, str | None], Sums]:
+    """Each (variant, stage at assignment)'s sums, from one grouped query."""
+    with engine.connect() as conn:
+        stored = load(conn, group_id, code)
+        rows = conn.execute(
+            text(_sums_query(conn, anchor)), _params(stored, group_id, code, at)
+        ).mappings()
+        out: dict[tuple[str, str | None], Sums] = {}
+        for r in rows:
+            out[(str(r["variant"]), r["stage"])] = Sums(
+                int(r["n"]),
+                (float(r["pre_sum"] or 0), float(r["pre_squares"] or 0)),
+                {
+                    m: (
+                        float(r[f"{m}_sum"] or 0),
+                        float(r[f"{m}_squares"] or 0),
+                        float(r[f"{m}_products"] or 0),
+                    )
+                    for m in METRICS
+                },
+            )
+    return out
+
+
+def results(
+    engine: Engine,
+    group_id: str,
+    code: str,
+    anchor: Anchor = "assignment",
+    at: datetime | None = None,
+    alpha: float = 0.05,
+) -> Results:
+    """Every variant against the control, per metric, overall and by stage at assignment."""
+    _check_anchor(anchor)
+    with engine.connect() as conn:
+        stored = load(conn, group_id, code)
+    sums = arm_sums(engine, group_id, code, anchor, at)
+    plan = stored.plan
+    overall: dict[str, Sums] = {}
+    by_stage: dict[str | None, dict[str, Sums]] = {}
+    for (variant, stage), s in sums.items():
+        overall[variant] = overall.get(variant, EMPTY) + s
+        by_stage.setdefault(stage, {})[variant] = s
+    out = Results(
+        code,
+        stored.status,
+        anchor,
+        plan.window_days,
+        plan.pre_period_days,
+        plan.control.name,
+        _until(at),
+        _breakdown(stored, None, overall, alpha),
+    )
+    stages = sorted(by_stage, key=lambda s: (s is None, s or ""))
+    out.stages = [_breakdown(stored, s, by_stage[s], alpha) for s in stages]
+    return out
+
+
+def _breakdown(stored: Stored, stage: str | None, sums: dict[str, Sums], alpha: float) -> Breakdown:
+    plan = stored.plan
+    counts = {v.name: sums.get(v.name, EMPTY).n for v in plan.variants}
+    srm = None
+    note = None
+    if sum(counts.values()) > 0:
+        srm = stats.srm(list(counts.values()), [v.weight_bp for v in plan.variants])
+        if srm.mismatch:
+            note = "sample ratio mismatch: the arms are not in their planned shares; read no lift"
+    out = Breakdown(stage, counts, srm, note=note)
+    control = sums.get(plan.control.name, EMPTY)
+    for v in plan.variants:
+        if v.name == plan.control.name:
+            continue
+        treated = sums.get(v.name, EMPTY)
+        for metric in METRICS:
+            out.comparisons.append(_compare(v.name, metric, control, treated, plan, alpha))
+    return out
+
+
+def _compare(
+    variant: str, metric: str, control: Sums, treated: Sums, plan: Any, alpha: float
+) -> Comparison:
+    c, t = control.arm(metric) if control.n else None, treated.arm(metric) if treated.n else None
+    out = Comparison(variant, metric, None if c is None else c.mean, None if t is None else t.mean)
+    if c is None or t is None:
+        out.note = "an arm has no members"
+        return out
+    try:
+        out.difference = stats.difference(c, t, alpha)
+        if plan.pre_period_days > 0:
+            out.cuped = stats.cuped(control.cuped(metric), treated.cuped(metric), alpha)
+            out.sequential = stats.sequential(control.cuped(metric), treated.cuped(metric), alpha)
+        else:
+            out.sequential = stats.sequential(c, t, alpha)
+    except ValidationError as exc:
+        out.note = str(exc)
+    return out
+
+
+def members(
+    engine: Engine,
+    group_id: str,
+    code: str,
+    variant: str,
+    metric: Metric | None = None,
+    positive: bool = True,
+    stage: str | None = None,
+    anchor: Anchor = "assignment",
+    at: datetime | None = None,
+) -> list[int]:
+    """The members behind a figure: a variant's members (of one stage at assignment, if
+    given), or those whose `metric` was positive (or, `positive=False`, was not)."""
+    _check_anchor(anchor)
+    if metric is not None and metric not in METRICS:
+        raise ValidationError("metric", f"one of {', '.join(METRICS)}", metric)
+    with engine.connect() as conn:
+        stored = load(conn, group_id, code)
+        if variant not in {v.name for v in stored.plan.variants}:
+            raise ValidationError("variant", f"not a variant of experiment {code}", variant)
+        rows = conn.execute(
+            text(_per_member(conn, anchor)), _params(stored, group_id, code, at)
+        ).mappings()
+        picked = [
+            int(r["member_id"])
+            for r in rows
+            if r["variant"] == variant
+            and (stage is None or r["stage"] == stage)
+            and (metric is None or (float(r[_COLUMN[metric]]) > 0) == positive)
+        ]
+    return sorted(picked)
+
+
+def _check_anchor(anchor: str) -> None:
+    if anchor not in ("assignment", "exposure"):
+        raise ValidationError("anchor", "assignment or exposure", anchor)
+
+
+def _until(at: datetime | None) -> datetime:
+    return as_stored(at) if at is not None else stored_now()
+
+
+def _params(stored: Stored, group_id: str, code: str, at: datetime | None) -> dict[str, Any]:
+    until = _until(at)
+    return {
+        "g": group_id,
+        "e": stored.experiment_id,
+        "pre": stored.plan.pre_period_days * DAY,
+        "window": stored.plan.window_days * DAY,
+        "until": int(until.replace(tzinfo=UTC).timestamp()),
+        "campaign": coupon_campaign(code),
+    }

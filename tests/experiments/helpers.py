@@ -1,0 +1,92 @@
+"""Set-up shared by the experiments tests: a plan as HQ writes it, members put in a
+lifecycle stage, and orders and refunds written as ingestion writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+from tests.coupons.helpers import T0
+
+from siyu.experiments import plan as plans
+from siyu.orders.models import orders
+
+START = T0
+END = T0 + timedelta(days=60)
+
+
+def plan_doc(**fields: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "code": "KNEE2",
+        "name_zh": "第二单实验",
+        "name_en": "Second order test",
+        "target": {"stage": "new_1"},
+        "variants": [
+            {"name": "control", "weight_bp": 5000, "kind": "none"},
+            {"name": "note", "weight_bp": 3000, "kind": "message", "ref": "M1"},
+            {"name": "task", "weight_bp": 2000, "kind": "guide_task", "ref": "T1"},
+        ],
+        "window_days": 30,
+        "pre_period_days": 60,
+        "starts_at": START.isoformat(),
+        "ends_at": END.isoformat(),
+    }
+    return {**doc, **fields}
+
+
+def make_plan(**fields: Any) -> plans.Plan:
+    return plans.Plan.model_validate(plan_doc(**fields))
+
+
+def put_in_stage(engine: Engine, group_id: str, ids: list[int], stage: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO member_stages (group_id, member_id, stage, orders, computed_at)
+                    VALUES (:g, :m, :s, 1, :at)"""),
+            [{"g": group_id, "m": m, "s": stage, "at": T0.replace(tzinfo=None)} for m in ids],
+        )
+
+
+def add_order(
+    engine: Engine,
+    group_id: str,
+    order_id: str,
+    member_id: int,
+    paid: int,
+    at: datetime,
+    status: str = "paid",
+    channel: str = "pos",
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            orders.insert().values(
+                group_id=group_id,
+                order_id=order_id,
+                brand_id="B1",
+                channel=channel,
+                store_id="S1",
+                buyer_identity_id=0,
+                member_id=member_id,
+                status=status,
+                ordered_at=at.replace(tzinfo=None),
+                total_fen=paid,
+                discount_fen=0,
+                paid_fen=paid,
+            )
+        )
+
+
+def add_refund(engine: Engine, group_id: str, order_id: str, amount: int, at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO refunds (group_id, refund_id, order_id, refunded_at, amount_fen)
+                    VALUES (:g, :r, :o, :at, :a)"""),
+            {
+                "g": group_id,
+                "r": f"R-{order_id}",
+                "o": order_id,
+                "at": at.replace(tzinfo=None),
+                "a": amount,
+            },
+        )
