@@ -60,6 +60,9 @@ _MESSAGES = """SELECT r.send_id, s.code, s.body, r.member_id, r.channel, r.sende
     WHERE r.group_id = :g AND (r.send_id, r.member_id) IN ({keys}) AND r.claimed_by = :w
       AND r.status IN {waiting}
     ORDER BY r.send_id, r.member_id"""
+# one message's state and channel, for a callback naming it by its key
+MESSAGE_OF = text("""SELECT status, channel FROM send_recipients
+    WHERE group_id = :g AND send_id = :s AND member_id = :m""")
 
 
 @dataclass(frozen=True)
