@@ -25,6 +25,7 @@ from siyu.cli import (
     lotteries,
     loyalty,
     matching,
+    messages,
     receipts,
     scenes,
     segments,
@@ -64,5 +65,6 @@ app.add_typer(coupons.app, name="coupons")
 app.add_typer(scenes.app, name="scenes")
 app.add_typer(lotteries.app, name="lotteries")
 app.add_typer(receipts.app, name="receipts")
+app.add_typer(messages.app, name="messages")
 
 __all__ = ["app"]

@@ -155,6 +155,24 @@ def _messages(
     return found
 
 
+def waiting(engine: Engine, group_id: str, now: datetime | None = None) -> int:
+    """How many messages are due now (a worker's progress bar's total)."""
+    at = as_stored(now) if now is not None else stored_now()
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(f"""SELECT COUNT(*) FROM send_recipients r
+                    WHERE r.group_id = :g AND r.status IN {WAITING} AND r.due_at <= :now
+                      AND r.send_id IN (SELECT send_id FROM sends
+                                        WHERE group_id = :g AND status = 'planned')""").bindparams(
+                    *_times("now")
+                ),
+                {"g": group_id, "now": at},
+            ).scalar()
+            or 0
+        )
+
+
 def backoff(attempts: int) -> timedelta:
     """The wait before attempt `attempts + 1`: 1 min, 2, 4, ... at most 6 h."""
     return min(BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
