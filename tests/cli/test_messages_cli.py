@@ -126,7 +126,7 @@ def test_policy_consent_send_deliver_status_and_figures(
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["sent"] == 2
     assert p.corpsecret not in done.output
-    (task,) = p.posts("/cgi-bin/externalcontact/add_msg_template")
+    (_task,) = p.posts("/cgi-bin/externalcontact/add_msg_template")
     (msgid,) = p.results
     p.results[msgid].update({"wm-0": 1, "wm-1": 0})
     first = json.loads(runner.invoke(app, ["messages", "wecom-status", "--json"]).output)
