@@ -174,7 +174,7 @@ def test_hq_composes_previews_clicks_through_and_sends(console: Console) -> None
     assert other.status_code == 409 and "exists with another body" in other.text
     # in Chinese
     zh = console.client.get("/console/messages/SPRING?lang=zh").text
-    assert "消息触达" in zh and "已发送" in zh
+    assert "消息触达" in zh and "已确认发送" in zh
 
 
 def test_an_analyst_reads_without_the_form_or_the_buttons(console: Console) -> None:

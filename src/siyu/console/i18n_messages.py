@@ -25,7 +25,7 @@ MESSAGE_STRINGS: dict[str, tuple[str, str]] = {
     "msg.target.experiment": ("实验 {code} / {variant}", "Experiment {code} / {variant}"),
     "msgstate.draft": ("草稿", "Draft"),
     "msgstate.held": ("待确认发送", "Awaiting send"),
-    "msgstate.planned": ("已发送", "Sent to the outbox"),
+    "msgstate.planned": ("已确认发送", "Sent to the outbox"),
     "msgstate.cancelled": ("已取消", "Cancelled"),
     # compose
     "msg.compose": ("撰写发送", "Compose a send"),
