@@ -10,7 +10,7 @@ import typer
 
 # analyze_warehouse adds the warehouse-fed analyses (stages, snapshot, kpis) to the analyze
 # group, after its three file-fed ones, when it loads; coupons_jobs adds expire, liability
-# and run to the coupons group.
+# and run to the coupons group; messages_sends and messages_jobs fill the messages group.
 from siyu.cli import (
     analyze,
     analyze_warehouse,  # noqa: F401
@@ -26,6 +26,8 @@ from siyu.cli import (
     loyalty,
     matching,
     messages,
+    messages_jobs,  # noqa: F401
+    messages_sends,  # noqa: F401
     receipts,
     scenes,
     segments,
