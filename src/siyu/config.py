@@ -10,8 +10,11 @@ import hashlib
 import hmac
 import os
 import secrets
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from siyu.errors import ConfigError
 
@@ -45,6 +48,8 @@ class Settings:
     strong_identity_types: tuple[str, ...] = DEFAULT_STRONG_TYPES
     # The console's chart bundle; "" = the one inside the package (built from web/).
     console_bundle: str = ""
+    # The messaging transports' settings file (TOML, `messaging_transports`); "" = none.
+    messaging_file: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -69,6 +74,7 @@ class Settings:
             secret_key_file=key_file,
             strong_identity_types=strong,
             console_bundle=env.get("SIYU_CONSOLE_BUNDLE", "").strip(),
+            messaging_file=env.get("SIYU_MESSAGING_FILE", "").strip(),
         )
 
     @property
@@ -142,3 +148,50 @@ def _parse_key(text: str, where: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{where}: must be 64 hexadecimal characters (32 bytes), got {len(key)}")
     return key
+
+
+# Settings a transport must never read from a file: named by an environment variable.
+SECRET_SETTINGS = ("corpsecret", "secret", "secret_id", "secret_key", "token")
+
+
+def messaging_transports(
+    path: str, env: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each messaging channel's transport kind and settings, from the TOML file `path`
+    (SIYU_MESSAGING_FILE): a table per channel code, `transport` its kind (default the
+    channel's code: `http` carries any channel to a URL) and the rest its settings.
+    Secrets are never in the file: `corpsecret_env = "WECOM_SECRET"` names the variable
+    holding `corpsecret`, read here; a secret given in the clear, or a variable not set,
+    is a ConfigError naming the setting."""
+    source = dict(os.environ if env is None else env)
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(
+            f"SIYU_MESSAGING_FILE={path!r}: cannot read it ({exc.strerror})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SIYU_MESSAGING_FILE={path!r}: not TOML ({exc})") from None
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for channel, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{channel}] must be a table of settings")
+        settings: dict[str, Any] = {}
+        for name, value in table.items():
+            if name in SECRET_SETTINGS:
+                raise ConfigError(
+                    f"{path}: [{channel}] {name}: give {name}_env, the name of the "
+                    "environment variable holding it, never the secret itself"
+                )
+            if name.endswith("_env"):
+                if not isinstance(value, str) or not source.get(value):
+                    raise ConfigError(
+                        f"{path}: [{channel}] {name}: environment variable {value!r} is not set"
+                    )
+                settings[name.removesuffix("_env")] = source[value]
+            else:
+                settings[name] = value
+        kind = str(settings.pop("transport", channel))
+        found[channel] = (kind, settings)
+    return found

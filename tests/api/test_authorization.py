@@ -227,6 +227,25 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             {"reason": "x"},
         ),
         ("POST", "/v1/receipts:settle"): ("/v1/receipts:settle", None),
+        ("PUT", "/v1/sends/{code}"): ("/v1/sends/AUTH", SEND),
+        ("GET", "/v1/sends"): ("/v1/sends", None),
+        ("GET", "/v1/sends/{code}"): ("/v1/sends/NOPE", None),
+        ("POST", "/v1/sends/{code}:plan"): ("/v1/sends/NOPE:plan", None),
+        ("POST", "/v1/sends/{code}:send"): ("/v1/sends/NOPE:send", None),
+        ("POST", "/v1/sends/{code}:cancel"): ("/v1/sends/NOPE:cancel", None),
+        ("GET", "/v1/sends/{code}/figures"): ("/v1/sends/NOPE/figures", None),
+        ("GET", "/v1/sends/{code}/recipients"): ("/v1/sends/NOPE/recipients", None),
+        ("GET", "/v1/messaging/policy"): ("/v1/messaging/policy", None),
+        ("PUT", "/v1/messaging/policy"): ("/v1/messaging/policy", {"per_week": 3}),
+        ("POST", "/v1/members/{member_id}/consent"): (
+            f"/v1/members/{m1}/consent",
+            {"action": "withdraw", "source": "store"},
+        ),
+        ("GET", "/v1/members/{member_id}/consent"): (f"/v1/members/{m1}/consent", None),
+        ("POST", "/v1/message-events:batch"): (
+            "/v1/message-events:batch",
+            {"items": [{"message_key": "x:1:1", "kind": "clicked", "event_id": "E-1"}]},
+        ),
     }
 
 
@@ -257,6 +276,13 @@ RECEIPT_RULE = {
     "tiers": [{"min_paid_fen": 100, "points": 1}],
     "starts_at": "2026-01-01T00:00:00Z",
     "ends_at": "2027-01-01T00:00:00Z",
+}
+SEND = {
+    "code": "AUTH",
+    "channel": "sms",
+    "content": {"template": "T1", "params": {"1": "x"}},
+    "target": {"stage": "lapsed"},
+    "scheduled_at": "2030-01-07T02:00:00Z",
 }
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 

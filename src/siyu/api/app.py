@@ -42,6 +42,7 @@ from siyu.api.routers import (
     lotteries,
     matching,
     members,
+    messaging,
     receipts,
     scenes,
     segments,
@@ -78,6 +79,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(scenes.router)
     app.include_router(lotteries.router)
     app.include_router(receipts.router)
+    app.include_router(messaging.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

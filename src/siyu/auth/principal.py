@@ -107,6 +107,17 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "receipts:list": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE}),
     "receipts:review": frozenset({Role.ADMIN, Role.STORE}),
     "receipts:settle": frozenset({Role.ADMIN}),
+    # Messaging (issue #18): HQ composes, plans, sends and cancels sends and sets the
+    # contact policy; analysts read sends, their figures and recipients (masked). Consent:
+    # HQ or a store records a member's grant or withdrawal (in its scope), a member key
+    # withdraws its own (api/routers/messaging.py); anyone reads a member's state in its
+    # own scope. Delivery callbacks and clicks come from a channel integration (or HQ).
+    "messages:read": frozenset({Role.ADMIN, Role.ANALYST}),
+    "messages:write": frozenset({Role.ADMIN}),
+    "messages:policy": frozenset({Role.ADMIN}),
+    "messages:events": frozenset({Role.ADMIN, Role.CHANNEL}),
+    "consent:read": frozenset(Role),
+    "consent:record": frozenset({Role.ADMIN, Role.STORE, Role.MEMBER}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

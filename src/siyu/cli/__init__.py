@@ -10,7 +10,7 @@ import typer
 
 # analyze_warehouse adds the warehouse-fed analyses (stages, snapshot, kpis) to the analyze
 # group, after its three file-fed ones, when it loads; coupons_jobs adds expire, liability
-# and run to the coupons group.
+# and run to the coupons group; messages_sends and messages_jobs fill the messages group.
 from siyu.cli import (
     analyze,
     analyze_warehouse,  # noqa: F401
@@ -25,6 +25,9 @@ from siyu.cli import (
     lotteries,
     loyalty,
     matching,
+    messages,
+    messages_jobs,  # noqa: F401
+    messages_sends,  # noqa: F401
     receipts,
     scenes,
     segments,
@@ -64,5 +67,6 @@ app.add_typer(coupons.app, name="coupons")
 app.add_typer(scenes.app, name="scenes")
 app.add_typer(lotteries.app, name="lotteries")
 app.add_typer(receipts.app, name="receipts")
+app.add_typer(messages.app, name="messages")
 
 __all__ = ["app"]

@@ -70,6 +70,9 @@ PAGES: tuple[Page, ...] = (
     # receipts members uploaded: the roles `GET /v1/receipts` serves (a store its own
     # stores'); deciding one needs "receipts:review" (admins, stores), checked by the form
     Page("receipts", "/console/receipts", allowed("receipts:list"), section="marketing"),
+    # messages (issue #18): the roles `GET /v1/sends` serves; composing, sending and
+    # cancelling need "messages:write" (HQ admins), checked by each form's POST
+    Page("messages", "/console/messages", allowed("messages:read"), section="marketing"),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from siyu.channels import registry as channels
 from siyu.console.i18n_marketing import MARKETING_STRINGS
+from siyu.console.i18n_messages import MESSAGE_STRINGS
 from siyu.console.i18n_receipts import RECEIPT_STRINGS
 from siyu.console.i18n_segments import SEGMENT_STRINGS
 from siyu.console.i18n_tag_values import TAG_VALUE_STRINGS
@@ -615,6 +616,7 @@ STRINGS.update(SEGMENT_STRINGS)  # the segment, builder and tag pages' words
 STRINGS.update(TAG_VALUE_STRINGS)  # automatic tags' values
 STRINGS.update(MARKETING_STRINGS)  # coupons, campaigns, QR codes and lottery pools
 STRINGS.update(RECEIPT_STRINGS)  # the receipts review queue
+STRINGS.update(MESSAGE_STRINGS)  # the messages pages
 
 
 def tr(key: str, lang: str, **values: Any) -> str:

@@ -27,6 +27,7 @@ from siyu.console import (
     campaign_pages,
     lottery_pages,
     member_lists,
+    message_pages,
     people_pages,
     receipt_pages,
     review_pages,
@@ -75,6 +76,7 @@ router.include_router(campaign_pages.router)
 router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)
 router.include_router(receipt_pages.router)
+router.include_router(message_pages.router)
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from siyu.errors import NotFoundError, ValidationError
 from siyu.store.dialect import dialect_of
@@ -35,6 +35,16 @@ class SendResult:
     buyers: int
     orders: int
     revenue_fen: int
+
+
+def buyers_sql(conn: Connection) -> str:
+    """SQL of the people (`member_id`) with an order attributed to send :s within
+    :window seconds, for the members behind the buyers figure (parameter :g the group)."""
+    d = dialect_of(conn)
+    attributed = _ATTRIBUTED.format(
+        ordered=d.epoch_seconds("o.ordered_at"), sent=d.epoch_seconds("r.sent_at")
+    )
+    return f"SELECT DISTINCT a.member_id FROM ({attributed}) a WHERE a.send_id = :s"
 
 
 def send_result(engine: Engine, group_id: str, code: str, window_days: int = 7) -> SendResult:

@@ -60,6 +60,9 @@ _MESSAGES = """SELECT r.send_id, s.code, s.body, r.member_id, r.channel, r.sende
     WHERE r.group_id = :g AND (r.send_id, r.member_id) IN ({keys}) AND r.claimed_by = :w
       AND r.status IN {waiting}
     ORDER BY r.send_id, r.member_id"""
+# one message's state and channel, for a callback naming it by its key
+MESSAGE_OF = text("""SELECT status, channel FROM send_recipients
+    WHERE group_id = :g AND send_id = :s AND member_id = :m""")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,24 @@ def _messages(
             )
         )
     return found
+
+
+def waiting(engine: Engine, group_id: str, now: datetime | None = None) -> int:
+    """How many messages are due now (a worker's progress bar's total)."""
+    at = as_stored(now) if now is not None else stored_now()
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(f"""SELECT COUNT(*) FROM send_recipients r
+                    WHERE r.group_id = :g AND r.status IN {WAITING} AND r.due_at <= :now
+                      AND r.send_id IN (SELECT send_id FROM sends
+                                        WHERE group_id = :g AND status = 'planned')""").bindparams(
+                    *_times("now")
+                ),
+                {"g": group_id, "now": at},
+            ).scalar()
+            or 0
+        )
 
 
 def backoff(attempts: int) -> timedelta:

@@ -153,9 +153,15 @@ def _rules(send: Send, month_cap: int | None) -> str:
     return "\n             ".join(rules)
 
 
-def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) -> Planned:
+def plan(
+    engine: Engine, group_id: str, code: str, now: datetime | None = None, hold: bool = False
+) -> Planned:
     """Plan the draft send `code`: every member of its target gets a row, planned,
-    deferred or skipped with the reason; once only (409 `send_state` after)."""
+    deferred or skipped with the reason; once only (409 `send_state` after).
+
+    `hold`: the plan is kept for review (a preview whose members already hold their cap
+    slots) and the outbox delivers nothing until `lifecycle.release`; the send stays a
+    draft with `planned_at` set (`lifecycle.HELD`)."""
     with engine.begin() as conn:
         dialect_of(conn).advisory_lock(conn, "messaging-plan", group_id)
         stored = load(conn, group_id, code)
@@ -165,11 +171,18 @@ def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) 
         due = policy.out_of_quiet(asked) if send.purpose == "marketing" else asked
         deferred = due != asked
         changed = conn.execute(
-            text("""UPDATE sends SET status = 'planned', due_at = :due, planned_at = :now,
-                      policy_id = :p WHERE send_id = :s AND status = 'draft'""").bindparams(
+            text("""UPDATE sends SET status = :status, due_at = :due, planned_at = :now,
+                      policy_id = :p
+                    WHERE send_id = :s AND status = 'draft' AND planned_at IS NULL""").bindparams(
                 bindparam("due", type_=DateTime()), bindparam("now", type_=DateTime())
             ),
-            {"due": due, "now": stored_now(), "p": policy_id, "s": stored.send_id},
+            {
+                "status": "draft" if hold else "planned",
+                "due": due,
+                "now": stored_now(),
+                "p": policy_id,
+                "s": stored.send_id,
+            },
         ).rowcount
         if changed != 1:
             raise SendState(f"send: {code} is {stored.status}; it is planned once")

@@ -194,6 +194,23 @@ def task_status(
             return TaskStatus(**counts)
 
 
+def sent_tasks(engine: Engine, group_id: str, send: str | None = None) -> list[str]:
+    """The task ids (`msgid`) of sent WeCom group-send messages, of one send if named,
+    for `task_status` to read (a task read before is read again: its events are kept
+    once, and customers not yet confirmed are recorded when they are)."""
+    only = "AND r.send_id IN (SELECT send_id FROM sends WHERE group_id = :g AND code = :c)"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(f"""SELECT DISTINCT r.provider_ref FROM send_recipients r
+                     WHERE r.group_id = :g AND r.channel = 'wecom_group_send'
+                       AND r.status = 'sent' AND r.provider_ref IS NOT NULL
+                       {only if send is not None else ""}
+                     ORDER BY r.provider_ref"""),
+            {"g": group_id, "c": send},
+        ).all()
+    return [str(ref) for (ref,) in rows]
+
+
 def _event_id(msgid: str, customer: str) -> str:
     raw = f"wecom:{msgid}:{customer}"
     return raw if len(raw) <= 128 else "wecom:" + hashlib.sha256(raw.encode()).hexdigest()

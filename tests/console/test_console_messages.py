@@ -1,0 +1,196 @@
+"""The Messages pages (issue #18) in process on the real app: HQ composes a send (a bad
+params line or channel is shown in the form, nothing saved), sees the preview (deferred
+out of quiet hours and until when, skipped by reason), clicks a count through to those
+members (and their CSV), sends it; an analyst reads without the form or the buttons and
+a Send it posts anyway is refused. The browser flow is `test_console_messages_browser.py`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from tests.api.conftest import brand
+from tests.conftest import Store
+
+from siyu.app import create_app
+from siyu.auth.keys import create_key
+from siyu.config import DEFAULT_STRONG_TYPES, Settings
+from siyu.identity.resolve import resolve_all
+from siyu.importer.service import import_directory
+from siyu.messaging import consent
+from siyu.privacy import Vault
+from siyu.store.times import stored_now
+
+
+def seed_messaging(
+    engine: Engine, vault: Vault, group: str, tmp_path: Path
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Two members at risk with phones (M1 consented to marketing, M2 did not), and keys
+    for admin and analyst."""
+    import_directory(engine, vault, group, brand(tmp_path / "b"), tmp_path / "r")
+    resolve_all(engine, group, DEFAULT_STRONG_TYPES)
+    with engine.begin() as conn:
+        members = {
+            str(r): int(m)
+            for r, m in conn.execute(
+                text("SELECT source_ref, member_id FROM members WHERE group_id = :g"), {"g": group}
+            ).all()
+        }
+        conn.execute(
+            text("""INSERT INTO member_stages (group_id, member_id, stage, orders, computed_at)
+                    VALUES (:g, :m, 'at_risk', 1, :t)"""),
+            [{"g": group, "m": m, "t": stored_now()} for m in members.values()],
+        )
+    consent.record(engine, group, members["M1"], "grant", source="mini_program")
+    keys = {
+        "admin": create_key(engine, vault, group, "admin").secret,
+        "analyst": create_key(engine, vault, group, "analyst").secret,
+    }
+    return members, keys
+
+
+def late_evening_tomorrow() -> str:
+    """23:00 tomorrow in Shanghai, in the quiet hours: the send is deferred to 09:00."""
+    day = datetime.now(UTC).date() + timedelta(days=1)
+    return f"{day:%Y-%m-%d}T23:00"
+
+
+def compose_form(token: str, code: str = "SPRING", **more: str) -> dict[str, str]:
+    return {
+        "csrf": token,
+        "code": code,
+        "channel": "sms",
+        "purpose": "marketing",
+        "target_kind": "stage",
+        "target": "at_risk",
+        "template": "T-1",
+        "params": "1=春季上新\n2=到店有礼",
+        "scheduled_at": late_evening_tomorrow(),
+        "sender": "",
+        **more,
+    }
+
+
+@dataclass
+class Console:
+    client: TestClient
+    store: Store
+    keys: dict[str, str]
+    members: dict[str, int]
+
+    def one(self, sql: str, **params: Any) -> Any:
+        with self.store.engine.connect() as conn:
+            return conn.execute(text(sql), {"g": self.store.group_id, **params}).scalar()
+
+    def login(self, role: str, lang: str = "en") -> str:
+        self.client.cookies.clear()
+        self.client.get(f"/console/login?lang={lang}")
+        token = str(self.client.cookies.get("siyu_csrf"))
+        done = self.client.post(
+            "/console/login", data={"csrf": token, "key": self.keys[role]}, follow_redirects=False
+        )
+        assert done.status_code == 303, done.text
+        return token
+
+
+@pytest.fixture
+def console(store: Store, vault: Vault, tmp_path: Path) -> Iterator[Console]:
+    engine, group = store.engine, store.group_id
+    members, keys = seed_messaging(engine, vault, group, tmp_path)
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app(
+        Settings(database_url=url, secret_key=bytes(range(32)), group_id=group),
+        rate_per_second=0,
+    )
+    with TestClient(app) as client:
+        yield Console(client, store, keys, members)
+    app.state.services.engine.dispose()
+
+
+def count(html: str, figure: str) -> int:
+    m = re.search(rf'id="fig-{figure}" data-figure="{figure}" data-n="(\d+)"', html)
+    assert m, figure
+    return int(m.group(1))
+
+
+def test_hq_composes_previews_clicks_through_and_sends(console: Console) -> None:
+    m1, m2 = console.members["M1"], console.members["M2"]
+    token = console.login("admin", "en")
+    listed = console.client.get("/console/messages")
+    assert listed.status_code == 200 and 'id="compose-form"' in listed.text
+    assert 'data-page="messages"' in listed.text  # in the navigation, under Marketing
+    # a params line without "=" is refused naming the line, nothing saved
+    bad = console.client.post("/console/messages", data=compose_form(token, params="1=x\noops"))
+    assert bad.status_code == 422 and "params: line 2: expected key=value" in bad.text
+    assert 'value="SPRING"' in bad.text  # what was typed is kept
+    wrong = console.client.post("/console/messages", data=compose_form(token, channel="fax"))
+    assert wrong.status_code == 422 and "channel" in wrong.text
+    assert console.one("SELECT COUNT(*) FROM sends WHERE group_id = :g") == 0
+    # when HQ composes the send
+    done = console.client.post(
+        "/console/messages", data=compose_form(token), follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/console/messages/SPRING?done=planned"
+    page = console.client.get(done.headers["location"]).text
+    # then the preview: M1 deferred out of quiet hours until 09:00, M2 skipped (no consent)
+    assert 'data-state="held"' in page
+    assert count(page, "deferred") == 1 and count(page, "no_consent") == 1
+    assert count(page, "planned") == 0
+    until = re.search(r'id="deferred-until">until ([^<]+)<', page)
+    assert until and "09:00 (Asia/Shanghai)" in until.group(1)
+    assert 'id="send-send"' in page and 'id="send-cancel"' in page
+    # and the skipped count opens those members, paged, with their CSV
+    members = console.client.get("/console/messages/SPRING/members?figure=no_consent")
+    assert members.status_code == 200
+    assert f'data-member="{m2}"' in members.text and f'data-member="{m1}"' not in members.text
+    assert "SPRING: No consent" in members.text
+    exported = console.client.get("/console/messages/SPRING/members.csv?figure=no_consent")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    assert [int(r["member_id"]) for r in table] == [m2]
+    assert console.client.get("/console/messages/SPRING/members?figure=nope").status_code == 404
+    # when HQ sends it
+    sent = console.client.post(
+        "/console/messages/SPRING/send", data={"csrf": token}, follow_redirects=False
+    )
+    assert sent.status_code == 303
+    shown = console.client.get(sent.headers["location"]).text
+    assert 'data-state="planned"' in shown and 'id="results"' in shown
+    assert console.one("SELECT status FROM sends WHERE group_id = :g") == "planned"
+    again = console.client.post("/console/messages/SPRING/send", data={"csrf": token})
+    assert again.status_code == 409 and "only a held plan is sent" in again.text
+    # the same code again with another body is refused in the form
+    other = console.client.post("/console/messages", data=compose_form(token, template="T-2"))
+    assert other.status_code == 409 and "exists with another body" in other.text
+    # in Chinese
+    zh = console.client.get("/console/messages/SPRING?lang=zh").text
+    assert "消息触达" in zh and "已确认发送" in zh
+
+
+def test_an_analyst_reads_without_the_form_or_the_buttons(console: Console) -> None:
+    token = console.login("admin")
+    console.client.post("/console/messages", data=compose_form(token))
+    token = console.login("analyst")
+    listed = console.client.get("/console/messages").text
+    assert 'id="compose-form"' not in listed and 'id="read-only"' in listed
+    assert 'data-send="SPRING"' in listed
+    page = console.client.get("/console/messages/SPRING").text
+    assert 'id="send-send"' not in page and count(page, "no_consent") == 1
+    refused = console.client.post("/console/messages/SPRING/send", data={"csrf": token})
+    assert refused.status_code == 403
+    composed = console.client.post("/console/messages", data=compose_form(token, code="X"))
+    assert composed.status_code == 403
+    # the members behind a count are masked for an analyst
+    members = console.client.get("/console/messages/SPRING/members?figure=no_consent").text
+    assert "13900001111" not in members
+    assert console.one("SELECT status FROM sends WHERE group_id = :g") == "draft"
