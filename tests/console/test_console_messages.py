@@ -149,6 +149,11 @@ def test_hq_composes_previews_clicks_through_and_sends(console: Console) -> None
     until = re.search(r'id="deferred-until">until ([^<]+)<', page)
     assert until and "09:00 (Asia/Shanghai)" in until.group(1)
     assert 'id="send-send"' in page and 'id="send-cancel"' in page
+    assert console.one("SELECT status FROM sends WHERE group_id = :g") == "held"
+    # Cancel is the secondary button, in a form beside Send's (layout: the browser test)
+    assert re.search(r'<form[^>]*id="send-form" class="inline">', page)
+    assert re.search(r'<form[^>]*id="cancel-form" class="inline">', page)
+    assert 'id="send-cancel" class="link"' in page
     # and the skipped count opens those members, paged, with their CSV
     members = console.client.get("/console/messages/SPRING/members?figure=no_consent")
     assert members.status_code == 200
@@ -193,4 +198,4 @@ def test_an_analyst_reads_without_the_form_or_the_buttons(console: Console) -> N
     # the members behind a count are masked for an analyst
     members = console.client.get("/console/messages/SPRING/members?figure=no_consent").text
     assert "13900001111" not in members
-    assert console.one("SELECT status FROM sends WHERE group_id = :g") == "draft"
+    assert console.one("SELECT status FROM sends WHERE group_id = :g") == "held"

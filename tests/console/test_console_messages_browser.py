@@ -82,6 +82,14 @@ def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     assert "09:00 (Asia/Shanghai)" in page.locator("#deferred-until").inner_text()
     row = page.locator("#skipped tr[data-reason=no_consent]")
     assert "未授权" in row.inner_text()
+    # Send and Cancel side by side, Cancel in the console's secondary style
+    send, cancel = page.locator("#send-send"), page.locator("#send-cancel")
+    send_box, cancel_box = send.bounding_box(), cancel.bounding_box()
+    assert send_box and cancel_box
+    assert abs(send_box["y"] - cancel_box["y"]) < 2 and cancel_box["x"] > send_box["x"]
+    style = "e => getComputedStyle(e).backgroundColor"
+    assert cancel.evaluate(style) != send.evaluate(style)
+    assert cancel.evaluate(style) == page.locator("#logout").evaluate(style)
     _shot(page, "messages-preview-zh")
     assert not scanner.untranslated("\n".join(page_strings(page).values()))
     # when it clicks the skipped count

@@ -1,10 +1,12 @@
 """A send's life after its draft: held for review once planned (a preview), sent
 (released to the outbox), or cancelled; the sends listed with their state.
 
-A held send is a draft with `planned_at` set: its recipients are written and hold their
-cap slots, so the preview is what will go, but the outbox delivers only sends whose status
-is `planned` (`outbox._DUE`). Releasing it flips the status; a marketing send released
-after its time goes at once, or at the end of the quiet hours it is released in.
+A send's status is its state (`models.SEND_STATUSES`): draft → held → planned, or draft
+→ planned at once; draft, held and planned → cancelled. A held send's recipients are
+written and hold their cap slots, so the preview is what will go, but the outbox delivers
+only sends whose status is `planned` (`outbox._DUE`). Releasing it makes it planned; a
+marketing send released after its time goes at once, or at the end of the quiet hours it
+is released in.
 Cancelling skips every message no worker holds (reason `send_cancelled`), so they no
 longer count against anyone's caps; what a worker already holds goes out.
 """
@@ -19,12 +21,13 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
+from siyu.messaging.models import SEND_STATUSES
 from siyu.messaging.plan import counts
 from siyu.messaging.sends import Send, load
 from siyu.store.times import as_stored, stored_now, stored_time
 
-HELD = "held"  # a planned draft awaiting release
-STATES = ("draft", HELD, "planned", "cancelled")
+HELD = "held"  # planned for review, awaiting release
+STATES = SEND_STATUSES
 CANCELLED_REASON = "send_cancelled"
 WAITING = "('planned', 'deferred', 'retry')"
 
@@ -37,10 +40,6 @@ class SendRow:
     due_at: datetime | None
     planned_at: datetime | None
     created_at: datetime
-
-
-def state_of(status: str, planned_at: object) -> str:
-    return HELD if status == "draft" and planned_at is not None else status
 
 
 def _time(value: object) -> datetime | None:
@@ -57,7 +56,7 @@ def _row(r: object) -> SendRow:
     return SendRow(
         int(r.send_id),  # type: ignore[attr-defined]
         Send.model_validate(json.loads(r.body)),  # type: ignore[attr-defined]
-        state_of(r.status, r.planned_at),  # type: ignore[attr-defined]
+        str(r.status),  # type: ignore[attr-defined]
         _time(r.due_at),  # type: ignore[attr-defined]
         _time(r.planned_at),  # type: ignore[attr-defined]
         created,
@@ -95,9 +94,7 @@ def release(engine: Engine, group_id: str, code: str, now: datetime | None = Non
         moved = due != found.due_at
         changed = conn.execute(
             text("""UPDATE sends SET status = 'planned', due_at = :due WHERE send_id = :s
-                      AND status = 'draft' AND planned_at IS NOT NULL""").bindparams(
-                bindparam("due", type_=DateTime())
-            ),
+                      AND status = 'held'""").bindparams(bindparam("due", type_=DateTime())),
             {"s": found.send_id, "due": due},
         ).rowcount
         if changed != 1:
@@ -123,7 +120,7 @@ def cancel(
         found = one(conn, group_id, code)
         changed = conn.execute(
             text("""UPDATE sends SET status = 'cancelled'
-                    WHERE send_id = :s AND status IN ('draft', 'planned')"""),
+                    WHERE send_id = :s AND status IN ('draft', 'held', 'planned')"""),
             {"s": found.send_id},
         ).rowcount
         if changed != 1:

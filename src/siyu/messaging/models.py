@@ -26,7 +26,9 @@ from siyu.store.metadata import BigId, metadata
 PURPOSES = ("marketing", "service")  # service: a transactional message, no marketing consent
 CONSENT_ACTIONS = ("grant", "withdraw")
 ALL_CHANNELS = "*"  # a consent event for every channel at once
-SEND_STATUSES = ("draft", "planned", "cancelled")
+# draft -> held (planned for review: recipients written, nothing delivered) -> planned
+# (the outbox delivers it), or draft -> planned at once; any but cancelled -> cancelled
+SEND_STATUSES = ("draft", "held", "planned", "cancelled")
 # planned / deferred (quiet hours) / retry wait for the outbox; sent, failed (gave up) and
 # skipped (with a reason) are final
 RECIPIENT_STATUSES = ("planned", "deferred", "retry", "sent", "failed", "skipped")
@@ -106,7 +108,7 @@ sends = Table(
     Column("policy_id", BigInteger),  # the policy version the plan applied
     Column("key_id", BigInteger),
     Column("created_at", DateTime, nullable=False),
-    CheckConstraint("status IN ('draft', 'planned', 'cancelled')", name="status"),
+    CheckConstraint("status IN ('draft', 'held', 'planned', 'cancelled')", name="status"),
     UniqueConstraint("group_id", "code"),
 )
 

@@ -159,9 +159,9 @@ def plan(
     """Plan the draft send `code`: every member of its target gets a row, planned,
     deferred or skipped with the reason; once only (409 `send_state` after).
 
-    `hold`: the plan is kept for review (a preview whose members already hold their cap
-    slots) and the outbox delivers nothing until `lifecycle.release`; the send stays a
-    draft with `planned_at` set (`lifecycle.HELD`)."""
+    `hold`: the send becomes `held`, kept for review (a preview whose members already
+    hold their cap slots); the outbox delivers nothing until `lifecycle.release` makes it
+    `planned`."""
     with engine.begin() as conn:
         dialect_of(conn).advisory_lock(conn, "messaging-plan", group_id)
         stored = load(conn, group_id, code)
@@ -173,11 +173,11 @@ def plan(
         changed = conn.execute(
             text("""UPDATE sends SET status = :status, due_at = :due, planned_at = :now,
                       policy_id = :p
-                    WHERE send_id = :s AND status = 'draft' AND planned_at IS NULL""").bindparams(
+                    WHERE send_id = :s AND status = 'draft'""").bindparams(
                 bindparam("due", type_=DateTime()), bindparam("now", type_=DateTime())
             ),
             {
-                "status": "draft" if hold else "planned",
+                "status": "held" if hold else "planned",
                 "due": due,
                 "now": stored_now(),
                 "p": policy_id,

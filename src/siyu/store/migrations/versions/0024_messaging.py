@@ -161,7 +161,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.CheckConstraint(
-            "status IN ('draft', 'planned', 'cancelled')", name=op.f("ck_sends_status")
+            "status IN ('draft', 'held', 'planned', 'cancelled')", name=op.f("ck_sends_status")
         ),
         sa.PrimaryKeyConstraint("send_id", name=op.f("pk_sends")),
         sa.UniqueConstraint("group_id", "code", name=op.f("uq_sends_group_id_code")),
