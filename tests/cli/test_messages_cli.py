@@ -105,6 +105,7 @@ def test_policy_consent_send_deliver_status_and_figures(
     planned = runner.invoke(app, ["messages", "sends", "plan", "W1", "--hold", "--json"])
     assert planned.exit_code == 0, planned.output
     assert json.loads(planned.output)["counts"] == {"planned": 2, "no_consent": 1}
+    assert json.loads(planned.output)["state"] == "held"
     # the transports' settings: a secret in the clear, or a variable not set, is refused
     conf = tmp_path / "transports.toml"
     conf.write_text(f'[wecom_group_send]\ncorpid = "{p.corpid}"\ncorpsecret = "x"\n')

@@ -62,10 +62,20 @@ def sends_plan(
     with errors(), open_store(settings.database_url) as engine:
         done = plan(engine, group or settings.group_id, code, hold=hold)
     if as_json:
-        emit_json({"code": code, "due_at": done.due_at.isoformat(), "counts": done.counts})
+        emit_json(
+            {
+                "code": code,
+                "state": done.state,
+                "due_at": done.due_at.isoformat(),
+                "counts": done.counts,
+            }
+        )
         return
-    held = " (held: `siyu messages sends send` releases it)" if hold else ""
-    out.print(f"{code}: due {done.due_at:%Y-%m-%d %H:%M} UTC{held}: {_counts_line(done.counts)}")
+    then = " (`siyu messages sends send` releases it)" if done.state == "held" else ""
+    out.print(
+        f"{code}: {done.state}{then}, due {done.due_at:%Y-%m-%d %H:%M} UTC: "
+        f"{_counts_line(done.counts)}"
+    )
 
 
 @sends_app.command("send")

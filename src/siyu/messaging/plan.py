@@ -133,6 +133,7 @@ class Planned:
     due_at: datetime
     deferred: bool  # moved out of quiet hours
     counts: dict[str, int]  # status or skip reason -> members
+    state: str  # the send's status: held (for review) or planned
 
 
 def _rules(send: Send, month_cap: int | None) -> str:
@@ -170,6 +171,7 @@ def plan(
         asked = max(send.scheduled_at.replace(tzinfo=None), now or stored_now())
         due = policy.out_of_quiet(asked) if send.purpose == "marketing" else asked
         deferred = due != asked
+        status = "held" if hold else "planned"
         changed = conn.execute(
             text("""UPDATE sends SET status = :status, due_at = :due, planned_at = :now,
                       policy_id = :p
@@ -177,7 +179,7 @@ def plan(
                 bindparam("due", type_=DateTime()), bindparam("now", type_=DateTime())
             ),
             {
-                "status": "held" if hold else "planned",
+                "status": status,
                 "due": due,
                 "now": stored_now(),
                 "p": policy_id,
@@ -240,7 +242,9 @@ def plan(
                 "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
             },
         )
-        return Planned(stored.send_id, due, deferred, counts(conn, group_id, stored.send_id))
+        return Planned(
+            stored.send_id, due, deferred, counts(conn, group_id, stored.send_id), status
+        )
 
 
 def counts(conn: Connection, group_id: str, send_id: int) -> dict[str, int]:
