@@ -274,8 +274,10 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
         "Variants (a line each: name:weight %:kind:ref)",
     ),
     "exp.f.variants.note": (
-        "权重合计 100；方式为 {kinds} 之一，none 组不填引用。",
-        "Weights sum to 100; kind is one of {kinds}; a none variant names no ref.",
+        "权重为百分比，合计 100；方式：none（不触达，对照组，不填引用）、campaign（营销活动）、"
+        "message（消息）、coupon（优惠券）、guide_task（导购任务），后接所给的编号。",
+        "Weights in percent, summing to 100; kind: none (nothing: the control, no ref), "
+        "campaign, message, coupon or guide_task, then the code of what it gives.",
     ),
     "exp.f.window": ("观察天数", "Window (days)"),
     "exp.f.pre_period": ("CUPED 前期天数（0 为不调整）", "CUPED pre-period (days, 0: none)"),
