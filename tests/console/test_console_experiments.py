@@ -161,7 +161,10 @@ def test_the_srm_banner_fires_when_the_split_is_broken(console: Console) -> None
     started_console(console)
     # a broken split: 40 members all in the control of a 50/50 plan
     with console.store.engine.begin() as conn:
-        experiment = conn.execute(text("SELECT experiment_id FROM experiments")).scalar()
+        experiment = conn.execute(
+            text("SELECT experiment_id FROM experiments WHERE group_id = :g AND code = 'KNEE'"),
+            {"g": console.store.group_id},
+        ).scalar_one()
         rows: list[dict[str, Any]] = [
             {
                 "g": console.store.group_id,

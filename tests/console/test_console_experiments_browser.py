@@ -60,7 +60,9 @@ def _more_members(engine: Engine) -> None:
     variant, the note's buying more often: figures to read beside the two real members."""
     now = datetime.now(UTC).replace(tzinfo=None)
     with engine.begin() as conn:
-        experiment = conn.execute(text("SELECT experiment_id FROM experiments")).scalar()
+        experiment = conn.execute(
+            text("SELECT experiment_id FROM experiments WHERE group_id = :g"), {"g": GROUP}
+        ).scalar_one()
         conn.execute(
             text("""INSERT INTO experiment_members (group_id, experiment_id, member_id,
                     variant, bucket, stage, assigned_at) VALUES (:g, :e, :m, :v, 0, :s, :at)"""),
