@@ -193,6 +193,20 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/campaigns/{code}:launch"): ("/v1/campaigns/NOPE:launch", None),
         ("GET", "/v1/campaigns/{code}/report"): ("/v1/campaigns/NOPE/report", None),
         ("GET", "/v1/campaigns/{code}/members"): ("/v1/campaigns/NOPE/members", None),
+        ("PUT", "/v1/experiments/{code}"): ("/v1/experiments/AUTH", EXPERIMENT),
+        ("GET", "/v1/experiments"): ("/v1/experiments", None),
+        ("GET", "/v1/experiments/{code}"): ("/v1/experiments/NOPE", None),
+        ("POST", "/v1/experiments/{code}:start"): ("/v1/experiments/NOPE:start", None),
+        ("POST", "/v1/experiments/{code}:stop"): ("/v1/experiments/NOPE:stop", None),
+        ("POST", "/v1/experiments/{code}/exposures"): (
+            "/v1/experiments/NOPE/exposures",
+            {"member_ids": [m1]},
+        ),
+        ("GET", "/v1/experiments/{code}/results"): ("/v1/experiments/NOPE/results", None),
+        ("GET", "/v1/experiments/{code}/members"): (
+            "/v1/experiments/NOPE/members?variant=control",
+            None,
+        ),
         ("PUT", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", {"code": "NO"}),
         ("GET", "/v1/lottery-pools/{code}"): ("/v1/lottery-pools/NO", None),
         ("POST", "/v1/lottery-pools/{code}:draw"): (
@@ -258,6 +272,19 @@ CAMPAIGN = {
     "starts_at": "2026-01-01T00:00:00Z",
     "ends_at": "2026-02-01T00:00:00Z",
     "points_bonus": 10,
+}
+EXPERIMENT = {
+    "code": "AUTH",
+    "name_zh": "实验",
+    "name_en": "Experiment",
+    "target": {"stage": "lapsed"},
+    "variants": [
+        {"name": "control", "weight_bp": 5000, "kind": "none"},
+        {"name": "note", "weight_bp": 5000, "kind": "message", "ref": "M1"},
+    ],
+    "window_days": 30,
+    "starts_at": "2026-01-01T00:00:00Z",
+    "ends_at": "2026-02-01T00:00:00Z",
 }
 COUPON = {
     "code": "AUTH",

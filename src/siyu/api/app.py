@@ -35,6 +35,7 @@ from siyu.api.routers import (
     affinity,
     campaigns,
     coupons,
+    experiments,
     guides,
     ingest,
     inventory,
@@ -76,6 +77,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(affinity.router)
     app.include_router(coupons.router)
     app.include_router(campaigns.router)
+    app.include_router(experiments.router)
     app.include_router(scenes.router)
     app.include_router(lotteries.router)
     app.include_router(receipts.router)

@@ -81,6 +81,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Campaigns: HQ plans and launches them; analysts read plans and reports.
     "campaigns:read": frozenset({Role.ADMIN, Role.ANALYST}),
     "campaigns:write": frozenset({Role.ADMIN}),
+    # Experiments: HQ plans, starts, stops them and logs exposures; analysts read plans,
+    # results and the members behind each figure (masked).
+    "experiments:read": frozenset({Role.ADMIN, Role.ANALYST}),
+    "experiments:write": frozenset({Role.ADMIN}),
     # QR scenes: HQ defines codes; scans come from the channel integrations (official
     # account, mini-program) or HQ, never from a member key (a member could otherwise
     # credit itself to any code); HQ and analysts read the registry and the report.

@@ -18,6 +18,7 @@ from siyu.cli import (
     coupons,
     coupons_jobs,  # noqa: F401
     data,
+    experiments,
     guides,
     identity,
     inventory,
@@ -63,6 +64,7 @@ app.add_typer(guides.app, name="guides")
 app.add_typer(tags.app, name="tags")
 app.add_typer(segments.app, name="segments")
 app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(coupons.app, name="coupons")
 app.add_typer(scenes.app, name="scenes")
 app.add_typer(lotteries.app, name="lotteries")

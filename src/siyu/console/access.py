@@ -73,6 +73,9 @@ PAGES: tuple[Page, ...] = (
     # messages (issue #18): the roles `GET /v1/sends` serves; composing, sending and
     # cancelling need "messages:write" (HQ admins), checked by each form's POST
     Page("messages", "/console/messages", allowed("messages:read"), section="marketing"),
+    # experiments (issue #18): the roles `GET /v1/experiments` serves; saving, starting
+    # and stopping need "experiments:write" (HQ admins), checked by each form's POST
+    Page("experiments", "/console/experiments", allowed("experiments:read"), section="marketing"),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

@@ -25,6 +25,7 @@ from siyu.console import (
     analytics_pages,
     builder,
     campaign_pages,
+    experiment_pages,
     lottery_pages,
     member_lists,
     message_pages,
@@ -73,6 +74,7 @@ router.include_router(builder.router)
 router.include_router(tag_pages.router)
 router.include_router(tag_forms.router)
 router.include_router(campaign_pages.router)
+router.include_router(experiment_pages.router)
 router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)
 router.include_router(receipt_pages.router)
