@@ -17,16 +17,17 @@ are few a day and each one statement, so taking turns costs nothing that matters
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, inspect, text
+from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, inspect, text
 
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
-from siyu.messaging.sends import Send, Target, load
+from siyu.messaging.sends import Send, Stored, Target, load
 from siyu.messaging.transports.registry import registry
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
@@ -102,7 +103,16 @@ touches AS (SELECT person_id,
                   THEN 1 ELSE 0 END) AS day
             FROM send_recipients WHERE group_id = :g AND purpose = 'marketing'
               AND status IN {touching} AND due_at > :lo AND due_at < :hi
-            GROUP BY person_id)
+            GROUP BY person_id)"""
+
+# Each targeted member, its person, its address and the first rule it breaks (NULL: none).
+_CLASSIFY = """SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
+      FROM ranked k
+      LEFT JOIN address a ON a.member_id = k.person_id
+      LEFT JOIN consent cs ON cs.member_id = k.person_id
+      LEFT JOIN touches tc ON tc.person_id = k.person_id"""
+
+_INSERT = """
 INSERT INTO send_recipients (group_id, send_id, member_id, person_id, identity_id, status,
     reason, purpose, channel, sender, due_at, attempts)
 SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.identity_id,
@@ -110,11 +120,7 @@ SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.
        COALESCE(x.reason, CAST(:ok_reason AS VARCHAR(32))), CAST(:purpose AS VARCHAR(16)),
        CAST(:channel AS VARCHAR(32)),
        CAST(:sender AS VARCHAR(64)), :t, 0
-FROM (SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
-      FROM ranked k
-      LEFT JOIN address a ON a.member_id = k.person_id
-      LEFT JOIN consent cs ON cs.member_id = k.person_id
-      LEFT JOIN touches tc ON tc.person_id = k.person_id) x"""
+FROM ({classify}) x"""
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,78 @@ def _rules(send: Send, month_cap: int | None) -> str:
     return "\n             ".join(rules)
 
 
+_TIMES = ("t", "wk_lo", "wk_hi", "mo_lo", "mo_hi", "day_lo", "day_hi", "lo", "hi")
+
+
+@dataclass(frozen=True)
+class Planning:
+    """The planning statement of one send, in its parts: the CTEs, the classifying SELECT
+    (each member and the first rule it breaks) and the parameters; `insert()` is what
+    `plan` runs, `query(select)` runs any SELECT over the CTEs (the benchmark's
+    classification without the write)."""
+
+    ctes: str
+    classify: str
+    params: dict[str, Any]
+
+    def query(self, select: str) -> TextClause:
+        sql = f"{self.ctes}\n{select}"
+        return text(sql).bindparams(
+            *(bindparam(n, type_=DateTime()) for n in _TIMES if re.search(rf":{n}\b", sql))
+        )
+
+    def insert(self) -> TextClause:
+        return self.query(_INSERT.format(classify=self.classify))
+
+
+def planning(
+    conn: Connection,
+    group_id: str,
+    stored: Stored,
+    policy: policies.Policy,
+    due: datetime,
+    deferred: bool = False,
+) -> Planning:
+    """The statement planning `stored` to go at `due` under `policy`; `deferred`: `due`
+    is the end of the quiet hours it was asked in."""
+    send = stored.send
+    channel = registry.channel(send.channel)
+    sql, params = target_sql(conn, group_id, send.target)
+    month_cap = policy.per_channel_month.get(send.channel)
+    wk_lo, wk_hi = due - WEEK, due + WEEK
+    mo_lo, mo_hi = policy.local_month(due)
+    day_lo, day_hi = policy.local_day(due)
+    scope = "" if send.scope is None else "AND scope = :scope"
+    return Planning(
+        _PEOPLE.format(target=sql, scope=scope, touching=TOUCHING),
+        _CLASSIFY.format(rules=_rules(send, month_cap)),
+        {
+            **params,
+            "g": group_id,
+            "s": stored.send_id,
+            "t": due,
+            "itype": channel.identity_type,
+            "scope": send.scope,
+            "purpose": send.purpose,
+            "channel": send.channel,
+            "sender": send.sender,
+            "ok": "deferred" if deferred else "planned",
+            "ok_reason": "quiet_hours" if deferred else None,
+            "cap_week": policy.per_week,
+            "cap_month": month_cap,
+            "cap_day": policy.per_guide_day,
+            "wk_lo": wk_lo,
+            "wk_hi": wk_hi,
+            "mo_lo": mo_lo,
+            "mo_hi": mo_hi,
+            "day_lo": day_lo,
+            "day_hi": day_hi,
+            "lo": min(wk_lo, mo_lo, day_lo) - timedelta(seconds=1),
+            "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
+        },
+    )
+
+
 def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) -> Planned:
     """Plan the draft send `code`: every member of its target gets a row, planned,
     deferred or skipped with the reason; once only (409 `send_state` after)."""
@@ -153,7 +231,6 @@ def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) 
         policy_id, policy = policies.current(conn, group_id)
         asked = max(send.scheduled_at.replace(tzinfo=None), now or stored_now())
         due = policy.out_of_quiet(asked) if send.purpose == "marketing" else asked
-        deferred = due != asked
         changed = conn.execute(
             text("""UPDATE sends SET status = 'planned', due_at = :due, planned_at = :now,
                       policy_id = :p WHERE send_id = :s AND status = 'draft'""").bindparams(
@@ -163,60 +240,9 @@ def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) 
         ).rowcount
         if changed != 1:
             raise SendState(f"send: {code} is {stored.status}; it is planned once")
-        channel = registry.channel(send.channel)
-        sql, params = target_sql(conn, group_id, send.target)
-        month_cap = policy.per_channel_month.get(send.channel)
-        wk_lo, wk_hi = due - WEEK, due + WEEK
-        mo_lo, mo_hi = policy.local_month(due)
-        day_lo, day_hi = policy.local_day(due)
-        scope = "" if send.scope is None else "AND scope = :scope"
-        statement = text(
-            _PEOPLE.format(
-                target=sql, scope=scope, touching=TOUCHING, rules=_rules(send, month_cap)
-            )
-        ).bindparams(
-            *(
-                bindparam(name, type_=DateTime())
-                for name in (
-                    "t",
-                    "wk_lo",
-                    "wk_hi",
-                    "mo_lo",
-                    "mo_hi",
-                    "day_lo",
-                    "day_hi",
-                    "lo",
-                    "hi",
-                )
-            )
-        )
-        conn.execute(
-            statement,
-            {
-                **params,
-                "g": group_id,
-                "s": stored.send_id,
-                "t": due,
-                "itype": channel.identity_type,
-                "scope": send.scope,
-                "purpose": send.purpose,
-                "channel": send.channel,
-                "sender": send.sender,
-                "ok": "deferred" if deferred else "planned",
-                "ok_reason": "quiet_hours" if deferred else None,
-                "cap_week": policy.per_week,
-                "cap_month": month_cap,
-                "cap_day": policy.per_guide_day,
-                "wk_lo": wk_lo,
-                "wk_hi": wk_hi,
-                "mo_lo": mo_lo,
-                "mo_hi": mo_hi,
-                "day_lo": day_lo,
-                "day_hi": day_hi,
-                "lo": min(wk_lo, mo_lo, day_lo) - timedelta(seconds=1),
-                "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
-            },
-        )
+        deferred = due != asked
+        statement = planning(conn, group_id, stored, policy, due, deferred)
+        conn.execute(statement.insert(), statement.params)
         return Planned(stored.send_id, due, deferred, counts(conn, group_id, stored.send_id))
 
 
