@@ -45,7 +45,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 
 from siyu.importer.service import ensure_group
 from siyu.messaging import policy, sends
-from siyu.messaging.plan import plan, planning
+from siyu.messaging.plan import WORK_MEM, plan, planning
 from siyu.store.dialect import dialect_of
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
@@ -326,6 +326,7 @@ def floor(engine: Engine, n: int) -> int:
 def classify(engine: Engine, code: str) -> Counter[str]:
     """The plan's SELECT alone: its skip counts, nothing written."""
     with engine.begin() as conn:
+        dialect_of(conn).tune_for_set_statement(conn, WORK_MEM)  # as plan() does
         stored = sends.load(conn, GROUP, code)
         _, current = policy.current(conn, GROUP)
         statement = planning(conn, GROUP, stored, current, T)

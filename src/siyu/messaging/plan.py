@@ -17,6 +17,7 @@ are few a day and each one statement, so taking turns costs nothing that matters
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 WEEK = timedelta(days=7)
+WORK_MEM = os.environ.get("SIYU_PLAN_WORK_MEM", "512MB")
 TOUCHING = "('planned', 'deferred', 'retry', 'sent')"  # what counts against a cap
 
 
@@ -87,9 +89,12 @@ roots AS (SELECT c.member_id, c.person_id FROM chain c
 target AS ({target}),
 people AS (SELECT t.member_id, COALESCE(r.person_id, t.member_id) AS person_id
            FROM target t LEFT JOIN roots r ON r.member_id = t.member_id),
-ranked AS (SELECT member_id, person_id, ROW_NUMBER() OVER (PARTITION BY person_id
-             ORDER BY CASE WHEN member_id = person_id THEN 0 ELSE 1 END, member_id) AS n
-           FROM people),
+merged AS (SELECT member_id, person_id FROM roots
+           WHERE member_id IN (SELECT member_id FROM ({target}) t)),
+duplicates AS (SELECT a.member_id FROM merged a JOIN ({target}) t ON t.member_id = a.person_id
+               UNION
+               SELECT a.member_id FROM merged a
+               JOIN merged b ON b.person_id = a.person_id AND b.member_id < a.member_id),
 address AS (SELECT member_id, MIN(identity_id) AS identity_id FROM identities
             WHERE group_id = :g AND type = :itype {scope} GROUP BY member_id),
 consent AS (SELECT member_id, MAX(last_grant_at) AS cg, MAX(last_withdrawal_at) AS cw
@@ -107,7 +112,8 @@ touches AS (SELECT person_id,
 
 # Each targeted member, its person, its address and the first rule it breaks (NULL: none).
 _CLASSIFY = """SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
-      FROM ranked k
+      FROM people k
+      LEFT JOIN duplicates d ON d.member_id = k.member_id
       LEFT JOIN address a ON a.member_id = k.person_id
       LEFT JOIN consent cs ON cs.member_id = k.person_id
       LEFT JOIN touches tc ON tc.person_id = k.person_id"""
@@ -132,7 +138,7 @@ class Planned:
 
 
 def _rules(send: Send, month_cap: int | None) -> str:
-    rules = ["WHEN k.n > 1 THEN 'duplicate_after_oneid'"]
+    rules = ["WHEN d.member_id IS NOT NULL THEN 'duplicate_after_oneid'"]
     marketing = send.purpose == "marketing"
     if marketing:
         rules += [
@@ -225,7 +231,9 @@ def plan(engine: Engine, group_id: str, code: str, now: datetime | None = None) 
     """Plan the draft send `code`: every member of its target gets a row, planned,
     deferred or skipped with the reason; once only (409 `send_state` after)."""
     with engine.begin() as conn:
-        dialect_of(conn).advisory_lock(conn, "messaging-plan", group_id)
+        dialect = dialect_of(conn)
+        dialect.advisory_lock(conn, "messaging-plan", group_id)
+        dialect.tune_for_set_statement(conn, WORK_MEM)
         stored = load(conn, group_id, code)
         send = stored.send
         policy_id, policy = policies.current(conn, group_id)
