@@ -17,7 +17,6 @@ are few a day and each one statement, so taking turns costs nothing that matters
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,14 +27,17 @@ from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, insp
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
+from siyu.messaging.models import TOUCHING  # what counts against a cap
 from siyu.messaging.sends import Send, Stored, Target, load
 from siyu.messaging.transports.registry import registry
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 WEEK = timedelta(days=7)
-WORK_MEM = os.environ.get("SIYU_PLAN_WORK_MEM", "512MB")
-TOUCHING = "('planned', 'deferred', 'retry', 'sent')"  # what counts against a cap
+# Each sort and hash table of the planning statement in memory up to this (PostgreSQL),
+# for one transaction: at 10M members its aggregates and hash joins need a few hundred MB
+# each, and spilled in batches they scatter the rows written over the indexes.
+WORK_MEM = "512MB"
 
 
 def _segment(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
@@ -126,7 +128,8 @@ SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.
        COALESCE(x.reason, CAST(:ok_reason AS VARCHAR(32))), CAST(:purpose AS VARCHAR(16)),
        CAST(:channel AS VARCHAR(32)),
        CAST(:sender AS VARCHAR(64)), :t, 0
-FROM ({classify}) x"""
+FROM ({classify}) x
+ORDER BY x.member_id"""
 
 
 @dataclass(frozen=True)
