@@ -26,13 +26,14 @@ import argparse
 import io
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -286,18 +287,18 @@ def settle(engine: Engine) -> None:
             conn.exec_driver_sql("CHECKPOINT")
         auto.dispose()
     else:
-        with engine.connect() as conn:
+        with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        checkpoint(engine)
 
 
 def checkpoint(engine: Engine) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.exec_driver_sql("CHECKPOINT")
-    else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:  # outside the engine's transactions (it begins each one IMMEDIATE)
+        with closing(sqlite3.connect(str(engine.url.database))) as raw:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Clock:

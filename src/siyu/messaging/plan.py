@@ -1,12 +1,14 @@
 """Planning a send: one INSERT ... SELECT writes every targeted member into
 `send_recipients`, planned (or deferred out of quiet hours) or skipped with the reason.
 
-Set-based on purpose (a 10M-member segment in about a minute): the members of the target
-are mapped to their person after OneID merges, ranked per person (two identities of one
-person: one message), joined to their consent, their address on the channel and their
-touches already planned or sent in the cap windows, and the reason is the first rule a
-member breaks, in this order: duplicate_after_oneid, no_consent, opted_out,
-no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
+Set-based on purpose (docs/benchmarks.md for a 10M-member segment): the members of the
+target are mapped to their person after OneID merges, the duplicates among them found
+(two identities of one person: one message), joined to their consent, their address on
+the channel and their touches already planned or sent in the cap windows, and the reason
+is the first rule a member breaks, in this order: duplicate_after_oneid, no_consent,
+opted_out, no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
+The rows are written in member order, so each index is appended to or swept once, never
+written at random (docs/architecture.md, "What a planning writes").
 
 Caps count touches of other sends, so two plannings at once must not both see a member's
 last free slot: plannings of one group take turns (an advisory lock on PostgreSQL, BEGIN
@@ -80,6 +82,10 @@ def target_sql(conn: Connection, group_id: str, target: Target) -> tuple[str, di
 
 
 # Each merged member's person: its survivor, followed along chains (A into B, B into C).
+# One message a person, to the person's own member if targeted, else to its smallest
+# merged member: a merged member is a duplicate when the target holds its person or a
+# merged member of the same person with a smaller id. Only the (few) merged members are
+# compared: no sort of the whole target by person.
 _PEOPLE = """WITH RECURSIVE chain (member_id, person_id, depth) AS (
     SELECT member_id, merged_into, 1 FROM members WHERE group_id = :g AND status = 'merged'
     UNION ALL
