@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -107,6 +107,11 @@ bench-segments: $(DEV_STAMP)
 # real-time scoring against Splink's own compare_records (docs/benchmarks.md).
 bench-matching: $(DEV_STAMP)
 	$(BIN)/python bench/bench_matching.py --records 1000000 --calls 1000 --candidates 20
+
+# Planning one send to a 10M-member segment with consent and caps, against a bare INSERT
+# ... SELECT of the same ids into an unindexed table (docs/benchmarks.md, issue #18).
+bench-messaging: $(DEV_STAMP)
+	$(BIN)/python bench/bench_messaging.py --members 10000000
 
 clean:
 	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

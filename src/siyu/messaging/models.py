@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from siyu.store.metadata import BigId, metadata
@@ -140,18 +141,26 @@ send_recipients = Table(
     ),
     PrimaryKeyConstraint("group_id", "send_id", "member_id"),
 )
-# a person's touches in a window (caps), and the outbox's due rows
+# What reads a send's rows by person (caps, consent withdrawals, attribution) or by due
+# time (the outbox, the caps' window) reads the rows that touch: planned, deferred, retry,
+# sent. On PostgreSQL both indexes hold those rows only, leaving out the skipped and
+# failed (about half of a large send's rows, written then into the primary key alone;
+# docs/benchmarks.md, issue #18). SQLite keeps them whole: its planner uses a partial index
+# only where a query repeats the index's WHERE verbatim.
+TOUCHING = "('planned', 'deferred', 'retry', 'sent')"
 Index(
     "ix_send_recipients_person",
     send_recipients.c.group_id,
     send_recipients.c.person_id,
     send_recipients.c.due_at,
+    postgresql_where=text(f"status IN {TOUCHING}"),
 )
 Index(
     "ix_send_recipients_due",
     send_recipients.c.group_id,
     send_recipients.c.status,
     send_recipients.c.due_at,
+    postgresql_where=text(f"status IN {TOUCHING}"),
 )
 
 # Delivery status callbacks and clicks, append-only; idempotent on the provider's event id.

@@ -1,12 +1,14 @@
 """Planning a send: one INSERT ... SELECT writes every targeted member into
 `send_recipients`, planned (or deferred out of quiet hours) or skipped with the reason.
 
-Set-based on purpose (a 10M-member segment in about a minute): the members of the target
-are mapped to their person after OneID merges, ranked per person (two identities of one
-person: one message), joined to their consent, their address on the channel and their
-touches already planned or sent in the cap windows, and the reason is the first rule a
-member breaks, in this order: duplicate_after_oneid, no_consent, opted_out,
-no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
+Set-based on purpose (docs/benchmarks.md for a 10M-member segment): the members of the
+target are mapped to their person after OneID merges, the duplicates among them found
+(two identities of one person: one message), joined to their consent, their address on
+the channel and their touches already planned or sent in the cap windows, and the reason
+is the first rule a member breaks, in this order: duplicate_after_oneid, no_consent,
+opted_out, no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
+The rows are written in member order, so each index is appended to or swept once, never
+written at random (docs/architecture.md, "What a planning writes").
 
 Caps count touches of other sends, so two plannings at once must not both see a member's
 last free slot: plannings of one group take turns (an advisory lock on PostgreSQL, BEGIN
@@ -18,22 +20,27 @@ are few a day and each one statement, so taking turns costs nothing that matters
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, text
+from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, text
 
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
-from siyu.messaging.sends import Send, Target, load
+from siyu.messaging.models import TOUCHING  # what counts against a cap
+from siyu.messaging.sends import Send, Stored, Target, load
 from siyu.messaging.transports.registry import registry
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 WEEK = timedelta(days=7)
-TOUCHING = "('planned', 'deferred', 'retry', 'sent')"  # what counts against a cap
+# Each sort and hash table of the planning statement in memory up to this (PostgreSQL),
+# for one transaction: at 10M members its aggregates and hash joins need a few hundred MB
+# each, and spilled in batches they scatter the rows written over the indexes.
+WORK_MEM = "512MB"
 
 
 def _segment(conn: Connection, group_id: str, target: Target) -> tuple[str, dict[str, Any]]:
@@ -85,6 +92,10 @@ def target_sql(conn: Connection, group_id: str, target: Target) -> tuple[str, di
 
 
 # Each merged member's person: its survivor, followed along chains (A into B, B into C).
+# One message a person, to the person's own member if targeted, else to its smallest
+# merged member: a merged member is a duplicate when the target holds its person or a
+# merged member of the same person with a smaller id. Only the (few) merged members are
+# compared: no sort of the whole target by person.
 _PEOPLE = """WITH RECURSIVE chain (member_id, person_id, depth) AS (
     SELECT member_id, merged_into, 1 FROM members WHERE group_id = :g AND status = 'merged'
     UNION ALL
@@ -96,9 +107,12 @@ roots AS (SELECT c.member_id, c.person_id FROM chain c
 target AS ({target}),
 people AS (SELECT t.member_id, COALESCE(r.person_id, t.member_id) AS person_id
            FROM target t LEFT JOIN roots r ON r.member_id = t.member_id),
-ranked AS (SELECT member_id, person_id, ROW_NUMBER() OVER (PARTITION BY person_id
-             ORDER BY CASE WHEN member_id = person_id THEN 0 ELSE 1 END, member_id) AS n
-           FROM people),
+merged AS (SELECT member_id, person_id FROM roots
+           WHERE member_id IN (SELECT member_id FROM ({target}) t)),
+duplicates AS (SELECT a.member_id FROM merged a JOIN ({target}) t ON t.member_id = a.person_id
+               UNION
+               SELECT a.member_id FROM merged a
+               JOIN merged b ON b.person_id = a.person_id AND b.member_id < a.member_id),
 address AS (SELECT member_id, MIN(identity_id) AS identity_id FROM identities
             WHERE group_id = :g AND type = :itype {scope} GROUP BY member_id),
 consent AS (SELECT member_id, MAX(last_grant_at) AS cg, MAX(last_withdrawal_at) AS cw
@@ -112,7 +126,17 @@ touches AS (SELECT person_id,
                   THEN 1 ELSE 0 END) AS day
             FROM send_recipients WHERE group_id = :g AND purpose = 'marketing'
               AND status IN {touching} AND due_at > :lo AND due_at < :hi
-            GROUP BY person_id)
+            GROUP BY person_id)"""
+
+# Each targeted member, its person, its address and the first rule it breaks (NULL: none).
+_CLASSIFY = """SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
+      FROM people k
+      LEFT JOIN duplicates d ON d.member_id = k.member_id
+      LEFT JOIN address a ON a.member_id = k.person_id
+      LEFT JOIN consent cs ON cs.member_id = k.person_id
+      LEFT JOIN touches tc ON tc.person_id = k.person_id"""
+
+_INSERT = """
 INSERT INTO send_recipients (group_id, send_id, member_id, person_id, identity_id, status,
     reason, purpose, channel, sender, due_at, attempts)
 SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.identity_id,
@@ -120,11 +144,8 @@ SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.
        COALESCE(x.reason, CAST(:ok_reason AS VARCHAR(32))), CAST(:purpose AS VARCHAR(16)),
        CAST(:channel AS VARCHAR(32)),
        CAST(:sender AS VARCHAR(64)), :t, 0
-FROM (SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
-      FROM ranked k
-      LEFT JOIN address a ON a.member_id = k.person_id
-      LEFT JOIN consent cs ON cs.member_id = k.person_id
-      LEFT JOIN touches tc ON tc.person_id = k.person_id) x"""
+FROM ({classify}) x
+ORDER BY x.member_id"""
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,7 @@ class Planned:
 
 
 def _rules(send: Send, month_cap: int | None) -> str:
-    rules = ["WHEN k.n > 1 THEN 'duplicate_after_oneid'"]
+    rules = ["WHEN d.member_id IS NOT NULL THEN 'duplicate_after_oneid'"]
     marketing = send.purpose == "marketing"
     if marketing:
         rules += [
@@ -154,6 +175,78 @@ def _rules(send: Send, month_cap: int | None) -> str:
     return "\n             ".join(rules)
 
 
+_TIMES = ("t", "wk_lo", "wk_hi", "mo_lo", "mo_hi", "day_lo", "day_hi", "lo", "hi")
+
+
+@dataclass(frozen=True)
+class Planning:
+    """The planning statement of one send, in its parts: the CTEs, the classifying SELECT
+    (each member and the first rule it breaks) and the parameters; `insert()` is what
+    `plan` runs, `query(select)` runs any SELECT over the CTEs (the benchmark's
+    classification without the write)."""
+
+    ctes: str
+    classify: str
+    params: dict[str, Any]
+
+    def query(self, select: str) -> TextClause:
+        sql = f"{self.ctes}\n{select}"
+        return text(sql).bindparams(
+            *(bindparam(n, type_=DateTime()) for n in _TIMES if re.search(rf":{n}\b", sql))
+        )
+
+    def insert(self) -> TextClause:
+        return self.query(_INSERT.format(classify=self.classify))
+
+
+def planning(
+    conn: Connection,
+    group_id: str,
+    stored: Stored,
+    policy: policies.Policy,
+    due: datetime,
+    deferred: bool = False,
+) -> Planning:
+    """The statement planning `stored` to go at `due` under `policy`; `deferred`: `due`
+    is the end of the quiet hours it was asked in."""
+    send = stored.send
+    channel = registry.channel(send.channel)
+    sql, params = target_sql(conn, group_id, send.target)
+    month_cap = policy.per_channel_month.get(send.channel)
+    wk_lo, wk_hi = due - WEEK, due + WEEK
+    mo_lo, mo_hi = policy.local_month(due)
+    day_lo, day_hi = policy.local_day(due)
+    scope = "" if send.scope is None else "AND scope = :scope"
+    return Planning(
+        _PEOPLE.format(target=sql, scope=scope, touching=TOUCHING),
+        _CLASSIFY.format(rules=_rules(send, month_cap)),
+        {
+            **params,
+            "g": group_id,
+            "s": stored.send_id,
+            "t": due,
+            "itype": channel.identity_type,
+            "scope": send.scope,
+            "purpose": send.purpose,
+            "channel": send.channel,
+            "sender": send.sender,
+            "ok": "deferred" if deferred else "planned",
+            "ok_reason": "quiet_hours" if deferred else None,
+            "cap_week": policy.per_week,
+            "cap_month": month_cap,
+            "cap_day": policy.per_guide_day,
+            "wk_lo": wk_lo,
+            "wk_hi": wk_hi,
+            "mo_lo": mo_lo,
+            "mo_hi": mo_hi,
+            "day_lo": day_lo,
+            "day_hi": day_hi,
+            "lo": min(wk_lo, mo_lo, day_lo) - timedelta(seconds=1),
+            "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
+        },
+    )
+
+
 def plan(
     engine: Engine, group_id: str, code: str, now: datetime | None = None, hold: bool = False
 ) -> Planned:
@@ -164,7 +257,9 @@ def plan(
     hold their cap slots); the outbox delivers nothing until `lifecycle.release` makes it
     `planned`."""
     with engine.begin() as conn:
-        dialect_of(conn).advisory_lock(conn, "messaging-plan", group_id)
+        dialect = dialect_of(conn)
+        dialect.advisory_lock(conn, "messaging-plan", group_id)
+        dialect.tune_for_set_statement(conn, WORK_MEM)
         stored = load(conn, group_id, code)
         send = stored.send
         policy_id, policy = policies.current(conn, group_id)
@@ -188,60 +283,8 @@ def plan(
         ).rowcount
         if changed != 1:
             raise SendState(f"send: {code} is {stored.status}; it is planned once")
-        channel = registry.channel(send.channel)
-        sql, params = target_sql(conn, group_id, send.target)
-        month_cap = policy.per_channel_month.get(send.channel)
-        wk_lo, wk_hi = due - WEEK, due + WEEK
-        mo_lo, mo_hi = policy.local_month(due)
-        day_lo, day_hi = policy.local_day(due)
-        scope = "" if send.scope is None else "AND scope = :scope"
-        statement = text(
-            _PEOPLE.format(
-                target=sql, scope=scope, touching=TOUCHING, rules=_rules(send, month_cap)
-            )
-        ).bindparams(
-            *(
-                bindparam(name, type_=DateTime())
-                for name in (
-                    "t",
-                    "wk_lo",
-                    "wk_hi",
-                    "mo_lo",
-                    "mo_hi",
-                    "day_lo",
-                    "day_hi",
-                    "lo",
-                    "hi",
-                )
-            )
-        )
-        conn.execute(
-            statement,
-            {
-                **params,
-                "g": group_id,
-                "s": stored.send_id,
-                "t": due,
-                "itype": channel.identity_type,
-                "scope": send.scope,
-                "purpose": send.purpose,
-                "channel": send.channel,
-                "sender": send.sender,
-                "ok": "deferred" if deferred else "planned",
-                "ok_reason": "quiet_hours" if deferred else None,
-                "cap_week": policy.per_week,
-                "cap_month": month_cap,
-                "cap_day": policy.per_guide_day,
-                "wk_lo": wk_lo,
-                "wk_hi": wk_hi,
-                "mo_lo": mo_lo,
-                "mo_hi": mo_hi,
-                "day_lo": day_lo,
-                "day_hi": day_hi,
-                "lo": min(wk_lo, mo_lo, day_lo) - timedelta(seconds=1),
-                "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
-            },
-        )
+        statement = planning(conn, group_id, stored, policy, due, deferred)
+        conn.execute(statement.insert(), statement.params)
         return Planned(
             stored.send_id, due, deferred, counts(conn, group_id, stored.send_id), status
         )

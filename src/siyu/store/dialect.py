@@ -9,6 +9,7 @@ row and advisory locks have nothing to add there and spell as nothing.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
@@ -128,6 +129,13 @@ class Dialect(ABC):
         (PostgreSQL only: SQLite has no per-transaction memory or commit settings)."""
         return None
 
+    def tune_for_set_statement(self, conn: Connection, work_mem: str) -> None:
+        """Settings for one transaction running one statement over millions of rows
+        (PostgreSQL only): sorts and hash tables of `work_mem` each, in memory rather
+        than spilled to disk in batches, and no JIT (whose compile time the planner's
+        row estimates of such statements set off for nothing)."""
+        return None
+
     def refresh_statistics(self, conn: Connection, *tables: str) -> None:
         """Let the planner see what was just written to `tables` (PostgreSQL's ANALYZE:
         a sample, not a scan). A temporary table is never analysed by autovacuum, and a
@@ -203,6 +211,12 @@ class PostgresDialect(Dialect):
         # flush: after a crash, running the load again restores any batch lost.
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+    def tune_for_set_statement(self, conn: Connection, work_mem: str) -> None:
+        if not re.fullmatch(r"\d+[kMG]B", work_mem):
+            raise ValueError(f"work_mem {work_mem!r}: a size like '256MB'")
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem}'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
 
 
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
