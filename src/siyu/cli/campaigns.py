@@ -19,6 +19,7 @@ from siyu.cli.common import (
     open_store,
     out,
     progress_bars,
+    read_document,
     yuan,
 )
 from siyu.errors import ValidationError
@@ -38,16 +39,11 @@ def put_cmd(
     """Store the plan as a draft (a launched campaign's plan is fixed); a refusal names
     the field and the rule, exit 2, and stores nothing."""
     from siyu.campaigns.plan import Plan, save
-    from siyu.errors import parse_document
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
     with errors():
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8-sig"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
-        plan = parse_document(Plan, doc, "plan")
+        plan = read_document(file, Plan, "plan")
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             stored = save(engine, group or settings.group_id, plan, None)

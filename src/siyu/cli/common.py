@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from siyu.config import Settings
-from siyu.errors import SiyuError
+from siyu.errors import Doc, SiyuError, ValidationError, parse_document
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -112,3 +112,18 @@ def yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(int(fen)), 100)
     return f"{sign}{whole:,}.{cents:02d}"
+
+
+def read_json(path: Path) -> object:
+    """The JSON document in `path` (a byte-order mark allowed), or a ValidationError
+    naming FILE."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
+
+
+def read_document(path: Path, model: type[Doc], name: str) -> Doc:
+    """The document in `path` validated as `model` (`errors.parse_document`: a refusal
+    names the field and the rule)."""
+    return parse_document(model, read_json(path), name)

@@ -22,8 +22,8 @@ from siyu.cli.common import (
     open_store,
     out,
     progress_bars,
+    read_document,
 )
-from siyu.errors import ValidationError
 
 if TYPE_CHECKING:
     from siyu.experiments.results import Breakdown
@@ -45,17 +45,12 @@ def save_cmd(
 ) -> None:
     """Store the plan as a draft (a started experiment's plan is fixed); a refusal names
     the field and the rule, exit 2, and stores nothing."""
-    from siyu.errors import parse_document
     from siyu.experiments.plan import Plan, save
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
     with errors():
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8-sig"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
-        plan = parse_document(Plan, doc, "experiment")
+        plan = read_document(file, Plan, "experiment")
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             stored = save(engine, group or settings.group_id, plan, None)

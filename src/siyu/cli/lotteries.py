@@ -5,7 +5,6 @@ revealed (before, draws could be foreseen); claim codes are never printed."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,9 +19,9 @@ from siyu.cli.common import (
     load_settings,
     open_store,
     out,
+    read_document,
     yuan,
 )
-from siyu.errors import ValidationError
 
 if TYPE_CHECKING:
     from siyu.lotteries.pools import Pool
@@ -43,17 +42,12 @@ def define_cmd(
     """Store the pool and its prizes once (its odds never change; the same document again
     is a replay); a refusal names the field and the rule, exit 2, and stores nothing.
     Prints the SHA-256 the seed is committed to, never the seed."""
-    from siyu.errors import parse_document
     from siyu.lotteries.pools import PoolDef, define
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
     with errors():
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8-sig"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
-        pool_def = parse_document(PoolDef, doc, "pool")
+        pool_def = read_document(file, PoolDef, "pool")
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             pool = define(engine, group or settings.group_id, pool_def, None)

@@ -6,9 +6,8 @@ variables it names. Addresses in the CSV are masked unless `--clear` is given.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,11 +18,8 @@ from siyu.cli.common import (
     load_settings,
     open_store,
     out,
+    read_json,
 )
-from siyu.errors import ValidationError
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     help="Messages to members: contact policy, consent, sends, the outbox worker.",
@@ -40,13 +36,6 @@ app.add_typer(sends_app, name="sends")
 
 FileArg = Annotated[Path, typer.Argument(help="A JSON document.")]
 CodeArg = Annotated[str, typer.Argument(help="The send's code.")]
-
-
-def document(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
 
 
 # --- policy -------------------------------------------------------------------------------
@@ -71,7 +60,7 @@ def policy_set(file: FileArg, group: GroupOption = None) -> None:
 
     settings = load_settings()
     with errors():
-        parsed = policy.parse(document(file))
+        parsed = policy.parse(read_json(file))
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             policy_id = policy.save(engine, group or settings.group_id, parsed)

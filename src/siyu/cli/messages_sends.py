@@ -20,9 +20,10 @@ from siyu.cli.common import (
     load_settings,
     open_store,
     out,
+    read_document,
     yuan,
 )
-from siyu.cli.messages import CodeArg, FileArg, document, sends_app
+from siyu.cli.messages import CodeArg, FileArg, sends_app
 
 # --- sends --------------------------------------------------------------------------------
 
@@ -30,13 +31,12 @@ from siyu.cli.messages import CodeArg, FileArg, document, sends_app
 @sends_app.command("create")
 def sends_create(file: FileArg, group: GroupOption = None) -> None:
     """Save a send as a draft (the same document again changes nothing)."""
-    from siyu.errors import parse_document
     from siyu.messaging.sends import Send, save
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
     with errors():
-        send = parse_document(Send, document(file), "send")
+        send = read_document(file, Send, "send")
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             stored = save(engine, group or settings.group_id, send)

@@ -6,7 +6,6 @@ the table)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +20,7 @@ from siyu.cli.common import (
     load_settings,
     open_store,
     out,
+    read_document,
     yuan,
 )
 from siyu.errors import ValidationError
@@ -51,17 +51,12 @@ def rules_put(
 ) -> None:
     """Validate a rule and store it as the next version of its code (a pending receipt
     keeps the version it was uploaded under); a refusal names the field, exit 2."""
-    from siyu.errors import parse_document
     from siyu.receipts.rules import RewardRule, save
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
     with errors():
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8-sig"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError("FILE", f"cannot read a JSON document: {exc}") from None
-        rule = parse_document(RewardRule, doc, "rule")
+        rule = read_document(file, RewardRule, "rule")
         with open_store(settings.database_url) as engine:
             upgrade(engine)
             stored = save(engine, group or settings.group_id, rule, None)
