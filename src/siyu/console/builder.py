@@ -26,8 +26,15 @@ from siyu.console import builder_form as bf
 from siyu.console import rule_text
 from siyu.console.i18n import STRINGS, fmt_time
 from siyu.console.segment_pages import name_of, read, segment_or_404, warehouse
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+)
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.identity.profile import shown_identity
 from siyu.orders.models import EVENT_TYPES
@@ -90,9 +97,7 @@ async def builder_page(request: Request) -> Response:
 async def builder_post(request: Request) -> Response:
     ctx = await authenticated(request, "builder")
     assert ctx.who is not None
-    fields = await form(request, FORM_BYTES)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request, FORM_BYTES)
     action = fields.get("action", "preview")
     editing = fields.get("editing") or None
     values = {k: fields.get(k, "").strip() for k in NEW_FIELDS}

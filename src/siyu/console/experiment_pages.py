@@ -26,8 +26,15 @@ from fastapi.responses import Response
 from siyu.console import i18n, member_lists
 from siyu.console.campaign_pages import paged
 from siyu.console.segment_pages import read
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+)
 from siyu.errors import NotFoundError, ValidationError, parse_document
 from siyu.experiments import plan as plans
 from siyu.experiments.assign import start
@@ -158,9 +165,7 @@ async def save_draft(request: Request) -> Response:
     typed and the field's rule."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request, FORM_BYTES)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request, FORM_BYTES)
     need(ctx, "experiments:write")
     typed = {k: fields.get(k, "") for k in FIELDS}
     try:
@@ -187,9 +192,7 @@ async def act(code: str, action: str, request: Request) -> Response:
     """Start (assign the target's members; again: newcomers) or Stop."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    await posted_form(request)
     if action not in ("start", "stop"):
         raise ConsoleExit(404)
     need(ctx, "experiments:write")

@@ -22,8 +22,15 @@ from fastapi.responses import Response
 from siyu.console import member_lists
 from siyu.console.campaign_pages import paged
 from siyu.console.segment_pages import read
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+)
 from siyu.errors import NotFoundError, ValidationError, parse_document
 from siyu.messaging import lifecycle, recipients
 from siyu.messaging import plan as plans
@@ -151,9 +158,7 @@ async def compose(request: Request) -> Response:
     refusal shows the form again with what was typed and the field's rule."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request, FORM_BYTES)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request, FORM_BYTES)
     need(ctx, "messages:write")
     typed = {k: fields.get(k, "") for k in FIELDS}
     group, engine = ctx.who.group_id, ctx.svc.engine
@@ -182,9 +187,7 @@ async def act(code: str, action: str, request: Request) -> Response:
     """Preview (plan a draft, held), Send (release a held plan) or Cancel."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    await posted_form(request)
     if action not in ("plan", "send", "cancel"):
         raise ConsoleExit(404)
     need(ctx, "messages:write")

@@ -14,8 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from siyu.auth.principal import Role
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, redirect, render
+from siyu.console.web import ConsoleExit, Ctx, authenticated, posted_form, redirect, render
 from siyu.errors import ValidationError
 from siyu.guides import queries
 from siyu.guides.errors import NotYourTask, TaskNotFound, TaskTransitionRefused
@@ -90,9 +89,7 @@ async def act(task_id: int, action: str, request: Request) -> Response:
     move its state does not allow, naming the rule; then back to the list."""
     ctx = await authenticated(request, "tasks")
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request)
     if action not in ACTIONS:
         raise ConsoleExit(404)
     who = ctx.who

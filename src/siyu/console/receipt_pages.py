@@ -30,8 +30,16 @@ from siyu.auth.principal import Role
 from siyu.console.campaign_pages import coupon_names
 from siyu.console.i18n import fmt_cny
 from siyu.console.segment_pages import page_number, read
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+    secure,
+)
 from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.receipts import queue, reasons, records, rules
 from siyu.receipts.errors import ReceiptDecided
@@ -262,9 +270,7 @@ async def decide_receipt(receipt_id: int, action: str, request: Request) -> Resp
     page again with the service's refusal in the form (422, 409), else with its outcome."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request, FORM_BYTES)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request, FORM_BYTES)
     if action not in ("accept", "reject"):
         raise ConsoleExit(404)
     need(ctx, "receipts:review")

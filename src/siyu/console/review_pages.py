@@ -13,8 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from siyu.console.i18n import label
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, redirect, render
+from siyu.console.web import ConsoleExit, Ctx, authenticated, posted_form, redirect, render
 from siyu.identity.errors import MergeError, ReviewDecided, ReviewNotFound, StrongConflict
 from siyu.identity.matching.review import (
     accept_review,
@@ -104,9 +103,7 @@ async def decide(review_id: int, action: str, request: Request) -> Response:
     the pair, which says what happened."""
     ctx = await authenticated(request, PAGE)
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    await posted_form(request)
     if action not in ("accept", "reject") or _id(str(review_id)) is None:
         raise ConsoleExit(404)
     if not ctx.who.may("reviews:decide"):

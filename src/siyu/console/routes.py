@@ -56,6 +56,7 @@ from siyu.console.web import (
     clear_session,
     context,
     form,
+    posted_form,
     redirect,
     render,
     secure,
@@ -201,9 +202,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     ctx = context(request)
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    await posted_form(request)
     response = redirect(ctx, "/console/login")
     clear_session(response)
     return response
@@ -248,9 +247,7 @@ async def members_find(request: Request) -> Response:
     every log (siyu's, a proxy's, the browser's history)."""
     ctx = await authenticated(request, "members")
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request)
     kind, value = fields.get("type", ""), fields.get("value", "").strip()
     error = None
     member_id: int | None = None

@@ -24,8 +24,16 @@ from fastapi.responses import Response, StreamingResponse
 from siyu.analytics.engines import connect
 from siyu.analytics.warehouse import Warehouse, open_warehouse
 from siyu.console import rule_text
-from siyu.console.session import CSRF_COOKIE, csrf_ok
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+    secure,
+)
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.segments import evaluate as runs
 from siyu.segments import lists
@@ -189,9 +197,7 @@ def size_chart(days: list[runs.DaySize]) -> dict[str, Any]:
 async def _checked_post(request: Request, permission: str) -> Ctx:
     ctx = await authenticated(request, "segments")
     need(ctx, permission)
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    await posted_form(request)
     return ctx
 
 

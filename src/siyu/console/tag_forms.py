@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from siyu.console.session import CSRF_COOKIE, csrf_ok
 from siyu.console.tag_pages import (
     DEFINABLE_KINDS,
     DEFINITION_TEXTS,
@@ -25,7 +24,7 @@ from siyu.console.tag_pages import (
     show_tags,
     tag_or_404,
 )
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect
+from siyu.console.web import ConsoleExit, Ctx, authenticated, need, posted_form, redirect
 from siyu.errors import NotFoundError, ValidationError
 from siyu.segments import tags as service
 
@@ -43,9 +42,7 @@ async def _posted(request: Request) -> tuple[Ctx, dict[str, str]]:
     """The context and the form's fields, once `tags:define` and the CSRF token are checked."""
     ctx = await authenticated(request, "tags")
     need(ctx, "tags:define")
-    fields = await form(request, FORM_BYTES)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request, FORM_BYTES)
     return ctx, {k: fields.get(k, "").strip() for k in FIELDS}
 
 

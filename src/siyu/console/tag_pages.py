@@ -22,9 +22,17 @@ from siyu.auth.principal import Principal, Role
 from siyu.auth.scope import member_in_scope
 from siyu.console.i18n import STRINGS
 from siyu.console.segment_pages import page_number, read
-from siyu.console.session import CSRF_COOKIE, csrf_ok
 from siyu.console.tag_values import Names, tag_rule, tag_value, value_names
-from siyu.console.web import ConsoleExit, Ctx, authenticated, form, need, redirect, render, secure
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+    secure,
+)
 from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.segments import lists
 from siyu.segments import tags as service
@@ -264,9 +272,7 @@ async def _member_action(request: Request, member_id: int) -> tuple[Ctx, int, di
     ctx = await authenticated(request, "members")
     need(ctx, "tags:write")
     assert ctx.who is not None
-    fields = await form(request)
-    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-        raise ConsoleExit(403)
+    fields = await posted_form(request)
     if not 1 <= member_id < 2**62:
         raise ConsoleExit(404)
     async with ctx.svc.reads.connection() as reader:

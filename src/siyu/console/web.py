@@ -24,6 +24,7 @@ from siyu.console.session import (
     SESSION_COOKIE,
     LoginLimiter,
     Signer,
+    csrf_ok,
     new_csrf_token,
 )
 from siyu.services import Services
@@ -134,6 +135,15 @@ async def form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
         return {}
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+async def posted_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A form POSTed by a console page, its CSRF token checked (403 otherwise): every
+    form that changes something comes through here."""
+    fields = await form(request, limit)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        raise ConsoleExit(403)
+    return fields
 
 
 @lru_cache(maxsize=1)
