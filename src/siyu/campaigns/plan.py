@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, text
@@ -132,23 +132,30 @@ def check_lottery(conn: Connection, group_id: str, plan: Plan) -> None:
         )
 
 
+_COLUMNS = "campaign_id, body, status, launched_at"
+
+
 def load(conn: Connection, group_id: str, code: str) -> Stored:
     row = conn.execute(
-        text("""SELECT campaign_id, body, status, launched_at FROM campaigns
-                WHERE group_id = :g AND code = :c"""),
+        text(f"SELECT {_COLUMNS} FROM campaigns WHERE group_id = :g AND code = :c"),
         {"g": group_id, "c": code},
     ).first()
     if row is None:
         raise NotFoundError(f"campaign: no campaign {code!r}")
+    return _stored(row)
+
+
+def listed(conn: Connection, group_id: str) -> list[Stored]:
+    rows = conn.execute(
+        text(f"""SELECT {_COLUMNS} FROM campaigns WHERE group_id = :g
+                 ORDER BY created_at DESC, code"""),
+        {"g": group_id},
+    )
+    return [_stored(row) for row in rows]
+
+
+def _stored(row: Any) -> Stored:
     launched = None if row.launched_at is None else stored_time(row.launched_at)
     return Stored(
         int(row.campaign_id), Plan.model_validate(json.loads(row.body)), row.status, launched
     )
-
-
-def listed(conn: Connection, group_id: str) -> list[Stored]:
-    codes = conn.execute(
-        text("SELECT code FROM campaigns WHERE group_id = :g ORDER BY created_at DESC, code"),
-        {"g": group_id},
-    ).scalars()
-    return [load(conn, group_id, c) for c in list(codes)]

@@ -20,7 +20,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, text
@@ -151,14 +151,29 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
         return load(conn, group_id, plan.code)
 
 
+_COLUMNS = "experiment_id, body, salt, status, started_at, stopped_at"
+
+
 def load(conn: Connection, group_id: str, code: str) -> Stored:
     row = conn.execute(
-        text("""SELECT experiment_id, body, salt, status, started_at, stopped_at
-                FROM experiments WHERE group_id = :g AND code = :c"""),
+        text(f"SELECT {_COLUMNS} FROM experiments WHERE group_id = :g AND code = :c"),
         {"g": group_id, "c": code},
     ).first()
     if row is None:
         raise NotFoundError(f"experiment: no experiment {code!r}")
+    return _stored(row)
+
+
+def listed(conn: Connection, group_id: str) -> list[Stored]:
+    rows = conn.execute(
+        text(f"""SELECT {_COLUMNS} FROM experiments WHERE group_id = :g
+                 ORDER BY created_at DESC, code"""),
+        {"g": group_id},
+    )
+    return [_stored(row) for row in rows]
+
+
+def _stored(row: Any) -> Stored:
     return Stored(
         int(row.experiment_id),
         Plan.model_validate(json.loads(row.body)),
@@ -167,14 +182,6 @@ def load(conn: Connection, group_id: str, code: str) -> Stored:
         None if row.started_at is None else stored_time(row.started_at),
         None if row.stopped_at is None else stored_time(row.stopped_at),
     )
-
-
-def listed(conn: Connection, group_id: str) -> list[Stored]:
-    codes = conn.execute(
-        text("SELECT code FROM experiments WHERE group_id = :g ORDER BY created_at DESC, code"),
-        {"g": group_id},
-    ).scalars()
-    return [load(conn, group_id, c) for c in list(codes)]
 
 
 def stop(engine: Engine, group_id: str, code: str, at: datetime | None = None) -> Stored:
