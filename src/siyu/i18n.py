@@ -23,6 +23,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Issuing, redeeming, drawing and the campaign report",
     },
     "table.campaign": {"zh": "活动「{code}」（对照组）", "en": "Campaign {code} (with a holdout)"},
+    "step.experiment": {
+        "zh": "分层实验：按当时阶段分组，写入真实效果",
+        "en": "Stage experiment: assigning on the stages then, adding the true effect",
+    },
+    "table.experiment": {
+        "zh": "实验「{code}」：{stage} 阶段，{start} 起 {days} 天",
+        "en": "Experiment {code}: stage {stage}, {days} days from {start}",
+    },
+    "col.true_effect": {"zh": "真实效果", "en": "True effect"},
+    "col.lift": {"zh": "测得提升", "en": "Measured lift"},
+    "col.ci95": {"zh": "95% 区间", "en": "95% CI"},
+    "col.contains": {"zh": "包含真值", "en": "Contains truth"},
+    "metric.repurchase": {"zh": "窗口内复购", "en": "Repurchase in the window"},
+    "metric.next_order": {"zh": "迈向下一单", "en": "Next order"},
+    "metric.revenue_fen": {"zh": "人均收入", "en": "Revenue per member"},
+    "experiment.arms": {
+        "zh": "对照 {control} 人，发券 {treated} 人；发券组中窗口内本无购买的 {eligible} 人里，"
+        "{back} 人因券回购（设定效果 {uplift}），核销 {redeemed} 张。",
+        "en": "{control} in control, {treated} given the coupon; of the {eligible} treated "
+        "who would not have bought in the window, {back} came back (true uplift {uplift}), "
+        "{redeemed} coupons redeemed.",
+    },
     "col.figure": {"zh": "指标", "en": "Figure"},
     "col.treatment": {"zh": "实验组", "en": "Treatment"},
     "col.holdout": {"zh": "对照组", "en": "Holdout"},

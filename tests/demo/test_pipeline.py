@@ -81,7 +81,8 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     store = sqlite3.connect(result["database_url"].split("///", 1)[1])
     try:
         redeemed, revenue = store.execute(
-            "SELECT (SELECT COUNT(*) FROM coupons WHERE status = 'redeemed'), "
+            "SELECT (SELECT COUNT(*) FROM coupons WHERE status = 'redeemed' "
+            "AND campaign = 'THANK-YOU'), "
             "(SELECT SUM(o.paid_fen) FROM orders o JOIN campaign_members cm "
             "ON cm.member_id = o.member_id AND cm.arm = 'holdout' WHERE o.status <> "
             "'cancelled' AND o.ordered_at >= ? AND o.ordered_at < ?)",
@@ -91,6 +92,33 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
         store.close()
     assert redeemed == campaign["redemptions"]
     assert (revenue or 0) >= campaign["holdout"]["revenue_fen"]  # refunds come off the report's
+    # and the stage experiment ran end to end: assigned on the stages 30 days before the
+    # end, the generator's second phase brought some treated members back, only them
+    experiment = result["experiment"]
+    assert experiment["stage"] == "new_1" and min(experiment["arms"].values()) > 0
+    assert 0 < experiment["came_back"] <= experiment["treated_without_order"]
+    assert experiment["treated_without_order"] <= experiment["arms"]["coupon"]
+    for metric, figures in experiment["metrics"].items():
+        assert figures["contains_true_effect"], (metric, figures)
+    store = sqlite3.connect(result["database_url"].split("///", 1)[1])
+    try:
+        arms = dict(
+            store.execute(
+                "SELECT em.variant, COUNT(*) FROM orders o JOIN experiment_members em "
+                "ON em.member_id = o.member_id AND em.merged_into IS NULL "
+                "WHERE o.order_id LIKE '%-R' GROUP BY em.variant"
+            ).fetchall()
+        )
+        answered = store.execute("SELECT COUNT(*) FROM orders WHERE order_id LIKE '%-R'").fetchone()
+        used = store.execute(
+            "SELECT COUNT(*) FROM coupons WHERE status = 'redeemed' "
+            "AND campaign = 'experiment:NEW1-COMEBACK'"
+        ).fetchone()
+    finally:
+        store.close()
+    # every order the effect added is a treated member's, found by OneID from its buyer
+    assert arms == {"coupon": experiment["came_back"]} and answered == (experiment["came_back"],)
+    assert used == (experiment["coupons_redeemed"],)
 
 
 def test_demo_is_repeatable_with_the_same_seed(tmp_path: Path) -> None:

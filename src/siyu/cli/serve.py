@@ -21,6 +21,7 @@ from siyu.cli.common import (
     progress_bars,
 )
 from siyu.config import Settings
+from siyu.demo.config import DEFAULT_UPLIFT
 from siyu.errors import SiyuError
 from siyu.i18n import t
 
@@ -75,6 +76,15 @@ def demo_cmd(
     ] = True,
     host: Annotated[str, typer.Option(help="Interface the console listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the console.")] = 8000,
+    true_effect: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="The stage experiment's true effect: the chance that a treated member who "
+            "would not have bought in the window comes back.",
+        ),
+    ] = DEFAULT_UPLIFT,
 ) -> None:
     """Run the whole path: generate -> import -> resolve -> quality against the truth ->
     warehouse, stages and the console's snapshot; then serve the console on it."""
@@ -93,13 +103,14 @@ def demo_cmd(
         fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
     with errors(), progress_bars() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
-        step_task = progress.add_task("", total=9)
+        step_task = progress.add_task("", total=10)
         names = {
             "generate": "step.generate",
             "import": "step.import",
             "resolve": "step.resolve",
             "match": "step.match",
             "evaluate": "step.evaluate",
+            "experiment": "step.experiment",
             "operations": "step.operations",
             "snapshot": "step.snapshot",
             "tags": "step.tags",
@@ -117,6 +128,7 @@ def demo_cmd(
             database_url,
             on_step,
             lambda done, total: progress.update(gen_task, completed=done, total=total),
+            uplift=true_effect,
         )
     if as_json:
         emit_json(result.as_json())

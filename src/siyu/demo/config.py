@@ -12,6 +12,9 @@ from typing import Any
 
 MAX_ORDERS_PER_PERSON = 256  # order ids hold the order number in 8 bits (+1 for cancelled)
 MAX_MEMBERS = 100_000_000  # phone space holds 7e8 persons; ids leave room to 2**31
+# the demo experiment's true effect (`demo/effect.py`): the chance that a treated member
+# who would not have bought in the window comes back
+DEFAULT_UPLIFT = 0.10
 CARD_SERIAL_DIGITS = 9  # card numbers: "8" + a 9-digit serial, the same format in every brand
 
 # Why these channel rates. Targets: a perfect resolver on strong identifiers reaches

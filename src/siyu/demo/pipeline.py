@@ -4,7 +4,6 @@ beside the generator's true knee, and stage every member from it."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -13,17 +12,14 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from siyu.analytics.engines import connect, to_pandas
-from siyu.analytics.knee import find_knee
 from siyu.analytics.landing import land
-from siyu.analytics.lifecycle import stages_from_warehouse, write_member_stages
-from siyu.analytics.retention import RetentionRow, retention_counts, retention_rows
 from siyu.analytics.snapshot import compute_snapshots, save_snapshots
 from siyu.analytics.stages import StageConfig
-from siyu.analytics.warehouse import open_warehouse
 from siyu.config import Settings
-from siyu.demo.config import GeneratorConfig
+from siyu.demo.config import DEFAULT_UPLIFT, GeneratorConfig
+from siyu.demo.experiment import DemoExperiment, run_experiment
 from siyu.demo.generate import generate
+from siyu.demo.lifecycle import Lifecycle, stage_members
 from siyu.demo.marketing import MarketingReport, seed_marketing
 from siyu.demo.operations import seed_operations
 from siyu.identity.ingest import IdentifierEncoder
@@ -39,39 +35,6 @@ from siyu.store.migrate import upgrade
 from siyu.store.secret import bind_secret, check_fingerprint
 
 Hook = Callable[[str], None]
-MAX_K = 8  # the curve shown: k = 1..8 orders
-# what retention and stages read, and events: the data's end (the as-of time of the
-# curve, the stages and the console's snapshot alike) is the newest of them
-LANDED = ("orders", "identities", "members", "events")
-
-
-@dataclass
-class Lifecycle:
-    """Retention by order count on the resolved members, its knee, the generator's."""
-
-    warehouse: str
-    window_days: int
-    curve: list[RetentionRow]
-    knee_found: int | None
-    knee_true: int
-    stages: list[tuple[str, int]]  # (stage, members), empty when no knee was found
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "knee_found": self.knee_found,
-            "knee_true": self.knee_true,
-            "retention_window_days": self.window_days,
-            "retention": [
-                {
-                    k: v
-                    for k, v in r.to_json().items()
-                    if k in ("k", "members", "eligible", "retained", "rate")
-                }
-                for r in self.curve
-            ],
-            "stages": dict(self.stages),
-            "warehouse": self.warehouse,
-        }
 
 
 @dataclass
@@ -97,6 +60,7 @@ class DemoResult:
     deterministic: Quality | None = None
     matched: MatchReport | None = None
     marketing: MarketingReport | None = None  # the demo campaign, its redemptions, draws
+    experiment: DemoExperiment | None = None  # the stage experiment and its true effect
 
     @property
     def seconds(self) -> float:
@@ -166,6 +130,7 @@ class DemoResult:
                 "until": self.marketing.campaign.until.isoformat(),
                 "draws": self.marketing.draws,
             },
+            "experiment": None if self.experiment is None else self.experiment.as_json(),
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
@@ -178,6 +143,7 @@ def run_demo(
     database_url: str | None = None,
     on_step: Hook | None = None,
     generate_progress: Callable[[int, int], None] | None = None,
+    uplift: float = DEFAULT_UPLIFT,
 ) -> DemoResult:
     """The whole path on a fresh embedded database (unless `database_url` is given).
 
@@ -236,10 +202,19 @@ def run_demo(
     quality = evaluate_against_truth(engine, group, truth_file, IdentifierEncoder(vault))
     lap("evaluate", started)
 
+    # a stage experiment assigned WINDOW_DAYS before the data's end, on the stages as of
+    # then, and the generator's second phase: the treatment's true effect, imported
+    warehouse = workdir / "siyu-demo.duckdb"
+    started = time.perf_counter()
+    step("experiment")
+    experiment = run_experiment(
+        engine, vault, group, data_dir, workdir, warehouse, uplift=uplift, seed=seed
+    )
+    lap("experiment", started)
+
     # part of the last step for the progress display; timed on its own
     started = time.perf_counter()
-    warehouse = workdir / "siyu-demo.duckdb"
-    lifecycle = _lifecycle(engine, group, warehouse, data_dir)
+    lifecycle = stage_members(engine, group, warehouse, data_dir)
     lap("analyze", started)
 
     started = time.perf_counter()
@@ -271,6 +246,7 @@ def run_demo(
     result.snapshot_kinds = kinds
     result.automatic_tags = {t.slug: t.size for t in tags.tags}
     result.marketing = marketing
+    result.experiment = experiment
     result.settings = replace(settings, group_id=group, warehouse=str(warehouse))
     _summaries(engine, group, result)
     engine.dispose()
@@ -326,30 +302,3 @@ def _snapshot(engine: Engine, group: str, warehouse: Path, life: Lifecycle) -> l
     payloads = compute_snapshots(engine, group, warehouse, config, write_stages=False)
     save_snapshots(engine, group, payloads)
     return sorted(payloads)
-
-
-def _lifecycle(engine: Engine, group: str, warehouse: Path, data_dir: Path) -> Lifecycle:
-    """Land the orders (DuckDB), find the knee on the members OneID resolved, stage every
-    member from it and write the stages back to the store."""
-    truth = json.loads((data_dir / "truth" / "truth.json").read_text(encoding="utf-8"))
-    window = int(truth["retention_window"]["recommended_days"])
-    for suffix in ("", ".wal"):
-        Path(f"{warehouse}{suffix}").unlink(missing_ok=True)
-    land(engine, group, warehouse, tables=LANDED)
-    con = connect("duckdb")
-    try:
-        wh = open_warehouse(con, warehouse, group)
-        # as of the data's end, as the console's snapshot is: the same curve and stages
-        t_end = wh.data_end()
-        counts = retention_counts(wh.purchases(), window, MAX_K, t_end)
-        curve = retention_rows(to_pandas(con, counts), MAX_K)
-        knee = find_knee(curve).k
-        stages: list[tuple[str, int]] = []
-        if knee is not None:
-            config = StageConfig(knee=knee, window_days=window)
-            report = stages_from_warehouse(warehouse, group, config, as_of=t_end, con=con)
-            write_member_stages(engine, group, report.members)
-            stages = [(s["stage"], s["members"]) for s in report.payload["stages"]]
-    finally:
-        con.disconnect()
-    return Lifecycle(str(warehouse), window, curve, knee, int(truth["knee"]), stages)

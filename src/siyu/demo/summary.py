@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from siyu.config import Settings
+from siyu.demo.experiment import CONTROL, TREATMENT, DemoExperiment
+from siyu.demo.lifecycle import Lifecycle
 from siyu.demo.marketing import MarketingReport
-from siyu.demo.pipeline import DemoResult, Lifecycle
+from siyu.demo.pipeline import DemoResult
 from siyu.i18n import MESSAGES, t
 from siyu.segments.automatic.catalogue import CATALOGUE
 
@@ -95,6 +97,8 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
         print_automatic_tags(out, result.automatic_tags, lang)
     if result.marketing is not None and result.marketing.campaign is not None:
         print_campaign(out, result.marketing, lang)
+    if result.experiment is not None:
+        print_experiment(out, result.experiment, lang)
 
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
@@ -252,3 +256,44 @@ def print_campaign(out: Console, marketing: MarketingReport, lang: str) -> None:
                 draws=", ".join(f"{k} {v}" for k, v in marketing.draws.items()),
             )
         )
+
+
+def print_experiment(out: Console, run: DemoExperiment, lang: str) -> None:
+    """The stage experiment: per metric, the true effect beside the measured relative
+    lift and its 95% interval, and whether the interval holds the truth."""
+    tab = _table(
+        t(
+            "table.experiment",
+            lang,
+            code=run.code,
+            stage=run.stage,
+            start=f"{run.started_at:%Y-%m-%d}",
+            days=run.window_days,
+        ),
+        t("col.metric", lang),
+        t("col.true_effect", lang),
+        t("col.lift", lang),
+        t("col.ci95", lang),
+        t("col.contains", lang),
+    )
+    for e in run.effects:
+        tab.add_row(
+            t(f"metric.{e.metric}", lang),
+            f"{e.relative:+.1%}",
+            f"{e.measured.estimate:+.1%}",
+            f"[{e.measured.ci_low:+.1%}, {e.measured.ci_high:+.1%}]",
+            "✓" if e.contained else "✗",
+        )
+    out.print(tab)
+    out.print(
+        t(
+            "experiment.arms",
+            lang,
+            control=f"{run.arms.get(CONTROL, 0):,}",
+            treated=f"{run.arms.get(TREATMENT, 0):,}",
+            eligible=f"{run.eligible:,}",
+            back=f"{run.answered:,}",
+            uplift=f"{run.uplift:.0%}",
+            redeemed=f"{run.redeemed:,}",
+        )
+    )
