@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from siyu.api.app import create_api
 from siyu.auth.keys import KeyCache
 from siyu.auth.ratelimit import RateLimiter
-from siyu.config import Settings
+from siyu.config import Settings, messaging_callbacks
 from siyu.console import routes as console
 from siyu.coupons import tier_packs
 from siyu.coupons.batcher import RedemptionBatcher
 from siyu.inventory.batcher import ReservationBatcher
+from siyu.messaging import callbacks
 from siyu.privacy import Vault
 from siyu.services import Services
 from siyu.store.engine import make_engine
@@ -28,7 +29,11 @@ from siyu.store.secret import bind_secret
 
 def build_services(settings: Settings, rate_per_second: float = 200.0) -> Services:
     """The process's services: one engine and read pool, the vault, the key cache, the
-    per-key rate limiter and the reservation and redemption batchers."""
+    per-key rate limiter, the reservation and redemption batchers, and the platforms'
+    callbacks (a misconfigured one stops the start, naming the setting)."""
+    taken: dict[str, callbacks.Callback] = {}
+    if settings.messaging_file:
+        taken = callbacks.build(messaging_callbacks(settings.messaging_file))
     # No pre-ping per checkout: it doubles the round trips of every query, and a
     # connection that fails is discarded by the pool anyway. Sized for the thread pool
     # (40 threads) that runs the writes.
@@ -49,6 +54,7 @@ def build_services(settings: Settings, rate_per_second: float = 200.0) -> Servic
         reservations=ReservationBatcher(engine),
         redemptions=RedemptionBatcher(engine),
         upgrade_hook=tier_packs.hook(engine),
+        callbacks=taken,
     )
 
 

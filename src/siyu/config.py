@@ -152,6 +152,60 @@ def _parse_key(text: str, where: str) -> bytes:
 
 # Settings a transport must never read from a file: named by an environment variable.
 SECRET_SETTINGS = ("corpsecret", "secret", "secret_id", "secret_key", "token")
+# The secrets that check what a platform pushes back (callbacks); read by the API only, so
+# the worker needs none of them and the API none of the sending secrets.
+CALLBACK_SECRETS = ("callback_token", "encoding_aes_key", "callback_secret")
+# Not secret: the account a push must be for (its receiveid), and the transport's kind.
+CALLBACK_PLAIN = ("transport", "corpid", "appid")
+
+
+def _messaging_file(path: str) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(
+            f"SIYU_MESSAGING_FILE={path!r}: cannot read it ({exc.strerror})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SIYU_MESSAGING_FILE={path!r}: not TOML ({exc})") from None
+    for channel, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{channel}] must be a table of settings")
+        for name in table:
+            if name in SECRET_SETTINGS or name in CALLBACK_SECRETS:
+                raise ConfigError(
+                    f"{path}: [{channel}] {name}: give {name}_env, the name of the "
+                    "environment variable holding it, never the secret itself"
+                )
+    return doc
+
+
+def _from_env(path: str, channel: str, name: str, value: Any, source: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not source.get(value):
+        raise ConfigError(f"{path}: [{channel}] {name}: environment variable {value!r} is not set")
+    return source[value]
+
+
+def messaging_callbacks(
+    path: str, env: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, dict[str, str]]]:
+    """The callback settings of each channel in SIYU_MESSAGING_FILE that takes callbacks
+    (one with a `callback_token_env`, `encoding_aes_key_env` or `callback_secret_env`):
+    its transport kind and those settings, with `corpid` / `appid`. Only the callbacks'
+    secrets are read from the environment."""
+    source = dict(os.environ if env is None else env)
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    for channel, table in _messaging_file(path).items():
+        settings = {
+            name: _from_env(path, channel, f"{name}_env", table[f"{name}_env"], source)
+            for name in CALLBACK_SECRETS
+            if f"{name}_env" in table
+        }
+        if settings:
+            settings.update({n: str(table[n]) for n in CALLBACK_PLAIN if n in table})
+            found[channel] = (settings.pop("transport", channel), settings)
+    return found
 
 
 def messaging_transports(
@@ -162,34 +216,17 @@ def messaging_transports(
     channel's code: `http` carries any channel to a URL) and the rest its settings.
     Secrets are never in the file: `corpsecret_env = "WECOM_SECRET"` names the variable
     holding `corpsecret`, read here; a secret given in the clear, or a variable not set,
-    is a ConfigError naming the setting."""
+    is a ConfigError naming the setting. The callbacks' settings are left to
+    `messaging_callbacks`: the worker needs none of their secrets."""
     source = dict(os.environ if env is None else env)
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(
-            f"SIYU_MESSAGING_FILE={path!r}: cannot read it ({exc.strerror})"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"SIYU_MESSAGING_FILE={path!r}: not TOML ({exc})") from None
     found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for channel, table in doc.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [{channel}] must be a table of settings")
+    for channel, table in _messaging_file(path).items():
         settings: dict[str, Any] = {}
         for name, value in table.items():
-            if name in SECRET_SETTINGS:
-                raise ConfigError(
-                    f"{path}: [{channel}] {name}: give {name}_env, the name of the "
-                    "environment variable holding it, never the secret itself"
-                )
+            if name.removesuffix("_env") in CALLBACK_SECRETS:
+                continue  # the API's (messaging_callbacks), not the transport's
             if name.endswith("_env"):
-                if not isinstance(value, str) or not source.get(value):
-                    raise ConfigError(
-                        f"{path}: [{channel}] {name}: environment variable {value!r} is not set"
-                    )
-                settings[name.removesuffix("_env")] = source[value]
+                settings[name.removesuffix("_env")] = _from_env(path, channel, name, value, source)
             else:
                 settings[name] = value
         kind = str(settings.pop("transport", channel))

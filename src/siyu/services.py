@@ -3,7 +3,7 @@ composition root (`siyu.app`) and kept on `app.state.services`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -15,6 +15,7 @@ from siyu.coupons.batcher import RedemptionBatcher
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.inventory.batcher import ReservationBatcher
 from siyu.ledger import tiers
+from siyu.messaging.callbacks import Callback
 from siyu.privacy import Vault
 from siyu.store.reads import Reads
 
@@ -32,6 +33,8 @@ class Services:
     # issues a tier's coupon pack on upgrade (coupons/tier_packs.py); registered in
     # ledger.tiers.UPGRADE_HOOKS while the process serves, removed on close
     upgrade_hook: Callable[[tiers.TierChange], None] | None = field(default=None, repr=False)
+    # the platforms' callbacks per channel (SIYU_MESSAGING_FILE), their secrets inside
+    callbacks: Mapping[str, Callback] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.upgrade_hook is not None:

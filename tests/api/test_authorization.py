@@ -3,13 +3,18 @@ declared permission, or without a case here, fails this test."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
 from tests.api.conftest import PHONE_1, Api
 
+from siyu.app import create_app
 from siyu.auth.principal import PERMISSIONS, Role
+from siyu.config import Settings
 
 
 def _permission(route: APIRoute) -> str | None:
@@ -362,3 +367,65 @@ def test_a_revoked_key_stops_working(api: Api) -> None:
     revoke_key(api.store.engine, api.store.group_id, key_id)
     response = api.client.get(f"/v1/members/{api.members['M1']}", headers=api.as_("analyst"))
     assert response.status_code == 401
+
+
+# The routes a platform calls. A platform cannot present an API key, so none opens them:
+# each is authenticated by the platform's own proof (a signature over an encrypted push, a
+# secret in the URL; messaging.callbacks). Listed so that a new one is added on purpose.
+CALLBACKS = {
+    ("GET", "/callbacks/{channel}"): "/callbacks/wechat_subscribe",
+    ("POST", "/callbacks/{channel}"): "/callbacks/wechat_subscribe",
+    ("POST", "/callbacks/{channel}/{secret}"): "/callbacks/sms/not-the-channel-secret",
+}
+INFRASTRUCTURE = {"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+
+
+def test_every_route_outside_v1_is_a_callback_refused_without_the_platforms_proof(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the app with a WeChat and an SMS callback configured
+    messaging = tmp_path / "messaging.toml"
+    messaging.write_text(
+        '[wechat_subscribe]\nappid = "wx-app"\ncallback_token_env = "CB_TOKEN"\n'
+        'encoding_aes_key_env = "CB_KEY"\n[sms]\ncallback_secret_env = "CB_SECRET"\n'
+    )
+    monkeypatch.setenv("CB_TOKEN", "token")
+    monkeypatch.setenv("CB_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+    monkeypatch.setenv("CB_SECRET", "s" * 40)
+    settings = Settings(
+        database_url=api.store.engine.url.render_as_string(hide_password=False),
+        secret_key=bytes(range(32)),
+        group_id=api.store.group_id,
+        messaging_file=str(messaging),
+    )
+    app = create_app(settings, rate_per_second=0)
+    routes = {
+        (method, str(c.path))
+        for c in iter_route_contexts(app.router.routes)
+        if isinstance(c.route, APIRoute)
+        for method in c.methods
+    }
+    # then every route is under /v1 (the matrix above), the console, or a known callback
+    others = {
+        (m, p)
+        for m, p in routes
+        if not p.startswith(("/v1/", "/console")) and p not in INFRASTRUCTURE
+    }
+    assert others == set(CALLBACKS), "a route outside /v1: declare a permission or list it"
+    now = str(int(time.time()))
+    query = {
+        "timestamp": now,
+        "nonce": "1",
+        "echostr": "e",
+        "signature": "0" * 40,
+        "msg_signature": "0" * 40,
+    }
+    body = "<xml><Encrypt>AAAA</Encrypt></xml>"
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for (method, _), url in CALLBACKS.items():
+            # without the platform's proof: 401, with no key and with every role's key
+            for headers in [{}, *(api.as_(role) for role in Role)]:
+                answer = client.request(method, url, params=query, content=body, headers=headers)
+                assert answer.status_code == 401, (method, url, answer.text)
+                assert answer.json()["code"] == "callback_refused"
+    app.state.services.engine.dispose()

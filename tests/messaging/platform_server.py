@@ -1,9 +1,9 @@
 """A local stand-in for WeCom, WeChat and Tencent Cloud SMS: it checks each request body
 against the published request schema (siyu/messaging/transports/schemas) with
-`jsonschema`, answers as the platform does (access tokens, msgids, fail lists, per-number
-codes, the template message's client_msg_id dedupe, the SMS request signature), fails on
-demand (the next calls to a path answer chosen errcodes; tokens expire), and records
-every request."""
+`jsonschema`, answers as the platform does (access tokens, the shared stable token,
+msgids, fail lists, per-number codes, the template message's client_msg_id dedupe, the
+SMS request signature), fails on demand (the next calls to a path answer chosen errcodes;
+tokens expire), and records every request."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ SCHEMAS = {
     "/cgi-bin/message/subscribe/send": "wechat_subscribe_send",
     "/cgi-bin/message/template/send": "wechat_template_send",
     "/": "tencentcloud_sms_send",
+    "/cgi-bin/stable_token": "wechat_stable_token",
 }
 WECOM_PATHS = (
     "/cgi-bin/externalcontact/add_msg_template",
@@ -67,6 +68,7 @@ class Platform:
     sms_codes: dict[str, str] = field(default_factory=dict)  # phone -> Code
     results: dict[str, dict[str, int]] = field(default_factory=dict)  # msgid -> status
     token_fetches: int = 0
+    stable_token: str | None = None  # the appid's stable token in force
     delivered: dict[str, int] = field(default_factory=dict)  # template client_msg_id
 
     def __post_init__(self) -> None:
@@ -118,6 +120,8 @@ class Platform:
             self.schema_errors.extend(f"{path}: {e}" for e in errors)
             if path == "/":
                 return self._sms(headers, raw, body, errors)
+            if path == "/cgi-bin/stable_token":
+                return self._stable_token(body, errors)
             if query.get("access_token") not in self.valid:
                 return {"errcode": 42001, "errmsg": "access_token expired"}
             queued = self.fail.get(path)
@@ -127,6 +131,21 @@ class Platform:
             if errors:
                 return {"errcode": 47001, "errmsg": "data format error"}
             return getattr(self, "_" + path.rsplit("/", 1)[1])(body)
+
+    def _stable_token(self, body: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+        """Normal mode answers the token in force (every caller of the appid the same);
+        force_refresh retires it and issues another."""
+        if errors:
+            return {"errcode": 40002, "errmsg": "invalid grant_type or body"}
+        if body["appid"] != self.appid or body["secret"] != self.secret:
+            return {"errcode": 40125, "errmsg": "invalid appsecret"}
+        current = self.stable_token
+        if body.get("force_refresh") or current is None or current not in self.valid:
+            self.valid.discard(current or "")
+            current = self.stable_token = f"stable-{next(self.ids)}"
+            self.valid.add(current)
+            self.token_fetches += 1
+        return {"access_token": current, "expires_in": 7200}
 
     def _add_msg_template(self, body: dict[str, Any]) -> dict[str, Any]:
         failed = [c for c in body["external_userid"] if c in self.not_friends]

@@ -33,6 +33,7 @@ from siyu import __version__
 from siyu.api import problems
 from siyu.api.routers import (
     affinity,
+    callbacks,
     campaigns,
     coupons,
     experiments,
@@ -82,6 +83,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(lotteries.router)
     app.include_router(receipts.router)
     app.include_router(messaging.router)
+    app.include_router(callbacks.router)
     app.add_exception_handler(problems.Problem, problems.handle_siyu_error)
     app.add_exception_handler(SiyuError, problems.handle_siyu_error)
     app.add_exception_handler(RequestValidationError, problems.handle_request_validation)

@@ -179,3 +179,32 @@ message_events = Table(
     UniqueConstraint("group_id", "external_id"),
 )
 Index("ix_message_events_send", message_events.c.group_id, message_events.c.send_id)
+# What reads a message by the platform's reference: a delivery receipt (receipts.py) and
+# a WeCom task's results. Partial on PostgreSQL: only a sent message has a reference.
+Index(
+    "ix_send_recipients_provider_ref",
+    send_recipients.c.group_id,
+    send_recipients.c.provider_ref,
+    postgresql_where=text("provider_ref IS NOT NULL"),
+)
+
+# Delivery receipts that came before their message was marked sent (a platform can report
+# a message delivered before the worker that sent it has settled its batch), or for a
+# message siyu never sent (another system of the brand on the same account): kept until
+# the message is settled (`receipts.adopt` moves them to message_events), at most a day.
+parked_receipts = Table(
+    "parked_receipts",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("external_id", String(128), nullable=False),  # the provider's event id
+    Column("channel", String(32), nullable=False),
+    Column("provider_ref", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("detail", String(300)),
+    Column("at", DateTime, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    CheckConstraint("kind IN ('delivered', 'failed', 'read', 'clicked')", name="kind"),
+    PrimaryKeyConstraint("group_id", "external_id"),
+)
+Index("ix_parked_receipts_ref", parked_receipts.c.group_id, parked_receipts.c.provider_ref)
+Index("ix_parked_receipts_received", parked_receipts.c.group_id, parked_receipts.c.received_at)

@@ -23,6 +23,7 @@ from sqlalchemy import BindParameter, Connection, DateTime, Engine, bindparam, t
 
 from siyu.errors import ConfigError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
+from siyu.messaging import receipts
 from siyu.messaging.consent import GRANTS
 from siyu.messaging.models import EVENT_KINDS
 from siyu.messaging.transports.base import Message, Outcome, Transport
@@ -185,10 +186,11 @@ def settle(
     outcomes: Sequence[tuple[Message, Outcome]],
     now: datetime | None = None,
 ) -> tuple[int, int, int]:
-    """Mark each message sent, retry or failed, where `worker` still holds it; returns
-    (sent, retry, failed)."""
+    """Mark each message sent, retry or failed, where `worker` still holds it, and record
+    the receipts parked for the messages sent; returns (sent, retry, failed)."""
     at = as_stored(now) if now is not None else stored_now()
     sent = retry = failed = 0
+    refs: list[tuple[int, int, str, str]] = []
     with engine.begin() as conn:
         for message, outcome in outcomes:
             p = {"g": group_id, "s": message.send_id, "m": message.member_id, "w": worker}
@@ -198,12 +200,17 @@ def settle(
                 + WAITING
             )
             if outcome.ok:
-                sent += conn.execute(
+                marked = conn.execute(
                     text(f"""UPDATE send_recipients SET status = 'sent', sent_at = :at,
                                provider_ref = :ref, claimed_until = NULL, last_error = NULL
                              {where}""").bindparams(*_times("at")),
                     {**p, "at": at, "ref": outcome.provider_ref},
                 ).rowcount
+                sent += marked
+                if marked and outcome.provider_ref is not None:
+                    refs.append(
+                        (message.send_id, message.member_id, message.channel, outcome.provider_ref)
+                    )
                 continue
             attempts = conn.execute(
                 text(f"SELECT attempts FROM send_recipients {where}"), p
@@ -225,6 +232,8 @@ def settle(
             )
             failed += final
             retry += not final
+        # receipts the platform pushed before this batch was settled
+        receipts.adopt(conn, group_id, refs)
     return sent, retry, failed
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -48,6 +49,19 @@ class Outcome:
     provider_ref: str | None = None
     error: str | None = None
     permanent: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a platform reported about one message it accepted, named by the reference it
+    answered then (`Outcome.provider_ref`): delivered, or failed with the reason. `event_id`
+    is unique per report, so the same report pushed again is recorded once."""
+
+    provider_ref: str
+    kind: str  # delivered | failed
+    event_id: str
+    at: datetime | None = None
+    detail: str | None = None
 
 
 class Transport(Protocol):

@@ -14,6 +14,12 @@ a blacklisted number, an unapproved template or signature, bad template paramete
 a sensitive word are permanent; "LimitExceeded.*" (e.g. PhoneNumberDailyLimit) and
 anything else are tried again later. An error for the whole request (Response.Error) is
 tried again later, except InvalidParameter* and a refused template or signature.
+
+Delivery receipts come from Tencent Cloud's status callback (短信下发状态回调): a JSON array
+of reports, each with `sid` (the `SerialNo` answered at send time), `report_status`
+SUCCESS or FAIL, `errmsg` (the carrier's code, DELIVRD on success), `description`,
+`user_receive_time` (Beijing time) and the mobile number, which `status_receipts` never
+reads past the report.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ import hmac
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from siyu.messaging.transports.base import Message, Outcome
+from siyu.messaging.transports.base import Message, Outcome, Receipt
 from siyu.messaging.transports.tokens import PlatformUnreachable, exchange, required
 
 ALGORITHM = "TC3-HMAC-SHA256"
@@ -183,6 +189,44 @@ class SmsTransport:
 
 def _order(key: str) -> tuple[int, str]:
     return (int(key), "") if key.isdigit() else (1 << 30, key)
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def status_receipts(reports: Any) -> tuple[list[Receipt], int]:
+    """The receipts in a status callback's body, and how many reports were unreadable
+    (not an object, no `sid`, a `report_status` other than SUCCESS / FAIL)."""
+    if not isinstance(reports, list):
+        raise ValueError("a status callback's body is a JSON array of reports")
+    found, unreadable = [], 0
+    for report in reports:
+        sid = report.get("sid") if isinstance(report, dict) else None
+        status = report.get("report_status") if isinstance(report, dict) else None
+        if not isinstance(sid, str) or not sid or status not in ("SUCCESS", "FAIL"):
+            unreadable += 1
+            continue
+        assert isinstance(report, dict)
+        ok = status == "SUCCESS"
+        reason = f"{report.get('errmsg', '')}: {report.get('description', '')}"
+        found.append(
+            Receipt(
+                sid[:128],
+                "delivered" if ok else "failed",
+                f"sms:{sid}"[:128],
+                _received_at(report.get("user_receive_time")),
+                None if ok else reason[:300],
+            )
+        )
+    return found, unreadable
+
+
+def _received_at(raw: Any) -> datetime | None:
+    try:
+        local = datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return local.replace(tzinfo=BEIJING).astimezone(UTC)
 
 
 def build(settings: Mapping[str, Any]) -> SmsTransport:

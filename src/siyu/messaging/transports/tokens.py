@@ -4,7 +4,12 @@ Both platforms answer JSON with `errcode` / `errmsg` and take `?access_token=...
 is fetched on first use (WeCom: GET /cgi-bin/gettoken?corpid&corpsecret; WeChat: GET
 /cgi-bin/token?grant_type=client_credential&appid&secret), kept until shortly before it
 expires, and fetched again when the platform says it expired or is invalid (40001, 40014,
-42001): the call is then retried once with the new token. The secret and the token are
+42001): the call is then retried once with the new token. A WeChat fetch retires the
+appid's previous token, so a brand whose other systems call with the same appid sets
+`token_api = "stable"`: the token comes from POST /cgi-bin/stable_token in normal mode
+(`force_refresh` false), which answers the token in force to every caller and renews it
+only in its last 5 minutes, so siyu never retires a token another system holds; siyu never
+forces a refresh. The secret and the token are
 never logged and never put in an error message (they travel in the query string, so no
 URL is ever repeated in one).
 """
@@ -155,11 +160,28 @@ def wecom_api(settings: Mapping[str, Any]) -> WxApi:
     return WxApi(base, TokenCache(fetch), timeout)
 
 
+TOKEN_APIS = ("token", "stable")
+
+
 def wechat_api(settings: Mapping[str, Any]) -> WxApi:
-    """Settings: appid, secret, base_url, timeout (a mini-program or an official account)."""
+    """Settings: appid, secret, base_url, timeout (a mini-program or an official account);
+    token_api `token` (GET /cgi-bin/token, the default) or `stable` (the shared token)."""
     appid, secret = required(settings, "appid", "secret")
     base = str(settings.get("base_url", "https://api.weixin.qq.com"))
     timeout = float(settings.get("timeout", 10.0))
+    token_api = str(settings.get("token_api", "token"))
+    if token_api not in TOKEN_APIS:
+        raise ConfigError(f"transport settings: token_api {token_api!r}: one of token, stable")
+
+    def stable() -> tuple[str, int]:
+        body = {
+            "grant_type": "client_credential",
+            "appid": appid,
+            "secret": secret,
+            "force_refresh": False,
+        }
+        answer = request_json(f"{base.rstrip('/')}/cgi-bin/stable_token", body, timeout)
+        return _token_answer(answer, "WeChat")
 
     def fetch() -> tuple[str, int]:
         query = urllib.parse.urlencode(
@@ -168,4 +190,4 @@ def wechat_api(settings: Mapping[str, Any]) -> WxApi:
         answer = request_json(f"{base.rstrip('/')}/cgi-bin/token?{query}", None, timeout)
         return _token_answer(answer, "WeChat")
 
-    return WxApi(base, TokenCache(fetch), timeout)
+    return WxApi(base, TokenCache(stable if token_api == "stable" else fetch), timeout)

@@ -13,16 +13,21 @@ used up their one-time subscription (permanent: the outbox records it failed wit
 reason; siyu has no unsubscribe event kind, and it is not a withdrawal of consent);
 47003 parameters wrong, 40003 openid invalid, 40037 template id invalid (permanent);
 45009 rate limit, -1 busy, and any other code are tried again later.
+
+The final result of each message accepted comes later as a push, `subscribe_msg_sent_event`
+(`receipts`): per message its `MsgID` (the `msgid` answered at send time), `ErrorCode` (0
+delivered; any other a failure of the platform's asynchronous push) and `ErrorStatus`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from siyu.errors import ValidationError
-from siyu.messaging.transports.base import Message, Outcome
+from siyu.messaging.transports.base import Message, Outcome, Receipt
 from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, outcome, wechat_api
 
 PATH = "/cgi-bin/message/subscribe/send"
@@ -123,6 +128,37 @@ class WechatSubscribeTransport:
         except PlatformUnreachable as exc:
             return Outcome(False, error=str(exc))
         return outcome(answer, PERMANENT)
+
+
+SENT_EVENT = "subscribe_msg_sent_event"
+
+
+def receipts(push: Mapping[str, Any]) -> list[Receipt]:
+    """The delivery results in a pushed `subscribe_msg_sent_event` (none in another push).
+    XML nests the items as SubscribeMsgSentEvent/List (one element per message), the JSON
+    format puts `List` at the top; either may hold one item or several."""
+    if str(push.get("Event", "")).lower() != SENT_EVENT:
+        return []
+    nested = push.get("SubscribeMsgSentEvent")
+    items = (nested if isinstance(nested, Mapping) else push).get("List") or []
+    at = created_at(push)
+    found = []
+    for item in items if isinstance(items, list) else [items]:
+        msgid = str(item.get("MsgID") or item.get("MsgId") or "")
+        if not msgid:
+            continue
+        code = str(item.get("ErrorCode", "")).strip()
+        ok = code == "0"
+        detail = None if ok else f"{item.get('ErrorStatus', '')} ({code})"[:300]
+        kind = "delivered" if ok else "failed"
+        found.append(Receipt(msgid, kind, f"wechat_subscribe:{msgid}", at, detail))
+    return found
+
+
+def created_at(push: Mapping[str, Any]) -> datetime | None:
+    """A push's `CreateTime` (Unix seconds), or None when absent or not a number."""
+    raw = str(push.get("CreateTime", ""))
+    return datetime.fromtimestamp(int(raw), UTC) if raw.isdigit() else None
 
 
 def build(settings: Mapping[str, Any]) -> WechatSubscribeTransport:

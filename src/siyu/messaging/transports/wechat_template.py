@@ -11,6 +11,11 @@ Answers: 0 sent (`msgid`); 43004 the user does not follow the account, 40037 tem
 invalid, 40003 openid invalid, 47003 parameters wrong (permanent); 45047 the per-user
 limit on messages without a reply, 45009 rate limit, -1 busy, and any other code are
 tried again later.
+
+The platform pushes each message's final result as `TEMPLATESENDJOBFINISH` (`receipts`):
+its `MsgID` (the `msgid` answered at send time) and `Status`: `success` delivered;
+`failed:user block` (the user blocks the account's messages) and `failed: system failed`
+failed, with that status as the reason.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from siyu.messaging.transports.base import Message, Outcome
+from siyu.messaging.transports.base import Message, Outcome, Receipt
 from siyu.messaging.transports.tokens import PlatformUnreachable, WxApi, outcome, wechat_api
+from siyu.messaging.transports.wechat_subscribe import created_at
 
 PATH = "/cgi-bin/message/template/send"
 REQUEST_FIELDS = ("url", "miniprogram_appid", "miniprogram_pagepath")
@@ -65,6 +71,27 @@ class WechatTemplateTransport:
         except PlatformUnreachable as exc:
             return Outcome(False, error=str(exc))
         return outcome(answer, PERMANENT)
+
+
+FINISH_EVENT = "templatesendjobfinish"
+
+
+def receipts(push: Mapping[str, Any]) -> list[Receipt]:
+    """The delivery result in a pushed TEMPLATESENDJOBFINISH (none in another push)."""
+    msgid = str(push.get("MsgID") or push.get("MsgId") or "")
+    if str(push.get("Event", "")).lower() != FINISH_EVENT or not msgid:
+        return []
+    status = str(push.get("Status", "")).strip()
+    ok = status == "success"
+    return [
+        Receipt(
+            msgid,
+            "delivered" if ok else "failed",
+            f"wechat_template:{msgid}",
+            created_at(push),
+            None if ok else status[:300] or "no status",
+        )
+    ]
 
 
 def build(settings: Mapping[str, Any]) -> WechatTemplateTransport:
