@@ -24,8 +24,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "table.campaign": {"zh": "活动「{code}」（对照组）", "en": "Campaign {code} (with a holdout)"},
     "step.experiment": {
-        "zh": "分层实验：按当时阶段分组，写入真实效果",
-        "en": "Stage experiment: assigning on the stages then, adding the true effect",
+        "zh": "阶段实验（含真实效果）",
+        "en": "Stage experiment (with a true effect)",
     },
     "table.experiment": {
         "zh": "实验「{code}」：{stage} 阶段，{start} 起 {days} 天",
