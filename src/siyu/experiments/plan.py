@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from siyu.campaigns.assignment import BUCKETS
 from siyu.campaigns.plan import Target
 from siyu.errors import NotFoundError
+from siyu.experiments import treatments
 from siyu.experiments.errors import ExperimentState
 from siyu.experiments.models import experiments
 from siyu.ledger.program import Code
@@ -116,7 +117,8 @@ class Stored:
 
 def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Stored:
     """Create the experiment as a draft (drawing its salt), or replace a draft's plan; a
-    running or stopped experiment's plan is fixed (409 `experiment_state`)."""
+    running or stopped experiment's plan is fixed (409 `experiment_state`). What the
+    variants name is checked first (`treatments.check`: 404 or 422 naming the variant)."""
     now = stored_now()
     body = plan.model_dump_json()
     with engine.begin() as conn:
@@ -124,6 +126,9 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
             text("SELECT experiment_id, status FROM experiments WHERE group_id = :g AND code = :c"),
             {"g": group_id, "c": plan.code},
         ).first()
+        if found is None or found.status == "draft":
+            # what the variants name, before anything is written (treatments.py)
+            treatments.check(conn, group_id, plan.code, plan.variants, started=False)
         if found is None:
             conn.execute(
                 experiments.insert().values(
