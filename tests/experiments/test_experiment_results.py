@@ -377,3 +377,41 @@ def test_coupon_redemptions_of_the_experiments_coupons(
     sums = arm_sums(store.engine, g, "KNEE2", at=at)
     assert sums[("coupon", "new_1")].metrics["coupon_redemption"][0] == 1
     assert sums[("control", "new_1")].metrics["coupon_redemption"][0] == 0
+
+
+def test_an_unsubscribe_through_a_merged_member_is_the_persons(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    from tests.experiments.helpers import save_plan
+
+    from siyu.identity.service import merge_members
+
+    g, e = store.group_id, store.engine
+    # x oldest, then y and q (not in the target; signed up again with an openid, so
+    # they may merge), z and w in the target with x
+    x = new_member(e, encoder, g, "u-x")
+    y, q = (new_member(e, encoder, g, f"o-{n}", "openid") for n in "yq")
+    z, w = (new_member(e, encoder, g, f"u-{n}") for n in "zw")
+    put_in_stage(e, g, [x, z, w], "new_1")
+    save_plan(e, g)
+    start(e, g, "KNEE2", at=T0)
+    # q withdraws in the window, then q merges into y and y into x: a chain to x
+    consent.record(e, g, q, "withdraw", source="sms_reply", at=T0 + 3 * DAY)
+    merge_members(e, g, y, q, "same person")
+    merge_members(e, g, x, y, "same person")
+    # z withdrew before its assignment and granted again; w withdraws after the window
+    consent.record(e, g, z, "withdraw", source="sms_reply", at=T0 - DAY)
+    consent.record(e, g, z, "grant", source="till", at=T0 + DAY)
+    consent.record(e, g, w, "withdraw", channel="sms", source="sms_reply", at=T0 + 31 * DAY)
+    at = T0 + 40 * DAY
+    sums = arm_sums(e, g, "KNEE2", at=at)
+    assert sum(s.metrics["unsubscribe"][0] for s in sums.values()) == 1
+    with e.connect() as conn:
+        variant = conn.execute(
+            text("SELECT variant FROM experiment_members WHERE group_id = :g AND member_id = :m"),
+            {"g": g, "m": x},
+        ).scalar_one()
+    assert members(e, g, "KNEE2", variant, "unsubscribe", at=at) == [x]
+    # read before the withdrawal: nobody yet
+    early = arm_sums(e, g, "KNEE2", at=T0 + 2 * DAY)
+    assert sum(s.metrics["unsubscribe"][0] for s in early.values()) == 0
