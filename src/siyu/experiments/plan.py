@@ -4,8 +4,13 @@ a draft, editable until started; starting fixes it; stopping ends assignment for
 
 An experiment targets a segment or a lifecycle stage (the campaigns' `Target`) and splits
 it into variants by weight (basis points summing to 10,000). A variant's treatment is a
-campaign, a message, a coupon or a guide task, named by `ref`, or `none`: at least one
-variant is a `none` control, which every other variant is compared with. Outcomes are
+campaign, a message (a send targeting this variant), a coupon or a guide task, named by
+`ref`, or `none`: at least one variant is a `none` control, which every other variant is
+compared with. The treatments are delivered at start (`deliver.py`); what a variant names
+is checked when the plan is saved and again at start (`treatments.py`). A guide task is
+refused for now: the guides domain has no task HQ sets for a member (issue #19), so it
+cannot be delivered, and an experiment does not assign members to a treatment nobody
+delivers. Outcomes are
 read over `window_days` from each member's assignment (or first exposure); CUPED adjusts
 them by the member's spend over `pre_period_days` before it (0: no adjustment).
 
