@@ -78,7 +78,13 @@ roots AS (SELECT c.member_id, c.person_id FROM chain c
 withdrawals AS (SELECT COALESCE(r.person_id, ce.member_id) AS person_id, ce.at
                 FROM consent_events ce LEFT JOIN roots r ON r.member_id = ce.member_id
                 WHERE ce.group_id = :g AND ce.purpose = 'marketing'
-                  AND ce.action = 'withdraw')"""
+                  AND ce.action = 'withdraw'),
+-- the experiment's members who withdrew within their window, computed once: withdrawals
+-- are joined to the members they belong to by the key, not looked up per member and order
+quit AS {materialized} (SELECT DISTINCT qm.member_id FROM withdrawals w
+         JOIN experiment_members qm ON qm.group_id = :g AND qm.experiment_id = :e
+           AND qm.member_id = w.person_id
+         WHERE {said} >= {t0} AND {said} < {t0} + :window AND {said} < :until)"""
 
 
 def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
@@ -91,7 +97,6 @@ def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
     t0 = d.epoch_seconds("em.exposed_at" if anchor == "exposure" else "em.assigned_at")
     exposed = "AND em.exposed_at IS NOT NULL" if anchor == "exposure" else ""
     at = d.epoch_seconds("o.ordered_at")
-    said = d.epoch_seconds("w.at")
     refunded = """(SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf
                    WHERE rf.group_id = o.group_id AND rf.order_id = o.order_id)"""
     post = f"{at} >= {t0}"
@@ -106,11 +111,9 @@ def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
                  SELECT 1 FROM coupons cp WHERE cp.group_id = em.group_id
                    AND cp.member_id = em.member_id AND cp.status = 'redeemed'
                    AND (cp.campaign = :campaign{given})) THEN 1 ELSE 0 END) AS coupon,
-           MAX(CASE WHEN EXISTS (
-                 SELECT 1 FROM withdrawals w WHERE w.person_id = em.member_id
-                   AND {said} >= {t0} AND {said} < {t0} + :window AND {said} < :until)
-               THEN 1 ELSE 0 END) AS unsubscribe
+           MAX(CASE WHEN q.member_id IS NULL THEN 0 ELSE 1 END) AS unsubscribe
     FROM experiment_members em
+    LEFT JOIN quit q ON q.member_id = em.member_id
     LEFT JOIN orders o ON o.group_id = em.group_id AND o.member_id = em.member_id
       AND o.status <> 'cancelled' AND {at} >= {t0} - :pre AND {at} < {t0} + :window
       AND {at} < :until
@@ -118,8 +121,16 @@ def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
     GROUP BY em.member_id, em.variant, em.stage"""
 
 
+def _ctes(conn: Connection, anchor: Anchor) -> str:
+    d = dialect_of(conn)
+    column = "qm.exposed_at" if anchor == "exposure" else "qm.assigned_at"
+    return _WITHDRAWALS.format(
+        said=d.epoch_seconds("w.at"), t0=d.epoch_seconds(column), materialized=d.materialized()
+    )
+
+
 def _per_member(conn: Connection, anchor: Anchor, campaigns: int) -> str:
-    return f"{_WITHDRAWALS}\n{_member_rows(conn, anchor, campaigns)}"
+    return f"{_ctes(conn, anchor)}\n{_member_rows(conn, anchor, campaigns)}"
 
 
 def _sums_query(conn: Connection, anchor: Anchor, campaigns: int) -> str:
@@ -135,7 +146,7 @@ def _sums_query(conn: Connection, anchor: Anchor, campaigns: int) -> str:
             f"SUM({f.format(col)} * {col}) AS {metric}_squares",
             f"SUM({f.format(col)} * pre) AS {metric}_products",
         ]
-    return f"""{_WITHDRAWALS}
+    return f"""{_ctes(conn, anchor)}
                SELECT variant, stage, {", ".join(parts)}
                FROM ({_member_rows(conn, anchor, campaigns)}) pm GROUP BY variant, stage"""
 
