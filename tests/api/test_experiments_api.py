@@ -24,6 +24,22 @@ PLAN: dict[str, Any] = {
     "ends_at": "2099-01-01T00:00:00Z",
 }
 
+# what the `note` variant names: a draft send to that variant, planned by the start
+SEND: dict[str, Any] = {
+    "code": "M1",
+    "channel": "wechat_subscribe",
+    "content": {"template": "TPL-1", "params": {"thing1": "第二单有礼"}},
+    "target": {"experiment": "KNEE2", "variant": "note"},
+    "scheduled_at": "2026-01-01T02:00:00Z",
+}
+
+
+def _send(api: Api, **fields: Any) -> None:
+    saved = api.client.put(
+        f"/v1/sends/{fields.get('code', 'M1')}", json={**SEND, **fields}, headers=api.as_("admin")
+    )
+    assert saved.status_code == 200, saved.text
+
 
 def _in_stage(api: Api) -> None:
     with api.store.engine.begin() as conn:
@@ -38,6 +54,7 @@ def _in_stage(api: Api) -> None:
 def test_save_start_expose_results_members_and_stop(api: Api) -> None:
     admin, analyst = api.as_("admin"), api.as_("analyst")
     _in_stage(api)
+    _send(api)
     put = api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
     assert put.status_code == 200 and put.json()["status"] == "draft", put.text
     assert api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=analyst).status_code == 403
@@ -48,8 +65,15 @@ def test_save_start_expose_results_members_and_stop(api: Api) -> None:
     counts = started.json()
     assert counts["target"] == 2 and counts["global_holdout"] == 0
     assert sum(counts["variants"].values()) == counts["assigned"] == 2
-    # started again: nothing written twice
-    assert api.client.post("/v1/experiments/KNEE2:start", headers=admin).json()["assigned"] == 0
+    # the note's send was planned by the start, to the note's members
+    note = counts["messages"]["note"]
+    assert (note["send"], note["state"], note["planned_now"]) == ("M1", "planned", True)
+    assert sum(note["recipients"].values()) == counts["variants"]["note"]
+    assert counts["coupons"] == {} and counts["campaigns"] == {}
+    # started again: nothing written twice, the send left as planned
+    again = api.client.post("/v1/experiments/KNEE2:start", headers=admin).json()
+    assert again["assigned"] == 0 and again["messages"]["note"]["planned_now"] is False
+    assert again["messages"]["note"]["recipients"] == note["recipients"]
     fixed = api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
     assert (fixed.status_code, fixed.json()["code"]) == (409, "experiment_state")
     m1 = api.members["M1"]
@@ -98,6 +122,7 @@ def test_the_global_holdout_is_counted_not_assigned(api: Api) -> None:
     _in_stage(api)
     held = global_holdout.set_share(api.store.engine, api.store.group_id, 5000)
     expected = sum(held.holds(m) for m in api.members.values())
+    _send(api)
     api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
     counts = api.client.post("/v1/experiments/KNEE2:start", headers=admin).json()
     assert (counts["target"], counts["global_holdout"]) == (2, expected)
@@ -113,7 +138,16 @@ def test_bad_input_names_the_field(api: Api) -> None:
     assert other.status_code == 422 and "code" in other.text
     missing = api.client.post("/v1/experiments/NOPE:start", headers=admin)
     assert missing.status_code == 404 and "experiment" in missing.text
-    draft = api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
+    # the note's send must exist, and target exactly this experiment's variant
+    no_send = api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
+    assert no_send.status_code == 404 and "variants[1].ref: no send 'M1'" in no_send.text
+    _send(api, target={"experiment": "KNEE2", "variant": "control"})
+    elsewhere = api.client.put("/v1/experiments/KNEE2", json=PLAN, headers=admin)
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert "variants[1].ref" in elsewhere.text and "variant note" in elsewhere.text
+    _send(api, code="M2")
+    to_m2 = [PLAN["variants"][0], {**PLAN["variants"][1], "ref": "M2"}]
+    draft = api.client.put("/v1/experiments/KNEE2", json={**PLAN, "variants": to_m2}, headers=admin)
     assert draft.status_code == 200
     not_running = api.client.post("/v1/experiments/KNEE2:stop", headers=admin)
     assert not_running.status_code == 409 and "draft" in not_running.text

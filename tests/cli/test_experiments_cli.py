@@ -39,7 +39,7 @@ PLAN = {
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    from tests.experiments.helpers import put_in_stage
+    from tests.experiments.helpers import put_in_stage, save_send
 
     url = f"sqlite:///{tmp_path / 'siyu.db'}"
     monkeypatch.setenv("SIYU_DATABASE_URL", url)
@@ -50,6 +50,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     upgrade(engine)
     ensure_group(engine, "g1")
     put_in_stage(engine, "g1", list(range(1, 201)), "new_1")
+    save_send(engine, "g1")  # what the `note` variant names
     engine.dispose()
     return url
 
@@ -72,8 +73,15 @@ def test_save_list_start_results_members_stop(env: str, tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     started = json.loads(first.output)
     assert started["target"] == started["assigned"] == 200 and started["global_holdout"] == 0
+    note = started["messages"]["note"]
+    assert (note["send"], note["state"], note["planned_now"]) == ("M1", "planned", True)
+    # no member has an address or consent: every one is skipped, with the reason
+    assert note["recipients"] == {"no_consent": started["variants"]["note"]}
     again = json.loads(runner.invoke(app, ["experiments", "start", "KNEE2", "--json"]).output)
     assert again["assigned"] == 0 and again["variants"] == started["variants"]
+    assert again["messages"]["note"]["planned_now"] is False
+    printed = runner.invoke(app, ["experiments", "start", "KNEE2"]).output
+    assert "note send M1 planned (planned before, left as it is): no_consent" in printed
     listed = runner.invoke(app, ["experiments", "list"]).output
     assert "KNEE2" in listed and "running" in listed and "stage new_1" in listed
     # assigned ten days ago; orders since for a third of the members

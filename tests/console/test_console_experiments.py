@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from tests.conftest import Store
 from tests.console.test_console_messages import Console, seed_messaging
+from tests.experiments.helpers import save_send
 
 from siyu.app import create_app
 from siyu.config import Settings
@@ -31,6 +32,7 @@ from siyu.privacy import Vault
 def console(store: Store, vault: Vault, tmp_path: Path) -> Iterator[Console]:
     engine, group = store.engine, store.group_id
     members, keys = seed_messaging(engine, vault, group, tmp_path)
+    save_send(engine, group, experiment="KNEE")  # the `note` variant's message
     url = engine.url.render_as_string(hide_password=False)
     app = create_app(
         Settings(database_url=url, secret_key=bytes(range(32)), group_id=group),

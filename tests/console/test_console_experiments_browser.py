@@ -19,7 +19,7 @@ from tests.api.live import live_server
 from tests.console.conftest import SECRET, login, shoot
 from tests.console.test_console_labels import Scanner, known_codes, page_strings
 from tests.console.test_console_messages import seed_messaging
-from tests.experiments.helpers import add_order
+from tests.experiments.helpers import add_order, save_send
 
 from siyu.importer.service import ensure_group
 from siyu.privacy import Vault
@@ -45,6 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     upgrade(engine)
     ensure_group(engine, GROUP)
     members, keys = seed_messaging(engine, Vault(SECRET), GROUP, work)
+    save_send(engine, GROUP, experiment="WAKE-TEST")  # the `note` variant's message
     with live_server(engine, GROUP, SECRET, workers=1) as base:
         yield Served(engine, base, keys, members)
     engine.dispose()

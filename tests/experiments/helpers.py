@@ -1,5 +1,6 @@
-"""Set-up shared by the experiments tests: a plan as HQ writes it, members put in a
-lifecycle stage, and orders and refunds written as ingestion writes them."""
+"""Set-up shared by the experiments tests: a plan as HQ writes it (with the send its
+message variant names), members put in a lifecycle stage, and orders and refunds written
+as ingestion writes them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, text
 from tests.coupons.helpers import T0
 
 from siyu.experiments import plan as plans
+from siyu.messaging import sends
 from siyu.orders.models import orders
 
 START = T0
@@ -25,7 +27,7 @@ def plan_doc(**fields: Any) -> dict[str, Any]:
         "variants": [
             {"name": "control", "weight_bp": 5000, "kind": "none"},
             {"name": "note", "weight_bp": 3000, "kind": "message", "ref": "M1"},
-            {"name": "task", "weight_bp": 2000, "kind": "guide_task", "ref": "T1"},
+            {"name": "idle", "weight_bp": 2000, "kind": "none"},
         ],
         "window_days": 30,
         "pre_period_days": 60,
@@ -37,6 +39,33 @@ def plan_doc(**fields: Any) -> dict[str, Any]:
 
 def make_plan(**fields: Any) -> plans.Plan:
     return plans.Plan.model_validate(plan_doc(**fields))
+
+
+def save_send(
+    engine: Engine,
+    group_id: str,
+    code: str = "M1",
+    experiment: str = "KNEE2",
+    variant: str = "note",
+    **fields: Any,
+) -> sends.Stored:
+    """A draft marketing send to an experiment's variant, as a message variant names it
+    (saving the same document again changes nothing)."""
+    doc: dict[str, Any] = {
+        "code": code,
+        "channel": "wechat_subscribe",
+        "content": {"template": "TPL-1", "params": {"thing1": "第二单有礼"}},
+        "target": {"experiment": experiment, "variant": variant},
+        "scheduled_at": START.isoformat(),
+        **fields,
+    }
+    return sends.save(engine, group_id, sends.Send.model_validate(doc))
+
+
+def save_plan(engine: Engine, group_id: str, **fields: Any) -> plans.Stored:
+    """The plan saved as a draft, with the send its `note` variant names."""
+    save_send(engine, group_id, experiment=fields.get("code", "KNEE2"))
+    return plans.save(engine, group_id, make_plan(**fields), None)
 
 
 def put_in_stage(engine: Engine, group_id: str, ids: list[int], stage: str) -> None:

@@ -15,15 +15,16 @@ from scipy import stats as sps
 from sqlalchemy import text
 from tests.conftest import Store
 from tests.coupons.helpers import T0, basket, new_member, save_template
-from tests.experiments.helpers import make_plan, put_in_stage
+from tests.experiments.helpers import make_plan, put_in_stage, save_send
 
 from siyu.coupons.redeem import Redemption, redeem
 from siyu.errors import ValidationError
 from siyu.experiments import plan as plans
 from siyu.experiments import stats
 from siyu.experiments.assign import expose, start
-from siyu.experiments.results import arm_sums, members, results
+from siyu.experiments.results import METRICS, arm_sums, members, results
 from siyu.identity.ingest import IdentifierEncoder
+from siyu.messaging import consent
 from siyu.orders.models import orders
 from siyu.segments.models import segment_members, segments
 
@@ -136,6 +137,26 @@ def _orders(store: Store, ids: list[int], arm: dict[int, str]) -> list[dict[str,
     return rows
 
 
+def _withdrawals(store: Store, ids: list[int]) -> list[dict[str, Any]]:
+    """Marketing consent granted before T0 and withdrawn by some members, through the
+    consent service: before the window, in it (on one channel or all), after it, twice;
+    returned as rows (status `withdraw`) for the check."""
+    rng = np.random.default_rng(11)
+    rows: list[dict[str, Any]] = []
+    for m in ids:
+        if rng.random() < 0.5:
+            continue
+        consent.record(store.engine, store.group_id, m, "grant", source="till", at=T0 - 90 * DAY)
+        for _ in range(int(rng.integers(1, 3))):
+            at = T0 + timedelta(seconds=int(rng.integers(-10 * 86400, 45 * 86400)))
+            channel = "sms" if rng.random() < 0.3 else "*"
+            consent.record(
+                store.engine, store.group_id, m, "withdraw", channel=channel, source="sms", at=at
+            )
+            rows.append({"m": m, "at": at, "status": "withdraw", "paid": 0, "refund": 0})
+    return rows
+
+
 def _expected(
     rows: list[dict[str, Any]], ids: list[int], until: datetime
 ) -> dict[int, dict[str, float]]:
@@ -147,10 +168,15 @@ def _expected(
             "repurchase": 0.0,
             "next_order": 0.0,
             "coupon_redemption": 0.0,
+            "unsubscribe": 0.0,
         }
         for m in ids
     }
     for r in rows:
+        if r["status"] == "withdraw":
+            if T0 <= r["at"] < T0 + 30 * DAY and r["at"] < until:
+                out[r["m"]]["unsubscribe"] = 1.0
+            continue
         if r["status"] == "cancelled" or r["at"] >= until:
             continue
         net = r["paid"] - r["refund"]
@@ -172,6 +198,7 @@ def trial(store: Store) -> tuple[Store, dict[int, str], dict[int, str], list[dic
         put_in_stage(store.engine, store.group_id, [m for m in ids if stage[m] == name], name)
     _segment(store, ids)
     plan = make_plan(target={"segment": "trial"}, variants=VARIANTS)
+    save_send(store.engine, store.group_id)
     plans.save(store.engine, store.group_id, plan, None)
     start(store.engine, store.group_id, "KNEE2", at=T0)
     with store.engine.connect() as conn:
@@ -182,7 +209,7 @@ def trial(store: Store) -> tuple[Store, dict[int, str], dict[int, str], list[dic
                 {"g": store.group_id},
             )
         }
-    rows = _orders(store, ids, arm)
+    rows = _orders(store, ids, arm) + _withdrawals(store, ids)
     return store, arm, stage, rows
 
 
@@ -213,7 +240,7 @@ def test_sums_from_sql_equal_the_per_member_values(trial: Any) -> None:
         pre = _arrays(expected, arm, variant, "pre", who)
         assert s.n == len(pre)
         assert s.pre == pytest.approx((pre.sum(), pre @ pre), rel=1e-12)
-        for metric in ("revenue_fen", "repurchase", "next_order", "coupon_redemption"):
+        for metric in METRICS:
             y = _arrays(expected, arm, variant, metric, who)
             assert s.metrics[metric] == pytest.approx((y.sum(), y @ y, y @ pre), rel=1e-12)
 
@@ -227,7 +254,7 @@ def test_lift_equals_scipy_on_the_raw_values(trial: Any) -> None:
         "control": sum(v == "control" for v in arm.values()),
         "note": sum(v == "note" for v in arm.values()),
     }
-    assert out.not_measured == {"unsubscribe": "not measured until messaging lands"}
+    assert out.not_measured == {}
     for breakdown in [out.overall, *out.stages]:
         who = None if breakdown.stage is None else {m for m in arm if stage[m] == breakdown.stage}
         got = {c.metric: c for c in breakdown.comparisons}
@@ -253,7 +280,7 @@ def test_lift_equals_scipy_on_the_raw_values(trial: Any) -> None:
         assert cu.relative.ci_low == pytest.approx(raw.relative.ci_low, abs=1e-6)
         assert got["revenue_fen"].sequential is not None
         # a yes/no metric: the difference in rates, p(1 - p) as its variance
-        for metric in ("repurchase", "next_order"):
+        for metric in ("repurchase", "next_order", "unsubscribe"):
             c, t = (_arrays(expected, arm, v, metric, who) for v in ("control", "note"))
             rate = got[metric].difference
             assert rate is not None
@@ -272,7 +299,8 @@ def test_the_members_behind_each_figure(trial: Any) -> None:
     g = store.group_id
     at = T0 + 40 * DAY
     expected = _expected(rows, sorted(arm), at)
-    for metric in ("revenue_fen", "repurchase", "next_order"):
+    assert 0 < sum(e["unsubscribe"] for e in expected.values()) < len(expected) / 2
+    for metric in ("revenue_fen", "repurchase", "next_order", "unsubscribe"):
         want = sorted(m for m, e in expected.items() if arm[m] == "note" and e[metric] > 0)
         assert members(store.engine, g, "KNEE2", "note", metric, at=at) == want
     assert members(store.engine, g, "KNEE2", "control", "next_order", positive=False, at=at) == (
@@ -306,6 +334,18 @@ def test_the_members_behind_each_figure(trial: Any) -> None:
     assert set(
         members(store.engine, g, "KNEE2", "note", "next_order", anchor="exposure", at=at)
     ) == {m for m in buyers if arm[m] == "note"}
+    # withdrawals too count from the exposure: before it is not after it
+    quit_after = {
+        r["m"]
+        for r in rows
+        if r["m"] in set(shown)
+        and r["status"] == "withdraw"
+        and T0 + 5 * DAY <= r["at"] < T0 + 35 * DAY
+    }
+    assert quit_after
+    assert set(
+        members(store.engine, g, "KNEE2", "note", "unsubscribe", anchor="exposure", at=at)
+    ) == {m for m in quit_after if arm[m] == "note"}
 
 
 def test_coupon_redemptions_of_the_experiments_coupons(
@@ -337,3 +377,41 @@ def test_coupon_redemptions_of_the_experiments_coupons(
     sums = arm_sums(store.engine, g, "KNEE2", at=at)
     assert sums[("coupon", "new_1")].metrics["coupon_redemption"][0] == 1
     assert sums[("control", "new_1")].metrics["coupon_redemption"][0] == 0
+
+
+def test_an_unsubscribe_through_a_merged_member_is_the_persons(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    from tests.experiments.helpers import save_plan
+
+    from siyu.identity.service import merge_members
+
+    g, e = store.group_id, store.engine
+    # x oldest, then y and q (not in the target; signed up again with an openid, so
+    # they may merge), z and w in the target with x
+    x = new_member(e, encoder, g, "u-x")
+    y, q = (new_member(e, encoder, g, f"o-{n}", "openid") for n in "yq")
+    z, w = (new_member(e, encoder, g, f"u-{n}") for n in "zw")
+    put_in_stage(e, g, [x, z, w], "new_1")
+    save_plan(e, g)
+    start(e, g, "KNEE2", at=T0)
+    # q withdraws in the window, then q merges into y and y into x: a chain to x
+    consent.record(e, g, q, "withdraw", source="sms_reply", at=T0 + 3 * DAY)
+    merge_members(e, g, y, q, "same person")
+    merge_members(e, g, x, y, "same person")
+    # z withdrew before its assignment and granted again; w withdraws after the window
+    consent.record(e, g, z, "withdraw", source="sms_reply", at=T0 - DAY)
+    consent.record(e, g, z, "grant", source="till", at=T0 + DAY)
+    consent.record(e, g, w, "withdraw", channel="sms", source="sms_reply", at=T0 + 31 * DAY)
+    at = T0 + 40 * DAY
+    sums = arm_sums(e, g, "KNEE2", at=at)
+    assert sum(s.metrics["unsubscribe"][0] for s in sums.values()) == 1
+    with e.connect() as conn:
+        variant = conn.execute(
+            text("SELECT variant FROM experiment_members WHERE group_id = :g AND member_id = :m"),
+            {"g": g, "m": x},
+        ).scalar_one()
+    assert members(e, g, "KNEE2", variant, "unsubscribe", at=at) == [x]
+    # read before the withdrawal: nobody yet
+    early = arm_sums(e, g, "KNEE2", at=T0 + 2 * DAY)
+    assert sum(s.metrics["unsubscribe"][0] for s in early.values()) == 0

@@ -13,7 +13,7 @@ from scipy import stats as sps
 from sqlalchemy import text
 from tests.conftest import Store
 from tests.coupons.helpers import T0, new_member, save_template
-from tests.experiments.helpers import END, make_plan, plan_doc, put_in_stage
+from tests.experiments.helpers import END, make_plan, plan_doc, put_in_stage, save_plan
 
 from siyu.campaigns import global_holdout
 from siyu.campaigns import plan as campaign_plans
@@ -71,8 +71,8 @@ def test_variants_are_slices_of_the_buckets_in_the_plans_order() -> None:
         "control",
         "note",
         "note",
-        "task",
-        "task",
+        "idle",
+        "idle",
     ]
     with pytest.raises(ValueError, match="bucket"):
         plan.variant_of(10_000)
@@ -82,7 +82,7 @@ def test_assignment_is_uniform_by_the_chi_square_test() -> None:
     plan = make_plan()
     ids = range(1, 20_001)
     picked = [variant_of(plan, "a1b2c3", m) for m in ids]
-    counts = [sum(v == name for v, _ in picked) for name in ("control", "note", "task")]
+    counts = [sum(v == name for v, _ in picked) for name in ("control", "note", "idle")]
     assert sps.chisquare(counts, f_exp=[10_000, 6_000, 4_000]).pvalue > 0.001
     # the buckets themselves, in 20 bins of 500
     bins = np.bincount([b // 500 for _, b in picked], minlength=20)
@@ -97,10 +97,10 @@ def test_start_is_idempotent_and_follows_the_hash(store: Store) -> None:
     g = store.group_id
     ids = list(range(1001, 1401))
     put_in_stage(store.engine, g, ids, "new_1")
-    stored = plans.save(store.engine, g, make_plan(), None)
+    stored = save_plan(store.engine, g)
     assert stored.status == "draft" and len(stored.salt) == 16
     # a draft's plan may change, and keeps its salt
-    again = plans.save(store.engine, g, make_plan(window_days=14), None)
+    again = save_plan(store.engine, g, window_days=14)
     assert again.salt == stored.salt and again.plan.window_days == 14
     steps: list[tuple[str, int, int]] = []
     first = start(store.engine, g, "KNEE2", at=T0, progress=lambda *s: steps.append(s))
@@ -120,7 +120,7 @@ def test_start_is_idempotent_and_follows_the_hash(store: Store) -> None:
     second = start(store.engine, g, "KNEE2", at=T0 + timedelta(days=1))
     assert second.assigned == 0 and second.variants == first.variants
     with pytest.raises(ExperimentState, match="fixed"):
-        plans.save(store.engine, g, make_plan(), None)
+        save_plan(store.engine, g)
     # exposure: the first one is kept
     assert expose(store.engine, g, "KNEE2", ids[:10], T0 + timedelta(hours=1)) == 10
     assert expose(store.engine, g, "KNEE2", ids[:20], T0 + timedelta(hours=2)) == 10
@@ -144,7 +144,7 @@ def test_start_is_idempotent_and_follows_the_hash(store: Store) -> None:
 def test_the_sample_ratio_check_fires_when_part_of_an_arm_is_lost(store: Store) -> None:
     g = store.group_id
     put_in_stage(store.engine, g, list(range(1, 3001)), "new_1")
-    plans.save(store.engine, g, make_plan(), None)
+    save_plan(store.engine, g)
     start(store.engine, g, "KNEE2", at=T0)
     fair = results(store.engine, g, "KNEE2", at=T0 + timedelta(days=1))
     assert fair.overall.srm is not None and not fair.overall.srm.mismatch
@@ -177,7 +177,7 @@ def test_the_global_holdout_gets_no_treatment(store: Store, encoder: IdentifierE
     held = [m for m in ids if holdout.holds(m)]
     assert 0 < len(held) < 40
     # an experiment assigns none of them
-    plans.save(store.engine, g, make_plan(), None)
+    save_plan(store.engine, g)
     started = start(store.engine, g, "KNEE2", at=T0)
     assert started.global_holdout == len(held) and started.assigned == 40 - len(held)
     # a campaign gives none of them anything, nor puts them in an arm
@@ -241,7 +241,7 @@ def test_a_person_keeps_one_assignment_across_merges_and_unmerge_restores(
     x, p = (new_member(store.engine, encoder, g, f"u-{n}") for n in "xp")
     y, z, q = (new_member(store.engine, encoder, g, f"o-{n}", "openid") for n in "yzq")
     put_in_stage(store.engine, g, [y, p, q], "new_1")
-    plans.save(store.engine, g, make_plan(), None)
+    save_plan(store.engine, g)
     start(store.engine, g, "KNEE2", at=T0)
     put_in_stage(store.engine, g, [z], "new_1")  # z enters the target a day later
     start(store.engine, g, "KNEE2", at=T0 + timedelta(days=1))

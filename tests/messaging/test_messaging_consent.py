@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from tests.conftest import Store
 from tests.experiments.helpers import make_plan as make_experiment
+from tests.experiments.helpers import save_send
 from tests.messaging.msg_helpers import (
     T,
     at_stage,
@@ -137,6 +138,7 @@ def test_a_send_to_an_experiment_variant_reaches_its_members_only(store: Store) 
     grant_all(e, g, ids)
     outsider = bulk_members(e, g, 1)
     grant_all(e, g, outsider)
+    save_send(e, g)  # what the experiment's `note` variant names
     experiment_plans.save(
         e,
         g,

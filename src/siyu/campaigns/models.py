@@ -1,7 +1,8 @@
 """Campaigns: a target, a period, incentives, a budget and a holdout, and who was in which
 arm. `campaign_members` is keyed by member_id and declares no foreign keys, like the
 other tables keyed by member; a member's arm is decided once, when the campaign is
-launched (or when it enters a target evaluated later), and never changes.
+launched (or when it enters a target evaluated later, or an experiment's `campaign`
+variant enrols it: `experiment_id`), and never changes.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ campaign_members = Table(
     # coupons and points follow under keys of their own, so a crash in between is
     # finished by the next launch
     Column("granted_at", DateTime),
+    # the experiment whose `campaign` variant enrolled the member (always in the
+    # treatment: the experiment's control is its comparison); NULL for the campaign's own
+    # launch and scans. The campaign's report compares only its own arms (report.py).
+    Column("experiment_id", BigInteger),
     CheckConstraint("arm IN ('treatment', 'holdout')", name="arm"),
     PrimaryKeyConstraint("group_id", "campaign_id", "member_id"),
     Index("ix_campaign_members_member", "group_id", "member_id"),

@@ -19,6 +19,15 @@ report counts draws and wins, not what the prizes cost.
 
 Every figure names its members: `members(...)` answers who is behind reach, buyers,
 redeemers and winners of each arm, so the console can click through.
+
+Members an experiment's `campaign` variant enrolled (`campaign_members.experiment_id` set)
+are left out of both arms and of the coupon figures, and counted as `experiment_members`:
+they are in the treatment by the experiment's draw, not the campaign's, often from
+another target, and have no campaign-side holdout; the experiment measures them against
+its own control (`experiments/results.py`), and mixing them in would compare the
+campaign's holdout with members it was never drawn beside. Their grants do count against
+the campaign's budget (one counter, whoever was granted), and a lottery's draws are the
+pool's, whoever drew.
 """
 
 from __future__ import annotations
@@ -47,16 +56,22 @@ _SPEND = text("""SELECT cm.member_id, cm.arm,
                  LEFT JOIN (SELECT group_id, order_id, SUM(amount_fen) AS refunded
                             FROM refunds WHERE group_id = :g GROUP BY group_id, order_id) r
                    ON r.group_id = o.group_id AND r.order_id = o.order_id
-                 WHERE cm.group_id = :g AND cm.campaign_id = :c
+                 WHERE cm.group_id = :g AND cm.campaign_id = :c AND cm.experiment_id IS NULL
                  GROUP BY cm.member_id, cm.arm""").bindparams(
     bindparam("since", type_=DateTime()), bindparam("until", type_=DateTime())
 )
-_COUPONS = text("""SELECT kind, COUNT(*) AS n, COUNT(DISTINCT member_id) AS members,
+# the members an experiment enrolled: not the campaign's own draw
+_BY_EXPERIMENTS = """SELECT member_id FROM campaign_members WHERE group_id = :g
+                     AND campaign_id = :c AND experiment_id IS NOT NULL"""
+_COUPONS = text(f"""SELECT kind, COUNT(*) AS n, COUNT(DISTINCT member_id) AS members,
                           SUM(off_fen) AS off, SUM(cost_fen) AS cost
                    FROM coupon_events WHERE group_id = :g AND campaign = :code
+                     AND member_id NOT IN ({_BY_EXPERIMENTS})
                    GROUP BY kind""")
-_REDEEMERS = text("""SELECT DISTINCT member_id FROM coupons WHERE group_id = :g
-                     AND campaign = :code AND status = 'redeemed'""")
+_REDEEMERS = text(f"""SELECT DISTINCT member_id FROM coupons WHERE group_id = :g
+                     AND campaign = :code AND status = 'redeemed'
+                     AND member_id NOT IN ({_BY_EXPERIMENTS})""")
+_ENROLLED = text(f"SELECT COUNT(*) FROM ({_BY_EXPERIMENTS}) x")
 
 # the campaign pool's draws in the period (drawn by the member the entry was checked for,
 # after OneID), and the members who won; up to `at` included, as times are stored to the
@@ -105,6 +120,7 @@ class CampaignReport:
     draws: int = 0
     wins: int = 0  # won draws
     winners: int = 0  # distinct members who won
+    experiment_members: int = 0  # enrolled by experiments' campaign variants: not in the arms
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,9 +136,11 @@ def report(engine: Engine, group_id: str, code: str, at: datetime | None = None)
         rows = conn.execute(
             _SPEND, {"g": group_id, "c": stored.campaign_id, "since": since, "until": until}
         ).all()
-        coupon_rows = {r.kind: r for r in conn.execute(_COUPONS, {"g": group_id, "code": code})}
-        redeemers = len(conn.execute(_REDEEMERS, {"g": group_id, "code": code}).all())
+        keys = {"g": group_id, "code": code, "c": stored.campaign_id}
+        coupon_rows = {r.kind: r for r in conn.execute(_COUPONS, keys)}
+        redeemers = len(conn.execute(_REDEEMERS, keys).all())
         out = CampaignReport(code, stored.status, since, until, lottery=stored.plan.lottery)
+        out.experiment_members = int(conn.execute(_ENROLLED, keys).scalar_one())
         if out.lottery is not None:
             window = {"g": group_id, "p": out.lottery, "since": since, "until": until}
             drawn = conn.execute(_DRAWS, window).one()
@@ -193,7 +211,12 @@ def members(
             _SPEND, {"g": group_id, "c": stored.campaign_id, "since": since, "until": until}
         ).all()
         redeemed = (
-            {int(m) for m in conn.execute(_REDEEMERS, {"g": group_id, "code": code}).scalars()}
+            {
+                int(m)
+                for m in conn.execute(
+                    _REDEEMERS, {"g": group_id, "code": code, "c": stored.campaign_id}
+                ).scalars()
+            }
             if who == "redeemers"
             else set()
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +27,7 @@ from siyu.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from siyu.experiments.assign import Started
     from siyu.experiments.results import Breakdown
 
 app = typer.Typer(
@@ -102,8 +104,10 @@ def start_cmd(
     group: GroupOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Assign the target's members to variants (safe to run again: nobody is assigned
-    twice; members who entered the target since join); the global holdout gets nothing."""
+    """Assign the target's members to variants and deliver each variant's treatment
+    (coupons issued, the message's send planned, the campaign's incentive granted), then
+    print what was delivered. Safe to run again: nobody is assigned or given anything
+    twice; members who entered the target since join; the global holdout gets nothing."""
     from siyu.experiments.assign import start
     from siyu.store.migrate import upgrade
 
@@ -119,7 +123,7 @@ def start_cmd(
 
         done = start(engine, group or settings.group_id, code, progress=step)
     if as_json:
-        emit_json(vars(done))
+        emit_json(asdict(done))
         return
     out.print(
         f"{code}: {done.target:,} in the target, {done.assigned:,} newly assigned, "
@@ -127,8 +131,30 @@ def start_cmd(
     )
     for name, n in done.variants.items():
         out.print(f"  {name}: {n:,}")
-    for name, counts in done.coupons.items():
-        out.print(f"  {name} coupons: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    for line in delivered_lines(done):
+        out.print(f"  {line}")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+def delivered_lines(done: Started) -> list[str]:
+    """What a start delivered, a line per variant: coupons issued, the send planned (or
+    left as an earlier start planned it) and its recipients, the campaign's grants."""
+    lines = [f"{name} coupons: {_counts(c)}" for name, c in done.coupons.items()]
+    for name, m in done.messages.items():
+        how = "planned by this start" if m.planned_now else "planned before, left as it is"
+        lines.append(f"{name} send {m.send} {m.state} ({how}): {_counts(m.recipients)}")
+    for name, c in done.campaigns.items():
+        lines.append(
+            f"{name} campaign {c.campaign}: {c.enrolled:,} enrolled, {c.granted:,} granted, "
+            f"{c.over_budget:,} over budget, {c.campaign_holdout:,} in its own holdout"
+        )
+        lines += [f"{name} campaign coupons {t}: {_counts(n)}" for t, n in c.coupons.items()]
+        if c.points_posted:
+            lines.append(f"{name} campaign points: {c.points_posted:,} postings")
+    return lines
 
 
 @app.command("stop")
@@ -229,7 +255,7 @@ def members_cmd(
     variant: Annotated[str, typer.Option(help="The variant's name.")],
     metric: Annotated[
         str | None,
-        typer.Option(help="revenue_fen, repurchase, next_order or coupon_redemption."),
+        typer.Option(help="revenue_fen, repurchase, next_order, coupon_redemption or unsubscribe."),
     ] = None,
     negative: Annotated[
         bool, typer.Option("--negative", help="Those whose metric was not positive.")

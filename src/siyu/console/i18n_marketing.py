@@ -244,9 +244,9 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "nav.experiments": ("实验", "Experiments"),
     "exp.title": ("实验", "Experiments"),
     "exp.text": (
-        "把一个阶段或分群按权重分成若干组（至少一组不做任何触达作为对照组），比较各组的消费、复购、下一单与用券。",
+        "把一个阶段或分群按权重分成若干组（至少一组不做任何触达作为对照组），比较各组的消费、复购、下一单、用券与退订。",
         "Split a stage or a segment into variants by weight (at least one gets nothing: the "
-        "control) and compare their spend, repurchase, next order and coupon use.",
+        "control) and compare their spend, repurchase, next order, coupon use and unsubscribes.",
     ),
     "exp.count": ("共 {n} 个实验", "Experiments: {n}"),
     "exp.none": ("还没有实验。", "No experiment yet."),
@@ -275,9 +275,11 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     ),
     "exp.f.variants.note": (
         "权重为百分比，合计 100；方式：none（不触达，对照组，不填引用）、campaign（营销活动）、"
-        "message（消息）、coupon（优惠券）、guide_task（导购任务），后接所给的编号。",
+        "message（消息：指向本实验该分组的草稿消息）、coupon（优惠券），后接所给的编号；"
+        "guide_task（导购任务）暂不能触达。",
         "Weights in percent, summing to 100; kind: none (nothing: the control, no ref), "
-        "campaign, message, coupon or guide_task, then the code of what it gives.",
+        "campaign, message (a draft send targeting this experiment's variant) or coupon, then "
+        "the code of what it gives; guide_task cannot be delivered yet.",
     ),
     "exp.f.window": ("观察天数", "Window (days)"),
     "exp.f.pre_period": ("CUPED 前期天数（0 为不调整）", "CUPED pre-period (days, 0: none)"),
@@ -353,6 +355,12 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "exp.metric.next_order.no": ("无下一单", "did not order again"),
     "exp.metric.coupon_redemption.yes": ("已用券", "redeemed"),
     "exp.metric.coupon_redemption.no": ("未用券", "did not redeem"),
+    "exp.metric.unsubscribe": (
+        "退订（撤回营销授权）",
+        "Unsubscribed (marketing consent withdrawn)",
+    ),
+    "exp.metric.unsubscribe.yes": ("已退订", "unsubscribed"),
+    "exp.metric.unsubscribe.no": ("未退订", "did not unsubscribe"),
     "exp.members": ("会员数", "Members"),
     "exp.positives": ("达成人数", "Yes"),
     "exp.mean": ("均值", "Mean"),
@@ -363,9 +371,5 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "exp.cuped": ("CUPED 调整后提升", "CUPED lift"),
     "exp.baseline": ("基准", "baseline"),
     "exp.no_test": ("无法检验", "no test"),
-    "exp.not_measured": (
-        "退订暂不计量（待消息模块记录退订）。",
-        "Unsubscribing is not measured yet (messaging records no unsubscribe).",
-    ),
     "exp.members_title": ("{what}", "{what}"),
 }

@@ -10,11 +10,12 @@ planned weights. The variant is the slice of 0..9,999 holding the member's bucke
 in the plan's order (`Plan.variant_of`), and the member's lifecycle stage at that moment
 is kept with it.
 
-A `coupon` variant's coupons are issued at start, one per member, under the experiment's
-own key (`experiment:<code>:<variant>`) and tagged `campaign = experiment:<code>`, which is
-how the results count redemptions. The other treatments (a campaign, a message, a guide
-task) are delivered by their own capability to the members `members(...)` names; the
-experiment only decides and records who is in which variant.
+What each variant names is checked before anything is written (`treatments.check`: a
+send targeting another variant, a missing campaign, a guide task refuse the start and
+leave no assignment), and after the assignment each variant's treatment is delivered to
+its live members by the capability that owns it (`deliver.py`: coupons issued, the send
+planned, the campaign's incentive granted), each once; `Started` reports what was
+delivered per variant.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 from siyu.campaigns import global_holdout
 from siyu.campaigns.assignment import bucket
 from siyu.campaigns.launch import target_members
-from siyu.coupons import catalog
-from siyu.coupons.issue import issue
+from siyu.experiments import treatments
+from siyu.experiments.deliver import CampaignDelivery, MessageDelivery, deliver
 from siyu.experiments.errors import ExperimentState
 from siyu.experiments.models import experiment_members
 from siyu.experiments.plan import Plan, load
@@ -47,12 +48,10 @@ class Started:
     global_holdout: int = 0  # target members held out of every treatment: not assigned
     assigned: int = 0  # rows written by this run (0 when run again)
     variants: dict[str, int] = field(default_factory=dict)  # live members per variant
+    # what was delivered, per variant of each kind (`deliver.py`)
     coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # variant -> counts
-
-
-def coupon_campaign(code: str) -> str:
-    """What a coupon issued by the experiment names as its campaign."""
-    return f"experiment:{code}"
+    messages: dict[str, MessageDelivery] = field(default_factory=dict)
+    campaigns: dict[str, CampaignDelivery] = field(default_factory=dict)
 
 
 def variant_of(plan: Plan, salt: str, member_id: int) -> tuple[str, int]:
@@ -77,9 +76,8 @@ def start(
         if stored.status == "stopped":
             raise ExperimentState(f"code: experiment {code} has stopped")
         plan = stored.plan
-        for v in plan.variants:
-            if v.kind == "coupon" and v.ref is not None:
-                catalog.current(conn, group_id, v.ref)  # NotFoundError names a missing one
+        # before anything is written: a refusal leaves no assignment behind
+        treatments.check(conn, group_id, code, plan.variants, stored.status != "draft")
         conn.execute(
             text("""UPDATE experiments SET status = 'running', started_at = :now,
                       updated_at = :now WHERE experiment_id = :i AND status = 'draft'"""),
@@ -121,24 +119,9 @@ def start(
         arms = _arms(conn, group_id, stored.experiment_id)
         out.assigned = _count(conn, group_id, stored.experiment_id) - before
     out.variants = {v.name: len(arms.get(v.name, [])) for v in plan.variants}
-    for v in plan.variants:
-        if v.kind == "coupon" and v.ref is not None:
-            out.coupons[v.name] = issue(
-                engine,
-                group_id,
-                v.ref,
-                arms.get(v.name, []),
-                f"{coupon_campaign(code)}:{v.name}",
-                campaign=coupon_campaign(code),
-                key_id=key_id,
-                at=now,
-                progress=None if progress is None else _step(progress, v.name),
-            ).counts
+    done = deliver(engine, group_id, stored, arms, key_id=key_id, at=now, progress=progress)
+    out.coupons, out.messages, out.campaigns = done.coupons, done.messages, done.campaigns
     return out
-
-
-def _step(progress: Progress, name: str) -> Callable[[int, int], None]:
-    return lambda done, of: progress(name, done, of)
 
 
 def _count(conn: Connection, group_id: str, experiment_id: int) -> int:

@@ -4,8 +4,13 @@ a draft, editable until started; starting fixes it; stopping ends assignment for
 
 An experiment targets a segment or a lifecycle stage (the campaigns' `Target`) and splits
 it into variants by weight (basis points summing to 10,000). A variant's treatment is a
-campaign, a message, a coupon or a guide task, named by `ref`, or `none`: at least one
-variant is a `none` control, which every other variant is compared with. Outcomes are
+campaign, a message (a send targeting this variant), a coupon or a guide task, named by
+`ref`, or `none`: at least one variant is a `none` control, which every other variant is
+compared with. The treatments are delivered at start (`deliver.py`); what a variant names
+is checked when the plan is saved and again at start (`treatments.py`). A guide task is
+refused for now: the guides domain has no task HQ sets for a member (issue #19), so it
+cannot be delivered, and an experiment does not assign members to a treatment nobody
+delivers. Outcomes are
 read over `window_days` from each member's assignment (or first exposure); CUPED adjusts
 them by the member's spend over `pre_period_days` before it (0: no adjustment).
 
@@ -28,6 +33,7 @@ from sqlalchemy import Connection, Engine, text
 from siyu.campaigns.assignment import BUCKETS
 from siyu.campaigns.plan import Target
 from siyu.errors import NotFoundError
+from siyu.experiments import treatments
 from siyu.experiments.errors import ExperimentState
 from siyu.experiments.models import experiments
 from siyu.ledger.program import Code
@@ -116,7 +122,8 @@ class Stored:
 
 def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Stored:
     """Create the experiment as a draft (drawing its salt), or replace a draft's plan; a
-    running or stopped experiment's plan is fixed (409 `experiment_state`)."""
+    running or stopped experiment's plan is fixed (409 `experiment_state`). What the
+    variants name is checked first (`treatments.check`: 404 or 422 naming the variant)."""
     now = stored_now()
     body = plan.model_dump_json()
     with engine.begin() as conn:
@@ -124,6 +131,9 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
             text("SELECT experiment_id, status FROM experiments WHERE group_id = :g AND code = :c"),
             {"g": group_id, "c": plan.code},
         ).first()
+        if found is None or found.status == "draft":
+            # what the variants name, before anything is written (treatments.py)
+            treatments.check(conn, group_id, plan.code, plan.variants, started=False)
         if found is None:
             conn.execute(
                 experiments.insert().values(

@@ -14,10 +14,15 @@ and absorbed members' rows are left out (`identity/experiment_follow.py`).
 - `next_order`: 1 if the member's order count moved within the window, the knee's own
   metric: any order not cancelled, counted as the lifecycle stages count orders
   (`analytics/stages.py`), whatever its refunds;
-- `coupon_redemption`: 1 if the member redeemed a coupon the experiment issued
-  (`campaign = experiment:<code>`) by `at`; 0 for every member of a variant that gave none.
-
-Unsubscribing is not measured until messaging lands (no unsubscribe is recorded yet).
+- `coupon_redemption`: 1 if the member redeemed a coupon the experiment gave by `at`: its
+  own (`campaign = experiment:<code>`, a `coupon` variant's), or, for a member of a
+  `campaign` variant, one of that campaign's; 0 for every member of a variant that gave
+  none;
+- `unsubscribe`: 1 if the member withdrew marketing consent (on any channel, a
+  `consent_events` withdrawal) within the window, up to `at`. Withdrawals are the
+  person's, as consent is: those said through a member OneID merged into this one count
+  (merges followed along chains, as messaging finds a person), and a grant said later
+  does not undo that the member withdrew.
 
 The per-member values never leave the database for the figures: one grouped query gives
 each (variant, stage) its members, sums, sums of squares, and the pre-period spend's sums
@@ -38,31 +43,56 @@ from sqlalchemy import Connection, Engine, text
 
 from siyu.errors import ValidationError
 from siyu.experiments import stats
-from siyu.experiments.assign import coupon_campaign
+from siyu.experiments.deliver import coupon_campaign
 from siyu.experiments.plan import Stored, load
 from siyu.store.dialect import dialect_of
 from siyu.store.times import as_stored, stored_now
 
-METRICS = ("revenue_fen", "repurchase", "next_order", "coupon_redemption")
+METRICS = ("revenue_fen", "repurchase", "next_order", "coupon_redemption", "unsubscribe")
 BINARY = frozenset(METRICS[1:])
-Metric = Literal["revenue_fen", "repurchase", "next_order", "coupon_redemption"]
+Metric = Literal["revenue_fen", "repurchase", "next_order", "coupon_redemption", "unsubscribe"]
 Anchor = Literal["assignment", "exposure"]
 DAY = 86_400
-NOT_MEASURED = {"unsubscribe": "not measured until messaging lands"}
+# metric -> why it is not measured (none today; the results carry the mapping for clients)
+NOT_MEASURED: dict[str, str] = {}
 # the column of the per-member query holding each metric
 _COLUMN = {
     "revenue_fen": "revenue",
     "repurchase": "repurchase",
     "next_order": "next_order",
     "coupon_redemption": "coupon",
+    "unsubscribe": "unsubscribe",
 }
 
+# Each marketing consent withdrawal and the person it belongs to now: the member it was
+# said through, or the member that one is merged into, followed along chains (A into B,
+# B into C), as `messaging.plan` finds a person. Withdrawals are few beside orders.
+_WITHDRAWALS = """WITH RECURSIVE chain (member_id, person_id, depth) AS (
+    SELECT member_id, merged_into, 1 FROM members WHERE group_id = :g AND status = 'merged'
+    UNION ALL
+    SELECT c.member_id, m.merged_into, c.depth + 1 FROM chain c
+    JOIN members m ON m.member_id = c.person_id AND m.status = 'merged' WHERE c.depth < 32
+),
+roots AS (SELECT c.member_id, c.person_id FROM chain c
+          JOIN members p ON p.member_id = c.person_id AND p.status <> 'merged'),
+withdrawals AS (SELECT COALESCE(r.person_id, ce.member_id) AS person_id, ce.at
+                FROM consent_events ce LEFT JOIN roots r ON r.member_id = ce.member_id
+                WHERE ce.group_id = :g AND ce.purpose = 'marketing'
+                  AND ce.action = 'withdraw'),
+-- the experiment's members who withdrew within their window, computed once: withdrawals
+-- are joined to the members they belong to by the key, not looked up per member and order
+quit AS {materialized} (SELECT DISTINCT qm.member_id FROM withdrawals w
+         JOIN experiment_members qm ON qm.group_id = :g AND qm.experiment_id = :e
+           AND qm.member_id = w.person_id
+         WHERE {said} >= {t0} AND {said} < {t0} + :window AND {said} < :until)"""
 
-def _per_member(conn: Connection, anchor: Anchor) -> str:
+
+def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
     """One row per live member: its variant, stage and metrics, and its pre-period spend.
     Written as one pass of the member's orders (index on orders.member_id), refunds and
     redemptions looked up per order and per member by their indexes, so no plan has to
-    re-run an aggregate per member, whatever the statistics say."""
+    re-run an aggregate per member, whatever the statistics say. `campaigns`: how many
+    campaign variants the plan has (their pairs are parameters :cv<i>, :cc<i>)."""
     d = dialect_of(conn)
     t0 = d.epoch_seconds("em.exposed_at" if anchor == "exposure" else "em.assigned_at")
     exposed = "AND em.exposed_at IS NOT NULL" if anchor == "exposure" else ""
@@ -70,6 +100,7 @@ def _per_member(conn: Connection, anchor: Anchor) -> str:
     refunded = """(SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf
                    WHERE rf.group_id = o.group_id AND rf.order_id = o.order_id)"""
     post = f"{at} >= {t0}"
+    given = "".join(f" OR (em.variant = :cv{i} AND cp.campaign = :cc{i})" for i in range(campaigns))
     return f"""
     SELECT em.member_id, em.variant, em.stage,
            COALESCE(SUM(CASE WHEN {post} THEN o.paid_fen - {refunded} END), 0) AS revenue,
@@ -79,8 +110,10 @@ def _per_member(conn: Connection, anchor: Anchor) -> str:
            MAX(CASE WHEN EXISTS (
                  SELECT 1 FROM coupons cp WHERE cp.group_id = em.group_id
                    AND cp.member_id = em.member_id AND cp.status = 'redeemed'
-                   AND cp.campaign = :campaign) THEN 1 ELSE 0 END) AS coupon
+                   AND (cp.campaign = :campaign{given})) THEN 1 ELSE 0 END) AS coupon,
+           MAX(CASE WHEN q.member_id IS NULL THEN 0 ELSE 1 END) AS unsubscribe
     FROM experiment_members em
+    LEFT JOIN quit q ON q.member_id = em.member_id
     LEFT JOIN orders o ON o.group_id = em.group_id AND o.member_id = em.member_id
       AND o.status <> 'cancelled' AND {at} >= {t0} - :pre AND {at} < {t0} + :window
       AND {at} < :until
@@ -88,7 +121,19 @@ def _per_member(conn: Connection, anchor: Anchor) -> str:
     GROUP BY em.member_id, em.variant, em.stage"""
 
 
-def _sums_query(conn: Connection, anchor: Anchor) -> str:
+def _ctes(conn: Connection, anchor: Anchor) -> str:
+    d = dialect_of(conn)
+    column = "qm.exposed_at" if anchor == "exposure" else "qm.assigned_at"
+    return _WITHDRAWALS.format(
+        said=d.epoch_seconds("w.at"), t0=d.epoch_seconds(column), materialized=d.materialized()
+    )
+
+
+def _per_member(conn: Connection, anchor: Anchor, campaigns: int) -> str:
+    return f"{_ctes(conn, anchor)}\n{_member_rows(conn, anchor, campaigns)}"
+
+
+def _sums_query(conn: Connection, anchor: Anchor, campaigns: int) -> str:
     f = "CAST({} AS FLOAT)"
     parts = [
         "COUNT(*) AS n",
@@ -101,8 +146,9 @@ def _sums_query(conn: Connection, anchor: Anchor) -> str:
             f"SUM({f.format(col)} * {col}) AS {metric}_squares",
             f"SUM({f.format(col)} * pre) AS {metric}_products",
         ]
-    return f"""SELECT variant, stage, {", ".join(parts)}
-               FROM ({_per_member(conn, anchor)}) pm GROUP BY variant, stage"""
+    return f"""{_ctes(conn, anchor)}
+               SELECT variant, stage, {", ".join(parts)}
+               FROM ({_member_rows(conn, anchor, campaigns)}) pm GROUP BY variant, stage"""
 
 
 @dataclass(frozen=True)
@@ -189,7 +235,8 @@ def arm_sums(
     with engine.connect() as conn:
         stored = load(conn, group_id, code)
         rows = conn.execute(
-            text(_sums_query(conn, anchor)), _params(stored, group_id, code, at)
+            text(_sums_query(conn, anchor, len(_campaigns(stored)))),
+            _params(stored, group_id, code, at),
         ).mappings()
         out: dict[tuple[str, str | None], Sums] = {}
         for r in rows:
@@ -303,7 +350,8 @@ def members(
         if variant not in {v.name for v in stored.plan.variants}:
             raise ValidationError("variant", f"not a variant of experiment {code}", variant)
         rows = conn.execute(
-            text(_per_member(conn, anchor)), _params(stored, group_id, code, at)
+            text(_per_member(conn, anchor, len(_campaigns(stored)))),
+            _params(stored, group_id, code, at),
         ).mappings()
         picked = [
             int(r["member_id"])
@@ -324,9 +372,19 @@ def _until(at: datetime | None) -> datetime:
     return as_stored(at) if at is not None else stored_now()
 
 
+def _campaigns(stored: Stored) -> list[tuple[str, str]]:
+    """(variant, campaign) of each `campaign` variant: its members' coupons of that
+    campaign are the experiment's."""
+    return [(v.name, v.ref) for v in stored.plan.variants if v.kind == "campaign" and v.ref]
+
+
 def _params(stored: Stored, group_id: str, code: str, at: datetime | None) -> dict[str, Any]:
     until = _until(at)
+    given: dict[str, Any] = {}
+    for i, (variant, campaign) in enumerate(_campaigns(stored)):
+        given |= {f"cv{i}": variant, f"cc{i}": campaign}
     return {
+        **given,
         "g": group_id,
         "e": stored.experiment_id,
         "pre": stored.plan.pre_period_days * DAY,

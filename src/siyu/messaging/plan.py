@@ -253,9 +253,9 @@ def plan(
     """Plan the draft send `code`: every member of its target gets a row, planned,
     deferred or skipped with the reason; once only (409 `send_state` after).
 
-    `hold`: the send becomes `held`, kept for review (a preview whose members already
-    hold their cap slots); the outbox delivers nothing until `lifecycle.release` makes it
-    `planned`."""
+    `hold` (or the send's own `review`): the send becomes `held`, kept for review (a
+    preview whose members already hold their cap slots); the outbox delivers nothing until
+    `lifecycle.release` makes it `planned`."""
     with engine.begin() as conn:
         dialect = dialect_of(conn)
         dialect.advisory_lock(conn, "messaging-plan", group_id)
@@ -266,7 +266,7 @@ def plan(
         asked = max(send.scheduled_at.replace(tzinfo=None), now or stored_now())
         due = policy.out_of_quiet(asked) if send.purpose == "marketing" else asked
         deferred = due != asked
-        status = "held" if hold else "planned"
+        status = "held" if hold or send.review else "planned"
         changed = conn.execute(
             text("""UPDATE sends SET status = :status, due_at = :due, planned_at = :now,
                       policy_id = :p

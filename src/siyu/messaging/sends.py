@@ -65,6 +65,9 @@ class Send(_Doc):
     # the identity scope that addresses members (an openid's appid, a WeCom corp id);
     # None: any scope of the channel's identity type
     scope: Code | None = None
+    # planned held for review whoever plans it (an experiment's start plans its message
+    # variants' sends), as `plan(hold=True)` does by hand; `lifecycle.release` sends it
+    review: bool = False
 
     @field_validator("channel")
     @classmethod

@@ -116,6 +116,12 @@ class Dialect(ABC):
         """An aggregate picking one value of a group (MIN, but PostgreSQL 15 has no min(bytea))."""
         return f"MIN({column})"
 
+    def materialized(self) -> str:
+        """The keyword after `name AS` that computes a CTE once, as a table of its own
+        (PostgreSQL). SQLite: none; it keeps a DISTINCT subquery apart by itself, and the
+        keyword needs SQLite 3.35."""
+        return ""
+
     @abstractmethod
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
         """INSERT ... ON CONFLICT DO NOTHING (SQLAlchemy spells it per dialect)."""
@@ -187,6 +193,11 @@ class PostgresDialect(Dialect):
     def any_value(self, column: str) -> str:
         # PostgreSQL 15 has no min(bytea)
         return f"(array_agg({column}))[1]"
+
+    def materialized(self) -> str:
+        # A CTE used once is folded into the query around it (PostgreSQL >= 12); with few
+        # statistics the planner may then re-run it for every outer row.
+        return "MATERIALIZED"
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)

@@ -26,7 +26,7 @@ from siyu.store.times import as_stored, as_utc, stored_now
 router = APIRouter(prefix="/v1", tags=["experiments"])
 Code = Annotated[str, Path(min_length=1, max_length=64, pattern=PLAIN)]
 Anchor = Literal["assignment", "exposure"]
-MetricName = Literal["revenue_fen", "repurchase", "next_order", "coupon_redemption"]
+MetricName = Literal["revenue_fen", "repurchase", "next_order", "coupon_redemption", "unsubscribe"]
 
 
 def stored_out(found: plans.Stored) -> dict[str, Any]:
@@ -90,8 +90,13 @@ async def start_experiment(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Assign the target's members to variants (the global holdout left out, counted as
-    `global_holdout`) and issue a coupon variant's coupons. Safe to repeat: nothing is
-    written twice, and members who entered the target since are assigned."""
+    `global_holdout`) and deliver each variant's treatment: a coupon variant's coupons
+    (`coupons`), a message variant's send planned (`messages`: its state, whether this
+    start planned it, its recipients by status and skip reason), a campaign variant's
+    incentive (`campaigns`: enrolled, granted, over budget, coupons, points). What a variant
+    names is checked first (404 or 422 naming `variants[i].ref`; a guide task is refused,
+    naming `variants[i].kind`) and nothing is written then. Safe to repeat: nothing is
+    written or delivered twice, and members who entered the target since are assigned."""
     done = await run_in_threadpool(start, svc.engine, who.group_id, code, key_id=who.key_id)
     return asdict(done)
 
