@@ -34,7 +34,8 @@ from siyu.demo.effect import SUFFIX, respond
 from siyu.demo.lifecycle import stage_members
 from siyu.errors import SiyuError
 from siyu.experiments import plan as experiments
-from siyu.experiments.assign import coupon_campaign, start
+from siyu.experiments.assign import start
+from siyu.experiments.deliver import coupon_campaign
 from siyu.experiments.results import Comparison, Results, results
 from siyu.experiments.stats import Estimate
 from siyu.importer.service import import_directory
