@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, text
 
 from siyu.guides import commission_ledger as cl
 from siyu.guides.commission_rules import OrderTerms, stored
+from siyu.guides.commission_statements import month_range
 from siyu.store.times import as_stored, stored_now, stored_time
 
 
@@ -263,6 +264,12 @@ def release(engine: Engine, group_id: str, at: datetime | None = None) -> Releas
 def pay(engine: Engine, group_id: str, guide_id: str, month: str) -> int:
     """Pay the guide what is payable, settling the statement of `month`; returns the fen
     paid (0 when this month was already paid, or nothing is payable)."""
+    month_range(month)  # a ValidationError naming `month` unless YYYY-MM
     with engine.begin() as conn:
-        result = cl.pay(conn, group_id, cl.holder_id(conn, group_id, guide_id), guide_id, month)
+        store_id = conn.execute(
+            text("SELECT store_id FROM guides WHERE group_id = :g AND guide_id = :i"),
+            {"g": group_id, "i": guide_id},
+        ).scalar()
+        guide = cl.holder_id(conn, group_id, guide_id)
+        result = cl.pay(conn, group_id, guide, guide_id, month, store_id)
     return 0 if result.replayed else int(result.detail["paid_fen"])

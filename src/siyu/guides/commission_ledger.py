@@ -238,8 +238,11 @@ def _refunded_before(work: Plan, order_id: str) -> int:
     return sum(int(json.loads(r.detail or "{}").get("refund_fen", 0)) for r in rows)
 
 
-def pay(conn: Connection, group_id: str, guide: int, guide_id: str, month: str) -> Result:
-    """Everything payable now into paid, once per guide and statement month."""
+def pay(
+    conn: Connection, group_id: str, guide: int, guide_id: str, month: str, store_id: str | None
+) -> Result:
+    """Everything payable now into paid, once per guide and statement month (`store_id`:
+    the guide's store, for its store's statement)."""
 
     def plan(work: Plan) -> None:
         payable = work.balances()[CM_PAYABLE]
@@ -258,5 +261,6 @@ def pay(conn: Connection, group_id: str, guide: int, guide_id: str, month: str) 
         {"guide_id": guide_id, "month": month},
         stored_now(),
         f"pay:{month}",
+        store_id,
     )
     return post_in(conn, NO_SYSTEM, request, plan)
