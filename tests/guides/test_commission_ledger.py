@@ -185,6 +185,15 @@ def test_a_campaign_rule_is_matched_through_the_coupon(brand: Store) -> None:
     assert run.accrued_fen == 1_500
 
 
+def test_a_class_rule_matches_only_a_guide_of_that_class(brand: Store) -> None:
+    doc = {**RULES, "rules": [*RULES["rules"], {"name": "A", "guide_class": "A", "rate_bp": 1000}]}
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(doc), None)
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    _order(brand, "O2", "G2", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR, guide_classes={"G1": "A"})
+    assert run.accrued_fen == 1_000 + 100  # G1 is class A (10 %), G2 unknown: the default
+
+
 def test_rerunning_accrual_posts_nothing_twice(brand: Store) -> None:
     _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
     _refund(brand, "R1", "O1", datetime(2025, 2, 4), 5_000)

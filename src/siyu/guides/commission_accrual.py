@@ -29,6 +29,9 @@ class Basis:
     basis: str  # why this guide: 'till' (the guide keyed in at the till)
     paid_fen: int
     ordered_at: datetime
+    # The guide's A/B/C class when the order was made, once the classes land (their
+    # helper fills it); None: unknown, and rules naming a class do not match.
+    guide_class: str | None = None
 
 
 def commission_basis(
@@ -106,7 +109,8 @@ def accrue(
 ) -> AccrualRun:
     """Accrue the commission of the orders placed in [since, until), then claw back every
     refund (up to `until`) of an accrued order not yet clawed back. `guide_classes`: guide
-    -> A/B/C when the classes are known (none yet: rules naming a class do not match)."""
+    -> A/B/C for rows whose `guide_class` is unknown (none given: rules naming a class do
+    not match)."""
     run = AccrualRun()
     classes = guide_classes or {}
     with engine.connect() as conn:
@@ -139,7 +143,7 @@ def accrue(
                 order.terms.channel,
                 order.terms.category,
                 order.terms.campaign,
-                classes.get(row.guide_id),
+                row.guide_class or classes.get(row.guide_id),
                 row.paid_fen,
             )
         )
