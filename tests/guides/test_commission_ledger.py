@@ -7,16 +7,20 @@ never payable before its freeze ends, and re-running posts nothing twice."""
 
 from __future__ import annotations
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from tests.conftest import Store
 
 from siyu.errors import ValidationError, parse_document
 from siyu.guides import commission_accrual as jobs
 from siyu.guides.commission_rules import CommissionRules, save
 from siyu.guides.commission_statements import statement
+from siyu.importer.service import ensure_group
 
 FEB, MAR, APR = datetime(2025, 2, 1), datetime(2025, 3, 1), datetime(2025, 4, 1)
 RULES = {
@@ -354,3 +358,45 @@ def test_a_bad_rule_document_names_the_field(body: dict[str, object], field: str
     with pytest.raises(ValidationError) as refused:
         parse_document(CommissionRules, body, "commission rules")
     assert field in str(refused.value)
+
+
+@pytest.mark.postgres
+def test_concurrent_runs_post_each_move_once(pg_engine: Engine) -> None:
+    """Four runs of accrual, clawback and release at once (PostgreSQL: SQLite takes one
+    writer at a time): each order is accrued, each refund clawed back and each release
+    made exactly once (the keys decide, not Python)."""
+    brand = Store(pg_engine, f"g-{uuid.uuid4().hex[:8]}", "postgresql")
+    ensure_group(pg_engine, brand.group_id)
+    _setup(brand)
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(RULES), None)
+    for n in range(6):
+        _order(brand, f"O{n}", "G1", datetime(2025, 2, 3 + n), 10_000, [("K1", 10_000)])
+        _refund(brand, f"R{n}a", f"O{n}", datetime(2025, 2, 20), 6_000)
+        _refund(brand, f"R{n}b", f"O{n}", datetime(2025, 2, 21), 6_000)
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+        jobs.release(brand.engine, brand.group_id, MAR)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(run) for _ in range(4)]:
+            future.result()
+    with brand.engine.connect() as conn:
+        kinds = dict(
+            conn.execute(
+                text("""SELECT kind, COUNT(*) FROM ledger_postings WHERE group_id = :g
+                        AND kind LIKE 'cm_%' GROUP BY kind"""),
+                {"g": brand.group_id},
+            ).all()
+        )
+    assert kinds == {"cm_accrue": 6, "cm_clawback": 12, "cm_release": 6}
+    # every order refunded beyond its amount: all of its 500 back, not a fen more
+    assert _balances(brand, "G1") == {
+        "cm_accrued": 0,
+        "cm_frozen": 0,
+        "cm_payable": 0,
+        "cm_paid": 0,
+    }
+    _ledger_is_sound(brand)
