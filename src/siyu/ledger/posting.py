@@ -47,7 +47,7 @@ MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
 @dataclass(frozen=True)
 class Holder:
     """Whose accounts a posting's own lines move: a member's (points and stored value),
-    or a shopping guide's commission accounts (guides/commission_accrual.py), which live in
+    or a shopping guide's commission accounts (guides/commission_ledger.py), which live in
     the same tables under owner 'guide'. `negative`: the assets whose account may go below
     zero (a guide's contra account, its payable after a clawback of commission paid)."""
 
@@ -108,7 +108,8 @@ class Plan:
     member_id: int
     posting_id: int
     now: datetime
-    # (owner, member_id, asset, amount): owner "member" or a system account (member 0)
+    # (owner, member_id, asset, amount): owner "member" (the holder's account: a member's,
+    # or a guide's, see `holder`) or a system account (member 0)
     lines: list[tuple[str, int, str, int]] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     _locked: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
