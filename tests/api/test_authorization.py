@@ -127,6 +127,25 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/tasks/{task_id}:contacted"): ("/v1/tasks/999999:contacted", {"note": "x"}),
         ("POST", "/v1/tasks/{task_id}:done"): ("/v1/tasks/999999:done", None),
         ("POST", "/v1/tasks/{task_id}:dismiss"): ("/v1/tasks/999999:dismiss", None),
+        ("GET", "/v1/commission/rules"): ("/v1/commission/rules", None),
+        ("PUT", "/v1/commission/rules"): ("/v1/commission/rules", {"default_rate_bp": 100}),
+        ("POST", "/v1/commission:accrue"): (
+            "/v1/commission:accrue",
+            {"since": "2024-03-01T00:00:00", "until": "2024-04-01T00:00:00"},
+        ),
+        ("POST", "/v1/commission:release"): ("/v1/commission:release", {}),
+        ("POST", "/v1/guides/{guide_id}/commission:pay"): (
+            "/v1/guides/G1/commission:pay",
+            {"month": "2024-03"},
+        ),
+        ("GET", "/v1/guides/{guide_id}/commission"): (
+            "/v1/guides/G1/commission?month=2024-03",
+            None,
+        ),
+        ("GET", "/v1/stores/{store_id}/commission"): (
+            "/v1/stores/S1/commission?month=2024-03",
+            None,
+        ),
         ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),

@@ -49,6 +49,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # HQ reads every guide's, and an admin may move them.
     "tasks:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "tasks:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    # Commission (issue #19): HQ sets the rules, runs accrual and release, pays; a guide
+    # reads its own statement, a store its stores' guides' (api/routers/commission.py).
+    "commission:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    "commission:write": frozenset({Role.ADMIN}),
     # The probabilistic matches' review queue is HQ's: analysts read it (masked), admins
     # decide (a decision merges members or blocks the pair for good).
     "reviews:read": frozenset({Role.ADMIN, Role.ANALYST}),

@@ -1,5 +1,6 @@
 """`siyu guides`: the shopping guides' jobs. `tasks generate` makes the follow-up tasks the
-members' lifecycle stages call for (the snapshot does it too); safe to re-run."""
+members' lifecycle stages call for (the snapshot does it too); safe to re-run. `commission`
+is cli/guides_commission.py."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from siyu.cli.common import (
     open_store,
     out,
 )
+from siyu.cli.guides_commission import app as commission_app
 
-app = typer.Typer(help="Shopping guides: follow-up tasks.", no_args_is_help=True)
+app = typer.Typer(help="Shopping guides: follow-up tasks, commission.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Follow-up tasks for guides.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(commission_app, name="commission")
 
 
 @tasks_app.command("generate")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -87,3 +88,50 @@ guide_task_events = Table(
     Column("at", DateTime, nullable=False),
 )
 Index("ix_guide_task_events_task", guide_task_events.c.task_id, guide_task_events.c.event_id)
+
+# Commission (guides/commission_*.py). A guide's money lives on the loyalty ledger, in
+# accounts of owner 'guide' (ledger_accounts), one per state; the ledger keys accounts by
+# a number, so each guide gets one here. The ledger's `member_id` of a guide's accounts,
+# entries and postings is the NEGATED number: members are positive and system accounts 0,
+# so no member's statement or balance query (WHERE member_id = :m) can ever read a guide's.
+GUIDE_OWNER = "guide"
+CM_ACCRUED, CM_FROZEN, CM_PAYABLE, CM_PAID = "cm_accrued", "cm_frozen", "cm_payable", "cm_paid"
+COMMISSION_ASSETS = (CM_ACCRUED, CM_FROZEN, CM_PAYABLE, CM_PAID)
+# ledger_postings.kind of the commission postings
+CM_ACCRUE, CM_RELEASE, CM_CLAWBACK, CM_PAY = "cm_accrue", "cm_release", "cm_clawback", "cm_pay"
+
+guide_accounts = Table(
+    "guide_accounts",
+    metadata,
+    Column("account_no", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "guide_id"),
+)
+
+# What an accrual decided for one order (the rule, the basis, when its freeze ends). The
+# money is never here: it is the ledger's entries of the order's postings. The release job
+# finds matured orders by `freeze_until`.
+commission_accruals = Table(
+    "commission_accruals",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("store_id", String(64)),  # the guide's store when accrued (store statements)
+    Column("rule", String(64)),  # the rule's name; NULL: the document's default rate
+    Column("rules_version", Integer, nullable=False),
+    Column("basis_fen", BigInteger, nullable=False),  # the order's paid fen
+    Column("commission_fen", BigInteger, nullable=False),
+    Column("freeze_until", DateTime, nullable=False),
+    Column("posting_id", BigInteger, nullable=False),  # the accrual posting
+    Column("created_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id"),
+    CheckConstraint("commission_fen >= 0", name="commission_not_negative"),
+)
+Index(
+    "ix_commission_accruals_freeze",
+    commission_accruals.c.group_id,
+    commission_accruals.c.freeze_until,
+)
