@@ -35,6 +35,7 @@ from siyu.api.routers import (
     affinity,
     campaigns,
     coupons,
+    distribution,
     experiments,
     guides,
     ingest,
@@ -71,6 +72,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(ledger.router)
     app.include_router(inventory.router)
     app.include_router(guides.router)
+    app.include_router(distribution.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)
