@@ -22,7 +22,7 @@ from siyu.api.schemas import MAX_ID, Strict
 from siyu.auth.principal import Principal, Role
 from siyu.guides import attribution, binding, shares
 from siyu.guides.models import REASON_MAX
-from siyu.store.times import as_utc, stored_time
+from siyu.store.times import as_stored, as_utc
 
 router = APIRouter(prefix="/v1", tags=["guides"])
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -176,7 +176,7 @@ async def create_touch(
             who.group_id,
             share_code,
             f"api:{who.key_id}:{idempotency_key}",
-            stored_time(body.touched_at),
+            as_stored(body.touched_at),
             member_id=body.member_id,
             identity_id=body.identity_id,
             key_id=who.key_id,
