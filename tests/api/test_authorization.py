@@ -132,6 +132,7 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             "/v1/guides/G1/shares",
             {"kind": "product", "target": "K1", "share_code": "auth-g1"},
         ),
+        ("GET", "/v1/guides/{guide_id}/shares"): ("/v1/guides/G1/shares", None),
         ("POST", "/v1/shares/{share_code}/touches"): (
             "/v1/shares/auth-g1/touches",
             {"member_id": m1, "touched_at": "2024-03-01T00:00:00Z"},

@@ -66,6 +66,10 @@ def test_a_share_touched_then_an_order_is_explained(api: Api) -> None:
         "/v1/shares/nope-nope/touches", json=touch, headers=_idem(api, "channel", "k2")
     )
     assert (missing.status_code, missing.json()["code"]) == (404, "share_not_found")
+    # a guide lists its own shares, with their opens, and no other guide's
+    listed = c.get("/v1/guides/G1/shares", headers=api.as_("guide")).json()["shares"]
+    assert [(x["share_code"], x["touches"]) for x in listed] == [("g1-durian", 1)]
+    assert c.get("/v1/guides/G2/shares", headers=api.as_("guide")).status_code == 403
     # when January is attributed, O1 (at G1's till a day later) is G1's by its share
     attribute(api.store.engine, api.store.group_id, datetime(2024, 1, 1), datetime(2024, 2, 1))
     why = c.get("/v1/orders/O1/attribution", headers=api.as_("guide"))

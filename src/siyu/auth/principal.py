@@ -129,6 +129,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # guide's for its own orders (api/routers/distribution.py).
     "bindings:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE, Role.MEMBER}),
     "bindings:write": frozenset({Role.ADMIN}),
+    "shares:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "shares:write": frozenset({Role.ADMIN, Role.GUIDE}),
     "shares:touch": frozenset({Role.ADMIN, Role.CHANNEL}),
     "attribution:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),

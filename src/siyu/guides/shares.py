@@ -96,6 +96,29 @@ def record_share(
     return share
 
 
+_SHARES_OF = text(
+    "SELECT s.share_id, s.share_code, s.guide_id, s.kind, s.target, s.created_at, "
+    "(SELECT COUNT(*) FROM share_touches t WHERE t.group_id = s.group_id "
+    "AND t.share_id = s.share_id) AS touches FROM guide_shares s "
+    "WHERE s.group_id = :g AND s.guide_id = :gd ORDER BY s.share_id DESC LIMIT :n"
+)
+
+
+def shares_of(
+    conn: Connection, group_id: str, guide_id: str, limit: int = 100
+) -> list[tuple[Share, int]]:
+    """The guide's shares, the latest first, each with how often it was opened."""
+    return [
+        (
+            Share(
+                int(r.share_id), r.share_code, r.guide_id, r.kind, r.target, to_second(r.created_at)
+            ),
+            int(r.touches),
+        )
+        for r in conn.execute(_SHARES_OF, {"g": group_id, "gd": guide_id, "n": limit})
+    ]
+
+
 @dataclass(frozen=True)
 class Touch:
     touch_id: int

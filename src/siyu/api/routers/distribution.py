@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -158,6 +158,30 @@ async def create_share(
         who.key_id,
     )
     return {**vars(made), "created_at": as_utc(made.created_at)}
+
+
+@router.get("/guides/{guide_id}/shares")
+async def list_shares(
+    guide_id: GuideId,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    who: Principal = Depends(require("shares:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The guide's shares, the latest first, each with how often it was opened (a guide
+    key: only its own)."""
+    if who.role == Role.GUIDE and who.guide_id != guide_id:
+        raise Problem(
+            403, "Forbidden", "guide_id: a guide key reads only its own shares", "forbidden"
+        )
+
+    def read() -> list[tuple[shares.Share, int]]:
+        with svc.engine.connect() as conn:
+            return shares.shares_of(conn, who.group_id, guide_id, limit)
+
+    found = await run_in_threadpool(read)
+    return {
+        "shares": [{**vars(s), "created_at": as_utc(s.created_at), "touches": n} for s, n in found]
+    }
 
 
 @router.post("/shares/{share_code}/touches")
