@@ -9,9 +9,16 @@ from sqlalchemy import text
 from tests.guides.journey import Journey, at
 
 from siyu.errors import ValidationError
-from siyu.guides.binding import bind_all, current_binding, history, rebind, release_guide
+from siyu.guides.binding import (
+    bind_all,
+    current_binding,
+    follow_merges,
+    history,
+    rebind,
+    release_guide,
+)
 from siyu.guides.errors import GuideLeft, GuideNotFound
-from siyu.identity.service import merge_members
+from siyu.identity.service import merge_members, unmerge
 
 
 def test_rules_bind_by_acquisition_then_first_store_purchase(journey: Journey) -> None:
@@ -153,3 +160,20 @@ def test_a_merge_keeps_the_survivors_guide_or_inherits_the_earliest(journey: Jou
     rebind(engine, j.g, j.members["M2"], "G3", "asked for G3", at=at(20))
     assert j.live("M1") == "G3" and j.live("M2") is None
     assert bind_all(engine, j.g, at(21)).total == 0
+
+
+def test_an_unmerge_gives_the_restored_member_its_guide_back(journey: Journey) -> None:
+    # given M4 bound to G3 merged into M3, who had no guide and inherited G3
+    j = journey
+    engine = j.store.engine
+    rebind(engine, j.g, j.members["M4"], "G3", "HQ", at=at(3))
+    merge_id, _ = merge_members(engine, j.g, j.members["M3"], j.members["M4"], "same person")
+    assert j.live("M3") == "G3" and j.live("M4") is None
+    # when the merge is undone
+    unmerge(engine, j.g, merge_id, "two people after all")
+    # then M4 has G3 again and M3's inherited copy is gone
+    assert j.bindings("M4") == [("G3", "hq", None)]
+    assert j.bindings("M3") == []
+    # and following again changes nothing
+    follow_merges(engine, j.g)
+    assert j.bindings("M4") == [("G3", "hq", None)] and j.bindings("M3") == []

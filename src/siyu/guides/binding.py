@@ -358,6 +358,17 @@ WHERE group_id = :g AND ended_at IS NULL AND member_id IN (
 """
 
 
+_UNDONE = "SELECT m.merge_id FROM merges m WHERE m.group_id = :g AND m.undone_at IS NOT NULL {only}"
+# An undone merge: the copies it made go (while live: HQ may have rebound since), and each
+# member it absorbed gets the binding it ended back, unless bound again meanwhile.
+_DROP_COPIES = f"""DELETE FROM guide_bindings WHERE group_id = :g AND rule = 'inherited'
+  AND ended_at IS NULL AND merge_id IN ({_UNDONE})"""
+_RESTORE = f"""UPDATE guide_bindings SET ended_at = NULL, ended_reason = NULL, merge_id = NULL
+WHERE group_id = :g AND ended_reason = '{MERGED}' AND merge_id IN ({_UNDONE})
+  AND NOT EXISTS (SELECT 1 FROM guide_bindings b WHERE b.group_id = :g
+                  AND b.member_id = guide_bindings.member_id AND b.ended_at IS NULL)"""
+
+
 def follow_merges(
     engine: Engine,
     group_id: str,
@@ -366,8 +377,9 @@ def follow_merges(
 ) -> int:
     """After OneID merges (all, or `merge_ids`): the survivor keeps its own guide, or
     inherits the earliest-bound of its absorbed members'; every absorbed member's live
-    binding ends (`merged`). Returns the bindings ended; repeating changes nothing. An
-    unmerge gives nothing back: the restored member is bound again by the rules."""
+    binding ends (`merged`). After an unmerge, the survivor's inherited copy goes and the
+    restored member's binding is live again. Returns the bindings ended; repeating changes
+    nothing."""
     ids = None if merge_ids is None else ",".join(map(str, map(int, merge_ids))) or "NULL"
     only = "" if ids is None else f"AND m.merge_id IN ({ids})"
     only2 = "" if ids is None else f"AND m2.merge_id IN ({ids})"
@@ -375,6 +387,9 @@ def follow_merges(
     ended = 0
     with engine.begin() as conn:
         dialect_of(conn).advisory_lock(conn, LOCK, group_id)
+        # unmerges first: a member merged, unmerged and merged again ends merged
+        conn.execute(text(_DROP_COPIES.format(only=only)), params)
+        conn.execute(text(_RESTORE.format(only=only)), params)
         for _ in range(MAX_ROUNDS):
             conn.execute(text(_INHERIT.format(only=only, only2=only2)), params)
             taken = conn.execute(text(_ABSORB.format(only=only)), params).rowcount
