@@ -146,6 +146,22 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             "/v1/stores/S1/commission?month=2024-03",
             None,
         ),
+        ("GET", "/v1/members/{member_id}/guide"): (f"/v1/members/{m1}/guide", None),
+        ("POST", "/v1/members/{member_id}/guide:rebind"): (
+            f"/v1/members/{m1}/guide:rebind",
+            {"guide_id": "G1", "reason": "HQ's choice"},
+        ),
+        ("POST", "/v1/guides/{guide_id}:release"): ("/v1/guides/G9:release", {"reason": "left"}),
+        ("POST", "/v1/guides/{guide_id}/shares"): (
+            "/v1/guides/G1/shares",
+            {"kind": "product", "target": "K1", "share_code": "auth-g1"},
+        ),
+        ("GET", "/v1/guides/{guide_id}/shares"): ("/v1/guides/G1/shares", None),
+        ("POST", "/v1/shares/{share_code}/touches"): (
+            "/v1/shares/auth-g1/touches",
+            {"member_id": m1, "touched_at": "2024-03-01T00:00:00Z"},
+        ),
+        ("GET", "/v1/orders/{order_id}/attribution"): ("/v1/orders/O1/attribution", None),
         ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),

@@ -37,6 +37,7 @@ from siyu.api.routers import (
     campaigns,
     commission,
     coupons,
+    distribution,
     experiments,
     guides,
     ingest,
@@ -74,6 +75,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(inventory.router)
     app.include_router(guides.router)
     app.include_router(commission.router)
+    app.include_router(distribution.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)

@@ -126,6 +126,17 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "messages:events": frozenset({Role.ADMIN, Role.CHANNEL}),
     "consent:read": frozenset(Role),
     "consent:record": frozenset({Role.ADMIN, Role.STORE, Role.MEMBER}),
+    # A member's own guide (issue #19): read in the caller's member scope (a member its
+    # own guide, a store its members', a guide its own members'); HQ rebinds members and
+    # releases a guide who leaves. Guides record their shares (only their own), the
+    # integrations (or HQ) the touches; an order's attribution is HQ's to read, and a
+    # guide's for its own orders (api/routers/distribution.py).
+    "bindings:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE, Role.MEMBER}),
+    "bindings:write": frozenset({Role.ADMIN}),
+    "shares:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    "shares:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    "shares:touch": frozenset({Role.ADMIN, Role.CHANNEL}),
+    "attribution:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

@@ -36,3 +36,44 @@ class TaskTransitionRefused(ConflictError):
     def __init__(self, task_id: int, current: str, wanted: str, rule: str) -> None:
         self.task_id, self.current, self.wanted, self.rule = task_id, current, wanted, rule
         super().__init__(f"task {task_id} is {current}, cannot become {wanted}: {rule}")
+
+
+class GuideNotFound(NotFoundError):
+    """No guide of that id in the brand group's reference data (`guides`)."""
+
+    code = "guide_not_found"
+
+    def __init__(self, guide_id: str) -> None:
+        self.guide_id = guide_id
+        super().__init__(f"guide_id: no guide {guide_id!r} in the brand group")
+
+
+class GuideLeft(ConflictError):
+    """The guide was released (left the brand): nobody is bound or attributed to it anew."""
+
+    code = "guide_left"
+
+    def __init__(self, guide_id: str) -> None:
+        self.guide_id = guide_id
+        super().__init__(f"guide_id: guide {guide_id!r} has left; bind members to another guide")
+
+
+class ShareNotFound(NotFoundError):
+    """No share of that code in the brand group."""
+
+    code = "share_not_found"
+
+    def __init__(self, share_code: str) -> None:
+        self.share_code = share_code
+        super().__init__(f"share_code: no share {share_code!r}")
+
+
+class ShareCodeTaken(ConflictError):
+    """A share code is unique in the brand group; this one names another guide's share or
+    another target."""
+
+    code = "share_code_taken"
+
+    def __init__(self, share_code: str) -> None:
+        self.share_code = share_code
+        super().__init__(f"share_code: {share_code!r} is already another share's")
