@@ -18,8 +18,10 @@ from tests.conftest import Store
 
 from siyu.errors import ValidationError, parse_document
 from siyu.guides import commission_accrual as jobs
+from siyu.guides.attribution import attribute
 from siyu.guides.commission_rules import CommissionRules, save
 from siyu.guides.commission_statements import statement
+from siyu.guides.shares import record_share, record_touch
 from siyu.importer.service import ensure_group
 
 FEB, MAR, APR = datetime(2025, 2, 1), datetime(2025, 3, 1), datetime(2025, 4, 1)
@@ -172,6 +174,38 @@ def test_the_most_specific_rule_wins_and_accrual_is_frozen(brand: Store) -> None
         "cm_payable": 0,
         "cm_paid": 0,
     }
+    _ledger_is_sound(brand)
+
+
+def test_commission_follows_attribution_and_falls_back_to_the_till(brand: Store) -> None:
+    # given member 1 opened G1's share the day before buying at G2's till, attributed
+    with brand.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO members (member_id, group_id, status, registered_at, created_at,
+                      updated_at) VALUES (1, :g, 'active', :t, :t, :t)"""),
+            {"g": brand.group_id, "t": datetime(2025, 1, 1)},
+        )
+    share = record_share(brand.engine, brand.group_id, "G1", "product", "K2", "g1-bags")
+    record_touch(
+        brand.engine, brand.group_id, share.share_code, "t1", datetime(2025, 2, 4), member_id=1
+    )
+    _order(brand, "O-shared", "G2", datetime(2025, 2, 5), 10_000, [("K2", 10_000)])
+    attribute(brand.engine, brand.group_id, FEB, MAR, at=datetime(2025, 3, 1))
+    # and an order at G2's till that came after the attribution run
+    _order(brand, "O-late", "G2", datetime(2025, 2, 6), 10_000, [("K2", 10_000)])
+    # when commission accrues for February
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    with brand.engine.connect() as conn:
+        basis = dict(
+            conn.execute(
+                text("SELECT order_id, attribution FROM commission_accruals WHERE group_id = :g"),
+                {"g": brand.group_id},
+            ).all()
+        )
+    # then the shared order's commission is the sharer's, on the share's basis, and the
+    # order attribution never saw is the till guide's
+    assert basis == {"O-shared": "share", "O-late": "till"}
+    assert _balances(brand, "G1")["cm_frozen"] == 100 and _balances(brand, "G2")["cm_frozen"] == 100
     _ledger_is_sound(brand)
 
 

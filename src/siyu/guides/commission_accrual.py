@@ -3,7 +3,8 @@ what has matured. Both are safe to re-run: every posting has its key
 (guides/commission_ledger.py), and orders already accrued are not decided again, so a rule
 changed since keeps the commission already accrued (a new version applies to new orders).
 
-Which guide an order is attributed to comes from ONE function, `commission_basis`.
+Which guide an order is attributed to comes from ONE function, `commission_basis`: the
+period's attribution (`guides.attribution`), else the till's guide.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, text
 
 from siyu.guides import commission_ledger as cl
+from siyu.guides.attribution import attributed_orders
 from siyu.guides.commission_rules import OrderTerms, stored
 from siyu.guides.commission_statements import month_range
 from siyu.store.times import as_stored, stored_now, stored_time
@@ -26,7 +28,7 @@ class Basis:
     order_id: str
     member_id: int | None
     guide_id: str
-    basis: str  # why this guide: 'till' (the guide keyed in at the till)
+    basis: str  # why this guide: 'share', 'till' or 'own_guide' (guides.attribution)
     paid_fen: int
     ordered_at: datetime
     # The guide's A/B/C class when the order was made, once the classes land (their
@@ -39,17 +41,27 @@ def commission_basis(
 ) -> list[Basis]:
     """The orders placed in [since, until) and the guide each is attributed to.
 
-    For now the till's guide (`orders.guide_id`). When guides/attribution.py lands, this
-    becomes `attributed_orders(conn, group_id, since, until)` (the `order_attributions`
-    table: shares, touches, a member's own guide) and nothing else here changes."""
+    Attribution decides (`guides.attribution.attributed_orders`: the last share touch in
+    its window, else the till's guide, else a protected own guide), as HQ last ran it for
+    the period with its rules. An order attribution has not seen (the period was never
+    attributed, or the order came after the run) falls back to the till's guide
+    (`orders.guide_id`), which is what attribution itself would give it without a share
+    touch; so commission never waits on an attribution run, and never overrides one."""
+    found = [
+        Basis(a.order_id, a.member_id, a.guide_id, a.basis, a.paid_fen, a.ordered_at)
+        for a in attributed_orders(conn, group_id, as_stored(since), as_stored(until))
+    ]
     rows = conn.execute(
-        text("""SELECT order_id, member_id, guide_id, paid_fen, ordered_at FROM orders
-                WHERE group_id = :g AND guide_id IS NOT NULL AND status <> 'cancelled'
-                  AND ordered_at >= :s AND ordered_at < :u
-                ORDER BY ordered_at, order_id"""),
+        text("""SELECT o.order_id, o.member_id, o.guide_id, o.paid_fen, o.ordered_at
+                FROM orders o
+                WHERE o.group_id = :g AND o.guide_id IS NOT NULL AND o.status <> 'cancelled'
+                  AND o.ordered_at >= :s AND o.ordered_at < :u
+                  AND NOT EXISTS (SELECT 1 FROM order_attributions a
+                    WHERE a.group_id = o.group_id AND a.order_id = o.order_id)
+                ORDER BY o.ordered_at, o.order_id"""),
         {"g": group_id, "s": as_stored(since), "u": as_stored(until)},
     ).all()
-    return [
+    found += [
         Basis(
             r.order_id,
             None if r.member_id is None else int(r.member_id),
@@ -60,6 +72,7 @@ def commission_basis(
         )
         for r in rows
     ]
+    return sorted(found, key=lambda b: (b.ordered_at, b.order_id))
 
 
 @dataclass(frozen=True)
@@ -169,9 +182,9 @@ def accrue(
                 continue
             conn.execute(
                 text("""INSERT INTO commission_accruals (group_id, order_id, guide_id, store_id,
-                          rule, rules_version, basis_fen, commission_fen, freeze_until,
-                          posting_id, created_at)
-                        VALUES (:g, :o, :guide, :s, :rule, :v, :b, :c, :f, :p, :now)"""),
+                          rule, rules_version, basis_fen, attribution, commission_fen,
+                          freeze_until, posting_id, created_at)
+                        VALUES (:g, :o, :guide, :s, :rule, :v, :b, :why, :c, :f, :p, :now)"""),
                 {
                     "g": group_id,
                     "o": row.order_id,
@@ -180,6 +193,7 @@ def accrue(
                     "rule": decided.rule,
                     "v": version,
                     "b": row.paid_fen,
+                    "why": row.basis,
                     "c": decided.commission_fen,
                     "f": order.paid_at + timedelta(days=decided.freeze_days),
                     "p": result.posting_id,

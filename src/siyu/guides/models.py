@@ -123,6 +123,8 @@ commission_accruals = Table(
     Column("rule", String(64)),  # the rule's name; NULL: the document's default rate
     Column("rules_version", Integer, nullable=False),
     Column("basis_fen", BigInteger, nullable=False),  # the order's paid fen
+    # why the order is this guide's (guides.attribution): share, till or own_guide
+    Column("attribution", String(16), nullable=False),
     Column("commission_fen", BigInteger, nullable=False),
     Column("freeze_until", DateTime, nullable=False),
     Column("posting_id", BigInteger, nullable=False),  # the accrual posting

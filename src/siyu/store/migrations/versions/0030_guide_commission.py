@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=64), nullable=True),
         sa.Column("rules_version", sa.Integer(), nullable=False),
         sa.Column("basis_fen", sa.BigInteger(), nullable=False),
+        sa.Column("attribution", sa.String(length=16), nullable=False),
         sa.Column("commission_fen", sa.BigInteger(), nullable=False),
         sa.Column("freeze_until", sa.DateTime(), nullable=False),
         sa.Column("posting_id", sa.BigInteger(), nullable=False),
