@@ -1,20 +1,22 @@
-"""Planning a send: one INSERT ... SELECT writes every targeted member into
-`send_recipients`, planned (or deferred out of quiet hours) or skipped with the reason.
+"""Planning a send: a few set statements record every targeted member, planned (or
+deferred out of quiet hours) as a `send_recipients` row, or skipped with the reason in the
+send's skip sets (`send_skips`: one row per reason and block of member ids).
 
 Set-based on purpose (docs/benchmarks.md for a 10M-member segment): the members of the
 target are mapped to their person after OneID merges, the duplicates among them found
-(two identities of one person: one message), joined to their consent, their address on
-the channel and their touches already planned or sent in the cap windows, and the reason
-is the first rule a member breaks, in this order: duplicate_after_oneid, no_consent,
-opted_out, no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
-The rows are written in member order, so each index is appended to or swept once, never
-written at random (docs/architecture.md, "What a planning writes").
+(two identities of one person: one message), and each person given, by one aggregate
+over the inputs stacked, their address on the channel, their consent and their touches
+already planned or sent in the cap windows; the reason is the first rule a member breaks,
+in this order: duplicate_after_oneid, no_consent, opted_out, no_identity_for_channel,
+capped_week, capped_channel_month, capped_guide_day. The rows are written in member
+order, so each index is appended to or swept once, never written at random
+(docs/architecture.md, "What a planning writes" and "Skipped members as sets").
 
 Caps count touches of other sends, so two plannings at once must not both see a member's
 last free slot: plannings of one group take turns (an advisory lock on PostgreSQL, BEGIN
 IMMEDIATE on SQLite). Locking members one by one instead would write a lock into each of
 ten million member rows and hold them against OneID for the whole planning; plannings
-are few a day and each one statement, so taking turns costs nothing that matters.
+are few a day and each a few statements, so taking turns costs nothing that matters.
 """
 
 from __future__ import annotations
