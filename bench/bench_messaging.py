@@ -442,6 +442,7 @@ def main() -> None:
     with database(args) as (url, loaded):
         # one connection (one backend, whose CPU time is read) for everything timed
         engine = make_engine(url, pool_size=1, max_overflow=0)
+        figures["engine"] = engine.dialect.name  # --reuse: the URL's, whatever --engine says
         if loaded:
             upgrade(engine)  # a store kept by an older run gets the newer tables
             forget(engine)
@@ -498,7 +499,7 @@ def main() -> None:
     if wrong:
         sys.exit("FAILED: " + "; ".join(wrong))
     print(
-        f"| {args.engine} | {d.n:,} | {steps['floor']:.1f} / {steps['floor_again']:.1f} "
+        f"| {figures['engine']} | {d.n:,} | {steps['floor']:.1f} / {steps['floor_again']:.1f} "
         f"| {steps['select']:.1f} | {steps['plan']:.1f} | {figures['ratio_plan_to_floor']} "
         f"| {cpu['plan'] or 0:.1f} | {figures.get('cpu_ratio_plan_to_floor')} |"
     )

@@ -247,6 +247,9 @@ class Planning:
         self.dialect.refresh_statistics(conn, "plan_roots")
         shared = _SHARED.format(target=self.target)
         conn.execute(text(f"CREATE TEMPORARY TABLE plan_shared AS {shared}"), self.params)
+        # looked up by person for each of millions of people: SQLite, which keeps no
+        # statistics of a temporary table, would otherwise scan it for each
+        conn.execute(text("CREATE INDEX plan_shared_person ON plan_shared (person_id)"))
         self.dialect.refresh_statistics(conn, "plan_shared")
 
     def prepare(self, conn: Connection) -> None:
