@@ -25,7 +25,7 @@ from siyu.errors import ConfigError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.messaging import receipts
 from siyu.messaging.consent import GRANTS
-from siyu.messaging.models import EVENT_KINDS
+from siyu.messaging.models import EVENT_KINDS, SKIP_BLOCK
 from siyu.messaging.transports.base import Message, Outcome, Transport
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
@@ -65,9 +65,14 @@ _MESSAGES = """SELECT r.send_id, s.code, s.body, r.member_id, r.channel, r.sende
     WHERE r.group_id = :g AND ({keys}) AND r.claimed_by = :w
       AND r.status IN {waiting}
     ORDER BY r.send_id, r.member_id"""
-# one message's state and channel, for a callback naming it by its key
-MESSAGE_OF = text("""SELECT status, channel FROM send_recipients
-    WHERE group_id = :g AND send_id = :s AND member_id = :m""")
+# one message's state and channel, for a callback naming it by its key: a row, or a
+# member the planning skipped (in a skip set, block :b)
+_MESSAGE_OF = """SELECT status, channel FROM send_recipients
+    WHERE group_id = :g AND send_id = :s AND member_id = :m
+    UNION ALL
+    SELECT 'skipped', s.channel FROM send_skips k JOIN sends s ON s.send_id = k.send_id
+    {entries}
+    WHERE k.group_id = :g AND k.send_id = :s AND k.id_block = :b AND {member} = :m"""
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,16 @@ def deliver(
         outcomes.extend(zip(batch, answers, strict=True))
     sent, retry, failed = settle(engine, group_id, worker, outcomes, now)
     return Delivered(len(messages), sent, retry, failed, revoked)
+
+
+def message_of(conn: Connection, group_id: str, send_id: int, member_id: int) -> Row[Any] | None:
+    """The state (`status`) and `channel` of the message of `send_id` to `member_id`, None
+    if the send never recorded the member."""
+    entries, (member,) = dialect_of(conn).id_set_rows("k.members", 1)
+    return conn.execute(
+        text(_MESSAGE_OF.format(entries=entries, member=member)),
+        {"g": group_id, "s": send_id, "m": member_id, "b": member_id // SKIP_BLOCK},
+    ).first()
 
 
 def record_event(
