@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,26 @@ def migrated_sqlite(template: Path, path: Path) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, path)
     return make_engine(f"sqlite:///{path}")
+
+
+@cache
+def _migrated_image() -> bytes:
+    engine = make_engine("sqlite://")
+    upgrade(engine)
+    with engine.connect() as conn:
+        image = conn.connection.driver_connection.serialize()  # type: ignore[union-attr]
+    engine.dispose()
+    return bytes(image)
+
+
+def memory_store() -> Engine:
+    """An in-memory SQLite store (one connection) at the head migration, for the state
+    machines that want a fresh store per example: the migrated image is made once per
+    process and loaded into each new database (SQLite's deserialize), not migrated again."""
+    engine = make_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.connection.driver_connection.deserialize(_migrated_image())  # type: ignore[union-attr]
+    return engine
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
