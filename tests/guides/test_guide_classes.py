@@ -274,9 +274,11 @@ def test_classes_meet_thresholds_exactly_and_a_rerun_replaces(journey: Journey) 
         now = {c.guide_id: c for c in classes(conn, j.g)}
         past = classes(conn, j.g, guide_id="G1", history=True)
         store_s2 = classes(conn, j.g, stores=("S2",))
+        december = {c.guide_id: c.guide_class for c in classes(conn, j.g, *DECEMBER)}
     assert now["G1"].guide_class == "C" and now["G1"].period_start == january[0]
     assert [c.guide_class for c in past] == ["C", "B"]
     assert [c.guide_id for c in store_s2] == ["G4"]
+    assert december == {"G1": "B", "G2": "C", "G3": "C", "G4": "C"}  # the period's, kept
 
 
 @pytest.mark.parametrize(

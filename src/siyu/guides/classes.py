@@ -207,9 +207,10 @@ class GuideClass:
 
 _LIST = """
 SELECT c.guide_id, gd.store_id, c.guide_class, c.spam_risk, c.period_start, c.period_end,
-  c.metrics, c.rule_id, c.rules_version, c.computed_at
+  c.metrics, c.rules_version, c.computed_at, r.body AS rules
 FROM guide_classes c
 JOIN guides gd ON gd.group_id = c.group_id AND gd.guide_id = c.guide_id
+JOIN guide_class_rules r ON r.rule_id = c.rule_id
 WHERE c.group_id = :g {where}
 ORDER BY c.guide_id, c.period_end DESC, c.period_start DESC
 """
@@ -254,7 +255,7 @@ def classes(
         if not history and since is None and r.guide_id in seen:
             continue  # rows come latest period first per guide
         seen.add(r.guide_id)
-        rules = VERSIONS.by_id(conn, int(r.rule_id))
+        rules = VERSIONS.parsed(r.rules)  # the version it was decided under, parsed once
         found.append(
             GuideClass(
                 str(r.guide_id),
