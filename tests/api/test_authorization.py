@@ -162,6 +162,13 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             {"member_id": m1, "touched_at": "2024-03-01T00:00:00Z"},
         ),
         ("GET", "/v1/orders/{order_id}/attribution"): ("/v1/orders/O1/attribution", None),
+        ("GET", "/v1/guide-classes/rules"): ("/v1/guide-classes/rules", None),
+        ("PUT", "/v1/guide-classes/rules"): ("/v1/guide-classes/rules", GUIDE_CLASS_RULES),
+        ("POST", "/v1/guide-classes:classify"): (
+            "/v1/guide-classes:classify",
+            {"since": "2024-12-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+        ),
+        ("GET", "/v1/guide-classes"): ("/v1/guide-classes", None),
         ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),
@@ -350,6 +357,11 @@ SEND = {
     "content": {"template": "T1", "params": {"1": "x"}},
     "target": {"stage": "lapsed"},
     "scheduled_at": "2030-01-07T02:00:00Z",
+}
+GUIDE_CLASS_RULES = {
+    "A": {"min": {"sales_fen": 100}, "playbook": {"zh": "工具", "en": "Tools"}},
+    "B": {"min": {"orders": 1}, "playbook": {"zh": "SOP", "en": "SOPs"}},
+    "C": {"playbook": {"zh": "督导", "en": "Supervision"}},
 }
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 

@@ -21,6 +21,7 @@ from siyu.guides import commission_accrual as jobs
 from siyu.guides.attribution import attribute
 from siyu.guides.commission_rules import CommissionRules, save
 from siyu.guides.commission_statements import statement
+from siyu.guides.models import guide_classes
 from siyu.guides.shares import record_share, record_touch
 from siyu.importer.service import ensure_group
 
@@ -230,6 +231,39 @@ def test_a_class_rule_matches_only_a_guide_of_that_class(brand: Store) -> None:
     _order(brand, "O2", "G2", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
     run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR, guide_classes={"G1": "A"})
     assert run.accrued_fen == 1_000 + 100  # G1 is class A (10 %), G2 unknown: the default
+
+
+def test_the_class_earned_before_the_month_is_the_one_paid_by(brand: Store) -> None:
+    doc = {**RULES, "rules": [*RULES["rules"], {"name": "A", "guide_class": "A", "rate_bp": 1000}]}
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(doc), None)
+    # given G1 was classed A for January and C for February, G2 A for February only
+    with brand.engine.begin() as conn:
+        for guide, cls, start, end in (
+            ("G1", "A", datetime(2025, 1, 1), FEB),
+            ("G1", "C", FEB, MAR),
+            ("G2", "A", FEB, MAR),
+        ):
+            conn.execute(
+                guide_classes.insert(),
+                {
+                    "group_id": brand.group_id,
+                    "guide_id": guide,
+                    "period_start": start,
+                    "period_end": end,
+                    "guide_class": cls,
+                    "spam_risk": 0,
+                    "metrics": "{}",
+                    "rule_id": 1,
+                    "rules_version": 1,
+                    "computed_at": end,
+                },
+            )
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    _order(brand, "O2", "G2", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    # when February accrues with no classes given, G1 is paid as the A it was in January
+    # and G2, classed only after February began, by the default
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert run.accrued_fen == 1_000 + 100
 
 
 def test_rerunning_accrual_posts_nothing_twice(brand: Store) -> None:

@@ -39,6 +39,7 @@ from siyu.api.routers import (
     coupons,
     distribution,
     experiments,
+    guide_classes,
     guides,
     ingest,
     inventory,
@@ -76,6 +77,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(guides.router)
     app.include_router(commission.router)
     app.include_router(distribution.router)
+    app.include_router(guide_classes.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)

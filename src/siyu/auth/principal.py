@@ -137,6 +137,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "shares:write": frozenset({Role.ADMIN, Role.GUIDE}),
     "shares:touch": frozenset({Role.ADMIN, Role.CHANNEL}),
     "attribution:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    # Guides' A/B/C classes: HQ puts the rules and classes a period; HQ reads every guide's
+    # class, a store its stores' guides', a guide its own (api/routers/guide_classes.py).
+    "guide-classes:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    "guide-classes:write": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

@@ -1,8 +1,8 @@
 """`siyu guides`: the shopping guides' jobs. `tasks generate` makes the follow-up tasks the
 members' lifecycle stages call for (the snapshot does it too); `bind` binds members to
 their own guide by rule, `rebind` and `release` are HQ's moves, `attribute` attributes a
-period's orders to guides (issue #19). Each is safe to re-run. `commission` is
-cli/guides_commission.py."""
+period's orders to guides, `classes` classes them A/B/C (issue #19). Each is safe to
+re-run. `commission` is cli/guides_commission.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from siyu.cli import guide_classes
 from siyu.cli.common import (
     GroupOption,
     JsonOption,
@@ -24,12 +25,13 @@ from siyu.cli.common import (
 from siyu.cli.guides_commission import app as commission_app
 
 app = typer.Typer(
-    help="Shopping guides: follow-up tasks, own guides, attribution, commission.",
+    help="Shopping guides: follow-up tasks, own guides, attribution, classes, commission.",
     no_args_is_help=True,
 )
 tasks_app = typer.Typer(help="Follow-up tasks for guides.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(commission_app, name="commission")
+app.add_typer(guide_classes.app, name="classes")
 
 
 @tasks_app.command("generate")

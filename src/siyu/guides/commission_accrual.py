@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 
 from siyu.guides import commission_ledger as cl
 from siyu.guides.attribution import attributed_orders
@@ -75,6 +75,17 @@ def commission_basis(
     return sorted(found, key=lambda b: (b.ordered_at, b.order_id))
 
 
+def classes_before(conn: Connection, group_id: str, at: datetime) -> dict[str, str]:
+    """Each guide's class from the latest classified period that ended by `at`."""
+    rows = conn.execute(
+        text("""SELECT guide_id, guide_class FROM guide_classes
+                WHERE group_id = :g AND period_end <= :at
+                ORDER BY period_end, computed_at""").bindparams(bindparam("at", type_=DateTime())),
+        {"g": group_id, "at": as_stored(at)},
+    )
+    return {str(guide): str(cls) for guide, cls in rows}  # later periods overwrite
+
+
 @dataclass(frozen=True)
 class _Order:
     terms: OrderTerms
@@ -122,11 +133,15 @@ def accrue(
 ) -> AccrualRun:
     """Accrue the commission of the orders placed in [since, until), then claw back every
     refund (up to `until`) of an accrued order not yet clawed back. `guide_classes`: guide
-    -> A/B/C for rows whose `guide_class` is unknown (none given: rules naming a class do
-    not match)."""
+    -> A/B/C for rows whose `guide_class` is unknown; none given: each guide's class from
+    the latest period classified (`guides.classes`) that ended by `since`, so a month's
+    commission pays by the class the guide earned before it (a guide never classified
+    matches no class rule)."""
     run = AccrualRun()
-    classes = guide_classes or {}
     with engine.connect() as conn:
+        classes = (
+            guide_classes if guide_classes is not None else classes_before(conn, group_id, since)
+        )
         version, rules = stored(conn, group_id)
         basis = commission_basis(conn, group_id, since, until)
         terms = _terms(conn, group_id, since, until)

@@ -77,3 +77,12 @@ class ShareCodeTaken(ConflictError):
     def __init__(self, share_code: str) -> None:
         self.share_code = share_code
         super().__init__(f"share_code: {share_code!r} is already another share's")
+
+
+class ClassRulesMissing(ConflictError):
+    """Guides are classed by HQ's rules; none were ever put for the brand group."""
+
+    code = "class_rules_missing"
+
+    def __init__(self) -> None:
+        super().__init__("rules: HQ has set no guide class rules; put them before classifying")

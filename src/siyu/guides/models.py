@@ -279,3 +279,48 @@ Index(
     order_attributions.c.ordered_at,
 )
 Index("ix_order_attributions_time", order_attributions.c.group_id, order_attributions.c.ordered_at)
+
+# --- classes: A/B/C from the period's metrics by HQ's rules (guides.classes) ----------------
+
+CLASSES = ("A", "B", "C")
+
+# Every version of the group's class rules (guides.classes.ClassRules as JSON, code
+# "default"); a class row keeps the version it was computed under.
+guide_class_rules = Table(
+    "guide_class_rules",
+    metadata,
+    Column("rule_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("key_id", BigInteger),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "code", "version"),
+)
+
+# A guide's class for a period, with the metrics it was decided on (JSON) and the rules
+# version: the history. Re-running a period replaces that period's rows; a guide's current
+# class is the one of its latest period.
+guide_classes = Table(
+    "guide_classes",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("period_start", DateTime, nullable=False),
+    Column("period_end", DateTime, nullable=False),
+    Column("guide_class", String(1), nullable=False),
+    Column("spam_risk", Integer, nullable=False),  # 1: shares opened, no order attributed
+    Column("metrics", Text, nullable=False),
+    Column("rule_id", BigInteger, nullable=False),
+    Column("rules_version", Integer, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "guide_id", "period_start", "period_end"),
+    CheckConstraint("guide_class IN ('A', 'B', 'C')", name="class_known"),
+)
+Index(
+    "ix_guide_classes_period",
+    guide_classes.c.group_id,
+    guide_classes.c.period_end,
+    guide_classes.c.period_start,
+)
