@@ -179,18 +179,23 @@ def test_the_most_specific_rule_wins_and_accrual_is_frozen(brand: Store) -> None
 
 
 def test_commission_follows_attribution_and_falls_back_to_the_till(brand: Store) -> None:
-    # given member 1 opened G1's share the day before buying at G2's till, attributed
+    # given a member opened G1's share the day before buying at G2's till, attributed
     with brand.engine.begin() as conn:
-        conn.execute(
-            text("""INSERT INTO members (member_id, group_id, status, registered_at, created_at,
-                      updated_at) VALUES (1, :g, 'active', :t, :t, :t)"""),
+        member = conn.execute(
+            text("""INSERT INTO members (group_id, status, registered_at, created_at,
+                      updated_at) VALUES (:g, 'active', :t, :t, :t) RETURNING member_id"""),
             {"g": brand.group_id, "t": datetime(2025, 1, 1)},
-        )
+        ).scalar_one()
     share = record_share(brand.engine, brand.group_id, "G1", "product", "K2", "g1-bags")
     record_touch(
-        brand.engine, brand.group_id, share.share_code, "t1", datetime(2025, 2, 4), member_id=1
+        brand.engine, brand.group_id, share.share_code, "t1", datetime(2025, 2, 4), member_id=member
     )
     _order(brand, "O-shared", "G2", datetime(2025, 2, 5), 10_000, [("K2", 10_000)])
+    with brand.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE orders SET member_id = :m WHERE group_id = :g AND order_id = 'O-shared'"),
+            {"m": member, "g": brand.group_id},
+        )
     attribute(brand.engine, brand.group_id, FEB, MAR, at=datetime(2025, 3, 1))
     # and an order at G2's till that came after the attribution run
     _order(brand, "O-late", "G2", datetime(2025, 2, 6), 10_000, [("K2", 10_000)])
