@@ -23,6 +23,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Issuing, redeeming, drawing and the campaign report",
     },
     "table.campaign": {"zh": "活动「{code}」（对照组）", "en": "Campaign {code} (with a holdout)"},
+    "step.guides": {
+        "zh": "导购：专属绑定、业绩归属、分级与佣金",
+        "en": "Guides: own guides, attribution, classes, commission",
+    },
+    "demo.guides": {
+        "zh": "导购（{month}）：{bound} 位会员有专属导购；归属订单 {attributed}；分级 A {a} / "
+        "B {b} / C {c}（{flagged} 位仅分享无成交）；佣金 {commission} 元，已解冻 {released} 元，"
+        "{paid} 位导购有对账单。",
+        "en": "Guides ({month}): {bound} members have their own guide; orders attributed "
+        "{attributed}; classes A {a} / B {b} / C {c} ({flagged} sharing without orders); "
+        "commission ¥{commission}, ¥{released} out of its freeze, statements for {paid} guides.",
+    },
     "step.experiment": {
         "zh": "阶段实验（含真实效果）",
         "en": "Stage experiment (with a true effect)",

@@ -119,6 +119,22 @@ def test_demo_json_resolves_identities_close_to_the_truth(tmp_path: Path) -> Non
     # every order the effect added is a treated member's, found by OneID from its buyer
     assert arms == {"coupon": experiment["came_back"]} and answered == (experiment["came_back"],)
     assert used == (experiment["coupons_redeemed"],)
+    # and the last full month's guides: members bound, orders attributed, every guide
+    # classed, commission on the ledger with statements (issue #19)
+    guides = result["guides"]
+    assert guides["bound"] > 0 and sum(guides["attributed"].values()) > 0
+    assert guides["commission_fen"] > 0 and guides["guides_paid"] > 0
+    store = sqlite3.connect(result["database_url"].split("///", 1)[1])
+    try:
+        (n_guides,) = store.execute("SELECT COUNT(*) FROM guides").fetchone()
+        (accrued,) = store.execute("SELECT SUM(commission_fen) FROM commission_accruals").fetchone()
+        (bound,) = store.execute(
+            "SELECT COUNT(*) FROM guide_bindings WHERE ended_at IS NULL"
+        ).fetchone()
+    finally:
+        store.close()
+    assert sum(guides["classes"].values()) == n_guides and bound == guides["bound"]
+    assert accrued >= guides["commission_fen"]  # less what refunds clawed back
 
 
 def test_demo_is_repeatable_with_the_same_seed(tmp_path: Path) -> None:

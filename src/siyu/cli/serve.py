@@ -103,7 +103,7 @@ def demo_cmd(
         fail(SiyuError(f"lang: must be 'zh' or 'en', got {language!r}"))
     with errors(), progress_bars() as progress:
         gen_task = progress.add_task(t("step.generate", language), total=members)
-        step_task = progress.add_task("", total=10)
+        step_task = progress.add_task("", total=11)
         names = {
             "generate": "step.generate",
             "import": "step.import",
@@ -115,6 +115,7 @@ def demo_cmd(
             "snapshot": "step.snapshot",
             "tags": "step.tags",
             "marketing": "step.marketing",
+            "guides": "step.guides",
         }
 
         def on_step(name: str) -> None:

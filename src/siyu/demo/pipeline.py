@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from siyu.config import Settings
 from siyu.demo.config import DEFAULT_UPLIFT, GeneratorConfig
 from siyu.demo.experiment import DemoExperiment, run_experiment
 from siyu.demo.generate import generate
+from siyu.demo.guides import GuidesReport, seed_guides
 from siyu.demo.lifecycle import Lifecycle, stage_members
 from siyu.demo.marketing import MarketingReport, seed_marketing
 from siyu.demo.operations import seed_operations
@@ -61,6 +62,7 @@ class DemoResult:
     matched: MatchReport | None = None
     marketing: MarketingReport | None = None  # the demo campaign, its redemptions, draws
     experiment: DemoExperiment | None = None  # the stage experiment and its true effect
+    guides: GuidesReport | None = None  # own guides, attribution, classes, commission
 
     @property
     def seconds(self) -> float:
@@ -131,6 +133,7 @@ class DemoResult:
                 "draws": self.marketing.draws,
             },
             "experiment": None if self.experiment is None else self.experiment.as_json(),
+            "guides": None if self.guides is None else asdict(self.guides),
             **(self.lifecycle.as_json() if self.lifecycle is not None else {}),
         }
 
@@ -239,6 +242,12 @@ def run_demo(
     step("marketing")
     marketing = seed_marketing(engine, group, seed)
     lap("marketing", started)
+
+    # the last full month's guides: own guides bound, orders attributed, classes, commission
+    started = time.perf_counter()
+    step("guides")
+    guides = seed_guides(engine, group)
+    lap("guides", started)
     result = DemoResult(database_url, str(data_dir), quality, resolved, imports, timings)
     result.deterministic, result.matched = deterministic, matched
     result.lifecycle = lifecycle
@@ -247,6 +256,7 @@ def run_demo(
     result.automatic_tags = {t.slug: t.size for t in tags.tags}
     result.marketing = marketing
     result.experiment = experiment
+    result.guides = guides
     result.settings = replace(settings, group_id=group, warehouse=str(warehouse))
     _summaries(engine, group, result)
     engine.dispose()

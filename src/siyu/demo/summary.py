@@ -99,6 +99,24 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
         print_campaign(out, result.marketing, lang)
     if result.experiment is not None:
         print_experiment(out, result.experiment, lang)
+    if result.guides is not None:
+        g = result.guides
+        out.print(
+            t(
+                "demo.guides",
+                lang,
+                month=g.month,
+                bound=f"{g.bound:,}",
+                attributed=", ".join(f"{k} {v:,}" for k, v in sorted(g.attributed.items())),
+                a=g.classes.get("A", 0),
+                b=g.classes.get("B", 0),
+                c=g.classes.get("C", 0),
+                flagged=g.flagged,
+                commission=f"{g.commission_fen / 100:,.2f}",
+                released=f"{g.released_fen / 100:,.2f}",
+                paid=g.guides_paid,
+            )
+        )
 
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
