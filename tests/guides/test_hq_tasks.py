@@ -5,6 +5,7 @@ funnel step picks the members its rule names; tasks move through the usual state
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,39 @@ def test_carted_not_paid_24h(brand: Brand, tmp_path: Path) -> None:
     author_task(engine, g, doc("cart", {"kind": "funnel", "value": "carted_not_paid_24h"}))
     assign_tasks(engine, g, "cart", AS_OF)
     assert set(arms(brand, "cart")) == {"F1"}
+
+
+def test_cli_author_assign_report(brand: Brand, tmp_path: Path) -> None:
+    from tests.guides.test_tasks_job import siyu
+
+    document = {
+        "code": "cli-1",
+        "title_zh": "挽回",
+        "title_en": "Win back",
+        "target": {"kind": "stage", "value": "at_risk"},
+        "due_on": "2025-01-10",
+        "script": "您好",
+        "holdout_pct": 0,
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**document, "due_on": "soon"}), encoding="utf-8")
+    refused = siyu(brand, "guides", "tasks", "author", str(bad))
+    assert refused.returncode == 2 and "due_on" in refused.stderr + refused.stdout
+    assert brand.store.count("guide_task_campaigns") == 0
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(document), encoding="utf-8")
+    assert siyu(brand, "guides", "tasks", "author", str(good)).returncode == 0
+    assigned = siyu(
+        brand, "guides", "tasks", "assign", "cli-1", "--at", "2024-12-31T10:00:00", "--json"
+    )
+    assert json.loads(assigned.stdout) == {
+        "code": "cli-1",
+        "targeted": 3,
+        "tasked": 2,
+        "control": 0,
+        "no_guide": 1,
+        "already": 0,
+    }
+    report = json.loads(siyu(brand, "guides", "tasks", "report", "cli-1", "--json").stdout)
+    assert report["completion"]["assigned"] == 2 and report["no_guide"] == 1
+    assert report["revenue_per_member_lift_fen"] is None  # no control: held out 0%
