@@ -7,8 +7,8 @@ import pytest
 from tests.guides.conftest import Brand
 
 from siyu.errors import ValidationError
+from siyu.guides.errors import TrainingNotFound
 from siyu.guides.training import (
-    TrainingNotFound,
     complete,
     parse_item,
     save_item,

@@ -19,12 +19,12 @@ from siyu.auth.principal import Principal, Role
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.errors import ValidationError
 from siyu.guides.campaigns import (
-    TaskCampaignExists,
     assign_tasks,
     author_task,
     held_out,
     parse_task,
 )
+from siyu.guides.errors import TaskCampaignExists
 from siyu.guides.service import change_state
 from siyu.identity.resolve import resolve_all
 from siyu.importer.service import import_directory

@@ -37,6 +37,7 @@ from siyu.api.routers import (
     campaigns,
     coupons,
     experiments,
+    guide_campaigns,
     guides,
     ingest,
     inventory,
@@ -72,6 +73,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(ledger.router)
     app.include_router(inventory.router)
     app.include_router(guides.router)
+    app.include_router(guide_campaigns.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)

@@ -49,6 +49,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # HQ reads every guide's, and an admin may move them.
     "tasks:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "tasks:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    # HQ's own tasks for guides (issue #19): admins author and assign them, HQ reads their
+    # completion and effect; a guide marks its own training done.
+    "guide-tasks:write": frozenset({Role.ADMIN}),
+    "guide-tasks:report": frozenset({Role.ADMIN, Role.ANALYST}),
+    "training:complete": frozenset({Role.GUIDE}),
     # The probabilistic matches' review queue is HQ's: analysts read it (masked), admins
     # decide (a decision merges members or blocks the pair for good).
     "reviews:read": frozenset({Role.ADMIN, Role.ANALYST}),

@@ -39,7 +39,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, bindparam, select, text
 
-from siyu.errors import ConflictError, NotFoundError, ValidationError, parse_document
+from siyu.errors import ValidationError, parse_document
+from siyu.guides.errors import TaskCampaignExists, TaskCampaignNotFound
 from siyu.guides.models import (
     HQ_TASK,
     OPEN,
@@ -59,22 +60,6 @@ CART_LOOKBACK = timedelta(days=7)
 CART_WAIT = timedelta(hours=24)
 VIP_QUANTILE = 0.9
 CHUNK = 1000
-
-
-class TaskCampaignNotFound(NotFoundError):
-    code = "task_campaign_not_found"
-
-    def __init__(self, code: str) -> None:
-        self.task_code = code
-        super().__init__(f"code: no task document {code!r}")
-
-
-class TaskCampaignExists(ConflictError):
-    code = "task_campaign_exists"
-
-    def __init__(self, code: str) -> None:
-        self.task_code = code
-        super().__init__(f"code: a different task document {code!r} exists; use a new code")
 
 
 class Target(BaseModel):

@@ -36,3 +36,33 @@ class TaskTransitionRefused(ConflictError):
     def __init__(self, task_id: int, current: str, wanted: str, rule: str) -> None:
         self.task_id, self.current, self.wanted, self.rule = task_id, current, wanted, rule
         super().__init__(f"task {task_id} is {current}, cannot become {wanted}: {rule}")
+
+
+class TaskCampaignNotFound(NotFoundError):
+    """No HQ task document of that code in the brand group."""
+
+    code = "task_campaign_not_found"
+
+    def __init__(self, code: str) -> None:
+        self.task_code = code
+        super().__init__(f"code: no task document {code!r}")
+
+
+class TaskCampaignExists(ConflictError):
+    """A different document already holds the code: its tasks carry it, so it is not
+    rewritten."""
+
+    code = "task_campaign_exists"
+
+    def __init__(self, code: str) -> None:
+        self.task_code = code
+        super().__init__(f"code: a different task document {code!r} exists; use a new code")
+
+
+class TrainingNotFound(NotFoundError):
+    """No training item of that code in the brand group."""
+
+    code = "training_not_found"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"code: no training item {code!r}")

@@ -13,18 +13,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, select, text
 
-from siyu.errors import NotFoundError, parse_document
+from siyu.errors import parse_document
 from siyu.guides.campaigns import CODE
+from siyu.guides.errors import TrainingNotFound
 from siyu.guides.models import training_completions, training_items
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
-
-
-class TrainingNotFound(NotFoundError):
-    code = "training_not_found"
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"code: no training item {code!r}")
 
 
 class TrainingItem(BaseModel):
