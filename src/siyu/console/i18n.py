@@ -548,6 +548,13 @@ STRINGS: dict[str, tuple[str, str]] = {
         "A note is at most 500 characters, with no control characters.",
     ),
     "tasks.none": ("没有任务。", "No tasks."),
+    "task.hq": ("总部任务", "HQ task"),
+    "task.script": ("话术：", "Script:"),
+    "task.call": ("打电话", "Call"),
+    "task.wecom": ("企业微信", "WeCom"),
+    "training.title": ("培训", "Training"),
+    "training.done": ("已学完", "Completed"),
+    "training.complete": ("标记已学完", "Mark completed"),
     # stores
     "stores.title": ("门店", "Stores"),
     "stores.text": (
