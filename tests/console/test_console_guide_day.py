@@ -110,3 +110,49 @@ def test_the_guides_day_on_a_phone(brand: Brand, phone: Any) -> None:
         gd=brand.guide_id,
     )
     assert done == 1
+
+
+def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page: Any) -> None:
+    # given an HQ task assigned (held out 50%: a control to compare against)
+    engine, g = brand.engine, brand.group
+    author_task(
+        engine,
+        g,
+        parse_task(
+            {
+                "code": "hq-view",
+                "title_zh": "流失挽回",
+                "title_en": "Win back",
+                "target": {"kind": "stage", "value": "lapsed"},
+                "due_on": (date.today() + timedelta(days=7)).isoformat(),
+                "script": "好久不见",
+                "holdout_pct": 50,
+            }
+        ),
+    )
+    done = assign_tasks(engine, g, "hq-view")
+    assert done.tasked > 0 and done.control > 0
+    # when an analyst opens the guide tasks page
+    login(page, brand.base, brand.keys["analyst"], "zh")
+    page.goto(f"{brand.base}/console/guide-tasks")
+    row = page.locator("#guide-tasks tr[data-code=hq-view]")
+    # then the counts are the assignment's, and each opens the members behind it
+    assigned = row.locator("[data-figure=assigned]")
+    assert int(assigned.get_attribute("data-n")) == done.tasked
+    assert int(row.locator("[data-figure=control]").get_attribute("data-n")) == done.control
+    assert int(row.locator("[data-figure=no_guide]").get_attribute("data-n")) == done.no_guide
+    row.locator("[data-figure=control] a").click()
+    page.wait_for_load_state("load")
+    assert "对照组" in page.locator("h1").inner_text()
+    assert int(page.locator("#list-summary").get_attribute("data-total")) == done.control
+    control = brand.all(
+        "SELECT member_id FROM guide_task_targets WHERE group_id = :g AND code = 'hq-view' "
+        "AND arm = 'control'"
+    )
+    listed = {
+        int(m)
+        for m in page.locator("tr[data-member]").evaluate_all(
+            "rows => rows.map(r => r.dataset.member)"
+        )
+    }
+    assert listed and listed <= {int(r[0]) for r in control}

@@ -131,3 +131,46 @@ def _missing(
     report: TaskReport, why: str, window: tuple[datetime, datetime] | None = None
 ) -> TaskReport:
     return TaskReport(**{**report.__dict__, "window": window, "why": why})
+
+
+FIGURES = ("assigned", "open", "contacted", "done", "dismissed", "overdue", "control", "no_guide")
+_CODES = text(
+    "SELECT code FROM guide_task_campaigns WHERE group_id = :g ORDER BY created_at DESC, code"
+)
+_TASKED = (
+    "SELECT member_id FROM guide_tasks WHERE group_id = :g AND campaign_code = :c "
+    "AND state IN :states"
+)
+
+
+def task_codes(engine: Engine, group_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return [str(r[0]) for r in conn.execute(_CODES, {"g": group_id})]
+
+
+def figure_members(
+    engine: Engine, group_id: str, code: str, figure: str, now: datetime | None = None
+) -> list[int]:
+    """The members behind one count of the report (a state, overdue, the control, members
+    without a guide), for the console's member list."""
+    from sqlalchemy import bindparam
+
+    p: dict[str, object] = {"g": group_id, "c": code}
+    if figure in ("control", "no_guide"):
+        sql = text(
+            "SELECT member_id FROM guide_task_targets WHERE group_id = :g AND code = :c "
+            "AND arm = :a"
+        )
+        p["a"] = figure
+    else:
+        states = {
+            "assigned": ["open", "contacted", "done", "dismissed"],
+            "overdue": ["open", "contacted"],
+        }.get(figure, [figure])
+        extra = " AND due_on < :today" if figure == "overdue" else ""
+        sql = text(_TASKED + extra).bindparams(bindparam("states", expanding=True))
+        p["states"] = states
+        if figure == "overdue":
+            p["today"] = (now or stored_now()).date()
+    with engine.connect() as conn:
+        return sorted(int(r[0]) for r in conn.execute(sql, p))
