@@ -11,7 +11,7 @@ from sqlalchemy import text
 from tests.console.conftest import Brand, login, shoot
 
 from siyu.guides.campaigns import assign_tasks, author_task, guide_of_members, parse_task
-from siyu.guides.training import parse_item, save_item
+from siyu.guides.training import complete, parse_item, save_item
 
 NOTE = "企业微信已联系，周六到店"
 PER_PAGE = 50
@@ -132,6 +132,9 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
     )
     done = assign_tasks(engine, g, "hq-view")
     assert done.tasked > 0 and done.control > 0
+    item = {"code": "sop-hq", "title_zh": "挽回话术", "title_en": "Win-back", "body": "先问好"}
+    save_item(engine, g, parse_item(item))
+    complete(engine, g, brand.guide_id, "sop-hq")
     # when an analyst opens the guide tasks page
     login(page, brand.base, brand.keys["analyst"], "zh")
     page.goto(f"{brand.base}/console/guide-tasks")
@@ -156,3 +159,11 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
         )
     }
     assert listed and listed <= {int(r[0]) for r in control}
+    # and the training items' completion over the guides
+    page.goto(f"{brand.base}/console/guide-tasks")
+    item = page.locator("#training-rates tr[data-code=sop-hq]")
+    guides = brand.one("SELECT COUNT(*) FROM guides WHERE group_id = :g")
+    assert (item.get_attribute("data-completed"), item.get_attribute("data-guides")) == (
+        "1",
+        str(guides),
+    )

@@ -1,7 +1,8 @@
 """HQ's view of its tasks for guides (issue #19): each task code with its completion
 (assigned, open, contacted, done, dismissed, overdue; control and members without a
 guide) and its effect against the held-out control; every count links to the members
-behind it (the member list, `member_lists.show_list` with `among`)."""
+behind it (the member list, `member_lists.show_list` with `among`). Below, the training
+items with the share of guides who completed each."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from siyu.console import member_lists
 from siyu.console.web import ConsoleExit, authenticated, render
 from siyu.errors import NotFoundError
 from siyu.experiments.guide_task_effect import FIGURES, figure_members, task_codes, task_report
+from siyu.guides.training import training_progress
 
 router = APIRouter()
 
@@ -30,16 +32,20 @@ async def guide_tasks(request: Request) -> Response:
     assert ctx.who is not None
     group = ctx.who.group_id
 
-    def work() -> list[Any]:
+    def work() -> tuple[list[Any], list[Any]]:
         engine = ctx.svc.engine
-        return [task_report(engine, group, code) for code in task_codes(engine, group)]
+        reports = [task_report(engine, group, code) for code in task_codes(engine, group)]
+        with engine.connect() as conn:
+            return reports, training_progress(conn, group)
 
-    reports = await run_in_threadpool(work)
+    reports, training = await run_in_threadpool(work)
 
     def members_link(code: str, figure: str) -> str:
         return f"{_path(code)}/members?{urlencode({'figure': figure})}"
 
-    return render(ctx, "guide_tasks.html", reports=reports, members_link=members_link)
+    return render(
+        ctx, "guide_tasks.html", reports=reports, training=training, members_link=members_link
+    )
 
 
 @router.get("/guide-tasks/{code}/members")
