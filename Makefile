@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging bench-outbox clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -63,7 +63,7 @@ unit: $(DEV_STAMP) $(CONSOLE_JS) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write their figures to stdout as markdown rows; docs/benchmarks.md keeps them.
-bench: bench-import bench-oneid bench-resolve
+bench: bench-import bench-oneid bench-resolve bench-outbox
 
 bench-import: $(DEV_STAMP)
 	$(BIN)/python bench/bench_import.py --rows 1000000
@@ -112,6 +112,12 @@ bench-matching: $(DEV_STAMP)
 # ... SELECT of the same ids into an unindexed table (docs/benchmarks.md, issue #18).
 bench-messaging: $(DEV_STAMP)
 	$(BIN)/python bench/bench_messaging.py --members 10000000
+
+# Delivering a planned send of 50k messages through the outbox's workers to a local
+# receiver (1% failing first), against a raw loop of the same HTTP transport
+# (docs/benchmarks.md, issue #18).
+bench-outbox: $(DEV_STAMP)
+	$(BIN)/python bench/bench_outbox.py --messages 50000
 
 clean:
 	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

@@ -354,13 +354,13 @@ def classify(engine: Engine, code: str) -> Counter[str]:
         dialect_of(conn).tune_for_set_statement(conn, WORK_MEM)  # as plan() does
         stored = sends.load(conn, GROUP, code)
         _, current = policy.current(conn, GROUP)
-        statement = planning(conn, GROUP, stored, current, T)
+        steps = planning(conn, GROUP, stored, current, T)
+        steps.people(conn)  # the merged members' people (temporary tables), then the SELECT
         rows = conn.execute(
-            statement.query(
-                f"SELECT x.reason, COUNT(*) FROM ({statement.classify}) x GROUP BY x.reason"
-            ),
-            statement.params,
+            steps.query(f"SELECT x.reason, COUNT(*) FROM ({steps.classify}) x GROUP BY x.reason"),
+            steps.params,
         ).all()
+        steps.drop(conn)
     return Counter({str(r or "planned"): int(n) for r, n in rows})
 
 
@@ -369,9 +369,10 @@ def sizes(engine: Engine) -> dict[str, int]:
         return {}
     with engine.connect() as conn:
         rows = conn.execute(
-            text("""SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c
+            text("""SELECT c.relname, pg_table_size(c.oid) FROM pg_class c
                     WHERE c.relname LIKE 'send_recipients%' OR c.relname LIKE 'ix_send_recip%'
-                      OR c.relname LIKE 'pk_send_recip%' OR c.relname = 'bench_floor'""")
+                      OR c.relname LIKE 'pk_send_recip%' OR c.relname = 'bench_floor'
+                      OR c.relname LIKE '%send_skips%'""")
         ).all()
     return {str(r): int(b) // 2**20 for r, b in rows}
 
@@ -417,7 +418,8 @@ def forget(engine: Engine) -> None:
             {"g": GROUP},
         ).scalar()
         if found is not None:
-            conn.execute(text("DELETE FROM send_recipients WHERE send_id = :s"), {"s": found})
+            for table in ("send_recipients", "send_skips"):
+                conn.execute(text(f"DELETE FROM {table} WHERE send_id = :s"), {"s": found})
             conn.execute(text("DELETE FROM sends WHERE send_id = :s"), {"s": found})
     settle(engine)
 
@@ -440,7 +442,9 @@ def main() -> None:
     with database(args) as (url, loaded):
         # one connection (one backend, whose CPU time is read) for everything timed
         engine = make_engine(url, pool_size=1, max_overflow=0)
+        figures["engine"] = engine.dialect.name  # --reuse: the URL's, whatever --engine says
         if loaded:
+            upgrade(engine)  # a store kept by an older run gets the newer tables
             forget(engine)
         else:
             upgrade(engine)
@@ -495,7 +499,7 @@ def main() -> None:
     if wrong:
         sys.exit("FAILED: " + "; ".join(wrong))
     print(
-        f"| {args.engine} | {d.n:,} | {steps['floor']:.1f} / {steps['floor_again']:.1f} "
+        f"| {figures['engine']} | {d.n:,} | {steps['floor']:.1f} / {steps['floor_again']:.1f} "
         f"| {steps['select']:.1f} | {steps['plan']:.1f} | {figures['ratio_plan_to_floor']} "
         f"| {cpu['plan'] or 0:.1f} | {figures.get('cpu_ratio_plan_to_floor')} |"
     )

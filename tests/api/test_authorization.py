@@ -132,6 +132,48 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/guide-tasks/{code}/report"): ("/v1/guide-tasks/nope/report", None),
         ("GET", "/v1/guides/{guide_id}/training"): ("/v1/guides/G1/training", None),
         ("POST", "/v1/training/{code}:complete"): ("/v1/training/nope:complete", None),
+        ("GET", "/v1/commission/rules"): ("/v1/commission/rules", None),
+        ("PUT", "/v1/commission/rules"): ("/v1/commission/rules", {"default_rate_bp": 100}),
+        ("POST", "/v1/commission:accrue"): (
+            "/v1/commission:accrue",
+            {"since": "2024-03-01T00:00:00", "until": "2024-04-01T00:00:00"},
+        ),
+        ("POST", "/v1/commission:release"): ("/v1/commission:release", {}),
+        ("POST", "/v1/guides/{guide_id}/commission:pay"): (
+            "/v1/guides/G1/commission:pay",
+            {"month": "2024-03"},
+        ),
+        ("GET", "/v1/guides/{guide_id}/commission"): (
+            "/v1/guides/G1/commission?month=2024-03",
+            None,
+        ),
+        ("GET", "/v1/stores/{store_id}/commission"): (
+            "/v1/stores/S1/commission?month=2024-03",
+            None,
+        ),
+        ("GET", "/v1/members/{member_id}/guide"): (f"/v1/members/{m1}/guide", None),
+        ("POST", "/v1/members/{member_id}/guide:rebind"): (
+            f"/v1/members/{m1}/guide:rebind",
+            {"guide_id": "G1", "reason": "HQ's choice"},
+        ),
+        ("POST", "/v1/guides/{guide_id}:release"): ("/v1/guides/G9:release", {"reason": "left"}),
+        ("POST", "/v1/guides/{guide_id}/shares"): (
+            "/v1/guides/G1/shares",
+            {"kind": "product", "target": "K1", "share_code": "auth-g1"},
+        ),
+        ("GET", "/v1/guides/{guide_id}/shares"): ("/v1/guides/G1/shares", None),
+        ("POST", "/v1/shares/{share_code}/touches"): (
+            "/v1/shares/auth-g1/touches",
+            {"member_id": m1, "touched_at": "2024-03-01T00:00:00Z"},
+        ),
+        ("GET", "/v1/orders/{order_id}/attribution"): ("/v1/orders/O1/attribution", None),
+        ("GET", "/v1/guide-classes/rules"): ("/v1/guide-classes/rules", None),
+        ("PUT", "/v1/guide-classes/rules"): ("/v1/guide-classes/rules", GUIDE_CLASS_RULES),
+        ("POST", "/v1/guide-classes:classify"): (
+            "/v1/guide-classes:classify",
+            {"since": "2024-12-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+        ),
+        ("GET", "/v1/guide-classes"): ("/v1/guide-classes", None),
         ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),
@@ -328,6 +370,11 @@ GUIDE_TASK = {
     "target": {"kind": "stage", "value": "lapsed"},
     "due_on": "2030-01-10",
     "script": "您好",
+}
+GUIDE_CLASS_RULES = {
+    "A": {"min": {"sales_fen": 100}, "playbook": {"zh": "工具", "en": "Tools"}},
+    "B": {"min": {"orders": 1}, "playbook": {"zh": "SOP", "en": "SOPs"}},
+    "C": {"playbook": {"zh": "督导", "en": "Supervision"}},
 }
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 

@@ -12,6 +12,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import text
+from tests.conftest import memory_store
 from tests.coupons.helpers import T0, basket, check_liability, new_member, save_template
 
 from siyu.coupons.expiry import expire
@@ -23,8 +24,6 @@ from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members
 from siyu.importer.service import ensure_group
 from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
 CAPS = st.none() | st.integers(1, 6)
 
@@ -32,8 +31,7 @@ CAPS = st.none() | st.integers(1, 6)
 class CouponMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.engine = make_engine("sqlite://")
-        upgrade(self.engine)
+        self.engine = memory_store()
         self.group = f"g-{uuid.uuid4().hex[:8]}"
         ensure_group(self.engine, self.group)
         encoder = IdentifierEncoder(Vault(bytes(range(32))))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from tests.conftest import Store
 from tests.coupons.helpers import T0, basket, save_template
 from tests.experiments.helpers import END, make_plan, put_in_stage, save_send
-from tests.messaging.msg_helpers import bulk_members, grant_all
+from tests.messaging.msg_helpers import bulk_members, grant_all, statuses
 
 from siyu.campaigns import global_holdout
 from siyu.campaigns import plan as campaign_plans
@@ -50,14 +50,8 @@ def _arms(store: Store) -> dict[int, str]:
 
 
 def _recipients(store: Store, code: str) -> dict[int, str]:
-    found = _rows(
-        store.engine,
-        """SELECT r.member_id, r.status FROM send_recipients r JOIN sends s
-           ON s.send_id = r.send_id WHERE r.group_id = :g AND s.code = :c""",
-        g=store.group_id,
-        c=code,
-    )
-    return {int(m): str(s) for m, s in found}
+    """Every member the send recorded, as a row or in a skip set, with its status."""
+    return {m: status for m, (status, _) in statuses(store.engine, store.group_id, code).items()}
 
 
 def _status(store: Store, table: str, code: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 from tests.brandfiles import REFERENCE, write
 from tests.conftest import Store
+from tests.guides.journey import Journey, make_journey
 
 from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.guides.tasks import TaskPlan
@@ -172,3 +173,9 @@ def brand(store: Store, vault: Vault, tmp_path: Path) -> Iterator[Brand]:
                 },
             )
     yield Brand(store, vault, members, tmp_path / "more")
+
+
+@pytest.fixture
+def journey(store: Store, vault: Vault, tmp_path: Path) -> Journey:
+    """Members M1..M6 and guides G1..G3 (S1), G4 (S2), no facts yet (tests.guides.journey)."""
+    return make_journey(store, vault, tmp_path)

@@ -202,3 +202,23 @@ def test_cli_author_assign_report(brand: Brand, tmp_path: Path) -> None:
     report = json.loads(siyu(brand, "guides", "tasks", "report", "cli-1", "--json").stdout)
     assert report["completion"]["assigned"] == 2 and report["no_guide"] == 1
     assert report["revenue_per_member_lift_fen"] is None  # no control: held out 0%
+
+
+def test_a_live_binding_decides_the_members_guide(brand: Brand) -> None:
+    engine, g = brand.store.engine, brand.store.group_id
+    with engine.begin() as conn:  # R1, served by G1, is bound to G2 (and Q1 to G1)
+        for ref, guide in (("R1", "G2"), ("Q1", "G1")):
+            conn.execute(
+                text(
+                    "INSERT INTO guide_bindings (group_id, member_id, guide_id, rule, bound_at) "
+                    "VALUES (:g, :m, :gd, 'hq', :t)"
+                ),
+                {"g": g, "m": brand.members[ref], "gd": guide, "t": AS_OF},
+            )
+    author_task(engine, g, doc("bound"))
+    assign_tasks(engine, g, "bound", AS_OF)
+    assert arms(brand, "bound") == {
+        "R1": ("task", "G2"),
+        "R2": ("task", "G1"),
+        "Q1": ("task", "G1"),
+    }

@@ -12,14 +12,13 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import text
+from tests.conftest import memory_store
 from tests.inventory.helpers import check_invariants, network
 
 from siyu.errors import ConflictError
 from siyu.importer.service import ensure_group
 from siyu.inventory import reservations
 from siyu.inventory.stock import now_utc, set_stock
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
 SKUS = st.sampled_from(["A", "B"])
 LOCS = st.sampled_from(["S1", "S2", "W1"])
@@ -28,8 +27,7 @@ LOCS = st.sampled_from(["S1", "S2", "W1"])
 class StockMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.engine = make_engine("sqlite://")
-        upgrade(self.engine)
+        self.engine = memory_store()
         self.group = f"g-{uuid.uuid4().hex[:8]}"
         ensure_group(self.engine, self.group)
         network(self.engine, self.group)

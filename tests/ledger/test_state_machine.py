@@ -9,14 +9,13 @@ from datetime import UTC, datetime, timedelta
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from tests.conftest import memory_store
 from tests.ledger.invariants import check_invariants
 
 from siyu.importer.service import ensure_group
 from siyu.ledger import points, stored_value
 from siyu.ledger.errors import IdempotencyConflict, InsufficientBalance
 from siyu.ledger.posting import Request
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
 MEMBERS = st.integers(1, 3)
 SMALL = st.integers(1, 60)
@@ -25,8 +24,7 @@ SMALL = st.integers(1, 60)
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.engine = make_engine("sqlite://")  # in memory, one connection (StaticPool)
-        upgrade(self.engine)
+        self.engine = memory_store()  # in memory, one connection (StaticPool)
         self.group = f"g-{uuid.uuid4().hex[:8]}"
         ensure_group(self.engine, self.group)
         self.points: dict[int, int] = {}

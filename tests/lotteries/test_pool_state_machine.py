@@ -12,6 +12,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import text
+from tests.conftest import memory_store
 from tests.inventory.helpers import check_invariants
 from tests.lotteries.helpers import DURING, define_pool, stock_prizes
 
@@ -21,8 +22,6 @@ from siyu.inventory.stock import set_stock
 from siyu.lotteries.audit import verify
 from siyu.lotteries.claim import claim
 from siyu.lotteries.draw import DrawAsk, Drawn, draw_many
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
 PER_MEMBER = 4
 UNITS = {"A-BAG": 3, "B-SAMPLE": 5}
@@ -31,8 +30,7 @@ UNITS = {"A-BAG": 3, "B-SAMPLE": 5}
 class PoolMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.engine = make_engine("sqlite://")
-        upgrade(self.engine)
+        self.engine = memory_store()
         self.group = f"g-{uuid.uuid4().hex[:8]}"
         ensure_group(self.engine, self.group)
         stock_prizes(self.engine, self.group, {"BAG": 2, "SAMPLE": 4})

@@ -18,6 +18,7 @@ from siyu.config import DEFAULT_STRONG_TYPES
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import attach_identity
 from siyu.messaging import sends
+from siyu.messaging.recipients import recipients_sql
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -89,14 +90,19 @@ def send(engine: Engine, group_id: str, code: str, at: datetime = T, **fields: A
 
 
 def statuses(engine: Engine, group_id: str, code: str) -> dict[int, tuple[str, str | None]]:
+    """Each member the send recorded (a row, or in a skip set) with its status and reason."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("""SELECT r.member_id, r.status, r.reason FROM send_recipients r
-                    JOIN sends s ON s.send_id = r.send_id
-                    WHERE r.group_id = :g AND s.code = :c"""),
+        send_id = conn.execute(
+            text("SELECT send_id FROM sends WHERE group_id = :g AND code = :c"),
             {"g": group_id, "c": code},
+        ).scalar_one()
+        rows = conn.execute(
+            text(f"SELECT x.member_id, x.status, x.reason FROM ({recipients_sql(conn, 'all')}) x"),
+            {"g": group_id, "s": send_id, "after": 0, "b0": 0, "b1": 2**62},
         ).all()
-    return {int(m): (s, r) for m, s, r in rows}
+    found = {int(m): (s, r) for m, s, r in rows}
+    assert len(found) == len(rows), "a member recorded twice"
+    return found
 
 
 class Receiver:

@@ -91,6 +91,38 @@ def test_a_message_that_keeps_failing_gives_up(store: Store, encoder: Identifier
     assert list(statuses(e, g, "S").values()) == [("failed", None)]
 
 
+def test_a_claim_takes_the_earliest_due_first_across_sends_and_states(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    g, e = store.group_id, store.engine
+    ids = [person(e, encoder, g, f"o-{i}") for i in range(2)]
+    at_stage(e, g, ids)
+    grant_all(e, g, ids)
+    # given a send due later planned first (the lower send id), then one due earlier
+    for code, at in (("LATE", T + timedelta(minutes=10)), ("EARLY", T)):
+        send(e, g, code, at=at)
+        plan(e, g, code, now=T - timedelta(hours=1))
+    receiver = Receiver(fail_first=1)
+    now = T + timedelta(minutes=20)
+    with receiving(receiver) as url:
+        transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
+        # when a batch of two is claimed, it is the earlier send's, one of them failing
+        first = outbox.deliver(e, g, transports, limit=2, now=now)
+        assert (first.claimed, first.sent, first.retry) == (2, 1, 1)
+        assert {r["send_code"] for r in receiver.requests} == {"EARLY"}
+        # then its retry, due since T, goes before the later send's planned rows
+        again = outbox.deliver(e, g, transports, limit=1, now=now + outbox.backoff(1))
+        assert (again.claimed, again.sent) == (1, 1)
+        assert receiver.requests[-1]["send_code"] == "EARLY"
+        # and a batch larger than what is left takes the rest, across the two states
+        rest = outbox.deliver(e, g, transports, limit=5, now=now + outbox.backoff(1))
+        assert (rest.claimed, rest.sent) == (2, 2)
+    assert [r["send_code"] for r in receiver.requests[-2:]] == ["LATE", "LATE"]
+    assert sorted(receiver.delivered.values()) == [1, 1, 1, 1]
+    for code in ("EARLY", "LATE"):
+        assert {s for s, _ in statuses(e, g, code).values()} == {"sent"}
+
+
 def test_a_dead_workers_lease_runs_out_and_the_receiver_sees_each_key_once(
     store: Store, encoder: IdentifierEncoder
 ) -> None:

@@ -35,9 +35,12 @@ from siyu.api.routers import (
     affinity,
     callbacks,
     campaigns,
+    commission,
     coupons,
+    distribution,
     experiments,
     guide_campaigns,
+    guide_classes,
     guides,
     ingest,
     inventory,
@@ -74,6 +77,9 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(inventory.router)
     app.include_router(guides.router)
     app.include_router(guide_campaigns.router)
+    app.include_router(commission.router)
+    app.include_router(distribution.router)
+    app.include_router(guide_classes.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)

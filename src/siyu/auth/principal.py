@@ -54,6 +54,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "guide-tasks:write": frozenset({Role.ADMIN}),
     "guide-tasks:report": frozenset({Role.ADMIN, Role.ANALYST}),
     "training:complete": frozenset({Role.GUIDE}),
+    # Commission (issue #19): HQ sets the rules, runs accrual and release, pays; a guide
+    # reads its own statement, a store its stores' guides' (api/routers/commission.py).
+    "commission:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    "commission:write": frozenset({Role.ADMIN}),
     # The probabilistic matches' review queue is HQ's: analysts read it (masked), admins
     # decide (a decision merges members or blocks the pair for good).
     "reviews:read": frozenset({Role.ADMIN, Role.ANALYST}),
@@ -127,6 +131,21 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "messages:events": frozenset({Role.ADMIN, Role.CHANNEL}),
     "consent:read": frozenset(Role),
     "consent:record": frozenset({Role.ADMIN, Role.STORE, Role.MEMBER}),
+    # A member's own guide (issue #19): read in the caller's member scope (a member its
+    # own guide, a store its members', a guide its own members'); HQ rebinds members and
+    # releases a guide who leaves. Guides record their shares (only their own), the
+    # integrations (or HQ) the touches; an order's attribution is HQ's to read, and a
+    # guide's for its own orders (api/routers/distribution.py).
+    "bindings:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE, Role.MEMBER}),
+    "bindings:write": frozenset({Role.ADMIN}),
+    "shares:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    "shares:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    "shares:touch": frozenset({Role.ADMIN, Role.CHANNEL}),
+    "attribution:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
+    # Guides' A/B/C classes: HQ puts the rules and classes a period; HQ reads every guide's
+    # class, a store its stores' guides', a guide its own (api/routers/guide_classes.py).
+    "guide-classes:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    "guide-classes:write": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

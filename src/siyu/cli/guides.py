@@ -1,17 +1,20 @@
 """`siyu guides`: the shopping guides' jobs. `tasks generate` makes the follow-up tasks the
-members' lifecycle stages call for (the snapshot does it too); safe to re-run. `tasks
-author | assign | report` are HQ's own tasks (guides.campaigns); `training add | report`
-the training content guides complete."""
+members' lifecycle stages call for (the snapshot does it too); `bind` binds members to
+their own guide by rule, `rebind` and `release` are HQ's moves, `attribute` attributes a
+period's orders to guides, `classes` classes them A/B/C (issue #19). Each is safe to
+re-run. `commission` is cli/guides_commission.py. `tasks author | assign | report` are
+HQ's own tasks (guides.campaigns); `training add | report` the training content guides
+complete."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
 
+from siyu.cli import guide_classes
 from siyu.cli.common import (
     GroupOption,
     JsonOption,
@@ -20,20 +23,22 @@ from siyu.cli.common import (
     load_settings,
     open_store,
     out,
-    read_document,
-    yuan,
 )
+from siyu.cli.guides_commission import app as commission_app
+from siyu.cli.guides_hq import tasks_assign, tasks_author, tasks_report, training_app
 
-app = typer.Typer(help="Shopping guides: follow-up tasks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Shopping guides: follow-up tasks, own guides, attribution, classes, commission.",
+    no_args_is_help=True,
+)
 tasks_app = typer.Typer(help="Follow-up tasks for guides.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
-training_app = typer.Typer(help="Training content for guides.", no_args_is_help=True)
 app.add_typer(training_app, name="training")
-FileArg = Annotated[Path, typer.Argument(help="A JSON document.", exists=True, dir_okay=False)]
-CodeArg = Annotated[str, typer.Argument(help="The task's code.")]
-AtOption = Annotated[
-    datetime | None, typer.Option("--at", help="As of (default now, UTC); for replays.")
-]
+tasks_app.command("author")(tasks_author)
+tasks_app.command("assign")(tasks_assign)
+tasks_app.command("report")(tasks_report)
+app.add_typer(commission_app, name="commission")
+app.add_typer(guide_classes.app, name="classes")
 
 
 @tasks_app.command("generate")
@@ -89,121 +94,126 @@ def tasks_generate(group: GroupOption = None, as_json: JsonOption = False) -> No
         )
 
 
-@tasks_app.command("author")
-def tasks_author(file: FileArg, group: GroupOption = None, as_json: JsonOption = False) -> None:
-    """Store an HQ task document (code, title_zh, title_en, target {kind: segment | stage |
-    funnel, value}, due_on, script, training_code, holdout_pct); the same one again is a
-    no-op, a different one under a used code is refused."""
-    from siyu.guides.campaigns import TaskDocument, author_task
+Reason = Annotated[str, typer.Option(help="Why (kept in the member's history).")]
+
+
+@app.command("bind")
+def bind_cmd(group: GroupOption = None, as_json: JsonOption = False) -> None:
+    """Bind every unbound member to its own guide by the rules (the QR scene or WeCom
+    contact that brought it, else its first store purchase's guide); binds nobody twice."""
+    from siyu.guides.binding import bind_all
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    group_id = group or settings.group_id
     with errors(), open_store(settings.database_url) as engine:
-        doc = read_document(file, TaskDocument, "task")
         upgrade(engine)
-        created = author_task(engine, group_id, doc)
-    summary = {"code": doc.code, "created": created}
+        bound = bind_all(engine, group or settings.group_id)
     if as_json:
-        emit_json(summary)
+        emit_json({"bound": bound.total, "by_rule": bound.by_rule})
     else:
-        out.print(f"{doc.code}: {'authored' if created else 'unchanged'}")
+        parts = ", ".join(f"{rule} {n}" for rule, n in sorted(bound.by_rule.items()))
+        out.print(f"bound {bound.total} members" + (f" ({parts})" if parts else ""))
 
 
-@tasks_app.command("assign")
-def tasks_assign(
-    code: CodeArg, at: AtOption = None, group: GroupOption = None, as_json: JsonOption = False
+@app.command("rebind")
+def rebind_cmd(
+    member_id: Annotated[int, typer.Argument(help="The member (a merged id: its survivor).")],
+    guide_id: Annotated[str, typer.Argument(help="The guide to bind it to.")],
+    reason: Reason,
+    group: GroupOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """One task per target member for the member's guide; members held out (the control)
-    and without a guide counted. Safe to re-run: only members new to the target are added."""
-    from siyu.guides.campaigns import assign_tasks
+    """HQ binds a member to a guide; the member's live binding ends with the reason."""
+    from siyu.guides.binding import rebind
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    group_id = group or settings.group_id
     with errors(), open_store(settings.database_url) as engine:
         upgrade(engine)
-        done = assign_tasks(engine, group_id, code, at)
-    summary = {k: getattr(done, k) for k in ("code", "targeted", "tasked", "control", "no_guide")}
-    summary["already"] = done.already
+        made = rebind(engine, group or settings.group_id, member_id, guide_id, reason)
     if as_json:
-        emit_json(summary)
+        emit_json({"member_id": made.member_id, "guide_id": made.guide_id, "rule": made.rule})
     else:
-        out.print(", ".join(f"{k} {v}" for k, v in summary.items()))
+        out.print(f"member {made.member_id}: guide {made.guide_id} ({made.rule})")
 
 
-@tasks_app.command("report")
-def tasks_report(
-    code: CodeArg, at: AtOption = None, group: GroupOption = None, as_json: JsonOption = False
+@app.command("release")
+def release_cmd(
+    guide_id: Annotated[str, typer.Argument(help="The guide who leaves.")],
+    reason: Reason,
+    group: GroupOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Completion (assigned, open, contacted, done, dismissed, overdue) and the effect:
-    orders and revenue per member, tasked against the held-out control, Welch's 95%
-    interval."""
-    from siyu.experiments.guide_task_effect import task_report
+    """A guide leaves: its members' bindings end, the rules bind them to another guide of
+    the store where there is one; the rest stay unbound."""
+    from siyu.guides.binding import release_guide
+    from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    group_id = group or settings.group_id
     with errors(), open_store(settings.database_url) as engine:
-        report = task_report(engine, group_id, code, at)
-    lift = report.revenue
-    payload = {
-        "code": code,
-        "completion": report.completion,
-        "no_guide": report.no_guide,
-        "window": None if report.window is None else [t.isoformat() for t in report.window],
-        "arms": {k: vars(v) for k, v in report.arms.items()},
-        "revenue_per_member_lift_fen": None
-        if lift is None
-        else {
-            "estimate": lift.absolute.estimate,
-            "ci_low": lift.absolute.ci_low,
-            "ci_high": lift.absolute.ci_high,
-            "p_value": lift.absolute.p_value,
-        },
-        "why": report.why,
-    }
+        upgrade(engine)
+        done = release_guide(engine, group or settings.group_id, guide_id, reason)
     if as_json:
-        emit_json(payload)
-        return
-    out.print(" ".join(f"{k} {v}" for k, v in report.completion.items()))
-    for arm, o in report.arms.items():
-        out.print(f"{arm}: members {o.members}, orders {o.orders}, revenue {yuan(o.revenue_fen)}")
-    if lift is None:
-        out.print(f"effect: none ({report.why})")
+        emit_json({"guide_id": guide_id, "released": done.released, "rebound": done.rebound})
     else:
-        a = lift.absolute
         out.print(
-            f"revenue per member: {a.estimate / 100:+.2f} yuan "
-            f"(95% {a.ci_low / 100:.2f} .. {a.ci_high / 100:.2f}, p {a.p_value:.3f})"
+            f"{guide_id}: {done.released} members released, {done.rebound} bound again, "
+            f"{done.released - done.rebound} unbound"
         )
 
 
-@training_app.command("add")
-def training_add(file: FileArg, group: GroupOption = None) -> None:
-    """Create or replace a training item (code, title_zh, title_en, url or body,
-    for_class A/B/C, for_task)."""
-    from siyu.guides.training import TrainingItem, save_item
+@app.command("attribute")
+def attribute_cmd(
+    since: Annotated[str, typer.Option(help="First day or time of the period (ISO, UTC).")],
+    until: Annotated[str, typer.Option(help="End of the period, not included (ISO, UTC).")],
+    window_days: Annotated[int, typer.Option(help="Last-touch window in days.")] = 7,
+    protect_days: Annotated[
+        int, typer.Option(help="Days a new binding protects the own guide (0: none).")
+    ] = 30,
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record the touches the period's events carry, then attribute the period's orders to
+    guides (last touch in the window, else the till's guide, else the protected own
+    guide), replacing the period's earlier attribution."""
+    from siyu.guides.attribution import AttributionRules, attribute
+    from siyu.guides.shares import touches_from_events
     from siyu.store.migrate import upgrade
 
     settings = load_settings()
-    with errors(), open_store(settings.database_url) as engine:
-        item = read_document(file, TrainingItem, "training")
-        upgrade(engine)
-        save_item(engine, group or settings.group_id, item)
-    out.print(f"{item.code}: saved")
-
-
-@training_app.command("report")
-def training_report(group: GroupOption = None, as_json: JsonOption = False) -> None:
-    """Each item with the guides who completed it over the group's guides."""
-    from siyu.guides.training import training_progress
-
-    settings = load_settings()
-    with errors(), open_store(settings.database_url) as engine, engine.connect() as conn:
-        items = training_progress(conn, group or settings.group_id)
-    rows = [{"code": i.code, "completed": i.completed, "guides": i.guides} for i in items]
+    group_id = group or settings.group_id
+    with errors():
+        start, end = _when(since, "since"), _when(until, "until")
+        rules = AttributionRules(window_days, protect_days)
+        with open_store(settings.database_url) as engine:
+            upgrade(engine)
+            opened = start - timedelta(days=rules.window_days)  # touches that can count
+            touches = touches_from_events(engine, group_id, opened, end)
+            done = attribute(engine, group_id, start, end, rules)
+    summary = {
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "touches_recorded": touches,
+        "attributed": done.total,
+        "by_basis": done.by_basis,
+    }
     if as_json:
-        emit_json(rows)
+        emit_json(summary)
     else:
-        for r in rows:
-            out.print(f"{r['code']}: {r['completed']}/{r['guides']}")
+        parts = ", ".join(f"{basis} {n}" for basis, n in sorted(done.by_basis.items()))
+        out.print(
+            f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: {done.total} orders attributed"
+            + (f" ({parts})" if parts else "")
+            + f"; {touches} touches recorded from events"
+        )
+
+
+def _when(value: str, name: str) -> datetime:
+    """An ISO date or time (naive: UTC, as the store keeps it)."""
+    from siyu.errors import ValidationError
+    from siyu.store.times import as_stored
+
+    try:
+        return as_stored(datetime.fromisoformat(value))
+    except ValueError:
+        raise ValidationError(name, "an ISO date or time, e.g. 2026-12-01") from None

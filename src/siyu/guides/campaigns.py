@@ -161,17 +161,26 @@ _LAST_GUIDES = text(
 ).bindparams(bindparam("ids", expanding=True))
 
 
+_BOUND = text(
+    "SELECT member_id, guide_id FROM guide_bindings WHERE group_id = :g "
+    "AND ended_at IS NULL AND member_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
 def guide_of_members(conn: Connection, group_id: str, member_ids: list[int]) -> dict[int, str]:
-    """Each member's guide: the guide who served the member last (an order or an event
-    carrying the guide), the rule the generated tasks follow. The one place HQ tasks read
-    it: when guide bindings (专属导购, on another branch) land, this switches to them."""
+    """Each member's guide, the one place HQ tasks read it: the member's own guide where a
+    live binding holds one (`guide_bindings`, 专属导购), else the guide who served the
+    member last (an order or an event carrying the guide), the generated tasks' rule."""
+    bound: dict[int, str] = {}
     found: dict[int, tuple[datetime, str]] = {}
     for i in range(0, len(member_ids), CHUNK):
         chunk = member_ids[i : i + CHUNK]
+        for r in conn.execute(_BOUND, {"g": group_id, "ids": chunk}):
+            bound[int(r.member_id)] = str(r.guide_id)
         for r in conn.execute(_LAST_GUIDES, {"g": group_id, "ids": chunk}):
             seen = (to_second(r.at), str(r.guide_id))
             found[int(r.member_id)] = max(found.get(int(r.member_id), seen), seen)
-    return {m: guide for m, (_, guide) in found.items()}
+    return {**{m: guide for m, (_, guide) in found.items()}, **bound}
 
 
 # --- targets -----------------------------------------------------------------------------------

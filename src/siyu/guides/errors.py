@@ -66,3 +66,53 @@ class TrainingNotFound(NotFoundError):
 
     def __init__(self, code: str) -> None:
         super().__init__(f"code: no training item {code!r}")
+
+
+class GuideNotFound(NotFoundError):
+    """No guide of that id in the brand group's reference data (`guides`)."""
+
+    code = "guide_not_found"
+
+    def __init__(self, guide_id: str) -> None:
+        self.guide_id = guide_id
+        super().__init__(f"guide_id: no guide {guide_id!r} in the brand group")
+
+
+class GuideLeft(ConflictError):
+    """The guide was released (left the brand): nobody is bound or attributed to it anew."""
+
+    code = "guide_left"
+
+    def __init__(self, guide_id: str) -> None:
+        self.guide_id = guide_id
+        super().__init__(f"guide_id: guide {guide_id!r} has left; bind members to another guide")
+
+
+class ShareNotFound(NotFoundError):
+    """No share of that code in the brand group."""
+
+    code = "share_not_found"
+
+    def __init__(self, share_code: str) -> None:
+        self.share_code = share_code
+        super().__init__(f"share_code: no share {share_code!r}")
+
+
+class ShareCodeTaken(ConflictError):
+    """A share code is unique in the brand group; this one names another guide's share or
+    another target."""
+
+    code = "share_code_taken"
+
+    def __init__(self, share_code: str) -> None:
+        self.share_code = share_code
+        super().__init__(f"share_code: {share_code!r} is already another share's")
+
+
+class ClassRulesMissing(ConflictError):
+    """Guides are classed by HQ's rules; none were ever put for the brand group."""
+
+    code = "class_rules_missing"
+
+    def __init__(self) -> None:
+        super().__init__("rules: HQ has set no guide class rules; put them before classifying")

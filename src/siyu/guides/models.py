@@ -164,3 +164,239 @@ training_completions = Table(
     Column("completed_at", DateTime, nullable=False),
     PrimaryKeyConstraint("group_id", "code", "guide_id"),
 )
+
+# Commission (guides/commission_*.py). A guide's money lives on the loyalty ledger, in
+# accounts of owner 'guide' (ledger_accounts), one per state; the ledger keys accounts by
+# a number, so each guide gets one here. The ledger's `member_id` of a guide's accounts,
+# entries and postings is the NEGATED number: members are positive and system accounts 0,
+# so no member's statement or balance query (WHERE member_id = :m) can ever read a guide's.
+GUIDE_OWNER = "guide"
+CM_ACCRUED, CM_FROZEN, CM_PAYABLE, CM_PAID = "cm_accrued", "cm_frozen", "cm_payable", "cm_paid"
+COMMISSION_ASSETS = (CM_ACCRUED, CM_FROZEN, CM_PAYABLE, CM_PAID)
+# ledger_postings.kind of the commission postings
+CM_ACCRUE, CM_RELEASE, CM_CLAWBACK, CM_PAY = "cm_accrue", "cm_release", "cm_clawback", "cm_pay"
+
+guide_accounts = Table(
+    "guide_accounts",
+    metadata,
+    Column("account_no", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "guide_id"),
+)
+
+# What an accrual decided for one order (the rule, the basis, when its freeze ends). The
+# money is never here: it is the ledger's entries of the order's postings. The release job
+# finds matured orders by `freeze_until`.
+commission_accruals = Table(
+    "commission_accruals",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("store_id", String(64)),  # the guide's store when accrued (store statements)
+    Column("rule", String(64)),  # the rule's name; NULL: the document's default rate
+    Column("rules_version", Integer, nullable=False),
+    Column("basis_fen", BigInteger, nullable=False),  # the order's paid fen
+    # why the order is this guide's (guides.attribution): share, till or own_guide
+    Column("attribution", String(16), nullable=False),
+    Column("commission_fen", BigInteger, nullable=False),
+    Column("freeze_until", DateTime, nullable=False),
+    Column("posting_id", BigInteger, nullable=False),  # the accrual posting
+    Column("created_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id"),
+    CheckConstraint("commission_fen >= 0", name="commission_not_negative"),
+)
+Index(
+    "ix_commission_accruals_freeze",
+    commission_accruals.c.group_id,
+    commission_accruals.c.freeze_until,
+)
+# --- binding: a member's own guide (专属导购), with history (guides.binding) -----------------
+
+# How a binding was made: by HQ, by the guide's QR scene or WeCom contact that brought the
+# member, by the guide of the first store purchase, by another guide of the store when the
+# bound guide left, or inherited by a OneID survivor from an absorbed member.
+HQ, SCENE, WECOM, FIRST_PURCHASE, STORE, INHERITED = (
+    "hq",
+    "scene",
+    "wecom",
+    "first_purchase",
+    "store",
+    "inherited",
+)
+RULES = (HQ, SCENE, WECOM, FIRST_PURCHASE, STORE, INHERITED)
+# Why a binding ended: HQ bound the member to another guide, the guide left, OneID merged
+# the member into another.
+REBOUND, GUIDE_LEFT, MERGED = "rebound", "guide_left", "merged"
+END_REASONS = (REBOUND, GUIDE_LEFT, MERGED)
+REASON_MAX = 200
+
+# One row per binding; a live binding has no `ended_at`, and a member has at most one (the
+# partial unique index). Ending a binding never deletes it: the rows are the history.
+guide_bindings = Table(
+    "guide_bindings",
+    metadata,
+    Column("binding_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("store_id", String(64)),
+    Column("rule", String(16), nullable=False),
+    Column("bound_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+    Column("ended_reason", String(16)),
+    Column("note", String(REASON_MAX)),  # the person's words: why HQ rebound, why it ended
+    Column("key_id", BigInteger),  # the API key that bound (HQ); NULL for the rules
+    Column("merge_id", BigInteger),  # inherited through this merge / ended by it
+    CheckConstraint(
+        "rule IN ('hq', 'scene', 'wecom', 'first_purchase', 'store', 'inherited')", name="rule"
+    ),
+    CheckConstraint(
+        "ended_reason IS NULL OR ended_reason IN ('rebound', 'guide_left', 'merged')",
+        name="ended_reason",
+    ),
+    CheckConstraint("(ended_at IS NULL) = (ended_reason IS NULL)", name="ended_with_reason"),
+)
+Index(
+    "uq_guide_bindings_live",
+    guide_bindings.c.group_id,
+    guide_bindings.c.member_id,
+    unique=True,
+    sqlite_where=guide_bindings.c.ended_at.is_(None),
+    postgresql_where=guide_bindings.c.ended_at.is_(None),
+)
+Index("ix_guide_bindings_member", guide_bindings.c.group_id, guide_bindings.c.member_id)
+Index("ix_guide_bindings_guide", guide_bindings.c.group_id, guide_bindings.c.guide_id)
+
+# A guide who left (released): the rules bind nobody to it again.
+guide_departures = Table(
+    "guide_departures",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("left_at", DateTime, nullable=False),
+    Column("note", String(REASON_MAX), nullable=False),
+    Column("key_id", BigInteger),
+    PrimaryKeyConstraint("group_id", "guide_id"),
+)
+
+# --- distribution (分销): shares, touches, attributions (guides.attribution) -----------------
+
+SHARE_KINDS = ("product", "campaign", "page")
+SHARE, TILL, OWN_GUIDE = "share", "till", "own_guide"
+BASES = (SHARE, TILL, OWN_GUIDE)
+
+# What a guide shared: a product (sku), a campaign (code) or a mini-program page (path),
+# under a share code the link or QR carries.
+guide_shares = Table(
+    "guide_shares",
+    metadata,
+    Column("share_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("share_code", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("key_id", BigInteger),
+    UniqueConstraint("group_id", "share_code"),
+    CheckConstraint("kind IN ('product', 'campaign', 'page')", name="kind"),
+)
+Index("ix_guide_shares_guide", guide_shares.c.group_id, guide_shares.c.guide_id)
+
+# Someone opened a share: a member, or an identity (a visitor the channel saw) whose member
+# is looked up when orders are attributed. Keyed by an idempotency key unique in the group,
+# so a channel delivering one open twice records it once.
+share_touches = Table(
+    "share_touches",
+    metadata,
+    Column("touch_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("share_id", BigInteger, nullable=False),
+    Column("member_id", BigInteger),
+    Column("identity_id", BigInteger),
+    Column("touched_at", DateTime, nullable=False),
+    Column("key_id", BigInteger),
+    UniqueConstraint("group_id", "idempotency_key"),
+    CheckConstraint("member_id IS NOT NULL OR identity_id IS NOT NULL", name="who"),
+)
+Index("ix_share_touches_time", share_touches.c.group_id, share_touches.c.touched_at)
+
+# Which guide an order is attributed to, and why: the share and touch (basis share), the
+# till's guide (till) or the member's own guide under protection (own_guide, its binding).
+# A period's run replaces the rows of the orders it covers (`ordered_at` is copied so the
+# run finds them without the orders table).
+order_attributions = Table(
+    "order_attributions",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("member_id", BigInteger),
+    Column("guide_id", String(64), nullable=False),
+    Column("basis", String(16), nullable=False),
+    Column("share_id", BigInteger),
+    Column("touch_id", BigInteger),
+    Column("touched_at", DateTime),
+    Column("binding_id", BigInteger),
+    Column("window_days", Integer, nullable=False),
+    Column("protect_days", Integer, nullable=False),
+    Column("ordered_at", DateTime, nullable=False),
+    Column("attributed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id"),
+    CheckConstraint("basis IN ('share', 'till', 'own_guide')", name="basis"),
+)
+Index(
+    "ix_order_attributions_guide",
+    order_attributions.c.group_id,
+    order_attributions.c.guide_id,
+    order_attributions.c.ordered_at,
+)
+Index("ix_order_attributions_time", order_attributions.c.group_id, order_attributions.c.ordered_at)
+
+# --- classes: A/B/C from the period's metrics by HQ's rules (guides.classes) ----------------
+
+CLASSES = ("A", "B", "C")
+
+# Every version of the group's class rules (guides.classes.ClassRules as JSON, code
+# "default"); a class row keeps the version it was computed under.
+guide_class_rules = Table(
+    "guide_class_rules",
+    metadata,
+    Column("rule_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("key_id", BigInteger),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "code", "version"),
+)
+
+# A guide's class for a period, with the metrics it was decided on (JSON) and the rules
+# version: the history. Re-running a period replaces that period's rows; a guide's current
+# class is the one of its latest period.
+guide_classes = Table(
+    "guide_classes",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("period_start", DateTime, nullable=False),
+    Column("period_end", DateTime, nullable=False),
+    Column("guide_class", String(1), nullable=False),
+    Column("spam_risk", Integer, nullable=False),  # 1: shares opened, no order attributed
+    Column("metrics", Text, nullable=False),
+    Column("rule_id", BigInteger, nullable=False),
+    Column("rules_version", Integer, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "guide_id", "period_start", "period_end"),
+    CheckConstraint("guide_class IN ('A', 'B', 'C')", name="class_known"),
+)
+Index(
+    "ix_guide_classes_period",
+    guide_classes.c.group_id,
+    guide_classes.c.period_end,
+    guide_classes.c.period_start,
+)

@@ -1,5 +1,6 @@
 """The guides' reads. Guide attribution, the one rule: a guide's members are those the
-guide sold to or served, that is, members with an order or an event carrying the guide.
+guide sold to or served, that is, members with an order or an event carrying the guide,
+and the members bound to it now (its own members, `guides.binding`).
 
 The scope check (`auth.scope`) asks it of one member, the console's guide lists of every
 member; both are written from `_ATTRIBUTING` so the rule cannot drift between them.
@@ -21,16 +22,20 @@ from siyu.store.reads import Reader, Sql
 # The facts that carry a guide: each has group_id, member_id and guide_id.
 _ATTRIBUTING = ("orders", "events")
 
+# Each as (table, condition): a binding makes a member the guide's only while it is live.
+_SOURCES = (*((t, "") for t in _ATTRIBUTING), ("guide_bindings", " AND x.ended_at IS NULL"))
+
 # Parameters :g (group) and :gd (guide): the members of the guide, as a subquery.
 GUIDE_MEMBER_IDS = "\n    UNION ".join(
-    f"SELECT x.member_id FROM {table} x WHERE x.group_id = :g AND x.guide_id = :gd"
-    for table in _ATTRIBUTING
+    f"SELECT x.member_id FROM {table} x WHERE x.group_id = :g AND x.guide_id = :gd{live}"
+    for table, live in _SOURCES
 )
 # Parameters :g, :gd and :m: one row when member :m is the guide's (stops at the first fact).
 IS_GUIDE_MEMBER = Sql(
     "\n    UNION ALL ".join(
-        f"SELECT 1 FROM {table} WHERE group_id = :g AND member_id = :m AND guide_id = :gd"
-        for table in _ATTRIBUTING
+        f"SELECT 1 FROM {table} x WHERE x.group_id = :g AND x.member_id = :m "
+        f"AND x.guide_id = :gd{live}"
+        for table, live in _SOURCES
     )
     + "\n    LIMIT 1"
 )

@@ -45,6 +45,21 @@ MAX_AMOUNT = 10**12  # points or fen in one posting: far above any real one
 
 
 @dataclass(frozen=True)
+class Holder:
+    """Whose accounts a posting's own lines move: a member's (points and stored value),
+    or a shopping guide's commission accounts (guides/commission_ledger.py), which live in
+    the same tables under owner 'guide'. `negative`: the assets whose account may go below
+    zero (a guide's contra account, its payable after a clawback of commission paid)."""
+
+    owner: str
+    assets: tuple[str, ...]
+    negative: frozenset[str] = frozenset()
+
+
+MEMBER = Holder("member", ASSETS)
+
+
+@dataclass(frozen=True)
 class Request:
     """What was asked: the key and a digest of everything else identify a posting."""
 
@@ -61,6 +76,7 @@ class Request:
     # When it happened, if not now (an order's time); not part of the digest: the key and
     # the fields already name what happened.
     business_at: datetime | None = None
+    holder: Holder = MEMBER
 
     @property
     def digest(self) -> str:
@@ -92,7 +108,8 @@ class Plan:
     member_id: int
     posting_id: int
     now: datetime
-    # (owner, member_id, asset, amount): owner "member" or a system account (member 0)
+    # (owner, member_id, asset, amount): owner "member" (the holder's account: a member's,
+    # or a guide's, see `holder`) or a system account (member 0)
     lines: list[tuple[str, int, str, int]] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     _locked: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
@@ -104,6 +121,8 @@ class Plan:
     on_first_write: Callable[[], Any] | None = None
     savepoint: Any = None
     business_at: datetime | None = None  # when it happened; None: now
+    # Whose accounts the lines owned "member" are (a member's, or a guide's: `Holder`).
+    holder: Holder = MEMBER
 
     @property
     def happened_at(self) -> datetime:
@@ -133,7 +152,9 @@ class Plan:
         posting commits, in account-id order."""
         wanted = [m for m in (self.member_id, *others) if m not in self._locked]
         if wanted:
-            self._locked.update(_read_accounts(self.conn, self.group_id, wanted, lock=True))
+            self._locked.update(
+                _read_accounts(self.conn, self.group_id, wanted, lock=True, holder=self.holder)
+            )
         return {asset: bal for asset, (_, bal) in self._locked[self.member_id].items()}
 
     def balances_of(self, member_id: int) -> dict[str, int]:
@@ -175,6 +196,7 @@ def post_in(
         posting_id,
         now,
         business_at=request.business_at,
+        holder=request.holder,
     )
     plan(work)
     balances = as_read(work, _apply(work, system))
@@ -278,7 +300,9 @@ def _apply(work: Plan, system: dict[tuple[str, str], int]) -> dict[str, int]:
     accounts = dict(work._locked)
     missing = [m for m in members if m not in accounts]
     if missing:
-        accounts.update(_read_accounts(work.conn, work.group_id, missing, lock=False))
+        accounts.update(
+            _read_accounts(work.conn, work.group_id, missing, lock=False, holder=work.holder)
+        )
     entries = []
     after: dict[tuple[int, str], int] = {}
     # Member accounts in account-id order: every posting locks rows in the same order.
@@ -332,7 +356,11 @@ def _entry(
 
 
 def _read_accounts(
-    conn: Connection, group_id: str, member_ids: list[int], lock: bool
+    conn: Connection,
+    group_id: str,
+    member_ids: list[int],
+    lock: bool,
+    holder: Holder = MEMBER,
 ) -> dict[int, dict[str, tuple[int, int]]]:
     """member -> asset -> (account_id, balance), row-locked in account-id order on
     PostgreSQL when `lock` (SQLite's BEGIN IMMEDIATE already holds the one write lock).
@@ -348,7 +376,7 @@ def _read_accounts(
         .where(
             ledger_accounts.c.group_id == group_id,
             ledger_accounts.c.member_id.in_(member_ids),
-            ledger_accounts.c.owner == "member",
+            ledger_accounts.c.owner == holder.owner,
         )
         .order_by(ledger_accounts.c.account_id)
     )
@@ -362,18 +390,25 @@ def _read_accounts(
         return found
 
     found = read()
-    if all(len(assets) == len(ASSETS) for assets in found.values()):
+    if all(len(assets) == len(holder.assets) for assets in found.values()):
         return found
     now = stored_now()
     conn.execute(
         text("""INSERT INTO ledger_accounts
                   (group_id, owner, member_id, asset, balance, allow_negative, created_at)
-                VALUES (:g, 'member', :m, :a, 0, false, :now)
+                VALUES (:g, :o, :m, :a, 0, :neg, :now)
                 ON CONFLICT (group_id, member_id, owner, asset) DO NOTHING"""),
         [
-            {"g": group_id, "m": m, "a": asset, "now": now}
+            {
+                "g": group_id,
+                "o": holder.owner,
+                "m": m,
+                "a": asset,
+                "neg": asset in holder.negative,
+                "now": now,
+            }
             for m in sorted(member_ids)
-            for asset in ASSETS
+            for asset in holder.assets
             if asset not in found[m]
         ],
     )

@@ -172,8 +172,9 @@ def tier_names(body: str | None) -> dict[str, str]:
 
 
 # What `loyalty_programs.kind` may hold: the earn and tier rules here, the affinity rules
-# (`segments.affinity.rules`), which are versioned and audited the same way.
-Kind = Literal["earn", "tiers", "affinity"]
+# (`segments.affinity.rules`) and the guides' commission rules (`guides.commission_rules`),
+# which are versioned and audited the same way.
+Kind = Literal["earn", "tiers", "affinity", "commission"]
 
 
 def load(engine: Engine, group_id: str, kind: Literal["earn", "tiers"]) -> EarnRules | TierRules:

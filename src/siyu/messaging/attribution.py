@@ -28,7 +28,7 @@ _ATTRIBUTED = """SELECT o.order_id, o.member_id, o.paid_fen, (
 class SendResult:
     send_id: int
     code: str
-    recipients: int  # planned and skipped
+    recipients: int  # planned and skipped (rows and skip sets)
     sent: int  # accepted by the platform
     delivered: int  # members with a delivery status callback
     clicked: int  # members who clicked
@@ -61,7 +61,8 @@ def send_result(engine: Engine, group_id: str, code: str, window_days: int = 7) 
             raise NotFoundError(f"send: no send {code!r}")
         p = {"g": group_id, "s": int(send), "window": window_days * 86400}
         counts = conn.execute(
-            text("""SELECT COUNT(*) AS n,
+            text("""SELECT COUNT(*) + (SELECT COALESCE(SUM(member_count), 0) FROM send_skips
+                                         WHERE group_id = :g AND send_id = :s) AS n,
                       SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END) AS sent
                     FROM send_recipients WHERE group_id = :g AND send_id = :s"""),
             p,

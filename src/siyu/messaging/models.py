@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-from siyu.store.metadata import BigId, metadata
+from siyu.store.metadata import BigId, IdSet, metadata
 
 PURPOSES = ("marketing", "service")  # service: a transactional message, no marketing consent
 CONSENT_ACTIONS = ("grant", "withdraw")
@@ -113,7 +113,8 @@ sends = Table(
     UniqueConstraint("group_id", "code"),
 )
 
-# The outbox: one row per targeted member, planned or skipped with the reason.
+# The outbox: one row per member a planning did not skip (`send_skips` holds those),
+# planned or deferred, later sent, failed, or skipped (consent withdrawn, send cancelled).
 send_recipients = Table(
     "send_recipients",
     metadata,
@@ -161,6 +162,25 @@ Index(
     send_recipients.c.status,
     send_recipients.c.due_at,
     postgresql_where=text(f"status IN {TOUCHING}"),
+)
+
+# The members a planning skipped, compactly: one row per send, reason and block of 65,536
+# member ids, holding the block's skipped members as (member, person, address) triples.
+# Half of a large send is skipped; as rows of `send_recipients` they cost a heap row and a
+# primary-key entry each and made half of the planning's time (docs/architecture.md,
+# "Skipped members as sets"). A member is in one place only: a row (what may be sent, and
+# what was skipped after planning: withdrawn consent, a cancelled send) or a skip set.
+SKIP_BLOCK = 65_536
+send_skips = Table(
+    "send_skips",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("send_id", BigInteger, nullable=False, autoincrement=False),
+    Column("reason", String(32), nullable=False),
+    Column("id_block", BigInteger, nullable=False, autoincrement=False),  # member_id // SKIP_BLOCK
+    Column("member_count", Integer, nullable=False),
+    Column("members", IdSet, nullable=False),
+    PrimaryKeyConstraint("group_id", "send_id", "reason", "id_block"),
 )
 
 # Delivery status callbacks and clicks, append-only; idempotent on the provider's event id.

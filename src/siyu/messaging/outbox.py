@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, DateTime, Engine, bindparam, text
+from sqlalchemy import BindParameter, Connection, DateTime, Engine, Row, bindparam, text
 
 from siyu.errors import ConfigError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
 from siyu.messaging import receipts
 from siyu.messaging.consent import GRANTS
-from siyu.messaging.models import EVENT_KINDS
+from siyu.messaging.models import EVENT_KINDS, SKIP_BLOCK
 from siyu.messaging.transports.base import Message, Outcome, Transport
 from siyu.privacy import Vault
 from siyu.store.dialect import dialect_of
@@ -37,33 +37,42 @@ MAX_BACKOFF = timedelta(hours=6)
 MAX_ATTEMPTS = 6
 WAITING = "('planned', 'deferred', 'retry')"
 
-_DUE = """SELECT r.send_id, r.member_id FROM send_recipients r
-    WHERE r.group_id = :g AND r.status IN {waiting} AND r.due_at <= :now
+WAITING_STATES = ("planned", "deferred", "retry")
+# One waiting state at a time, in due order alone: the due index (group, status, due_at)
+# gives those rows already in order, so LIMIT stops after `n` of them. Over all three
+# states at once (IN), or with a tie-breaker after due_at, every waiting row was read and
+# sorted on every batch (docs/benchmarks.md, "Messaging: delivering the outbox").
+_DUE = """SELECT r.send_id, r.member_id, r.due_at FROM send_recipients r
+    WHERE r.group_id = :g AND r.status = :st AND r.due_at <= :now
       AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
       AND (r.claimed_until IS NULL OR r.claimed_until <= :now)
       AND r.send_id IN (SELECT send_id FROM sends WHERE group_id = :g AND status = 'planned')
-    ORDER BY r.due_at, r.send_id, r.member_id LIMIT :n{lock}"""
+    ORDER BY r.due_at LIMIT :n{lock}"""
 # the person's marketing consent on the row's channel, as (last grant, last withdrawal)
 _CONSENT = """(SELECT MAX(c.last_{x}) FROM member_consents c
     WHERE c.group_id = send_recipients.group_id AND c.member_id = send_recipients.person_id
       AND c.purpose = 'marketing' AND c.channel IN (send_recipients.channel, '*'))"""
 _REVOKE = """UPDATE send_recipients SET status = 'skipped',
       reason = CASE WHEN {g} IS NULL THEN 'no_consent' ELSE 'opted_out' END
-    WHERE group_id = :g AND (send_id, member_id) IN ({keys}) AND purpose = 'marketing'
-      AND NOT {grants}"""
+    WHERE group_id = :g AND ({keys}) AND purpose = 'marketing' AND NOT {grants}"""
 _CLAIM = """UPDATE send_recipients SET claimed_until = :until, claimed_by = :w,
       attempts = attempts + 1
-    WHERE group_id = :g AND (send_id, member_id) IN ({keys}) AND status IN {waiting}"""
+    WHERE group_id = :g AND ({keys}) AND status IN {waiting}"""
 _MESSAGES = """SELECT r.send_id, s.code, s.body, r.member_id, r.channel, r.sender,
       i.type, i.value, i.value_enc
     FROM send_recipients r JOIN sends s ON s.send_id = r.send_id
     LEFT JOIN identities i ON i.identity_id = r.identity_id
-    WHERE r.group_id = :g AND (r.send_id, r.member_id) IN ({keys}) AND r.claimed_by = :w
+    WHERE r.group_id = :g AND ({keys}) AND r.claimed_by = :w
       AND r.status IN {waiting}
     ORDER BY r.send_id, r.member_id"""
-# one message's state and channel, for a callback naming it by its key
-MESSAGE_OF = text("""SELECT status, channel FROM send_recipients
-    WHERE group_id = :g AND send_id = :s AND member_id = :m""")
+# one message's state and channel, for a callback naming it by its key: a row, or a
+# member the planning skipped (in a skip set, block :b)
+_MESSAGE_OF = """SELECT status, channel FROM send_recipients
+    WHERE group_id = :g AND send_id = :s AND member_id = :m
+    UNION ALL
+    SELECT 'skipped', s.channel FROM send_skips k JOIN sends s ON s.send_id = k.send_id
+    {entries}
+    WHERE k.group_id = :g AND k.send_id = :s AND k.id_block = :b AND {member} = :m"""
 
 
 @dataclass(frozen=True)
@@ -75,9 +84,18 @@ class Delivered:
     revoked: int  # consent withdrawn before the claim: skipped, not delivered
 
 
-def _keys(pairs: Sequence[tuple[int, int]]) -> str:
-    # ints read back from the store, written as row values: one statement per batch
-    return ", ".join(f"({int(s)}, {int(m)})" for s, m in pairs)
+def _keys(pairs: Sequence[tuple[int, int]], alias: str = "") -> str:
+    """The rows of a batch as a condition: per send, its member ids as one IN list (ints
+    read back from the store). Not `(send_id, member_id) IN ((s, m), ...)`: PostgreSQL
+    plans those row values as an OR of one index probe per row, which took longer to
+    plan (~150 ms for 500) than to run."""
+    members: dict[int, list[str]] = defaultdict(list)
+    for s, m in pairs:
+        members[int(s)].append(str(int(m)))
+    return " OR ".join(
+        f"({alias}send_id = {s} AND {alias}member_id IN ({', '.join(ms)}))"
+        for s, ms in sorted(members.items())
+    )
 
 
 def _times(*names: str) -> list[BindParameter[Any]]:
@@ -110,15 +128,19 @@ def claim(
     at = as_stored(now) if now is not None else stored_now()
     with engine.begin() as conn:
         d = dialect_of(conn)
-        due = conn.execute(
-            text(_DUE.format(waiting=WAITING, lock=d.row_lock_skip_locked)).bindparams(
-                *_times("now")
-            ),
-            {"g": group_id, "now": at, "n": limit},
-        ).all()
+        due: list[Row[Any]] = []
+        for state in WAITING_STATES:  # earliest due first across the states, merged here
+            due += conn.execute(
+                text(_DUE.format(lock=d.row_lock_skip_locked)).bindparams(*_times("now")),
+                {"g": group_id, "st": state, "now": at, "n": limit},
+            ).all()
         if not due:
             return [], 0
-        keys = _keys([(r.send_id, r.member_id) for r in due])
+        due.sort(key=lambda r: (r.due_at, r.send_id, r.member_id))
+        # the rows past `limit` (of another state) stay unclaimed; only their row locks,
+        # gone at commit, were taken
+        pairs = [(r.send_id, r.member_id) for r in due[:limit]]
+        keys = _keys(pairs)
         grant, withdrawal = _CONSENT.format(x="grant_at"), _CONSENT.format(x="withdrawal_at")
         revoked = conn.execute(
             text(_REVOKE.format(keys=keys, g=grant, grants=GRANTS.format(g=grant, w=withdrawal))),
@@ -128,7 +150,7 @@ def claim(
             text(_CLAIM.format(keys=keys, waiting=WAITING)).bindparams(*_times("until")),
             {"g": group_id, "until": at + lease, "w": worker},
         )
-        return _messages(conn, group_id, worker, keys, vault), int(revoked)
+        return _messages(conn, group_id, worker, _keys(pairs, "r."), vault), int(revoked)
 
 
 def _messages(
@@ -179,6 +201,17 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
+_HELD = (
+    """WHERE group_id = :g AND send_id = :s AND member_id = :m AND claimed_by = :w
+      AND status IN """
+    + WAITING
+)
+_SENT = f"""UPDATE send_recipients SET status = 'sent', sent_at = :at, provider_ref = :ref,
+      claimed_until = NULL, last_error = NULL {_HELD}"""
+_NOT_SENT = f"""UPDATE send_recipients SET status = :st, next_attempt_at = :next,
+      claimed_until = NULL, last_error = :e {_HELD}"""
+
+
 def settle(
     engine: Engine,
     group_id: str,
@@ -187,53 +220,64 @@ def settle(
     now: datetime | None = None,
 ) -> tuple[int, int, int]:
     """Mark each message sent, retry or failed, where `worker` still holds it, and record
-    the receipts parked for the messages sent; returns (sent, retry, failed)."""
+    the receipts parked for the messages sent; returns (sent, retry, failed). One statement
+    executed for all of a kind (executemany: one round trip on PostgreSQL's pipeline), not
+    one per message."""
     at = as_stored(now) if now is not None else stored_now()
+    ok = [(m, o) for m, o in outcomes if o.ok]
+    not_ok = [(m, o) for m, o in outcomes if not o.ok]
     sent = retry = failed = 0
-    refs: list[tuple[int, int, str, str]] = []
+    if not outcomes:
+        return 0, 0, 0
     with engine.begin() as conn:
-        for message, outcome in outcomes:
-            p = {"g": group_id, "s": message.send_id, "m": message.member_id, "w": worker}
-            where = (
-                """WHERE group_id = :g AND send_id = :s AND member_id = :m
-                         AND claimed_by = :w AND status IN """
-                + WAITING
+        p = {"g": group_id, "w": worker}
+        held = {  # the attempts of the rows still held; a row not here another worker has
+            (int(r.send_id), int(r.member_id)): int(r.attempts)
+            for r in conn.execute(
+                text(f"""SELECT send_id, member_id, attempts FROM send_recipients
+                         WHERE group_id = :g AND claimed_by = :w AND status IN {WAITING}
+                           AND ({_keys([(m.send_id, m.member_id) for m, _ in outcomes])})"""),
+                p,
             )
-            if outcome.ok:
-                marked = conn.execute(
-                    text(f"""UPDATE send_recipients SET status = 'sent', sent_at = :at,
-                               provider_ref = :ref, claimed_until = NULL, last_error = NULL
-                             {where}""").bindparams(*_times("at")),
-                    {**p, "at": at, "ref": outcome.provider_ref},
-                ).rowcount
-                sent += marked
-                if marked and outcome.provider_ref is not None:
-                    refs.append(
-                        (message.send_id, message.member_id, message.channel, outcome.provider_ref)
-                    )
-                continue
-            attempts = conn.execute(
-                text(f"SELECT attempts FROM send_recipients {where}"), p
-            ).scalar()
+        }
+        if ok:
+            sent = conn.execute(
+                text(_SENT).bindparams(*_times("at")),
+                [
+                    {**p, "s": m.send_id, "m": m.member_id, "at": at, "ref": o.provider_ref}
+                    for m, o in ok
+                ],
+            ).rowcount
+            # receipts the platform pushed before this batch was settled
+            receipts.adopt(
+                conn,
+                group_id,
+                [
+                    (m.send_id, m.member_id, m.channel, o.provider_ref)
+                    for m, o in ok
+                    if o.provider_ref is not None and (m.send_id, m.member_id) in held
+                ],
+            )
+        marks = []
+        for m, o in not_ok:
+            attempts = held.get((m.send_id, m.member_id))
             if attempts is None:
                 continue  # the lease ran out and another worker has it
-            final = outcome.permanent or attempts >= MAX_ATTEMPTS
-            conn.execute(
-                text(f"""UPDATE send_recipients SET status = :st, next_attempt_at = :next,
-                           claimed_until = NULL, last_error = :e {where}""").bindparams(
-                    *_times("next")
-                ),
-                {
-                    **p,
-                    "st": "failed" if final else "retry",
-                    "next": None if final else at + backoff(int(attempts)),
-                    "e": (outcome.error or "")[:300],
-                },
-            )
+            final = o.permanent or attempts >= MAX_ATTEMPTS
             failed += final
             retry += not final
-        # receipts the platform pushed before this batch was settled
-        receipts.adopt(conn, group_id, refs)
+            marks.append(
+                {
+                    **p,
+                    "s": m.send_id,
+                    "m": m.member_id,
+                    "st": "failed" if final else "retry",
+                    "next": None if final else at + backoff(attempts),
+                    "e": (o.error or "")[:300],
+                }
+            )
+        if marks:
+            conn.execute(text(_NOT_SENT).bindparams(*_times("next")), marks)
     return sent, retry, failed
 
 
@@ -267,6 +311,16 @@ def deliver(
         outcomes.extend(zip(batch, answers, strict=True))
     sent, retry, failed = settle(engine, group_id, worker, outcomes, now)
     return Delivered(len(messages), sent, retry, failed, revoked)
+
+
+def message_of(conn: Connection, group_id: str, send_id: int, member_id: int) -> Row[Any] | None:
+    """The state (`status`) and `channel` of the message of `send_id` to `member_id`, None
+    if the send never recorded the member."""
+    entries, (member,) = dialect_of(conn).id_set_rows("k.members", 1)
+    return conn.execute(
+        text(_MESSAGE_OF.format(entries=entries, member=member)),
+        {"g": group_id, "s": send_id, "m": member_id, "b": member_id // SKIP_BLOCK},
+    ).first()
 
 
 def record_event(

@@ -1,20 +1,22 @@
-"""Planning a send: one INSERT ... SELECT writes every targeted member into
-`send_recipients`, planned (or deferred out of quiet hours) or skipped with the reason.
+"""Planning a send: a few set statements record every targeted member, planned (or
+deferred out of quiet hours) as a `send_recipients` row, or skipped with the reason in the
+send's skip sets (`send_skips`: one row per reason and block of member ids).
 
 Set-based on purpose (docs/benchmarks.md for a 10M-member segment): the members of the
 target are mapped to their person after OneID merges, the duplicates among them found
-(two identities of one person: one message), joined to their consent, their address on
-the channel and their touches already planned or sent in the cap windows, and the reason
-is the first rule a member breaks, in this order: duplicate_after_oneid, no_consent,
-opted_out, no_identity_for_channel, capped_week, capped_channel_month, capped_guide_day.
-The rows are written in member order, so each index is appended to or swept once, never
-written at random (docs/architecture.md, "What a planning writes").
+(two identities of one person: one message), and each person given, by one aggregate
+over the inputs stacked, their address on the channel, their consent and their touches
+already planned or sent in the cap windows; the reason is the first rule a member breaks,
+in this order: duplicate_after_oneid, no_consent, opted_out, no_identity_for_channel,
+capped_week, capped_channel_month, capped_guide_day. The rows are written in member
+order, so each index is appended to or swept once, never written at random
+(docs/architecture.md, "What a planning writes" and "Skipped members as sets").
 
 Caps count touches of other sends, so two plannings at once must not both see a member's
 last free slot: plannings of one group take turns (an advisory lock on PostgreSQL, BEGIN
 IMMEDIATE on SQLite). Locking members one by one instead would write a lock into each of
 ten million member rows and hold them against OneID for the whole planning; plannings
-are few a day and each one statement, so taking turns costs nothing that matters.
+are few a day and each a few statements, so taking turns costs nothing that matters.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, text
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
-from siyu.messaging.models import TOUCHING  # what counts against a cap
+from siyu.messaging.models import SKIP_BLOCK, TOUCHING  # TOUCHING: what counts against a cap
 from siyu.messaging.sends import Send, Stored, Target, load
 from siyu.messaging.transports.registry import registry
-from siyu.store.dialect import dialect_of
+from siyu.store.dialect import Dialect, dialect_of
 from siyu.store.times import stored_now
 
 WEEK = timedelta(days=7)
-# Each sort and hash table of the planning statement in memory up to this (PostgreSQL),
-# for one transaction: at 10M members its aggregates and hash joins need a few hundred MB
-# each, and spilled in batches they scatter the rows written over the indexes.
+# Each sort and hash table of the planning in memory up to this (PostgreSQL), for one
+# transaction: the aggregate by person holds about 240 bytes a person (2.4 GB at 10M
+# members: beyond it, PostgreSQL spills it to disk in partitions and goes on).
 WORK_MEM = "512MB"
 
 
@@ -91,61 +93,97 @@ def target_sql(conn: Connection, group_id: str, target: Target) -> tuple[str, di
     return _experiment(conn, group_id, target)
 
 
-# Each merged member's person: its survivor, followed along chains (A into B, B into C).
-# One message a person, to the person's own member if targeted, else to its smallest
-# merged member: a merged member is a duplicate when the target holds its person or a
-# merged member of the same person with a smaller id. Only the (few) merged members are
-# compared: no sort of the whole target by person.
-_PEOPLE = """WITH RECURSIVE chain (member_id, person_id, depth) AS (
-    SELECT member_id, merged_into, 1 FROM members WHERE group_id = :g AND status = 'merged'
+# Each merged member of the group and its person: its survivor, followed along chains (A
+# into B, B into C); none when the chain does not end (longer than 32, or a cycle). Few
+# (1% of members in the benchmark): written to a temporary table and analysed, so the
+# planner sees how few, not the recursion's estimate.
+_ROOTS = """WITH RECURSIVE merged AS (
+    SELECT member_id, merged_into FROM members WHERE group_id = :g AND status = 'merged'),
+chain (member_id, person_id, depth) AS (
+    SELECT member_id, merged_into, 1 FROM merged
     UNION ALL
     SELECT c.member_id, m.merged_into, c.depth + 1 FROM chain c
-    JOIN members m ON m.member_id = c.person_id AND m.status = 'merged' WHERE c.depth < 32
+    JOIN merged m ON m.member_id = c.person_id WHERE c.depth < 32)
+SELECT c.member_id, c.person_id FROM chain c
+WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE m.member_id = c.person_id)"""
+
+# The targeted members of each person who has a merged member in the target, the person's
+# own member too when targeted. One message a person, to the person's own member if
+# targeted, else to its smallest merged member; the others are duplicates. Only these
+# few are compared: no sort of the whole target by person.
+_SHARED = """WITH targeted AS (
+    SELECT r.member_id, r.person_id FROM plan_roots r
+    WHERE r.member_id IN (SELECT member_id FROM ({target}) t)
+    UNION ALL
+    SELECT DISTINCT r.person_id, r.person_id FROM plan_roots r
+    WHERE r.member_id IN (SELECT member_id FROM ({target}) t)
+      AND r.person_id IN (SELECT member_id FROM ({target}) t)),
+ranked AS (SELECT member_id, person_id,
+             MAX(CASE WHEN member_id = person_id THEN 1 ELSE 0 END)
+               OVER (PARTITION BY person_id) AS person_targeted,
+             MIN(CASE WHEN member_id <> person_id THEN member_id END)
+               OVER (PARTITION BY person_id) AS first_merged
+           FROM targeted)
+SELECT member_id, person_id,
+       CASE WHEN member_id <> person_id
+              AND (person_targeted = 1 OR member_id > first_merged) THEN 1 ELSE 0 END
+         AS duplicate
+FROM ranked"""
+
+# Each person reached by the target, with what the rules need: their address on the
+# channel, consent and touches in the cap windows. One aggregate by person over the four
+# inputs stacked (not three aggregates and four hash joins of millions of rows).
+_FACTS = """WITH facts AS (
+    SELECT COALESCE(s.person_id, t.member_id) AS person_id, 1 AS targeted,
+           CAST(NULL AS BIGINT) AS identity_id, {no_times}, 0 AS week, 0 AS month, 0 AS day
+    FROM ({target}) t LEFT JOIN plan_shared s ON s.member_id = t.member_id
+    UNION ALL
+    SELECT member_id, 0, identity_id, {no_times}, 0, 0, 0 FROM identities
+    WHERE group_id = :g AND type = :itype {scope}{marketing}
 ),
-roots AS (SELECT c.member_id, c.person_id FROM chain c
-          JOIN members p ON p.member_id = c.person_id AND p.status = 'active'),
-target AS ({target}),
-people AS (SELECT t.member_id, COALESCE(r.person_id, t.member_id) AS person_id
-           FROM target t LEFT JOIN roots r ON r.member_id = t.member_id),
-merged AS (SELECT member_id, person_id FROM roots
-           WHERE member_id IN (SELECT member_id FROM ({target}) t)),
-duplicates AS (SELECT a.member_id FROM merged a JOIN ({target}) t ON t.member_id = a.person_id
-               UNION
-               SELECT a.member_id FROM merged a
-               JOIN merged b ON b.person_id = a.person_id AND b.member_id < a.member_id),
-address AS (SELECT member_id, MIN(identity_id) AS identity_id FROM identities
-            WHERE group_id = :g AND type = :itype {scope} GROUP BY member_id),
-consent AS (SELECT member_id, MAX(last_grant_at) AS cg, MAX(last_withdrawal_at) AS cw
-            FROM member_consents WHERE group_id = :g AND purpose = :purpose
-              AND channel IN (:channel, '*') GROUP BY member_id),
-touches AS (SELECT person_id,
-              SUM(CASE WHEN due_at > :wk_lo AND due_at < :wk_hi THEN 1 ELSE 0 END) AS week,
-              SUM(CASE WHEN channel = :channel AND due_at >= :mo_lo AND due_at < :mo_hi
-                  THEN 1 ELSE 0 END) AS month,
-              SUM(CASE WHEN sender = :sender AND due_at >= :day_lo AND due_at < :day_hi
-                  THEN 1 ELSE 0 END) AS day
-            FROM send_recipients WHERE group_id = :g AND purpose = 'marketing'
-              AND status IN {touching} AND due_at > :lo AND due_at < :hi
-            GROUP BY person_id)"""
+people AS (SELECT person_id, MAX(targeted) AS targeted, MIN(identity_id) AS identity_id,
+             MAX(cg) AS cg, MAX(cw) AS cw, SUM(week) AS week, SUM(month) AS month,
+             SUM(day) AS day
+           FROM facts GROUP BY person_id)"""
+_NO_TIMES = "CAST(NULL AS TIMESTAMP) AS cg, CAST(NULL AS TIMESTAMP) AS cw"
+_MARKETING = """
+    UNION ALL
+    SELECT member_id, 0, NULL, last_grant_at, last_withdrawal_at, 0, 0, 0
+    FROM member_consents WHERE group_id = :g AND purpose = :purpose
+      AND channel IN (:channel, '*')
+    UNION ALL
+    SELECT person_id, 0, NULL, NULL, NULL,
+           CASE WHEN due_at > :wk_lo AND due_at < :wk_hi THEN 1 ELSE 0 END,
+           CASE WHEN channel = :channel AND due_at >= :mo_lo AND due_at < :mo_hi
+             THEN 1 ELSE 0 END,
+           CASE WHEN sender = :sender AND due_at >= :day_lo AND due_at < :day_hi
+             THEN 1 ELSE 0 END
+    FROM send_recipients WHERE group_id = :g AND purpose = 'marketing'
+      AND status IN {touching} AND due_at > :lo AND due_at < :hi"""
 
 # Each targeted member, its person, its address and the first rule it breaks (NULL: none).
-_CLASSIFY = """SELECT k.member_id, k.person_id, a.identity_id, CASE {rules} END AS reason
-      FROM people k
-      LEFT JOIN duplicates d ON d.member_id = k.member_id
-      LEFT JOIN address a ON a.member_id = k.person_id
-      LEFT JOIN consent cs ON cs.member_id = k.person_id
-      LEFT JOIN touches tc ON tc.person_id = k.person_id"""
+_CLASSIFY = """SELECT COALESCE(s.member_id, k.person_id) AS member_id, k.person_id,
+             k.identity_id, CASE {rules} END AS reason
+      FROM people k LEFT JOIN plan_shared s ON s.person_id = k.person_id
+      WHERE k.targeted = 1"""
 
-_INSERT = """
+_RECIPIENTS = """
 INSERT INTO send_recipients (group_id, send_id, member_id, person_id, identity_id, status,
     reason, purpose, channel, sender, due_at, attempts)
 SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.identity_id,
-       CASE WHEN x.reason IS NULL THEN CAST(:ok AS VARCHAR(16)) ELSE 'skipped' END,
-       COALESCE(x.reason, CAST(:ok_reason AS VARCHAR(32))), CAST(:purpose AS VARCHAR(16)),
-       CAST(:channel AS VARCHAR(32)),
-       CAST(:sender AS VARCHAR(64)), :t, 0
-FROM ({classify}) x
+       CAST(:ok AS VARCHAR(16)), CAST(:ok_reason AS VARCHAR(32)), CAST(:purpose AS VARCHAR(16)),
+       CAST(:channel AS VARCHAR(32)), CAST(:sender AS VARCHAR(64)), :t, 0
+FROM plan_classified x WHERE x.reason IS NULL
 ORDER BY x.member_id"""
+
+_SKIPS = """
+INSERT INTO send_skips (group_id, send_id, reason, id_block, member_count, members)
+SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.reason, x.member_id / {block},
+       COUNT(*), {triples}
+FROM plan_classified x WHERE x.reason IS NOT NULL
+GROUP BY x.reason, x.member_id / {block}"""
+
+TEMPORARY = ("plan_roots", "plan_shared", "plan_classified")
 
 
 @dataclass(frozen=True)
@@ -158,45 +196,75 @@ class Planned:
 
 
 def _rules(send: Send, month_cap: int | None) -> str:
-    rules = ["WHEN d.member_id IS NOT NULL THEN 'duplicate_after_oneid'"]
+    rules = ["WHEN s.duplicate = 1 THEN 'duplicate_after_oneid'"]
     marketing = send.purpose == "marketing"
     if marketing:
         rules += [
-            "WHEN cs.cg IS NULL THEN 'no_consent'",
-            "WHEN cs.cw IS NOT NULL AND cs.cw >= cs.cg THEN 'opted_out'",
+            "WHEN k.cg IS NULL THEN 'no_consent'",
+            "WHEN k.cw IS NOT NULL AND k.cw >= k.cg THEN 'opted_out'",
         ]
-    rules.append("WHEN a.identity_id IS NULL THEN 'no_identity_for_channel'")
+    rules.append("WHEN k.identity_id IS NULL THEN 'no_identity_for_channel'")
     if marketing:
-        rules.append("WHEN COALESCE(tc.week, 0) >= :cap_week THEN 'capped_week'")
+        rules.append("WHEN k.week >= :cap_week THEN 'capped_week'")
         if month_cap is not None:
-            rules.append("WHEN COALESCE(tc.month, 0) >= :cap_month THEN 'capped_channel_month'")
+            rules.append("WHEN k.month >= :cap_month THEN 'capped_channel_month'")
         if send.sender is not None:
-            rules.append("WHEN COALESCE(tc.day, 0) >= :cap_day THEN 'capped_guide_day'")
+            rules.append("WHEN k.day >= :cap_day THEN 'capped_guide_day'")
     return "\n             ".join(rules)
 
 
 _TIMES = ("t", "wk_lo", "wk_hi", "mo_lo", "mo_hi", "day_lo", "day_hi", "lo", "hi")
 
 
+def _bound(sql: str) -> TextClause:
+    return text(sql).bindparams(
+        *(bindparam(n, type_=DateTime()) for n in _TIMES if re.search(rf":{n}\b", sql))
+    )
+
+
 @dataclass(frozen=True)
 class Planning:
-    """The planning statement of one send, in its parts: the CTEs, the classifying SELECT
-    (each member and the first rule it breaks) and the parameters; `insert()` is what
-    `plan` runs, `query(select)` runs any SELECT over the CTEs (the benchmark's
-    classification without the write)."""
+    """The planning of one send, in its steps: `prepare()` writes the temporary tables
+    (the merged members' people, then each targeted member classified), `write()` the
+    recipients and the skip sets from them, `drop()` removes them; `query(select)` runs
+    any SELECT over the classification's CTEs instead (the benchmark's classification
+    without the write, after the first two temporary tables)."""
 
-    ctes: str
+    target: str
+    facts: str
     classify: str
     params: dict[str, Any]
+    dialect: Dialect
 
     def query(self, select: str) -> TextClause:
-        sql = f"{self.ctes}\n{select}"
-        return text(sql).bindparams(
-            *(bindparam(n, type_=DateTime()) for n in _TIMES if re.search(rf":{n}\b", sql))
-        )
+        return _bound(f"{self.facts}\n{select}")
 
-    def insert(self) -> TextClause:
-        return self.query(_INSERT.format(classify=self.classify))
+    def people(self, conn: Connection) -> None:
+        """The first two temporary tables: the group's merged members and their people,
+        the targeted members of the people with a merged member in the target."""
+        self.drop(conn)
+        conn.execute(text(f"CREATE TEMPORARY TABLE plan_roots AS {_ROOTS}"), self.params)
+        self.dialect.refresh_statistics(conn, "plan_roots")
+        shared = _SHARED.format(target=self.target)
+        conn.execute(text(f"CREATE TEMPORARY TABLE plan_shared AS {shared}"), self.params)
+        # looked up by person for each of millions of people: SQLite, which keeps no
+        # statistics of a temporary table, would otherwise scan it for each
+        conn.execute(text("CREATE INDEX plan_shared_person ON plan_shared (person_id)"))
+        self.dialect.refresh_statistics(conn, "plan_shared")
+
+    def prepare(self, conn: Connection) -> None:
+        self.people(conn)
+        classified = f"CREATE TEMPORARY TABLE plan_classified AS {self.facts}\n{self.classify}"
+        conn.execute(_bound(classified), self.params)
+
+    def write(self, conn: Connection) -> None:
+        conn.execute(_bound(_RECIPIENTS), self.params)
+        triples = self.dialect.id_set_agg("x.member_id", "x.person_id", "x.identity_id")
+        conn.execute(text(_SKIPS.format(block=SKIP_BLOCK, triples=triples)), self.params)
+
+    def drop(self, conn: Connection) -> None:
+        for name in TEMPORARY:
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
 
 
 def planning(
@@ -207,7 +275,7 @@ def planning(
     due: datetime,
     deferred: bool = False,
 ) -> Planning:
-    """The statement planning `stored` to go at `due` under `policy`; `deferred`: `due`
+    """The statements planning `stored` to go at `due` under `policy`; `deferred`: `due`
     is the end of the quiet hours it was asked in."""
     send = stored.send
     channel = registry.channel(send.channel)
@@ -217,8 +285,10 @@ def planning(
     mo_lo, mo_hi = policy.local_month(due)
     day_lo, day_hi = policy.local_day(due)
     scope = "" if send.scope is None else "AND scope = :scope"
+    marketing = _MARKETING.format(touching=TOUCHING) if send.purpose == "marketing" else ""
     return Planning(
-        _PEOPLE.format(target=sql, scope=scope, touching=TOUCHING),
+        sql,
+        _FACTS.format(target=sql, scope=scope, marketing=marketing, no_times=_NO_TIMES),
         _CLASSIFY.format(rules=_rules(send, month_cap)),
         {
             **params,
@@ -244,14 +314,16 @@ def planning(
             "lo": min(wk_lo, mo_lo, day_lo) - timedelta(seconds=1),
             "hi": max(wk_hi, mo_hi, day_hi) + timedelta(seconds=1),
         },
+        dialect_of(conn),
     )
 
 
 def plan(
     engine: Engine, group_id: str, code: str, now: datetime | None = None, hold: bool = False
 ) -> Planned:
-    """Plan the draft send `code`: every member of its target gets a row, planned,
-    deferred or skipped with the reason; once only (409 `send_state` after).
+    """Plan the draft send `code`: every member of its target is recorded, planned or
+    deferred (a row of `send_recipients`), or skipped with the reason (in `send_skips`);
+    once only (409 `send_state` after).
 
     `hold` (or the send's own `review`): the send becomes `held`, kept for review (a
     preview whose members already hold their cap slots); the outbox delivers nothing until
@@ -283,18 +355,26 @@ def plan(
         ).rowcount
         if changed != 1:
             raise SendState(f"send: {code} is {stored.status}; it is planned once")
-        statement = planning(conn, group_id, stored, policy, due, deferred)
-        conn.execute(statement.insert(), statement.params)
+        steps = planning(conn, group_id, stored, policy, due, deferred)
+        steps.prepare(conn)
+        steps.write(conn)
+        steps.drop(conn)
         return Planned(
             stored.send_id, due, deferred, counts(conn, group_id, stored.send_id), status
         )
 
 
 def counts(conn: Connection, group_id: str, send_id: int) -> dict[str, int]:
-    """Members of the send by status, and the skipped by reason."""
+    """Members of the send by status, and the skipped by reason (rows and skip sets)."""
     rows = conn.execute(
         text("""SELECT CASE WHEN status = 'skipped' THEN reason ELSE status END AS k, COUNT(*)
-                FROM send_recipients WHERE group_id = :g AND send_id = :s GROUP BY 1"""),
+                FROM send_recipients WHERE group_id = :g AND send_id = :s GROUP BY 1
+                UNION ALL
+                SELECT reason, SUM(member_count) FROM send_skips
+                WHERE group_id = :g AND send_id = :s GROUP BY reason"""),
         {"g": group_id, "s": send_id},
     ).all()
-    return {str(k): int(n) for k, n in rows}
+    found: dict[str, int] = {}
+    for k, n in rows:
+        found[str(k)] = found.get(str(k), 0) + int(n)
+    return found

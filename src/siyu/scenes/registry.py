@@ -166,10 +166,10 @@ def scene_in(conn: Connection, group_id: str, scene: str) -> Scene:
     ).first()
     if row is None:
         raise NotFoundError(f"scene: no code {scene!r} in this group")
-    return _scene(row._mapping)
+    return scene_of(row._mapping)
 
 
-def _scene(m: Any) -> Scene:
+def scene_of(m: Any) -> Scene:
     def when(value: Any) -> datetime | None:
         return None if value is None else stored_time(value)
 
@@ -203,7 +203,7 @@ def list_scenes(
         q = q.where(qr_scenes.c.scene > after)
     with engine.connect() as conn:
         rows = conn.execute(q.order_by(qr_scenes.c.scene).limit(limit)).all()
-    return [_scene(r._mapping) for r in rows]
+    return [scene_of(r._mapping) for r in rows]
 
 
 def archive(engine: Engine, group_id: str, scene: str, at: datetime | None = None) -> Scene:

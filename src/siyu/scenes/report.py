@@ -40,15 +40,20 @@ _ACQUIRED = """SELECT scan_id, scene, member_id FROM (
                  FROM qr_scans
                  WHERE group_id = :g AND first_touch AND member_id IS NOT NULL) s
                WHERE nth = 1"""
-# Orders not cancelled, with their paid amount less refunds, per member of `members`.
-_BOUGHT = """SELECT o.member_id, COUNT(*) AS n,
+# Per acquired member: its scene, its orders not cancelled and their paid amount less
+# refunds. Written as a join from the acquired members to their orders (by the orders'
+# member index), not as a per-member aggregate of orders joined back to the members:
+# SQLite builds no index on such an aggregate, and looped over it once per member
+# (4,372 members: 3.4 s for the report, 0.05 s this way).
+_BOUGHT = """SELECT a.scene, a.member_id, COUNT(o.order_id) AS n,
                     SUM(o.paid_fen - COALESCE(r.refunded, 0)) AS revenue
-             FROM orders o
+             FROM acquired a
+             LEFT JOIN orders o ON o.group_id = :g AND o.member_id = a.member_id
+                               AND o.status <> 'cancelled'
              LEFT JOIN (SELECT order_id, SUM(amount_fen) AS refunded FROM refunds
                         WHERE group_id = :g GROUP BY order_id) r ON r.order_id = o.order_id
-             WHERE o.group_id = :g AND o.status <> 'cancelled'
-               AND o.member_id IN (SELECT member_id FROM ({members}) a)
-             GROUP BY o.member_id"""
+             {where}
+             GROUP BY a.scene, a.member_id"""
 
 
 @dataclass(frozen=True)
@@ -111,15 +116,14 @@ def scene_report(
     )
     sql = f"""
         WITH acquired AS ({_ACQUIRED}),
-             bought AS ({_BOUGHT.format(members="SELECT member_id FROM acquired")}),
+             bought AS ({_BOUGHT.format(where="")}),
              per_scene AS (
-               SELECT a.scene, COUNT(*) AS acquired, {reached},
+               SELECT b.scene, COUNT(*) AS acquired, {reached},
                       COALESCE(SUM(b.revenue), 0) AS revenue,
                       COUNT(c.member_id) AS clv_members, COALESCE(SUM(c.clv_fen), 0) AS clv
-               FROM acquired a
-               LEFT JOIN bought b ON b.member_id = a.member_id
-               LEFT JOIN member_clv c ON c.group_id = :g AND c.member_id = a.member_id
-               GROUP BY a.scene),
+               FROM bought b
+               LEFT JOIN member_clv c ON c.group_id = :g AND c.member_id = b.member_id
+               GROUP BY b.scene),
              scans AS (
                SELECT scene, COUNT(*) AS scans,
                       SUM(CASE WHEN flag IS NULL THEN 0 ELSE 1 END) AS flagged
@@ -168,10 +172,8 @@ def acquired_members(engine: Engine, group_id: str, scene: str, min_orders: int 
     if min_orders < 0:
         raise ValidationError("min_orders", f"must be >= 0, got {min_orders}")
     sql = f"""WITH acquired AS ({_ACQUIRED}),
-                   mine AS (SELECT member_id FROM acquired WHERE scene = :s),
-                   bought AS ({_BOUGHT.format(members="SELECT member_id FROM mine")})
-              SELECT m.member_id FROM mine m LEFT JOIN bought b ON b.member_id = m.member_id
-              WHERE COALESCE(b.n, 0) >= :k ORDER BY m.member_id"""
+                   bought AS ({_BOUGHT.format(where="WHERE a.scene = :s")})
+              SELECT member_id FROM bought WHERE n >= :k ORDER BY member_id"""
     with engine.connect() as conn:
         rows = conn.execute(text(sql), {"g": group_id, "s": scene, "k": min_orders})
         return [int(m) for (m,) in rows]

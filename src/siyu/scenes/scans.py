@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 
@@ -80,16 +81,12 @@ def record_scan(
     key_id: int | None = None,
 ) -> Scan:
     """Record one scan of `scene` under the idempotency `key` (see the module)."""
-    check_scene(scene)
-    if not key or len(key) > 200:
-        raise ValidationError("key", "required, at most 200 characters")
-    if acquired and member_id is None:
-        raise ValidationError("acquired", "a scan acquires a member: member_id is required")
+    check_request(scene, key, member_id, acquired)
     when = as_stored(at) if at is not None else stored_now()
     with engine.begin() as conn:
         done = _by_key(conn, group_id, key)
         if done is not None:
-            return _replay(conn, group_id, done, (scene, member_id, identity_id), key)
+            return replay_of(conn, group_id, done, (scene, member_id, identity_id), key)
         code = scene_in(conn, group_id, scene)
         member = _current(conn, group_id, member_id, "member_id")
         referrer = _current(conn, group_id, referrer_member_id, "referrer_member_id")
@@ -117,16 +114,30 @@ def record_scan(
         assert found is not None
         if added:
             return found
-        return _replay(conn, group_id, found, (scene, member_id, identity_id), key)
+        return replay_of(conn, group_id, found, (scene, member_id, identity_id), key)
+
+
+def check_request(
+    scene: str, key: str, member_id: int | None, acquired: bool | None, field: str = ""
+) -> None:
+    """The rules a scan meets before the store is read; `field` prefixes the fields named
+    (a row of a bulk import)."""
+    check_scene(scene, f"{field}scene")
+    if not key or len(key) > 200:
+        raise ValidationError(f"{field}key", "required, at most 200 characters")
+    if acquired and member_id is None:
+        raise ValidationError(f"{field}acquired", "a scan acquires a member: member_id is required")
 
 
 def _by_key(conn: Connection, group_id: str, key: str) -> Scan | None:
     row = conn.execute(
         select(qr_scans).where(qr_scans.c.group_id == group_id, qr_scans.c.idempotency_key == key)
     ).first()
-    if row is None:
-        return None
-    m = row._mapping
+    return None if row is None else scan_of(row._mapping)
+
+
+def scan_of(m: Any) -> Scan:
+    """A stored `qr_scans` row (its mapping) as a Scan."""
     return Scan(
         int(m["scan_id"]),
         m["scene"],
@@ -139,7 +150,7 @@ def _by_key(conn: Connection, group_id: str, key: str) -> Scan | None:
     )
 
 
-def _replay(
+def replay_of(
     conn: Connection, group_id: str, done: Scan, asked: tuple[str, int | None, int | None], key: str
 ) -> Scan:
     """The first result of `key`, when it was the same scan: same scene and identifier,

@@ -142,6 +142,18 @@ class Dialect(ABC):
         row estimates of such statements set off for nothing)."""
         return None
 
+    @abstractmethod
+    def id_set_agg(self, *values: str) -> str:
+        """An aggregate packing each row's `values` (integers, NULL allowed) into one
+        `store.metadata.IdSet` value: a compact set of members, read back by
+        `id_set_rows`. The order of its entries is not kept."""
+
+    @abstractmethod
+    def id_set_rows(self, column: str, width: int) -> tuple[str, list[str]]:
+        """How to read an `IdSet` column (`alias.name`) of `width` values an entry back as
+        rows: the text to write after its table in a FROM clause (one row per entry), and
+        the SQL of each entry's values in the order they were packed."""
+
     def refresh_statistics(self, conn: Connection, *tables: str) -> None:
         """Let the planner see what was just written to `tables` (PostgreSQL's ANALYZE:
         a sample, not a scan). A temporary table is never analysed by autovacuum, and a
@@ -160,6 +172,16 @@ class SqliteDialect(Dialect):
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    def id_set_agg(self, *values: str) -> str:
+        return f"json_group_array(json_array({', '.join(values)}))"
+
+    def id_set_rows(self, column: str, width: int) -> tuple[str, list[str]]:
+        entry = f"{column.split('.')[0]}_entry"
+        return (
+            f"JOIN json_each({column}) AS {entry}",
+            [f"json_extract({entry}.value, '$[{i}]')" for i in range(width)],
+        )
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
@@ -201,6 +223,17 @@ class PostgresDialect(Dialect):
 
     def insert_ignore(self, table: Table, index_elements: list[str] | None = None) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    def id_set_agg(self, *values: str) -> str:
+        # a two-dimensional BIGINT[]: one sub-array of the values per row
+        return f"array_agg(ARRAY[{', '.join(values)}])"
+
+    def id_set_rows(self, column: str, width: int) -> tuple[str, list[str]]:
+        entry = f"{column.split('.')[0]}_entry"
+        return (
+            f"CROSS JOIN LATERAL generate_subscripts({column}, 1) AS {entry}(i)",
+            [f"{column}[{entry}.i][{i}]" for i in range(1, width + 1)],
+        )
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # From the key's own sequence: concurrent writers never get the same values.

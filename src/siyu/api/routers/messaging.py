@@ -359,9 +359,7 @@ async def message_events(
             for item in body.items:
                 pair = _message(item.message_key, who.group_id)
                 if pair is not None and pair not in found:
-                    found[pair] = conn.execute(
-                        outbox.MESSAGE_OF, {"g": who.group_id, "s": pair[0], "m": pair[1]}
-                    ).first()
+                    found[pair] = outbox.message_of(conn, who.group_id, pair[0], pair[1])
         for n, item in enumerate(body.items):
             pair = _message(item.message_key, who.group_id)
             row = None if pair is None else found.get(pair)

@@ -3,7 +3,7 @@ experiment whose `campaign` variant put the member in the campaign's treatment (
 campaign's own launch or scan); the campaign's report leaves them out of its arms
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,171 @@
+"""Monthly commission statements, per guide and per store, read from the ledger's entries
+by business time (an order's payment, a refund's time, a freeze's end, a payment's time):
+a refund in March of an order of February is a negative line of March's statement.
+
+Set-based: one GROUP BY over the entries of the guides' accounts gives every guide's
+totals of a month at once (a store's statement is that query with the store's filter);
+the lines are the same entries, one per posting. Both read the same rows, so a statement's
+totals are always the sums of its lines (tests/guides/test_commission_ledger.py checks it
+against the lines and against the orders).
+
+    commission_fen  earned in the month: accruals less clawbacks (minus the cm_accrued
+                    entries)
+    released_fen    moved out of the freeze into payable
+    paid_fen        paid out
+    closing         each account's balance at the end of the month
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from siyu.errors import ValidationError
+from siyu.guides.models import (
+    CM_ACCRUE,
+    CM_ACCRUED,
+    CM_CLAWBACK,
+    CM_FROZEN,
+    CM_PAID,
+    CM_PAY,
+    CM_PAYABLE,
+    CM_RELEASE,
+    COMMISSION_ASSETS,
+)
+from siyu.store.times import stored_time
+
+
+def month_range(month: str) -> tuple[datetime, datetime]:
+    """'2025-02' -> [2025-02-01, 2025-03-01)."""
+    try:
+        start = datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise ValidationError("month", "a month as YYYY-MM") from None
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else (start.replace(month=start.month + 1))
+    )
+    return start, end
+
+
+@dataclass
+class Totals:
+    accrued_fen: int = 0
+    clawed_back_fen: int = 0
+    commission_fen: int = 0  # accrued - clawed back
+    released_fen: int = 0
+    paid_fen: int = 0
+    # asset -> balance at the month's end
+    closing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COMMISSION_ASSETS, 0))
+
+    def add(self, kind: str, asset: str, amount: int) -> None:
+        if asset == CM_ACCRUED:
+            self.commission_fen -= amount
+            if kind == CM_ACCRUE:
+                self.accrued_fen -= amount
+            elif kind == CM_CLAWBACK:
+                self.clawed_back_fen += amount
+        elif asset == CM_PAYABLE and kind == CM_RELEASE:
+            self.released_fen += amount
+        elif asset == CM_PAID and kind == CM_PAY:
+            self.paid_fen += amount
+
+
+@dataclass(frozen=True)
+class Line:
+    posting_id: int
+    kind: str
+    reference: str | None  # the order (a payment: 'pay:<month>')
+    store_id: str | None
+    business_at: datetime
+    commission_fen: int  # + accrued, - clawed back
+    frozen_fen: int
+    payable_fen: int
+    paid_fen: int
+
+
+@dataclass
+class Statement:
+    month: str
+    guide_id: str | None  # a guide's statement
+    store_id: str | None  # a store's (its guides')
+    totals: Totals
+    by_guide: dict[str, Totals]
+    lines: list[Line]
+
+
+_FROM = """FROM ledger_entries e
+           JOIN ledger_postings p ON p.posting_id = e.posting_id
+           JOIN guide_accounts ga ON ga.group_id = e.group_id AND ga.account_no = -e.member_id
+           WHERE e.group_id = :g AND e.member_id < 0 {filters}"""
+_TOTALS = """SELECT ga.guide_id, p.kind, e.asset, SUM(e.amount) AS amount
+             {from_} AND e.business_at >= :s AND e.business_at < :e
+             GROUP BY ga.guide_id, p.kind, e.asset"""
+_CLOSING = """SELECT ga.guide_id, e.asset, SUM(e.amount) AS amount
+              {from_} AND e.business_at < :e GROUP BY ga.guide_id, e.asset"""
+_LINES = """SELECT p.posting_id, p.kind, p.reference, p.store_id, p.business_at, e.asset,
+              e.amount, ga.guide_id
+            {from_} AND e.business_at >= :s AND e.business_at < :e
+            ORDER BY p.business_at, p.posting_id, e.asset"""
+
+
+def statement(
+    conn: Connection,
+    group_id: str,
+    month: str,
+    guide_id: str | None = None,
+    store_id: str | None = None,
+    with_lines: bool = True,
+) -> Statement:
+    """The month's statement of one guide, of one store's guides (postings made while the
+    guide was at that store), or of the whole group."""
+    start, end = month_range(month)
+    filters, params = "", {"g": group_id, "s": start, "e": end}
+    if guide_id is not None:
+        filters += " AND ga.guide_id = :guide"
+        params["guide"] = guide_id
+    if store_id is not None:
+        filters += " AND p.store_id = :store"
+        params["store"] = store_id
+    from_ = _FROM.format(filters=filters)
+    by_guide: dict[str, Totals] = {}
+    for r in conn.execute(text(_TOTALS.format(from_=from_)), params):
+        by_guide.setdefault(r.guide_id, Totals()).add(r.kind, r.asset, int(r.amount))
+    for r in conn.execute(text(_CLOSING.format(from_=from_)), params):
+        by_guide.setdefault(r.guide_id, Totals()).closing[r.asset] = int(r.amount)
+    total = Totals()
+    for one in by_guide.values():
+        for name in (
+            "accrued_fen",
+            "clawed_back_fen",
+            "commission_fen",
+            "released_fen",
+            "paid_fen",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(one, name))
+        for asset, amount in one.closing.items():
+            total.closing[asset] = total.closing.get(asset, 0) + amount
+    lines = _lines(conn, text(_LINES.format(from_=from_)), params) if with_lines else []
+    return Statement(month, guide_id, store_id, total, by_guide, lines)
+
+
+def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[Line]:
+    moved: dict[int, dict[str, int]] = {}
+    heads: dict[int, tuple[str, str | None, str | None, datetime]] = {}
+    for r in conn.execute(query, params):  # type: ignore[call-overload]
+        moved.setdefault(r.posting_id, {})[r.asset] = int(r.amount)
+        heads[r.posting_id] = (r.kind, r.reference, r.store_id, stored_time(r.business_at))
+    return [
+        Line(
+            posting_id,
+            *heads[posting_id],
+            commission_fen=-amounts.get(CM_ACCRUED, 0),
+            frozen_fen=amounts.get(CM_FROZEN, 0),
+            payable_fen=amounts.get(CM_PAYABLE, 0),
+            paid_fen=amounts.get(CM_PAID, 0),
+        )
+        for posting_id, amounts in moved.items()
+    ]

@@ -1,0 +1,475 @@
+"""Commission on the ledger (issue #19): the state machine on SQLite and PostgreSQL.
+
+Given a brand with guides G1 (store S1) and G2 (store S2) and orders keyed in at the till,
+when the commission jobs run, then every fen is a ledger entry of a balanced posting, the
+statement equals its entries, clawbacks never exceed the accrual, frozen commission is
+never payable before its freeze ends, and re-running posts nothing twice."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Engine, text
+from tests.conftest import Store
+
+from siyu.errors import ValidationError, parse_document
+from siyu.guides import commission_accrual as jobs
+from siyu.guides.attribution import attribute
+from siyu.guides.commission_rules import CommissionRules, save
+from siyu.guides.commission_statements import statement
+from siyu.guides.models import guide_classes
+from siyu.guides.shares import record_share, record_touch
+from siyu.importer.service import ensure_group
+
+FEB, MAR, APR = datetime(2025, 2, 1), datetime(2025, 3, 1), datetime(2025, 4, 1)
+RULES = {
+    "default_rate_bp": 100,  # 1 %
+    "freeze_days": 7,
+    "rules": [
+        {"name": "shoes", "category": "shoes", "rate_bp": 500},  # 5 %
+        {"name": "shoes-tmall", "category": "shoes", "channel": "tmall", "rate_bp": 800},
+        {"name": "spring", "campaign": "spring", "fixed_fen": 1_000},
+        {"name": "spring-B1", "campaign": "spring", "brand_id": "B1", "fixed_fen": 1_500},
+    ],
+}
+
+
+def _setup(store: Store) -> None:
+    g = store.group_id
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO brands VALUES (:g, 'B1', 'Brand 1')"), {"g": g})
+        for s in ("S1", "S2"):
+            conn.execute(
+                text(
+                    "INSERT INTO stores (group_id, store_id, brand_id, name, city) "
+                    "VALUES (:g, :s, 'B1', :s, 'SH')"
+                ),
+                {"g": g, "s": s},
+            )
+        for guide, s in (("G1", "S1"), ("G2", "S2")):
+            conn.execute(
+                text(
+                    "INSERT INTO guides (group_id, guide_id, store_id, alias) "
+                    "VALUES (:g, :id, :s, :id)"
+                ),
+                {"g": g, "id": guide, "s": s},
+            )
+        for sku, cat in (("K1", "shoes"), ("K2", "bags")):
+            conn.execute(
+                text("INSERT INTO products VALUES (:g, :sku, 'B1', :sku, :c, 100)"),
+                {"g": g, "sku": sku, "c": cat},
+            )
+
+
+def _order(
+    store: Store,
+    order_id: str,
+    guide: str | None,
+    at: datetime,
+    paid: int,
+    lines: list[tuple[str, int]],
+    channel: str = "pos",
+    coupon: str | None = None,
+) -> None:
+    g = store.group_id
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO orders (group_id, order_id, brand_id, channel, store_id,
+                      guide_id, coupon_code, buyer_identity_id, member_id, status, ordered_at,
+                      paid_at, total_fen, discount_fen, paid_fen)
+                    VALUES (:g, :o, 'B1', :c, 'S1', :guide, :coupon, 1, 1, 'paid', :at, :at,
+                      :p, 0, :p)"""),
+            {
+                "g": g,
+                "o": order_id,
+                "c": channel,
+                "guide": guide,
+                "coupon": coupon,
+                "at": at,
+                "p": paid,
+            },
+        )
+        for n, (sku, amount) in enumerate(lines, start=1):
+            conn.execute(
+                text("INSERT INTO order_lines VALUES (:g, :o, :n, :sku, 1, :a, :a)"),
+                {"g": g, "o": order_id, "n": n, "sku": sku, "a": amount},
+            )
+
+
+def _refund(store: Store, refund_id: str, order_id: str, at: datetime, amount: int) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO refunds (group_id, refund_id, order_id, refunded_at, amount_fen)
+                    VALUES (:g, :r, :o, :at, :a)"""),
+            {"g": store.group_id, "r": refund_id, "o": order_id, "at": at, "a": amount},
+        )
+
+
+def _balances(store: Store, guide: str) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text("""SELECT a.asset, a.balance FROM ledger_accounts a JOIN guide_accounts ga
+                      ON ga.group_id = a.group_id AND a.member_id = -ga.account_no
+                    WHERE a.group_id = :g AND ga.guide_id = :guide AND a.owner = 'guide'"""),
+            {"g": store.group_id, "guide": guide},
+        ).all()
+    return {r.asset: int(r.balance) for r in rows}
+
+
+def _ledger_is_sound(store: Store) -> None:
+    """Every commission posting sums to zero; every guide account's balance is the sum of
+    its entries; a guide's four accounts sum to zero."""
+    with store.engine.connect() as conn:
+        unbalanced = conn.execute(
+            text("""SELECT p.posting_id FROM ledger_postings p JOIN ledger_entries e
+                      ON e.posting_id = p.posting_id
+                    WHERE p.group_id = :g AND p.kind LIKE 'cm_%'
+                    GROUP BY p.posting_id HAVING SUM(e.amount) <> 0"""),
+            {"g": store.group_id},
+        ).all()
+        drift = conn.execute(
+            text("""SELECT a.account_id FROM ledger_accounts a
+                    WHERE a.group_id = :g AND a.owner = 'guide' AND a.balance <>
+                      (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+                       WHERE e.account_id = a.account_id)"""),
+            {"g": store.group_id},
+        ).all()
+        per_guide = conn.execute(
+            text("""SELECT member_id, SUM(balance) AS s FROM ledger_accounts
+                    WHERE group_id = :g AND owner = 'guide' GROUP BY member_id"""),
+            {"g": store.group_id},
+        ).all()
+    assert unbalanced == [] and drift == []
+    assert all(int(r.s) == 0 for r in per_guide)
+
+
+@pytest.fixture
+def brand(store: Store) -> Store:
+    _setup(store)
+    save(store.engine, store.group_id, CommissionRules.model_validate(RULES), None)
+    return store
+
+
+def test_the_most_specific_rule_wins_and_accrual_is_frozen(brand: Store) -> None:
+    _order(brand, "O-shoes", "G1", datetime(2025, 2, 3), 10_000, [("K1", 7_000), ("K2", 3_000)])
+    _order(brand, "O-tmall", "G1", datetime(2025, 2, 4), 10_000, [("K1", 10_000)], "tmall")
+    _order(brand, "O-bags", "G2", datetime(2025, 2, 5), 10_000, [("K2", 9_000), ("K1", 1_000)])
+    _order(brand, "O-none", None, datetime(2025, 2, 5), 10_000, [("K1", 10_000)])
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert (run.accrued, run.accrued_fen) == (3, 500 + 800 + 100)
+    with brand.engine.connect() as conn:
+        rules = dict(
+            conn.execute(
+                text("SELECT order_id, rule FROM commission_accruals WHERE group_id = :g"),
+                {"g": brand.group_id},
+            ).all()
+        )
+    assert rules == {"O-shoes": "shoes", "O-tmall": "shoes-tmall", "O-bags": None}
+    assert _balances(brand, "G1") == {
+        "cm_accrued": -1_300,
+        "cm_frozen": 1_300,
+        "cm_payable": 0,
+        "cm_paid": 0,
+    }
+    _ledger_is_sound(brand)
+
+
+def test_commission_follows_attribution_and_falls_back_to_the_till(brand: Store) -> None:
+    # given a member opened G1's share the day before buying at G2's till, attributed
+    with brand.engine.begin() as conn:
+        member = conn.execute(
+            text("""INSERT INTO members (group_id, status, registered_at, created_at,
+                      updated_at) VALUES (:g, 'active', :t, :t, :t) RETURNING member_id"""),
+            {"g": brand.group_id, "t": datetime(2025, 1, 1)},
+        ).scalar_one()
+    share = record_share(brand.engine, brand.group_id, "G1", "product", "K2", "g1-bags")
+    record_touch(
+        brand.engine, brand.group_id, share.share_code, "t1", datetime(2025, 2, 4), member_id=member
+    )
+    _order(brand, "O-shared", "G2", datetime(2025, 2, 5), 10_000, [("K2", 10_000)])
+    with brand.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE orders SET member_id = :m WHERE group_id = :g AND order_id = 'O-shared'"),
+            {"m": member, "g": brand.group_id},
+        )
+    attribute(brand.engine, brand.group_id, FEB, MAR, at=datetime(2025, 3, 1))
+    # and an order at G2's till that came after the attribution run
+    _order(brand, "O-late", "G2", datetime(2025, 2, 6), 10_000, [("K2", 10_000)])
+    # when commission accrues for February
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    with brand.engine.connect() as conn:
+        basis = dict(
+            conn.execute(
+                text("SELECT order_id, attribution FROM commission_accruals WHERE group_id = :g"),
+                {"g": brand.group_id},
+            ).all()
+        )
+    # then the shared order's commission is the sharer's, on the share's basis, and the
+    # order attribution never saw is the till guide's
+    assert basis == {"O-shared": "share", "O-late": "till"}
+    assert _balances(brand, "G1")["cm_frozen"] == 100 and _balances(brand, "G2")["cm_frozen"] == 100
+    _ledger_is_sound(brand)
+
+
+def test_a_campaign_rule_is_matched_through_the_coupon(brand: Store) -> None:
+    with brand.engine.begin() as conn:
+        conn.execute(
+            text("""INSERT INTO coupons (group_id, code, template_id, template_code, member_id,
+                      campaign, status, valid_from, valid_until, issued_at)
+                    VALUES (:g, 'C-1', 1, 'T', 1, 'spring', 'redeemed', :a, :a, :a)"""),
+            {"g": brand.group_id, "a": FEB},
+        )
+    _order(brand, "O-c", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)], coupon="C-1")
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    # spring-B1 names two dimensions, beating "shoes" (one) and "spring" (one)
+    assert run.accrued_fen == 1_500
+
+
+def test_a_class_rule_matches_only_a_guide_of_that_class(brand: Store) -> None:
+    doc = {**RULES, "rules": [*RULES["rules"], {"name": "A", "guide_class": "A", "rate_bp": 1000}]}
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(doc), None)
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    _order(brand, "O2", "G2", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR, guide_classes={"G1": "A"})
+    assert run.accrued_fen == 1_000 + 100  # G1 is class A (10 %), G2 unknown: the default
+
+
+def test_the_class_earned_before_the_month_is_the_one_paid_by(brand: Store) -> None:
+    doc = {**RULES, "rules": [*RULES["rules"], {"name": "A", "guide_class": "A", "rate_bp": 1000}]}
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(doc), None)
+    # given G1 was classed A for January and C for February, G2 A for February only
+    with brand.engine.begin() as conn:
+        for guide, cls, start, end in (
+            ("G1", "A", datetime(2025, 1, 1), FEB),
+            ("G1", "C", FEB, MAR),
+            ("G2", "A", FEB, MAR),
+        ):
+            conn.execute(
+                guide_classes.insert(),
+                {
+                    "group_id": brand.group_id,
+                    "guide_id": guide,
+                    "period_start": start,
+                    "period_end": end,
+                    "guide_class": cls,
+                    "spam_risk": 0,
+                    "metrics": "{}",
+                    "rule_id": 1,
+                    "rules_version": 1,
+                    "computed_at": end,
+                },
+            )
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    _order(brand, "O2", "G2", datetime(2025, 2, 3), 10_000, [("K2", 10_000)])
+    # when February accrues with no classes given, G1 is paid as the A it was in January
+    # and G2, classed only after February began, by the default
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert run.accrued_fen == 1_000 + 100
+
+
+def test_rerunning_accrual_posts_nothing_twice(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
+    _refund(brand, "R1", "O1", datetime(2025, 2, 4), 5_000)
+    first = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    postings = brand.count("ledger_postings")
+    again = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert (first.accrued, first.clawbacks) == (1, 1)
+    assert (again.accrued, again.clawbacks, again.already) == (0, 0, 1)
+    assert brand.count("ledger_postings") == postings
+    jobs.release(brand.engine, brand.group_id, APR)
+    jobs.release(brand.engine, brand.group_id, APR)
+    assert brand.count("ledger_postings") == postings + 1
+    _ledger_is_sound(brand)
+
+
+def test_frozen_is_never_payable_before_the_freeze_ends(brand: Store) -> None:
+    paid_at = datetime(2025, 2, 10, 12)
+    _order(brand, "O1", "G1", paid_at, 10_000, [("K1", 10_000)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    # a second before 7 days: nothing moves
+    early = jobs.release(brand.engine, brand.group_id, datetime(2025, 2, 17, 11, 59, 59))
+    assert early.released == 0
+    assert _balances(brand, "G1")["cm_payable"] == 0
+    assert jobs.pay(brand.engine, brand.group_id, "G1", "2025-02") == 0
+    assert _balances(brand, "G1")["cm_frozen"] == 500
+    # at the end of the freeze it becomes payable, then paid
+    done = jobs.release(brand.engine, brand.group_id, datetime(2025, 2, 17, 12))
+    assert (done.released, done.released_fen) == (1, 500)
+    assert jobs.pay(brand.engine, brand.group_id, "G1", "2025-03") == 500
+    assert jobs.pay(brand.engine, brand.group_id, "G1", "2025-03") == 0  # once per month
+    assert _balances(brand, "G1") == {
+        "cm_accrued": -500,
+        "cm_frozen": 0,
+        "cm_payable": 0,
+        "cm_paid": 500,
+    }
+    _ledger_is_sound(brand)
+
+
+def test_clawbacks_are_proportional_and_never_exceed_the_accrual(brand: Store) -> None:
+    # 5 % of 9,999 = 500 fen; refunds add up to more than the order
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 9_999, [("K1", 9_999)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    _refund(brand, "R1", "O1", datetime(2025, 2, 5), 3_333)
+    first = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert first.clawed_back_fen == 500 * 3_333 // 9_999  # 166
+    jobs.release(brand.engine, brand.group_id, datetime(2025, 2, 20))
+    assert _balances(brand, "G1")["cm_payable"] == 500 - 166
+    for n, amount in enumerate((3_333, 3_000, 4_000), start=2):
+        _refund(brand, f"R{n}", "O1", datetime(2025, 3, n), amount)
+    later = jobs.accrue(brand.engine, brand.group_id, MAR, APR)
+    assert later.clawbacks == 3
+    with brand.engine.connect() as conn:
+        clawed = conn.execute(
+            text("""SELECT SUM(e.amount) FROM ledger_entries e JOIN ledger_postings p
+                      ON p.posting_id = e.posting_id
+                    WHERE p.group_id = :g AND p.kind = 'cm_clawback' AND p.reference = 'O1'
+                      AND e.asset = 'cm_accrued'"""),
+            {"g": brand.group_id},
+        ).scalar_one()
+    assert int(clawed) == 500  # all of it, not a fen more
+    assert _balances(brand, "G1") == {
+        "cm_accrued": 0,
+        "cm_frozen": 0,
+        "cm_payable": 0,
+        "cm_paid": 0,
+    }
+    _ledger_is_sound(brand)
+
+
+def test_a_clawback_after_payment_leaves_payable_owed(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    jobs.release(brand.engine, brand.group_id, MAR)
+    assert jobs.pay(brand.engine, brand.group_id, "G1", "2025-02") == 500
+    _refund(brand, "R1", "O1", datetime(2025, 3, 5), 10_000)
+    jobs.accrue(brand.engine, brand.group_id, MAR, APR)
+    assert _balances(brand, "G1")["cm_payable"] == -500
+    _ledger_is_sound(brand)
+
+
+def test_a_statement_equals_its_entries_across_months(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])  # 500
+    _order(brand, "O2", "G1", datetime(2025, 2, 26), 20_000, [("K2", 20_000)])  # 200
+    _order(brand, "O3", "G2", datetime(2025, 2, 27), 10_000, [("K1", 10_000)])  # 500
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    jobs.release(brand.engine, brand.group_id, MAR)  # O1 (Feb 10); O2's freeze ends Mar 5
+    _refund(brand, "R1", "O1", datetime(2025, 3, 2), 4_000)  # a February order, in March
+    _order(brand, "O4", "G1", datetime(2025, 3, 10), 10_000, [("K1", 10_000)])  # 500
+    jobs.accrue(brand.engine, brand.group_id, MAR, APR)
+    jobs.release(brand.engine, brand.group_id, APR)
+    with brand.engine.connect() as conn:
+        feb = statement(conn, brand.group_id, "2025-02", guide_id="G1")
+        mar = statement(conn, brand.group_id, "2025-03", guide_id="G1")
+        store2 = statement(conn, brand.group_id, "2025-02", store_id="S2")
+        group = statement(conn, brand.group_id, "2025-03")
+    assert feb.totals.commission_fen == 700 == sum(x.commission_fen for x in feb.lines)
+    assert [(x.reference, x.kind) for x in feb.lines] == [
+        ("O1", "cm_accrue"),
+        ("O1", "cm_release"),
+        ("O2", "cm_accrue"),
+    ]
+    assert feb.totals.released_fen == 500
+    # March: O4 accrued, O1's refund a negative line (taken from payable: O1 was released);
+    # O2 and O4 released
+    assert [(x.reference, x.kind, x.commission_fen) for x in mar.lines if x.commission_fen] == [
+        ("O1", "cm_clawback", -200),
+        ("O4", "cm_accrue", 500),
+    ]
+    assert mar.totals.commission_fen == 300 == sum(x.commission_fen for x in mar.lines)
+    assert (mar.totals.accrued_fen, mar.totals.clawed_back_fen) == (500, 200)
+    assert mar.totals.released_fen == sum(
+        x.payable_fen for x in mar.lines if x.kind == "cm_release"
+    )
+    assert mar.totals.released_fen == 200 + 500
+    assert mar.totals.closing == _balances(brand, "G1")
+    assert store2.totals.commission_fen == 500 and set(store2.by_guide) == {"G2"}
+    assert group.by_guide["G2"].released_fen == 500
+    assert group.totals.commission_fen == 300
+    _ledger_is_sound(brand)
+
+
+def test_a_guide_statement_is_not_a_member_statement(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    with brand.engine.connect() as conn:
+        members = conn.execute(
+            text("SELECT MIN(member_id) FROM ledger_entries WHERE group_id = :g"),
+            {"g": brand.group_id},
+        ).scalar_one()
+    assert members < 0  # guides' entries never share a member's id
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"rules": [{"name": "x"}]}, "rules.0"),
+        ({"rules": [{"name": "x", "rate_bp": 10_001}]}, "rules.0.rate_bp"),
+        ({"rules": [{"name": "x", "rate_bp": 1, "guide_class": "D"}]}, "rules.0.guide_class"),
+        ({"freeze_days": -1}, "freeze_days"),
+        ({"rules": [{"name": "x", "rate_bp": 1, "colour": "red"}]}, "rules.0.colour"),
+        (
+            {
+                "rules": [
+                    {"name": "a", "channel": "pos", "rate_bp": 1},
+                    {"name": "b", "channel": "pos", "fixed_fen": 1},
+                ]
+            },
+            "rules[1]",
+        ),
+        (
+            {"rules": [{"name": "a", "rate_bp": 1}, {"name": "a", "channel": "x", "rate_bp": 1}]},
+            "rules[1].name",
+        ),
+    ],
+)
+def test_a_bad_rule_document_names_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_document(CommissionRules, body, "commission rules")
+    assert field in str(refused.value)
+
+
+@pytest.mark.postgres
+def test_concurrent_runs_post_each_move_once(pg_engine: Engine) -> None:
+    """Four runs of accrual, clawback and release at once (PostgreSQL: SQLite takes one
+    writer at a time): each order is accrued, each refund clawed back and each release
+    made exactly once (the keys decide, not Python)."""
+    brand = Store(pg_engine, f"g-{uuid.uuid4().hex[:8]}", "postgresql")
+    ensure_group(pg_engine, brand.group_id)
+    _setup(brand)
+    save(brand.engine, brand.group_id, CommissionRules.model_validate(RULES), None)
+    for n in range(6):
+        _order(brand, f"O{n}", "G1", datetime(2025, 2, 3 + n), 10_000, [("K1", 10_000)])
+        _refund(brand, f"R{n}a", f"O{n}", datetime(2025, 2, 20), 6_000)
+        _refund(brand, f"R{n}b", f"O{n}", datetime(2025, 2, 21), 6_000)
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+        jobs.release(brand.engine, brand.group_id, MAR)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(run) for _ in range(4)]:
+            future.result()
+    with brand.engine.connect() as conn:
+        kinds = dict(
+            conn.execute(
+                text("""SELECT kind, COUNT(*) FROM ledger_postings WHERE group_id = :g
+                        AND kind LIKE 'cm_%' GROUP BY kind"""),
+                {"g": brand.group_id},
+            ).all()
+        )
+    assert kinds == {"cm_accrue": 6, "cm_clawback": 12, "cm_release": 6}
+    # every order refunded beyond its amount: all of its 500 back, not a fen more
+    assert _balances(brand, "G1") == {
+        "cm_accrued": 0,
+        "cm_frozen": 0,
+        "cm_payable": 0,
+        "cm_paid": 0,
+    }
+    _ledger_is_sound(brand)
