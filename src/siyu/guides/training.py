@@ -1,8 +1,8 @@
 """Training content for guides (issue #19, as Bestore runs it): an item (a link or a text)
 for a guide class (A/B/C) or an HQ task code, and a completion row per guide who marked it
 done. HQ reads the completion rate per item: guides who completed it over the guides the
-item is for (every guide of the group: classes are computed on another branch, so an item
-for a class counts every guide until they land).
+item is for (every guide of the group: the A/B/C classes came from another branch and
+are not read here yet, so an item for a class counts every guide).
 """
 
 from __future__ import annotations
