@@ -127,6 +127,11 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("POST", "/v1/tasks/{task_id}:contacted"): ("/v1/tasks/999999:contacted", {"note": "x"}),
         ("POST", "/v1/tasks/{task_id}:done"): ("/v1/tasks/999999:done", None),
         ("POST", "/v1/tasks/{task_id}:dismiss"): ("/v1/tasks/999999:dismiss", None),
+        ("PUT", "/v1/guide-tasks/{code}"): ("/v1/guide-tasks/auth", GUIDE_TASK),
+        ("POST", "/v1/guide-tasks/{code}:assign"): ("/v1/guide-tasks/nope:assign", None),
+        ("GET", "/v1/guide-tasks/{code}/report"): ("/v1/guide-tasks/nope/report", None),
+        ("GET", "/v1/guides/{guide_id}/training"): ("/v1/guides/G1/training", None),
+        ("POST", "/v1/training/{code}:complete"): ("/v1/training/nope:complete", None),
         ("GET", "/v1/commission/rules"): ("/v1/commission/rules", None),
         ("PUT", "/v1/commission/rules"): ("/v1/commission/rules", {"default_rate_bp": 100}),
         ("POST", "/v1/commission:accrue"): (
@@ -357,6 +362,14 @@ SEND = {
     "content": {"template": "T1", "params": {"1": "x"}},
     "target": {"stage": "lapsed"},
     "scheduled_at": "2030-01-07T02:00:00Z",
+}
+GUIDE_TASK = {
+    "code": "auth",
+    "title_zh": "回访",
+    "title_en": "Call",
+    "target": {"kind": "stage", "value": "lapsed"},
+    "due_on": "2030-01-10",
+    "script": "您好",
 }
 GUIDE_CLASS_RULES = {
     "A": {"min": {"sales_fen": 100}, "playbook": {"zh": "工具", "en": "Tools"}},

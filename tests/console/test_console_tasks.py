@@ -41,7 +41,8 @@ def test_the_demo_has_next_order_tasks_from_its_knee(brand: Brand) -> None:
     kinds = dict(
         brand.all("SELECT kind, COUNT(*) FROM guide_tasks WHERE group_id = :g GROUP BY kind")
     )
-    assert set(kinds) == {"next_order", "win_back_at_risk", "win_back_lapsed"}
+    # (HQ's own tasks, kind 'hq', are test_console_guide_day's, maybe run before this)
+    assert set(kinds) - {"hq"} == {"next_order", "win_back_at_risk", "win_back_lapsed"}
     assert (
         brand.one(
             "SELECT COUNT(*) FROM guide_tasks WHERE group_id = :g AND kind = 'next_order' "

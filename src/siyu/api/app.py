@@ -39,6 +39,7 @@ from siyu.api.routers import (
     coupons,
     distribution,
     experiments,
+    guide_campaigns,
     guide_classes,
     guides,
     ingest,
@@ -75,6 +76,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(ledger.router)
     app.include_router(inventory.router)
     app.include_router(guides.router)
+    app.include_router(guide_campaigns.router)
     app.include_router(commission.router)
     app.include_router(distribution.router)
     app.include_router(guide_classes.router)

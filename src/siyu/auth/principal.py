@@ -49,6 +49,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # HQ reads every guide's, and an admin may move them.
     "tasks:read": frozenset({Role.ADMIN, Role.ANALYST, Role.GUIDE}),
     "tasks:write": frozenset({Role.ADMIN, Role.GUIDE}),
+    # HQ's own tasks for guides (issue #19): admins author and assign them, HQ reads their
+    # completion and effect; a guide marks its own training done.
+    "guide-tasks:write": frozenset({Role.ADMIN}),
+    "guide-tasks:report": frozenset({Role.ADMIN, Role.ANALYST}),
+    "training:complete": frozenset({Role.GUIDE}),
     # Commission (issue #19): HQ sets the rules, runs accrual and release, pays; a guide
     # reads its own statement, a store its stores' guides' (api/routers/commission.py).
     "commission:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),

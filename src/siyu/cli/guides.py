@@ -2,7 +2,9 @@
 members' lifecycle stages call for (the snapshot does it too); `bind` binds members to
 their own guide by rule, `rebind` and `release` are HQ's moves, `attribute` attributes a
 period's orders to guides, `classes` classes them A/B/C (issue #19). Each is safe to
-re-run. `commission` is cli/guides_commission.py."""
+re-run. `commission` is cli/guides_commission.py. `tasks author | assign | report` are
+HQ's own tasks (guides.campaigns); `training add | report` the training content guides
+complete."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from siyu.cli.common import (
     out,
 )
 from siyu.cli.guides_commission import app as commission_app
+from siyu.cli.guides_hq import tasks_assign, tasks_author, tasks_report, training_app
 
 app = typer.Typer(
     help="Shopping guides: follow-up tasks, own guides, attribution, classes, commission.",
@@ -30,6 +33,10 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(help="Follow-up tasks for guides.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(training_app, name="training")
+tasks_app.command("author")(tasks_author)
+tasks_app.command("assign")(tasks_assign)
+tasks_app.command("report")(tasks_report)
 app.add_typer(commission_app, name="commission")
 app.add_typer(guide_classes.app, name="classes")
 

@@ -50,6 +50,9 @@ PAGES: tuple[Page, ...] = (
     Page("my_members", "/console/my-members", frozenset({Role.GUIDE})),
     # a guide's own follow-up tasks; HQ admins see (and may act on) every guide's
     Page("tasks", "/console/tasks", frozenset({Role.ADMIN, Role.GUIDE})),
+    # HQ's own tasks for guides (issue #19): completion and effect, for the roles the API's
+    # report serves; the members behind a count open under the same page
+    Page("guide_tasks", "/console/guide-tasks", allowed("guide-tasks:report")),
     Page("members", "/console/members", CONSOLE_ROLES),
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")

@@ -17,9 +17,17 @@ from siyu.auth.principal import Role
 from siyu.console.web import ConsoleExit, Ctx, authenticated, posted_form, redirect, render
 from siyu.errors import ValidationError
 from siyu.guides import queries
-from siyu.guides.errors import NotYourTask, TaskNotFound, TaskTransitionRefused
+from siyu.guides.errors import (
+    NotYourTask,
+    TaskNotFound,
+    TaskTransitionRefused,
+    TrainingNotFound,
+)
 from siyu.guides.models import CLOSED, CONTACTED, DISMISSED, DONE, LIVE
 from siyu.guides.service import change_state, may_act
+from siyu.guides.training import complete, training_progress
+from siyu.identity.profile import shown_identity
+from siyu.store.reads import Reader, Sql
 
 router = APIRouter()
 
@@ -55,6 +63,11 @@ async def _show(ctx: Ctx, status: int = 200, error: str | None = None) -> Respon
             (page_no - 1) * PER_PAGE,
             notes=who.sees_personal_data,
         )
+        contacts = await _contacts(ctx, reader, [t.member_id for t in found.tasks])
+        titles = await _titles(reader, who.group_id, {t.campaign_code for t in found.tasks})
+    training = []
+    if who.guide_id is not None:
+        training = await run_in_threadpool(_training, ctx, who.guide_id)
     changed = None
     task_id, state = params.get("changed", ""), params.get("state", "")
     if task_id.isdigit() and state in ACTIONS.values():
@@ -80,7 +93,69 @@ async def _show(ctx: Ctx, status: int = 200, error: str | None = None) -> Respon
         may_act=lambda guide_id: may_act(who, guide_id),
         changed=changed,
         error=error,
+        contacts=contacts,
+        titles=titles,
+        training=training,
     )
+
+
+# How a guide reaches a member from its phone: tel: with the member's first phone (only
+# for roles that see personal data; a mask is shown, not dialled) and WeCom's deep link
+# to the member's external contact (wxwork://message/?username=<external_userid>).
+_PHONES = Sql(
+    "SELECT member_id, type, value, value_enc, value_masked FROM identities "
+    "WHERE group_id = :g AND type IN ('phone', 'external_userid') AND member_id IN :ids "
+    "ORDER BY member_id, first_seen, identity_id"
+)
+_TITLES = Sql(
+    "SELECT code, title_zh, title_en FROM guide_task_campaigns WHERE group_id = :g "
+    "AND code IN :codes"
+)
+
+
+async def _contacts(ctx: Ctx, reader: Reader, ids: list[int]) -> dict[int, dict[str, Any]]:
+    assert ctx.who is not None
+    out: dict[int, dict[str, Any]] = {}
+    if not ids:
+        return out
+    for r in await reader.all(_PHONES, {"g": ctx.who.group_id, "ids": ids}):
+        mine = out.setdefault(int(r.member_id), {})
+        if r.type in mine:
+            continue  # the member's first one
+        value, masked = shown_identity(
+            ctx.svc.vault, ctx.who.sees_personal_data, r.type, r.value, r.value_enc, r.value_masked
+        )
+        mine[str(r.type)] = (value, masked)
+    return out
+
+
+async def _titles(reader: Reader, group_id: str, codes: set[str | None]) -> dict[str, Any]:
+    wanted = sorted(c for c in codes if c)
+    if not wanted:
+        return {}
+    rows = await reader.all(_TITLES, {"g": group_id, "codes": wanted})
+    return {str(r.code): (r.title_zh, r.title_en) for r in rows}
+
+
+def _training(ctx: Ctx, guide_id: str) -> list[Any]:
+    assert ctx.who is not None
+    with ctx.svc.engine.connect() as conn:
+        return training_progress(conn, ctx.who.group_id, guide_id)
+
+
+@router.post("/training/{code}/complete")
+async def complete_training(code: str, request: Request) -> Response:
+    """A guide marks a training item done (a form's POST, CSRF-checked)."""
+    ctx = await authenticated(request, "tasks")
+    assert ctx.who is not None
+    await posted_form(request)
+    if ctx.who.guide_id is None:
+        raise ConsoleExit(403)
+    try:
+        await run_in_threadpool(complete, ctx.svc.engine, ctx.who.group_id, ctx.who.guide_id, code)
+    except TrainingNotFound:
+        raise ConsoleExit(404) from None
+    return redirect(ctx, "/console/tasks#training")
 
 
 @router.post("/tasks/{task_id}/{action}")

@@ -26,6 +26,7 @@ from siyu.console import (
     builder,
     campaign_pages,
     experiment_pages,
+    guide_task_pages,
     lottery_pages,
     member_lists,
     message_pages,
@@ -68,6 +69,7 @@ from siyu.identity.types import IDENTITY_TYPES
 router = APIRouter(prefix="/console", include_in_schema=False)
 router.include_router(analytics_pages.router)
 router.include_router(people_pages.router)
+router.include_router(guide_task_pages.router)
 router.include_router(member_lists.router)
 router.include_router(review_pages.router)
 router.include_router(segment_pages.router)

@@ -38,6 +38,36 @@ class TaskTransitionRefused(ConflictError):
         super().__init__(f"task {task_id} is {current}, cannot become {wanted}: {rule}")
 
 
+class TaskCampaignNotFound(NotFoundError):
+    """No HQ task document of that code in the brand group."""
+
+    code = "task_campaign_not_found"
+
+    def __init__(self, code: str) -> None:
+        self.task_code = code
+        super().__init__(f"code: no task document {code!r}")
+
+
+class TaskCampaignExists(ConflictError):
+    """A different document already holds the code: its tasks carry it, so it is not
+    rewritten."""
+
+    code = "task_campaign_exists"
+
+    def __init__(self, code: str) -> None:
+        self.task_code = code
+        super().__init__(f"code: a different task document {code!r} exists; use a new code")
+
+
+class TrainingNotFound(NotFoundError):
+    """No training item of that code in the brand group."""
+
+    code = "training_not_found"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"code: no training item {code!r}")
+
+
 class GuideNotFound(NotFoundError):
     """No guide of that id in the brand group's reference data (`guides`)."""
 

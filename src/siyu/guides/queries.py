@@ -56,7 +56,7 @@ _TASKS_FROM = """FROM guide_tasks t
     WHERE t.group_id = :g AND t.state IN :states"""
 _TASK_COLUMNS = """SELECT t.task_id, t.guide_id, t.member_id, t.kind, t.stage, t.state,
     t.expected_value_fen, t.urgency, t.due_on, t.last_order_at, t.created_at, t.updated_at,
-    m.name_masked"""
+    t.campaign_code, t.script, m.name_masked"""
 # ranked: by expected value, then urgency; the id keeps the order stable
 _RANK = "ORDER BY t.expected_value_fen DESC, t.urgency DESC, t.task_id LIMIT :n OFFSET :o"
 TASKS = Sql(f"{_TASK_COLUMNS} {_TASKS_FROM} {_RANK}")
@@ -98,6 +98,8 @@ class TaskCard:
     created_at: datetime
     updated_at: datetime
     history: list[TaskEvent] = field(default_factory=list)
+    campaign_code: str | None = None  # an HQ task's code (guides.campaigns)
+    script: str | None = None  # what HQ suggests the guide says
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ async def _with_history(
             created_at=to_second(r.created_at),
             updated_at=to_second(r.updated_at),
             history=history.get(int(r.task_id), []),
+            campaign_code=r.campaign_code,
+            script=r.script,
         )
         for r in rows
     ]

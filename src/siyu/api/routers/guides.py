@@ -59,6 +59,8 @@ class TaskOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     history: list[TaskEventOut]
+    campaign_code: str | None = Field(default=None, description="An HQ task's code.")
+    script: str | None = Field(default=None, description="What HQ suggests the guide says.")
 
 
 class TaskListOut(BaseModel):
@@ -109,6 +111,8 @@ def _task(t: TaskCard) -> dict[str, Any]:
             k: getattr(t, k) for k in ("task_id", "guide_id", "member_id", "kind", "stage", "state")
         },
         "name": t.name_masked,
+        "campaign_code": t.campaign_code,
+        "script": t.script,
         "expected_value_fen": t.expected_value_fen,
         "urgency": t.urgency,
         "due_on": t.due_on,
