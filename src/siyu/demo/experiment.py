@@ -182,7 +182,7 @@ def _plan(stage: str, at: datetime, end: datetime) -> experiments.Plan:
         {
             "code": CODE,
             "name_zh": "首单会员回购券实验",
-            "name_en": "Comeback coupon for one-order members",
+            "name_en": "Comeback coupon for first-time buyers",
             "target": {"stage": stage},
             "variants": [
                 {"name": CONTROL, "weight_bp": 5000, "kind": "none"},
