@@ -12,7 +12,9 @@ from siyu.config import Settings
 def test_health_and_docs_need_no_key_and_every_v1_path_does(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     schema = api.client.get("/openapi.json").json()
-    assert all(path.startswith("/v1/") for path in schema["paths"])
+    # every other path is /v1/ (an API key); the platforms' callbacks carry their own proof
+    # instead (test_authorization.py checks each refuses without it)
+    assert all(path.startswith(("/v1/", "/callbacks/")) for path in schema["paths"])
     assert api.client.get("/docs").status_code == 200
 
 

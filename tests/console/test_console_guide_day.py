@@ -120,7 +120,7 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
         g,
         parse_task(
             {
-                "code": "hq-view",
+                "code": "winback-1",
                 "title_zh": "流失挽回",
                 "title_en": "Win back",
                 "target": {"kind": "stage", "value": "lapsed"},
@@ -130,7 +130,7 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
             }
         ),
     )
-    done = assign_tasks(engine, g, "hq-view")
+    done = assign_tasks(engine, g, "winback-1")
     assert done.tasked > 0 and done.control > 0
     item = {"code": "sop-hq", "title_zh": "挽回话术", "title_en": "Win-back", "body": "先问好"}
     save_item(engine, g, parse_item(item))
@@ -138,7 +138,7 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
     # when an analyst opens the guide tasks page
     login(page, brand.base, brand.keys["analyst"], "zh")
     page.goto(f"{brand.base}/console/guide-tasks")
-    row = page.locator("#guide-tasks tr[data-code=hq-view]")
+    row = page.locator("#guide-tasks tr[data-code=winback-1]")
     # then the counts are the assignment's, and each opens the members behind it
     assigned = row.locator("[data-figure=assigned]")
     assert int(assigned.get_attribute("data-n")) == done.tasked
@@ -149,7 +149,7 @@ def test_hq_sees_completion_and_each_count_opens_its_members(brand: Brand, page:
     assert "对照组" in page.locator("h1").inner_text()
     assert int(page.locator("#list-summary").get_attribute("data-total")) == done.control
     control = brand.all(
-        "SELECT member_id FROM guide_task_targets WHERE group_id = :g AND code = 'hq-view' "
+        "SELECT member_id FROM guide_task_targets WHERE group_id = :g AND code = 'winback-1' "
         "AND arm = 'control'"
     )
     listed = {
