@@ -11,10 +11,10 @@ basket qualifies. Those orders go through the importer and OneID like any other.
 
 Because the untreated outcomes are on file before the effect is added, the true effect
 on the treated is exact: for repurchase and the next order, the members who came back
-over the treated; for revenue, what they paid over the treated. Relative to the treated
-arm's own untreated mean (read from the experiment's results before the effect is
-imported), that is the lift the experiment's interval must contain, as the console
-shows it.
+over the treated; for revenue, what they paid over the treated. Relative to the untreated
+mean of both arms (read from the experiment's results before the effect is imported),
+that is the relative lift the experiment's interval must contain, as the console shows
+it; the absolute effect must be inside the absolute interval too.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class TrueEffect:
 
     metric: str
     absolute: float  # per treated member, in the metric's units
-    relative: float  # over the treated arm's untreated mean
+    relative: float  # over both arms' untreated mean
     measured: Estimate  # relative lift, with its 95% interval (what the console shows)
     measured_absolute: Estimate
 
@@ -284,7 +284,13 @@ def _effects(untreated: Results, measured: Results, run: DemoExperiment) -> list
         before, after = _comparison(untreated, metric), _comparison(measured, metric)
         if before is None or after is None or after.difference is None:
             continue
-        base = before.treatment_mean
+        # the relative lift estimates effect / (the untreated mean); both arms' outcomes
+        # before the effect was imported are untreated, so their pooled mean is that
+        # mean for this sample (the treated arm's alone is half of it, with its own noise)
+        n_c, n_t = run.arms.get(CONTROL, 0), treated
+        if before.control_mean is None or before.treatment_mean is None:
+            continue
+        base = (before.control_mean * n_c + before.treatment_mean * n_t) / (n_c + n_t)
         if not base:
             continue
         out.append(
