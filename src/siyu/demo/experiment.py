@@ -19,6 +19,7 @@ it; the absolute effect must be inside the absolute interval too.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -134,7 +135,9 @@ def run_experiment(
     if dict(life.stages).get(stage, 0) < 2 * MIN_ARM:
         return None
     catalog.save(engine, group_id, _template(), None)
-    experiments.save(engine, group_id, _plan(stage, at, end), None)
+    # the salt from the seed, so the same seed gives the same arms (HQ's are drawn)
+    salt = hashlib.sha256(f"demo:{seed}:{CODE}".encode()).hexdigest()[:16]
+    experiments.save(engine, group_id, _plan(stage, at, end), None, salt=salt)
     started = start(engine, group_id, CODE, at=at)
     out = DemoExperiment(CODE, stage, at, WINDOW_DAYS, uplift, arms=started.variants)
     untreated = results(engine, group_id, CODE, at=end)

@@ -120,7 +120,9 @@ class Stored:
     stopped_at: datetime | None
 
 
-def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Stored:
+def save(
+    engine: Engine, group_id: str, plan: Plan, key_id: int | None, salt: str | None = None
+) -> Stored:
     """Create the experiment as a draft (drawing its salt), or replace a draft's plan; a
     running or stopped experiment's plan is fixed (409 `experiment_state`). What the
     variants name is checked first (`treatments.check`: 404 or 422 naming the variant)."""
@@ -140,7 +142,8 @@ def save(engine: Engine, group_id: str, plan: Plan, key_id: int | None) -> Store
                     group_id=group_id,
                     code=plan.code,
                     body=body,
-                    salt=secrets.token_hex(8),
+                    # a given salt only for a reproducible run (the demo); HQ's are drawn
+                    salt=salt or secrets.token_hex(8),
                     status="draft",
                     key_id=key_id,
                     created_at=now,
