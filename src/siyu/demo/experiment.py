@@ -29,10 +29,11 @@ from sqlalchemy import DateTime, Engine, bindparam, text
 
 from siyu.coupons import catalog
 from siyu.coupons.redeem import Redemption, redeem_many
-from siyu.coupons.templates import Basket, BasketLine, CouponTemplate
+from siyu.coupons.templates import Basket, CouponTemplate
 from siyu.demo.config import DEFAULT_UPLIFT
 from siyu.demo.effect import SUFFIX, respond
 from siyu.demo.lifecycle import stage_members
+from siyu.demo.marketing import order_baskets
 from siyu.errors import SiyuError
 from siyu.experiments import plan as experiments
 from siyu.experiments.assign import start
@@ -248,14 +249,7 @@ def _redeem(engine: Engine, group_id: str, order_ids: list[str]) -> int:
             ),
             {"g": group_id, "ids": order_ids},
         ).all()
-    baskets: dict[str, tuple[int, str, str | None, datetime, list[BasketLine]]] = {}
-    for r in lines:
-        if r.member_id is None:
-            continue
-        entry = baskets.setdefault(
-            r.order_id, (int(r.member_id), r.channel, r.store_id, stored_time(r.ordered_at), [])
-        )
-        entry[4].append(BasketLine(r.sku, int(r.qty), int(r.amount_fen)))
+    baskets = order_baskets(lines)
     redeemed = 0
     for order_id, (member, channel, store, when, basket) in baskets.items():
         if member not in held:

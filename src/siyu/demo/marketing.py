@@ -16,8 +16,10 @@ Keyed throughout (`demo:...`): a second run issues, redeems and draws nothing ag
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import DateTime, Engine, bindparam, text
 
@@ -130,14 +132,9 @@ def _redeem(engine: Engine, group_id: str, seed: int, start: datetime, end: date
             ),
             {"g": group_id, "s": start, "e": end},
         ).all()
-    baskets: dict[str, tuple[int, str, str | None, datetime, list[BasketLine]]] = {}
-    for r in orders:
-        if r.member_id is None or int(r.member_id) not in treated:
-            continue
-        entry = baskets.setdefault(
-            r.order_id, (int(r.member_id), r.channel, r.store_id, stored_time(r.ordered_at), [])
-        )
-        entry[4].append(BasketLine(r.sku, int(r.qty), int(r.amount_fen)))
+    baskets = order_baskets(
+        r for r in orders if r.member_id is not None and int(r.member_id) in treated
+    )
     used: set[int] = set()
     redeemed = 0
     for order_id, (member, channel, store, at, lines) in baskets.items():
@@ -155,6 +152,24 @@ def _redeem(engine: Engine, group_id: str, seed: int, start: datetime, end: date
             used.add(member)
             redeemed += not answer.replayed
     return redeemed
+
+
+Basketed = tuple[int, str, str | None, datetime, list[BasketLine]]
+
+
+def order_baskets(rows: Iterable[Any]) -> dict[str, Basketed]:
+    """Order lines (order_id, member_id, channel, store_id, ordered_at, sku, qty,
+    amount_fen), in line order, as each order's (member, channel, store, time, basket): what
+    a redemption at the till is asked with. Lines without a member are left out."""
+    baskets: dict[str, Basketed] = {}
+    for r in rows:
+        if r.member_id is None:
+            continue
+        entry = baskets.setdefault(
+            r.order_id, (int(r.member_id), r.channel, r.store_id, stored_time(r.ordered_at), [])
+        )
+        entry[4].append(BasketLine(r.sku, int(r.qty), int(r.amount_fen)))
+    return baskets
 
 
 def _chosen(seed: int, member: int) -> bool:
