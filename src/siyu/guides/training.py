@@ -64,8 +64,11 @@ def save_item(engine: Engine, group_id: str, item: TrainingItem) -> None:
         )
 
 
-def complete(engine: Engine, group_id: str, guide_id: str, code: str) -> bool:
-    """The guide marks the item done; True when newly recorded (again is a no-op)."""
+def complete(
+    engine: Engine, group_id: str, guide_id: str, code: str, at: datetime | None = None
+) -> bool:
+    """The guide marks the item done (at `at`, default now: an import or replay passes the
+    time it happened); True when newly recorded (again is a no-op)."""
     t = training_items.c
     with engine.begin() as conn:
         found = conn.execute(select(t.code).where(t.group_id == group_id, t.code == code)).first()
@@ -80,7 +83,7 @@ def complete(engine: Engine, group_id: str, guide_id: str, code: str) -> bool:
             "group_id": group_id,
             "code": code,
             "guide_id": guide_id,
-            "completed_at": stored_now(),
+            "completed_at": as_stored(at or stored_now()).replace(microsecond=0),
         }
         return conn.execute(statement, row).first() is not None
 
