@@ -16,7 +16,8 @@ from tests.guides.journey import Journey, at
 
 from siyu.errors import ValidationError
 from siyu.guides.attribution import attribute
-from siyu.guides.classes import classify, parse as parse_rules, save_rules
+from siyu.guides.classes import classify, save_rules
+from siyu.guides.classes import parse as parse_rules
 from siyu.guides.errors import ProgrammeMissing, ProgrammeNotStarted
 from siyu.guides.metrics import BP
 from siyu.guides.programme import (
