@@ -182,7 +182,7 @@ def test_a_guide_reads_its_own_statement_and_no_other(console: Console) -> None:
             ("J-M2", "clawed", -1_000),
         ]
     )
-    assert f"冻结至 {release}" in html
+    assert f"冻结至 {release}" in html and "2024-12-09 已解冻" in html  # J-M1's, released
     # and the month picker goes to the months around it
     assert 'data-month="2024-11"' in html and 'data-month="2025-01"' in html
     # and nothing of another guide's shows, whatever the URL asks

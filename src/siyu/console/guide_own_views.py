@@ -69,6 +69,7 @@ class ShownLine:
     status: str  # LINE_STATUSES
     freeze_until: datetime | None  # an accrual's release date
     store_id: str | None
+    released_at: datetime | None = None  # an accrual's release, once posted
 
 
 @dataclass
@@ -136,7 +137,7 @@ def statement_view(
 
 
 def _shown(line: Any, freezes: dict[str, tuple[datetime, datetime | None]]) -> ShownLine:
-    freeze_until = None
+    freeze_until = released = None
     if line.kind == CM_ACCRUE:
         freeze_until, released = freezes.get(line.reference, (None, None))
         status = RELEASED if released is not None else FROZEN
@@ -151,7 +152,14 @@ def _shown(line: Any, freezes: dict[str, tuple[datetime, datetime | None]]) -> S
         raise ValueError(f"unknown commission posting kind {line.kind!r}")
     order = None if line.kind == CM_PAY else line.reference
     return ShownLine(
-        line.posting_id, order, line.business_at, amount, status, freeze_until, line.store_id
+        line.posting_id,
+        order,
+        line.business_at,
+        amount,
+        status,
+        freeze_until,
+        line.store_id,
+        released,
     )
 
 

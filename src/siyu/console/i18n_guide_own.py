@@ -43,6 +43,7 @@ GUIDE_OWN_STRINGS: dict[str, tuple[str, str]] = {
     "own.line.payment": ("发放", "Payment"),
     "own.status.frozen": ("冻结至 {date}", "Frozen until {date}"),
     "own.status.released": ("已解冻", "Released"),
+    "own.status.released_on": ("{date} 已解冻", "Released {date}"),
     "own.status.payable": ("转为可提现", "Now payable"),
     "own.status.clawed": ("退款扣回", "Clawed back"),
     "own.status.paid": ("已发放", "Paid"),
