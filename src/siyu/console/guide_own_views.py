@@ -180,18 +180,16 @@ _TASK_CODES = text(
 
 def class_view(conn: Connection, group_id: str, guide_id: str) -> ClassView:
     """The guide's current class (its latest period) with the metrics and playbook it was
-    decided on, and the training items for it: those for its class, for the HQ tasks it
-    was given, and those for every guide (neither)."""
+    decided on, and the training items for it: an item's class (if it names one) is the
+    guide's, and its task code (if it names one) one the guide was given."""
     found = classes(conn, group_id, guide_id=guide_id)
     current = found[0] if found else None
     tasks = {str(r[0]) for r in conn.execute(_TASK_CODES, {"g": group_id, "gd": guide_id})}
     mine = current.guide_class if current is not None else None
 
-    def for_me(item: ItemProgress) -> bool:
-        if item.for_class is None and item.for_task is None:
-            return True
-        return (item.for_class is not None and item.for_class == mine) or (
-            item.for_task is not None and item.for_task in tasks
+    def for_me(item: ItemProgress) -> bool:  # the audience `guides.training` counts it over
+        return (item.for_class is None or item.for_class == mine) and (
+            item.for_task is None or item.for_task in tasks
         )
 
     items = [i for i in training_progress(conn, group_id, guide_id) if for_me(i)]
