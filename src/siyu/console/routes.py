@@ -26,6 +26,7 @@ from siyu.console import (
     builder,
     campaign_pages,
     experiment_pages,
+    guide_own_pages,
     guide_task_pages,
     lottery_pages,
     member_lists,
@@ -82,6 +83,7 @@ router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)
 router.include_router(receipt_pages.router)
 router.include_router(message_pages.router)
+router.include_router(guide_own_pages.router)  # a guide's own pages, a store's guides
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
