@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from siyu.channels import registry as channels
+from siyu.console.i18n_guides import GUIDE_HQ_STRINGS
 from siyu.console.i18n_marketing import MARKETING_STRINGS
 from siyu.console.i18n_messages import MESSAGE_STRINGS
 from siyu.console.i18n_receipts import RECEIPT_STRINGS
@@ -646,6 +647,7 @@ STRINGS.update(TAG_VALUE_STRINGS)  # automatic tags' values
 STRINGS.update(MARKETING_STRINGS)  # coupons, campaigns, QR codes and lottery pools
 STRINGS.update(RECEIPT_STRINGS)  # the receipts review queue
 STRINGS.update(MESSAGE_STRINGS)  # the messages pages
+STRINGS.update(GUIDE_HQ_STRINGS)  # HQ's commission, guide classes and attribution pages
 
 
 def tr(key: str, lang: str, **values: Any) -> str:
