@@ -46,8 +46,9 @@ def guide_path(guide_id: str, month: str) -> str:
 
 
 def buyers_path(month: str, csv: bool = False, **of: str) -> str:
-    """The members behind a buyers count: of a guide, a store, or the whole month."""
-    query = urlencode({"month": month, **{k: v for k, v in of.items() if v}})
+    """The members behind a buyers count: of a guide, a store, or the whole month (named
+    `of_guide`, `of_store`: `guide` and `store` are the member list's own criteria)."""
+    query = urlencode({"month": month, **{f"of_{k}": v for k, v in of.items() if v}})
     return f"/console/commission-buyers{'.csv' if csv else ''}?{query}"
 
 
@@ -304,12 +305,12 @@ def _buyer_ids(ctx: Ctx, month: str, guide: str | None, store: str | None) -> li
 async def _buyers(ctx: Ctx) -> tuple[str, dict[str, str], list[int]]:
     params = ctx.request.query_params
     month = await run_in_threadpool(asked_month, ctx)
-    guide, store = params.get("guide", "")[:64], params.get("store", "")[:64]
+    guide, store = params.get("of_guide", "")[:64], params.get("of_store", "")[:64]
     ids = await run_in_threadpool(_buyer_ids, ctx, month, guide or None, store or None)
     keep = {
         "month": month,
-        **({"guide": guide} if guide else {}),
-        **({"store": store} if store else {}),
+        **({"of_guide": guide} if guide else {}),
+        **({"of_store": store} if store else {}),
     }
     return month, keep, ids
 
@@ -323,7 +324,7 @@ async def commission_buyers(request: Request) -> Response:
         month, keep, ids = await _buyers(ctx)
     except ValidationError as exc:
         return bad_input(ctx, str(exc))
-    whose = keep.get("guide") or keep.get("store") or ctx.t("cm.all")
+    whose = keep.get("of_guide") or keep.get("of_store") or ctx.t("cm.all")
     return await member_lists.show_list(
         ctx,
         "/console/commission-buyers",

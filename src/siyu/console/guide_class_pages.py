@@ -51,12 +51,13 @@ def history_path(guide_id: str) -> str:
 
 
 def members_path(c: cls.GuideClass, figure: str) -> str:
-    query = {
-        "figure": figure,
-        "since": c.period_start.isoformat(),
-        "until": c.period_end.isoformat(),
-    }
-    return f"{history_path(c.guide_id)}/members?{urlencode(query)}"
+    return f"{history_path(c.guide_id)}/members?{urlencode(period_query(c, figure))}"
+
+
+def period_query(c: cls.GuideClass, figure: str) -> dict[str, str]:
+    """A class period and a figure as the members page's query (not `since`/`until`:
+    `until` is the member list's own criterion)."""
+    return {"figure": figure, "period": f"{c.period_start.isoformat()}/{c.period_end.isoformat()}"}
 
 
 def _current(ctx: Ctx) -> tuple[list[cls.GuideClass], cls.RulesVersion | None, dict[str, Any]]:
@@ -225,8 +226,8 @@ async def _figure(ctx: Ctx, guide_id: str) -> tuple[cls.GuideClass, str, list[in
     if figure not in MEMBER_FIGURES:
         raise ConsoleExit(404)
     try:
-        since = datetime.fromisoformat(params.get("since", ""))
-        until = datetime.fromisoformat(params.get("until", ""))
+        since_raw, until_raw = params.get("period", "").split("/")
+        since, until = datetime.fromisoformat(since_raw), datetime.fromisoformat(until_raw)
     except ValueError:
         raise ConsoleExit(404) from None
     found, _ = await run_in_threadpool(_history, ctx, guide_id[:64])
@@ -248,11 +249,7 @@ async def _figure(ctx: Ctx, guide_id: str) -> tuple[cls.GuideClass, str, list[in
 async def class_members(guide_id: str, request: Request) -> Response:
     ctx = await authenticated(request, PAGE)
     c, figure, ids = await _figure(ctx, guide_id)
-    keep = {
-        "figure": figure,
-        "since": c.period_start.isoformat(),
-        "until": c.period_end.isoformat(),
-    }
+    keep = period_query(c, figure)
     path = f"{history_path(c.guide_id)}/members"
     title = ctx.t(
         "gc.members_title",

@@ -20,8 +20,12 @@ PER_PAGE = 50
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def paged(rows: Sequence[Any], raw: str | None, per: int = PER_PAGE) -> tuple[list[Any], int, int]:
-    """One page of a report's rows: the rows, the page shown (clamped) and how many pages."""
+def paged(
+    rows: Sequence[Any], raw: str | None, per: int | None = None
+) -> tuple[list[Any], int, int]:
+    """One page of a report's rows: the rows, the page shown (clamped) and how many pages
+    (`PER_PAGE` rows a page, read when called)."""
+    per = per or PER_PAGE
     pages = max(1, -(-len(rows) // per))
     page_no = min(page_number(raw), pages)
     return list(rows[(page_no - 1) * per : page_no * per]), page_no, pages
