@@ -26,7 +26,7 @@ from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 from siyu.errors import ValidationError
 from siyu.guides import hq_reads
 from siyu.guides.commission_statements import Line, Statement, Totals, month_range, statement
-from siyu.guides.models import CM_FROZEN, CM_PAY, CM_PAYABLE
+from siyu.guides.models import CM_ACCRUE, CM_FROZEN, CM_PAY, CM_PAYABLE
 from siyu.store.times import stored_now, stored_time
 
 router = APIRouter()
@@ -34,10 +34,12 @@ router = APIRouter()
 PAGE = "commission"
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _GUIDE = re.compile(r"^[^\x00-\x1f/]{1,64}$")
+# the latest accrual before a month: the last month whose commission was earned
 _LATEST = text(
-    "SELECT MAX(e.business_at) FROM ledger_entries e JOIN guide_accounts ga "
-    "ON ga.group_id = e.group_id AND ga.account_no = -e.member_id "
-    "WHERE e.group_id = :g AND e.member_id < 0 AND e.business_at < :before"
+    "SELECT MAX(p.business_at) FROM ledger_postings p JOIN guide_accounts ga "
+    "ON ga.group_id = p.group_id AND ga.account_no = -p.member_id "
+    f"WHERE p.group_id = :g AND p.member_id < 0 AND p.kind = '{CM_ACCRUE}' "
+    "AND p.business_at < :before"
 )
 
 
@@ -53,8 +55,9 @@ def buyers_path(month: str, csv: bool = False, **of: str) -> str:
 
 
 def last_full_month(ctx: Ctx) -> str:
-    """The latest month before this one with commission on the ledger (a brand's data may
-    stop before today); none: the calendar's last month."""
+    """The latest month before this one in which commission was accrued (a brand's data may
+    stop before today; a later month holding only releases of it is not a statement yet);
+    none: the calendar's last month."""
     assert ctx.who is not None
     now = stored_now()
     this_month = datetime(now.year, now.month, 1)
