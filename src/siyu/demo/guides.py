@@ -44,7 +44,7 @@ CLASS_RULES = {
     "C": {
         "playbook": {
             "zh": "店长督导，每周复盘",
-            "en": "Supervision: a weekly review with the manager",
+            "en": "Supervision by the manager, weekly",
         }
     },
 }
