@@ -53,6 +53,11 @@ PAGES: tuple[Page, ...] = (
     # HQ's own tasks for guides (issue #19): completion and effect, for the roles the API's
     # report serves; the members behind a count open under the same page
     Page("guide_tasks", "/console/guide-tasks", allowed("guide-tasks:report")),
+    # a guide's own commission statement and class with its training, on its phone, and a
+    # store manager's guides (issue #19, guide_own_pages); each reads only the key's own
+    Page("my_commission", "/console/my-commission", frozenset({Role.GUIDE})),
+    Page("my_class", "/console/my-class", frozenset({Role.GUIDE})),
+    Page("my_guides", "/console/my-guides", frozenset({Role.STORE})),
     Page("members", "/console/members", CONSOLE_ROLES),
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")

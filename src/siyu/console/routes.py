@@ -29,6 +29,7 @@ from siyu.console import (
     commission_pages,
     experiment_pages,
     guide_class_pages,
+    guide_own_pages,
     guide_task_pages,
     lottery_pages,
     member_lists,
@@ -89,6 +90,7 @@ router.include_router(message_pages.router)
 router.include_router(commission_pages.router)
 router.include_router(guide_class_pages.router)
 router.include_router(attribution_pages.router)
+router.include_router(guide_own_pages.router)  # a guide's own pages, a store's guides
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

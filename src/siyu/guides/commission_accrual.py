@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, text
 
 from siyu.guides import commission_ledger as cl
 from siyu.guides.attribution import attributed_orders
+from siyu.guides.classes import classes_before
 from siyu.guides.commission_rules import OrderTerms, stored
 from siyu.guides.commission_statements import month_range
 from siyu.store.times import as_stored, stored_now, stored_time
@@ -73,17 +74,6 @@ def commission_basis(
         for r in rows
     ]
     return sorted(found, key=lambda b: (b.ordered_at, b.order_id))
-
-
-def classes_before(conn: Connection, group_id: str, at: datetime) -> dict[str, str]:
-    """Each guide's class from the latest classified period that ended by `at`."""
-    rows = conn.execute(
-        text("""SELECT guide_id, guide_class FROM guide_classes
-                WHERE group_id = :g AND period_end <= :at
-                ORDER BY period_end, computed_at""").bindparams(bindparam("at", type_=DateTime())),
-        {"g": group_id, "at": as_stored(at)},
-    )
-    return {str(guide): str(cls) for guide, cls in rows}  # later periods overwrite
 
 
 @dataclass(frozen=True)
