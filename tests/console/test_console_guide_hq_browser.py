@@ -55,3 +55,26 @@ def test_hq_opens_the_months_commission_and_a_guides_lines_in_zh(brand: Brand, p
     assert page.locator("#attribution").get_attribute("data-guide") == guide
     assert page.locator("#attr-basis").inner_text() in ("收银导购", "专属导购保护期", "分享触达")
     shoot(page, "hq-attribution")
+
+
+def test_hq_sees_the_guides_classes_and_opens_one_class(brand: Brand, page: Any) -> None:
+    assert brand.demo.guides is not None
+    # when an admin opens the guide classes page, in Chinese
+    login(page, brand.base, brand.keys["admin"], "zh")
+    page.click("nav.side a[data-page=guide_classes]")
+    page.wait_for_load_state("load")
+    # then the counts per class are the demo's classification
+    counts = {
+        c: int(page.locator(f"#gc-counts tr[data-class={c}] [data-n]").get_attribute("data-n"))
+        for c in "ABC"
+    }
+    assert counts == brand.demo.guides.classes
+    assert page.locator("#gc-counts tr[data-class=A] [data-field=playbook]").inner_text()
+    shoot(page, "hq-guide-classes")
+    # when it clicks the largest class's count, the list holds that class's guides only
+    largest = max(counts, key=lambda c: counts[c])
+    page.locator(f"#gc-counts tr[data-class={largest}] a.count").click()
+    page.wait_for_load_state("load")
+    assert int(page.locator("#gc-summary").get_attribute("data-total")) == counts[largest]
+    shown = {r.get_attribute("data-class") for r in page.locator("#gc-guides tbody tr").all()}
+    assert shown == {largest}
