@@ -84,6 +84,23 @@ PAGES: tuple[Page, ...] = (
     # experiments (issue #18): the roles `GET /v1/experiments` serves; saving, starting
     # and stopping need "experiments:write" (HQ admins), checked by each form's POST
     Page("experiments", "/console/experiments", allowed("experiments:read"), section="marketing"),
+    # HQ's commission statements, guide classes and order attributions (issue #19): the API's
+    # permissions, HQ's share of them (stores and guides read only their own through the
+    # API; their pages are their own); a guide's statement and the members behind a figure
+    # open under the same page
+    Page("commission", "/console/commission", allowed("commission:read") & HQ, section="guides"),
+    Page(
+        "guide_classes",
+        "/console/guide-classes",
+        allowed("guide-classes:read") & HQ,
+        section="guides",
+    ),
+    Page(
+        "attribution",
+        "/console/attribution/{order_id}",
+        allowed("attribution:read") & HQ,
+        in_nav=False,
+    ),
 )
 BY_NAME = {p.name: p for p in PAGES}
 
