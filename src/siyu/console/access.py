@@ -58,6 +58,9 @@ PAGES: tuple[Page, ...] = (
     Page("my_commission", "/console/my-commission", frozenset({Role.GUIDE})),
     Page("my_class", "/console/my-class", frozenset({Role.GUIDE})),
     Page("my_guides", "/console/my-guides", frozenset({Role.STORE})),
+    # HQ's programme report for guides by stage (issue #19, guide_programme_pages): the
+    # HQ roles the API's report serves; stores and guides read theirs on their own pages
+    Page("guide_programme", "/console/guide-programme", allowed("guide-programme:read") & HQ),
     Page("members", "/console/members", CONSOLE_ROLES),
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")

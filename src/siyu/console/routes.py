@@ -27,6 +27,7 @@ from siyu.console import (
     campaign_pages,
     experiment_pages,
     guide_own_pages,
+    guide_programme_pages,
     guide_task_pages,
     lottery_pages,
     member_lists,
@@ -84,6 +85,7 @@ router.include_router(lottery_pages.router)
 router.include_router(receipt_pages.router)
 router.include_router(message_pages.router)
 router.include_router(guide_own_pages.router)  # a guide's own pages, a store's guides
+router.include_router(guide_programme_pages.router)  # HQ's programme report for guides
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 
