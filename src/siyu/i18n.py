@@ -40,7 +40,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "（{no_guide} 位无导购）；方案阶段「{stage}」（自 {starts} 起）：{met}/{measured} 位导购"
         "达成全部目标（{by_metric}）；培训内容 {training} 项。",
         "en": "HQ task {code}: {tasks} tasks for {guides} guides, {held_out} members held out "
-        "as the control ({no_guide} without a guide); programme stage \"{stage}\" (from "
+        'as the control ({no_guide} without a guide); programme stage "{stage}" (from '
         "{starts}): {met} of {measured} guides met every target ({by_metric}); {training} "
         "training items.",
     },

@@ -33,7 +33,10 @@ GUIDE_PROGRAMME_STRINGS: dict[str, tuple[str, str]] = {
     "gp.csv": ("导出 CSV", "Export CSV"),
     "gp.bad_period": ("日期有误：", "Bad dates:"),
     "gp.programme_missing": ("尚未设置阶段方案。", "No programme set yet."),
-    "gp.programme_not_started": ("该期间早于方案的第一个阶段。", "The period is before the first stage."),
+    "gp.programme_not_started": (
+        "该期间早于方案的第一个阶段。",
+        "The period is before the first stage.",
+    ),
     "gp.conflict": ("无法生成报告。", "No report."),
     "gp.metric.orders": ("订单", "Orders"),
     "gp.metric.paid_fen": ("实付金额", "Paid"),

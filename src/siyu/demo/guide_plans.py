@@ -75,8 +75,7 @@ def task_document(end: datetime) -> dict[str, Any]:
         "title_en": "Members one order before the knee",
         "target": {"kind": "funnel", "value": "one_before_knee"},
         "due_on": (end + timedelta(days=7)).date().isoformat(),
-        "script": "您好，我是您的专属导购。新品本周到店，为您留了试穿名额，"
-        "这周来店里看看吗？",
+        "script": "您好，我是您的专属导购。新品本周到店，为您留了试穿名额，这周来店里看看吗？",
         "training_code": TRAINING_FOR_TASK,
         "holdout_pct": HOLDOUT_PCT,
     }
@@ -197,7 +196,7 @@ def seed_task(engine: Engine, group_id: str, end: datetime) -> TaskReport:
     except ValidationError as refused:  # no knee found in a small brand's data
         out.note = str(refused)
     with engine.connect() as conn:
-        arms = dict(
+        arms: dict[str, int] = dict(
             conn.execute(
                 text("""SELECT arm, COUNT(*) FROM guide_task_targets
                         WHERE group_id = :g AND code = :c GROUP BY arm"""),

@@ -31,19 +31,15 @@ from siyu.guides.commission_statements import statement
 from siyu.guides.errors import ClassRulesMissing
 from siyu.store.times import stored_time
 
+PLAYBOOKS = {
+    "A": {"zh": "工具：分享海报、专属券与群发模板", "en": "Tools: posters, own coupons, templates"},
+    "B": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
+    "C": {"zh": "店长督导，每周复盘", "en": "Supervision by the store manager"},
+}
 CLASS_RULES = {
-    "A": {
-        "min": {"sales_fen": 100_000, "orders": 6},
-        "playbook": {
-            "zh": "工具：分享海报、专属券与群发模板",
-            "en": "Tools: posters, own coupons, templates",
-        },
-    },
-    "B": {
-        "min": {"orders": 2},
-        "playbook": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
-    },
-    "C": {"playbook": {"zh": "店长督导，每周复盘", "en": "Supervision by the store manager"}},
+    "A": {"min": {"sales_fen": 100_000, "orders": 6}, "playbook": PLAYBOOKS["A"]},
+    "B": {"min": {"orders": 2}, "playbook": PLAYBOOKS["B"]},
+    "C": {"playbook": PLAYBOOKS["C"]},
 }
 COMMISSION_RULES = {
     "default_rate_bp": 200,
@@ -105,8 +101,7 @@ def seed_guides(engine: Engine, group_id: str) -> GuidesReport | None:
     out.commission_fen = month.totals.commission_fen
     out.released_fen = month.totals.released_fen
     out.guides_paid = sum(1 for t in month.by_guide.values() if t.commission_fen)
-    playbooks = {c: r["playbook"] for c, r in CLASS_RULES.items()}
-    out.plans = seed_plans(engine, group_id, since, until, end, playbooks)
+    out.plans = seed_plans(engine, group_id, since, until, end, PLAYBOOKS)
     return out
 
 
