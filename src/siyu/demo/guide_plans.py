@@ -9,7 +9,8 @@ and training content for each class and for the task.
   is measured on sales, as E-Land began), "sharing" from the data's last (partial) month,
   "conversion" a month later. The generator makes no shares, so the stage that has data
   to measure is the one in force; the later ones are the plan.
-- Training: one item per class carrying the class's playbook, and one for the task.
+- Training: one item per class carrying the class's playbook, and one for the task; the
+  titles in both languages, the content in the brand's (Chinese), as HQ writes it.
 
 Every step is re-runnable: a document the store already holds as is is not written again
 (a programme or a training item saved twice would be a new version or a new row), and
@@ -133,7 +134,7 @@ def training_documents(playbooks: dict[str, dict[str, str]]) -> list[dict[str, A
             "code": f"playbook-{cls.lower()}",
             "title_zh": f"{cls} 类导购手册",
             "title_en": f"Class {cls} playbook",
-            "body": f"{book['zh']}\n{book['en']}",
+            "body": book["zh"],  # content as HQ writes it, in the brand's language
             "for_class": cls,
         }
         for cls, book in sorted(playbooks.items())
@@ -143,8 +144,7 @@ def training_documents(playbooks: dict[str, dict[str, str]]) -> list[dict[str, A
             "code": TRAINING_FOR_TASK,
             "title_zh": "拐点前一单：回访话术",
             "title_en": "One order before the knee: the call script",
-            "body": "先问候，再说新品到店与试穿名额；不催单，记录回访结果。\n"
-            "Greet first, then the new arrivals and a fitting slot; never push; log the call.",
+            "body": "先问候，再说新品到店与试穿名额；不催单，记录回访结果。",
             "for_task": TASK_CODE,
         }
     )
