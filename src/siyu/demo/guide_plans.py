@@ -73,7 +73,7 @@ def task_document(end: datetime) -> dict[str, Any]:
     return {
         "code": TASK_CODE,
         "title_zh": "拐点前一单的会员回访",
-        "title_en": "Members one order before the knee",
+        "title_en": "Customers one buy short of the knee",
         "target": {"kind": "funnel", "value": "one_before_knee"},
         "due_on": (end + timedelta(days=7)).date().isoformat(),
         "script": "您好，我是您的专属导购。新品本周到店，为您留了试穿名额，这周来店里看看吗？",
@@ -143,7 +143,7 @@ def training_documents(playbooks: dict[str, dict[str, str]]) -> list[dict[str, A
         {
             "code": TRAINING_FOR_TASK,
             "title_zh": "拐点前一单：回访话术",
-            "title_en": "One order before the knee: the call script",
+            "title_en": "One buy short of the knee: the call script",
             "body": "先问候，再说新品到店与试穿名额；不催单，记录回访结果。",
             "for_task": TASK_CODE,
         }
