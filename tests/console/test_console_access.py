@@ -25,6 +25,9 @@ HQ_ONLY = (
     "campaigns",
     "scenes",
     "lotteries",
+    # HQ's guide pages (issue #19): the group's commission statements and guide classes
+    "commission",
+    "guide-classes",
 )
 
 

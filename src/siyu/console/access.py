@@ -58,9 +58,6 @@ PAGES: tuple[Page, ...] = (
     Page("my_commission", "/console/my-commission", frozenset({Role.GUIDE})),
     Page("my_class", "/console/my-class", frozenset({Role.GUIDE})),
     Page("my_guides", "/console/my-guides", frozenset({Role.STORE})),
-    # HQ's programme report for guides by stage (issue #19, guide_programme_pages): the
-    # HQ roles the API's report serves; stores and guides read theirs on their own pages
-    Page("guide_programme", "/console/guide-programme", allowed("guide-programme:read") & HQ),
     Page("members", "/console/members", CONSOLE_ROLES),
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")
@@ -87,6 +84,31 @@ PAGES: tuple[Page, ...] = (
     # experiments (issue #18): the roles `GET /v1/experiments` serves; saving, starting
     # and stopping need "experiments:write" (HQ admins), checked by each form's POST
     Page("experiments", "/console/experiments", allowed("experiments:read"), section="marketing"),
+    # HQ's commission statements, guide classes and order attributions (issue #19): the API's
+    # permissions, HQ's share of them (stores and guides read only their own through the
+    # API; their pages are their own); a guide's statement and the members behind a figure
+    # open under the same page
+    Page("commission", "/console/commission", allowed("commission:read") & HQ, section="guides"),
+    Page(
+        "guide_classes",
+        "/console/guide-classes",
+        allowed("guide-classes:read") & HQ,
+        section="guides",
+    ),
+    Page(
+        "attribution",
+        "/console/attribution/{order_id}",
+        allowed("attribution:read") & HQ,
+        in_nav=False,
+    ),
+    # HQ's programme report for guides by stage (issue #19, guide_programme_pages): the
+    # HQ roles the API's report serves; stores and guides read theirs on their own pages
+    Page(
+        "guide_programme",
+        "/console/guide-programme",
+        allowed("guide-programme:read") & HQ,
+        section="guides",
+    ),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from siyu.channels import registry as channels
+from siyu.console.i18n_guide_hq import GUIDE_HQ_STRINGS
 from siyu.console.i18n_guide_own import GUIDE_OWN_STRINGS
 from siyu.console.i18n_guide_programme import GUIDE_PROGRAMME_STRINGS
 from siyu.console.i18n_marketing import MARKETING_STRINGS
@@ -648,6 +649,7 @@ STRINGS.update(TAG_VALUE_STRINGS)  # automatic tags' values
 STRINGS.update(MARKETING_STRINGS)  # coupons, campaigns, QR codes and lottery pools
 STRINGS.update(RECEIPT_STRINGS)  # the receipts review queue
 STRINGS.update(MESSAGE_STRINGS)  # the messages pages
+STRINGS.update(GUIDE_HQ_STRINGS)  # HQ's commission, guide classes and attribution pages
 # a guide's own commission, class and training; a store manager's guides (issue #19)
 STRINGS.update(GUIDE_OWN_STRINGS)
 STRINGS.update(GUIDE_PROGRAMME_STRINGS)  # HQ's programme report for guides

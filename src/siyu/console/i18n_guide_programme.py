@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 GUIDE_PROGRAMME_STRINGS: dict[str, tuple[str, str]] = {
-    "nav.guide_programme": ("导购阶段方案", "Guide programme"),
+    "nav.guide_programme": ("阶段考核", "Stage targets"),
     "gp.text": (
         "按阶段考核导购：当期所处阶段的重点指标、目标与达成情况；合计按人数加总后再算比率。",
         "Guides measured by stage: the focus metrics of the stage in force for the period, "

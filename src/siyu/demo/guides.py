@@ -34,7 +34,7 @@ from siyu.store.times import stored_time
 PLAYBOOKS = {
     "A": {"zh": "工具：分享海报、专属券与群发模板", "en": "Tools: posters, own coupons, templates"},
     "B": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
-    "C": {"zh": "店长督导，每周复盘", "en": "Supervision by the store manager"},
+    "C": {"zh": "店长督导，每周复盘", "en": "Supervision by the manager, weekly"},
 }
 CLASS_RULES = {
     "A": {"min": {"sales_fen": 100_000, "orders": 6}, "playbook": PLAYBOOKS["A"]},
