@@ -35,6 +35,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "{attributed}; classes A {a} / B {b} / C {c} ({flagged} sharing without orders); "
         "commission ¥{commission}, ¥{released} out of its freeze, statements for {paid} guides.",
     },
+    "demo.guide_plans": {
+        "zh": "总部任务 {code}：{tasks} 个任务分给 {guides} 位导购，{held_out} 位会员留作对照"
+        "（{no_guide} 位无导购）；方案阶段「{stage}」（自 {starts} 起）：{met}/{measured} 位导购"
+        "达成全部目标（{by_metric}）；培训内容 {training} 项。",
+        "en": "HQ task {code}: {tasks} tasks for {guides} guides, {held_out} members held out "
+        'as the control ({no_guide} without a guide); programme stage "{stage}" (from '
+        "{starts}): {met} of {measured} guides met every target ({by_metric}); {training} "
+        "training items.",
+    },
+    "guide_metric.sales_fen": {"zh": "销售额", "en": "sales"},
+    "guide_metric.orders": {"zh": "订单", "en": "orders"},
+    "guide_metric.shares": {"zh": "分享", "en": "shares"},
+    "guide_metric.share_opens": {"zh": "浏览量", "en": "views"},
+    "guide_metric.conversion_bp": {"zh": "转化率", "en": "conversion"},
+    "guide_metric.refund_rate_bp": {"zh": "退款率", "en": "refund rate"},
+    "demo.guide_task_note": {
+        "zh": "总部任务 {code} 未分派：{why}",
+        "en": "HQ task {code} not assigned: {why}",
+    },
     "step.experiment": {
         "zh": "阶段实验（含真实效果）",
         "en": "Stage experiment (with a true effect)",

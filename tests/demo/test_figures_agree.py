@@ -3,47 +3,14 @@ as of the data's end, on stated bases (issue #14, items 6 and 7)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 from rich.console import Console
-from sqlalchemy import Engine, text
+from tests.demo.demo_support import Demo
 
-from siyu.config import Settings
-from siyu.demo.pipeline import DemoResult, run_demo
 from siyu.demo.summary import print_summary
-from siyu.store.engine import make_engine
-
-
-@dataclass
-class Demo:
-    result: DemoResult
-    engine: Engine
-    snaps: dict[str, dict[str, Any]]
-
-    def one(self, sql: str) -> Any:
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), {"g": self.result.group_id}).scalar()
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    result = run_demo(Settings(secret_key=bytes(32)), 3_000, 11, tmp_path_factory.mktemp("d"))
-    engine = make_engine(result.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT kind, payload FROM analytics_snapshots WHERE group_id = :g"
-                " ORDER BY snapshot_id"
-            ),
-            {"g": result.group_id},
-        ).all()
-    yield Demo(result, engine, {r.kind: json.loads(r.payload) for r in rows})
-    engine.dispose()
 
 
 def _time(value: Any) -> datetime:

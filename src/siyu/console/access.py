@@ -101,6 +101,14 @@ PAGES: tuple[Page, ...] = (
         allowed("attribution:read") & HQ,
         in_nav=False,
     ),
+    # HQ's programme report for guides by stage (issue #19, guide_programme_pages): the
+    # HQ roles the API's report serves; stores and guides read theirs on their own pages
+    Page(
+        "guide_programme",
+        "/console/guide-programme",
+        allowed("guide-programme:read") & HQ,
+        section="guides",
+    ),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

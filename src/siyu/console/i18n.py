@@ -11,6 +11,7 @@ from typing import Any
 from siyu.channels import registry as channels
 from siyu.console.i18n_guide_hq import GUIDE_HQ_STRINGS
 from siyu.console.i18n_guide_own import GUIDE_OWN_STRINGS
+from siyu.console.i18n_guide_programme import GUIDE_PROGRAMME_STRINGS
 from siyu.console.i18n_marketing import MARKETING_STRINGS
 from siyu.console.i18n_messages import MESSAGE_STRINGS
 from siyu.console.i18n_receipts import RECEIPT_STRINGS
@@ -651,6 +652,7 @@ STRINGS.update(MESSAGE_STRINGS)  # the messages pages
 STRINGS.update(GUIDE_HQ_STRINGS)  # HQ's commission, guide classes and attribution pages
 # a guide's own commission, class and training; a store manager's guides (issue #19)
 STRINGS.update(GUIDE_OWN_STRINGS)
+STRINGS.update(GUIDE_PROGRAMME_STRINGS)  # HQ's programme report for guides
 
 
 def tr(key: str, lang: str, **values: Any) -> str:

@@ -30,6 +30,7 @@ from siyu.console import (
     experiment_pages,
     guide_class_pages,
     guide_own_pages,
+    guide_programme_pages,
     guide_task_pages,
     lottery_pages,
     member_lists,
@@ -91,6 +92,7 @@ router.include_router(commission_pages.router)
 router.include_router(guide_class_pages.router)
 router.include_router(attribution_pages.router)
 router.include_router(guide_own_pages.router)  # a guide's own pages, a store's guides
+router.include_router(guide_programme_pages.router)  # HQ's programme report for guides
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

@@ -20,33 +20,26 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
 
+from siyu.demo.guide_plans import PlansReport, seed_plans
 from siyu.guides import commission_accrual as commission
 from siyu.guides.attribution import attribute
 from siyu.guides.binding import bind_all
-from siyu.guides.classes import classify, parse, save_rules
-from siyu.guides.commission_rules import CommissionRules
+from siyu.guides.classes import classify, current_rules, parse, save_rules
+from siyu.guides.commission_rules import CommissionRules, stored
 from siyu.guides.commission_rules import save as save_commission
 from siyu.guides.commission_statements import statement
+from siyu.guides.errors import ClassRulesMissing
 from siyu.store.times import stored_time
 
+PLAYBOOKS = {
+    "A": {"zh": "工具：分享海报、专属券与群发模板", "en": "Tools: posters, own coupons, templates"},
+    "B": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
+    "C": {"zh": "店长督导，每周复盘", "en": "Supervision by the manager, weekly"},
+}
 CLASS_RULES = {
-    "A": {
-        "min": {"sales_fen": 100_000, "orders": 6},
-        "playbook": {
-            "zh": "工具：分享海报、专属券与群发模板",
-            "en": "Tools: posters, own coupons, templates",
-        },
-    },
-    "B": {
-        "min": {"orders": 2},
-        "playbook": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
-    },
-    "C": {
-        "playbook": {
-            "zh": "店长督导，每周复盘",
-            "en": "Supervision by the manager, weekly",
-        }
-    },
+    "A": {"min": {"sales_fen": 100_000, "orders": 6}, "playbook": PLAYBOOKS["A"]},
+    "B": {"min": {"orders": 2}, "playbook": PLAYBOOKS["B"]},
+    "C": {"playbook": PLAYBOOKS["C"]},
 }
 COMMISSION_RULES = {
     "default_rate_bp": 200,
@@ -65,6 +58,7 @@ class GuidesReport:
     commission_fen: int = 0
     released_fen: int = 0
     guides_paid: int = 0  # guides with a statement this month
+    plans: PlansReport | None = None  # HQ's task, the programme's stage, the training
 
 
 def seed_guides(engine: Engine, group_id: str) -> GuidesReport | None:
@@ -82,10 +76,9 @@ def seed_guides(engine: Engine, group_id: str) -> GuidesReport | None:
     bind_all(engine, group_id, at=end)
     attributed = attribute(engine, group_id, since, until, at=end)
     out.attributed = dict(attributed.by_basis)
-    save_rules(engine, group_id, parse(CLASS_RULES))
+    _save_rules_once(engine, group_id)
     classed = classify(engine, group_id, since, until, at=end)
     out.classes, out.flagged = dict(classed.by_class), classed.flagged
-    save_commission(engine, group_id, CommissionRules.model_validate(COMMISSION_RULES), None)
     # the month's class is the one just computed: the demo has no earlier month classed
     with engine.connect() as conn:
         classes: dict[str, str] = dict(
@@ -108,4 +101,21 @@ def seed_guides(engine: Engine, group_id: str) -> GuidesReport | None:
     out.commission_fen = month.totals.commission_fen
     out.released_fen = month.totals.released_fen
     out.guides_paid = sum(1 for t in month.by_guide.values() if t.commission_fen)
+    out.plans = seed_plans(engine, group_id, since, until, end, PLAYBOOKS)
     return out
+
+
+def _save_rules_once(engine: Engine, group_id: str) -> None:
+    """The class and commission rules, each saved unless in force as is: a save is a new
+    version, and a second run of the demo changes nothing."""
+    rules, pay = parse(CLASS_RULES), CommissionRules.model_validate(COMMISSION_RULES)
+    with engine.connect() as conn:
+        try:
+            same_rules = current_rules(conn, group_id).rules == rules
+        except ClassRulesMissing:
+            same_rules = False
+        version, in_force = stored(conn, group_id)
+    if not same_rules:
+        save_rules(engine, group_id, rules)
+    if version == 0 or in_force != pay:
+        save_commission(engine, group_id, pay, None)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from siyu.config import Settings
 from siyu.demo.experiment import CONTROL, TREATMENT, DemoExperiment
+from siyu.demo.guide_plans import PlansReport
 from siyu.demo.lifecycle import Lifecycle
 from siyu.demo.marketing import MarketingReport
 from siyu.demo.pipeline import DemoResult
@@ -117,6 +118,8 @@ def print_summary(out: Console, result: DemoResult, lang: str) -> None:
                 paid=g.guides_paid,
             )
         )
+        if g.plans is not None:
+            print_guide_plans(out, g.plans, lang)
 
     tab = _table(t("table.timings", lang), t("col.step", lang), t("col.seconds", lang))
     for step, seconds in result.timings.items():
@@ -315,3 +318,37 @@ def print_experiment(out: Console, run: DemoExperiment, lang: str) -> None:
             redeemed=f"{run.redeemed:,}",
         )
     )
+
+
+def print_guide_plans(out: Console, plans: PlansReport, lang: str) -> None:
+    """HQ's task, the programme's stage in force with its met counts, the training."""
+    task, stage = plans.task, plans.stage
+    if task.note:
+        out.print(t("demo.guide_task_note", lang, code=task.code, why=task.note))
+    if stage is None:
+        return
+    out.print(
+        t(
+            "demo.guide_plans",
+            lang,
+            code=task.code,
+            tasks=f"{task.tasks:,}",
+            guides=f"{task.guides:,}",
+            held_out=f"{task.held_out:,}",
+            no_guide=f"{task.no_guide:,}",
+            stage=stage.name_zh if lang == "zh" else stage.name_en,
+            starts=stage.starts_on,
+            met=f"{stage.met:,}",
+            measured=f"{stage.guides:,}",
+            by_metric=", ".join(
+                f"{_metric_label(k, lang)} {v:,}" for k, v in stage.met_by_metric.items()
+            ),
+            training=len(plans.training),
+        ),
+        highlight=False,
+    )
+
+
+def _metric_label(metric: str, lang: str) -> str:
+    key = f"guide_metric.{metric}"
+    return t(key, lang) if key in MESSAGES else metric
