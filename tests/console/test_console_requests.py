@@ -34,7 +34,9 @@ def test_every_page_loads_without_a_failed_request(brand: Brand, page: Any) -> N
         "SELECT MIN(member_id) FROM orders WHERE group_id = :g AND guide_id = :gd",
         gd=brand.guide_id,
     )
-    ids = {"guide_id": brand.guide_id, "store_id": brand.store_id}
+    # an order the demo's guides step attributed, for the attribution page
+    attributed = brand.one("SELECT MIN(order_id) FROM order_attributions WHERE group_id = :g")
+    ids = {"guide_id": brand.guide_id, "store_id": brand.store_id, "order_id": attributed}
     icons: dict[str, str] = {}
     # given the login page, and each console role logged in
     page.goto(f"{brand.base}/console/login")
