@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,10 @@ def load(engine: Engine, n: int) -> dict[str, int]:
             FROM generate_series(1, :n) i""",
         # ~80% bound, to a guide of the member's own (a fixed hash of its id)
         f"""INSERT INTO guide_bindings (group_id, member_id, guide_id, store_id, rule, bound_at)
-            SELECT :g, i, 'G' || lpad(g::text, 4, '0'), 'S' || lpad((1 + g % {STORES})::text, 3, '0'),
-              'hq', :t0 - random() * interval '365 days'
-            FROM (SELECT i, 1 + (i * 7919) % {GUIDES} AS g FROM generate_series(1, :n) i) x
+            SELECT :g, i, 'G' || lpad(g::text, 4, '0'),
+              'S' || lpad((1 + g % {STORES})::text, 3, '0'), 'hq',
+              :t0 - random() * interval '365 days'
+            FROM (SELECT i, 1 + (i::bigint * 7919) % {GUIDES} AS g FROM generate_series(1, :n) i) x
             WHERE random() < 0.8""",
         f"""INSERT INTO orders (group_id, order_id, brand_id, channel, store_id, guide_id,
               buyer_identity_id, member_id, status, ordered_at, paid_at, total_fen,
@@ -109,7 +110,7 @@ def load(engine: Engine, n: int) -> dict[str, int]:
             SELECT :g, 'O' || k, :b, CASE WHEN pos THEN 'pos' ELSE 'miniprogram' END,
               CASE WHEN pos THEN 'S' || lpad((1 + k % {STORES})::text, 3, '0') END,
               CASE WHEN pos AND random() < 0.7
-                   THEN 'G' || lpad((1 + (k * 31) % {GUIDES})::text, 4, '0') END,
+                   THEN 'G' || lpad((1 + (k::bigint * 31) % {GUIDES})::text, 4, '0') END,
               m, m, CASE WHEN random() < 0.01 THEN 'cancelled' ELSE 'paid' END, at, at,
               fen, 0, fen
             FROM (SELECT k, random() < 0.6 AS pos, 1 + floor(random() * :n)::bigint AS m,
@@ -125,7 +126,8 @@ def load(engine: Engine, n: int) -> dict[str, int]:
             WHERE o.group_id = :g AND (l = 1 OR substr(o.order_id, 2)::bigint % 2 = 0)""",
         f"""INSERT INTO guide_shares (share_id, group_id, share_code, guide_id, kind, target,
               created_at)
-            SELECT i, :g, 'SH' || i, 'G' || lpad((1 + floor(random() * {GUIDES})::int)::text, 4, '0'),
+            SELECT i, :g, 'SH' || i,
+              'G' || lpad((1 + floor(random() * {GUIDES})::int)::text, 4, '0'),
               'product', 'K' || (1 + i % {PRODUCTS}), :t0 - interval '30 days'
             FROM generate_series(1, :shares) i""",
         # half the touches: a buyer, 0..10 days before one of its orders
@@ -431,7 +433,9 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the loaded database")
     parser.add_argument("--reuse", help="a store loaded by an earlier --keep run (its URL)")
+    parser.add_argument("--load-only", action="store_true", help="load (and --keep), time nothing")
     args = parser.parse_args()
+    args.keep = args.keep or args.load_only
     figures: dict[str, Any] = {"members": args.members}
     with database(args) as (url, loaded):
         engine = make_engine(url, pool_size=1, max_overflow=0)
@@ -444,6 +448,9 @@ def main() -> None:
             figures["rows"] = load(engine, args.members)
             settle(engine)
             figures["load_s"] = round(time.perf_counter() - started, 1)
+            if args.load_only:
+                print(json.dumps(figures, indent=1))
+                return
         commission_rules.save(
             engine, GROUP, commission_rules.CommissionRules.model_validate(RULES), None
         )
