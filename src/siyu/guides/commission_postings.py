@@ -40,6 +40,7 @@ from siyu.store.dialect import dialect_of
 POSTINGS = "cm_staged_postings"
 LINES = "cm_staged_lines"
 _DELTAS = "cm_staged_deltas"
+_ACCOUNTS = "cm_staged_accounts"
 _NEGATIVE = frozenset({"cm_accrued", "cm_payable"})  # commission_ledger.GUIDE.negative
 
 
@@ -51,8 +52,7 @@ def json_text(expression: str) -> str:
 
 def stage(conn: Connection) -> None:
     """Empty staging tables for one run (temporary: the connection's own)."""
-    for table in (POSTINGS, LINES, _DELTAS):
-        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    drop(conn)
     conn.execute(
         text(f"""CREATE TEMPORARY TABLE {POSTINGS} (seq BIGINT NOT NULL PRIMARY KEY,
                    posting_id BIGINT, member_id BIGINT NOT NULL, kind VARCHAR(16) NOT NULL,
@@ -67,7 +67,7 @@ def stage(conn: Connection) -> None:
 
 
 def drop(conn: Connection) -> None:
-    for table in (POSTINGS, LINES, _DELTAS):
+    for table in (POSTINGS, LINES, _DELTAS, _ACCOUNTS):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 
 
@@ -95,6 +95,20 @@ def post_staged(conn: Connection, group_id: str, now: datetime) -> int:
                  {dialect.lock_rows_in_order("account_id")}"""),
         params,
     ).all()
+    # The run's accounts apart, with their statistics: the planner's of ledger_accounts
+    # may date from before the guides' accounts were made, and would loop over them.
+    conn.execute(
+        text(f"""CREATE TEMPORARY TABLE {_ACCOUNTS} (account_id BIGINT NOT NULL PRIMARY KEY,
+                   member_id BIGINT NOT NULL, asset VARCHAR(16) NOT NULL,
+                   balance BIGINT NOT NULL)""")
+    )
+    conn.execute(
+        text(f"""INSERT INTO {_ACCOUNTS} SELECT account_id, member_id, asset, balance
+                 FROM ledger_accounts WHERE group_id = :g AND owner = :o
+                   AND member_id IN (SELECT member_id FROM {POSTINGS})"""),
+        params,
+    )
+    dialect.refresh_statistics(conn, _ACCOUNTS)
     dialect.fill_new_ids(conn, POSTINGS, "ledger_postings", "posting_id")
     written = conn.execute(
         text(f"""INSERT INTO ledger_postings (posting_id, group_id, idempotency_key,
@@ -116,8 +130,7 @@ def post_staged(conn: Connection, group_id: str, now: datetime) -> int:
                            PARTITION BY a.account_id ORDER BY p.posting_id
                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after
                        FROM {LINES} l JOIN {POSTINGS} p ON p.seq = l.seq
-                       JOIN ledger_accounts a ON a.group_id = :g AND a.owner = :o
-                         AND a.member_id = p.member_id AND a.asset = l.asset
+                       JOIN {_ACCOUNTS} a ON a.member_id = p.member_id AND a.asset = l.asset
                        WHERE l.amount <> 0) x
                  ORDER BY x.posting_id, x.account_id"""),
         params,
