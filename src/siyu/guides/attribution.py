@@ -37,6 +37,7 @@ from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 DAY = 86_400
+WORK_MEM = "256MB"
 MAX_DAYS = 366
 
 
@@ -162,6 +163,9 @@ def attribute(
     with engine.begin() as conn:
         dialect = dialect_of(conn)
         dialect.advisory_lock(conn, "order_attributions", group_id)
+        # A month of a 10M-member brand's orders (issue #19): its sorts and hashes in
+        # memory, and no JIT, whose compile time the statement's row estimates set off.
+        dialect.tune_for_set_statement(conn, WORK_MEM)
         conn.execute(_CLEAR, params)
         conn.execute(text(_attribute_sql(dialect.epoch_seconds)), params)
         counts = {str(r.basis): int(r.n) for r in conn.execute(_BASES, params)}

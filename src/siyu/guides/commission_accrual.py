@@ -80,14 +80,14 @@ class AccrualRun:
 # gave a guide (`commission_basis`'s first half), else those naming a till guide; the
 # category of the largest line (ties: the smaller code), the campaign of the coupon.
 _STAGE_ORDERS = f"""INSERT INTO {_ORDERS} (seq, order_id, guide_id, basis, paid_fen, brand_id,
-    channel, category, campaign, paid_at, done)
+    channel, category, campaign, guide_class, paid_at, done)
   SELECT ROW_NUMBER() OVER (ORDER BY o.ordered_at, o.order_id), o.order_id, b.guide_id,
     b.basis, o.paid_fen, o.brand_id, o.channel,
-    (SELECT p.category FROM order_lines l JOIN products p
+    COALESCE((SELECT p.category FROM order_lines l JOIN products p
        ON p.group_id = l.group_id AND p.sku = l.sku
      WHERE l.group_id = o.group_id AND l.order_id = o.order_id
-     ORDER BY l.amount_fen DESC, p.category LIMIT 1),
-    c.campaign, COALESCE(o.paid_at, o.ordered_at),
+     ORDER BY l.amount_fen DESC, p.category LIMIT 1), ''),
+    COALESCE(c.campaign, ''), COALESCE(k.guide_class, ''), COALESCE(o.paid_at, o.ordered_at),
     CASE WHEN EXISTS (SELECT 1 FROM commission_accruals x WHERE x.group_id = :g
       AND x.order_id = o.order_id) THEN 1 ELSE 0 END
   FROM (SELECT a.order_id, a.guide_id, a.basis FROM order_attributions a
@@ -99,7 +99,8 @@ _STAGE_ORDERS = f"""INSERT INTO {_ORDERS} (seq, order_id, guide_id, basis, paid_
           AND NOT EXISTS (SELECT 1 FROM order_attributions a
             WHERE a.group_id = t.group_id AND a.order_id = t.order_id)) b
   JOIN orders o ON o.group_id = :g AND o.order_id = b.order_id
-  LEFT JOIN coupons c ON c.group_id = o.group_id AND c.code = o.coupon_code"""
+  LEFT JOIN coupons c ON c.group_id = o.group_id AND c.code = o.coupon_code
+  LEFT JOIN {_CLASSES} k ON k.guide_id = b.guide_id"""
 
 
 def _stage_orders(
@@ -112,32 +113,27 @@ def _stage_orders(
                    order_id VARCHAR(128) NOT NULL, guide_id VARCHAR(64) NOT NULL,
                    basis VARCHAR(16) NOT NULL, paid_fen BIGINT NOT NULL,
                    brand_id VARCHAR(64) NOT NULL, channel VARCHAR(32) NOT NULL,
-                   category VARCHAR(64), campaign VARCHAR(64), paid_at TIMESTAMP NOT NULL,
+                   category VARCHAR(64) NOT NULL, campaign VARCHAR(64) NOT NULL,
+                   guide_class VARCHAR(1) NOT NULL, paid_at TIMESTAMP NOT NULL,
                    done INTEGER NOT NULL)""")
     )
     conn.execute(
         text(f"""CREATE TEMPORARY TABLE {_CLASSES} (guide_id VARCHAR(64) NOT NULL PRIMARY KEY,
                    guide_class VARCHAR(1) NOT NULL)""")
     )
-    conn.execute(text(_STAGE_ORDERS), {"g": group_id, "s": since, "u": until})
     if classes:
         conn.execute(
             text(f"INSERT INTO {_CLASSES} VALUES (:guide, :cls)"),
             [{"guide": g, "cls": c} for g, c in classes.items()],
         )
-    dialect_of(conn).refresh_statistics(conn, _ORDERS, _CLASSES)
+    dialect_of(conn).refresh_statistics(conn, _CLASSES)
+    conn.execute(text(_STAGE_ORDERS), {"g": group_id, "s": since, "u": until})
+    dialect_of(conn).refresh_statistics(conn, _ORDERS)
 
 
-# A rule matches on five terms; NULL (no category, no campaign, no class) keyed as ''
+# A rule matches on five terms, staged with NULL (no category, no campaign, no class) as ''
 # (a code is never empty), so that the decisions join on plain equality.
 _TERMS = ("brand_id", "channel", "category", "campaign", "guide_class")
-_TERM_OF = {
-    "brand_id": "o.brand_id",
-    "channel": "o.channel",
-    "category": "COALESCE(o.category, '')",
-    "campaign": "COALESCE(o.campaign, '')",
-    "guide_class": "COALESCE(k.guide_class, '')",
-}
 
 
 def _stage_choices(conn: Connection, rules: CommissionRules) -> None:
@@ -151,9 +147,7 @@ def _stage_choices(conn: Connection, rules: CommissionRules) -> None:
                    fixed_fen BIGINT, freeze_days INTEGER NOT NULL)""")
     )
     combos = conn.execute(
-        text(f"""SELECT DISTINCT {", ".join(f"{_TERM_OF[t]} AS {t}" for t in _TERMS)}
-                 FROM {_ORDERS} o LEFT JOIN {_CLASSES} k ON k.guide_id = o.guide_id
-                 WHERE o.done = 0""")
+        text(f"SELECT DISTINCT {', '.join(_TERMS)} FROM {_ORDERS} WHERE done = 0")
     ).all()
     rows = []
     for c in combos:
@@ -175,17 +169,17 @@ def _stage_choices(conn: Connection, rules: CommissionRules) -> None:
                        :guide_class, :rule, :rule_json, :rate_bp, :fixed_fen, :freeze_days)"""),
             rows,
         )
+    dialect_of(conn).refresh_statistics(conn, _CHOICES)
 
 
 def _decided_sql(dialect: Dialect) -> str:
     """Every order to accrue with its guide's ledger number, rule, fen and freeze end."""
-    on = " AND ".join(f"d.{t} = {_TERM_OF[t]}" for t in _TERMS)
+    on = " AND ".join(f"d.{t} = o.{t}" for t in _TERMS)
     fen = f"COALESCE(d.fixed_fen, {rate_sql('o.paid_fen', 'd.rate_bp')})"
     return f"""SELECT o.seq, o.order_id, o.guide_id, -ga.account_no AS holder, gd.store_id,
                  o.channel, o.basis, o.paid_fen, o.paid_at, d.rule, d.rule_json,
                  {fen} AS fen, {dialect.plus_days("o.paid_at", "d.freeze_days")} AS freeze_until
-               FROM {_ORDERS} o LEFT JOIN {_CLASSES} k ON k.guide_id = o.guide_id
-               JOIN {_CHOICES} d ON {on}
+               FROM {_ORDERS} o JOIN {_CHOICES} d ON {on}
                JOIN guide_accounts ga ON ga.group_id = :g AND ga.guide_id = o.guide_id
                LEFT JOIN guides gd ON gd.group_id = :g AND gd.guide_id = o.guide_id
                WHERE o.done = 0"""
@@ -227,6 +221,7 @@ def accrue(
                      ON CONFLICT (group_id, guide_id) DO NOTHING"""),
             params,
         )
+        dialect.refresh_statistics(conn, "guide_accounts")
         conn.execute(text(f"DROP TABLE IF EXISTS {_DECIDED}"))
         conn.execute(
             text(f"""CREATE TEMPORARY TABLE {_DECIDED} (seq BIGINT NOT NULL PRIMARY KEY,
@@ -251,9 +246,11 @@ def accrue(
             "|| ', \"rules_version\": ' || CAST(:v AS VARCHAR(20)) || '}'"
         )
         conn.execute(
-            text(f"""INSERT INTO {cp.POSTINGS} (seq, member_id, kind, idempotency_key, request,
+            text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
                        reference, store_id, channel, business_at, detail)
-                     SELECT x.seq, x.holder, '{CM_ACCRUE}', {_KEY.format(order="x.order_id")}
+                     SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_ACCRUE}',
+                       {_KEY.format(order="x.order_id")}
                        :accrue, {_request("x.holder", CM_ACCRUE, ("order_id", "x.order_id"))},
                        x.order_id, x.store_id, x.channel, x.paid_at, {detail}
                      FROM ({decided}) x WHERE x.fen > 0"""),
@@ -286,6 +283,8 @@ def accrue(
         cp.drop(conn)
         for table in (_ORDERS, _CLASSES, _CHOICES, _DECIDED):
             conn.execute(text(f"DROP TABLE {table}"))
+        # what the run wrote, seen by the planner of the clawbacks' joins
+        dialect.refresh_statistics(conn, "ledger_postings", "ledger_entries", "commission_accruals")
         _claw_back(conn, group_id, u, now, run)
         dialect.refresh_statistics(conn, "ledger_postings", "ledger_entries", "commission_accruals")
     return run
@@ -380,9 +379,10 @@ def _claw_back(
         "x.holder", CM_CLAWBACK, ("order_id", "x.order_id"), ("refund_id", "x.refund_id")
     )
     conn.execute(
-        text(f"""INSERT INTO {cp.POSTINGS} (seq, member_id, kind, idempotency_key, request,
+        text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
                    reference, store_id, channel, business_at, detail)
-                 SELECT x.seq, x.holder, '{CM_CLAWBACK}',
+                 SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_CLAWBACK}',
                    {_KEY.format(order="x.order_id")} :clawback || x.refund_id, {request},
                    x.order_id, x.store_id, NULL, x.refunded_at, {detail}
                  FROM cm_clawbacks x"""),
@@ -444,9 +444,10 @@ def release(engine: Engine, group_id: str, at: datetime | None = None) -> Releas
             "AS VARCHAR(20)) || '}'"
         )
         conn.execute(
-            text(f"""INSERT INTO {cp.POSTINGS} (seq, member_id, kind, idempotency_key, request,
+            text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
                        reference, store_id, channel, business_at, detail)
-                     SELECT x.seq, x.holder, '{CM_RELEASE}',
+                     SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_RELEASE}',
                        {_KEY.format(order="x.order_id")} :release,
                        {_request("x.holder", CM_RELEASE, ("order_id", "x.order_id"))},
                        x.order_id, x.store_id, NULL, x.freeze_until, {detail}

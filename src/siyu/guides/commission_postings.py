@@ -6,7 +6,8 @@ accounts, read, update, append): some 15 ms an order on a loaded server, so a mo
 10M-member brand (two million orders) would take hours. The commission jobs decide every
 posting of a run in SQL instead and stage them here, in two temporary tables:
 
-    cm_staged_postings  seq (1..n), member_id (the guide's ledger number), kind, key,
+    cm_staged_postings  seq (1..n), posting_id (`new_posting_id`), member_id (the guide's
+                        ledger number), kind, key,
                         request (the JSON whose SHA-256 is the request digest, the same
                         text `Request.digest` hashes), reference, store_id, channel,
                         business_at, detail (JSON)
@@ -66,6 +67,11 @@ def stage(conn: Connection) -> None:
     )
 
 
+def new_posting_id(conn: Connection, seq: str) -> str:
+    """The SQL of a staged posting's id (`seq`: its 1..n), to stage it with."""
+    return dialect_of(conn).new_id_sql(conn, "ledger_postings", "posting_id", seq)
+
+
 def drop(conn: Connection) -> None:
     for table in (POSTINGS, LINES, _DELTAS, _ACCOUNTS):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
@@ -109,7 +115,6 @@ def post_staged(conn: Connection, group_id: str, now: datetime) -> int:
         params,
     )
     dialect.refresh_statistics(conn, _ACCOUNTS)
-    dialect.fill_new_ids(conn, POSTINGS, "ledger_postings", "posting_id")
     written = conn.execute(
         text(f"""INSERT INTO ledger_postings (posting_id, group_id, idempotency_key,
                    request_sha256, kind, member_id, reference, store_id, channel, detail,

@@ -171,9 +171,9 @@ class Dialect(ABC):
         """An expression: the SHA-256 of the text `expression` (UTF-8), as 64 hex digits."""
 
     @abstractmethod
-    def fill_new_ids(self, conn: Connection, staged: str, table: str, column: str) -> None:
-        """Give every row of the staged table `staged` (its `seq`: 1..n) an unused value of
-        the integer key `table.column` in its `column`, to insert explicitly."""
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
+        """An expression giving each row of one INSERT ... SELECT an unused value of the
+        integer key `table.column`, to insert explicitly (`seq`: the rows' 1..n)."""
 
 
 class SqliteDialect(Dialect):
@@ -206,9 +206,10 @@ class SqliteDialect(Dialect):
     def sha256_hex(self, expression: str) -> str:
         return f"siyu_sha256({expression})"  # Python's, registered by store.engine
 
-    def fill_new_ids(self, conn: Connection, staged: str, table: str, column: str) -> None:
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
+        # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
         top = conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")).scalar_one()
-        conn.execute(text(f"UPDATE {staged} SET {column} = :top + seq"), {"top": int(top)})
+        return f"({int(top)} + {seq})"
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
@@ -268,10 +269,9 @@ class PostgresDialect(Dialect):
     def sha256_hex(self, expression: str) -> str:
         return f"encode(sha256(convert_to({expression}, 'UTF8')), 'hex')"
 
-    def fill_new_ids(self, conn: Connection, staged: str, table: str, column: str) -> None:
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
         # From the key's own sequence: concurrent writers never get the same values.
-        sequence = f"pg_get_serial_sequence('{table}', '{column}')"
-        conn.execute(text(f"UPDATE {staged} SET {column} = nextval({sequence})"))
+        return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # From the key's own sequence: concurrent writers never get the same values.
