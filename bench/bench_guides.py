@@ -442,6 +442,9 @@ def main() -> None:
         upgrade(engine)
         if loaded:
             forget(engine)
+            with engine.connect() as conn:  # --reuse: the size loaded, whatever --members says
+                args.members = int(conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one())
+                figures["members"] = args.members
         else:
             ensure_group(engine, GROUP)
             started = time.perf_counter()
