@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
-PYTEST_ARGS ?= -n 2  # both cores: the suite is ~17 min in parallel, ~30 serial
+PYTEST_ARGS ?= -n 2 --dist loadgroup  # both cores; the demo brand and Spark once each (tests/conftest.py)
 
 .PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging bench-outbox bench-guides clean
 

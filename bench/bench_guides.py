@@ -46,7 +46,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 
 from siyu.guides import attribution, commission_accrual, commission_rules, commission_statements
-from siyu.guides.commission_accrual import classes_before
+from siyu.guides.classes import classes_before
 from siyu.guides.commission_rules import OrderTerms
 from siyu.importer.service import ensure_group
 from siyu.store.engine import make_engine

@@ -172,3 +172,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+CONSOLE = ROOT / "tests" / "console"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two costly session fixtures are built once per xdist worker that needs them: the
+    console's demo brand (a 2,000-person demo and a live server) and the local Spark
+    session (a JVM). Spread over both workers, each was built twice. With `--dist
+    loadgroup` (the Makefile's PYTEST_ARGS) the tests needing one of them form a group that
+    runs on one worker, which builds it once; the other worker takes the rest meanwhile."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("spark") is not None or "spark" in names:
+            item.add_marker(pytest.mark.xdist_group("spark"))
+        elif "brand" in names and CONSOLE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("console-demo"))

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
+
+# How long a server may take to answer /healthz. It answers in about 2 s on a quiet
+# machine; on a busy one (a full suite beside benchmarks) importing the app took over 30 s
+# and a fixed 30 s wait failed every test behind it. A server that exits fails at once.
+START_SECONDS = 180.0
 
 
 @contextmanager
@@ -37,38 +43,42 @@ def live_server(
         "SIYU_RATE_LIMIT": "0",
         **(extra_env or {}),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "siyu.asgi:app",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not start")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with tempfile.TemporaryFile() as log:  # the server's stderr, told when it fails to start
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "siyu.asgi:app",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        said = log.read().decode(errors="replace")[-2000:]
+                        raise AssertionError(f"the server did not start: {said}") from None
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def call(

@@ -174,6 +174,13 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
             {"since": "2024-12-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
         ),
         ("GET", "/v1/guide-classes"): ("/v1/guide-classes", None),
+        ("GET", "/v1/guide-programme"): ("/v1/guide-programme", None),
+        ("PUT", "/v1/guide-programme"): ("/v1/guide-programme", GUIDE_PROGRAMME),
+        ("GET", "/v1/guide-programme/report"): (
+            "/v1/guide-programme/report?since=2024-12-01T00:00:00Z&until=2025-01-01T00:00:00Z",
+            None,
+        ),
+        ("GET", "/v1/training"): ("/v1/training", None),
         ("GET", "/v1/oneid/reviews"): ("/v1/oneid/reviews", None),
         ("GET", "/v1/oneid/reviews/{review_id}"): ("/v1/oneid/reviews/999999", None),
         ("POST", "/v1/oneid/reviews/{review_id}:accept"): ("/v1/oneid/reviews/999999:accept", None),
@@ -375,6 +382,17 @@ GUIDE_CLASS_RULES = {
     "A": {"min": {"sales_fen": 100}, "playbook": {"zh": "工具", "en": "Tools"}},
     "B": {"min": {"orders": 1}, "playbook": {"zh": "SOP", "en": "SOPs"}},
     "C": {"playbook": {"zh": "督导", "en": "Supervision"}},
+}
+GUIDE_PROGRAMME = {
+    "stages": [
+        {
+            "code": "sales",
+            "name_zh": "销售",
+            "name_en": "Sales",
+            "starts_on": "2024-01-01",
+            "focus": [{"metric": "sales_fen", "min": 100}],
+        }
+    ]
 }
 RULE = {"version": 1, "rule": {"orders": {"within_days": 30, "count": {"gte": 1}}}}
 

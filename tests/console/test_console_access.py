@@ -25,6 +25,9 @@ HQ_ONLY = (
     "campaigns",
     "scenes",
     "lotteries",
+    # HQ's guide pages (issue #19): the group's commission statements and guide classes
+    "commission",
+    "guide-classes",
 )
 
 
@@ -59,7 +62,7 @@ def test_store_key_sees_its_stores_and_no_group_aggregates(brand: Brand, page: A
     # then it lands on its stores, and the navigation offers no group-wide page (its
     # stores' receipts to review are its own)
     assert page.url.endswith("/console/stores")
-    assert set(nav(page)) == {"stores", "members", "receipts"}
+    assert set(nav(page)) == {"stores", "members", "receipts", "my_guides"}
     shown = [r.get_attribute("data-store") for r in page.locator("#stores tbody tr").all()]
     assert shown == [brand.store_id]
     # and the sales shown are the store's own in the store
@@ -120,7 +123,15 @@ def test_guide_sees_own_members_and_tasks_on_a_phone(brand: Brand, phone: Any) -
     assert not phone.locator("nav.side").is_visible()
     phone.click(".nav-toggle")
     assert phone.locator("nav.side").is_visible()
-    assert set(nav(phone)) == {"my_members", "tasks", "members", "segments", "tags"}
+    assert set(nav(phone)) == {
+        "my_members",
+        "tasks",
+        "my_commission",
+        "my_class",
+        "members",
+        "segments",
+        "tags",
+    }
     # and the list holds exactly the guide's members (an order or an event with the guide)
     ids = {
         r[0]

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from tests.api.live import START_SECONDS
 from tests.conftest import Store
 
 from siyu.app import create_app
@@ -78,14 +79,15 @@ def test_siyu_serve_starts_without_the_bundle_and_says_so(tmp_path: Path) -> Non
     try:
         base = f"http://127.0.0.1:{port}"
         # when it is started, then it serves the API
-        for _ in range(150):
+        deadline = time.monotonic() + START_SECONDS  # tests/api/live.py says why so long
+        while True:
             try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                urllib.request.urlopen(f"{base}/healthz", timeout=2).close()
                 break
             except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("siyu serve did not start") from None
                 time.sleep(0.2)
-        else:
-            raise AssertionError("siyu serve did not start")
         try:
             urllib.request.urlopen(f"{base}/console/login", timeout=5)
             raise AssertionError("the console answered without its bundle")

@@ -3,8 +3,8 @@ variant's send planned once to its variant's members (held when it asks for revi
 campaign variant's members enrolled in the campaign's treatment and given its coupons and
 points once, the global holdout given nothing; starting again delivers nothing twice; a
 variant naming what does not exist or does not fit is refused by name before anything
-is written; guide tasks are refused as not deliverable; the campaign's report keeps its
-own arms apart from the members an experiment enrolled."""
+is written; the campaign's report keeps its own arms apart from the members an experiment
+enrolled (guide tasks: test_guide_task_treatment.py)."""
 
 from __future__ import annotations
 
@@ -156,31 +156,6 @@ def test_a_send_that_does_not_fit_refuses_the_start_and_nothing_is_written(
         )
     plan_send(e, g, "M9", now=T0.replace(tzinfo=None))
     with pytest.raises(ValidationError, match=r"variants\[2\]\.ref: send M9 is planned"):
-        start(e, g, "KNEE2", at=T0)
-    assert not _rows(e, "SELECT 1 FROM experiment_members WHERE group_id = :g", g=g)
-
-
-def test_guide_tasks_are_refused_as_not_deliverable(store: Store) -> None:
-    g, e = store.group_id, store.engine
-    put_in_stage(e, g, bulk_members(e, g, 20), "new_1")
-    variants = [
-        {"name": "control", "weight_bp": 5000, "kind": "none"},
-        {"name": "task", "weight_bp": 5000, "kind": "guide_task", "ref": "T1"},
-    ]
-    with pytest.raises(ValidationError) as refused:
-        plans.save(e, g, make_plan(variants=variants), None)
-    assert refused.value.field == "variants[1].kind"
-    assert "cannot be delivered yet" in refused.value.rule and "#19" in refused.value.rule
-    # a draft stored before (an older version) is refused at start, nothing assigned
-    plans.save(
-        e, g, make_plan(variants=[variants[0], {**variants[1], "kind": "none", "ref": None}]), None
-    )
-    with e.begin() as conn:
-        conn.execute(
-            text("UPDATE experiments SET body = :b WHERE group_id = :g"),
-            {"b": make_plan(variants=variants).model_dump_json(), "g": g},
-        )
-    with pytest.raises(ValidationError, match=r"variants\[1\]\.kind: guide tasks"):
         start(e, g, "KNEE2", at=T0)
     assert not _rows(e, "SELECT 1 FROM experiment_members WHERE group_id = :g", g=g)
 

@@ -1,5 +1,6 @@
 """Training content on SQLite and PostgreSQL: an item needs a url or a body and names bad
-fields; a guide marks it done once (again is a no-op); HQ reads completions over guides."""
+fields; a guide marks it done once (again is a no-op); HQ reads completions over the
+item's audience (per class audiences: tests/guides/test_guide_programme.py)."""
 
 from __future__ import annotations
 
@@ -51,5 +52,7 @@ def test_completion_per_guide_and_rate(brand: Brand) -> None:
         for_g1 = training_progress(conn, g, "G1")
         for_g2 = training_progress(conn, g, "G2")
     (item,) = for_g1
-    assert (item.code, item.completed, item.guides) == ("sop-call", 1, 2)
+    # nobody is classed yet: class B has no guide, so G1's completion is outside the rate
+    assert (item.code, item.completed, item.guides, item.outside) == ("sop-call", 0, 0, 1)
+    assert item.by_class["-"] == (1, 2)
     assert item.done_at is not None and for_g2[0].done_at is None

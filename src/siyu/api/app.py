@@ -41,6 +41,7 @@ from siyu.api.routers import (
     experiments,
     guide_campaigns,
     guide_classes,
+    guide_programme,
     guides,
     ingest,
     inventory,
@@ -80,6 +81,7 @@ def create_api(services: Services, lifespan: Lifespan[FastAPI] | None = None) ->
     app.include_router(commission.router)
     app.include_router(distribution.router)
     app.include_router(guide_classes.router)
+    app.include_router(guide_programme.router)
     app.include_router(matching.router)
     app.include_router(tags.router)
     app.include_router(segments.router)

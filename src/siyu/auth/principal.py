@@ -146,6 +146,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # class, a store its stores' guides', a guide its own (api/routers/guide_classes.py).
     "guide-classes:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
     "guide-classes:write": frozenset({Role.ADMIN}),
+    # HQ's programme of stages and the metrics each measures: HQ puts it; the report is read
+    # in the classes' scopes (a store its stores' guides, a guide itself).
+    "guide-programme:read": frozenset({Role.ADMIN, Role.ANALYST, Role.STORE, Role.GUIDE}),
+    "guide-programme:write": frozenset({Role.ADMIN}),
 }
 # Roles that may see phones and names in the clear; everyone else gets masks.
 SEES_PERSONAL_DATA = frozenset({Role.ADMIN, Role.STORE, Role.GUIDE, Role.MEMBER})

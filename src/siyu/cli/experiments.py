@@ -141,7 +141,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 def delivered_lines(done: Started) -> list[str]:
     """What a start delivered, a line per variant: coupons issued, the send planned (or
-    left as an earlier start planned it) and its recipients, the campaign's grants."""
+    left as an earlier start planned it) and its recipients, the campaign's grants, the
+    guide task's members tasked and those no guide serves."""
     lines = [f"{name} coupons: {_counts(c)}" for name, c in done.coupons.items()]
     for name, m in done.messages.items():
         how = "planned by this start" if m.planned_now else "planned before, left as it is"
@@ -154,6 +155,11 @@ def delivered_lines(done: Started) -> list[str]:
         lines += [f"{name} campaign coupons {t}: {_counts(n)}" for t, n in c.coupons.items()]
         if c.points_posted:
             lines.append(f"{name} campaign points: {c.points_posted:,} postings")
+    for name, t in done.guide_tasks.items():
+        lines.append(
+            f"{name} guide task {t.task}: {t.tasked:,} tasked ({t.tasked_now:,} by this start), "
+            f"{t.no_guide:,} with no guide serving them (no task)"
+        )
     return lines
 
 

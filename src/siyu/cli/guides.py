@@ -1,8 +1,9 @@
 """`siyu guides`: the shopping guides' jobs. `tasks generate` makes the follow-up tasks the
 members' lifecycle stages call for (the snapshot does it too); `bind` binds members to
 their own guide by rule, `rebind` and `release` are HQ's moves, `attribute` attributes a
-period's orders to guides, `classes` classes them A/B/C (issue #19). Each is safe to
-re-run. `commission` is cli/guides_commission.py. `tasks author | assign | report` are
+period's orders to guides, `classes` classes them A/B/C and `programme` measures them by
+the programme's stage (issue #19). Each is safe to re-run. `commission` is
+cli/guides_commission.py. `tasks author | assign | report` are
 HQ's own tasks (guides.campaigns); `training add | report` the training content guides
 complete."""
 
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from siyu.cli import guide_classes
+from siyu.cli import guide_classes, guide_programme
 from siyu.cli.common import (
     GroupOption,
     JsonOption,
@@ -39,6 +40,7 @@ tasks_app.command("assign")(tasks_assign)
 tasks_app.command("report")(tasks_report)
 app.add_typer(commission_app, name="commission")
 app.add_typer(guide_classes.app, name="classes")
+app.add_typer(guide_programme.app, name="programme")
 
 
 @tasks_app.command("generate")

@@ -132,19 +132,34 @@ def training_add(file: FileArg, group: GroupOption = None) -> None:
 
 
 @training_app.command("report")
-def training_report(group: GroupOption = None, as_json: JsonOption = False) -> None:
-    """Each item with the guides who completed it over the group's guides."""
+def training_report(
+    at: AtOption = None, group: GroupOption = None, as_json: JsonOption = False
+) -> None:
+    """Each item's completion over its audience (the guides of its class as of --at, or
+    those assigned its task), the guides outside it who completed it, and per class."""
     from siyu.guides.training import training_progress
 
     settings = load_settings()
     with errors(), open_store(settings.database_url) as engine, engine.connect() as conn:
-        items = training_progress(conn, group or settings.group_id)
-    rows = [{"code": i.code, "completed": i.completed, "guides": i.guides} for i in items]
+        items = training_progress(conn, group or settings.group_id, at=at)
+    rows = [
+        {
+            "code": i.code,
+            "for_class": i.for_class,
+            "for_task": i.for_task,
+            "completed": i.completed,
+            "guides": i.guides,
+            "outside": i.outside,
+            "by_class": {c: list(n) for c, n in i.by_class.items()},
+        }
+        for i in items
+    ]
     if as_json:
         emit_json(rows)
-    else:
-        for r in rows:
-            out.print(f"{r['code']}: {r['completed']}/{r['guides']}")
+        return
+    for i in items:
+        per_class = " ".join(f"{c} {n}/{of}" for c, (n, of) in i.by_class.items())
+        out.print(f"{i.code}: {i.completed}/{i.guides}, {i.outside} outside; {per_class}")
 
 
 Reason = Annotated[str, typer.Option(help="Why (kept in the member's history).")]

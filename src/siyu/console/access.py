@@ -53,6 +53,11 @@ PAGES: tuple[Page, ...] = (
     # HQ's own tasks for guides (issue #19): completion and effect, for the roles the API's
     # report serves; the members behind a count open under the same page
     Page("guide_tasks", "/console/guide-tasks", allowed("guide-tasks:report")),
+    # a guide's own commission statement and class with its training, on its phone, and a
+    # store manager's guides (issue #19, guide_own_pages); each reads only the key's own
+    Page("my_commission", "/console/my-commission", frozenset({Role.GUIDE})),
+    Page("my_class", "/console/my-class", frozenset({Role.GUIDE})),
+    Page("my_guides", "/console/my-guides", frozenset({Role.STORE})),
     Page("members", "/console/members", CONSOLE_ROLES),
     # OneID's probabilistic matches awaiting a decision (a pair at .../reviews/{id} opens
     # under the same page); analysts read, admins decide (auth.principal "reviews:decide")
@@ -79,6 +84,23 @@ PAGES: tuple[Page, ...] = (
     # experiments (issue #18): the roles `GET /v1/experiments` serves; saving, starting
     # and stopping need "experiments:write" (HQ admins), checked by each form's POST
     Page("experiments", "/console/experiments", allowed("experiments:read"), section="marketing"),
+    # HQ's commission statements, guide classes and order attributions (issue #19): the API's
+    # permissions, HQ's share of them (stores and guides read only their own through the
+    # API; their pages are their own); a guide's statement and the members behind a figure
+    # open under the same page
+    Page("commission", "/console/commission", allowed("commission:read") & HQ, section="guides"),
+    Page(
+        "guide_classes",
+        "/console/guide-classes",
+        allowed("guide-classes:read") & HQ,
+        section="guides",
+    ),
+    Page(
+        "attribution",
+        "/console/attribution/{order_id}",
+        allowed("attribution:read") & HQ,
+        in_nav=False,
+    ),
 )
 BY_NAME = {p.name: p for p in PAGES}
 

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from siyu.channels import registry as channels
+from siyu.console.i18n_guide_hq import GUIDE_HQ_STRINGS
+from siyu.console.i18n_guide_own import GUIDE_OWN_STRINGS
 from siyu.console.i18n_marketing import MARKETING_STRINGS
 from siyu.console.i18n_messages import MESSAGE_STRINGS
 from siyu.console.i18n_receipts import RECEIPT_STRINGS
@@ -646,6 +648,9 @@ STRINGS.update(TAG_VALUE_STRINGS)  # automatic tags' values
 STRINGS.update(MARKETING_STRINGS)  # coupons, campaigns, QR codes and lottery pools
 STRINGS.update(RECEIPT_STRINGS)  # the receipts review queue
 STRINGS.update(MESSAGE_STRINGS)  # the messages pages
+STRINGS.update(GUIDE_HQ_STRINGS)  # HQ's commission, guide classes and attribution pages
+# a guide's own commission, class and training; a store manager's guides (issue #19)
+STRINGS.update(GUIDE_OWN_STRINGS)
 
 
 def tr(key: str, lang: str, **values: Any) -> str:

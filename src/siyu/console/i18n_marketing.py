@@ -275,11 +275,12 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     ),
     "exp.f.variants.note": (
         "权重为百分比，合计 100；方式：none（不触达，对照组，不填引用）、campaign（营销活动）、"
-        "message（消息：指向本实验该分组的草稿消息）、coupon（优惠券），后接所给的编号；"
-        "guide_task（导购任务）暂不能触达。",
+        "message（消息：指向本实验该分组的草稿消息）、coupon（优惠券）或 guide_task"
+        "（导购任务：总部任务编号，由会员的专属导购跟进），后接所给的编号。",
         "Weights in percent, summing to 100; kind: none (nothing: the control, no ref), "
-        "campaign, message (a draft send targeting this experiment's variant) or coupon, then "
-        "the code of what it gives; guide_task cannot be delivered yet.",
+        "campaign, message (a draft send targeting this experiment's variant), coupon or "
+        "guide_task (an HQ task code, followed up by each member's own guide), then the code "
+        "of what it gives.",
     ),
     "exp.f.window": ("观察天数", "Window (days)"),
     "exp.f.pre_period": ("CUPED 前期天数（0 为不调整）", "CUPED pre-period (days, 0: none)"),

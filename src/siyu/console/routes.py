@@ -23,9 +23,13 @@ from siyu.auth.scope import member_in_scope
 from siyu.console import (
     access,
     analytics_pages,
+    attribution_pages,
     builder,
     campaign_pages,
+    commission_pages,
     experiment_pages,
+    guide_class_pages,
+    guide_own_pages,
     guide_task_pages,
     lottery_pages,
     member_lists,
@@ -82,6 +86,11 @@ router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)
 router.include_router(receipt_pages.router)
 router.include_router(message_pages.router)
+# HQ's guide pages (issue #19): commission statements, classes, attributions
+router.include_router(commission_pages.router)
+router.include_router(guide_class_pages.router)
+router.include_router(attribution_pages.router)
+router.include_router(guide_own_pages.router)  # a guide's own pages, a store's guides
 
 SEARCH_TYPES = ("member_id", *IDENTITY_TYPES)
 

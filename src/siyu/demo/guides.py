@@ -41,7 +41,12 @@ CLASS_RULES = {
         "min": {"orders": 2},
         "playbook": {"zh": "标准流程与优秀案例", "en": "SOPs and the best cases"},
     },
-    "C": {"playbook": {"zh": "店长督导，每周复盘", "en": "Supervision by the store manager"}},
+    "C": {
+        "playbook": {
+            "zh": "店长督导，每周复盘",
+            "en": "Supervision by the manager, weekly",
+        }
+    },
 }
 COMMISSION_RULES = {
     "default_rate_bp": 200,

@@ -11,10 +11,11 @@ in the plan's order (`Plan.variant_of`), and the member's lifecycle stage at tha
 is kept with it.
 
 What each variant names is checked before anything is written (`treatments.check`: a
-send targeting another variant, a missing campaign, a guide task refuse the start and
-leave no assignment), and after the assignment each variant's treatment is delivered to
-its live members by the capability that owns it (`deliver.py`: coupons issued, the send
-planned, the campaign's incentive granted), each once; `Started` reports what was
+send targeting another variant, a missing campaign, a guide task assigned to its own
+target refuse the start and leave no assignment), and after the assignment each variant's
+treatment is delivered to its live members by the capability that owns it (`deliver.py`:
+coupons issued, the send planned, the campaign's incentive granted, the guide task given
+to the members' guides), each once; `Started` reports what was
 delivered per variant.
 """
 
@@ -30,7 +31,12 @@ from siyu.campaigns import global_holdout
 from siyu.campaigns.assignment import bucket
 from siyu.campaigns.launch import target_members
 from siyu.experiments import treatments
-from siyu.experiments.deliver import CampaignDelivery, MessageDelivery, deliver
+from siyu.experiments.deliver import (
+    CampaignDelivery,
+    GuideTaskDelivery,
+    MessageDelivery,
+    deliver,
+)
 from siyu.experiments.errors import ExperimentState
 from siyu.experiments.models import experiment_members
 from siyu.experiments.plan import Plan, load
@@ -52,6 +58,7 @@ class Started:
     coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # variant -> counts
     messages: dict[str, MessageDelivery] = field(default_factory=dict)
     campaigns: dict[str, CampaignDelivery] = field(default_factory=dict)
+    guide_tasks: dict[str, GuideTaskDelivery] = field(default_factory=dict)
 
 
 def variant_of(plan: Plan, salt: str, member_id: int) -> tuple[str, int]:
@@ -121,6 +128,7 @@ def start(
     out.variants = {v.name: len(arms.get(v.name, [])) for v in plan.variants}
     done = deliver(engine, group_id, stored, arms, key_id=key_id, at=now, progress=progress)
     out.coupons, out.messages, out.campaigns = done.coupons, done.messages, done.campaigns
+    out.guide_tasks = done.guide_tasks
     return out
 
 

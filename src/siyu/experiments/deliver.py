@@ -21,7 +21,12 @@ nothing twice and finishes what a start stopped half way left.
   decided once) and gets nothing; counted as `campaign_holdout`, so the variant is then
   read as intent to treat. The campaign's report leaves the enrolled members out of its
   arms and counts them apart (`campaigns/report.py`).
-- `guide_task`: never reached; `treatments.check` refuses it.
+- `guide_task`: the HQ task `ref` is given to the variant's members, and only them, for
+  their own or serving guide (`guides.task_members.give_task`: one task a member, none
+  held out, since the experiment's control is the comparison); a member no guide serves
+  gets none and is counted as `no_guide`, the variant then read as intent to treat. A
+  member the code placed before keeps what it got, so a later start tasks only newcomers.
+  The stage generator leaves these tasks alone (`guides.service.generate_tasks`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from siyu.campaigns.launch import give, grant
 from siyu.campaigns.models import campaign_members
 from siyu.coupons.issue import issue
 from siyu.experiments.plan import Stored
+from siyu.guides.task_members import give_task
 from siyu.messaging import plan as message_plans
 from siyu.messaging import sends
 from siyu.messaging.errors import SendState
@@ -68,10 +74,19 @@ class CampaignDelivery:
 
 
 @dataclass
+class GuideTaskDelivery:
+    task: str
+    tasked_now: int = 0  # tasks made by this start
+    tasked: int = 0  # variant members holding the task (made now or before)
+    no_guide: int = 0  # variant members no guide serves: given no task (now or before)
+
+
+@dataclass
 class Delivered:
     coupons: dict[str, dict[str, int]] = field(default_factory=dict)  # variant -> counts
     messages: dict[str, MessageDelivery] = field(default_factory=dict)
     campaigns: dict[str, CampaignDelivery] = field(default_factory=dict)
+    guide_tasks: dict[str, GuideTaskDelivery] = field(default_factory=dict)
 
 
 def coupon_campaign(code: str) -> str:
@@ -114,6 +129,11 @@ def deliver(
         elif v.kind == "campaign":
             out.campaigns[v.name] = campaign(
                 engine, group_id, stored.experiment_id, v.ref, members, key_id, at, progress
+            )
+        elif v.kind == "guide_task":
+            given = give_task(engine, group_id, v.ref, members, at)
+            out.guide_tasks[v.name] = GuideTaskDelivery(
+                v.ref, given.tasked_now, given.tasked, given.no_guide
             )
     return out
 

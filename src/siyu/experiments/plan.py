@@ -8,11 +8,9 @@ campaign, a message (a send targeting this variant), a coupon or a guide task, n
 `ref`, or `none`: at least one variant is a `none` control, which every other variant is
 compared with. The treatments are delivered at start (`deliver.py`); what a variant names
 is checked when the plan is saved and again at start (`treatments.py`). A guide task is
-refused for now: the guides domain has no task HQ sets for a member (issue #19), so it
-cannot be delivered, and an experiment does not assign members to a treatment nobody
-delivers. Outcomes are
-read over `window_days` from each member's assignment (or first exposure); CUPED adjusts
-them by the member's spend over `pre_period_days` before it (0: no adjustment).
+an HQ task's code (`guides.campaigns`), given at start to the variant's members' guides.
+Outcomes are read over `window_days` from each member's assignment (or first exposure);
+CUPED adjusts them by the member's spend over `pre_period_days` before it (0: none).
 
 The salt the assignment hashes with is drawn when the experiment is first saved and never
 changes, so a member's variant is the same on every run and independent of every other

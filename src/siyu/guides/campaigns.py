@@ -326,49 +326,13 @@ def assign_tasks(engine: Engine, group_id: str, code: str, at: datetime | None =
         dialect_of(conn).advisory_lock(conn, "guide_task_campaigns", f"{group_id}:{code}")
         doc = load_task(conn, group_id, code)
         assert doc is not None
+        refuse_if_given_to_members(conn, group_id, code)
         members = target_members(conn, group_id, doc.target, at)
         placed = {int(r[0]) for r in conn.execute(_PLACED, {"g": group_id, "c": code})}
         new = [m for m in members if m not in placed]
         guides = guide_of_members(conn, group_id, new)
         tasked = [m for m in new if m in guides and not held_out(code, m, doc.holdout_pct)]
-        values, stages = _facts(conn, group_id, tasked)
-        rows = [
-            {
-                "group_id": group_id,
-                "guide_id": guides[m],
-                "member_id": m,
-                "kind": HQ_TASK,
-                "cycle": code,
-                "stage": stages.get(m, "-"),
-                "state": OPEN,
-                "expected_value_fen": values.get(m, 0),
-                "urgency": 0,
-                "due_on": doc.due_on,
-                "last_order_at": None,
-                "created_at": at,
-                "updated_at": at,
-                "campaign_code": code,
-                "script": doc.script,
-            }
-            for m in tasked
-        ]
-        task_ids = _insert_tasks(conn, group_id, rows, at)
-        targets = []
-        for m in new:
-            arm = "no_guide" if m not in guides else "task" if m in task_ids else "control"
-            targets.append(
-                {
-                    "group_id": group_id,
-                    "code": code,
-                    "member_id": m,
-                    "arm": arm,
-                    "guide_id": guides.get(m),
-                    "task_id": task_ids.get(m),
-                    "assigned_at": at,
-                }
-            )
-        if targets:
-            conn.execute(guide_task_targets.insert(), targets)
+        targets = place(conn, group_id, doc, new, guides, tasked, at)
         t = guide_task_campaigns.c
         conn.execute(
             guide_task_campaigns.update()
@@ -386,7 +350,81 @@ def assign_tasks(engine: Engine, group_id: str, code: str, at: datetime | None =
     )
 
 
-def _facts(
+def place(
+    conn: Connection,
+    group_id: str,
+    doc: TaskDocument,
+    new: list[int],
+    guides: dict[int, str],
+    tasked: list[int],
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """Make the tasks of `tasked` (members with a guide) and record every member of `new`
+    (none placed by the code before) in `guide_task_targets` with its arm: task, control
+    (with a guide, not tasked) or no_guide. Returns the target rows written."""
+    code = doc.code
+    values, stages = task_facts(conn, group_id, tasked)
+    rows = [
+        {
+            "group_id": group_id,
+            "guide_id": guides[m],
+            "member_id": m,
+            "kind": HQ_TASK,
+            "cycle": code,
+            "stage": stages.get(m, "-"),
+            "state": OPEN,
+            "expected_value_fen": values.get(m, 0),
+            "urgency": 0,
+            "due_on": doc.due_on,
+            "last_order_at": None,
+            "created_at": at,
+            "updated_at": at,
+            "campaign_code": code,
+            "script": doc.script,
+        }
+        for m in tasked
+    ]
+    task_ids = insert_tasks(conn, group_id, rows, at)
+    targets = []
+    for m in new:
+        arm = "no_guide" if m not in guides else "task" if m in task_ids else "control"
+        targets.append(
+            {
+                "group_id": group_id,
+                "code": code,
+                "member_id": m,
+                "arm": arm,
+                "guide_id": guides.get(m),
+                "task_id": task_ids.get(m),
+                "assigned_at": at,
+            }
+        )
+    if targets:
+        conn.execute(guide_task_targets.insert(), targets)
+    return targets
+
+
+_GIVEN_TO_MEMBERS = text(
+    "SELECT 1 FROM guide_task_campaigns c WHERE c.group_id = :g AND c.code = :c "
+    "AND c.assigned_at IS NULL AND EXISTS (SELECT 1 FROM guide_task_targets t "
+    "WHERE t.group_id = c.group_id AND t.code = c.code)"
+)
+
+
+def refuse_if_given_to_members(conn: Connection, group_id: str, code: str) -> None:
+    """A code given to a list of members (`guides.task_members`, an experiment's variant)
+    has targets but was never assigned to its own target: assigning it by its target now
+    would task members outside that list (the experiment's control among them)."""
+    if conn.execute(_GIVEN_TO_MEMBERS, {"g": group_id, "c": code}).first() is not None:
+        raise ValidationError(
+            "code",
+            f"task {code} is given to an experiment's variant (its members only): it is not "
+            "assigned to its target; author another task for the target",
+            code,
+        )
+
+
+def task_facts(
     conn: Connection, group_id: str, ids: list[int]
 ) -> tuple[dict[int, int], dict[int, str]]:
     """Each member's CLV (the task's value, as for generated tasks) and stage."""
@@ -399,7 +437,7 @@ def _facts(
     return values, stages
 
 
-def _insert_tasks(
+def insert_tasks(
     conn: Connection, group_id: str, rows: list[dict[str, Any]], at: datetime
 ) -> dict[int, int]:
     """Member -> task id of the tasks made, with each task's first event."""

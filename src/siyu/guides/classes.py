@@ -29,7 +29,7 @@ from siyu.guides.metrics import METRICS, GuideMetrics, guide_metrics
 from siyu.guides.models import CLASSES, guide_class_rules, guide_classes
 from siyu.guides.tasks import to_second
 from siyu.store.dialect import dialect_of
-from siyu.store.times import stored_now
+from siyu.store.times import as_stored, stored_now
 from siyu.store.versions import Versions
 
 CODE = "default"
@@ -271,3 +271,15 @@ def classes(
             )
         )
     return found
+
+
+def classes_before(conn: Connection, group_id: str, at: datetime) -> dict[str, str]:
+    """Each guide's class in force at `at`: the one of the latest classified period that
+    ended by then (commission pays by it; training counts a class's guides by it)."""
+    rows = conn.execute(
+        text("""SELECT guide_id, guide_class FROM guide_classes
+                WHERE group_id = :g AND period_end <= :at
+                ORDER BY period_end, computed_at""").bindparams(bindparam("at", type_=DateTime())),
+        {"g": group_id, "at": as_stored(at)},
+    )
+    return {str(guide): str(cls) for guide, cls in rows}  # later periods overwrite

@@ -24,10 +24,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, text
 
 from siyu.guides import commission_ledger as cl
 from siyu.guides import commission_postings as cp
+from siyu.guides.classes import classes_before
 from siyu.guides.commission_rules import CommissionRules, OrderTerms, rate_sql, stored
 from siyu.guides.commission_statements import month_range
 from siyu.guides.models import (
@@ -41,17 +42,6 @@ from siyu.guides.models import (
 )
 from siyu.store.dialect import Dialect, dialect_of
 from siyu.store.times import as_stored, stored_now
-
-
-def classes_before(conn: Connection, group_id: str, at: datetime) -> dict[str, str]:
-    """Each guide's class from the latest classified period that ended by `at`."""
-    rows = conn.execute(
-        text("""SELECT guide_id, guide_class FROM guide_classes
-                WHERE group_id = :g AND period_end <= :at
-                ORDER BY period_end, computed_at""").bindparams(bindparam("at", type_=DateTime())),
-        {"g": group_id, "at": as_stored(at)},
-    )
-    return {str(guide): str(cls) for guide, cls in rows}  # later periods overwrite
 
 
 WORK_MEM = "256MB"  # the month's orders sorted and hashed in memory (PostgreSQL)

@@ -116,3 +116,25 @@ class ClassRulesMissing(ConflictError):
 
     def __init__(self) -> None:
         super().__init__("rules: HQ has set no guide class rules; put them before classifying")
+
+
+class ProgrammeMissing(ConflictError):
+    """Guides are measured by the stages of HQ's programme; none was ever put for the group."""
+
+    code = "programme_missing"
+
+    def __init__(self) -> None:
+        super().__init__("stages: HQ has set no programme; put its stages before reporting")
+
+
+class ProgrammeNotStarted(ConflictError):
+    """The period starts before the programme's first stage: no stage is in force."""
+
+    code = "programme_not_started"
+
+    def __init__(self, since: str, first: str) -> None:
+        self.since, self.first = since, first
+        super().__init__(
+            f"since: {since} is before the programme's first stage (starts on {first}); "
+            "no stage is in force"
+        )

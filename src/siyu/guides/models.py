@@ -400,3 +400,17 @@ Index(
     guide_classes.c.period_end,
     guide_classes.c.period_start,
 )
+# HQ's programme for guides (guides.programme): its stages, each with the metrics guides
+# are measured on while it is in force; a versioned document like the class rules.
+guide_programmes = Table(
+    "guide_programmes",
+    metadata,
+    Column("programme_id", BigId, primary_key=True, autoincrement=True),
+    Column("group_id", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("key_id", BigInteger),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("group_id", "code", "version"),
+)

@@ -23,6 +23,7 @@ from siyu.guides.models import (
     CONTACTED,
     DISMISSED,
     DONE,
+    HQ_TASK,
     LIVE,
     NOTE_MAX,
     OPEN,
@@ -193,9 +194,12 @@ _SPEND = text(
 _CLV = text(
     f"SELECT member_id, clv_fen FROM member_clv WHERE group_id = :g AND member_id IN ({_IN_STAGES})"
 ).bindparams(bindparam("stages", expanding=True))
+# The stages' own tasks only: HQ's (kind 'hq', `guides.campaigns`, an experiment's variant)
+# are not the stages' to close, whatever stage their member is in now.
 _KNOWN = text(
     "SELECT task_id, member_id, kind, cycle, state, last_order_at FROM guide_tasks "
-    f"WHERE group_id = :g AND (state IN :live OR member_id IN ({_IN_STAGES}))"
+    f"WHERE group_id = :g AND kind <> '{HQ_TASK}' "
+    f"AND (state IN :live OR member_id IN ({_IN_STAGES}))"
 ).bindparams(bindparam("stages", expanding=True), bindparam("live", expanding=True))
 _LAST_ORDER = text(
     "SELECT member_id, MAX(ordered_at) AS at FROM orders WHERE group_id = :g "
@@ -227,7 +231,7 @@ def generate_tasks(
     member's CLV where the snapshot wrote one back (`member_clv`), else one order's value
     (`guides.tasks`). Live tasks whose
     member left that stage are closed by the generator (done when the member has ordered
-    since, dismissed otherwise)."""
+    since, dismissed otherwise); HQ's tasks (kind 'hq') are neither made nor closed here."""
     now = now or stored_now()
     dialect_of(conn).advisory_lock(conn, "guide_tasks", group_id)
     kinds = plan.stages

@@ -93,9 +93,10 @@ async def start_experiment(
     `global_holdout`) and deliver each variant's treatment: a coupon variant's coupons
     (`coupons`), a message variant's send planned (`messages`: its state, whether this
     start planned it, its recipients by status and skip reason), a campaign variant's
-    incentive (`campaigns`: enrolled, granted, over budget, coupons, points). What a variant
-    names is checked first (404 or 422 naming `variants[i].ref`; a guide task is refused,
-    naming `variants[i].kind`) and nothing is written then. Safe to repeat: nothing is
+    incentive (`campaigns`: enrolled, granted, over budget, coupons, points), a guide task
+    variant's HQ task given to its members' guides (`guide_tasks`: tasked, tasked by this
+    start, members no guide serves). What a variant names is checked first (404 or 422
+    naming `variants[i].ref`) and nothing is written then. Safe to repeat: nothing is
     written or delivered twice, and members who entered the target since are assigned."""
     done = await run_in_threadpool(start, svc.engine, who.group_id, code, key_id=who.key_id)
     return asdict(done)
