@@ -43,7 +43,6 @@ from siyu.guides.models import (
 from siyu.store.dialect import Dialect, dialect_of
 from siyu.store.times import as_stored, stored_now
 
-
 WORK_MEM = "256MB"  # the month's orders sorted and hashed in memory (PostgreSQL)
 _ORDERS = "cm_orders"
 _CLASSES = "cm_classes"
