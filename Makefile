@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2 --dist loadgroup  # both cores; the demo brand and Spark once each (tests/conftest.py)
 
-.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging bench-outbox clean
+.PHONY: demo test check lint typecheck unit browser console-assets bench bench-import bench-oneid bench-resolve bench-api bench-ledger bench-coupons bench-draws bench-analytics bench-console bench-matching bench-segments bench-messaging bench-outbox bench-guides clean
 
 # The console's chart bundle (ECharts, built with esbuild from web/), shipped inside the
 # package: rebuilt when web/ changes. Needs node and npm (the npm registry on first build).
@@ -118,6 +118,12 @@ bench-messaging: $(DEV_STAMP)
 # (docs/benchmarks.md, issue #18).
 bench-outbox: $(DEV_STAMP)
 	$(BIN)/python bench/bench_outbox.py --messages 50000
+
+# Attribution, commission accrual, freeze release and the monthly statements of a month of a
+# 10M-member brand's orders (2.3M), each timed against an INSERT ... SELECT of the month's
+# orders, the statements checked against the ledger (docs/benchmarks.md, issue #19).
+bench-guides: $(DEV_STAMP)
+	$(BIN)/python bench/bench_guides.py --members 10000000
 
 clean:
 	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

@@ -37,6 +37,7 @@ from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 DAY = 86_400
+WORK_MEM = "256MB"
 MAX_DAYS = 366
 
 
@@ -74,12 +75,11 @@ WITH scoped AS (
 ), touched AS (
   SELECT t.touch_id, t.share_id, sh.guide_id, t.touched_at, {epoch("t.touched_at")} AS tt,
     t.identity_id,
-    COALESCE(i.member_id, CASE WHEN m.status = 'merged' THEN m.merged_into ELSE t.member_id END)
-      AS member_id
+    COALESCE(i.member_id, m.merged_into, t.member_id) AS member_id
   FROM share_touches t
   JOIN guide_shares sh ON sh.group_id = t.group_id AND sh.share_id = t.share_id
   LEFT JOIN identities i ON i.identity_id = t.identity_id
-  LEFT JOIN members m ON m.member_id = t.member_id
+  LEFT JOIN members m ON m.group_id = :g AND m.status = 'merged' AND m.member_id = t.member_id
   WHERE t.group_id = :g AND t.touched_at >= :touch_since AND t.touched_at < :until
     AND NOT EXISTS (SELECT 1 FROM guide_departures d WHERE d.group_id = :g
                     AND d.guide_id = sh.guide_id AND d.left_at <= t.touched_at)
@@ -162,6 +162,9 @@ def attribute(
     with engine.begin() as conn:
         dialect = dialect_of(conn)
         dialect.advisory_lock(conn, "order_attributions", group_id)
+        # A month of a 10M-member brand's orders (issue #19): its sorts and hashes in
+        # memory, and no JIT, whose compile time the statement's row estimates set off.
+        dialect.tune_for_set_statement(conn, WORK_MEM)
         conn.execute(_CLEAR, params)
         conn.execute(text(_attribute_sql(dialect.epoch_seconds)), params)
         counts = {str(r.basis): int(r.n) for r in conn.execute(_BASES, params)}

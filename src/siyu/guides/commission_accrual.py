@@ -3,105 +3,56 @@ what has matured. Both are safe to re-run: every posting has its key
 (guides/commission_ledger.py), and orders already accrued are not decided again, so a rule
 changed since keeps the commission already accrued (a new version applies to new orders).
 
-Which guide an order is attributed to comes from ONE function, `commission_basis`: the
-period's attribution (`guides.attribution`), else the till's guide.
+Which guide an order is attributed to is decided in ONE place, `_STAGE_ORDERS`: the
+period's attribution (`guides.attribution`: last share touch in its window, else the
+till's guide, else a protected own guide, as HQ last ran it for the period), else the
+till's guide (`orders.guide_id`) for an order attribution has not seen (the period was
+never attributed, or the order came after the run), which is what attribution itself
+would give it without a share touch: commission never waits on an attribution run, and
+never overrides one.
+
+Both jobs work by the set (issue #19: a month of a 10M-member brand is two million
+orders): one transaction under the group's commission lock stages the run's orders, picks
+a rule per combination of terms (`CommissionRules.choose`), and writes the amounts, the
+postings and their entries with INSERT ... SELECT (`guides.commission_postings`). The
+amounts and their order are exactly those `commission_ledger`'s single postings give.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
 from siyu.guides import commission_ledger as cl
-from siyu.guides.attribution import attributed_orders
+from siyu.guides import commission_postings as cp
 from siyu.guides.classes import classes_before
-from siyu.guides.commission_rules import OrderTerms, stored
+from siyu.guides.commission_rules import CommissionRules, OrderTerms, rate_sql, stored
 from siyu.guides.commission_statements import month_range
-from siyu.store.times import as_stored, stored_now, stored_time
+from siyu.guides.models import (
+    CM_ACCRUE,
+    CM_ACCRUED,
+    CM_CLAWBACK,
+    CM_FROZEN,
+    CM_PAYABLE,
+    CM_RELEASE,
+    TILL,
+)
+from siyu.store.dialect import Dialect, dialect_of
+from siyu.store.times import as_stored, stored_now
 
-
-@dataclass(frozen=True)
-class Basis:
-    """An order attributed to a guide: the shape of `guides.attribution.attributed_orders`."""
-
-    order_id: str
-    member_id: int | None
-    guide_id: str
-    basis: str  # why this guide: 'share', 'till' or 'own_guide' (guides.attribution)
-    paid_fen: int
-    ordered_at: datetime
-    # The guide's A/B/C class when the order was made, once the classes land (their
-    # helper fills it); None: unknown, and rules naming a class do not match.
-    guide_class: str | None = None
-
-
-def commission_basis(
-    conn: Connection, group_id: str, since: datetime, until: datetime
-) -> list[Basis]:
-    """The orders placed in [since, until) and the guide each is attributed to.
-
-    Attribution decides (`guides.attribution.attributed_orders`: the last share touch in
-    its window, else the till's guide, else a protected own guide), as HQ last ran it for
-    the period with its rules. An order attribution has not seen (the period was never
-    attributed, or the order came after the run) falls back to the till's guide
-    (`orders.guide_id`), which is what attribution itself would give it without a share
-    touch; so commission never waits on an attribution run, and never overrides one."""
-    found = [
-        Basis(a.order_id, a.member_id, a.guide_id, a.basis, a.paid_fen, a.ordered_at)
-        for a in attributed_orders(conn, group_id, as_stored(since), as_stored(until))
-    ]
-    rows = conn.execute(
-        text("""SELECT o.order_id, o.member_id, o.guide_id, o.paid_fen, o.ordered_at
-                FROM orders o
-                WHERE o.group_id = :g AND o.guide_id IS NOT NULL AND o.status <> 'cancelled'
-                  AND o.ordered_at >= :s AND o.ordered_at < :u
-                  AND NOT EXISTS (SELECT 1 FROM order_attributions a
-                    WHERE a.group_id = o.group_id AND a.order_id = o.order_id)
-                ORDER BY o.ordered_at, o.order_id"""),
-        {"g": group_id, "s": as_stored(since), "u": as_stored(until)},
-    ).all()
-    found += [
-        Basis(
-            r.order_id,
-            None if r.member_id is None else int(r.member_id),
-            r.guide_id,
-            "till",
-            int(r.paid_fen),
-            stored_time(r.ordered_at),
-        )
-        for r in rows
-    ]
-    return sorted(found, key=lambda b: (b.ordered_at, b.order_id))
-
-
-@dataclass(frozen=True)
-class _Order:
-    terms: OrderTerms
-    paid_at: datetime
-    channel: str
-
-
-# What a rule matches on, for the orders of the window, in one statement: the category of
-# the largest line (ties: the smaller code), the campaign of the coupon redeemed.
-_TERMS = text("""SELECT o.order_id, o.brand_id, o.channel, o.paid_fen,
-                   COALESCE(o.paid_at, o.ordered_at) AS paid_at, c.campaign,
-                   (SELECT p.category FROM order_lines l JOIN products p
-                      ON p.group_id = l.group_id AND p.sku = l.sku
-                    WHERE l.group_id = o.group_id AND l.order_id = o.order_id
-                    ORDER BY l.amount_fen DESC, p.category LIMIT 1) AS category
-                 FROM orders o LEFT JOIN coupons c
-                   ON c.group_id = o.group_id AND c.code = o.coupon_code
-                 WHERE o.group_id = :g AND o.ordered_at >= :s AND o.ordered_at < :u""")
-
-
-def _terms(conn: Connection, group_id: str, since: datetime, until: datetime) -> dict[str, _Order]:
-    found = {}
-    for r in conn.execute(_TERMS, {"g": group_id, "s": as_stored(since), "u": as_stored(until)}):
-        terms = OrderTerms(r.brand_id, r.channel, r.category, r.campaign, None, int(r.paid_fen))
-        found[r.order_id] = _Order(terms, stored_time(r.paid_at), r.channel)
-    return found
+WORK_MEM = "256MB"  # the month's orders sorted and hashed in memory (PostgreSQL)
+_ORDERS = "cm_orders"
+_CLASSES = "cm_classes"
+_CHOICES = "cm_choices"
+_DECIDED = "cm_decided"
+# A posting's key: 'commission:<order>' then the bound :accrue, :release or :clawback
+# (':clawback:' || refund); bound, because text() would take ':accrue' in a literal for
+# a parameter.
+_KEY = "'commission' || :colon || {order} || "
+_SUFFIXES = {"colon": ":", "accrue": ":accrue", "release": ":release", "clawback": ":clawback:"}
 
 
 @dataclass
@@ -114,6 +65,115 @@ class AccrualRun:
     clawed_back_fen: int = 0
 
 
+# The orders to decide, with what a rule matches on, in one statement: those attribution
+# gave a guide (`commission_basis`'s first half), else those naming a till guide; the
+# category of the largest line (ties: the smaller code), the campaign of the coupon.
+_STAGE_ORDERS = f"""INSERT INTO {_ORDERS} (seq, order_id, guide_id, basis, paid_fen, brand_id,
+    channel, category, campaign, guide_class, paid_at, done)
+  SELECT ROW_NUMBER() OVER (ORDER BY o.ordered_at, o.order_id), o.order_id, b.guide_id,
+    b.basis, o.paid_fen, o.brand_id, o.channel,
+    COALESCE((SELECT p.category FROM order_lines l JOIN products p
+       ON p.group_id = l.group_id AND p.sku = l.sku
+     WHERE l.group_id = o.group_id AND l.order_id = o.order_id
+     ORDER BY l.amount_fen DESC, p.category LIMIT 1), ''),
+    COALESCE(c.campaign, ''), COALESCE(k.guide_class, ''), COALESCE(o.paid_at, o.ordered_at),
+    CASE WHEN EXISTS (SELECT 1 FROM commission_accruals x WHERE x.group_id = :g
+      AND x.order_id = o.order_id) THEN 1 ELSE 0 END
+  FROM (SELECT a.order_id, a.guide_id, a.basis FROM order_attributions a
+        WHERE a.group_id = :g AND a.ordered_at >= :s AND a.ordered_at < :u
+        UNION ALL
+        SELECT t.order_id, t.guide_id, '{TILL}' FROM orders t
+        WHERE t.group_id = :g AND t.guide_id IS NOT NULL AND t.status <> 'cancelled'
+          AND t.ordered_at >= :s AND t.ordered_at < :u
+          AND NOT EXISTS (SELECT 1 FROM order_attributions a
+            WHERE a.group_id = t.group_id AND a.order_id = t.order_id)) b
+  JOIN orders o ON o.group_id = :g AND o.order_id = b.order_id
+  LEFT JOIN coupons c ON c.group_id = o.group_id AND c.code = o.coupon_code
+  LEFT JOIN {_CLASSES} k ON k.guide_id = b.guide_id"""
+
+
+def _stage_orders(
+    conn: Connection, group_id: str, since: datetime, until: datetime, classes: dict[str, str]
+) -> None:
+    for table in (_ORDERS, _CLASSES, _CHOICES):
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    conn.execute(
+        text(f"""CREATE TEMPORARY TABLE {_ORDERS} (seq BIGINT NOT NULL PRIMARY KEY,
+                   order_id VARCHAR(128) NOT NULL, guide_id VARCHAR(64) NOT NULL,
+                   basis VARCHAR(16) NOT NULL, paid_fen BIGINT NOT NULL,
+                   brand_id VARCHAR(64) NOT NULL, channel VARCHAR(32) NOT NULL,
+                   category VARCHAR(64) NOT NULL, campaign VARCHAR(64) NOT NULL,
+                   guide_class VARCHAR(1) NOT NULL, paid_at TIMESTAMP NOT NULL,
+                   done INTEGER NOT NULL)""")
+    )
+    conn.execute(
+        text(f"""CREATE TEMPORARY TABLE {_CLASSES} (guide_id VARCHAR(64) NOT NULL PRIMARY KEY,
+                   guide_class VARCHAR(1) NOT NULL)""")
+    )
+    if classes:
+        conn.execute(
+            text(f"INSERT INTO {_CLASSES} VALUES (:guide, :cls)"),
+            [{"guide": g, "cls": c} for g, c in classes.items()],
+        )
+    dialect_of(conn).refresh_statistics(conn, _CLASSES)
+    conn.execute(text(_STAGE_ORDERS), {"g": group_id, "s": since, "u": until})
+    dialect_of(conn).refresh_statistics(conn, _ORDERS)
+
+
+# A rule matches on five terms, staged with NULL (no category, no campaign, no class) as ''
+# (a code is never empty), so that the decisions join on plain equality.
+_TERMS = ("brand_id", "channel", "category", "campaign", "guide_class")
+
+
+def _stage_choices(conn: Connection, rules: CommissionRules) -> None:
+    """The rule of every combination of terms among the orders to accrue, decided in
+    Python (`CommissionRules.choose`: the one precedence there is), a row each."""
+    conn.execute(
+        text(f"""CREATE TEMPORARY TABLE {_CHOICES} (brand_id VARCHAR(64) NOT NULL,
+                   channel VARCHAR(32) NOT NULL, category VARCHAR(64) NOT NULL,
+                   campaign VARCHAR(64) NOT NULL, guide_class VARCHAR(1) NOT NULL,
+                   rule VARCHAR(64), rule_json TEXT NOT NULL, rate_bp INTEGER,
+                   fixed_fen BIGINT, freeze_days INTEGER NOT NULL)""")
+    )
+    combos = conn.execute(
+        text(f"SELECT DISTINCT {', '.join(_TERMS)} FROM {_ORDERS} WHERE done = 0")
+    ).all()
+    rows = []
+    for c in combos:
+        terms = [None if v == "" else v for v in c]
+        chosen = rules.choose(OrderTerms(c.brand_id, c.channel, terms[2], terms[3], terms[4], 0))
+        rows.append(
+            {
+                **dict(zip(_TERMS, c, strict=True)),
+                "rule": chosen.rule,
+                "rule_json": json.dumps(chosen.rule),
+                "rate_bp": chosen.rate_bp,
+                "fixed_fen": chosen.fixed_fen,
+                "freeze_days": chosen.freeze_days,
+            }
+        )
+    if rows:
+        conn.execute(
+            text(f"""INSERT INTO {_CHOICES} VALUES (:brand_id, :channel, :category, :campaign,
+                       :guide_class, :rule, :rule_json, :rate_bp, :fixed_fen, :freeze_days)"""),
+            rows,
+        )
+    dialect_of(conn).refresh_statistics(conn, _CHOICES)
+
+
+def _decided_sql(dialect: Dialect) -> str:
+    """Every order to accrue with its guide's ledger number, rule, fen and freeze end."""
+    on = " AND ".join(f"d.{t} = o.{t}" for t in _TERMS)
+    fen = f"COALESCE(d.fixed_fen, {rate_sql('o.paid_fen', 'd.rate_bp')})"
+    return f"""SELECT o.seq, o.order_id, o.guide_id, -ga.account_no AS holder, gd.store_id,
+                 o.channel, o.basis, o.paid_fen, o.paid_at, d.rule, d.rule_json,
+                 {fen} AS fen, {dialect.plus_days("o.paid_at", "d.freeze_days")} AS freeze_until
+               FROM {_ORDERS} o JOIN {_CHOICES} d ON {on}
+               JOIN guide_accounts ga ON ga.group_id = :g AND ga.guide_id = o.guide_id
+               LEFT JOIN guides gd ON gd.group_id = :g AND gd.guide_id = o.guide_id
+               WHERE o.done = 0"""
+
+
 def accrue(
     engine: Engine,
     group_id: str,
@@ -123,136 +183,229 @@ def accrue(
 ) -> AccrualRun:
     """Accrue the commission of the orders placed in [since, until), then claw back every
     refund (up to `until`) of an accrued order not yet clawed back. `guide_classes`: guide
-    -> A/B/C for rows whose `guide_class` is unknown; none given: each guide's class from
-    the latest period classified (`guides.classes`) that ended by `since`, so a month's
-    commission pays by the class the guide earned before it (a guide never classified
-    matches no class rule)."""
+    -> A/B/C; none given: each guide's class from the latest period classified
+    (`guides.classes`) that ended by `since`, so a month's commission pays by the class the
+    guide earned before it (a guide never classified matches no class rule).
+
+    By the set, in one transaction under the group's commission lock (a second run waits,
+    then finds everything done): the orders staged with their terms, a rule chosen per
+    combination of terms, the amounts and postings written by INSERT ... SELECT
+    (`guides.commission_postings`). An order already accrued is not decided again."""
     run = AccrualRun()
-    with engine.connect() as conn:
+    s, u, now = as_stored(since), as_stored(until), stored_now()
+    params = {"g": group_id, "s": s, "u": u, "now": now, **_SUFFIXES}
+    with engine.begin() as conn:
+        dialect = dialect_of(conn)
+        dialect.advisory_lock(conn, "commission", group_id)
+        dialect.tune_for_set_statement(conn, WORK_MEM)
         classes = (
             guide_classes if guide_classes is not None else classes_before(conn, group_id, since)
         )
         version, rules = stored(conn, group_id)
-        basis = commission_basis(conn, group_id, since, until)
-        terms = _terms(conn, group_id, since, until)
-        done = {
-            r.order_id
-            for r in conn.execute(
-                text("""SELECT a.order_id FROM commission_accruals a JOIN orders o
-                          ON o.group_id = a.group_id AND o.order_id = a.order_id
-                        WHERE a.group_id = :g AND o.ordered_at >= :s AND o.ordered_at < :u"""),
-                {"g": group_id, "s": as_stored(since), "u": as_stored(until)},
-            )
-        }
-        stores = {
-            r.guide_id: r.store_id
-            for r in conn.execute(
-                text("SELECT guide_id, store_id FROM guides WHERE group_id = :g"), {"g": group_id}
-            )
-        }
-    for row in basis:
-        if row.order_id in done:
-            run.already += 1
-            continue
-        order = terms[row.order_id]
-        decided = rules.decide(
-            OrderTerms(
-                order.terms.brand_id,
-                order.terms.channel,
-                order.terms.category,
-                order.terms.campaign,
-                row.guide_class or classes.get(row.guide_id),
-                row.paid_fen,
-            )
+        _stage_orders(conn, group_id, s, u, classes)
+        _stage_choices(conn, rules)
+        conn.execute(
+            text(f"""INSERT INTO guide_accounts (group_id, guide_id, created_at)
+                     SELECT DISTINCT :g, guide_id, :now FROM {_ORDERS} WHERE done = 0
+                     ON CONFLICT (group_id, guide_id) DO NOTHING"""),
+            params,
         )
-        if decided.commission_fen <= 0:
-            run.no_commission += 1
-            continue
-        store_id = stores.get(row.guide_id)
-        with engine.begin() as conn:
-            guide = cl.holder_id(conn, group_id, row.guide_id)
-            result = cl.accrue(
-                conn,
-                group_id,
-                guide,
-                row.order_id,
-                decided.commission_fen,
-                order.paid_at,
-                store_id,
-                order.channel,
-                {"rule": decided.rule, "rules_version": version, "basis": row.basis},
-            )
-            if result.replayed:
-                run.already += 1
-                continue
+        dialect.refresh_statistics(conn, "guide_accounts")
+        conn.execute(text(f"DROP TABLE IF EXISTS {_DECIDED}"))
+        conn.execute(
+            text(f"""CREATE TEMPORARY TABLE {_DECIDED} (seq BIGINT NOT NULL PRIMARY KEY,
+                       order_id VARCHAR(128) NOT NULL, guide_id VARCHAR(64) NOT NULL,
+                       holder BIGINT NOT NULL, store_id VARCHAR(64), channel VARCHAR(32),
+                       basis VARCHAR(16) NOT NULL, paid_fen BIGINT NOT NULL,
+                       paid_at TIMESTAMP NOT NULL, rule VARCHAR(64), rule_json TEXT NOT NULL,
+                       fen BIGINT NOT NULL, freeze_until TIMESTAMP NOT NULL)""")
+        )
+        conn.execute(text(f"INSERT INTO {_DECIDED} {_decided_sql(dialect)}"), params)
+        dialect.refresh_statistics(conn, _DECIDED)
+        decided = f"SELECT * FROM {_DECIDED}"
+        counts = conn.execute(
+            text(f"""SELECT (SELECT COUNT(*) FROM {_ORDERS} WHERE done = 1) AS done_before,
+                       (SELECT COUNT(*) FROM {_DECIDED} WHERE fen <= 0) AS zero""")
+        ).one()
+        run.already, run.no_commission = int(counts.done_before), int(counts.zero)
+        cp.stage(conn)
+        detail = (
+            '\'{"basis": "\' || x.basis || \'", "commission_fen": \' '
+            "|| CAST(x.fen AS VARCHAR(20)) || ', \"rule\": ' || x.rule_json "
+            "|| ', \"rules_version\": ' || CAST(:v AS VARCHAR(20)) || '}'"
+        )
+        conn.execute(
+            text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
+                       reference, store_id, channel, business_at, detail)
+                     SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_ACCRUE}',
+                       {_KEY.format(order="x.order_id")}
+                       :accrue, {_request("x.holder", CM_ACCRUE, ("order_id", "x.order_id"))},
+                       x.order_id, x.store_id, x.channel, x.paid_at, {detail}
+                     FROM ({decided}) x WHERE x.fen > 0"""),
+            {**params, "v": version},
+        )
+        conn.execute(
+            text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
+                     SELECT x.seq, '{CM_ACCRUED}', -x.fen FROM ({decided}) x WHERE x.fen > 0
+                     UNION ALL
+                     SELECT x.seq, '{CM_FROZEN}', x.fen FROM ({decided}) x WHERE x.fen > 0"""),
+            params,
+        )
+        cp.post_staged(conn, group_id, now)
+        accrued = conn.execute(
+            text(f"""INSERT INTO commission_accruals (group_id, order_id, guide_id, store_id,
+                       rule, rules_version, basis_fen, attribution, commission_fen,
+                       freeze_until, posting_id, created_at)
+                     SELECT :g, x.order_id, x.guide_id, x.store_id, x.rule, :v, x.paid_fen,
+                       x.basis, x.fen, x.freeze_until, p.posting_id, :now
+                     FROM ({decided}) x JOIN {cp.POSTINGS} p ON p.seq = x.seq"""),
+            {**params, "v": version},
+        )
+        run.accrued = int(accrued.rowcount)
+        run.accrued_fen = int(
             conn.execute(
-                text("""INSERT INTO commission_accruals (group_id, order_id, guide_id, store_id,
-                          rule, rules_version, basis_fen, attribution, commission_fen,
-                          freeze_until, posting_id, created_at)
-                        VALUES (:g, :o, :guide, :s, :rule, :v, :b, :why, :c, :f, :p, :now)"""),
-                {
-                    "g": group_id,
-                    "o": row.order_id,
-                    "guide": row.guide_id,
-                    "s": store_id,
-                    "rule": decided.rule,
-                    "v": version,
-                    "b": row.paid_fen,
-                    "why": row.basis,
-                    "c": decided.commission_fen,
-                    "f": order.paid_at + timedelta(days=decided.freeze_days),
-                    "p": result.posting_id,
-                    "now": stored_now(),
-                },
-            )
-        run.accrued += 1
-        run.accrued_fen += decided.commission_fen
-    _claw_back(engine, group_id, until, run)
+                text(f"""SELECT COALESCE(SUM(l.amount), 0) FROM {cp.LINES} l
+                         WHERE l.asset = '{CM_FROZEN}'""")
+            ).scalar_one()
+        )
+        cp.drop(conn)
+        for table in (_ORDERS, _CLASSES, _CHOICES, _DECIDED):
+            conn.execute(text(f"DROP TABLE {table}"))
+        # what the run wrote, seen by the planner of the clawbacks' joins
+        dialect.refresh_statistics(conn, "ledger_postings", "ledger_entries", "commission_accruals")
+        _claw_back(conn, group_id, u, now, run)
+        dialect.refresh_statistics(conn, "ledger_postings", "ledger_entries", "commission_accruals")
     return run
 
 
-# Refunds of accrued orders without their clawback posting yet (its key is known).
-_REFUNDS = text("""SELECT r.refund_id, r.order_id, r.amount_fen, r.refunded_at, a.guide_id,
-                     a.store_id, a.basis_fen
-                   FROM refunds r JOIN commission_accruals a
-                     ON a.group_id = r.group_id AND a.order_id = r.order_id
-                   WHERE r.group_id = :g AND r.refunded_at < :u
-                     AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
-                       AND p.idempotency_key =
-                         'commission:' || r.order_id || :clawback || r.refund_id)
-                   ORDER BY r.refunded_at, r.refund_id""")
+def _request(holder: str, kind: str, *fields: tuple[str, str]) -> str:
+    """The SQL of the text `ledger.posting.Request.digest` hashes: json.dumps of
+    [member_id, kind, fields] with sorted keys (fields: name -> a text expression)."""
+    body = " || ', ' || ".join(
+        f"""'"{name}": ' || {cp.json_text(expression)}""" for name, expression in sorted(fields)
+    )
+    return f"""('[' || CAST({holder} AS VARCHAR(20)) || ', "{kind}", {{' || {body} || '}}]')"""
 
 
-def _claw_back(engine: Engine, group_id: str, until: datetime, run: AccrualRun) -> None:
-    with engine.connect() as conn:
-        refunds = conn.execute(
-            _REFUNDS, {"g": group_id, "u": as_stored(until), "clawback": ":clawback:"}
-        ).all()
-    for r in refunds:
-        with engine.begin() as conn:
-            result = cl.clawback(
-                conn,
-                group_id,
-                cl.holder_id(conn, group_id, r.guide_id),
-                r.order_id,
-                r.refund_id,
-                int(r.amount_fen),
-                int(r.basis_fen),
-                stored_time(r.refunded_at),
-                r.store_id,
-            )
-        if not result.replayed:
-            run.clawbacks += 1
-            run.clawed_back_fen += int(result.detail["clawback_fen"])
+# Every refund (up to `until`) of an accrued order without its clawback posting, in the
+# order the refunds happened, with what the order's clawback so far stands on:
+#   accrued  the accrual's fen; c0 what earlier runs clawed back; f0 what is still frozen
+#   cum      the order's refunds clawed back before plus this run's up to this one
+# Then, as commission_ledger.clawback decides one at a time (cumulative, so the clawbacks
+# of an order sum to its accrual once refunded in full, never more):
+#   owed  = floor(accrued x min(cum, paid) / paid)   (paid 0: accrued)
+#   take  = max(c0, owed) - max(c0, owed of the refund before)
+#   frozen first: of the run's takes up to this one, min(total, f0) came from frozen.
+_PENDING = f"""
+WITH pending AS (
+  SELECT r.refund_id, r.order_id, r.amount_fen, r.refunded_at, a.guide_id, a.store_id,
+    a.basis_fen, a.commission_fen AS accrued, -ga.account_no AS holder
+  FROM refunds r JOIN commission_accruals a ON a.group_id = r.group_id AND a.order_id = r.order_id
+  JOIN guide_accounts ga ON ga.group_id = a.group_id AND ga.guide_id = a.guide_id
+  WHERE r.group_id = :g AND r.refunded_at < :u
+    AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
+      AND p.idempotency_key = 'commission' || :colon || r.order_id || :clawback || r.refund_id)
+), orders_of AS (SELECT DISTINCT order_id, holder FROM pending
+), before AS (
+  SELECT o.order_id,
+    CAST(COALESCE(SUM(CASE WHEN p.kind = '{CM_CLAWBACK}' AND e.asset = '{CM_ACCRUED}'
+                      THEN e.amount END), 0) AS BIGINT) AS c0,
+    CAST(COALESCE(SUM(CASE WHEN e.asset = '{CM_FROZEN}' THEN e.amount END), 0) AS BIGINT) AS f0
+  FROM orders_of o
+  LEFT JOIN ledger_postings p ON p.group_id = :g AND p.reference = o.order_id
+    AND p.kind IN ('{CM_ACCRUE}', '{CM_RELEASE}', '{CM_CLAWBACK}') AND p.member_id = o.holder
+  LEFT JOIN ledger_entries e ON e.posting_id = p.posting_id AND e.member_id = o.holder
+  GROUP BY o.order_id
+), refunded_before AS (
+  SELECT r.order_id, SUM(r.amount_fen) AS fen FROM refunds r JOIN orders_of o
+    ON r.group_id = :g AND r.order_id = o.order_id
+  WHERE EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
+      AND p.idempotency_key = 'commission' || :colon || r.order_id || :clawback || r.refund_id)
+  GROUP BY r.order_id
+), cumulative AS (
+  SELECT q.*, b.c0, CASE WHEN b.f0 > 0 THEN b.f0 ELSE 0 END AS f0,
+    -- sums of BIGINT are NUMERIC on PostgreSQL: cast back, so that division truncates
+    CAST(COALESCE(rb.fen, 0) + SUM(q.amount_fen) OVER (PARTITION BY q.order_id
+      ORDER BY q.refunded_at, q.refund_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+      AS BIGINT) AS cum,
+    ROW_NUMBER() OVER (ORDER BY q.refunded_at, q.refund_id) AS seq
+  FROM pending q JOIN before b ON b.order_id = q.order_id
+  LEFT JOIN refunded_before rb ON rb.order_id = q.order_id
+), owed AS (
+  SELECT c.*, CASE WHEN c.basis_fen <= 0 THEN c.accrued
+    ELSE c.accrued * (CASE WHEN c.cum < c.basis_fen THEN c.cum ELSE c.basis_fen END)
+      / c.basis_fen END AS owed
+  FROM cumulative c
+), taken AS (
+  SELECT w.*,
+    (CASE WHEN w.owed > w.c0 THEN w.owed ELSE w.c0 END) - w.c0 AS upto,
+    (CASE WHEN w.prior > w.c0 THEN w.prior ELSE w.c0 END) - w.c0 AS upto_before
+  FROM (SELECT o.*, LAG(o.owed, 1, 0) OVER (PARTITION BY o.order_id
+          ORDER BY o.refunded_at, o.refund_id) AS prior FROM owed o) w
+)
+SELECT t.seq, t.refund_id, t.order_id, t.amount_fen, t.refunded_at, t.store_id, t.holder,
+  t.upto - t.upto_before AS take,
+  (CASE WHEN t.upto < t.f0 THEN t.upto ELSE t.f0 END)
+    - (CASE WHEN t.upto_before < t.f0 THEN t.upto_before ELSE t.f0 END) AS from_frozen
+FROM taken t"""
 
 
-# Accruals whose freeze has ended and that have no release posting yet.
-_MATURED = text("""SELECT a.order_id, a.guide_id, a.store_id, a.freeze_until
-                   FROM commission_accruals a
-                   WHERE a.group_id = :g AND a.freeze_until <= :at
-                     AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
-                       AND p.idempotency_key = 'commission:' || a.order_id || :release)
-                   ORDER BY a.freeze_until, a.order_id""")
+def _claw_back(
+    conn: Connection, group_id: str, until: datetime, now: datetime, run: AccrualRun
+) -> None:
+    params = {"g": group_id, "u": until, **_SUFFIXES}
+    cp.stage(conn)
+    conn.execute(text("DROP TABLE IF EXISTS cm_clawbacks"))
+    conn.execute(text(f"CREATE TEMPORARY TABLE cm_clawbacks AS {_PENDING}"), params)
+    detail = (
+        "'{\"clawback_fen\": ' || CAST(x.take AS VARCHAR(20)) "
+        "|| ', \"from_frozen_fen\": ' || CAST(x.from_frozen AS VARCHAR(20)) "
+        "|| ', \"refund_fen\": ' || CAST(x.amount_fen AS VARCHAR(20)) "
+        f"|| ', \"refund_id\": ' || {cp.json_text('x.refund_id')} || '}}'"
+    )
+    request = _request(
+        "x.holder", CM_CLAWBACK, ("order_id", "x.order_id"), ("refund_id", "x.refund_id")
+    )
+    conn.execute(
+        text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
+                   reference, store_id, channel, business_at, detail)
+                 SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_CLAWBACK}',
+                   {_KEY.format(order="x.order_id")} :clawback || x.refund_id, {request},
+                   x.order_id, x.store_id, NULL, x.refunded_at, {detail}
+                 FROM cm_clawbacks x"""),
+        params,
+    )
+    conn.execute(
+        text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
+                 SELECT seq, '{CM_ACCRUED}', take FROM cm_clawbacks
+                 UNION ALL SELECT seq, '{CM_FROZEN}', -from_frozen FROM cm_clawbacks
+                 UNION ALL SELECT seq, '{CM_PAYABLE}', from_frozen - take FROM cm_clawbacks""")
+    )
+    cp.post_staged(conn, group_id, now)
+    made = conn.execute(
+        text("SELECT COUNT(*) AS n, COALESCE(SUM(take), 0) AS fen FROM cm_clawbacks")
+    ).one()
+    run.clawbacks, run.clawed_back_fen = int(made.n), int(made.fen)
+    cp.drop(conn)
+    conn.execute(text("DROP TABLE cm_clawbacks"))
+
+
+# Accruals whose freeze has ended and that have no release posting yet, with what is still
+# frozen of each (its accrual less the clawbacks taken from frozen).
+_MATURED = f"""
+SELECT ROW_NUMBER() OVER (ORDER BY a.freeze_until, a.order_id) AS seq, a.order_id,
+  -ga.account_no AS holder, a.store_id, a.freeze_until,
+  a.commission_fen + CAST(COALESCE((SELECT SUM(e.amount) FROM ledger_postings p
+    JOIN ledger_entries e ON e.posting_id = p.posting_id AND e.member_id = p.member_id
+    WHERE p.group_id = :g AND p.kind = '{CM_CLAWBACK}' AND p.reference = a.order_id
+      AND p.member_id = -ga.account_no AND e.asset = '{CM_FROZEN}'), 0) AS BIGINT) AS frozen
+FROM commission_accruals a
+JOIN guide_accounts ga ON ga.group_id = a.group_id AND ga.guide_id = a.guide_id
+WHERE a.group_id = :g AND a.freeze_until <= :at
+  AND NOT EXISTS (SELECT 1 FROM ledger_postings p WHERE p.group_id = :g
+    AND p.idempotency_key = 'commission' || :colon || a.order_id || :release)"""
 
 
 @dataclass
@@ -263,24 +416,49 @@ class ReleaseRun:
 
 def release(engine: Engine, group_id: str, at: datetime | None = None) -> ReleaseRun:
     """Move to payable what is still frozen of every accrual whose freeze ended by `at`
-    (default now). An accrual still inside its freeze is not touched."""
+    (default now). An accrual still inside its freeze is not touched. By the set, in one
+    transaction under the group's commission lock, like `accrue`."""
     when = as_stored(at) if at is not None else stored_now()
+    params = {"g": group_id, "at": when, **_SUFFIXES}
     run = ReleaseRun()
-    with engine.connect() as conn:
-        matured = conn.execute(_MATURED, {"g": group_id, "at": when, "release": ":release"}).all()
-    for m in matured:
-        with engine.begin() as conn:
-            result = cl.release(
-                conn,
-                group_id,
-                cl.holder_id(conn, group_id, m.guide_id),
-                m.order_id,
-                stored_time(m.freeze_until),
-                m.store_id,
-            )
-        if not result.replayed:
-            run.released += 1
-            run.released_fen += int(result.detail["released_fen"])
+    with engine.begin() as conn:
+        dialect = dialect_of(conn)
+        dialect.advisory_lock(conn, "commission", group_id)
+        dialect.tune_for_set_statement(conn, WORK_MEM)
+        conn.execute(text("DROP TABLE IF EXISTS cm_matured"))
+        conn.execute(text(f"CREATE TEMPORARY TABLE cm_matured AS {_MATURED}"), params)
+        cp.stage(conn)
+        detail = (
+            "'{\"released_fen\": ' || CAST(CASE WHEN x.frozen > 0 THEN x.frozen ELSE 0 END "
+            "AS VARCHAR(20)) || '}'"
+        )
+        conn.execute(
+            text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
+                       request,
+                       reference, store_id, channel, business_at, detail)
+                     SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_RELEASE}',
+                       {_KEY.format(order="x.order_id")} :release,
+                       {_request("x.holder", CM_RELEASE, ("order_id", "x.order_id"))},
+                       x.order_id, x.store_id, NULL, x.freeze_until, {detail}
+                     FROM cm_matured x"""),
+            params,
+        )
+        conn.execute(
+            text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
+                     SELECT seq, '{CM_FROZEN}', -frozen FROM cm_matured WHERE frozen > 0
+                     UNION ALL
+                     SELECT seq, '{CM_PAYABLE}', frozen FROM cm_matured WHERE frozen > 0""")
+        )
+        cp.post_staged(conn, group_id, stored_now())
+        made = conn.execute(
+            text("""SELECT COUNT(*) AS n,
+                      COALESCE(SUM(CASE WHEN frozen > 0 THEN frozen ELSE 0 END), 0) AS fen
+                    FROM cm_matured""")
+        ).one()
+        run.released, run.released_fen = int(made.n), int(made.fen)
+        cp.drop(conn)
+        conn.execute(text("DROP TABLE cm_matured"))
+        dialect.refresh_statistics(conn, "ledger_postings", "ledger_entries")
     return run
 
 

@@ -93,17 +93,24 @@ class CommissionRules(_Doc):
 
     def decide(self, order: OrderTerms) -> Decision:
         """The commission on `order` by the most specific matching rule (module docstring)."""
+        chosen = self.choose(order)
+        if chosen.fixed_fen is not None:
+            amount = chosen.fixed_fen
+        else:
+            assert chosen.rate_bp is not None
+            amount = _rate(order.paid_fen, chosen.rate_bp)
+        return Decision(chosen.rule, amount, chosen.freeze_days)
+
+    def choose(self, order: OrderTerms) -> Choice:
+        """The rule for `order`'s terms, whatever its amount: the same for every order of
+        the same brand, channel, category, campaign and class, so the accrual job decides
+        once per such combination and computes the amounts in SQL (`rate_sql`)."""
         matching = [r for r in self.rules if _matches(r, order)]
         if not matching:
-            return Decision(None, _rate(order.paid_fen, self.default_rate_bp), self.freeze_days)
+            return Choice(None, self.default_rate_bp, None, self.freeze_days)
         best = max(matching, key=CommissionRule.specificity)
-        if best.fixed_fen is not None:
-            amount = best.fixed_fen
-        else:
-            assert best.rate_bp is not None
-            amount = _rate(order.paid_fen, best.rate_bp)
         freeze = self.freeze_days if best.freeze_days is None else best.freeze_days
-        return Decision(best.name, amount, freeze)
+        return Choice(best.name, best.rate_bp, best.fixed_fen, freeze)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,14 @@ class OrderTerms:
     campaign: str | None
     guide_class: str | None
     paid_fen: int
+
+
+@dataclass(frozen=True)
+class Choice:
+    rule: str | None  # None: the default rate
+    rate_bp: int | None
+    fixed_fen: int | None
+    freeze_days: int
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,14 @@ def _matches(rule: CommissionRule, order: OrderTerms) -> bool:
 def _rate(paid_fen: int, rate_bp: int) -> int:
     """paid x rate in basis points, rounded half up, in integers (never a float)."""
     return (max(paid_fen, 0) * rate_bp + BASIS_POINTS // 2) // BASIS_POINTS
+
+
+def rate_sql(paid_fen: str, rate_bp: str) -> str:
+    """`_rate` in SQL, on integer expressions (both dialects divide integers as integers)."""
+    return (
+        f"((CASE WHEN {paid_fen} > 0 THEN {paid_fen} ELSE 0 END) * {rate_bp} "
+        f"+ {BASIS_POINTS // 2}) / {BASIS_POINTS}"
+    )
 
 
 def stored(conn: Connection, group_id: str) -> tuple[int, CommissionRules]:

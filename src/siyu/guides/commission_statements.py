@@ -169,3 +169,24 @@ def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[L
         )
         for posting_id, amounts in moved.items()
     ]
+
+
+_STORE_TOTALS = """SELECT p.store_id, p.kind, e.asset, SUM(e.amount) AS amount
+                   {from_} AND e.business_at >= :s AND e.business_at < :e
+                   GROUP BY p.store_id, p.kind, e.asset"""
+
+
+def store_totals(conn: Connection, group_id: str, month: str) -> dict[str | None, Totals]:
+    """Every store's statement totals of the month in one GROUP BY (the postings' store:
+    where the guide was when it was made; None: a guide of no store). The totals of
+    `statement(store_id=...)` for every store at once, without the closing balances
+    (a balance is the guide's, not a store's)."""
+    start, end = month_range(month)
+    found: dict[str | None, Totals] = {}
+    rows = conn.execute(
+        text(_STORE_TOTALS.format(from_=_FROM.format(filters=""))),
+        {"g": group_id, "s": start, "e": end},
+    )
+    for r in rows:
+        found.setdefault(r.store_id, Totals()).add(r.kind, r.asset, int(r.amount))
+    return found

@@ -162,6 +162,19 @@ class Dialect(ABC):
         nothing (the staged batch is looped over first anyway, `staged_join`)."""
         return None
 
+    @abstractmethod
+    def plus_days(self, column: str, days: str) -> str:
+        """An expression: the timestamp `column` plus `days` (an integer expression) days."""
+
+    @abstractmethod
+    def sha256_hex(self, expression: str) -> str:
+        """An expression: the SHA-256 of the text `expression` (UTF-8), as 64 hex digits."""
+
+    @abstractmethod
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
+        """An expression giving each row of one INSERT ... SELECT an unused value of the
+        integer key `table.column`, to insert explicitly (`seq`: the rows' 1..n)."""
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -182,6 +195,21 @@ class SqliteDialect(Dialect):
             f"JOIN json_each({column}) AS {entry}",
             [f"json_extract({entry}.value, '$[{i}]')" for i in range(width)],
         )
+
+    def plus_days(self, column: str, days: str) -> str:
+        # the stored text keeps its fraction of a second ('YYYY-MM-DD HH:MM:SS.ffffff')
+        return (
+            f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+' || ({days}) || ' days') "
+            f"|| substr({column}, 20))"
+        )
+
+    def sha256_hex(self, expression: str) -> str:
+        return f"siyu_sha256({expression})"  # Python's, registered by store.engine
+
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
+        # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
+        top = conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")).scalar_one()
+        return f"({int(top)} + {seq})"
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
@@ -234,6 +262,16 @@ class PostgresDialect(Dialect):
             f"CROSS JOIN LATERAL generate_subscripts({column}, 1) AS {entry}(i)",
             [f"{column}[{entry}.i][{i}]" for i in range(1, width + 1)],
         )
+
+    def plus_days(self, column: str, days: str) -> str:
+        return f"({column} + ({days}) * INTERVAL '1 day')"
+
+    def sha256_hex(self, expression: str) -> str:
+        return f"encode(sha256(convert_to({expression}, 'UTF8')), 'hex')"
+
+    def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
+        # From the key's own sequence: concurrent writers never get the same values.
+        return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
 
     def new_ids(self, conn: Connection, table: str, column: str, n: int) -> np.ndarray:
         # From the key's own sequence: concurrent writers never get the same values.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
             # SQLite builds without its math functions: the affinity score's decay
             # (orders.scoring) needs exp(), so it is supplied from Python's.
             dbapi_conn.create_function("exp", 1, math.exp, deterministic=True)
+        # The SHA-256 of a text, which PostgreSQL has built in (Dialect.sha256_hex): the
+        # request digests of postings made by the set (guides.commission_postings).
+        dbapi_conn.create_function("siyu_sha256", 1, _sha256_hex, deterministic=True)
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -64,3 +68,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sha256_hex(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
