@@ -175,18 +175,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 CONSOLE = ROOT / "tests" / "console"
+DEMO = ROOT / "tests" / "demo"
+# modules whose module-scoped fixture runs the generator or the whole demo (20-30 s each)
+DEMO_MODULES = (ROOT / "tests" / "analytics" / "test_demo_lifecycle.py",)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two costly session fixtures are built once per xdist worker that needs them: the
-    console's demo brand (a 2,000-person demo and a live server) and the local Spark
-    session (a JVM). Spread over both workers, each was built twice. With `--dist
-    loadgroup` (the Makefile's PYTEST_ARGS) the tests needing one of them form a group that
-    runs on one worker, which builds it once; the other worker takes the rest meanwhile."""
+    """Costly session and module fixtures are built once per xdist worker that runs a test
+    needing them: the console's demo brand (a 2,000-person demo and a live server), the
+    local Spark session (a JVM), tests/demo's demo and each demo module's generated brand.
+    Spread over both workers, each was built twice. With `--dist loadgroup` (the Makefile's
+    PYTEST_ARGS) the tests needing one of them form a group that runs on one worker, which
+    builds it once; the other worker takes the rest meanwhile."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if item.get_closest_marker("spark") is not None or "spark" in names:
-            item.add_marker(pytest.mark.xdist_group("spark"))
+            group = "spark"
         elif "brand" in names and CONSOLE in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("console-demo"))
+            group = "console-demo"
+        elif "demo" in names and DEMO in item.path.parents:
+            group = "demo"
+        elif DEMO in item.path.parents or item.path in DEMO_MODULES:
+            group = item.path.name
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -116,7 +116,8 @@ def _stage_orders(
             [{"guide": g, "cls": c} for g, c in classes.items()],
         )
     dialect_of(conn).refresh_statistics(conn, _CLASSES)
-    conn.execute(text(_STAGE_ORDERS), {"g": group_id, "s": since, "u": until})
+    t = dialect_of(conn).time_param
+    conn.execute(text(_STAGE_ORDERS), {"g": group_id, "s": t(since), "u": t(until)})
     dialect_of(conn).refresh_statistics(conn, _ORDERS)
 
 
@@ -193,9 +194,10 @@ def accrue(
     (`guides.commission_postings`). An order already accrued is not decided again."""
     run = AccrualRun()
     s, u, now = as_stored(since), as_stored(until), stored_now()
-    params = {"g": group_id, "s": s, "u": u, "now": now, **_SUFFIXES}
     with engine.begin() as conn:
         dialect = dialect_of(conn)
+        t = dialect.time_param
+        params = {"g": group_id, "s": t(s), "u": t(u), "now": t(now), **_SUFFIXES}
         dialect.advisory_lock(conn, "commission", group_id)
         dialect.tune_for_set_statement(conn, WORK_MEM)
         classes = (
@@ -354,7 +356,7 @@ FROM taken t"""
 def _claw_back(
     conn: Connection, group_id: str, until: datetime, now: datetime, run: AccrualRun
 ) -> None:
-    params = {"g": group_id, "u": until, **_SUFFIXES}
+    params = {"g": group_id, "u": dialect_of(conn).time_param(until), **_SUFFIXES}
     cp.stage(conn)
     conn.execute(text("DROP TABLE IF EXISTS cm_clawbacks"))
     conn.execute(text(f"CREATE TEMPORARY TABLE cm_clawbacks AS {_PENDING}"), params)
@@ -419,10 +421,10 @@ def release(engine: Engine, group_id: str, at: datetime | None = None) -> Releas
     (default now). An accrual still inside its freeze is not touched. By the set, in one
     transaction under the group's commission lock, like `accrue`."""
     when = as_stored(at) if at is not None else stored_now()
-    params = {"g": group_id, "at": when, **_SUFFIXES}
     run = ReleaseRun()
     with engine.begin() as conn:
         dialect = dialect_of(conn)
+        params = {"g": group_id, "at": dialect.time_param(when), **_SUFFIXES}
         dialect.advisory_lock(conn, "commission", group_id)
         dialect.tune_for_set_statement(conn, WORK_MEM)
         conn.execute(text("DROP TABLE IF EXISTS cm_matured"))

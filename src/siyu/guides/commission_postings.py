@@ -81,7 +81,7 @@ def post_staged(conn: Connection, group_id: str, now: datetime) -> int:
     """Write the staged postings and their entries; returns how many postings."""
     dialect = dialect_of(conn)
     dialect.refresh_statistics(conn, POSTINGS, LINES)
-    params = {"g": group_id, "o": GUIDE_OWNER, "now": now}
+    params = {"g": group_id, "o": GUIDE_OWNER, "now": dialect.time_param(now)}
     assets = " UNION ALL ".join(
         f"SELECT '{a}' AS asset, {'TRUE' if a in _NEGATIVE else 'FALSE'} AS neg"
         for a in COMMISSION_ASSETS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -166,6 +167,11 @@ class Dialect(ABC):
     def plus_days(self, column: str, days: str) -> str:
         """An expression: the timestamp `column` plus `days` (an integer expression) days."""
 
+    def time_param(self, value: datetime) -> Any:
+        """A timestamp as a raw `text()` parameter compared with stored timestamps.
+        PostgreSQL: the value itself."""
+        return value
+
     @abstractmethod
     def sha256_hex(self, expression: str) -> str:
         """An expression: the SHA-256 of the text `expression` (UTF-8), as 64 hex digits."""
@@ -195,6 +201,12 @@ class SqliteDialect(Dialect):
             f"JOIN json_each({column}) AS {entry}",
             [f"json_extract({entry}.value, '$[{i}]')" for i in range(width)],
         )
+
+    def time_param(self, value: datetime) -> Any:
+        # As SQLAlchemy's DateTime stores it ('YYYY-MM-DD HH:MM:SS.ffffff'): sqlite3's own
+        # adapter drops a zero fraction ('... 10:00:00'), and that text sorts before the
+        # stored '... 10:00:00.000000', so `stored <= :at` failed at the very second.
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def plus_days(self, column: str, days: str) -> str:
         # the stored text keeps its fraction of a second ('YYYY-MM-DD HH:MM:SS.ffffff')
