@@ -1,7 +1,8 @@
 """Guide metrics and A/B/C classes on a hand-made December: the one-statement metrics equal
-a Python count over the same rows, a guide whose shares are opened but who sells nothing is
-flagged, a class boundary is met exactly at its threshold, a re-run replaces the period's
-rows, and bad rules name the field. SQLite and PostgreSQL."""
+a Python count over the same rows (and, narrowed to stores or a guide, the brand's run
+filtered), a guide whose shares are opened but who sells nothing is flagged, a class
+boundary is met exactly at its threshold, a re-run replaces the period's rows, and bad
+rules name the field. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -232,6 +233,32 @@ def test_metrics_equal_a_python_count_and_the_spammer_is_flagged(journey: Journe
     assert (g2.share_opens, g2.share_openers, g2.orders) == (2, 2, 0)
     assert [m.guide_id for m in found.values() if m.spam_risk] == ["G2"]
     assert not g4.spam_risk and g4.snapshot()["orders"] == 0
+
+
+@pytest.mark.parametrize(
+    ("stores", "guide_id"),
+    [
+        *[(("S1",), None), (("S2",), None), (("S1", "S2"), None), ((), None), (("S9",), None)],
+        *[(None, "G1"), (None, "G2"), (None, "G3"), (("S1",), "G1"), (("S2",), "G1")],
+    ],
+)
+def test_narrowed_metrics_equal_the_brands_filtered(
+    journey: Journey, stores: tuple[str, ...] | None, guide_id: str | None
+) -> None:
+    j = journey
+    _december(j)
+    # given G1, G2, G3 at S1 and G4 at S2, when the statement is narrowed to stores or a guide
+    with j.store.engine.connect() as conn:
+        every = guide_metrics(conn, j.g, *DECEMBER, at=RUN)
+        narrowed = guide_metrics(conn, j.g, *DECEMBER, at=RUN, stores=stores, guide_id=guide_id)
+    # then it is the brand's run, filtered: same guides, same figures
+    expected = [
+        m
+        for m in every
+        if (stores is None or m.store_id in stores) and (guide_id is None or m.guide_id == guide_id)
+    ]
+    assert narrowed == expected
+    assert any(m.orders or m.share_opens for m in every)  # the figures compared are not all 0
 
 
 def test_classes_meet_thresholds_exactly_and_a_rerun_replaces(journey: Journey) -> None:

@@ -1,8 +1,9 @@
 """HQ's programme by stage and training per audience, on SQLite and PostgreSQL: the stage in
 force at its edges (a period starting on a stage's first day, before the first stage), the
-focus metrics met or not against a Python count over the raw rows, bad programmes naming
-the field, and a training item's audience following a guide who changes class between
-periods (an HQ task's audience is its assignees)."""
+programme version a period is reported by (the one in force at its end), the focus metrics
+met or not against a Python count over the raw rows, bad programmes naming the field, and a
+training item's audience following a guide who changes class between periods (an HQ task's
+audience is its assignees)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from siyu.guides.classes import classify, save_rules
 from siyu.guides.classes import parse as parse_rules
 from siyu.guides.errors import ProgrammeMissing, ProgrammeNotStarted
 from siyu.guides.metrics import BP
+from siyu.guides.models import guide_programmes
 from siyu.guides.programme import (
     Programme,
     current_programme,
     parse,
+    programme_at,
     programme_report,
     save_programme,
     stage_for,
@@ -35,6 +38,7 @@ from siyu.guides.training import complete, parse_item, save_item, training_progr
 NOVEMBER = (datetime(2024, 11, 1), at(1, 0))
 DECEMBER = (at(1, 0), datetime(2025, 1, 1))
 RUN = datetime(2025, 1, 1, 1)
+LATER = datetime(2100, 1, 1)  # a period's end after every save: the current version
 
 
 def _programme() -> dict[str, Any]:
@@ -76,7 +80,7 @@ def test_the_stage_in_force_at_its_edges(journey: Journey) -> None:
     j = journey
     engine = j.store.engine
     with engine.connect() as conn, pytest.raises(ProgrammeMissing):
-        stage_for(conn, j.g, at(1, 0))
+        stage_for(conn, j.g, at(1, 0), LATER)
     # a programme that breaks a rule spanning stages is refused whole: nothing stored
     unsorted = _programme()
     unsorted["stages"].reverse()
@@ -86,18 +90,62 @@ def test_the_stage_in_force_at_its_edges(journey: Journey) -> None:
         current_programme(conn, j.g)
     saved = save_programme(engine, j.g, parse(_programme()))
     with engine.connect() as conn:
-        assert stage_for(conn, j.g, at(1, 0))[1].code == "sharing"  # exactly its first day
-        assert stage_for(conn, j.g, datetime(2024, 11, 30, 23, 59, 59))[1].code == "sales"
-        assert stage_for(conn, j.g, datetime(2024, 11, 1))[1].code == "sales"
-        assert stage_for(conn, j.g, datetime(2025, 6, 1))[1].code == "conversion"  # the last
+        assert stage_for(conn, j.g, at(1, 0), LATER)[1].code == "sharing"  # exactly its first day
+        assert stage_for(conn, j.g, datetime(2024, 11, 30, 23, 59, 59), LATER)[1].code == "sales"
+        assert stage_for(conn, j.g, datetime(2024, 11, 1), LATER)[1].code == "sales"
+        assert stage_for(conn, j.g, datetime(2025, 6, 1), LATER)[1].code == "conversion"  # the last
         with pytest.raises(ProgrammeNotStarted) as early:
-            stage_for(conn, j.g, datetime(2024, 10, 31, 23, 59, 59))
+            stage_for(conn, j.g, datetime(2024, 10, 31, 23, 59, 59), LATER)
         with pytest.raises(ProgrammeNotStarted):
             programme_report(conn, j.g, datetime(2024, 10, 1), datetime(2024, 11, 1), RUN)
     assert early.value.code == "programme_not_started"
     assert "2024-11-01" in str(early.value) and str(early.value).startswith("since:")
     assert saved.version == 1
     assert save_programme(engine, j.g, parse(_programme())).version == 2
+
+
+def _saved_at(j: Journey, version: int, when: datetime) -> None:
+    """Date a version's save (Core, so the time is stored as a save stores it)."""
+    with j.store.engine.begin() as conn:
+        conn.execute(
+            guide_programmes.update()
+            .where(guide_programmes.c.group_id == j.g, guide_programmes.c.version == version)
+            .values(created_at=when)
+        )
+
+
+def test_a_period_is_reported_by_the_version_in_force_at_its_end(journey: Journey) -> None:
+    j = journey
+    engine = j.store.engine
+    _facts(j)
+    # given v1, saved mid-November, and v2, saved at the very first instant of January,
+    # which renames December's stage and raises its sales target
+    save_programme(engine, j.g, parse(_programme()))
+    _saved_at(j, 1, datetime(2024, 11, 15, 9))
+    second = _programme()
+    second["stages"][1].update(code="sharing2", focus=[{"metric": "sales_fen", "min": 90_000}])
+    save_programme(engine, j.g, parse(second))
+    _saved_at(j, 2, DECEMBER[1])
+    with engine.connect() as conn:
+        december = programme_report(conn, j.g, *DECEMBER, at=RUN)
+        # the same period a second longer: still open when v2 was saved
+        to_the_second = programme_report(
+            conn, j.g, DECEMBER[0], DECEMBER[1] + timedelta(seconds=1), at=RUN
+        )
+        # a period that ended before v1's save had none in force: the current version
+        november_week = programme_at(conn, j.g, datetime(2024, 11, 8))
+        later = programme_report(conn, j.g, DECEMBER[0], datetime(2025, 2, 1), at=RUN)
+        current = current_programme(conn, j.g)
+    # December ended exactly when v2 was saved: v1's stage and target, and it says so
+    assert (december.version, december.stage.code) == (1, "sharing")
+    assert {g.guide_id: g.met_all for g in december.guides}["G1"] is True  # 45,000 >= 45,000
+    # a period still running when v2 was saved (even by a second) reads v2
+    assert (to_the_second.version, to_the_second.stage.code) == (2, "sharing2")
+    assert (later.version, later.stage.code) == (2, "sharing2")
+    assert {g.guide_id: g.met_all for g in later.guides}["G1"] is False  # 45,000 < 90,000
+    assert november_week.version == 2
+    # the programme itself is the current version
+    assert current.version == 2
 
 
 def _facts(j: Journey) -> None:

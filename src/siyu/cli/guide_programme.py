@@ -64,8 +64,9 @@ def report_cmd(
     group: GroupOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Each guide's focus metrics of the stage in force for [since, until), the targets
-    met (yes/no), and the totals (attribute the period first: `siyu guides attribute`)."""
+    """Each guide's focus metrics of the stage in force for [since, until), by the
+    programme version saved before its end, the targets met (yes/no), and the totals
+    (attribute the period first: `siyu guides attribute`)."""
     from siyu.cli.guides import _when
     from siyu.guides.programme import programme_report
 

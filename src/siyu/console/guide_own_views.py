@@ -236,11 +236,8 @@ def store_guides(
     if not found:
         return []
     start, end = month_range(month)
-    metrics = {
-        m.guide_id: m
-        for m in guide_metrics(conn, group_id, start, end, min(end, stored_now()))
-        if m.store_id in stores
-    }
+    at = min(end, stored_now())
+    metrics = {m.guide_id: m for m in guide_metrics(conn, group_id, start, end, at, stores=stores)}
     current = {c.guide_id: c.guide_class for c in classes(conn, group_id, stores=stores)}
     money: dict[str, Totals] = {}
     for store in stores:  # one statement per store: its guides' postings made there

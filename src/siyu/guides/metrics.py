@@ -1,8 +1,9 @@
 """A guide's metrics for a period [since, until), as E-Land measured its guides: sales,
 shares and what they drew (PV, UV, carts), conversion, refunds, members served and
 follow-up completion. One set-based statement counts everything per guide of the brand
-group's reference data (`guides`); the ratios are derived from the counts in integer basis
-points (1/10,000), so a class threshold compares exactly.
+group's reference data (`guides`; or of some stores', or one guide's); the ratios are
+derived from the counts in integer basis points (1/10,000), so a class threshold compares
+exactly.
 
 - orders, paid_fen: the period's attributed orders (`order_attributions`, by order time;
   run attribution for the period first) and what was paid for them;
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, String, bindparam, text
 
 from siyu.errors import ValidationError
 from siyu.guides.attribution import DAY, MAX_DAYS
@@ -99,13 +100,22 @@ DERIVED = ("sales_fen", "conversion_bp", "refund_rate_bp", "task_completion_bp")
 METRICS = COUNTED + DERIVED  # the names a class rule may put a threshold on
 
 
-def _metrics_sql(epoch: Callable[[str], str]) -> str:
+def _metrics_sql(epoch: Callable[[str], str], scope: str) -> str:
+    """`scope`: the conditions on `guides` narrowing the guides counted, pushed into every
+    fact's CTE too (a store's page counts its guides, not the brand's thousands)."""
+
+    def only(column: str) -> str:
+        return f"AND {column} IN (SELECT guide_id FROM scope)" if scope else ""
+
     return f"""
-WITH sold AS (
+WITH scope AS (
+  SELECT guide_id, store_id FROM guides WHERE group_id = :g {scope}
+), sold AS (
   SELECT a.guide_id, a.order_id, a.member_id, o.paid_fen
   FROM order_attributions a
   JOIN orders o ON o.group_id = a.group_id AND o.order_id = a.order_id
   WHERE a.group_id = :g AND a.ordered_at >= :since AND a.ordered_at < :until
+    {only("a.guide_id")}
 ), sales AS (
   SELECT guide_id, COUNT(*) AS orders, SUM(paid_fen) AS paid_fen,
     COUNT(DISTINCT member_id) AS buyers
@@ -118,6 +128,7 @@ WITH sold AS (
 ), bound AS (
   SELECT DISTINCT guide_id, member_id FROM guide_bindings
   WHERE group_id = :g AND bound_at < :until AND (ended_at IS NULL OR ended_at > :since)
+    {only("guide_id")}
 ), bound_n AS (
   SELECT guide_id, COUNT(*) AS n FROM bound GROUP BY guide_id
 ), served AS (
@@ -128,7 +139,8 @@ WITH sold AS (
   ) x GROUP BY guide_id
 ), shared AS (
   SELECT guide_id, COUNT(*) AS n FROM guide_shares
-  WHERE group_id = :g AND created_at >= :since AND created_at < :until GROUP BY guide_id
+  WHERE group_id = :g AND created_at >= :since AND created_at < :until {only("guide_id")}
+  GROUP BY guide_id
 ), opens AS (
   SELECT sh.guide_id, t.touched_at, {epoch("t.touched_at")} AS tt,
     COALESCE(t.member_id, i.member_id) AS member_id,
@@ -138,6 +150,7 @@ WITH sold AS (
   JOIN guide_shares sh ON sh.group_id = t.group_id AND sh.share_id = t.share_id
   LEFT JOIN identities i ON i.identity_id = t.identity_id
   WHERE t.group_id = :g AND t.touched_at >= :since AND t.touched_at < :until
+    {only("sh.guide_id")}
 ), opened AS (
   SELECT guide_id, COUNT(*) AS pv,
     COUNT(DISTINCT member_id) + COUNT(DISTINCT visitor) AS uv
@@ -163,12 +176,12 @@ WITH sold AS (
   FROM (SELECT DISTINCT task_id, state FROM guide_task_events
         WHERE group_id = :g AND state IN ('done', 'dismissed')
           AND at >= :since AND at < :until) e
-  JOIN guide_tasks t ON t.group_id = :g AND t.task_id = e.task_id
+  JOIN guide_tasks t ON t.group_id = :g AND t.task_id = e.task_id {only("t.guide_id")}
   GROUP BY t.guide_id
 ), overdue AS (
   SELECT guide_id, COUNT(*) AS n FROM guide_tasks
   WHERE group_id = :g AND state IN ('open', 'contacted')
-    AND due_on >= :since_day AND due_on < :until_day
+    AND due_on >= :since_day AND due_on < :until_day {only("guide_id")}
   GROUP BY guide_id
 )
 SELECT gd.guide_id, gd.store_id,
@@ -179,7 +192,7 @@ SELECT gd.guide_id, gd.store_id,
   COALESCE(op.uv, 0) AS share_openers, COALESCE(ca.n, 0) AS carted_openers,
   COALESCE(cl.done, 0) AS tasks_done, COALESCE(cl.dismissed, 0) AS tasks_dismissed,
   COALESCE(od.n, 0) AS tasks_overdue
-FROM guides gd
+FROM scope gd
 LEFT JOIN sales s ON s.guide_id = gd.guide_id
 LEFT JOIN refunded r ON r.guide_id = gd.guide_id
 LEFT JOIN bound_n b ON b.guide_id = gd.guide_id
@@ -189,7 +202,6 @@ LEFT JOIN opened op ON op.guide_id = gd.guide_id
 LEFT JOIN carted ca ON ca.guide_id = gd.guide_id
 LEFT JOIN closed cl ON cl.guide_id = gd.guide_id
 LEFT JOIN overdue od ON od.guide_id = gd.guide_id
-WHERE gd.group_id = :g
 ORDER BY gd.guide_id
 """
 
@@ -201,9 +213,12 @@ def guide_metrics(
     until: datetime,
     at: datetime,
     window_days: int = 7,
+    stores: tuple[str, ...] | None = None,
+    guide_id: str | None = None,
 ) -> list[GuideMetrics]:
     """Every guide's metrics for [since, until) (refunds as recorded before `at`; a cart
-    counts within `window_days` of an open), by guide id."""
+    counts within `window_days` of an open), by guide id; `stores` (the guide's store) and
+    `guide_id` narrow to those guides, each one's figures as the whole brand's run gives."""
     if until <= since:
         raise ValidationError("until", "must be after since")
     if not 1 <= window_days <= MAX_DAYS:
@@ -217,8 +232,18 @@ def guide_metrics(
         "at": at,
         "window": window_days * DAY,
     }
-    sql = _metrics_sql(dialect_of(conn).epoch_seconds)
-    rows = conn.execute(text(sql), params).mappings()
+    scope = []
+    if stores is not None:
+        scope.append("AND store_id IN :stores")
+        params["stores"] = list(stores)
+    if guide_id is not None:
+        scope.append("AND guide_id = :guide")
+        params["guide"] = guide_id
+    query = text(_metrics_sql(dialect_of(conn).epoch_seconds, " ".join(scope)))
+    if stores is not None:
+        # typed: no stores is an empty set, which PostgreSQL compares only as text
+        query = query.bindparams(bindparam("stores", expanding=True, type_=String()))
+    rows = conn.execute(query, params).mappings()
     return [
         GuideMetrics(str(r["guide_id"]), str(r["store_id"]), *(int(r[name]) for name in COUNTED))
         for r in rows

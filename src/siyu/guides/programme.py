@@ -8,13 +8,15 @@ Chinese and English, the day it starts and its focus metrics (names of
 (value <= max, for a rate that should stay low, such as the refund rate). A stage is in
 force from its first day until the next stage starts; the stage of a period is the latest
 one starting on or before the period's first instant (409 `programme_not_started` when the
-period starts before the first stage).
+period starts before the first stage). A period is reported by the version in force when
+it ended (`programme_at`), not the newest: a later version changes the reports of periods
+still open when it was saved, never of one closed under an earlier version.
 
 `programme_report` measures every guide on the focus metrics of the stage in force for the
-period (one `guide_metrics` statement), says whether each target is met (an undefined
-ratio, over zero, meets none) and adds the totals of the guides reported: counts are
-summed and a ratio is taken over the summed counts (the brand's conversion is its orders
-over its guides' openers), never averaged.
+period (one `guide_metrics` statement, narrowed to a store's or a guide's), says whether
+each target is met (an undefined ratio, over zero, meets none) and adds the totals of the
+guides reported: counts are summed and a ratio is taken over the summed counts (the
+brand's conversion is its orders over its guides' openers), never averaged.
 """
 
 from __future__ import annotations
@@ -174,9 +176,24 @@ def current_programme(conn: Connection, group_id: str) -> ProgrammeVersion:
         raise ProgrammeMissing() from None
 
 
-def stage_for(conn: Connection, group_id: str, since: datetime) -> tuple[ProgrammeVersion, Stage]:
-    """The programme in force and its stage for a period starting at `since`."""
-    found = current_programme(conn, group_id)
+def programme_at(conn: Connection, group_id: str, until: datetime) -> ProgrammeVersion:
+    """The version a period ending at `until` (not included) is reported by: the newest
+    saved before its end, so a version saved during the period applies to all of it (its
+    stages say when each applies) and a period closed under a version reads it however late
+    it is reported. A period that ended before the first save had none in force: it reads
+    the current version (HQ dating its stages back after importing its history, and
+    correcting them, is heard). 409 `programme_missing` when there is no version at all."""
+    try:
+        return ProgrammeVersion(*VERSIONS.in_force(conn, group_id, DOCUMENT, until))
+    except NotFoundError:
+        raise ProgrammeMissing() from None
+
+
+def stage_for(
+    conn: Connection, group_id: str, since: datetime, until: datetime
+) -> tuple[ProgrammeVersion, Stage]:
+    """The programme version of the period [since, until) and its stage for it."""
+    found = programme_at(conn, group_id, until)
     return found, found.programme.stage_for(since)
 
 
@@ -240,16 +257,14 @@ def programme_report(
     guide_id: str | None = None,
 ) -> ProgrammeReport:
     """Every guide's focus metrics of the stage in force for [since, until) (refunds as
-    recorded before `at`), met or not, and their totals. `stores` or `guide_id` narrow to
-    what a store or guide key may see; the totals are over the guides reported."""
-    found, stage = stage_for(conn, group_id, since)
+    recorded before `at`), met or not, and their totals, by the programme version of the
+    period (`programme_at`; `version` names it). `stores` or `guide_id` narrow to what a
+    store or guide key may see; the totals are over the guides reported."""
+    found, stage = stage_for(conn, group_id, since, until)
     window = found.programme.window_days
-    every = guide_metrics(conn, group_id, since, until, at or stored_now(), window)
-    shown = [
-        m
-        for m in every
-        if (stores is None or m.store_id in stores) and (guide_id is None or m.guide_id == guide_id)
-    ]
+    shown = guide_metrics(
+        conn, group_id, since, until, at or stored_now(), window, stores=stores, guide_id=guide_id
+    )
     summed = GuideMetrics("", "", *(sum(getattr(m, name) for m in shown) for name in COUNTED))
     rows = [GuideFocus(m.guide_id, m.store_id, m.spam_risk, _measure(stage, m)) for m in shown]
     totals = [

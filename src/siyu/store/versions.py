@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from typing import Generic, TypeVar
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Table, text
 
 from siyu.errors import NotFoundError
+from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
 Doc = TypeVar("Doc", bound=BaseModel)
@@ -63,6 +65,22 @@ class Versions(Generic[Doc]):
             text(f"""SELECT {self.id_column}, version, body FROM {self.table.name}
                      WHERE group_id = :g AND code = :c ORDER BY version DESC LIMIT 1"""),
             {"g": group_id, "c": code},
+        ).first()
+        if row is None:
+            raise NotFoundError(f"{self.field}: no {self.label} {code!r}")
+        return int(row[0]), int(row.version), self.parsed(row.body)
+
+    def in_force(self, conn: Connection, group_id: str, code: str, at: datetime) -> Stored[Doc]:
+        """The version of `code` in force at `at` (a stored time): the newest saved before
+        it; when `at` is before every save, none was in force then and the newest applies
+        (the document as HQ puts it now, as before versions were read by time);
+        `NotFoundError` naming the field when `code` has no version at all."""
+        row = conn.execute(
+            text(f"""SELECT {self.id_column}, version, body FROM {self.table.name}
+                     WHERE group_id = :g AND code = :c
+                     ORDER BY CASE WHEN created_at < :at THEN 0 ELSE 1 END, version DESC
+                     LIMIT 1"""),
+            {"g": group_id, "c": code, "at": dialect_of(conn).time_param(at)},
         ).first()
         if row is None:
             raise NotFoundError(f"{self.field}: no {self.label} {code!r}")

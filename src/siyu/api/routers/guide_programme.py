@@ -32,7 +32,8 @@ async def get_programme(
     who: Principal = Depends(require("guide-programme:read")),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """The programme in force and its version; 409 `programme_missing` when none."""
+    """The current programme (its newest version) and its version; 409
+    `programme_missing` when none."""
 
     def work() -> programme.ProgrammeVersion:
         with svc.engine.connect() as conn:
@@ -65,7 +66,9 @@ async def programme_report(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Each guide's focus metrics of the stage in force for the period, their targets, met
-    or not, and the totals of the guides reported. 409 `programme_missing`,
+    or not, and the totals of the guides reported, by the programme version in force at the
+    period's end (`version`: the newest saved before `until`, the current one when none
+    was). 409 `programme_missing`,
     `programme_not_started` (the period starts before the first stage)."""
     if who.role == Role.GUIDE:
         if guide_id not in (None, who.guide_id):
