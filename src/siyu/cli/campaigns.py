@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -19,7 +19,8 @@ from siyu.cli.common import (
     open_store,
     out,
     progress_bars,
-    read_document,
+    progress_steps,
+    save_draft,
     yuan,
 )
 from siyu.errors import ValidationError
@@ -39,18 +40,8 @@ def put_cmd(
     """Store the plan as a draft (a launched campaign's plan is fixed); a refusal names
     the field and the rule, exit 2, and stores nothing."""
     from siyu.campaigns.plan import Plan, save
-    from siyu.store.migrate import upgrade
 
-    settings = load_settings()
-    with errors():
-        plan = read_document(file, Plan, "plan")
-        with open_store(settings.database_url) as engine:
-            upgrade(engine)
-            stored = save(engine, group or settings.group_id, plan, None)
-    if as_json:
-        emit_json({"code": plan.code, "status": stored.status})
-    else:
-        out.print(f"{plan.code}: {stored.status}")
+    save_draft(file, Plan, "plan", save, group, as_json)
 
 
 @app.command("launch")
@@ -67,14 +58,7 @@ def launch_cmd(
     settings = load_settings()
     with errors(), open_store(settings.database_url) as engine, progress_bars() as bars:
         upgrade(engine)
-        tasks: dict[str, Any] = {}
-
-        def step(name: str, done: int, of: int) -> None:
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=of)
-            bars.update(tasks[name], completed=done, total=of)
-
-        done = launch(engine, group or settings.group_id, code, progress=step)
+        done = launch(engine, group or settings.group_id, code, progress=progress_steps(bars))
     if as_json:
         emit_json(vars(done))
         return

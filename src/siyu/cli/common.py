@@ -1,14 +1,15 @@
 """What every command shares: settings, errors (exit code 2), JSON and console output,
-progress bars, and the operational store's engine for the length of one command."""
+progress bars, the operational store's engine for the length of one command, and saving
+a plan document as a draft."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -90,6 +92,19 @@ def progress_bars() -> Progress:
     )
 
 
+def progress_steps(bars: Progress) -> Callable[[str, int, int], None]:
+    """A `progress(name, done, of)` callback for a service that reports its work in named
+    steps (a launch, an experiment's start): a bar per step, added when it first reports."""
+    tasks: dict[str, TaskID] = {}
+
+    def step(name: str, done: int, of: int) -> None:
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=of)
+        bars.update(tasks[name], completed=done, total=of)
+
+    return step
+
+
 @contextmanager
 def open_store(database_url: str) -> Iterator[Engine]:
     """The operational store's engine for one command, disposed at the end (its pooled
@@ -127,3 +142,30 @@ def read_document(path: Path, model: type[Doc], name: str) -> Doc:
     """The document in `path` validated as `model` (`errors.parse_document`: a refusal
     names the field and the rule)."""
     return parse_document(model, read_json(path), name)
+
+
+def save_draft(
+    file: Path,
+    model: type[Doc],
+    name: str,
+    save: Callable[[Engine, str, Doc, int | None], Any],
+    group: str | None,
+    as_json: bool,
+) -> None:
+    """Store the plan in `file` (a campaign's, an experiment's) as a draft with `save`, by
+    the operator (no key), and print its code and status; a refusal names the field and
+    the rule, exit 2, and stores nothing."""
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    with errors():
+        plan = read_document(file, model, name)
+        with open_store(settings.database_url) as engine:
+            upgrade(engine)
+            stored = save(engine, group or settings.group_id, plan, None)
+    # the stored plan is the one read (`save` answers what it stored under its code)
+    code = stored.plan.code
+    if as_json:
+        emit_json({"code": code, "status": stored.status})
+    else:
+        out.print(f"{code}: {stored.status}")

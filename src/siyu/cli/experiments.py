@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,7 +23,8 @@ from siyu.cli.common import (
     open_store,
     out,
     progress_bars,
-    read_document,
+    progress_steps,
+    save_draft,
 )
 
 if TYPE_CHECKING:
@@ -48,18 +49,8 @@ def save_cmd(
     """Store the plan as a draft (a started experiment's plan is fixed); a refusal names
     the field and the rule, exit 2, and stores nothing."""
     from siyu.experiments.plan import Plan, save
-    from siyu.store.migrate import upgrade
 
-    settings = load_settings()
-    with errors():
-        plan = read_document(file, Plan, "experiment")
-        with open_store(settings.database_url) as engine:
-            upgrade(engine)
-            stored = save(engine, group or settings.group_id, plan, None)
-    if as_json:
-        emit_json({"code": plan.code, "status": stored.status})
-    else:
-        out.print(f"{plan.code}: {stored.status}")
+    save_draft(file, Plan, "experiment", save, group, as_json)
 
 
 @app.command("list")
@@ -114,14 +105,7 @@ def start_cmd(
     settings = load_settings()
     with errors(), open_store(settings.database_url) as engine, progress_bars() as bars:
         upgrade(engine)
-        tasks: dict[str, Any] = {}
-
-        def step(name: str, done: int, of: int) -> None:
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=of)
-            bars.update(tasks[name], completed=done, total=of)
-
-        done = start(engine, group or settings.group_id, code, progress=step)
+        done = start(engine, group or settings.group_id, code, progress=progress_steps(bars))
     if as_json:
         emit_json(asdict(done))
         return
