@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from siyu.api.deps import RequiredIdempotencyKey, Services, require, scoped_member, services
-from siyu.api.problems import Problem
+from siyu.api.problems import Problem, not_the_path
 from siyu.api.schemas import MAX_ID, PLAIN, Strict
 from siyu.auth.principal import Principal, Role
 from siyu.receipts import records, rewards, rules
@@ -82,13 +82,7 @@ async def put_rule(
     """A new version of the reward rule (HQ). Receipts already uploaded keep their
     version's tiers. Every coupon a tier names must be a template of the group."""
     if body.code != code:
-        raise Problem(
-            422,
-            "Invalid input",
-            f"code: the body's code {body.code!r} is not the path's {code!r}",
-            "validation_failed",
-            [{"field": "code", "rule": "equals the path"}],
-        )
+        raise not_the_path("code", body.code, code)
     saved = await run_in_threadpool(rules.save, svc.engine, who.group_id, body, who.key_id)
     return {"code": code, "version": saved.version, "rule": body.model_dump(mode="json")}
 
