@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from siyu.campaigns import plan as plans
 from siyu.campaigns import report as reports
 from siyu.console import member_lists
-from siyu.console.segment_pages import page_number, read
+from siyu.console.segment_pages import coded_or_404, page_number, read
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 from siyu.coupons import catalog, liability
 from siyu.coupons.templates import CouponTemplate
@@ -193,22 +193,13 @@ async def campaign_list(request: Request) -> Response:
     )
 
 
-async def stored_or_404(ctx: Ctx, code: str) -> plans.Stored:
-    assert ctx.who is not None
-    try:
-        found: plans.Stored = await read(ctx, plans.load, ctx.who.group_id, code[:64])
-    except NotFoundError:
-        raise ConsoleExit(404) from None
-    return found
-
-
 async def figure_members(
     ctx: Ctx, code: str
 ) -> tuple[plans.Stored, reports.Arm, reports.Who, list[int]]:
     """The campaign, and the members behind the figure the query names (`arm`, and `who`:
     all, buyers, redeemers or winners); a 404 for a figure the report has not."""
     assert ctx.who is not None
-    stored = await stored_or_404(ctx, code)
+    stored = await coded_or_404(ctx, plans.load, code)
     params = ctx.request.query_params
     arm, who = params.get("arm", ""), params.get("who", "all")
     if arm not in ARMS or who not in WHO:
@@ -253,7 +244,7 @@ async def campaign_members(code: str, request: Request) -> Response:
 async def campaign_page(code: str, request: Request) -> Response:
     ctx = await authenticated(request, "campaigns")
     assert ctx.who is not None
-    stored = await stored_or_404(ctx, code)
+    stored = await coded_or_404(ctx, plans.load, code)
     out = await run_in_threadpool(
         reports.report, ctx.svc.engine, ctx.who.group_id, stored.plan.code
     )

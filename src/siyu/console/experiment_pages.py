@@ -25,7 +25,7 @@ from fastapi.responses import Response
 
 from siyu.console import i18n, member_lists
 from siyu.console.campaign_pages import paged
-from siyu.console.segment_pages import read
+from siyu.console.segment_pages import coded_or_404, read
 from siyu.console.web import (
     ConsoleExit,
     Ctx,
@@ -178,15 +178,6 @@ async def save_draft(request: Request) -> Response:
     return redirect(ctx, f"{experiment_path(plan.code)}?done=saved")
 
 
-async def stored_or_404(ctx: Ctx, code: str) -> plans.Stored:
-    assert ctx.who is not None
-    try:
-        found: plans.Stored = await read(ctx, plans.load, ctx.who.group_id, code[:64])
-    except NotFoundError:
-        raise ConsoleExit(404) from None
-    return found
-
-
 @router.post("/experiments/{code:path}/{action}")
 async def act(code: str, action: str, request: Request) -> Response:
     """Start (assign the target's members; again: newcomers) or Stop."""
@@ -196,7 +187,7 @@ async def act(code: str, action: str, request: Request) -> Response:
     if action not in ("start", "stop"):
         raise ConsoleExit(404)
     need(ctx, "experiments:write")
-    found = await stored_or_404(ctx, code)
+    found = await coded_or_404(ctx, plans.load, code)
     group, engine, real = ctx.who.group_id, ctx.svc.engine, found.plan.code
     try:
         if action == "start":
@@ -220,7 +211,7 @@ async def _figure_ids(ctx: Ctx, code: str) -> tuple[plans.Stored, dict[str, str]
     """The experiment, the figure's query (variant; metric and positive; stage; anchor)
     and its members; a 404 for a figure the results have not."""
     assert ctx.who is not None
-    found = await stored_or_404(ctx, code)
+    found = await coded_or_404(ctx, plans.load, code)
     params = ctx.request.query_params
     variant, metric = params.get("variant", ""), params.get("metric") or None
     stage, positive = params.get("stage") or None, params.get("positive", "1") != "0"
@@ -368,4 +359,4 @@ async def _show(
 @router.get("/experiments/{code:path}")
 async def experiment_page(code: str, request: Request) -> Response:
     ctx = await authenticated(request, PAGE)
-    return await _show(ctx, await stored_or_404(ctx, code))
+    return await _show(ctx, await coded_or_404(ctx, plans.load, code))

@@ -16,9 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from siyu.console import member_lists
-from siyu.console.segment_pages import page_number, read
+from siyu.console.segment_pages import coded_or_404, page_number, read
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render
-from siyu.errors import NotFoundError
 from siyu.lotteries import audit, pools
 from siyu.lotteries.models import ODDS_SCALE, OUTCOMES
 
@@ -60,18 +59,9 @@ async def pool_list(request: Request) -> Response:
     )
 
 
-async def pool_or_404(ctx: Ctx, code: str) -> pools.Pool:
-    assert ctx.who is not None
-    try:
-        found: pools.Pool = await read(ctx, pools.load, ctx.who.group_id, code[:64])
-    except NotFoundError:
-        raise ConsoleExit(404) from None
-    return found
-
-
 async def _winners(ctx: Ctx, code: str) -> tuple[pools.Pool, str | None, list[int]]:
     assert ctx.who is not None
-    pool = await pool_or_404(ctx, code)
+    pool = await coded_or_404(ctx, pools.load, code)
     prize = ctx.request.query_params.get("prize") or None
     if prize is not None and prize not in {p.prize_code for p in pool.prizes}:
         raise ConsoleExit(404)
@@ -115,7 +105,7 @@ async def winners(code: str, request: Request) -> Response:
 async def pool_page(code: str, request: Request) -> Response:
     ctx = await authenticated(request, "lotteries")
     assert ctx.who is not None
-    pool = await pool_or_404(ctx, code)
+    pool = await coded_or_404(ctx, pools.load, code)
     counts: dict[str, int] = await read(ctx, pools.draw_counts, ctx.who.group_id, pool.code)
     checked = None
     if request.query_params.get("audit") == "1":

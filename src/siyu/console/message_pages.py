@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from siyu.console import member_lists
 from siyu.console.campaign_pages import paged
-from siyu.console.segment_pages import read
+from siyu.console.segment_pages import coded_or_404, read
 from siyu.console.web import (
     ConsoleExit,
     Ctx,
@@ -173,15 +173,6 @@ async def compose(request: Request) -> Response:
     return redirect(ctx, f"{send_path(send.code)}?done=planned")
 
 
-async def _send_or_404(ctx: Ctx, code: str) -> lifecycle.SendRow:
-    assert ctx.who is not None
-    try:
-        found: lifecycle.SendRow = await read(ctx, lifecycle.one, ctx.who.group_id, code[:64])
-    except NotFoundError:
-        raise ConsoleExit(404) from None
-    return found
-
-
 @router.post("/messages/{code:path}/{action}")
 async def act(code: str, action: str, request: Request) -> Response:
     """Preview (plan a draft, held), Send (release a held plan) or Cancel."""
@@ -191,7 +182,7 @@ async def act(code: str, action: str, request: Request) -> Response:
     if action not in ("plan", "send", "cancel"):
         raise ConsoleExit(404)
     need(ctx, "messages:write")
-    found = await _send_or_404(ctx, code)
+    found = await coded_or_404(ctx, lifecycle.one, code)
     group, engine, real = ctx.who.group_id, ctx.svc.engine, found.send.code
     try:
         if action == "plan":
@@ -208,7 +199,7 @@ async def act(code: str, action: str, request: Request) -> Response:
 
 async def _figure_ids(ctx: Ctx, code: str) -> tuple[lifecycle.SendRow, str, list[int]]:
     assert ctx.who is not None
-    found = await _send_or_404(ctx, code)
+    found = await coded_or_404(ctx, lifecycle.one, code)
     figure = ctx.request.query_params.get("figure", "")
     if figure not in recipients.FIGURES:
         raise ConsoleExit(404)
@@ -297,5 +288,5 @@ async def _show(
 @router.get("/messages/{code:path}")
 async def message_page(code: str, request: Request) -> Response:
     ctx = await authenticated(request, PAGE)
-    found = await _send_or_404(ctx, code)
+    found = await coded_or_404(ctx, lifecycle.one, code)
     return await _show(ctx, found)

@@ -11,19 +11,19 @@ API's evaluate does.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from siyu.analytics.engines import connect
 from siyu.analytics.warehouse import Warehouse, open_warehouse
-from siyu.console import rule_text
+from siyu.console import member_lists, rule_text
 from siyu.console.web import (
     ConsoleExit,
     Ctx,
@@ -32,7 +32,6 @@ from siyu.console.web import (
     posted_form,
     redirect,
     render,
-    secure,
 )
 from siyu.errors import ConflictError, NotFoundError, ValidationError
 from siyu.segments import evaluate as runs
@@ -41,7 +40,11 @@ from siyu.segments import stored as service
 from siyu.segments.lists import ListView, MemberCriteria
 from siyu.services import Services
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 router = APIRouter()
+Found = TypeVar("Found")
 
 PER_PAGE = 50  # segments per page of the list
 HISTORY_DAYS = 90
@@ -55,6 +58,18 @@ def read(ctx: Ctx, fn: Callable[..., Any], *args: Any) -> Any:
             return fn(conn, *args)
 
     return run_in_threadpool(work)
+
+
+async def coded_or_404(ctx: Ctx, load: Callable[[Connection, str, str], Found], code: str) -> Found:
+    """What `load(conn, group_id, code)` finds under the brand group's code (a campaign, an
+    experiment, a prize pool, a send), or the 404 page. Codes are at most 64 characters,
+    so a longer one from the path is cut and simply not found."""
+    assert ctx.who is not None
+    try:
+        found: Found = await read(ctx, load, ctx.who.group_id, code[:64])
+    except NotFoundError:
+        raise ConsoleExit(404) from None
+    return found
 
 
 async def segment_or_404(ctx: Ctx, slug: str) -> service.StoredSegment:
@@ -252,18 +267,5 @@ async def members_csv(slug: str, request: Request) -> Response:
     need(ctx, "segments:export")
     assert ctx.who is not None
     segment = await segment_or_404(ctx, slug)
-    try:
-        view = lists.parse_view({"sort": "member_id", **request.query_params})
-    except ValidationError as exc:
-        return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
-    who, svc = ctx.who, ctx.svc
     criteria = MemberCriteria(segment=segment.slug)
-
-    async def rows() -> AsyncIterator[bytes]:
-        async with svc.reads.connection() as reader:
-            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view):
-                yield chunk.encode("utf-8")
-
-    response = StreamingResponse(rows(), media_type="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="segment-{slug}.csv"'
-    return secure(response)
+    return await member_lists.export_of(ctx, criteria, f"segment-{slug}.csv")

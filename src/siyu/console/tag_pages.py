@@ -10,16 +10,16 @@ masks, paging and a guide's row scope are the member list's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from siyu.auth.principal import Principal, Role
 from siyu.auth.scope import member_in_scope
+from siyu.console import member_lists
 from siyu.console.i18n import STRINGS
 from siyu.console.segment_pages import page_number, read
 from siyu.console.tag_values import Names, tag_rule, tag_value, value_names
@@ -31,7 +31,6 @@ from siyu.console.web import (
     posted_form,
     redirect,
     render,
-    secure,
 )
 from siyu.errors import ForbiddenError, NotFoundError, ValidationError
 from siyu.segments import lists
@@ -246,21 +245,7 @@ async def tag_csv(slug: str, request: Request) -> Response:
     ctx = await authenticated(request, "tags")
     assert ctx.who is not None
     tag = await tag_or_404(ctx, slug)
-    try:
-        view = lists.parse_view({"sort": "member_id", **request.query_params})
-    except ValidationError as exc:
-        return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
-    who, svc = ctx.who, ctx.svc
-    criteria = MemberCriteria(tag=tag.slug)
-
-    async def rows() -> AsyncIterator[bytes]:
-        async with svc.reads.connection() as reader:
-            async for chunk in lists.export_csv(reader, svc.vault, who, criteria, view):
-                yield chunk.encode("utf-8")
-
-    response = StreamingResponse(rows(), media_type="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="tag-{tag.slug}.csv"'
-    return secure(response)
+    return await member_lists.export_of(ctx, MemberCriteria(tag=tag.slug), f"tag-{tag.slug}.csv")
 
 
 # --- Member 360: give or take a manual tag -----------------------------------------------------
