@@ -5,47 +5,21 @@ the classes listed with their metrics."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from tests.conftest import Store
-from tests.guides.journey import Journey, at, make_journey
+from tests.guides.journey import Journey, at
 from typer.testing import CliRunner, Result
 
-from siyu.cli import app, common
+from siyu.cli import app
 from siyu.guides.attribution import attribute
 from siyu.guides.shares import record_share, record_touch
-from siyu.importer.service import ensure_group
-from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
-GROUP = "g1"
 RULES = {
     "A": {"min": {"orders": 2}, "playbook": {"zh": "工具", "en": "Tools"}},
     "B": {"min": {"orders": 1}, "playbook": {"zh": "SOP", "en": "SOPs"}},
     "C": {"playbook": {"zh": "督导", "en": "Supervision"}},
 }
-
-
-@pytest.fixture
-def journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Journey]:
-    monkeypatch.setattr(common.out, "width", 200)
-    url = f"sqlite:///{tmp_path / 'siyu.db'}"
-    for name, value in {
-        "SIYU_DATABASE_URL": url,
-        "SIYU_GROUP": GROUP,
-        "SIYU_SECRET_KEY": bytes(range(32)).hex(),
-        "SIYU_LANG": "en",
-    }.items():
-        monkeypatch.setenv(name, value)
-    engine = make_engine(url)
-    upgrade(engine)
-    ensure_group(engine, GROUP)
-    yield make_journey(Store(engine, GROUP, "sqlite"), Vault(bytes(range(32))), tmp_path)
-    engine.dispose()
 
 
 def run(*args: str) -> Result:

@@ -6,27 +6,23 @@ tampered log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from tests.cli.conftest import GROUP
 from tests.coupons.helpers import new_member
 from tests.lotteries.helpers import DURING, stock_prizes
 from typer.testing import CliRunner, Result
 
-from siyu.cli import app, common
+from siyu.cli import app
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.service import ensure_group
 from siyu.lotteries import pools
 from siyu.lotteries.audit import verify
 from siyu.lotteries.draw import DrawAsk, draw
 from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
-GROUP = "g1"
 POOL: dict[str, Any] = {
     "code": "SPRING",
     "name_zh": "春季抽奖",
@@ -59,20 +55,9 @@ POOL: dict[str, Any] = {
 
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    # the CLI's console took its width from COLUMNS when it was imported (80 on CI)
-    monkeypatch.setattr(common.out, "width", 200)
-    url = f"sqlite:///{tmp_path / 'siyu.db'}"
-    monkeypatch.setenv("SIYU_DATABASE_URL", url)
-    monkeypatch.setenv("SIYU_GROUP", GROUP)
-    monkeypatch.setenv("SIYU_SECRET_KEY", bytes(range(32)).hex())
-    monkeypatch.setenv("SIYU_LANG", "en")
-    made = make_engine(url)
-    upgrade(made)
-    ensure_group(made, GROUP)
-    stock_prizes(made, GROUP, {"BAG": 10, "SAMPLE": 50})
-    yield made
-    made.dispose()
+def engine(cli_store: Engine) -> Engine:
+    stock_prizes(cli_store, GROUP, {"BAG": 10, "SAMPLE": 50})
+    return cli_store
 
 
 def run(*args: str) -> Result:

@@ -5,42 +5,25 @@ agree with the service."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from tests.cli.conftest import GROUP
 from tests.scenes.helpers import new_member, order
 from typer.testing import CliRunner, Result
 
-from siyu.cli import app, common
+from siyu.cli import app
 from siyu.identity.ingest import IdentifierEncoder
-from siyu.importer.service import ensure_group
 from siyu.privacy import Vault
 from siyu.scenes.report import scene_report, star_members
 from siyu.scenes.scans import record_scan
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
-
-GROUP = "g1"
 
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    # the CLI's console took its width from COLUMNS when it was imported (80 on CI)
-    monkeypatch.setattr(common.out, "width", 200)
-    url = f"sqlite:///{tmp_path / 'siyu.db'}"
-    monkeypatch.setenv("SIYU_DATABASE_URL", url)
-    monkeypatch.setenv("SIYU_GROUP", GROUP)
-    monkeypatch.setenv("SIYU_SECRET_KEY", bytes(range(32)).hex())
-    monkeypatch.setenv("SIYU_LANG", "en")
-    made = make_engine(url)
-    upgrade(made)
-    ensure_group(made, GROUP)
-    yield made
-    made.dispose()
+def engine(cli_store: Engine) -> Engine:
+    return cli_store
 
 
 def run(*args: str) -> Result:

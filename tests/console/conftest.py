@@ -8,7 +8,8 @@ one. Without it the browser tests skip with the reason, except under CI=true.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from tests.conftest import IN_CI, ROOT
 from siyu.auth.keys import create_key
 from siyu.config import Settings
 from siyu.demo.pipeline import DemoResult, run_demo
+from siyu.importer.service import ensure_group
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
+from siyu.store.migrate import upgrade
 
 SECRET = bytes(range(32))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,6 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
+SCREENSHOTS = Path("/tmp")  # where `shoot_and_copy` leaves a copy, for a person to look at
 PHONE = {"width": 390, "height": 844}
 
 
@@ -154,6 +158,40 @@ def login(page: Any, base: str, key: str, lang: str = "zh") -> None:
 def shoot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def shoot_and_copy(page: Any, name: str) -> None:
+    """A screenshot in the artefacts, and a copy of it in /tmp."""
+    shoot(page, name)
+    shutil.copy(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+
+
+@dataclass
+class Served:
+    """A small seeded SQLite store served by a live uvicorn, for one module's browser
+    tests: the keys by role, and the ids the seed named (members, receipts)."""
+
+    engine: Engine
+    base: str
+    keys: dict[str, str]
+    ids: dict[str, int]
+
+
+# what a seed writes into a migrated store (the engine, its vault, the group, a folder for
+# its files) and answers: the ids it named, and the keys' secrets by role
+Seed = Callable[[Engine, Vault, str, Path], tuple[dict[str, int], dict[str, str]]]
+
+
+@contextmanager
+def serve_seeded(work: Path, group: str, seed: Seed) -> Iterator[Served]:
+    """A new store in `work` with the brand group, seeded, and served while in use."""
+    engine = make_engine(f"sqlite:///{work / 'siyu.db'}")
+    upgrade(engine)
+    ensure_group(engine, group)
+    ids, keys = seed(engine, Vault(SECRET), group, work)
+    with live_server(engine, group, SECRET, workers=1) as base:
+        yield Served(engine, base, keys, ids)
+    engine.dispose()
 
 
 # Per chart: how many pixels carry colour (series are coloured; axes, grid lines and

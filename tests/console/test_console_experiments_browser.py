@@ -6,54 +6,35 @@ members. (The rest is tested in process: `test_console_experiments.py`.)"""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from tests.api.live import live_server
-from tests.console.conftest import SECRET, login, shoot
+from tests.console.conftest import Served, login, serve_seeded, shoot_and_copy
 from tests.console.test_console_labels import Scanner, known_codes, page_strings
 from tests.console.test_console_messages import seed_messaging
 from tests.experiments.helpers import add_order, save_send
 
-from siyu.importer.service import ensure_group
 from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
 
-SCREENSHOTS = Path("/tmp")
 GROUP = "g-experiments"
 
 
-@dataclass
-class Served:
-    engine: Engine
-    base: str
-    keys: dict[str, str]
-    members: dict[str, int]
+def _seed(
+    engine: Engine, vault: Vault, group: str, work: Path
+) -> tuple[dict[str, int], dict[str, str]]:
+    found = seed_messaging(engine, vault, group, work)
+    save_send(engine, group, experiment="WAKE-TEST")  # the `note` variant's message
+    return found
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    work = tmp_path_factory.mktemp("experiments")
-    engine = make_engine(f"sqlite:///{work / 'siyu.db'}")
-    upgrade(engine)
-    ensure_group(engine, GROUP)
-    members, keys = seed_messaging(engine, Vault(SECRET), GROUP, work)
-    save_send(engine, GROUP, experiment="WAKE-TEST")  # the `note` variant's message
-    with live_server(engine, GROUP, SECRET, workers=1) as base:
-        yield Served(engine, base, keys, members)
-    engine.dispose()
-
-
-def _shot(page: Any, name: str) -> None:
-    shoot(page, name)
-    shutil.copy(Path("test-artifacts/console") / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    with serve_seeded(tmp_path_factory.mktemp("experiments"), GROUP, _seed) as s:
+        yield s
 
 
 def _more_members(engine: Engine) -> None:
@@ -107,7 +88,7 @@ def test_save_start_read_results_and_click_a_variants_members_in_chinese(
     page.fill("#f-pre", "30")
     page.fill("#f-starts", f"{today:%Y-%m-%d}")
     page.fill("#f-ends", f"{today + timedelta(days=60):%Y-%m-%d}")
-    _shot(page, "experiments-new-zh")
+    shoot_and_copy(page, "experiments-new-zh")
     page.click("#experiment-submit")
     page.wait_for_load_state("load")
     assert page.locator("#experiment-status").inner_text() == "草稿"
@@ -126,7 +107,7 @@ def test_save_start_read_results_and_click_a_variants_members_in_chinese(
     assert row.get_attribute("data-lift") and row.get_attribute("data-p")
     assert page.locator("#breakdown-lapsed").count() == 1
     assert "CUPED 调整后提升" in page.inner_text("body")
-    _shot(page, "experiments-results-zh")
+    shoot_and_copy(page, "experiments-results-zh")
     assert not scanner.untranslated("\n".join(page_strings(page).values()))
     # when it clicks the note variant's members
     with served.engine.connect() as conn:
@@ -146,4 +127,4 @@ def test_save_start_read_results_and_click_a_variants_members_in_chinese(
     assert page.locator("#list-summary").get_attribute("data-total") == str(len(real))
     for m in real:
         assert page.locator(f"tr[data-member='{m}']").count() == 1
-    _shot(page, "experiments-members-zh")
+    shoot_and_copy(page, "experiments-members-zh")

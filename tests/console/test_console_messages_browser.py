@@ -6,57 +6,26 @@ member, goes back and sends it. (The rest is tested in process:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
-from tests.api.live import live_server
-from tests.console.conftest import SECRET, login, shoot
+from sqlalchemy import text
+from tests.console.conftest import Served, login, serve_seeded, shoot_and_copy
 from tests.console.test_console_labels import Scanner, known_codes, page_strings
 from tests.console.test_console_messages import late_evening_tomorrow, seed_messaging
-
-from siyu.importer.service import ensure_group
-from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
-
-SCREENSHOTS = Path("/tmp")
-
-
-@dataclass
-class Served:
-    engine: Engine
-    base: str
-    keys: dict[str, str]
-    members: dict[str, int]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    work = tmp_path_factory.mktemp("messages")
-    engine = make_engine(f"sqlite:///{work / 'siyu.db'}")
-    upgrade(engine)
-    group = "g-messages"
-    ensure_group(engine, group)
-    members, keys = seed_messaging(engine, Vault(SECRET), group, work)
-    with live_server(engine, group, SECRET, workers=1) as base:
-        yield Served(engine, base, keys, members)
-    engine.dispose()
-
-
-def _shot(page: Any, name: str) -> None:
-    shoot(page, name)
-    shutil.copy(Path("test-artifacts/console") / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    with serve_seeded(tmp_path_factory.mktemp("messages"), "g-messages", seed_messaging) as s:
+        yield s
 
 
 def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     served: Served, page: Any
 ) -> None:
-    m2 = served.members["M2"]
+    m2 = served.ids["M2"]
     scanner = Scanner("zh", known_codes())
     # given an admin logged in, in Chinese
     login(page, served.base, served.keys["admin"])
@@ -73,7 +42,7 @@ def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     page.fill("#f-template", "T-1")
     page.fill("#f-params", "1=春季上新\n2=到店有礼")
     page.fill("#f-scheduled", late_evening_tomorrow())
-    _shot(page, "messages-compose-zh")
+    shoot_and_copy(page, "messages-compose-zh")
     page.click("#compose-submit")
     page.wait_for_load_state("load")
     # then the preview: one deferred to the end of the quiet hours, one skipped, no consent
@@ -90,7 +59,7 @@ def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     style = "e => getComputedStyle(e).backgroundColor"
     assert cancel.evaluate(style) != send.evaluate(style)
     assert cancel.evaluate(style) == page.locator("#logout").evaluate(style)
-    _shot(page, "messages-preview-zh")
+    shoot_and_copy(page, "messages-preview-zh")
     assert not scanner.untranslated("\n".join(page_strings(page).values()))
     # when it clicks the skipped count
     row.locator("a.count").click()
@@ -99,7 +68,7 @@ def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     assert page.locator("h1").inner_text() == "SPRING-SMS：未授权"
     assert page.locator("#list-summary").get_attribute("data-total") == "1"
     assert page.locator(f"tr[data-member='{m2}']").count() == 1
-    _shot(page, "messages-skipped-members-zh")
+    shoot_and_copy(page, "messages-skipped-members-zh")
     # when it goes back and sends it
     page.click("#list-back")
     page.wait_for_load_state("load")
@@ -107,7 +76,7 @@ def test_compose_preview_click_a_skip_reason_then_send_in_chinese(
     page.wait_for_load_state("load")
     assert page.locator("#send-state").inner_text() == "已确认发送"
     assert page.locator("#results").count() == 1
-    _shot(page, "messages-sent-zh")
+    shoot_and_copy(page, "messages-sent-zh")
     with served.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM sends WHERE code = 'SPRING-SMS'")).scalar()
     assert status == "planned"

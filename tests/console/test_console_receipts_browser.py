@@ -6,51 +6,20 @@ process: `test_console_receipts.py`.)"""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
-from tests.api.live import live_server
-from tests.console.conftest import SECRET, login, shoot
+from sqlalchemy import text
+from tests.console.conftest import Served, login, serve_seeded, shoot_and_copy
 from tests.console.receipt_support import seed
 from tests.console.test_console_labels import Scanner, known_codes, page_strings
-
-from siyu.importer.service import ensure_group
-from siyu.privacy import Vault
-from siyu.store.engine import make_engine
-from siyu.store.migrate import upgrade
-
-SCREENSHOTS = Path("/tmp")
-
-
-@dataclass
-class Served:
-    engine: Engine
-    base: str
-    keys: dict[str, str]
-    ids: dict[str, int]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    work = tmp_path_factory.mktemp("receipts")
-    engine = make_engine(f"sqlite:///{work / 'siyu.db'}")
-    upgrade(engine)
-    group = "g-receipts"
-    ensure_group(engine, group)
-    ids, keys = seed(engine, Vault(SECRET), group, work)
-    with live_server(engine, group, SECRET, workers=1) as base:
-        yield Served(engine, base, keys, ids)
-    engine.dispose()
-
-
-def _shot(page: Any, name: str) -> None:
-    shoot(page, name)
-    shutil.copy(Path("test-artifacts/console") / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    with serve_seeded(tmp_path_factory.mktemp("receipts"), "g-receipts", seed) as s:
+        yield s
 
 
 def test_hq_accepts_a_receipt_and_sees_its_reward_in_chinese(served: Served, page: Any) -> None:
@@ -72,7 +41,7 @@ def test_hq_accepts_a_receipt_and_sees_its_reward_in_chinese(served: Served, pag
         "疑似重复"
         in page.locator(f"#receipts tr[data-receipt='{served.ids['near']}']").inner_text()
     )
-    _shot(page, "receipts-queue-zh")
+    shoot_and_copy(page, "receipts-queue-zh")
     scanner = Scanner("zh", known_codes())
     assert not scanner.untranslated("\n".join(page_strings(page).values()))
     # when it opens the big receipt and accepts it
@@ -81,7 +50,7 @@ def test_hq_accepts_a_receipt_and_sees_its_reward_in_chinese(served: Served, pag
     assert page.locator("#receipt-tier").inner_text() == (
         "实付满 ¥300.00 · 400 积分 · 优惠券：春季满减"
     )
-    _shot(page, "receipts-pending-zh")
+    shoot_and_copy(page, "receipts-pending-zh")
     page.click("#receipt-accept")
     page.wait_for_load_state("load")
     # then the page says so and shows the reward given
@@ -90,7 +59,7 @@ def test_hq_accepts_a_receipt_and_sees_its_reward_in_chinese(served: Served, pag
     assert page.locator("#reward-points").inner_text() == "400 积分"
     assert page.locator("#reward-coupon").inner_text() == "优惠券：春季满减"
     assert page.locator("#receipt-accept").count() == 0
-    _shot(page, "receipts-accepted-zh")
+    shoot_and_copy(page, "receipts-accepted-zh")
     assert not scanner.untranslated("\n".join(page_strings(page).values()))
     # and the database holds it, and the queue's figures follow
     with served.engine.connect() as conn:
