@@ -271,6 +271,46 @@ def test_the_class_earned_before_the_month_is_the_one_paid_by(brand: Store) -> N
     assert run.accrued_fen == 1_000 + 100
 
 
+def test_the_largest_line_names_the_category_and_a_tie_goes_to_the_smaller_code(
+    brand: Store,
+) -> None:
+    # a tie between shoes and bags is bags ('bags' < 'shoes'): the default rate, not shoes'
+    _order(brand, "O-tie", "G1", datetime(2025, 2, 3), 10_000, [("K1", 5_000), ("K2", 5_000)])
+    # the largest line last, after two smaller ones of another category
+    _order(
+        brand,
+        "O-late",
+        "G1",
+        datetime(2025, 2, 4),
+        9_000,
+        [("K2", 2_000), ("K2", 2_000), ("K1", 5_000)],
+    )
+    _order(brand, "O-lineless", "G1", datetime(2025, 2, 5), 10_000, [])  # no category at all
+    first = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    # an order keyed in after the first run: decided alone, the others already accrued
+    _order(brand, "O-after", "G2", datetime(2025, 2, 6), 10_000, [("K2", 1_000), ("K1", 9_000)])
+    second = jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    assert (first.accrued, second.accrued, second.already) == (3, 1, 3)
+    with brand.engine.connect() as conn:
+        decided = {
+            r.order_id: (r.rule, int(r.commission_fen))
+            for r in conn.execute(
+                text(
+                    "SELECT order_id, rule, commission_fen FROM commission_accruals "
+                    "WHERE group_id = :g"
+                ),
+                {"g": brand.group_id},
+            )
+        }
+    assert decided == {
+        "O-tie": (None, 100),
+        "O-late": ("shoes", 450),
+        "O-lineless": (None, 100),
+        "O-after": ("shoes", 500),
+    }
+    _ledger_is_sound(brand)
+
+
 def test_rerunning_accrual_posts_nothing_twice(brand: Store) -> None:
     _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
     _refund(brand, "R1", "O1", datetime(2025, 2, 4), 5_000)
