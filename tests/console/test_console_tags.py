@@ -36,7 +36,7 @@ def holders(brand: Brand) -> dict[str, set[int]]:
     )
     manual_tag(brand, "t-gift", active[::5])
     manual_tag(brand, "t-bulk", active[::11], kind="imported")
-    manual_tag(brand, "t-free", [])
+    manual_tag(brand, "t-unused", [])
     return {"t-gift": set(active[::5]), "t-bulk": set(active[::11])}
 
 
@@ -116,23 +116,23 @@ def test_member_360_tells_why_and_hq_gives_and_takes_a_manual_tag(
     # only manual tags can be removed here
     assert page.locator("[data-remove=t-bulk]").count() == 0
     # when HQ gives a manual tag it did not hold: it holds it, history says by this key
-    page.select_option("#give-tag-slug", "t-free")
+    page.select_option("#give-tag-slug", "t-unused")
     page.fill("#give-tag input[name=value]", "spring")
     page.click("#give-tag-submit")
     page.wait_for_load_state("load")
-    assert page.locator("#tag-done").inner_text() == "Tag t-free added."
-    free = page.locator("#member-tags tr[data-tag=t-free]")
+    assert page.locator("#tag-done").inner_text() == "Tag t-unused added."
+    free = page.locator("#member-tags tr[data-tag=t-unused]")
     assert free.locator("[data-value]").get_attribute("data-value") == "spring"
     key = brand.key_ids["admin"]
     assert free.get_attribute("data-set-by") == f"key:{key}"
     # and takes it away
-    page.click("[data-remove=t-free]")
+    page.click("[data-remove=t-unused]")
     page.wait_for_load_state("load")
-    assert page.locator("#tag-done").inner_text() == "Tag t-free removed."
-    assert page.locator("#member-tags tr[data-tag=t-free]").count() == 0
+    assert page.locator("#tag-done").inner_text() == "Tag t-unused removed."
+    assert page.locator("#member-tags tr[data-tag=t-unused]").count() == 0
     changes = brand.all(
         "SELECT h.change, h.by FROM member_tag_history h JOIN tags t ON t.tag_id = h.tag_id "
-        "WHERE h.group_id = :g AND t.slug = 't-free' AND h.member_id = :m ORDER BY h.change_id",
+        "WHERE h.group_id = :g AND t.slug = 't-unused' AND h.member_id = :m ORDER BY h.change_id",
         m=member,
     )
     assert [tuple(c) for c in changes] == [("enter", f"key:{key}"), ("leave", f"key:{key}")]
@@ -154,22 +154,22 @@ def test_a_guide_tags_its_own_members_only_and_an_analyst_none(
     own, other = min(mine), min(active - mine)
     login(page, brand.base, brand.keys["guide"], "zh")
     page.goto(f"{brand.base}/console/members/{own}")
-    page.select_option("#give-tag-slug", "t-free")
+    page.select_option("#give-tag-slug", "t-unused")
     page.click("#give-tag-submit")
     page.wait_for_load_state("load")
-    assert page.locator("#member-tags tr[data-tag=t-free]").count() == 1
+    assert page.locator("#member-tags tr[data-tag=t-unused]").count() == 1
     # another guide's member: refused, nothing written
-    assert post(page, f"/console/members/{other}/tags", {"slug": "t-free"}).status == 403
+    assert post(page, f"/console/members/{other}/tags", {"slug": "t-unused"}).status == 403
     held = "SELECT COUNT(*) FROM member_tags mt JOIN tags t ON t.tag_id = mt.tag_id "
-    held += "WHERE mt.group_id = :g AND t.slug = 't-free' AND mt.member_id = :m"
+    held += "WHERE mt.group_id = :g AND t.slug = 't-unused' AND mt.member_id = :m"
     assert brand.one(held, m=other) == 0
     # an analyst reads tags but gives none
     page.context.clear_cookies()
     login(page, brand.base, brand.keys["analyst"], "en")
     page.goto(f"{brand.base}/console/members/{own}")
-    assert page.locator("#member-tags tr[data-tag=t-free]").count() == 1
+    assert page.locator("#member-tags tr[data-tag=t-unused]").count() == 1
     assert page.locator("#give-tag").count() == 0
-    assert post(page, f"/console/members/{own}/tags/t-free/remove", {}).status == 403
+    assert post(page, f"/console/members/{own}/tags/t-unused/remove", {}).status == 403
     assert brand.one(held, m=own) == 1
     # a store key has neither tags nor segments: Member 360 shows no such section
     page.context.clear_cookies()
@@ -184,9 +184,9 @@ def test_a_guide_tags_its_own_members_only_and_an_analyst_none(
     assert page.locator("#member-segments").count() == 0
     assert page.goto(f"{brand.base}/console/tags").status == 403
     # nor may it reach a tag's holders through its store's member list or its export
-    by_tag = f"/console/stores/{brand.store_id}?tag=t-free"
+    by_tag = f"/console/stores/{brand.store_id}?tag=t-unused"
     assert page.goto(f"{brand.base}{by_tag}").status == 403
-    assert page.request.get(f"{brand.base}/console/members.csv?tag=t-free").status == 403
+    assert page.request.get(f"{brand.base}/console/members.csv?tag=t-unused").status == 403
 
 
 def evaluate_all(brand: Brand, slugs: list[str]) -> None:
@@ -264,11 +264,11 @@ def test_hq_defines_manual_and_imported_tags_and_a_refusal_names_the_field(
         kind="imported",
         name_zh="天猫人群",
         name_en="Tmall audience",
-        owner="role:hq",
+        owner="crm-team",
         source="Tmall DMP audience export",
     )
     made = tag_row(brand, "t-dmp")
-    assert made[3:6] == ("imported", "role:hq", "on_import")
+    assert made[3:6] == ("imported", "crm-team", "on_import")
     assert json.loads(made.definition) == {"source": "Tmall DMP audience export"}
     assert "Tmall DMP audience export" in page.locator("#tag-source").inner_text()
     # and the new manual tag can be given on Member 360
