@@ -76,6 +76,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "who would not have bought in the window, {back} came back (true uplift {uplift}), "
         "{redeemed} coupons redeemed.",
     },
+    "experiment.missed": {
+        "zh": "「{metric}」的区间未包含真值：发券前两组已相差 {before}（随机分组的偶然，"
+        "测得的差正是它加上真实效果 {effect}）。95% 区间约每 20 次分组错过一次；"
+        "换 --seed 即换一次分组。",
+        "en": "{metric}: the interval missed the truth because the arms already differed by "
+        "{before} before the coupon (chance in the draw; the measured difference is that plus "
+        "the true {effect}). A 95% interval misses about one draw in twenty; another --seed "
+        "draws again.",
+    },
     "col.figure": {"zh": "指标", "en": "Figure"},
     "col.treatment": {"zh": "实验组", "en": "Treatment"},
     "col.holdout": {"zh": "对照组", "en": "Holdout"},

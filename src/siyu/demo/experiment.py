@@ -62,6 +62,10 @@ class TrueEffect:
     relative: float  # over both arms' untreated mean
     measured: Estimate  # relative lift, with its 95% interval (what the console shows)
     measured_absolute: Estimate
+    # the arms' difference before the effect was imported: what the draw alone gave. The
+    # measured difference is this plus the true effect, exactly; a 95% interval misses
+    # the truth when this chance imbalance is large, in about one draw of twenty
+    untreated_absolute: float
 
     @property
     def contained(self) -> bool:
@@ -79,6 +83,8 @@ class TrueEffect:
             "ci_high": self.measured.ci_high,
             "absolute_ci_low": self.measured_absolute.ci_low,
             "absolute_ci_high": self.measured_absolute.ci_high,
+            "absolute_lift": self.measured_absolute.estimate,
+            "untreated_difference": self.untreated_absolute,
             "p_value": self.measured.p_value,
             "contains_true_effect": self.contained,
         }
@@ -281,6 +287,8 @@ def _effects(untreated: Results, measured: Results, run: DemoExperiment) -> list
         before, after = _comparison(untreated, metric), _comparison(measured, metric)
         if before is None or after is None or after.difference is None:
             continue
+        if before.difference is None:
+            continue
         # the relative lift estimates effect / (the untreated mean); both arms' outcomes
         # before the effect was imported are untreated, so their pooled mean is that
         # mean for this sample (the treated arm's alone is half of it, with its own noise)
@@ -297,6 +305,7 @@ def _effects(untreated: Results, measured: Results, run: DemoExperiment) -> list
                 added[metric] / base,
                 after.difference.relative,
                 after.difference.absolute,
+                before.difference.absolute.estimate,
             )
         )
     return out

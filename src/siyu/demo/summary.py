@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,6 +307,19 @@ def print_experiment(out: Console, run: DemoExperiment, lang: str) -> None:
             "✓" if e.contained else "✗",
         )
     out.print(tab)
+    for e in run.effects:
+        if not e.contained:
+            fmt = _per_member(e.metric)
+            out.print(
+                t(
+                    "experiment.missed",
+                    lang,
+                    metric=t(f"metric.{e.metric}", lang),
+                    before=fmt(e.untreated_absolute),
+                    effect=fmt(e.absolute),
+                )
+            )
+            break  # the same draw explains every metric's miss
     out.print(
         t(
             "experiment.arms",
@@ -352,3 +366,11 @@ def print_guide_plans(out: Console, plans: PlansReport, lang: str) -> None:
 def _metric_label(metric: str, lang: str) -> str:
     key = f"guide_metric.{metric}"
     return t(key, lang) if key in MESSAGES else metric
+
+
+def _per_member(metric: str) -> Callable[[float], str]:
+    """A per-member difference as the table's reader reads it: yuan for revenue, else a
+    share of the members."""
+    if metric == "revenue_fen":
+        return lambda fen: f"¥{fen / 100:+,.2f}"
+    return lambda share: f"{share:+.1%}"
