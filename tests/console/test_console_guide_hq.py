@@ -225,6 +225,24 @@ def test_a_guides_lines_sum_to_its_statement_and_open_their_attribution(
     assert 'id="attr-commission" data-fen="2000"' in why.text
 
 
+@pytest.mark.parametrize("role", ["admin", "analyst"])
+def test_a_guides_members_open_its_statement_and_its_class(console: Console, role: str) -> None:
+    console.login(role, "en")
+    # when HQ opens G1's members (from the leaderboard or the programme report)
+    html = console.get("/console/guides/G1").text
+    # then its commission statement and its class are one click away
+    links = dict(re.findall(r'<a href="([^"]+)" data-related="(\w+)">', html))
+    assert links == {
+        "/console/commission/G1": "commission",
+        "/console/guide-classes/G1": "guide_classes",
+    }
+    assert "each order opens why it is theirs" in html
+    # and the statement opens (the newest month's), each order linking to its attribution
+    statement = console.get("/console/commission/G1")
+    assert statement.status_code == 200 and 'href="/console/attribution/o-till"' in statement.text
+    assert console.get("/console/guide-classes/G1").status_code == 200
+
+
 def test_the_share_behind_an_order_is_explained_masked(console: Console) -> None:
     console.login("admin", "en")
     page = console.get("/console/attribution/o-in")

@@ -207,6 +207,54 @@ def test_the_guides_page(console: Console, monkeypatch: pytest.MonkeyPatch) -> N
     assert "page=2" in html and "3 of 4 guides met every target" in html
 
 
+def test_every_count_of_guides_opens_the_guides_behind_it(console: Console) -> None:
+    # given the programme and HQ reading December in English
+    _with_programme(console)
+    console.login("admin", "en")
+    period = "since=2024-12-01&until=2025-01-01"
+    html = console.get(f"/console/guide-programme?{period}").text  # type: ignore[attr-defined]
+    # then "3 of 4 met every target" and each targeted total's count are links, and the
+    # untargeted metric's is not
+    links = re.findall(r'href="/console/guide-programme\?[^"]*met=(\w+)#programme-guides"', html)
+    assert links == ["all", "sales_fen", "orders", "refund_rate_bp"]
+    # when HQ follows "every target"
+    page = console.get(f"/console/guide-programme?{period}&met=all")
+    html = page.text  # type: ignore[attr-defined]
+    # then the table lists the three who did, says so, and offers every guide back; the
+    # totals above stay every guide's
+    assert page.status_code == 200  # type: ignore[attr-defined]
+    assert list(_rows(html)) == ["G1", "G2", "G4"]
+    assert 'data-met="all" data-shown="3"' in html and "The 3 guides who met every target" in html
+    back = period.replace("&", "&amp;")
+    assert f'href="/console/guide-programme?{back}#programme-guides" id="met-clear"' in html
+    assert 'data-met="3" data-guides="4"' in html
+    # and its export is those three, with the filter in the file's name
+    got = console.get(f"/console/guide-programme.csv?{period}&met=all")
+    rows = list(csv.DictReader(io.StringIO(got.text)))  # type: ignore[attr-defined]
+    assert [r["guide_id"] for r in rows] == ["G1", "G2", "G4"]
+    assert "-met-all.csv" in got.headers["content-disposition"]  # type: ignore[attr-defined]
+    # and one metric's count opens the guides who met that target, in Chinese too
+    console.login("admin")
+    html = console.get(f"/console/guide-programme?{period}&met=refund_rate_bp").text  # type: ignore[attr-defined]
+    assert list(_rows(html)) == ["G1", "G2", "G4"]
+    assert "达成「退款率」的 3 位导购" in html
+
+
+@pytest.mark.parametrize("met", ["members_served", "nonsense"])
+def test_a_filter_on_no_target_is_refused_naming_the_field(console: Console, met: str) -> None:
+    # given the programme: members served has no target, so nobody "met" it
+    _with_programme(console)
+    console.login("admin", "en")
+    period = "since=2024-12-01&until=2025-01-01"
+    page = console.get(f"/console/guide-programme?{period}&met={met}")
+    # then the page and the export refuse it, naming the field and what it takes
+    assert page.status_code == 422  # type: ignore[attr-defined]
+    assert "met: must be one of all, sales_fen, orders, refund_rate_bp" in page.text  # type: ignore[attr-defined]
+    got = console.get(f"/console/guide-programme.csv?{period}&met={met}")
+    assert got.status_code == 422  # type: ignore[attr-defined]
+    assert got.text.startswith("met: must be one of all, sales_fen")  # type: ignore[attr-defined]
+
+
 def test_a_period_the_programme_does_not_cover_is_told_so(console: Console) -> None:
     console.login("admin", "en")
     # given no programme: a 409 naming it, and nothing else shown

@@ -5,7 +5,11 @@ the guides page and export (`.csv`, every guide). Each guide opens its members.
 
 HQ only: the API's report also serves store and guide keys scoped to theirs, but their
 own pages (my-class, my-guides) already show them their figures. The period defaults to
-the month of the newest attributed order, the month the programme last measured."""
+the month of the newest attributed order, the month the programme last measured.
+
+Every count of guides clicks through to them: `?met=all` lists the guides who met every
+target, `?met=<metric>` those who met that metric's (the totals' "guides who met it");
+the pager and the export keep the filter."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from sqlalchemy import text
 
 from siyu.console.web import Ctx, authenticated, render, secure
 from siyu.errors import ConflictError, ValidationError
-from siyu.guides.programme import ProgrammeReport, programme_report
+from siyu.guides.programme import GuideFocus, ProgrammeReport, programme_report
 from siyu.store.times import stored_now, stored_time
 
 router = APIRouter()
@@ -66,6 +70,26 @@ def _report(ctx: Ctx) -> tuple[date, date, ProgrammeReport]:
     return since, until, found
 
 
+def _met(ctx: Ctx, report: ProgrammeReport) -> str | None:
+    """The `met` filter asked for: "all", a focus metric with a target, or none."""
+    raw = ctx.request.query_params.get("met") or None
+    targeted = [f.metric for f in report.stage.focus if f.min is not None or f.max is not None]
+    if raw is not None and raw != "all" and raw not in targeted:
+        allowed = ", ".join(["all", *targeted])
+        raise ValidationError("met", f"must be one of {allowed} (a focus metric with a target)")
+    return raw
+
+
+def who_met(report: ProgrammeReport, met: str | None) -> list[GuideFocus]:
+    """The report's guides who met every target (`met` "all") or one metric's, in order;
+    every guide when `met` is None."""
+    if met is None:
+        return list(report.guides)
+    if met == "all":
+        return [g for g in report.guides if g.met_all]
+    return [g for g in report.guides if any(m.metric == met and m.met for m in g.measured)]
+
+
 def _page_no(ctx: Ctx) -> int:
     raw = ctx.request.query_params.get("page") or "1"
     return int(raw) if raw.isdigit() and 0 < int(raw) <= 10**6 else 1
@@ -82,9 +106,16 @@ async def guide_programme(request: Request) -> Response:
     except ConflictError as exc:  # no programme, or the period starts before its first stage
         error = f"{ctx.t('gp.' + exc.code)} {exc}"
         return render(ctx, "guide_programme.html", status=409, error=error, report=None)
+    try:
+        met = _met(ctx, report)
+    except ValidationError as exc:
+        error = f"{ctx.t('gp.bad_filter')} {exc}"
+        return render(ctx, "guide_programme.html", status=422, error=error, report=None)
     period = {"since": since.isoformat(), "until": until.isoformat()}
+    kept = {**period, **({"met": met} if met else {})}
+    shown = who_met(report, met)
     page_no = _page_no(ctx)
-    pages = max(1, -(-len(report.guides) // PER_PAGE))
+    pages = max(1, -(-len(shown) // PER_PAGE))
     return render(
         ctx,
         "guide_programme.html",
@@ -93,11 +124,15 @@ async def guide_programme(request: Request) -> Response:
         since=period["since"],
         until=period["until"],
         met=sum(1 for g in report.guides if g.met_all),
-        on_page=report.guides[(page_no - 1) * PER_PAGE : page_no * PER_PAGE],
+        met_filter=met,
+        shown_count=len(shown),
+        on_page=shown[(page_no - 1) * PER_PAGE : page_no * PER_PAGE],
         page_no=page_no,
         pages=pages,
-        page_url=lambda n: f"{PATH}?{urlencode({**period, 'page': str(n)})}",
-        csv_url=f"{PATH}.csv?{urlencode(period)}",
+        page_url=lambda n: f"{PATH}?{urlencode({**kept, 'page': str(n)})}",
+        csv_url=f"{PATH}.csv?{urlencode(kept)}",
+        met_url=lambda m: f"{PATH}?{urlencode({**period, 'met': m})}#programme-guides",
+        all_url=f"{PATH}?{urlencode(period)}#programme-guides",
         members_url=lambda g: f"/console/guides/{quote(g, safe='')}",
     )
 
@@ -111,15 +146,21 @@ async def guide_programme_csv(request: Request) -> Response:
         return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
     except ConflictError as exc:
         return secure(Response(f"{exc}\n", status_code=409, media_type="text/plain"))
-    response = Response(programme_csv(report), media_type="text/csv; charset=utf-8")
-    name = f"guide-programme-{report.stage.code}-{since}-{until}.csv"
+    try:
+        met = _met(ctx, report)
+    except ValidationError as exc:
+        return secure(Response(f"{exc}\n", status_code=422, media_type="text/plain"))
+    body = programme_csv(report, who_met(report, met))
+    response = Response(body, media_type="text/csv; charset=utf-8")
+    name = f"guide-programme-{report.stage.code}-{since}-{until}{'-met-' + met if met else ''}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{quote(name)}"'
     return secure(response)
 
 
-def programme_csv(report: ProgrammeReport) -> str:
-    """One row per guide: the stage, then per focus metric its value, bounds and met; an
-    empty cell is no value (a ratio over zero) or no target."""
+def programme_csv(report: ProgrammeReport, guides: list[GuideFocus] | None = None) -> str:
+    """One row per guide (`guides`: those of a filter; default every guide): the stage,
+    then per focus metric its value, bounds and met; an empty cell is no value (a ratio
+    over zero) or no target."""
 
     def cell(value: object) -> object:
         return "" if value is None else int(value) if isinstance(value, bool) else value
@@ -130,7 +171,7 @@ def programme_csv(report: ProgrammeReport) -> str:
     for f in report.stage.focus:
         head += [f.metric, f"{f.metric}_min", f"{f.metric}_max", f"{f.metric}_met"]
     writer.writerow(head)
-    for g in report.guides:
+    for g in report.guides if guides is None else guides:
         row = [report.stage.code, g.guide_id, g.store_id, int(g.spam_risk), cell(g.met_all)]
         for m in g.measured:
             row += [cell(m.value), cell(m.min), cell(m.max), cell(m.met)]

@@ -510,6 +510,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "guides.title": ("导购排行", "Guide leaderboard"),
     "guides.text": ("按归属销售额排序。", "Ranked by attributed sales."),
     "guides.members": ("{guide} 的会员", "{guide}'s members"),
+    "guides.commission_link": (
+        "佣金对账单（每单可查归属原因）",
+        "Commission statement (each order opens why it is theirs)",
+    ),
+    "guides.class_link": ("导购分级与历史", "Class and its history"),
     "my.title": ("我的会员", "My members"),
     "tasks.title": ("跟进任务", "Tasks"),
     "tasks.text": (

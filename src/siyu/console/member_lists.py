@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from siyu.analytics.snapshot import latest_snapshot
 from siyu.auth.principal import Role
+from siyu.console.access import may_open
 from siyu.console.builder_form import from_criteria
 from siyu.console.i18n import STRINGS, channel_label, stage_label, tr
 from siyu.console.web import ConsoleExit, Ctx, authenticated, need, render, secure
@@ -45,12 +46,26 @@ async def my_members(request: Request) -> Response:
 
 @router.get("/guides/{guide_id}")
 async def guide_members(guide_id: str, request: Request) -> Response:
+    """A guide's members, with the guide's other HQ pages one click away: its commission
+    statement (each order on it opens why the order is the guide's) and its class."""
     ctx = await authenticated(request, "guide_members")
+    assert ctx.who is not None
+    guide = guide_id[:64]
+    quoted = quote(guide, safe="")
+    related = [
+        (page, href, ctx.t(label))
+        for page, href, label in (
+            ("commission", f"/console/commission/{quoted}", "guides.commission_link"),
+            ("guide_classes", f"/console/guide-classes/{quoted}", "guides.class_link"),
+        )
+        if may_open(ctx.who.role, page)
+    ]
     return await show_list(
         ctx,
-        f"/console/guides/{guide_id[:64]}",
-        ctx.t("guides.members", guide=guide_id[:64]),
-        fixed={"guide": guide_id[:64]},
+        f"/console/guides/{guide}",
+        ctx.t("guides.members", guide=guide),
+        fixed={"guide": guide},
+        related=related,
     )
 
 
@@ -146,13 +161,15 @@ async def show_list(
     keep: Mapping[str, str] | None = None,
     csv_path: str = "/console/members.csv",
     back: tuple[str, str] | None = None,
+    related: list[tuple[str, str, str]] | None = None,
 ) -> Response:
     """Render the list at `path`: the URL's criteria (and `fixed` ones, which the page's
     path already says), sorted and paged as asked; a bad value is a 422 naming it.
 
     A report's figure that is not a criterion (a campaign arm's buyers, a QR scene's
     members) is its member ids, `among`; `keep` is the query that names the figure (kept
-    in every link, the filter form and the CSV at `csv_path`), `back` the report's link."""
+    in every link, the filter form and the CSV at `csv_path`), `back` the report's link,
+    `related` the pages about the same subject (id, href, label) shown under the title."""
     assert ctx.who is not None
     keep = dict(keep or {})
     params = {**ctx.request.query_params, **(fixed or {})}
@@ -206,6 +223,7 @@ async def show_list(
         clear_url=f"{path}?{urlencode(keep)}" if keep else path,
         keep=keep,
         back=back,
+        related=related or [],
         stages=stages,
         segments=segments,
         search=search,

@@ -167,6 +167,9 @@ def attribute(
         dialect.tune_for_set_statement(conn, WORK_MEM)
         conn.execute(_CLEAR, params)
         conn.execute(text(_attribute_sql(dialect.epoch_seconds)), params)
+        # the accrual that follows joins a month of new rows: let its planner see them
+        # (autovacuum would, minutes later; a sample, under a second at 10M members)
+        dialect.refresh_statistics(conn, "order_attributions")
         counts = {str(r.basis): int(r.n) for r in conn.execute(_BASES, params)}
     return Attributed(since, until, counts)
 
