@@ -358,6 +358,10 @@ def verify(
         ).scalar_one()
         if chained:
             wrong.append(f"{chained} entries whose balance_before is not the one before's after")
+        # a release is one posting per guide and run: it must move its rows' sum exactly
+        unequal = commission_statements.unbalanced_releases(conn, GROUP)
+        if unequal:
+            wrong.append(f"{len(unequal)} release postings differ from their orders' rows")
         wrong += sample_decisions(conn)
     return wrong
 
@@ -416,6 +420,7 @@ def forget(engine: Engine) -> None:
             "DELETE FROM ledger_entries WHERE group_id = :g AND member_id < 0",
             "DELETE FROM ledger_postings WHERE group_id = :g AND member_id < 0",
             "UPDATE ledger_accounts SET balance = 0 WHERE group_id = :g AND owner = 'guide'",
+            "DELETE FROM commission_releases WHERE group_id = :g",
             "DELETE FROM commission_accruals WHERE group_id = :g",
             "DELETE FROM order_attributions WHERE group_id = :g",
         ):

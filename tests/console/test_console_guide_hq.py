@@ -206,13 +206,32 @@ def test_a_guides_lines_sum_to_its_statement_and_open_their_attribution(
     ]
     assert shown_total == lines_sum == sum(each) == 1_500
     assert "对账单净佣金等于其分录之和" in lines
-    # and each line names its order, kind and rule: accrual, release, clawback of o-till
+    # and each line names its order, kind and rule: accrual and clawback of o-till, and the
+    # release run (one line per guide and run, no order of its own)
     kinds = re.findall(r'data-kind="(cm_\w+)" data-order="([^"]*)"', lines)
     assert sorted(kinds) == [
         ("cm_accrue", "o-till"),
         ("cm_clawback", "o-till"),
-        ("cm_release", "o-till"),
+        ("cm_release", ""),
     ]
+    # which opens the orders behind it, each to its attribution, summing to its payable
+    release = re.search(
+        r'data-kind="cm_release".*?<a class="release-link" href="([^"]+)" data-orders="(\d+)">'
+        r'(.*?)</a>.*?data-field="payable_fen" data-fen="(-?\d+)"',
+        lines,
+        re.S,
+    )
+    assert release and release.group(2) == "1" and release.group(3) == "1 笔订单解冻"
+    behind = console.get(release.group(1).replace("&amp;", "&"))
+    assert behind.status_code == 200
+    assert re.findall(r'<tr data-order="([^"]+)">', behind.text) == ["o-till"]
+    assert 'href="/console/attribution/o-till"' in behind.text
+    released = re.search(r'id="release-sum" data-fen="(-?\d+)" data-n="1"', behind.text)
+    assert released and released.group(1) == release.group(4)
+    # a release posting is opened under its own guide only
+    posting = release.group(1).split("/release/")[1].split("?")[0]
+    assert console.get(f"/console/commission/G4/release/{posting}").status_code == 404
+    assert console.get("/console/commission/G1/release/999999").status_code == 404
     accrual = row(
         lines, "data-posting", re.search(r'data-posting="(\d+)" data-kind="cm_accrue"', lines)[1]
     )
@@ -349,6 +368,7 @@ def test_store_and_guide_keys_are_refused(console: Console, role: str) -> None:
         "/console/commission.csv?month=2024-12",
         "/console/commission/G1?month=2024-12",
         "/console/commission/G1/lines.csv?month=2024-12",
+        "/console/commission/G1/release/1?month=2024-12",
         "/console/commission-buyers?month=2024-12&of_guide=G1",
         "/console/guide-classes",
         "/console/guide-classes/G1",

@@ -173,15 +173,17 @@ def test_a_guide_reads_its_own_statement_and_no_other(console: Console) -> None:
     release = str(freeze)[:10]
     assert release == "2025-01-04"
     assert f'data-until="{release}"' in html and f"解冻日期 {release}" in html
-    # and each line names its order, amount and status
+    # and each line names its order, amount and status; the release is one line per run
+    # (no order of its own), naming how many orders it released
     assert sorted(lines(html)) == sorted(
         [
             ("J-M1", "released", 1_000),
-            ("J-M1", "payable", 1_000),
+            ("", "payable", 1_000),
             ("J-M2", "frozen", 2_000),
             ("J-M2", "clawed", -1_000),
         ]
     )
+    assert "1 笔订单解冻" in html
     assert f"冻结至 {release}" in html and "2024-12-09 已解冻" in html  # J-M1's, released
     # and the month picker goes to the months around it
     assert 'data-month="2024-11"' in html and 'data-month="2025-01"' in html
@@ -197,10 +199,12 @@ def test_a_guide_reads_its_own_statement_and_no_other(console: Console) -> None:
     assert sorted((r["order_id"], r["status"], int(r["amount_fen"])) for r in rows) == sorted(
         lines(html)
     )
+    assert [r["orders"] for r in rows if r["status"] == "payable"] == ["1"]
     # and G2 sees its own, never G1's
     console.login("g2")
     other = console.get("/console/my-commission?month=2024-12").text
-    assert {x[0] for x in lines(other)} == {"J-M3"} and "J-M1" not in other
+    # (its own order, and its own release run: a line of no order)
+    assert {x[0] for x in lines(other)} == {"J-M3", ""} and "J-M1" not in other
     assert figures(other)["accrued"] == 3_000
 
 

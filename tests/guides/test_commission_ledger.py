@@ -20,7 +20,7 @@ from siyu.errors import ValidationError, parse_document
 from siyu.guides import commission_accrual as jobs
 from siyu.guides.attribution import attribute
 from siyu.guides.commission_rules import CommissionRules, save
-from siyu.guides.commission_statements import statement
+from siyu.guides.commission_statements import release_rows, statement, unbalanced_releases
 from siyu.guides.models import guide_classes
 from siyu.guides.shares import record_share, record_touch
 from siyu.importer.service import ensure_group
@@ -122,7 +122,8 @@ def _balances(store: Store, guide: str) -> dict[str, int]:
 
 def _ledger_is_sound(store: Store) -> None:
     """Every commission posting sums to zero; every guide account's balance is the sum of
-    its entries; a guide's four accounts sum to zero."""
+    its entries; a guide's four accounts sum to zero; every release posting moved the sum
+    of its orders' commission_releases rows."""
     with store.engine.connect() as conn:
         unbalanced = conn.execute(
             text("""SELECT p.posting_id FROM ledger_postings p JOIN ledger_entries e
@@ -143,7 +144,8 @@ def _ledger_is_sound(store: Store) -> None:
                     WHERE group_id = :g AND owner = 'guide' GROUP BY member_id"""),
             {"g": store.group_id},
         ).all()
-    assert unbalanced == [] and drift == []
+        releases = unbalanced_releases(conn, store.group_id)
+    assert unbalanced == [] and drift == [] and releases == []
     assert all(int(r.s) == 0 for r in per_guide)
 
 
@@ -408,12 +410,16 @@ def test_a_statement_equals_its_entries_across_months(brand: Store) -> None:
         store2 = statement(conn, brand.group_id, "2025-02", store_id="S2")
         group = statement(conn, brand.group_id, "2025-03")
     assert feb.totals.commission_fen == 700 == sum(x.commission_fen for x in feb.lines)
-    assert [(x.reference, x.kind) for x in feb.lines] == [
-        ("O1", "cm_accrue"),
-        ("O1", "cm_release"),
-        ("O2", "cm_accrue"),
+    # a release is one line per guide and run (no order of its own), its orders counted
+    assert [(x.reference, x.kind, x.orders) for x in feb.lines] == [
+        ("O1", "cm_accrue", 0),
+        (None, "cm_release", 1),
+        ("O2", "cm_accrue", 0),
     ]
     assert feb.totals.released_fen == 500
+    with brand.engine.connect() as conn:
+        behind = release_rows(conn, brand.group_id, feb.lines[1].posting_id)
+    assert [(r.order_id, r.released_fen) for r in behind] == [("O1", 500)]
     # March: O4 accrued, O1's refund a negative line (taken from payable: O1 was released);
     # O2 and O4 released
     assert [(x.reference, x.kind, x.commission_fen) for x in mar.lines if x.commission_fen] == [
@@ -431,6 +437,144 @@ def test_a_statement_equals_its_entries_across_months(brand: Store) -> None:
     assert group.by_guide["G2"].released_fen == 500
     assert group.totals.commission_fen == 300
     _ledger_is_sound(brand)
+
+
+def _release_postings(store: Store) -> dict[str, tuple[int, int, int]]:
+    """guide -> (posting id, cm_payable moved, orders in its commission_releases rows)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text("""SELECT ga.guide_id, p.posting_id,
+                      (SELECT SUM(e.amount) FROM ledger_entries e
+                       WHERE e.posting_id = p.posting_id AND e.asset = 'cm_payable') AS moved,
+                      (SELECT COUNT(*) FROM commission_releases r
+                       WHERE r.group_id = p.group_id AND r.posting_id = p.posting_id) AS n
+                    FROM ledger_postings p
+                    JOIN guide_accounts ga ON ga.group_id = p.group_id
+                      AND ga.account_no = -p.member_id
+                    WHERE p.group_id = :g AND p.kind = 'cm_release'
+                    ORDER BY p.posting_id"""),
+            {"g": store.group_id},
+        ).all()
+    found: dict[str, tuple[int, int, int]] = {}
+    for r in rows:
+        assert r.guide_id not in found, "one release posting per guide and run"
+        found[str(r.guide_id)] = (int(r.posting_id), int(r.moved), int(r.n))
+    return found
+
+
+def test_a_release_run_is_one_posting_per_guide_with_its_orders_beside(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])  # 500
+    _order(brand, "O2", "G1", datetime(2025, 2, 4), 20_000, [("K2", 20_000)])  # 200
+    _order(brand, "O3", "G2", datetime(2025, 2, 5), 10_000, [("K1", 10_000)])  # 500
+    _order(brand, "O4", "G1", datetime(2025, 2, 25), 10_000, [("K1", 10_000)])  # 500
+    _refund(brand, "R1", "O2", datetime(2025, 2, 6), 5_000)  # a quarter: 50 from frozen
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    # O4's freeze ends March 4: not released at March 1
+    run = jobs.release(brand.engine, brand.group_id, MAR)
+    assert (run.released, run.released_fen, run.postings) == (3, 500 + 150 + 500, 2)
+    posted = _release_postings(brand)
+    assert {g: (moved, n) for g, (_, moved, n) in posted.items()} == {
+        "G1": (650, 2),
+        "G2": (500, 1),
+    }
+    with brand.engine.connect() as conn:
+        rows = release_rows(conn, brand.group_id, posted["G1"][0])
+        business_at, reference = conn.execute(
+            text("SELECT business_at, reference FROM ledger_postings WHERE posting_id = :p"),
+            {"p": posted["G1"][0]},
+        ).one()
+    assert [(r.order_id, r.released_fen) for r in rows] == [("O1", 500), ("O2", 150)]
+    # dated at its orders' latest freeze end (O2's), no order as its reference
+    assert (str(business_at)[:10], reference) == ("2025-02-11", None)
+    # a second run at the same time finds nothing matured and writes nothing
+    postings, released = brand.count("ledger_postings"), brand.count("commission_releases")
+    again = jobs.release(brand.engine, brand.group_id, MAR)
+    assert (again.released, again.released_fen, again.postings) == (0, 0, 0)
+    assert (brand.count("ledger_postings"), brand.count("commission_releases")) == (
+        postings,
+        released,
+    )
+    # a clawback after the release takes from payable (nothing of O2 is frozen any more),
+    # one of O4 (still frozen) from frozen; the cumulative formula as before:
+    # O2 owed 200 x 10,000 / 20,000 = 100, 50 taken before: 50; O4 500 x 2,000 / 10,000
+    _refund(brand, "R2", "O2", datetime(2025, 3, 2), 5_000)
+    _refund(brand, "R3", "O4", datetime(2025, 3, 3), 2_000)
+    later = jobs.accrue(brand.engine, brand.group_id, MAR, APR)
+    assert (later.clawbacks, later.clawed_back_fen) == (2, 50 + 100)
+    with brand.engine.connect() as conn:
+        moves = {
+            (r.reference, r.asset): int(r.amount)
+            for r in conn.execute(
+                text("""SELECT p.reference, e.asset, e.amount FROM ledger_postings p
+                        JOIN ledger_entries e ON e.posting_id = p.posting_id
+                        WHERE p.group_id = :g AND p.kind = 'cm_clawback'
+                          AND p.business_at >= :m"""),
+                {"g": brand.group_id, "m": MAR},
+            )
+        }
+    assert moves == {
+        ("O2", "cm_accrued"): 50,
+        ("O2", "cm_payable"): -50,
+        ("O4", "cm_accrued"): 100,
+        ("O4", "cm_frozen"): -100,
+    }
+    assert _balances(brand, "G1") == {
+        "cm_accrued": -1_200 + 50 + 50 + 100,
+        "cm_frozen": 400,
+        "cm_payable": 650 - 50,
+        "cm_paid": 0,
+    }
+    # O4's rest released by the next run: what is still frozen of it, in a new posting
+    last = jobs.release(brand.engine, brand.group_id, APR)
+    assert (last.released, last.released_fen, last.postings) == (1, 400, 1)
+    assert _balances(brand, "G1")["cm_frozen"] == 0
+    _ledger_is_sound(brand)
+
+
+def test_a_release_run_across_months_posts_each_month_in_its_month(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])  # Feb 10
+    _order(brand, "O2", "G1", datetime(2025, 3, 2), 10_000, [("K1", 10_000)])  # Mar 9
+    jobs.accrue(brand.engine, brand.group_id, FEB, APR)
+    # one run catching up on both months: a posting per month of the freeze's end, so each
+    # month's statement releases what matured in it, as per-order postings did
+    run = jobs.release(brand.engine, brand.group_id, APR)
+    assert (run.released, run.released_fen, run.postings) == (2, 1_000, 2)
+    with brand.engine.connect() as conn:
+        feb = statement(conn, brand.group_id, "2025-02", guide_id="G1")
+        mar = statement(conn, brand.group_id, "2025-03", guide_id="G1")
+    assert (feb.totals.released_fen, mar.totals.released_fen) == (500, 500)
+    assert [x.orders for x in feb.lines + mar.lines if x.kind == "cm_release"] == [1, 1]
+    _ledger_is_sound(brand)
+
+
+def test_a_release_posting_that_differs_from_its_rows_is_found(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
+    _order(brand, "O2", "G1", datetime(2025, 2, 4), 10_000, [("K1", 10_000)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    jobs.release(brand.engine, brand.group_id, MAR)
+    (posting, moved, n) = _release_postings(brand)["G1"]
+    assert (moved, n) == (1_000, 2)
+    with brand.engine.begin() as conn:
+        assert unbalanced_releases(conn, brand.group_id) == []
+        conn.execute(
+            text("""UPDATE commission_releases SET released_fen = released_fen - 1
+                    WHERE group_id = :g AND order_id = 'O2'"""),
+            {"g": brand.group_id},
+        )
+        assert unbalanced_releases(conn, brand.group_id) == [posting]
+        # a row pointing at a posting that is not a release is found too
+        accrual = conn.execute(
+            text(
+                "SELECT posting_id FROM commission_accruals WHERE group_id = :g AND order_id = 'O1'"
+            ),
+            {"g": brand.group_id},
+        ).scalar_one()
+        conn.execute(
+            text("""UPDATE commission_releases SET released_fen = released_fen + 1,
+                      posting_id = :p WHERE group_id = :g AND order_id = 'O2'"""),
+            {"g": brand.group_id, "p": accrual},
+        )
+        assert unbalanced_releases(conn, brand.group_id) == sorted([posting, accrual])
 
 
 def test_a_guide_statement_is_not_a_member_statement(brand: Store) -> None:
@@ -504,7 +648,16 @@ def test_concurrent_runs_post_each_move_once(pg_engine: Engine) -> None:
                 {"g": brand.group_id},
             ).all()
         )
-    assert kinds == {"cm_accrue": 6, "cm_clawback": 12, "cm_release": 6}
+    # every order was clawed back in full while frozen: released once each, 0 fen, so no
+    # release posting (it would move nothing) and six sub-ledger rows without one
+    assert kinds == {"cm_accrue": 6, "cm_clawback": 12}
+    with brand.engine.connect() as conn:
+        released = conn.execute(
+            text("""SELECT COUNT(*), SUM(released_fen), COUNT(posting_id)
+                    FROM commission_releases WHERE group_id = :g"""),
+            {"g": brand.group_id},
+        ).one()
+    assert tuple(released) == (6, 0, 0)
     # every order refunded beyond its amount: all of its 500 back, not a fen more
     assert _balances(brand, "G1") == {
         "cm_accrued": 0,

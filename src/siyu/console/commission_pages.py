@@ -25,8 +25,16 @@ from siyu.console.guide_common import bad_input, csv_answer, guides_of, paged
 from siyu.console.web import ConsoleExit, Ctx, authenticated, render
 from siyu.errors import ValidationError
 from siyu.guides import hq_reads
-from siyu.guides.commission_statements import Line, Statement, Totals, month_range, statement
-from siyu.guides.models import CM_ACCRUE, CM_FROZEN, CM_PAY, CM_PAYABLE
+from siyu.guides.commission_statements import (
+    Line,
+    Released,
+    Statement,
+    Totals,
+    month_range,
+    release_rows,
+    statement,
+)
+from siyu.guides.models import CM_ACCRUE, CM_FROZEN, CM_PAY, CM_PAYABLE, CM_RELEASE
 from siyu.store.times import stored_now, stored_time
 
 router = APIRouter()
@@ -45,6 +53,13 @@ _LATEST = text(
 
 def guide_path(guide_id: str, month: str) -> str:
     return f"/console/commission/{quote(guide_id, safe='')}?{urlencode({'month': month})}"
+
+
+def release_path(guide_id: str, posting_id: int, month: str) -> str:
+    """The orders behind a release line (one posting per guide and run)."""
+    return f"/console/commission/{quote(guide_id, safe='')}/release/{posting_id}?" + urlencode(
+        {"month": month}
+    )
 
 
 def buyers_path(month: str, csv: bool = False, **of: str) -> str:
@@ -243,6 +258,7 @@ async def guide_commission(guide_id: str, request: Request) -> Response:
         pages=pages,
         link=lambda page: f"{guide_path(guide_id, month)}&{urlencode({'page': page})}",
         self_path=lambda m: guide_path(guide_id, m),
+        release_url=lambda posting: release_path(guide_id, posting, month),
         buyers_url=buyers_path(month, guide=guide_id),
         buyers=len({t.member_id for t in terms.values() if t.member_id is not None}),
         csv_url=f"/console/commission/{quote(guide_id, safe='')}/lines.csv?"
@@ -273,6 +289,7 @@ async def guide_commission_csv(guide_id: str, request: Request) -> Response:
         "basis",
         "member_id",
         *_LINE_FIGURES,
+        "orders",
     )
 
     def row(x: Line) -> list[Any]:
@@ -286,9 +303,48 @@ async def guide_commission_csv(guide_id: str, request: Request) -> Response:
             x.store_id,
             *(decided or (None,) * 4),
             *(getattr(x, f) for f in _LINE_FIGURES),
+            x.orders if x.kind == CM_RELEASE else None,
         ]
 
     return csv_answer(f"commission-{month}-{guide_id}.csv", header, [row(x) for x in found.lines])
+
+
+def _released(ctx: Ctx, guide_id: str, posting_id: int) -> tuple[list[Released], Any]:
+    assert ctx.who is not None
+    group = ctx.who.group_id
+    with ctx.svc.engine.connect() as conn:
+        known = guides_of(conn, group)
+        if guide_id not in known:
+            raise ConsoleExit(404)
+        rows = [r for r in release_rows(conn, group, posting_id) if r.guide_id == guide_id]
+    if not rows:  # not a release posting of this guide
+        raise ConsoleExit(404)
+    return rows, known[guide_id]
+
+
+@router.get("/commission/{guide_id}/release/{posting_id}")
+async def guide_release(guide_id: str, posting_id: int, request: Request) -> Response:
+    """The orders behind one release line (a release is one posting per guide and run):
+    what was still frozen of each order, its freeze's end, each opening its attribution;
+    their sum is the line's payable."""
+    ctx = await authenticated(request, PAGE)
+    guide_id = _guide_or_404(guide_id)
+    try:
+        month = await run_in_threadpool(asked_month, ctx)
+    except ValidationError as exc:
+        return bad_input(ctx, str(exc))
+    rows, (_, alias) = await run_in_threadpool(_released, ctx, guide_id, posting_id)
+    return render(
+        ctx,
+        "commission_release.html",
+        month=month,
+        guide_id=guide_id,
+        alias=alias,
+        posting_id=posting_id,
+        rows=rows,
+        total=sum(r.released_fen for r in rows),
+        back_url=guide_path(guide_id, month),
+    )
 
 
 # --- the members behind a buyers count --------------------------------------------------------

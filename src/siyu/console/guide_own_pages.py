@@ -113,11 +113,13 @@ async def _statement_csv(ctx: Ctx, guide_id: str, store_id: str | None) -> Respo
     )
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["posting_id", "order_id", "at", "amount_fen", "status", "freeze_until"])
+    header = ["posting_id", "order_id", "at", "amount_fen", "status", "freeze_until", "orders"]
+    writer.writerow(header)
     for x in view.lines:
         until = "" if x.freeze_until is None else x.freeze_until.isoformat()
+        orders = x.orders or ""  # a release: one line per guide and run, of this many orders
         row = [x.posting_id, x.order_id or "", x.at.isoformat(), x.amount_fen, x.status, until]
-        writer.writerow(row)
+        writer.writerow([*row, orders])
     response = Response(out.getvalue(), media_type="text/csv; charset=utf-8")
     name = f"commission-{guide_id}-{month}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{quote(name)}"'

@@ -70,6 +70,7 @@ class ShownLine:
     freeze_until: datetime | None  # an accrual's release date
     store_id: str | None
     released_at: datetime | None = None  # an accrual's release, once posted
+    orders: int = 0  # a release: the orders it released (one posting per guide and run)
 
 
 @dataclass
@@ -95,20 +96,26 @@ class StatementView:
         return self.closing.get(CM_PAID, 0)
 
 
+# An accrual's release: its commission_releases row (an order is released once), dated
+# by the release posting it belongs to (one per guide and run), else, for a zero release
+# that has no posting, at its freeze's end.
 _FREEZES = text("""SELECT a.order_id, a.freeze_until,
-    (SELECT MIN(p.business_at) FROM ledger_postings p WHERE p.group_id = a.group_id
-       AND p.reference = a.order_id AND p.kind = 'cm_release') AS released_at
+    COALESCE(p.business_at, r.freeze_until) AS released_at
   FROM commission_accruals a
+  LEFT JOIN commission_releases r ON r.group_id = a.group_id AND r.order_id = a.order_id
+  LEFT JOIN ledger_postings p ON p.posting_id = r.posting_id
   WHERE a.group_id = :g AND a.guide_id = :gd AND a.order_id IN :ids""").bindparams(
     bindparam("ids", expanding=True)
 )
-# The accruals frozen at the month's end: accrued before it, and released after it (a
-# release is posted at the freeze's end) or not released yet (the job has not run).
+# The accruals frozen at the month's end: accrued before it, and not released by then
+# (their release posting, dated at its run's latest freeze end, is after it, or none yet).
 _STILL_FROZEN = """SELECT MIN(a.freeze_until) AS first, MAX(a.freeze_until) AS last
   FROM commission_accruals a JOIN ledger_postings p ON p.posting_id = a.posting_id
   WHERE a.group_id = :g AND a.guide_id = :gd AND p.business_at < :e {store}
-    AND (a.freeze_until >= :e OR NOT EXISTS (SELECT 1 FROM ledger_postings r
-      WHERE r.group_id = a.group_id AND r.reference = a.order_id AND r.kind = 'cm_release'))"""
+    AND NOT EXISTS (SELECT 1 FROM commission_releases r
+      LEFT JOIN ledger_postings rp ON rp.posting_id = r.posting_id
+      WHERE r.group_id = a.group_id AND r.order_id = a.order_id
+        AND COALESCE(rp.business_at, r.freeze_until) < :e)"""
 
 
 def statement_view(
@@ -160,6 +167,7 @@ def _shown(line: Any, freezes: dict[str, tuple[datetime, datetime | None]]) -> S
         freeze_until,
         line.store_id,
         released,
+        line.orders if line.kind == CM_RELEASE else 0,
     )
 
 

@@ -55,6 +55,16 @@ GUIDE_HQ_STRINGS: dict[str, tuple[str, str]] = {
     "cm.default_rule": ("默认比例", "Default rate"),
     "cm.basis": ("归属依据", "Attributed by"),
     "cm.payment": ("{month} 月结算", "Settlement of {month}"),
+    "cm.release_of": ("{n} 笔订单解冻", "Release of {n} orders"),
+    "cm.release_title": ("{guide} 的解冻明细", "{guide}'s release"),
+    "cm.release_text": (
+        "一次解冻任务为每位导购记一笔分录；以下是其中的订单，合计等于该分录的可提现变动。",
+        "A release run posts one line per guide; these are its orders, their sum the line's "
+        "payable change.",
+    ),
+    "cm.freeze_until": ("冻结至", "Frozen until"),
+    "cm.released_fen": ("解冻金额", "Released"),
+    "cm.release_sum": ("合计", "Total"),
     "cm.line.commission_fen": ("佣金", "Commission"),
     "cm.line.frozen_fen": ("冻结变动", "Frozen change"),
     "cm.line.payable_fen": ("可提现变动", "Payable change"),

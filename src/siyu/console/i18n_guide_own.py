@@ -41,6 +41,7 @@ GUIDE_OWN_STRINGS: dict[str, tuple[str, str]] = {
     "own.col.amount": ("金额", "Amount"),
     "own.col.status": ("状态", "Status"),
     "own.line.payment": ("发放", "Payment"),
+    "own.line.release": ("{n} 笔订单解冻", "Release of {n} orders"),
     "own.status.frozen": ("冻结至 {date}", "Frozen until {date}"),
     "own.status.released": ("已解冻", "Released"),
     "own.status.released_on": ("{date} 已解冻", "Released {date}"),

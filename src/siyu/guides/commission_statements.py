@@ -13,6 +13,11 @@ against the lines and against the orders).
     released_fen    moved out of the freeze into payable
     paid_fen        paid out
     closing         each account's balance at the end of the month
+
+A release is one posting per guide (and store) and run (session 19): its line's
+`orders` counts the orders behind it, `release_rows` reads them (`commission_releases`),
+and `unbalanced_releases` checks that every release posting moved exactly the sum of its
+rows (the bench and the tests call it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from siyu.errors import ValidationError
 from siyu.guides.models import (
@@ -78,13 +83,14 @@ class Totals:
 class Line:
     posting_id: int
     kind: str
-    reference: str | None  # the order (a payment: 'pay:<month>')
+    reference: str | None  # the order (a payment: 'pay:<month>'; a release run: NULL)
     store_id: str | None
     business_at: datetime
     commission_fen: int  # + accrued, - clawed back
     frozen_fen: int
     payable_fen: int
     paid_fen: int
+    orders: int = 0  # a release: the orders it released (its commission_releases rows)
 
 
 @dataclass
@@ -152,12 +158,25 @@ def statement(
     return Statement(month, guide_id, store_id, total, by_guide, lines)
 
 
+_RELEASED_ORDERS = text(
+    "SELECT posting_id, COUNT(*) AS n FROM commission_releases WHERE group_id = :g "
+    "AND posting_id IN :ids GROUP BY posting_id"
+).bindparams(bindparam("ids", expanding=True))
+
+
 def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[Line]:
     moved: dict[int, dict[str, int]] = {}
     heads: dict[int, tuple[str, str | None, str | None, datetime]] = {}
     for r in conn.execute(query, params):  # type: ignore[call-overload]
         moved.setdefault(r.posting_id, {})[r.asset] = int(r.amount)
         heads[r.posting_id] = (r.kind, r.reference, r.store_id, stored_time(r.business_at))
+    releases = sorted(p for p, head in heads.items() if head[0] == CM_RELEASE)
+    counts: dict[int, int] = {}
+    for start in range(0, len(releases), 1000):  # a bound list per statement, not per line
+        rows = conn.execute(
+            _RELEASED_ORDERS, {"g": params["g"], "ids": releases[start : start + 1000]}
+        )
+        counts.update({int(r.posting_id): int(r.n) for r in rows})
     return [
         Line(
             posting_id,
@@ -166,9 +185,58 @@ def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[L
             frozen_fen=amounts.get(CM_FROZEN, 0),
             payable_fen=amounts.get(CM_PAYABLE, 0),
             paid_fen=amounts.get(CM_PAID, 0),
+            orders=counts.get(posting_id, 0),
         )
         for posting_id, amounts in moved.items()
     ]
+
+
+@dataclass(frozen=True)
+class Released:
+    """One order of a release posting: what was still frozen of its accrual then."""
+
+    order_id: str
+    guide_id: str
+    released_fen: int
+    freeze_until: datetime
+
+
+_RELEASE_ROWS = text(
+    "SELECT order_id, guide_id, released_fen, freeze_until FROM commission_releases "
+    "WHERE group_id = :g AND posting_id = :p ORDER BY freeze_until, order_id"
+)
+
+
+def release_rows(conn: Connection, group_id: str, posting_id: int) -> list[Released]:
+    """The orders behind a release posting (its sub-ledger rows), by freeze end."""
+    return [
+        Released(str(r.order_id), str(r.guide_id), int(r.released_fen), stored_time(r.freeze_until))
+        for r in conn.execute(_RELEASE_ROWS, {"g": group_id, "p": posting_id})
+    ]
+
+
+# Release postings whose cm_payable move is not the sum of their commission_releases rows
+# (or that have none), and rows that point at no release posting.
+_UNBALANCED = text(f"""
+SELECT p.posting_id FROM ledger_postings p
+LEFT JOIN (SELECT e.posting_id, SUM(e.amount) AS moved FROM ledger_entries e
+           WHERE e.group_id = :g AND e.member_id < 0 AND e.asset = '{CM_PAYABLE}'
+           GROUP BY e.posting_id) m ON m.posting_id = p.posting_id
+LEFT JOIN (SELECT r.posting_id, SUM(r.released_fen) AS fen FROM commission_releases r
+           WHERE r.group_id = :g AND r.posting_id IS NOT NULL
+           GROUP BY r.posting_id) s ON s.posting_id = p.posting_id
+WHERE p.group_id = :g AND p.member_id < 0 AND p.kind = '{CM_RELEASE}'
+  AND (s.posting_id IS NULL OR COALESCE(m.moved, 0) <> s.fen)
+UNION
+SELECT r.posting_id FROM commission_releases r
+LEFT JOIN ledger_postings p ON p.posting_id = r.posting_id AND p.kind = '{CM_RELEASE}'
+WHERE r.group_id = :g AND r.posting_id IS NOT NULL AND p.posting_id IS NULL""")
+
+
+def unbalanced_releases(conn: Connection, group_id: str) -> list[int]:
+    """The release postings that do not equal the sum of their sub-ledger rows (and rows
+    pointing at no release posting): empty when the summary postings hold."""
+    return sorted(int(r[0]) for r in conn.execute(_UNBALANCED, {"g": group_id}))
 
 
 _STORE_TOTALS = """SELECT p.store_id, p.kind, e.asset, SUM(e.amount) AS amount

@@ -213,6 +213,32 @@ Index(
     commission_accruals.c.group_id,
     commission_accruals.c.freeze_until,
 )
+
+# What a release run moved of each order (issue #19: one ledger posting per guide and run,
+# the per-order amounts here). An order is released once (the key); `released_fen` is what
+# was still frozen of its accrual then, and the summary posting's cm_payable move is the
+# sum of its rows (commission_statements.unbalanced_releases checks it). `posting_id` is
+# NULL only for a zero release of a guide whose run released nothing at all (no posting
+# with no moves is written).
+commission_releases = Table(
+    "commission_releases",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("guide_id", String(64), nullable=False),
+    Column("posting_id", BigInteger),  # the summary release posting
+    Column("released_fen", BigInteger, nullable=False),
+    Column("freeze_until", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("group_id", "order_id"),
+    CheckConstraint("released_fen >= 0", name="released_not_negative"),
+    CheckConstraint("posting_id IS NOT NULL OR released_fen = 0", name="posted_unless_zero"),
+)
+Index(
+    "ix_commission_releases_posting",
+    commission_releases.c.group_id,
+    commission_releases.c.posting_id,
+)
 # --- binding: a member's own guide (专属导购), with history (guides.binding) -----------------
 
 # How a binding was made: by HQ, by the guide's QR scene or WeCom contact that brought the

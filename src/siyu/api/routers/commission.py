@@ -54,8 +54,9 @@ class ReleaseIn(Strict):
 
 
 class ReleaseOut(BaseModel):
-    released: int
+    released: int = Field(description="Orders released by this run.")
     released_fen: int
+    postings: int = Field(description="Release postings written: one per guide (and store).")
 
 
 class PayIn(Strict):
@@ -80,13 +81,17 @@ class TotalsOut(BaseModel):
 class LineOut(BaseModel):
     posting_id: int
     kind: str
-    reference: str | None
+    reference: str | None = Field(
+        description="The order (accrual, clawback); 'pay:<month>' (payment); null for a "
+        "release, which is one posting per guide and run of `orders` orders."
+    )
     store_id: str | None
     business_at: datetime
     commission_fen: int
     frozen_fen: int
     payable_fen: int
     paid_fen: int
+    orders: int = Field(description="A release: the orders it released; else 0.")
 
 
 class StatementOut(BaseModel):
