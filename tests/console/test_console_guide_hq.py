@@ -228,10 +228,19 @@ def test_a_guides_lines_sum_to_its_statement_and_open_their_attribution(
     assert 'href="/console/attribution/o-till"' in behind.text
     released = re.search(r'id="release-sum" data-fen="(-?\d+)" data-n="1"', behind.text)
     assert released and released.group(1) == release.group(4)
-    # a release posting is opened under its own guide only
+    # and exports them, every order with what was released of it
+    export = re.search(r'<a href="([^"]+)" id="release-csv">', behind.text)
+    assert export
+    got = console.get(export.group(1).replace("&amp;", "&"))
+    assert got.status_code == 200
+    assert [(r["order_id"], r["released_fen"]) for r in csv_rows(got.text)] == [
+        ("o-till", release.group(4))
+    ]
+    # a release posting is opened (and exported) under its own guide only
     posting = release.group(1).split("/release/")[1].split("?")[0]
-    assert console.get(f"/console/commission/G4/release/{posting}").status_code == 404
-    assert console.get("/console/commission/G1/release/999999").status_code == 404
+    for suffix in ("", ".csv"):
+        assert console.get(f"/console/commission/G4/release/{posting}{suffix}").status_code == 404
+        assert console.get(f"/console/commission/G1/release/999999{suffix}").status_code == 404
     accrual = row(
         lines, "data-posting", re.search(r'data-posting="(\d+)" data-kind="cm_accrue"', lines)[1]
     )

@@ -322,6 +322,18 @@ def _released(ctx: Ctx, guide_id: str, posting_id: int) -> tuple[list[Released],
     return rows, known[guide_id]
 
 
+@router.get("/commission/{guide_id}/release/{posting_id}.csv")
+async def guide_release_csv(guide_id: str, posting_id: int, request: Request) -> Response:
+    """Every order behind one release line, as the page lists them."""
+    ctx = await authenticated(request, PAGE)
+    guide_id = _guide_or_404(guide_id)
+    rows, _ = await run_in_threadpool(_released, ctx, guide_id, posting_id)
+    header = ["order_id", "guide_id", "freeze_until", "released_fen"]
+    body = [[r.order_id, r.guide_id, r.freeze_until, r.released_fen] for r in rows]
+    return csv_answer(f"commission-release-{guide_id}-{posting_id}.csv", header, body)
+
+
+# declared after its .csv: a path ending .csv must not reach this page (posting_id: int)
 @router.get("/commission/{guide_id}/release/{posting_id}")
 async def guide_release(guide_id: str, posting_id: int, request: Request) -> Response:
     """The orders behind one release line (a release is one posting per guide and run):
@@ -334,6 +346,8 @@ async def guide_release(guide_id: str, posting_id: int, request: Request) -> Res
     except ValidationError as exc:
         return bad_input(ctx, str(exc))
     rows, (_, alias) = await run_in_threadpool(_released, ctx, guide_id, posting_id)
+    shown, page_no, pages = paged(rows, request.query_params.get("page"))
+    here = release_path(guide_id, posting_id, month)
     return render(
         ctx,
         "commission_release.html",
@@ -341,8 +355,13 @@ async def guide_release(guide_id: str, posting_id: int, request: Request) -> Res
         guide_id=guide_id,
         alias=alias,
         posting_id=posting_id,
-        rows=rows,
+        rows=shown,
+        count=len(rows),
         total=sum(r.released_fen for r in rows),
+        page_no=page_no,
+        pages=pages,
+        link=lambda page: f"{here}&{urlencode({'page': page})}",
+        csv_url=here.replace("?", ".csv?", 1),
         back_url=guide_path(guide_id, month),
     )
 
