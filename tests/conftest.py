@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _shared_data() -> Path:
     """The read-only datasets at ../shared/data from the project root. A clone made
     elsewhere (`git clone . /tmp/x/siyu`) finds them beside the repository it was cloned
-    from; SIYU_SHARED_DATA overrides both."""
+    from, a git worktree beside its main checkout; SIYU_SHARED_DATA overrides all."""
     if os.environ.get("SIYU_SHARED_DATA"):
         return Path(os.environ["SIYU_SHARED_DATA"])
     beside = ROOT.parent / "shared" / "data"
@@ -52,6 +52,19 @@ def _shared_data() -> Path:
         origin = ""
     if origin and Path(origin).is_dir():
         return Path(origin).resolve().parent / "shared" / "data"
+    # a git worktree (`git worktree add`) has no origin: its main checkout's .git is the
+    # common directory, and the data sit beside that checkout
+    try:
+        common = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        common = ""
+    if common and (Path(common).parent.parent / "shared" / "data").is_dir():
+        return Path(common).parent.parent / "shared" / "data"
     return beside
 
 
