@@ -55,7 +55,8 @@ def test_a_month_of_commission_from_the_cli(tmp_path: Path) -> None:
     early = json.loads(_siyu(tmp_path, *cm, "release", "--at", "2024-06-17T11:00:00", *g).stdout)
     assert early["released"] == 0
     done = json.loads(_siyu(tmp_path, *cm, "release", "--at", "2024-06-30", *g).stdout)
-    assert done == {"released": 1, "released_fen": 600}
+    # one order released, by one summary posting for its guide
+    assert done == {"released": 1, "released_fen": 600, "postings": 1}
     shown = _siyu(tmp_path, *cm, "statement", "--month", "2024-06", "--guide", "G1", "--json", *g)
     found = json.loads(shown.stdout)
     assert found["totals"]["commission_fen"] == 600
