@@ -32,6 +32,17 @@ PG_ADMIN_URL = os.environ.get(
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _git(*args: str) -> str:
+    """What a git command in the project root prints ("" when git is missing or fails)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
 def _shared_data() -> Path:
     """The read-only datasets at ../shared/data from the project root. A clone made
     elsewhere (`git clone . /tmp/x/siyu`) finds them beside the repository it was cloned
@@ -41,28 +52,12 @@ def _shared_data() -> Path:
     beside = ROOT.parent / "shared" / "data"
     if beside.is_dir():
         return beside
-    try:
-        origin = subprocess.run(
-            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        origin = ""
+    origin = _git("config", "--get", "remote.origin.url")
     if origin and Path(origin).is_dir():
         return Path(origin).resolve().parent / "shared" / "data"
     # a git worktree (`git worktree add`) has no origin: its main checkout's .git is the
     # common directory, and the data sit beside that checkout
-    try:
-        common = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        common = ""
+    common = _git("rev-parse", "--path-format=absolute", "--git-common-dir")
     if common and (Path(common).parent.parent / "shared" / "data").is_dir():
         return Path(common).parent.parent / "shared" / "data"
     return beside

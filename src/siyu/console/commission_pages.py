@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from siyu.console import member_lists
 from siyu.console.guide_common import bad_input, csv_answer, guides_of, paged
@@ -210,13 +210,19 @@ def _guide_statement(ctx: Ctx, guide_id: str, month: str) -> tuple[Statement, An
     assert ctx.who is not None
     group = ctx.who.group_id
     with ctx.svc.engine.connect() as conn:
-        known = guides_of(conn, group)
-        if guide_id not in known:
-            raise ConsoleExit(404)
+        known = _known_guide(conn, group, guide_id)
         found = statement(conn, group, month, guide_id=guide_id)
         orders = [x.reference for x in found.lines if x.reference and x.kind != CM_PAY]
         terms = hq_reads.order_terms(conn, group, guide_id, orders)
-    return found, known[guide_id], terms
+    return found, known, terms
+
+
+def _known_guide(conn: Connection, group_id: str, guide_id: str) -> Any:
+    """The guide's (store, alias); a 404 for a guide the brand does not have."""
+    known = guides_of(conn, group_id)
+    if guide_id not in known:
+        raise ConsoleExit(404)
+    return known[guide_id]
 
 
 def _guide_or_404(guide_id: str) -> str:
@@ -313,13 +319,11 @@ def _released(ctx: Ctx, guide_id: str, posting_id: int) -> tuple[list[Released],
     assert ctx.who is not None
     group = ctx.who.group_id
     with ctx.svc.engine.connect() as conn:
-        known = guides_of(conn, group)
-        if guide_id not in known:
-            raise ConsoleExit(404)
-        rows = [r for r in release_rows(conn, group, posting_id) if r.guide_id == guide_id]
+        known = _known_guide(conn, group, guide_id)
+        rows = release_rows(conn, group, posting_id, guide_id=guide_id)
     if not rows:  # not a release posting of this guide
         raise ConsoleExit(404)
-    return rows, known[guide_id]
+    return rows, known
 
 
 @router.get("/commission/{guide_id}/release/{posting_id}.csv")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, String, bindparam, text
 
 from siyu.errors import ValidationError
 from siyu.guides.models import (
@@ -203,15 +203,20 @@ class Released:
 
 _RELEASE_ROWS = text(
     "SELECT order_id, guide_id, released_fen, freeze_until FROM commission_releases "
-    "WHERE group_id = :g AND posting_id = :p ORDER BY freeze_until, order_id"
-)
+    "WHERE group_id = :g AND posting_id = :p AND (:guide IS NULL OR guide_id = :guide) "
+    "ORDER BY freeze_until, order_id"
+).bindparams(bindparam("guide", type_=String()))
 
 
-def release_rows(conn: Connection, group_id: str, posting_id: int) -> list[Released]:
-    """The orders behind a release posting (its sub-ledger rows), by freeze end."""
+def release_rows(
+    conn: Connection, group_id: str, posting_id: int, guide_id: str | None = None
+) -> list[Released]:
+    """The orders behind a release posting (its sub-ledger rows), by freeze end; with
+    `guide_id`, only if the posting is that guide's (a page opened under another guide)."""
+    params = {"g": group_id, "p": posting_id, "guide": guide_id}
     return [
         Released(str(r.order_id), str(r.guide_id), int(r.released_fen), stored_time(r.freeze_until))
-        for r in conn.execute(_RELEASE_ROWS, {"g": group_id, "p": posting_id})
+        for r in conn.execute(_RELEASE_ROWS, params)
     ]
 
 
