@@ -362,6 +362,10 @@ def verify(
         unequal = commission_statements.unbalanced_releases(conn, GROUP)
         if unequal:
             wrong.append(f"{len(unequal)} release postings differ from their orders' rows")
+        # and so is an accrual (per guide, store and month)
+        unequal = commission_statements.unbalanced_accruals(conn, GROUP)
+        if unequal:
+            wrong.append(f"{len(unequal)} accrual postings differ from their orders' rows")
         wrong += sample_decisions(conn)
     return wrong
 

@@ -20,7 +20,12 @@ from siyu.errors import ValidationError, parse_document
 from siyu.guides import commission_accrual as jobs
 from siyu.guides.attribution import attribute
 from siyu.guides.commission_rules import CommissionRules, save
-from siyu.guides.commission_statements import release_rows, statement, unbalanced_releases
+from siyu.guides.commission_statements import (
+    release_rows,
+    statement,
+    unbalanced_accruals,
+    unbalanced_releases,
+)
 from siyu.guides.models import guide_classes
 from siyu.guides.shares import record_share, record_touch
 from siyu.importer.service import ensure_group
@@ -122,8 +127,8 @@ def _balances(store: Store, guide: str) -> dict[str, int]:
 
 def _ledger_is_sound(store: Store) -> None:
     """Every commission posting sums to zero; every guide account's balance is the sum of
-    its entries; a guide's four accounts sum to zero; every release posting moved the sum
-    of its orders' commission_releases rows."""
+    its entries; a guide's four accounts sum to zero; every release and accrual posting
+    moved the sum of its orders' sub-ledger rows."""
     with store.engine.connect() as conn:
         unbalanced = conn.execute(
             text("""SELECT p.posting_id FROM ledger_postings p JOIN ledger_entries e
@@ -145,7 +150,8 @@ def _ledger_is_sound(store: Store) -> None:
             {"g": store.group_id},
         ).all()
         releases = unbalanced_releases(conn, store.group_id)
-    assert unbalanced == [] and drift == [] and releases == []
+        accruals = unbalanced_accruals(conn, store.group_id)
+    assert unbalanced == [] and drift == [] and releases == [] and accruals == []
     assert all(int(r.s) == 0 for r in per_guide)
 
 
@@ -577,6 +583,117 @@ def test_a_release_posting_that_differs_from_its_rows_is_found(brand: Store) -> 
         assert unbalanced_releases(conn, brand.group_id) == sorted([posting, accrual])
 
 
+def _accrual_postings(store: Store) -> list[tuple[str, str, int, int, int, str, str | None]]:
+    """Every accrual posting: (guide, store, cm_frozen moved, cm_accrued moved, its rows'
+    count, its business day, its reference), by guide and time."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text("""SELECT ga.guide_id, p.store_id, p.business_at, p.reference,
+                      (SELECT SUM(e.amount) FROM ledger_entries e
+                       WHERE e.posting_id = p.posting_id AND e.asset = 'cm_frozen') AS frozen,
+                      (SELECT SUM(e.amount) FROM ledger_entries e
+                       WHERE e.posting_id = p.posting_id AND e.asset = 'cm_accrued') AS accrued,
+                      (SELECT COUNT(*) FROM commission_accruals a
+                       WHERE a.group_id = p.group_id AND a.posting_id = p.posting_id) AS n
+                    FROM ledger_postings p
+                    JOIN guide_accounts ga ON ga.group_id = p.group_id
+                      AND ga.account_no = -p.member_id
+                    WHERE p.group_id = :g AND p.kind = 'cm_accrue'
+                    ORDER BY ga.guide_id, p.business_at"""),
+            {"g": store.group_id},
+        ).all()
+    return [
+        (
+            str(r.guide_id),
+            str(r.store_id),
+            int(r.frozen),
+            int(r.accrued),
+            int(r.n),
+            str(r.business_at)[:10],
+            r.reference,
+        )
+        for r in rows
+    ]
+
+
+def test_an_accrual_run_is_one_posting_per_guide_and_month_with_its_orders_beside(
+    brand: Store,
+) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])  # 500
+    _order(brand, "O2", "G1", datetime(2025, 2, 26), 20_000, [("K2", 20_000)])  # 200
+    _order(brand, "O3", "G2", datetime(2025, 2, 27), 10_000, [("K1", 10_000)])  # 500
+    _order(brand, "O4", "G1", datetime(2025, 3, 1), 10_000, [("K1", 10_000)])  # 500, March
+    _order(brand, "O5", "G1", datetime(2025, 2, 28, 23, 59, 59), 10_000, [("K2", 10_000)])  # 100
+    # one run over two months: G1's February, G1's March and G2's February, each dated at
+    # its latest payment, no order as its reference; the rows beside sum to each
+    run = jobs.accrue(brand.engine, brand.group_id, FEB, APR)
+    assert (run.accrued, run.accrued_fen, run.postings) == (5, 1_800, 3)
+    assert _accrual_postings(brand) == [
+        ("G1", "S1", 800, -800, 3, "2025-02-28", None),
+        ("G1", "S1", 500, -500, 1, "2025-03-01", None),
+        ("G2", "S2", 500, -500, 1, "2025-02-27", None),
+    ]
+    # a statement lists the orders, each on its payment time with its own fen, and its
+    # totals are their sum; the store's statement has its own guide's only
+    with brand.engine.connect() as conn:
+        feb = statement(conn, brand.group_id, "2025-02", guide_id="G1")
+        mar = statement(conn, brand.group_id, "2025-03", guide_id="G1")
+        s2 = statement(conn, brand.group_id, "2025-02", store_id="S2")
+    assert [(x.reference, x.business_at, x.commission_fen, x.frozen_fen) for x in feb.lines] == [
+        ("O1", datetime(2025, 2, 3), 500, 500),
+        ("O2", datetime(2025, 2, 26), 200, 200),
+        ("O5", datetime(2025, 2, 28, 23, 59, 59), 100, 100),
+    ]
+    assert len({x.posting_id for x in feb.lines}) == 1
+    assert feb.totals.accrued_fen == 800 == sum(x.commission_fen for x in feb.lines)
+    assert [(x.reference, x.commission_fen) for x in mar.lines] == [("O4", 500)]
+    assert [(x.reference, x.commission_fen) for x in s2.lines] == [("O3", 500)]
+    # a rerun decides nothing and writes nothing
+    postings = brand.count("ledger_postings")
+    again = jobs.accrue(brand.engine, brand.group_id, FEB, APR)
+    assert (again.accrued, again.already, again.postings) == (0, 5, 0)
+    assert brand.count("ledger_postings") == postings
+    # a refund of an order of a summary claws back from its own row's fen: a quarter of O2
+    _refund(brand, "R1", "O2", datetime(2025, 3, 2), 5_000)
+    later = jobs.accrue(brand.engine, brand.group_id, MAR, APR)
+    assert (later.clawbacks, later.clawed_back_fen) == (1, 50)
+    _ledger_is_sound(brand)
+
+
+def test_an_accrual_posting_that_differs_from_its_rows_is_found(brand: Store) -> None:
+    _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
+    _order(brand, "O2", "G1", datetime(2025, 2, 4), 10_000, [("K1", 10_000)])
+    jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
+    with brand.engine.begin() as conn:
+        posting = conn.execute(
+            text(
+                "SELECT posting_id FROM commission_accruals WHERE group_id = :g AND order_id = 'O2'"
+            ),
+            {"g": brand.group_id},
+        ).scalar_one()
+        assert unbalanced_accruals(conn, brand.group_id) == []
+        # a row's fen changed: its posting no longer equals its rows
+        conn.execute(
+            text("""UPDATE commission_accruals SET commission_fen = commission_fen - 1
+                    WHERE group_id = :g AND order_id = 'O2'"""),
+            {"g": brand.group_id},
+        )
+        assert unbalanced_accruals(conn, brand.group_id) == [posting]
+        conn.execute(
+            text("""UPDATE commission_accruals SET commission_fen = commission_fen + 1
+                    WHERE group_id = :g AND order_id = 'O2'"""),
+            {"g": brand.group_id},
+        )
+        assert unbalanced_accruals(conn, brand.group_id) == []
+        # a row dated in another month than its posting: listed in one, counted in another
+        conn.execute(
+            text("""UPDATE commission_accruals SET accrued_at = :t
+                    WHERE group_id = :g AND order_id = 'O2'"""),
+            {"g": brand.group_id, "t": datetime(2025, 3, 1)},
+        )
+        assert unbalanced_accruals(conn, brand.group_id) == [posting]
+
+
 def test_a_guide_statement_is_not_a_member_statement(brand: Store) -> None:
     _order(brand, "O1", "G1", datetime(2025, 2, 3), 10_000, [("K1", 10_000)])
     jobs.accrue(brand.engine, brand.group_id, FEB, MAR)
@@ -648,9 +765,10 @@ def test_concurrent_runs_post_each_move_once(pg_engine: Engine) -> None:
                 {"g": brand.group_id},
             ).all()
         )
-    # every order was clawed back in full while frozen: released once each, 0 fen, so no
-    # release posting (it would move nothing) and six sub-ledger rows without one
-    assert kinds == {"cm_accrue": 6, "cm_clawback": 12}
+    # six orders of one guide and month accrued by one posting (whichever run got the lock
+    # first); every order was clawed back in full while frozen: released once each, 0 fen,
+    # so no release posting (it would move nothing) and six sub-ledger rows without one
+    assert kinds == {"cm_accrue": 1, "cm_clawback": 12}
     with brand.engine.connect() as conn:
         released = conn.execute(
             text("""SELECT COUNT(*), SUM(released_fen), COUNT(posting_id)

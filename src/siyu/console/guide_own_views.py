@@ -110,8 +110,8 @@ _FREEZES = text("""SELECT a.order_id, a.freeze_until,
 # The accruals frozen at the month's end: accrued before it, and not released by then
 # (their release posting, dated at its run's latest freeze end, is after it, or none yet).
 _STILL_FROZEN = """SELECT MIN(a.freeze_until) AS first, MAX(a.freeze_until) AS last
-  FROM commission_accruals a JOIN ledger_postings p ON p.posting_id = a.posting_id
-  WHERE a.group_id = :g AND a.guide_id = :gd AND p.business_at < :e {store}
+  FROM commission_accruals a
+  WHERE a.group_id = :g AND a.guide_id = :gd AND a.accrued_at < :e {store}
     AND NOT EXISTS (SELECT 1 FROM commission_releases r
       LEFT JOIN ledger_postings rp ON rp.posting_id = r.posting_id
       WHERE r.group_id = a.group_id AND r.order_id = a.order_id

@@ -2,8 +2,10 @@
 what has matured. Both are safe to re-run: every posting has its key
 (guides/commission_ledger.py), orders already accrued are not decided again, so a rule
 changed since keeps the commission already accrued (a new version applies to new orders),
-and an order is released once (its `commission_releases` row). A release run writes one
-posting per guide, its orders' amounts in `commission_releases` (session 19).
+and an order is released once (its `commission_releases` row). Accruals and releases are
+summary postings: a run writes one posting per guide (and store and month), each order's
+amount a row of its sub-ledger, `commission_accruals` or `commission_releases` (sessions
+19 and 20; a clawback stays one posting per refund).
 
 Which guide an order is attributed to is decided in ONE place, `_STAGE_ORDERS`: the
 period's attribution (`guides.attribution`: last share touch in its window, else the
@@ -50,11 +52,12 @@ _ORDERS = "cm_orders"
 _CLASSES = "cm_classes"
 _CHOICES = "cm_choices"
 _DECIDED = "cm_decided"
-# A posting's key: 'commission:<order>' then the bound :accrue, :release or :clawback
-# (':clawback:' || refund); bound, because text() would take ':accrue' in a literal for
-# a parameter.
+# A clawback's key: 'commission:<order>' then the bound ':clawback:' || refund; bound,
+# because text() would take ':clawback' in a literal for a parameter. (Accrual and release
+# postings are summaries, keyed by guide and first order: `_ACCRUAL_KEY`, `_RELEASE_KEY`;
+# before revision 0035 an accrual was 'commission:<order>:accrue'.)
 _KEY = "'commission' || :colon || {order} || "
-_SUFFIXES = {"colon": ":", "accrue": ":accrue", "release": ":release", "clawback": ":clawback:"}
+_SUFFIXES = {"colon": ":", "clawback": ":clawback:"}
 
 
 @dataclass
@@ -65,6 +68,7 @@ class AccrualRun:
     no_commission: int = 0  # orders whose rule gives 0 fen
     clawbacks: int = 0
     clawed_back_fen: int = 0
+    postings: int = 0  # accrual postings written: one per guide, store and month (below)
 
 
 # The orders to decide, with what a rule matches on, in one statement: those attribution
@@ -182,12 +186,30 @@ def _decided_sql(dialect: Dialect) -> str:
     on = " AND ".join(f"d.{t} = o.{t}" for t in _TERMS)
     fen = f"COALESCE(d.fixed_fen, {rate_sql('o.paid_fen', 'd.rate_bp')})"
     return f"""SELECT o.seq, o.order_id, o.guide_id, -ga.account_no AS holder, gd.store_id,
+                 COALESCE(gd.store_id, '') AS store,
+                 SUBSTR(CAST(o.paid_at AS VARCHAR(32)), 1, 7) AS month,
                  o.channel, o.basis, o.paid_fen, o.paid_at, d.rule, d.rule_json,
                  {fen} AS fen, {dialect.plus_days("o.paid_at", "d.freeze_days")} AS freeze_until
                FROM {_ORDERS} o JOIN {_CHOICES} d ON {on}
                JOIN guide_accounts ga ON ga.group_id = :g AND ga.guide_id = o.guide_id
                LEFT JOIN guides gd ON gd.group_id = :g AND gd.guide_id = o.guide_id
                WHERE o.done = 0"""
+
+
+# One summary accrual posting per guide a run (issue #19: a posting and two entries per order
+# were most of the 10M month's accrual), split only where one posting would misstate a
+# statement, as a release is (`_RUN_POSTINGS`): by the guide's store (a store's statement)
+# and by the month of payment (a month's statement is by business time: a run over two
+# months posts each month's accruals in its month). Dated at the latest payment among its
+# orders; keyed by its first order, which no other accrual posting has (an order is
+# accrued once). Each order's amount is its `commission_accruals` row.
+_ACCRUAL_POSTINGS = f"""
+SELECT ROW_NUMBER() OVER (ORDER BY x.holder, x.store, x.month) AS seq, x.holder, x.store,
+  x.month, MAX(x.store_id) AS store_id, CAST(SUM(x.fen) AS BIGINT) AS total,
+  COUNT(*) AS orders, MAX(x.paid_at) AS last_paid, MIN(x.order_id) AS first_order
+FROM {_DECIDED} x WHERE x.fen > 0 GROUP BY x.holder, x.store, x.month"""
+# 'commission:accrue:' bound: text() would take ':accrue' in a literal for a parameter
+_ACCRUAL_KEY = ":accrue_prefix || CAST(-x.holder AS VARCHAR(20)) || :colon || x.first_order"
 
 
 def accrue(
@@ -206,7 +228,10 @@ def accrue(
     By the set, in one transaction under the group's commission lock (a second run waits,
     then finds everything done): the orders staged with their terms, a rule chosen per
     combination of terms, the amounts and postings written by INSERT ... SELECT
-    (`guides.commission_postings`). An order already accrued is not decided again."""
+    (`guides.commission_postings`): one posting per guide, store and month of payment
+    (`_ACCRUAL_POSTINGS`) moving its orders' total from cm_accrued to cm_frozen, each
+    order's fen its `commission_accruals` row. An order already accrued is not decided
+    again; an order whose rule gives 0 fen is not recorded (a later run decides it again)."""
     run = AccrualRun()
     s, u, now = as_stored(since), as_stored(until), stored_now()
     with engine.begin() as conn:
@@ -232,60 +257,67 @@ def accrue(
         conn.execute(
             text(f"""CREATE TEMPORARY TABLE {_DECIDED} (seq BIGINT NOT NULL PRIMARY KEY,
                        order_id VARCHAR(128) NOT NULL, guide_id VARCHAR(64) NOT NULL,
-                       holder BIGINT NOT NULL, store_id VARCHAR(64), channel VARCHAR(32),
+                       holder BIGINT NOT NULL, store_id VARCHAR(64),
+                       store VARCHAR(64) NOT NULL, month VARCHAR(7) NOT NULL,
+                       channel VARCHAR(32),
                        basis VARCHAR(16) NOT NULL, paid_fen BIGINT NOT NULL,
                        paid_at TIMESTAMP NOT NULL, rule VARCHAR(64), rule_json TEXT NOT NULL,
                        fen BIGINT NOT NULL, freeze_until TIMESTAMP NOT NULL)""")
         )
         conn.execute(text(f"INSERT INTO {_DECIDED} {_decided_sql(dialect)}"), params)
         dialect.refresh_statistics(conn, _DECIDED)
-        decided = f"SELECT * FROM {_DECIDED}"
         counts = conn.execute(
             text(f"""SELECT (SELECT COUNT(*) FROM {_ORDERS} WHERE done = 1) AS done_before,
                        (SELECT COUNT(*) FROM {_DECIDED} WHERE fen <= 0) AS zero""")
         ).one()
         run.already, run.no_commission = int(counts.done_before), int(counts.zero)
         cp.stage(conn)
+        conn.execute(text("DROP TABLE IF EXISTS cm_accrual_postings"))
+        conn.execute(text(f"CREATE TEMPORARY TABLE cm_accrual_postings AS {_ACCRUAL_POSTINGS}"))
         detail = (
-            '\'{"basis": "\' || x.basis || \'", "commission_fen": \' '
-            "|| CAST(x.fen AS VARCHAR(20)) || ', \"rule\": ' || x.rule_json "
+            "'{\"accrued_fen\": ' || CAST(x.total AS VARCHAR(20)) "
+            "|| ', \"orders\": ' || CAST(x.orders AS VARCHAR(20)) "
             "|| ', \"rules_version\": ' || CAST(:v AS VARCHAR(20)) || '}'"
         )
+        request = _request("x.holder", CM_ACCRUE, ("first_order", "x.first_order"))
         conn.execute(
             text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
-                       request,
-                       reference, store_id, channel, business_at, detail)
+                       request, reference, store_id, channel, business_at, detail)
                      SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_ACCRUE}',
-                       {_KEY.format(order="x.order_id")}
-                       :accrue, {_request("x.holder", CM_ACCRUE, ("order_id", "x.order_id"))},
-                       x.order_id, x.store_id, x.channel, x.paid_at, {detail}
-                     FROM ({decided}) x WHERE x.fen > 0"""),
-            {**params, "v": version},
+                       {_ACCRUAL_KEY}, {request}, NULL, x.store_id, NULL, x.last_paid, {detail}
+                     FROM cm_accrual_postings x"""),
+            {**params, "v": version, "accrue_prefix": "commission:accrue:"},
         )
         conn.execute(
             text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
-                     SELECT x.seq, '{CM_ACCRUED}', -x.fen FROM ({decided}) x WHERE x.fen > 0
+                     SELECT seq, '{CM_ACCRUED}', -total FROM cm_accrual_postings
                      UNION ALL
-                     SELECT x.seq, '{CM_FROZEN}', x.fen FROM ({decided}) x WHERE x.fen > 0"""),
-            params,
+                     SELECT seq, '{CM_FROZEN}', total FROM cm_accrual_postings""")
         )
         cp.post_staged(conn, group_id, now)
         accrued = conn.execute(
             text(f"""INSERT INTO commission_accruals (group_id, order_id, guide_id, store_id,
                        rule, rules_version, basis_fen, attribution, commission_fen,
-                       freeze_until, posting_id, created_at)
+                       freeze_until, posting_id, created_at, accrued_at)
                      SELECT :g, x.order_id, x.guide_id, x.store_id, x.rule, :v, x.paid_fen,
-                       x.basis, x.fen, x.freeze_until, p.posting_id, :now
-                     FROM ({decided}) x JOIN {cp.POSTINGS} p ON p.seq = x.seq"""),
+                       x.basis, x.fen, x.freeze_until, p.posting_id, :now, x.paid_at
+                     FROM {_DECIDED} x
+                     JOIN cm_accrual_postings y ON y.holder = x.holder AND y.store = x.store
+                       AND y.month = x.month
+                     JOIN {cp.POSTINGS} p ON p.seq = y.seq
+                     WHERE x.fen > 0"""),
             {**params, "v": version},
         )
         run.accrued = int(accrued.rowcount)
         run.accrued_fen = int(
             conn.execute(
-                text(f"""SELECT COALESCE(SUM(l.amount), 0) FROM {cp.LINES} l
-                         WHERE l.asset = '{CM_FROZEN}'""")
+                text("SELECT COALESCE(SUM(total), 0) FROM cm_accrual_postings")
             ).scalar_one()
         )
+        run.postings = int(
+            conn.execute(text("SELECT COUNT(*) FROM cm_accrual_postings")).scalar_one()
+        )
+        conn.execute(text("DROP TABLE cm_accrual_postings"))
         cp.drop(conn)
         for table in (_ORDERS, _CLASSES, _CHOICES, _DECIDED):
             conn.execute(text(f"DROP TABLE {table}"))

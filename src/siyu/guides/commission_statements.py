@@ -15,9 +15,14 @@ against the lines and against the orders).
     closing         each account's balance at the end of the month
 
 A release is one posting per guide (and store) and run (session 19): its line's
-`orders` counts the orders behind it, `release_rows` reads them (`commission_releases`),
-and `unbalanced_releases` checks that every release posting moved exactly the sum of its
-rows (the bench and the tests call it).
+`orders` counts the orders behind it, `release_rows` reads them (`commission_releases`).
+An accrual is one posting per guide, store and month a run too (session 20), but a
+statement shows it as its orders, a line each from `commission_accruals` (the order, its
+payment time, its fen), as it showed the per-order postings before: a guide is paid by the
+order, and every reader of a line (the order's rule, freeze, buyer) is by order.
+`unbalanced_releases` and `unbalanced_accruals` check that every summary posting moved
+exactly the sum of its rows, so the lines still sum to the totals (the bench and the
+tests call them).
 """
 
 from __future__ import annotations
@@ -164,6 +169,17 @@ _RELEASED_ORDERS = text(
 ).bindparams(bindparam("ids", expanding=True))
 
 
+_ACCRUED_ORDERS = text(
+    "SELECT posting_id, order_id, accrued_at, commission_fen FROM commission_accruals "
+    "WHERE group_id = :g AND posting_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    """A bound list per statement, not per line, at most 1,000 ids a statement."""
+    return [ids[start : start + 1000] for start in range(0, len(ids), 1000)]
+
+
 def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[Line]:
     moved: dict[int, dict[str, int]] = {}
     heads: dict[int, tuple[str, str | None, str | None, datetime]] = {}
@@ -172,12 +188,10 @@ def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[L
         heads[r.posting_id] = (r.kind, r.reference, r.store_id, stored_time(r.business_at))
     releases = sorted(p for p, head in heads.items() if head[0] == CM_RELEASE)
     counts: dict[int, int] = {}
-    for start in range(0, len(releases), 1000):  # a bound list per statement, not per line
-        rows = conn.execute(
-            _RELEASED_ORDERS, {"g": params["g"], "ids": releases[start : start + 1000]}
-        )
+    for ids in _chunks(releases):
+        rows = conn.execute(_RELEASED_ORDERS, {"g": params["g"], "ids": ids})
         counts.update({int(r.posting_id): int(r.n) for r in rows})
-    return [
+    lines = [
         Line(
             posting_id,
             *heads[posting_id],
@@ -188,7 +202,28 @@ def _lines(conn: Connection, query: object, params: dict[str, object]) -> list[L
             orders=counts.get(posting_id, 0),
         )
         for posting_id, amounts in moved.items()
+        if heads[posting_id][0] != CM_ACCRUE
     ]
+    accruals = sorted(p for p, head in heads.items() if head[0] == CM_ACCRUE)
+    for ids in _chunks(accruals):
+        for r in conn.execute(_ACCRUED_ORDERS, {"g": params["g"], "ids": ids}):
+            fen = int(r.commission_fen)
+            store_id = heads[int(r.posting_id)][2]
+            lines.append(
+                Line(
+                    int(r.posting_id),
+                    CM_ACCRUE,
+                    str(r.order_id),
+                    store_id,
+                    stored_time(r.accrued_at),
+                    commission_fen=fen,
+                    frozen_fen=fen,
+                    payable_fen=0,
+                    paid_fen=0,
+                )
+            )
+    lines.sort(key=lambda x: (x.business_at, x.posting_id, x.reference or ""))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -242,6 +277,37 @@ def unbalanced_releases(conn: Connection, group_id: str) -> list[int]:
     """The release postings that do not equal the sum of their sub-ledger rows (and rows
     pointing at no release posting): empty when the summary postings hold."""
     return sorted(int(r[0]) for r in conn.execute(_UNBALANCED, {"g": group_id}))
+
+
+# Accrual postings whose cm_frozen move is not the sum of their commission_accruals rows
+# (or that have none, or whose cm_accrued move is not its opposite), and rows that point
+# at no accrual posting, or sit in another month than their posting (a statement would
+# count them in one month and list them in another).
+_UNBALANCED_ACCRUALS = text(f"""
+SELECT p.posting_id FROM ledger_postings p
+LEFT JOIN (SELECT e.posting_id,
+             SUM(CASE WHEN e.asset = '{CM_FROZEN}' THEN e.amount ELSE 0 END) AS frozen,
+             SUM(CASE WHEN e.asset = '{CM_ACCRUED}' THEN e.amount ELSE 0 END) AS accrued
+           FROM ledger_entries e
+           WHERE e.group_id = :g AND e.member_id < 0 GROUP BY e.posting_id) m
+  ON m.posting_id = p.posting_id
+LEFT JOIN (SELECT a.posting_id, SUM(a.commission_fen) AS fen FROM commission_accruals a
+           WHERE a.group_id = :g GROUP BY a.posting_id) s ON s.posting_id = p.posting_id
+WHERE p.group_id = :g AND p.member_id < 0 AND p.kind = '{CM_ACCRUE}'
+  AND (s.posting_id IS NULL OR COALESCE(m.frozen, 0) <> s.fen
+       OR COALESCE(m.accrued, 0) <> -s.fen)
+UNION
+SELECT a.posting_id FROM commission_accruals a
+LEFT JOIN ledger_postings p ON p.posting_id = a.posting_id AND p.kind = '{CM_ACCRUE}'
+WHERE a.group_id = :g AND (p.posting_id IS NULL
+  OR SUBSTR(CAST(a.accrued_at AS VARCHAR(32)), 1, 7)
+     <> SUBSTR(CAST(p.business_at AS VARCHAR(32)), 1, 7))""")
+
+
+def unbalanced_accruals(conn: Connection, group_id: str) -> list[int]:
+    """The accrual postings that do not equal the sum of their sub-ledger rows, and rows
+    pointing at no accrual posting or dated in another month: empty when they hold."""
+    return sorted(int(r[0]) for r in conn.execute(_UNBALANCED_ACCRUALS, {"g": group_id}))
 
 
 _STORE_TOTALS = """SELECT p.store_id, p.kind, e.asset, SUM(e.amount) AS amount

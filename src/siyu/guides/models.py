@@ -186,9 +186,11 @@ guide_accounts = Table(
     UniqueConstraint("group_id", "guide_id"),
 )
 
-# What an accrual decided for one order (the rule, the basis, when its freeze ends). The
-# money is never here: it is the ledger's entries of the order's postings. The release job
-# finds matured orders by `freeze_until`.
+# What an accrual decided for one order (the rule, the basis, the fen, when its freeze
+# ends): the accruals' sub-ledger (issue #19). A run writes one ledger posting per guide,
+# store and month of payment, moving the sum of its rows from cm_accrued to cm_frozen
+# (commission_statements.unbalanced_accruals checks it); before revision 0035 each order
+# had its own posting. The release job finds matured orders by `freeze_until`.
 commission_accruals = Table(
     "commission_accruals",
     metadata,
@@ -203,8 +205,10 @@ commission_accruals = Table(
     Column("attribution", String(16), nullable=False),
     Column("commission_fen", BigInteger, nullable=False),
     Column("freeze_until", DateTime, nullable=False),
-    Column("posting_id", BigInteger, nullable=False),  # the accrual posting
+    Column("posting_id", BigInteger, nullable=False),  # the (summary) accrual posting
     Column("created_at", DateTime, nullable=False),
+    # the order's payment: the accrual's business time (its statement month and line)
+    Column("accrued_at", DateTime, nullable=False),
     PrimaryKeyConstraint("group_id", "order_id"),
     CheckConstraint("commission_fen >= 0", name="commission_not_negative"),
 )
@@ -212,6 +216,16 @@ Index(
     "ix_commission_accruals_freeze",
     commission_accruals.c.group_id,
     commission_accruals.c.freeze_until,
+)
+Index(
+    "ix_commission_accruals_posting",
+    commission_accruals.c.group_id,
+    commission_accruals.c.posting_id,
+)
+Index(
+    "ix_commission_accruals_accrued",
+    commission_accruals.c.group_id,
+    commission_accruals.c.accrued_at,
 )
 
 # What a release run moved of each order (issue #19: one ledger posting per guide and run,

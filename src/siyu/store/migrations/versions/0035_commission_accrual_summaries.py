@@ -1,0 +1,49 @@
+"""guides: commission accruals as summary postings (issue #19: one ledger posting per
+guide, store and month a run, the per-order amounts in `commission_accruals`)
+
+An accrual's business time (the order's payment) was its own posting's; with one posting
+for many orders it is the row's, `accrued_at`, backfilled from the posting each row points
+at (before this revision, one posting per order). The rows are found by their posting
+(a statement line's orders, the balance check) and by month (a month's buyers), hence
+the indexes.
+
+Revision ID: 0035
+Revises: 0034
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0035"
+down_revision = "0034"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("commission_accruals", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("accrued_at", sa.DateTime(), nullable=True))
+    # a row whose posting is gone (never in a store the jobs wrote) keeps its own time
+    op.execute(
+        """UPDATE commission_accruals SET accrued_at = COALESCE((SELECT p.business_at
+             FROM ledger_postings p WHERE p.posting_id = commission_accruals.posting_id),
+             created_at)"""
+    )
+    with op.batch_alter_table("commission_accruals", schema=None) as batch_op:
+        batch_op.alter_column("accrued_at", existing_type=sa.DateTime(), nullable=False)
+        batch_op.create_index(
+            "ix_commission_accruals_posting", ["group_id", "posting_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_commission_accruals_accrued", ["group_id", "accrued_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("commission_accruals", schema=None) as batch_op:
+        batch_op.drop_index("ix_commission_accruals_accrued")
+        batch_op.drop_index("ix_commission_accruals_posting")
+        batch_op.drop_column("accrued_at")
