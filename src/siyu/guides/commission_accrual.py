@@ -305,7 +305,8 @@ def accrue(
                      JOIN cm_accrual_postings y ON y.holder = x.holder AND y.store = x.store
                        AND y.month = x.month
                      JOIN {cp.POSTINGS} p ON p.seq = y.seq
-                     WHERE x.fen > 0"""),
+                     WHERE x.fen > 0
+                     ORDER BY x.order_id"""),
             {**params, "v": version},
         )
         run.accrued = int(accrued.rowcount)
@@ -450,18 +451,22 @@ def _claw_back(
 # Accruals whose freeze has ended by `at` and that no run has released (no
 # commission_releases row: an order is released once), with what is still frozen of each:
 # its accrual less the clawbacks taken from frozen (those stay per refund, reference the
-# order). Never below zero: a clawback takes from frozen at most what is there.
+# order; summed per order once, joined by the set: a lookup per order was 8.7 s of the
+# 10M release's 10.7 s read). Never below zero: a clawback takes from frozen at most what
+# is there.
 _MATURED = f"""
 SELECT y.order_id, y.guide_id, y.holder, COALESCE(y.store_id, '') AS store, y.store_id,
   SUBSTR(CAST(y.freeze_until AS VARCHAR(32)), 1, 7) AS month, y.freeze_until,
   CASE WHEN y.frozen > 0 THEN y.frozen ELSE 0 END AS frozen
 FROM (SELECT a.order_id, a.guide_id, -ga.account_no AS holder, a.store_id, a.freeze_until,
-  a.commission_fen + CAST(COALESCE((SELECT SUM(e.amount) FROM ledger_postings p
-    JOIN ledger_entries e ON e.posting_id = p.posting_id AND e.member_id = p.member_id
-    WHERE p.group_id = :g AND p.kind = '{CM_CLAWBACK}' AND p.reference = a.order_id
-      AND p.member_id = -ga.account_no AND e.asset = '{CM_FROZEN}'), 0) AS BIGINT) AS frozen
+  a.commission_fen + CAST(COALESCE(c.moved, 0) AS BIGINT) AS frozen
   FROM commission_accruals a
   JOIN guide_accounts ga ON ga.group_id = a.group_id AND ga.guide_id = a.guide_id
+  LEFT JOIN (SELECT p.reference, p.member_id, SUM(e.amount) AS moved FROM ledger_postings p
+    JOIN ledger_entries e ON e.posting_id = p.posting_id AND e.member_id = p.member_id
+    WHERE p.group_id = :g AND p.kind = '{CM_CLAWBACK}' AND e.asset = '{CM_FROZEN}'
+    GROUP BY p.reference, p.member_id) c
+    ON c.reference = a.order_id AND c.member_id = -ga.account_no
   WHERE a.group_id = :g AND a.freeze_until <= :at
     AND NOT EXISTS (SELECT 1 FROM commission_releases r WHERE r.group_id = a.group_id
       AND r.order_id = a.order_id)) y"""
@@ -557,7 +562,8 @@ def release(engine: Engine, group_id: str, at: datetime | None = None) -> Releas
                      FROM cm_matured m
                      JOIN cm_run_postings x ON x.holder = m.holder AND x.store = m.store
                        AND x.month = m.month
-                     LEFT JOIN {cp.POSTINGS} p ON p.seq = x.seq"""),
+                     LEFT JOIN {cp.POSTINGS} p ON p.seq = x.seq
+                     ORDER BY m.order_id"""),
             params,
         )
         run.released = int(made.rowcount)

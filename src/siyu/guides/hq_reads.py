@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from siyu.guides.commission_statements import Totals, month_range
-from siyu.guides.models import CM_CLAWBACK
+from siyu.guides.models import CM_ACCRUE, CM_CLAWBACK
 
 # The guides' ledger entries of a month (the statement's own FROM: commission_statements).
 _FROM = """FROM ledger_entries e
@@ -46,22 +46,30 @@ def store_totals(conn: Connection, group_id: str, month: str) -> dict[str | None
     return found
 
 
-# The orders of a month's accruals (their sub-ledger rows: an accrual posting is a guide's
-# summary) and clawbacks (a posting per refund, its order the reference), with their buyer
-# (after merges).
+# The orders of a month's accruals (the rows of its accrual postings: a posting is a
+# guide's summary, its rows in the posting's month) and clawbacks (a posting per refund,
+# its order the reference), with their buyer (after merges). Both found from the month's
+# entries of the guides' accounts, as the statement finds them.
+_MONTH_POSTINGS = f"""SELECT DISTINCT p.posting_id, p.kind, p.reference, p.store_id,
+                        ga.guide_id
+                      FROM ledger_entries e
+                      JOIN ledger_postings p ON p.posting_id = e.posting_id
+                      JOIN guide_accounts ga ON ga.group_id = e.group_id
+                        AND ga.account_no = -e.member_id
+                      WHERE e.group_id = :g AND e.member_id < 0
+                        AND e.business_at >= :s AND e.business_at < :e
+                        AND p.kind IN ('{CM_ACCRUE}', '{CM_CLAWBACK}')"""
 _BUYERS = text(f"""SELECT DISTINCT x.guide_id, x.store_id,
                      COALESCE(CASE WHEN m.status = 'merged' THEN m.merged_into END,
                               o.member_id) AS member_id
-                   FROM (SELECT a.guide_id, a.store_id, a.order_id FROM commission_accruals a
-                         WHERE a.group_id = :g AND a.accrued_at >= :s AND a.accrued_at < :e
+                   FROM (SELECT mp.guide_id, mp.store_id, a.order_id
+                         FROM ({_MONTH_POSTINGS}) mp
+                         JOIN commission_accruals a ON a.posting_id = mp.posting_id
+                           AND a.group_id = :g
+                         WHERE mp.kind = '{CM_ACCRUE}'
                          UNION
-                         SELECT ga.guide_id, p.store_id, p.reference FROM ledger_entries e
-                         JOIN ledger_postings p ON p.posting_id = e.posting_id
-                         JOIN guide_accounts ga ON ga.group_id = e.group_id
-                           AND ga.account_no = -e.member_id
-                         WHERE e.group_id = :g AND e.member_id < 0
-                           AND e.business_at >= :s AND e.business_at < :e
-                           AND p.kind = '{CM_CLAWBACK}') x
+                         SELECT mp.guide_id, mp.store_id, mp.reference
+                         FROM ({_MONTH_POSTINGS}) mp WHERE mp.kind = '{CM_CLAWBACK}') x
                    JOIN orders o ON o.group_id = :g AND o.order_id = x.order_id
                    LEFT JOIN members m ON m.member_id = o.member_id
                    WHERE o.member_id IS NOT NULL""")

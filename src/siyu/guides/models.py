@@ -212,19 +212,12 @@ commission_accruals = Table(
     PrimaryKeyConstraint("group_id", "order_id"),
     CheckConstraint("commission_fen >= 0", name="commission_not_negative"),
 )
+# a posting's rows (statement lines, the balance check); a guide's by month (its statement)
+Index("ix_commission_accruals_posting", commission_accruals.c.posting_id)
 Index(
-    "ix_commission_accruals_freeze",
+    "ix_commission_accruals_guide",
     commission_accruals.c.group_id,
-    commission_accruals.c.freeze_until,
-)
-Index(
-    "ix_commission_accruals_posting",
-    commission_accruals.c.group_id,
-    commission_accruals.c.posting_id,
-)
-Index(
-    "ix_commission_accruals_accrued",
-    commission_accruals.c.group_id,
+    commission_accruals.c.guide_id,
     commission_accruals.c.accrued_at,
 )
 
@@ -248,11 +241,7 @@ commission_releases = Table(
     CheckConstraint("released_fen >= 0", name="released_not_negative"),
     CheckConstraint("posting_id IS NOT NULL OR released_fen = 0", name="posted_unless_zero"),
 )
-Index(
-    "ix_commission_releases_posting",
-    commission_releases.c.group_id,
-    commission_releases.c.posting_id,
-)
+Index("ix_commission_releases_posting", commission_releases.c.posting_id)
 # --- binding: a member's own guide (专属导购), with history (guides.binding) -----------------
 
 # How a binding was made: by HQ, by the guide's QR scene or WeCom contact that brought the

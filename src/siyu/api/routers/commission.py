@@ -79,7 +79,10 @@ class TotalsOut(BaseModel):
 
 
 class LineOut(BaseModel):
-    posting_id: int
+    posting_id: int = Field(
+        description="The ledger posting that carries the line. An accrual posting is one "
+        "per guide, store and month of a run, listed as a line per order: its lines share it."
+    )
     kind: str
     reference: str | None = Field(
         description="The order (accrual, clawback); 'pay:<month>' (payment); null for a "
