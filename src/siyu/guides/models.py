@@ -383,7 +383,16 @@ Index(
     order_attributions.c.guide_id,
     order_attributions.c.ordered_at,
 )
-Index("ix_order_attributions_time", order_attributions.c.group_id, order_attributions.c.ordered_at)
+# A period's rows by time (the run's own replace, commission's staging, the counts): on
+# PostgreSQL a BRIN index, since a period's rows are written together and so lie together;
+# a B-tree there was 8 of the 23 s of writing a 10M brand's month (migration 0036).
+Index(
+    "ix_order_attributions_time",
+    order_attributions.c.group_id,
+    order_attributions.c.ordered_at,
+    postgresql_using="brin",
+    postgresql_with={"autosummarize": "on"},
+)
 
 # --- classes: A/B/C from the period's metrics by HQ's rules (guides.classes) ----------------
 
