@@ -109,9 +109,14 @@ _FREEZES = text("""SELECT a.order_id, a.freeze_until,
 )
 # The accruals frozen at the month's end: accrued before it, and not released by then
 # (their release posting, dated at its run's latest freeze end, is after it, or none yet).
-_STILL_FROZEN = """SELECT MIN(a.freeze_until) AS first, MAX(a.freeze_until) AS last
-  FROM commission_accruals a
-  WHERE a.group_id = :g AND a.guide_id = :gd AND a.accrued_at < :e {store}
+# Found through the guide's accrual postings (the ledger's index by holder), then their
+# rows by posting: the accruals table keeps no index by guide (migration 0035).
+_STILL_FROZEN = f"""SELECT MIN(a.freeze_until) AS first, MAX(a.freeze_until) AS last
+  FROM guide_accounts ga
+  JOIN ledger_postings p ON p.group_id = ga.group_id AND p.member_id = -ga.account_no
+    AND p.kind = '{CM_ACCRUE}'
+  JOIN commission_accruals a ON a.posting_id = p.posting_id AND a.group_id = ga.group_id
+  WHERE ga.group_id = :g AND ga.guide_id = :gd AND a.accrued_at < :e {{store}}
     AND NOT EXISTS (SELECT 1 FROM commission_releases r
       LEFT JOIN ledger_postings rp ON rp.posting_id = r.posting_id
       WHERE r.group_id = a.group_id AND r.order_id = a.order_id

@@ -212,14 +212,9 @@ commission_accruals = Table(
     PrimaryKeyConstraint("group_id", "order_id"),
     CheckConstraint("commission_fen >= 0", name="commission_not_negative"),
 )
-# a posting's rows (statement lines, the balance check); a guide's by month (its statement)
+# a posting's rows (statement lines, the balance check, a guide's accruals through its
+# postings): the one index beside the key, since a month's rows are written by the million
 Index("ix_commission_accruals_posting", commission_accruals.c.posting_id)
-Index(
-    "ix_commission_accruals_guide",
-    commission_accruals.c.group_id,
-    commission_accruals.c.guide_id,
-    commission_accruals.c.accrued_at,
-)
 
 # What a release run moved of each order (issue #19: one ledger posting per guide and run,
 # the per-order amounts here). An order is released once (the key); `released_fen` is what
