@@ -186,8 +186,7 @@ def _decided_sql(dialect: Dialect) -> str:
     on = " AND ".join(f"d.{t} = o.{t}" for t in _TERMS)
     fen = f"COALESCE(d.fixed_fen, {rate_sql('o.paid_fen', 'd.rate_bp')})"
     return f"""SELECT o.seq, o.order_id, o.guide_id, -ga.account_no AS holder, gd.store_id,
-                 COALESCE(gd.store_id, '') AS store,
-                 SUBSTR(CAST(o.paid_at AS VARCHAR(32)), 1, 7) AS month,
+                 COALESCE(gd.store_id, '') AS store, {cp.month_of("o.paid_at")} AS month,
                  o.channel, o.basis, o.paid_fen, o.paid_at, d.rule, d.rule_json,
                  {fen} AS fen, {dialect.plus_days("o.paid_at", "d.freeze_days")} AS freeze_until
                FROM {_ORDERS} o JOIN {_CHOICES} d ON {on}
@@ -197,17 +196,10 @@ def _decided_sql(dialect: Dialect) -> str:
 
 
 # One summary accrual posting per guide a run (issue #19: a posting and two entries per order
-# were most of the 10M month's accrual), split only where one posting would misstate a
-# statement, as a release is (`_RUN_POSTINGS`): by the guide's store (a store's statement)
-# and by the month of payment (a month's statement is by business time: a run over two
-# months posts each month's accruals in its month). Dated at the latest payment among its
-# orders; keyed by its first order, which no other accrual posting has (an order is
-# accrued once). Each order's amount is its `commission_accruals` row.
-_ACCRUAL_POSTINGS = f"""
-SELECT ROW_NUMBER() OVER (ORDER BY x.holder, x.store, x.month) AS seq, x.holder, x.store,
-  x.month, MAX(x.store_id) AS store_id, CAST(SUM(x.fen) AS BIGINT) AS total,
-  COUNT(*) AS orders, MAX(x.paid_at) AS last_paid, MIN(x.order_id) AS first_order
-FROM {_DECIDED} x WHERE x.fen > 0 GROUP BY x.holder, x.store, x.month"""
+# were most of the 10M month's accrual), split by store and month of payment as a release
+# is (`commission_postings.summaries_sql`), dated at the latest payment among its orders
+# and keyed by its first order. Each order's amount is its `commission_accruals` row.
+_ACCRUAL_POSTINGS = cp.summaries_sql(f"(SELECT * FROM {_DECIDED} WHERE fen > 0)", "fen", "paid_at")
 # 'commission:accrue:' bound: text() would take ':accrue' in a literal for a parameter
 _ACCRUAL_KEY = ":accrue_prefix || CAST(-x.holder AS VARCHAR(20)) || :colon || x.first_order"
 
@@ -284,17 +276,12 @@ def accrue(
             text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
                        request, reference, store_id, channel, business_at, detail)
                      SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_ACCRUE}',
-                       {_ACCRUAL_KEY}, {request}, NULL, x.store_id, NULL, x.last_paid, {detail}
+                       {_ACCRUAL_KEY}, {request}, NULL, x.store_id, NULL, x.last, {detail}
                      FROM cm_accrual_postings x"""),
             {**params, "v": version, "accrue_prefix": "commission:accrue:"},
         )
-        conn.execute(
-            text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
-                     SELECT seq, '{CM_ACCRUED}', -total FROM cm_accrual_postings
-                     UNION ALL
-                     SELECT seq, '{CM_FROZEN}', total FROM cm_accrual_postings""")
-        )
-        cp.post_staged(conn, group_id, now)
+        cp.stage_moves(conn, "cm_accrual_postings", CM_ACCRUED, CM_FROZEN)
+        run.postings = cp.post_staged(conn, group_id, now)
         accrued = conn.execute(
             text(f"""INSERT INTO commission_accruals (group_id, order_id, guide_id, store_id,
                        rule, rules_version, basis_fen, attribution, commission_fen,
@@ -314,9 +301,6 @@ def accrue(
             conn.execute(
                 text("SELECT COALESCE(SUM(total), 0) FROM cm_accrual_postings")
             ).scalar_one()
-        )
-        run.postings = int(
-            conn.execute(text("SELECT COUNT(*) FROM cm_accrual_postings")).scalar_one()
         )
         conn.execute(text("DROP TABLE cm_accrual_postings"))
         cp.drop(conn)
@@ -456,7 +440,7 @@ def _claw_back(
 # is there.
 _MATURED = f"""
 SELECT y.order_id, y.guide_id, y.holder, COALESCE(y.store_id, '') AS store, y.store_id,
-  SUBSTR(CAST(y.freeze_until AS VARCHAR(32)), 1, 7) AS month, y.freeze_until,
+  {cp.month_of("y.freeze_until")} AS month, y.freeze_until,
   CASE WHEN y.frozen > 0 THEN y.frozen ELSE 0 END AS frozen
 FROM (SELECT a.order_id, a.guide_id, -ga.account_no AS holder, a.store_id, a.freeze_until,
   a.commission_fen + CAST(COALESCE(c.moved, 0) AS BIGINT) AS frozen
@@ -470,18 +454,10 @@ FROM (SELECT a.order_id, a.guide_id, -ga.account_no AS holder, a.store_id, a.fre
   WHERE a.group_id = :g AND a.freeze_until <= :at
     AND NOT EXISTS (SELECT 1 FROM commission_releases r WHERE r.group_id = a.group_id
       AND r.order_id = a.order_id)) y"""
-# One summary posting per guide and run: the run's total, its orders, the latest freeze end
-# among them (the posting's business time: never after `at`), and its first order, which
-# makes the key unique per run (an order is released once, so no later run has the same
-# first order). Split further only where one posting would misstate a statement: by the
-# store the orders were accrued at (a store's statement counts a guide's releases where it
-# earned them) and by the month the freeze ended (a month's statement is by business time,
-# so a run that catches up on two months posts each month's releases in its month).
-_RUN_POSTINGS = """
-SELECT ROW_NUMBER() OVER (ORDER BY m.holder, m.store, m.month) AS seq, m.holder, m.store,
-  m.month, MAX(m.store_id) AS store_id, CAST(SUM(m.frozen) AS BIGINT) AS total,
-  COUNT(*) AS orders, MAX(m.freeze_until) AS last_freeze, MIN(m.order_id) AS first_order
-FROM cm_matured m GROUP BY m.holder, m.store, m.month"""
+# One summary posting per guide and run (`commission_postings.summaries_sql`: per store
+# the orders were accrued at and month the freeze ended), dated at the latest freeze end
+# among its orders (never after `at`) and keyed by its first order.
+_RUN_POSTINGS = cp.summaries_sql("cm_matured", "frozen", "freeze_until")
 # The key of a guide's release posting of a run: its ledger number, the run's `at` and its
 # first order ('commission:release:' bound: text() would take ':release' for a parameter).
 _RELEASE_KEY = (
@@ -542,17 +518,11 @@ def release(engine: Engine, group_id: str, at: datetime | None = None) -> Releas
             text(f"""INSERT INTO {cp.POSTINGS} (seq, posting_id, member_id, kind, idempotency_key,
                        request, reference, store_id, channel, business_at, detail)
                      SELECT x.seq, {cp.new_posting_id(conn, "x.seq")}, x.holder, '{CM_RELEASE}',
-                       {_RELEASE_KEY}, {request}, NULL, x.store_id, NULL, x.last_freeze,
-                       {detail}
+                       {_RELEASE_KEY}, {request}, NULL, x.store_id, NULL, x.last, {detail}
                      FROM cm_run_postings x WHERE x.total > 0"""),
             params,
         )
-        conn.execute(
-            text(f"""INSERT INTO {cp.LINES} (seq, asset, amount)
-                     SELECT seq, '{CM_FROZEN}', -total FROM cm_run_postings WHERE total > 0
-                     UNION ALL
-                     SELECT seq, '{CM_PAYABLE}', total FROM cm_run_postings WHERE total > 0""")
-        )
+        cp.stage_moves(conn, "cm_run_postings", CM_FROZEN, CM_PAYABLE)
         run.postings = cp.post_staged(conn, group_id, now)
         made = conn.execute(
             text(f"""INSERT INTO commission_releases (group_id, order_id, guide_id, posting_id,

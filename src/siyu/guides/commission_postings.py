@@ -51,6 +51,36 @@ def json_text(expression: str) -> str:
     return f"""('"' || REPLACE(REPLACE({expression}, '\\', '\\\\'), '"', '\\"') || '"')"""
 
 
+def month_of(timestamp: str) -> str:
+    """The SQL of a timestamp's 'YYYY-MM' (both dialects store and cast it ISO-first)."""
+    return f"SUBSTR(CAST({timestamp} AS VARCHAR(32)), 1, 7)"
+
+
+def summaries_sql(rows: str, amount: str, at: str) -> str:
+    """One summary posting per guide, store and month of `rows` (a table with holder,
+    store: the store or '', store_id, month, order_id and the `amount` and `at` columns):
+    seq, holder, store, month, store_id, total, orders, last (the latest `at`: the
+    posting's business time) and first_order (which keys it: an order is in one summary
+    of a kind, ever). Accruals and releases are both such summaries (sessions 19, 20):
+    split by store and month only because one posting across them would misstate a
+    store's or a month's statement."""
+    return f"""
+SELECT ROW_NUMBER() OVER (ORDER BY r.holder, r.store, r.month) AS seq, r.holder, r.store,
+  r.month, MAX(r.store_id) AS store_id, CAST(SUM(r.{amount}) AS BIGINT) AS total,
+  COUNT(*) AS orders, MAX(r.{at}) AS last, MIN(r.order_id) AS first_order
+FROM {rows} r GROUP BY r.holder, r.store, r.month"""
+
+
+def stage_moves(conn: Connection, summaries: str, source: str, target: str) -> None:
+    """Stage each summary's move of its total from `source` to `target` (totals > 0)."""
+    conn.execute(
+        text(f"""INSERT INTO {LINES} (seq, asset, amount)
+                 SELECT seq, '{source}', -total FROM {summaries} WHERE total > 0
+                 UNION ALL
+                 SELECT seq, '{target}', total FROM {summaries} WHERE total > 0""")
+    )
+
+
 def stage(conn: Connection) -> None:
     """Empty staging tables for one run (temporary: the connection's own)."""
     drop(conn)

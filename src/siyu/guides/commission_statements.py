@@ -33,6 +33,7 @@ from datetime import datetime
 from sqlalchemy import Connection, String, bindparam, text
 
 from siyu.errors import ValidationError
+from siyu.guides.commission_postings import month_of
 from siyu.guides.models import (
     CM_ACCRUE,
     CM_ACCRUED,
@@ -300,8 +301,7 @@ UNION
 SELECT a.posting_id FROM commission_accruals a
 LEFT JOIN ledger_postings p ON p.posting_id = a.posting_id AND p.kind = '{CM_ACCRUE}'
 WHERE a.group_id = :g AND (p.posting_id IS NULL
-  OR SUBSTR(CAST(a.accrued_at AS VARCHAR(32)), 1, 7)
-     <> SUBSTR(CAST(p.business_at AS VARCHAR(32)), 1, 7))""")
+  OR {month_of("a.accrued_at")} <> {month_of("p.business_at")})""")
 
 
 def unbalanced_accruals(conn: Connection, group_id: str) -> list[int]:
