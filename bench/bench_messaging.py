@@ -356,10 +356,13 @@ def classify(engine: Engine, code: str) -> Counter[str]:
         _, current = policy.current(conn, GROUP)
         steps = planning(conn, GROUP, stored, current, T)
         steps.people(conn)  # the merged members' people (temporary tables), then the SELECT
-        rows = conn.execute(
-            steps.query(f"SELECT x.reason, COUNT(*) FROM ({steps.classify}) x GROUP BY x.reason"),
-            steps.params,
-        ).all()
+        with dialect_of(conn).grouping_by_sort(conn):  # as prepare() does
+            rows = conn.execute(
+                steps.query(
+                    f"SELECT x.reason, COUNT(*) FROM ({steps.classify}) x GROUP BY x.reason"
+                ),
+                steps.params,
+            ).all()
         steps.drop(conn)
     return Counter({str(r or "planned"): int(n) for r, n in rows})
 

@@ -220,3 +220,58 @@ def test_quiet_hours_defer_the_reachable_and_the_skipped_stay_sets(store: Store)
         {"deferred": 3, "no_consent": 1, "opted_out": 1, "capped_week": 1,
          "no_identity_for_channel": 1, "duplicate_after_oneid": 2}
     )  # fmt: skip
+
+
+def test_chains_of_merges_and_a_cycle_are_planned_per_person(store: Store) -> None:
+    """Adversarial merges: chains of two (the target holding the chain's end, or only
+    members along it, the tip given the smaller id), and a cycle, which ends in no
+    person (each of its members stands alone, as it is)."""
+    ids = iter(_members(store.engine, store.group_id))
+    rows: dict[str, dict[str, object]] = {
+        "end": {"openid": True, "consent": True},
+        "mid": {"into": "end"},
+        "tip": {"into": "mid"},
+        # the person not targeted: its tip (the smaller id) stands in, mid is a duplicate
+        "tip2": {"into": "mid2"},
+        "end2": {"openid": True, "consent": True},
+        "mid2": {"into": "end2"},
+        "loop_a": {"into": "loop_b", "openid": True, "consent": True},
+        "loop_b": {"into": "loop_a"},
+    }
+    named = {name: next(ids) for name in rows}
+    for name, m in rows.items():
+        m["id"] = named[name]
+        if "into" in m:
+            m["into"] = named[str(m["into"])]
+    _given(store.engine, store.group_id, rows)
+    targeted = ["end", "tip", "tip2", "mid2", "loop_a", "loop_b"]
+    at_stage(store.engine, store.group_id, [named[n] for n in targeted])
+    send(store.engine, store.group_id, "CHAINS")
+    planned = plan(store.engine, store.group_id, "CHAINS", now=T - timedelta(hours=1))
+    expected = {
+        "end": ("planned", None),
+        "tip": ("skipped", "duplicate_after_oneid"),
+        "tip2": ("planned", None),
+        "mid2": ("skipped", "duplicate_after_oneid"),
+        "loop_a": ("planned", None),
+        "loop_b": ("skipped", "no_consent"),
+    }
+    assert statuses(store.engine, store.group_id, "CHAINS") == {
+        named[n]: answer for n, answer in expected.items()
+    }
+    assert planned.counts == {"planned": 3, "duplicate_after_oneid": 2, "no_consent": 1}
+    # each is planned to, or skipped for, the person at its chain's end, with that address
+    with store.engine.connect() as conn:
+        send_id = conn.execute(
+            text("SELECT send_id FROM sends WHERE code = 'CHAINS' AND group_id = :g"),
+            {"g": store.group_id},
+        ).scalar_one()
+        page = {
+            r.member_id: r
+            for r in recipients.page(conn, store.group_id, send_id, "all", after=0, limit=10)
+        }
+    people = {"end": "end", "tip": "end", "tip2": "end2", "mid2": "end2", "loop_a": "loop_a"}
+    for member, person in people.items():
+        assert page[named[member]].person_id == named[person], member
+        assert page[named[member]].address == "o-***", member
+    assert page[named["loop_b"]].person_id == named["loop_b"]

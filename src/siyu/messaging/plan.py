@@ -8,8 +8,9 @@ target are mapped to their person after OneID merges, the duplicates among them 
 over the inputs stacked, their address on the channel, their consent and their touches
 already planned or sent in the cap windows; the reason is the first rule a member breaks,
 in this order: duplicate_after_oneid, no_consent, opted_out, no_identity_for_channel,
-capped_week, capped_channel_month, capped_guide_day. The rows are written in member
-order, so each index is appended to or swept once, never written at random
+capped_week, capped_channel_month, capped_guide_day. The people are grouped by sorting,
+not hashing, and the rows written in the grouping's order (person order, nearly member
+order), so each index is appended to or swept once, never written at random
 (docs/architecture.md, "What a planning writes" and "Skipped members as sets").
 
 Caps count touches of other sends, so two plannings at once must not both see a member's
@@ -130,29 +131,40 @@ SELECT member_id, person_id,
          AS duplicate
 FROM ranked"""
 
-# Each person reached by the target, with what the rules need: their address on the
-# channel, consent and touches in the cap windows. One aggregate by person over the four
-# inputs stacked (not three aggregates and four hash joins of millions of rows).
+# Each person reached by the target, with what the rules need: the member to address,
+# their address on the channel, consent and touches in the cap windows. One aggregate by
+# person over the inputs stacked (not three aggregates and four hash joins of millions of
+# rows), and no join after it: a targeted member is its own person unless it is in
+# plan_shared, whose rows key each such person to its one member not a duplicate and
+# close each merged member's own key (-1: MIN makes it no person). Mapping each of the
+# target's millions of members to its person by a join, and joining the people back to
+# plan_shared, cost 12 of the 54 s at 10M (docs/benchmarks.md).
 _FACTS = """WITH facts AS (
-    SELECT COALESCE(s.person_id, t.member_id) AS person_id, 1 AS targeted,
+    SELECT t.member_id AS person_id, t.member_id AS addressed,
            CAST(NULL AS BIGINT) AS identity_id, {no_times}, 0 AS week, 0 AS month, 0 AS day
-    FROM ({target}) t LEFT JOIN plan_shared s ON s.member_id = t.member_id
+    FROM ({target}) t
     UNION ALL
-    SELECT member_id, 0, identity_id, {no_times}, 0, 0, 0 FROM identities
+    SELECT person_id, CASE WHEN duplicate = 0 THEN member_id END, NULL, {no_times}, 0, 0, 0
+    FROM plan_shared
+    UNION ALL
+    SELECT member_id, -1, NULL, {no_times}, 0, 0, 0 FROM plan_shared
+    WHERE member_id <> person_id
+    UNION ALL
+    SELECT member_id, NULL, identity_id, {no_times}, 0, 0, 0 FROM identities
     WHERE group_id = :g AND type = :itype {scope}{marketing}
 ),
-people AS (SELECT person_id, MAX(targeted) AS targeted, MIN(identity_id) AS identity_id,
+people AS (SELECT person_id, MIN(addressed) AS addressed, MIN(identity_id) AS identity_id,
              MAX(cg) AS cg, MAX(cw) AS cw, SUM(week) AS week, SUM(month) AS month,
              SUM(day) AS day
            FROM facts GROUP BY person_id)"""
 _NO_TIMES = "CAST(NULL AS TIMESTAMP) AS cg, CAST(NULL AS TIMESTAMP) AS cw"
 _MARKETING = """
     UNION ALL
-    SELECT member_id, 0, NULL, last_grant_at, last_withdrawal_at, 0, 0, 0
+    SELECT member_id, NULL, NULL, last_grant_at, last_withdrawal_at, 0, 0, 0
     FROM member_consents WHERE group_id = :g AND purpose = :purpose
       AND channel IN (:channel, '*')
     UNION ALL
-    SELECT person_id, 0, NULL, NULL, NULL,
+    SELECT person_id, NULL, NULL, NULL, NULL,
            CASE WHEN due_at > :wk_lo AND due_at < :wk_hi THEN 1 ELSE 0 END,
            CASE WHEN channel = :channel AND due_at >= :mo_lo AND due_at < :mo_hi
              THEN 1 ELSE 0 END,
@@ -161,20 +173,32 @@ _MARKETING = """
     FROM send_recipients WHERE group_id = :g AND purpose = 'marketing'
       AND status IN {touching} AND due_at > :lo AND due_at < :hi"""
 
-# Each targeted member, its person, its address and the first rule it breaks (NULL: none).
-_CLASSIFY = """SELECT COALESCE(s.member_id, k.person_id) AS member_id, k.person_id,
-             k.identity_id, CASE {rules} END AS reason
-      FROM people k LEFT JOIN plan_shared s ON s.person_id = k.person_id
-      WHERE k.targeted = 1"""
+# Each targeted member, its person, its address and the first rule it breaks (NULL:
+# none): the people addressed, then the duplicates among the merged members' (the
+# first rule, so they need none of the facts but their person's address). The people
+# come in person order, which the grouping's sort gives for nothing; it is member order
+# but for the few people addressed through a merged member, so the rows written from
+# this table (read back in the order written) reach each index in order without a sort
+# of their own (a 4.75M-row sort at 10M; docs/benchmarks.md).
+_CLASSIFY = """SELECT * FROM (
+        SELECT k.addressed AS member_id, k.person_id, k.identity_id,
+               CASE {rules} END AS reason
+        FROM people k WHERE k.addressed > 0 ORDER BY k.person_id) addressed
+      UNION ALL
+      SELECT s.member_id, s.person_id,
+             (SELECT MIN(i.identity_id) FROM identities i WHERE i.member_id = s.person_id
+                AND i.group_id = :g AND i.type = :itype {identity_scope}),
+             'duplicate_after_oneid'
+      FROM plan_shared s WHERE s.duplicate = 1"""
 
+# In plan_classified's order: person order (above).
 _RECIPIENTS = """
 INSERT INTO send_recipients (group_id, send_id, member_id, person_id, identity_id, status,
     reason, purpose, channel, sender, due_at, attempts)
 SELECT CAST(:g AS VARCHAR(64)), CAST(:s AS BIGINT), x.member_id, x.person_id, x.identity_id,
        CAST(:ok AS VARCHAR(16)), CAST(:ok_reason AS VARCHAR(32)), CAST(:purpose AS VARCHAR(16)),
        CAST(:channel AS VARCHAR(32)), CAST(:sender AS VARCHAR(64)), :t, 0
-FROM plan_classified x WHERE x.reason IS NULL
-ORDER BY x.member_id"""
+FROM plan_classified x WHERE x.reason IS NULL"""
 
 _SKIPS = """
 INSERT INTO send_skips (group_id, send_id, reason, id_block, member_count, members)
@@ -196,7 +220,8 @@ class Planned:
 
 
 def _rules(send: Send, month_cap: int | None) -> str:
-    rules = ["WHEN s.duplicate = 1 THEN 'duplicate_after_oneid'"]
+    """The rules after duplicate_after_oneid (the duplicates are classified apart)."""
+    rules: list[str] = []
     marketing = send.purpose == "marketing"
     if marketing:
         rules += [
@@ -255,12 +280,15 @@ class Planning:
     def prepare(self, conn: Connection) -> None:
         self.people(conn)
         classified = f"CREATE TEMPORARY TABLE plan_classified AS {self.facts}\n{self.classify}"
-        conn.execute(_bound(classified), self.params)
+        with self.dialect.grouping_by_sort(conn):  # millions of people
+            conn.execute(_bound(classified), self.params)
 
-    def write(self, conn: Connection) -> None:
-        conn.execute(_bound(_RECIPIENTS), self.params)
+    def write(self, conn: Connection) -> int:
+        """Write the rows that may be sent and the skip sets; returns how many rows."""
+        written = conn.execute(_bound(_RECIPIENTS), self.params).rowcount
         triples = self.dialect.id_set_agg("x.member_id", "x.person_id", "x.identity_id")
         conn.execute(text(_SKIPS.format(block=SKIP_BLOCK, triples=triples)), self.params)
+        return int(written)
 
     def drop(self, conn: Connection) -> None:
         for name in TEMPORARY:
@@ -289,7 +317,10 @@ def planning(
     return Planning(
         sql,
         _FACTS.format(target=sql, scope=scope, marketing=marketing, no_times=_NO_TIMES),
-        _CLASSIFY.format(rules=_rules(send, month_cap)),
+        _CLASSIFY.format(
+            rules=_rules(send, month_cap),
+            identity_scope="" if send.scope is None else "AND i.scope = :scope",
+        ),
         {
             **params,
             "g": group_id,
@@ -357,11 +388,24 @@ def plan(
             raise SendState(f"send: {code} is {stored.status}; it is planned once")
         steps = planning(conn, group_id, stored, policy, due, deferred)
         steps.prepare(conn)
-        steps.write(conn)
+        written = steps.write(conn)
         steps.drop(conn)
+        # the rows just written are all of one status: their count is the write's, not a
+        # second read of millions of rows (counts() reads them for a send planned earlier)
+        planned = {str(steps.params["ok"]): written} if written else {}
         return Planned(
-            stored.send_id, due, deferred, counts(conn, group_id, stored.send_id), status
+            stored.send_id, due, deferred, planned | skipped(conn, group_id, stored.send_id), status
         )
+
+
+def skipped(conn: Connection, group_id: str, send_id: int) -> dict[str, int]:
+    """Members the planning of a send skipped, by reason (its skip sets)."""
+    rows = conn.execute(
+        text("""SELECT reason, SUM(member_count) FROM send_skips
+                WHERE group_id = :g AND send_id = :s GROUP BY reason"""),
+        {"g": group_id, "s": send_id},
+    ).all()
+    return {str(k): int(n) for k, n in rows}
 
 
 def counts(conn: Connection, group_id: str, send_id: int) -> dict[str, int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -142,6 +144,16 @@ class Dialect(ABC):
         than spilled to disk in batches, and no JIT (whose compile time the planner's
         row estimates of such statements set off for nothing)."""
         return None
+
+    @contextmanager
+    def grouping_by_sort(self, conn: Connection) -> Iterator[None]:
+        """Statements run inside group by sorting, not by hashing (PostgreSQL; SQLite
+        groups by sorting anyway). For a GROUP BY of tens of millions of rows into
+        millions of groups: a hash table of that many groups is read at random, each
+        row a cache miss, where a sort reads and writes in runs; the planner, which
+        cannot estimate how many groups a UNION ALL holds, would choose the hash
+        (docs/benchmarks.md, issue #18: 30 s against 15 s at 10M members)."""
+        yield
 
     @abstractmethod
     def id_set_agg(self, *values: str) -> str:
@@ -311,6 +323,15 @@ class PostgresDialect(Dialect):
             raise ValueError(f"work_mem {work_mem!r}: a size like '256MB'")
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem}'")
         conn.exec_driver_sql("SET LOCAL jit = off")
+
+    @contextmanager
+    def grouping_by_sort(self, conn: Connection) -> Iterator[None]:
+        before = conn.exec_driver_sql("SHOW enable_hashagg").scalar()
+        conn.exec_driver_sql("SET LOCAL enable_hashagg = off")
+        yield
+        # not in a finally: after an error the transaction is aborted and takes the
+        # setting with it
+        conn.exec_driver_sql(f"SET LOCAL enable_hashagg = {'on' if before == 'on' else 'off'}")
 
 
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
