@@ -9,8 +9,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 from tests.conftest import Store
-from tests.messaging.msg_helpers import T, at_stage, grant_all, person, send, statuses
+from tests.messaging.msg_helpers import (
+    T,
+    at_stage,
+    bulk_members,
+    grant_all,
+    person,
+    send,
+    statuses,
+)
 
+from siyu.campaigns import global_holdout
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members
 from siyu.messaging import consent, outbox, policy
@@ -191,3 +200,38 @@ def test_two_identities_of_one_person_get_one_message(
         survivor: ("planned", None),
         merged: ("skipped", "duplicate_after_oneid"),
     }
+
+
+def test_the_global_holdout_gets_no_marketing_message_but_its_service_messages(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    g, e = store.group_id, store.engine
+    # given 300 reachable members at risk, one pair of them merged, and a third of the
+    # group's members held out of every treatment
+    ids = bulk_members(e, g, 300)
+    at_stage(e, g, ids)
+    grant_all(e, g, ids)
+    _, survivor = merge_members(e, g, ids[0], ids[1], "same person")
+    absorbed = ids[1] if survivor == ids[0] else ids[0]
+    holdout = global_holdout.set_share(e, g, 3_333)
+    held = {m for m in ids if m != absorbed and holdout.holds(m)}
+    assert 60 < len(held) < 140  # a third, give or take (the salt is drawn at random)
+    # when a marketing send and a service send to the stage are planned
+    send(e, g, "PROMO")
+    send(e, g, "NOTICE", purpose="service")
+    promo = plan(e, g, "PROMO", now=T - timedelta(hours=1))
+    plan(e, g, "NOTICE", now=T - timedelta(hours=1))
+    # then each held-out person is skipped by the marketing send for that reason (the
+    # holdout decided by the person, as Python's bucket decides it), and only those
+    found = statuses(e, g, "PROMO")
+    assert {m for m, (_, r) in found.items() if r == "global_holdout"} == held
+    assert found[absorbed] == ("skipped", "duplicate_after_oneid")
+    assert promo.counts == {
+        "planned": len(ids) - 1 - len(held),
+        "global_holdout": len(held),
+        "duplicate_after_oneid": 1,
+    }
+    # and the service message goes to every person, held out or not
+    assert {m for m, (s, _) in statuses(e, g, "NOTICE").items() if s == "planned"} == (
+        set(ids) - {absorbed}
+    )

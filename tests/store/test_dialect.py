@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -280,3 +281,25 @@ def test_a_staged_batch_is_joined_to_stored_rows_batch_first(store: Store) -> No
             assert plan[0].startswith("SCAN tmp_staged_orders")
             assert "(group_id=? AND order_id=?)" in plan[1]
         staged.drop(conn)
+
+
+def test_the_hash_bucket_in_sql_is_pythons(store: Store) -> None:
+    # given texts whose digests cover both halves' high bits, and several moduli
+    texts = [f"salt-{n}:{m}" for n in range(3) for m in (0, 1, 7, 2**31, 2**53 + 1, 10**18)]
+    texts += [f"s:{m}" for m in range(200)]
+    with store.engine.connect() as conn:
+        d = dialect_of(conn)
+        for buckets in (10_000, 7, 2**31 - 1):
+            # when each is bucketed by the store
+            found = [
+                conn.execute(
+                    text(f"SELECT {d.hash_bucket('CAST(:t AS TEXT)', buckets)}"), {"t": t}
+                ).scalar_one()
+                for t in texts
+            ]
+            # then each answer is Python's
+            expected = [
+                int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big") % buckets
+                for t in texts
+            ]
+            assert found == expected, buckets

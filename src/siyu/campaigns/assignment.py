@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import hashlib
 
+from siyu.store.dialect import Dialect
+
 BUCKETS = 10_000
 
 
 def bucket(salt: str, member_id: int) -> int:
     digest = hashlib.sha256(f"{salt}:{member_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+def bucket_sql(dialect: Dialect, salt: str, member: str) -> str:
+    """`bucket` as an SQL expression: `salt` and `member` are SQL (a parameter, a column),
+    for a set statement over millions of members (messaging's planning of a send)."""
+    return dialect.hash_bucket(f"{salt} || ':' || CAST({member} AS TEXT)", BUCKETS)
 
 
 def in_holdout(salt: str, member_id: int, holdout_bp: int) -> bool:

@@ -64,6 +64,7 @@ MESSAGE_STRINGS: dict[str, tuple[str, str]] = {
     "msg.reason": ("原因", "Reason"),
     "msg.members": ("会员数", "Members"),
     "reason.duplicate_after_oneid": ("同一人重复（OneID 合并）", "Duplicate person (OneID)"),
+    "reason.global_holdout": ("全局对照组（不触达）", "Global holdout"),
     "reason.no_consent": ("未授权", "No consent"),
     "reason.opted_out": ("已退订", "Opted out"),
     "reason.no_identity_for_channel": ("该渠道无联系方式", "No address on the channel"),

@@ -35,6 +35,7 @@ SEND_STATUSES = ("draft", "held", "planned", "cancelled")
 RECIPIENT_STATUSES = ("planned", "deferred", "retry", "sent", "failed", "skipped")
 SKIP_REASONS = (
     "duplicate_after_oneid",
+    "global_holdout",  # a marketing send: the person is in the group's global holdout
     "no_consent",
     "opted_out",
     "no_identity_for_channel",

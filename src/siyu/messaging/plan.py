@@ -7,7 +7,8 @@ target are mapped to their person after OneID merges, the duplicates among them 
 (two identities of one person: one message), and each person given, by one aggregate
 over the inputs stacked, their address on the channel, their consent and their touches
 already planned or sent in the cap windows; the reason is the first rule a member breaks,
-in this order: duplicate_after_oneid, no_consent, opted_out, no_identity_for_channel,
+in this order: duplicate_after_oneid, global_holdout (a marketing send only: the person
+is in the group's global holdout), no_consent, opted_out, no_identity_for_channel,
 capped_week, capped_channel_month, capped_guide_day. The people are grouped by sorting,
 not hashing, and the rows written in the grouping's order (person order, nearly member
 order), so each index is appended to or swept once, never written at random
@@ -30,6 +31,8 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, TextClause, bindparam, text
 
+from siyu.campaigns import global_holdout
+from siyu.campaigns.assignment import bucket_sql
 from siyu.errors import NotFoundError, ValidationError
 from siyu.messaging import policy as policies
 from siyu.messaging.errors import SendState
@@ -219,10 +222,13 @@ class Planned:
     state: str  # the send's status: held (for review) or planned
 
 
-def _rules(send: Send, month_cap: int | None) -> str:
-    """The rules after duplicate_after_oneid (the duplicates are classified apart)."""
+def _rules(send: Send, month_cap: int | None, held_out: str | None) -> str:
+    """The rules after duplicate_after_oneid (the duplicates are classified apart);
+    `held_out`: the SQL condition on `k` of the global holdout, for a marketing send."""
     rules: list[str] = []
     marketing = send.purpose == "marketing"
+    if held_out is not None:
+        rules.append(f"WHEN {held_out} THEN 'global_holdout'")
     if marketing:
         rules += [
             "WHEN k.cg IS NULL THEN 'no_consent'",
@@ -314,11 +320,19 @@ def planning(
     day_lo, day_hi = policy.local_day(due)
     scope = "" if send.scope is None else "AND scope = :scope"
     marketing = _MARKETING.format(touching=TOUCHING) if send.purpose == "marketing" else ""
+    # the person (the member after merges) is held out, as campaigns and experiments
+    # hold out the members they target (campaigns.global_holdout); a service message
+    # (an order's, a password's) is no treatment and still goes
+    holdout = global_holdout.current(conn, group_id)
+    held_out = None
+    if send.purpose == "marketing" and holdout.share_bp > 0:
+        bucket = bucket_sql(dialect_of(conn), "CAST(:holdout_salt AS TEXT)", "k.person_id")
+        held_out = f"{bucket} < :holdout_bp"
     return Planning(
         sql,
         _FACTS.format(target=sql, scope=scope, marketing=marketing, no_times=_NO_TIMES),
         _CLASSIFY.format(
-            rules=_rules(send, month_cap),
+            rules=_rules(send, month_cap, held_out),
             identity_scope="" if send.scope is None else "AND i.scope = :scope",
         ),
         {
@@ -336,6 +350,8 @@ def planning(
             "cap_week": policy.per_week,
             "cap_month": month_cap,
             "cap_day": policy.per_guide_day,
+            "holdout_salt": holdout.salt,
+            "holdout_bp": holdout.share_bp,
             "wk_lo": wk_lo,
             "wk_hi": wk_hi,
             "mo_lo": mo_lo,

@@ -189,6 +189,12 @@ class Dialect(ABC):
         """An expression: the SHA-256 of the text `expression` (UTF-8), as 64 hex digits."""
 
     @abstractmethod
+    def hash_bucket(self, expression: str, buckets: int) -> str:
+        """An expression: the first 8 bytes of the SHA-256 of the text `expression`
+        (UTF-8) as an unsigned big-endian integer, modulo `buckets` (what Python's
+        `int.from_bytes(sha256(text).digest()[:8], "big") % buckets` gives)."""
+
+    @abstractmethod
     def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
         """An expression giving each row of one INSERT ... SELECT an unused value of the
         integer key `table.column`, to insert explicitly (`seq`: the rows' 1..n)."""
@@ -229,6 +235,9 @@ class SqliteDialect(Dialect):
 
     def sha256_hex(self, expression: str) -> str:
         return f"siyu_sha256({expression})"  # Python's, registered by store.engine
+
+    def hash_bucket(self, expression: str, buckets: int) -> str:
+        return f"siyu_hash_bucket({expression}, {int(buckets)})"  # store.engine's
 
     def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
         # One writer at a time (BEGIN IMMEDIATE): the values above the maximum are free.
@@ -292,6 +301,17 @@ class PostgresDialect(Dialect):
 
     def sha256_hex(self, expression: str) -> str:
         return f"encode(sha256(convert_to({expression}, 'UTF8')), 'hex')"
+
+    def hash_bucket(self, expression: str, buckets: int) -> str:
+        # The 8 bytes as two unsigned 32-bit halves (a bigint is signed, and a bit(64)
+        # cast would wrap): (high * 2^32 + low) mod n = (high * (2^32 mod n) + low) mod n,
+        # which stays far inside a bigint. The digest is taken once per row.
+        n = int(buckets)
+        half = "('x' || substr(d.h, {0}, 8))::bit(32)::bigint"
+        return (
+            f"(SELECT ({half.format(1)} * {2**32 % n} + {half.format(9)}) % {n} "
+            f"FROM (SELECT {self.sha256_hex(expression)} AS h) d)"
+        )
 
     def new_id_sql(self, conn: Connection, table: str, column: str, seq: str) -> str:
         # From the key's own sequence: concurrent writers never get the same values.

@@ -61,6 +61,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # The SHA-256 of a text, which PostgreSQL has built in (Dialect.sha256_hex): the
         # request digests of postings made by the set (guides.commission_postings).
         dbapi_conn.create_function("siyu_sha256", 1, _sha256_hex, deterministic=True)
+        # ... and the bucket of a text by it (Dialect.hash_bucket): the global holdout's
+        # members among a planning's millions (campaigns.assignment.bucket_sql)
+        dbapi_conn.create_function("siyu_hash_bucket", 2, _hash_bucket, deterministic=True)
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -72,3 +75,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 def _sha256_hex(value: str | None) -> str | None:
     return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+
+
+def _hash_bucket(value: str | None, buckets: int) -> int | None:
+    if value is None:
+        return None
+    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:8], "big") % buckets
