@@ -22,13 +22,13 @@ from tests.messaging.msg_helpers import (
 
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import merge_members, unmerge
-from siyu.messaging import consent, outbox
+from siyu.messaging import consent, outbox, policy
 from siyu.messaging.attribution import send_result
 from siyu.messaging.plan import plan
 from siyu.messaging.transports.registry import registry
 from siyu.orders.models import orders
 from siyu.privacy import Vault
-from siyu.store.times import stored_now
+from siyu.store.times import stored_now, stored_time
 
 PAST = datetime(2026, 1, 5, 2, 0)  # 10:00 in Shanghai, due by now
 
@@ -166,7 +166,8 @@ def test_consent_withdrawn_a_second_before_delivery_is_honoured(
     receiver = Receiver()
     with receiving(receiver) as url:
         transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
-        done = outbox.deliver(e, g, transports, now=stored_now())
+        # (out of the quiet hours, whatever the hour the test runs at)
+        done = outbox.deliver(e, g, transports, now=policy.Policy().out_of_quiet(stored_now()))
     # then only the other is delivered
     assert (done.claimed, done.sent) == (1, 1)
     assert [r["member_id"] for r in receiver.requests] == [ids[1]]
@@ -268,3 +269,40 @@ def _order(store: Store, order_id: str, member_id: int, paid: int, at: object) -
                 paid_fen=paid,
             )
         )
+
+
+def test_quiet_hours_hold_a_sends_rest_and_its_retries_but_not_a_service_message(
+    store: Store, encoder: IdentifierEncoder
+) -> None:
+    g, e = store.group_id, store.engine
+    # given a marketing send of three due at 20:59:30 in Shanghai (outside quiet hours,
+    # so planned, not deferred), and a service message to them due at the same time
+    due = T.replace(hour=12, minute=59, second=30)
+    _planned(store, encoder, 3, at=due)
+    send(e, g, "SERVICE", at=due, purpose="service")
+    plan(e, g, "SERVICE", now=due - timedelta(hours=1))
+    quiet_ends = T.replace(day=T.day + 1, hour=1)  # 09:00 the next morning
+    receiver = Receiver(fail_first=1)
+    with receiving(receiver) as url:
+        transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
+        # when a worker takes one marketing message at 20:59:30 (it fails: a retry)
+        first = outbox.deliver(e, g, transports, limit=1, now=due)
+        assert (first.claimed, first.retry) == (1, 1)
+        # then at 21:00 the rest of the send, its retry and all, waits; the service goes
+        night = outbox.deliver(e, g, transports, now=T.replace(hour=13))
+        assert (night.claimed, night.sent) == (3, 3)
+        assert {r["send_code"] for r in receiver.requests[1:]} == {"SERVICE"}
+        assert outbox.deliver(e, g, transports, now=quiet_ends - timedelta(seconds=1)).claimed == 0
+        # and the retry's backoff (a minute) was moved to the end of the quiet hours
+        with e.connect() as conn:
+            retry_at = conn.execute(
+                text("""SELECT next_attempt_at FROM send_recipients
+                        WHERE group_id = :g AND status = 'retry'"""),
+                {"g": g},
+            ).scalar_one()
+        assert stored_time(retry_at) == quiet_ends
+        # and at 09:00 all of it goes
+        morning = outbox.deliver(e, g, transports, now=quiet_ends)
+        assert (morning.claimed, morning.sent) == (3, 3)
+    assert {s for s, _ in statuses(e, g, "S").values()} == {"sent"}
+    assert sorted(receiver.delivered.values()) == [1] * 6

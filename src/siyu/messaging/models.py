@@ -35,13 +35,13 @@ SEND_STATUSES = ("draft", "held", "planned", "cancelled")
 RECIPIENT_STATUSES = ("planned", "deferred", "retry", "sent", "failed", "skipped")
 SKIP_REASONS = (
     "duplicate_after_oneid",
-    "global_holdout",  # a marketing send: the person is in the group's global holdout
     "no_consent",
     "opted_out",
     "no_identity_for_channel",
     "capped_week",
     "capped_channel_month",
     "capped_guide_day",
+    "global_holdout",  # a marketing send: reachable, but in the group's global holdout
 )
 EVENT_KINDS = ("delivered", "failed", "read", "clicked")
 
@@ -157,9 +157,12 @@ Index(
     send_recipients.c.due_at,
     postgresql_where=text(f"status IN {TOUCHING}"),
 )
+# The due index leads with the purpose: the outbox reads one purpose's waiting rows at a
+# time, marketing only outside quiet hours (outbox._DUE; migration 0037).
 Index(
     "ix_send_recipients_due",
     send_recipients.c.group_id,
+    send_recipients.c.purpose,
     send_recipients.c.status,
     send_recipients.c.due_at,
     postgresql_where=text(f"status IN {TOUCHING}"),

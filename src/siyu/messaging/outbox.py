@@ -23,6 +23,7 @@ from sqlalchemy import BindParameter, Connection, DateTime, Engine, Row, bindpar
 
 from siyu.errors import ConfigError, ValidationError
 from siyu.identity.types import IDENTITY_TYPES
+from siyu.messaging import policy as policies
 from siyu.messaging import receipts
 from siyu.messaging.consent import GRANTS
 from siyu.messaging.models import EVENT_KINDS, SKIP_BLOCK
@@ -38,12 +39,15 @@ MAX_ATTEMPTS = 6
 WAITING = "('planned', 'deferred', 'retry')"
 
 WAITING_STATES = ("planned", "deferred", "retry")
-# One waiting state at a time, in due order alone: the due index (group, status, due_at)
-# gives those rows already in order, so LIMIT stops after `n` of them. Over all three
-# states at once (IN), or with a tie-breaker after due_at, every waiting row was read and
-# sorted on every batch (docs/benchmarks.md, "Messaging: delivering the outbox").
+# One purpose and waiting state at a time, in due order alone: the due index (group,
+# purpose, status, due_at) gives those rows already in order, so LIMIT stops after `n` of
+# them. Over all three states at once (IN), or with a tie-breaker after due_at, every
+# waiting row was read and sorted on every batch (docs/benchmarks.md, "Messaging:
+# delivering the outbox"). The purpose leads so that in quiet hours the marketing rows
+# are not read at all: a send of millions still going at 21:00 stops until 09:00, while
+# an order's service message goes on.
 _DUE = """SELECT r.send_id, r.member_id, r.due_at FROM send_recipients r
-    WHERE r.group_id = :g AND r.status = :st AND r.due_at <= :now
+    WHERE r.group_id = :g AND r.purpose = :purpose AND r.status = :st AND r.due_at <= :now
       AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
       AND (r.claimed_until IS NULL OR r.claimed_until <= :now)
       AND r.send_id IN (SELECT send_id FROM sends WHERE group_id = :g AND status = 'planned')
@@ -129,11 +133,12 @@ def claim(
     with engine.begin() as conn:
         d = dialect_of(conn)
         due: list[Row[Any]] = []
-        for state in WAITING_STATES:  # earliest due first across the states, merged here
-            due += conn.execute(
-                text(_DUE.format(lock=d.row_lock_skip_locked)).bindparams(*_times("now")),
-                {"g": group_id, "st": state, "now": at, "n": limit},
-            ).all()
+        for purpose in _open_purposes(conn, group_id, at):
+            for state in WAITING_STATES:  # earliest due first across them, merged here
+                due += conn.execute(
+                    text(_DUE.format(lock=d.row_lock_skip_locked)).bindparams(*_times("now")),
+                    {"g": group_id, "purpose": purpose, "st": state, "now": at, "n": limit},
+                ).all()
         if not due:
             return [], 0
         due.sort(key=lambda r: (r.due_at, r.send_id, r.member_id))
@@ -151,6 +156,14 @@ def claim(
             {"g": group_id, "until": at + lease, "w": worker},
         )
         return _messages(conn, group_id, worker, _keys(pairs, "r."), vault), int(revoked)
+
+
+def _open_purposes(conn: Connection, group_id: str, at: datetime) -> tuple[str, ...]:
+    """The purposes a message may be delivered for at `at`: a marketing message waits out
+    the group's quiet hours (planning defers a send asked in them; this holds the rest of
+    a send still going when they begin, and its retries), a service message never does."""
+    _, policy = policies.current(conn, group_id)
+    return ("service",) if policy.out_of_quiet(at) != at else ("service", "marketing")
 
 
 def _messages(
@@ -232,9 +245,9 @@ def settle(
     with engine.begin() as conn:
         p = {"g": group_id, "w": worker}
         held = {  # the attempts of the rows still held; a row not here another worker has
-            (int(r.send_id), int(r.member_id)): int(r.attempts)
+            (int(r.send_id), int(r.member_id)): (int(r.attempts), r.purpose)
             for r in conn.execute(
-                text(f"""SELECT send_id, member_id, attempts FROM send_recipients
+                text(f"""SELECT send_id, member_id, attempts, purpose FROM send_recipients
                          WHERE group_id = :g AND claimed_by = :w AND status IN {WAITING}
                            AND ({_keys([(m.send_id, m.member_id) for m, _ in outcomes])})"""),
                 p,
@@ -259,11 +272,16 @@ def settle(
                 ],
             )
         marks = []
+        _, policy = policies.current(conn, group_id)
         for m, o in not_ok:
-            attempts = held.get((m.send_id, m.member_id))
-            if attempts is None:
+            found = held.get((m.send_id, m.member_id))
+            if found is None:
                 continue  # the lease ran out and another worker has it
+            attempts, purpose = found
             final = o.permanent or attempts >= MAX_ATTEMPTS
+            retry_at = at + backoff(attempts)
+            if purpose == "marketing":  # a retry is not sent in quiet hours either
+                retry_at = policy.out_of_quiet(retry_at)
             failed += final
             retry += not final
             marks.append(
@@ -272,7 +290,7 @@ def settle(
                     "s": m.send_id,
                     "m": m.member_id,
                     "st": "failed" if final else "retry",
-                    "next": None if final else at + backoff(attempts),
+                    "next": None if final else retry_at,
                     "e": (o.error or "")[:300],
                 }
             )
