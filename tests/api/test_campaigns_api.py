@@ -9,6 +9,8 @@ from sqlalchemy import text
 from tests.api.conftest import Api
 from tests.api.test_coupons_api import TEMPLATE
 
+from siyu.campaigns import global_holdout
+
 PLAN: dict[str, Any] = {
     "code": "WAKE",
     "name_zh": "唤醒",
@@ -113,3 +115,51 @@ def test_a_campaigns_lottery_its_draws_and_winners(api: Api) -> None:
         "/v1/campaigns/WAKE/members?arm=treatment&who=winners", headers=api.as_("analyst")
     ).json()
     assert winners["member_ids"] == [api.members["M1"]]
+
+
+def test_hq_sets_the_global_holdout_analysts_read_it_and_launches_leave_it_out(
+    api: Api,
+) -> None:
+    admin, analyst = api.as_("admin"), api.as_("analyst")
+    # given no holdout ever set
+    assert api.client.get("/v1/global-holdout", headers=analyst).json() == {
+        "share_bp": 0,
+        "updated_at": None,
+    }
+    # a share out of range, or not a number, is refused naming the field; nothing is set
+    for bad in ({"share_bp": 5001}, {"share_bp": -1}, {"share_bp": "half"}, {}):
+        refused = api.client.put("/v1/global-holdout", json=bad, headers=admin)
+        assert refused.status_code == 422 and "share_bp" in refused.text, bad
+    assert api.client.get("/v1/global-holdout", headers=analyst).json()["share_bp"] == 0
+    # an analyst cannot set it
+    assert (
+        api.client.put("/v1/global-holdout", json={"share_bp": 100}, headers=analyst).status_code
+        == 403
+    )
+    # when HQ holds out every member it can (half), then a campaign is launched
+    put = api.client.put("/v1/global-holdout", json={"share_bp": 5000}, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json()["share_bp"] == 5000 and put.json()["updated_at"].endswith("Z")
+    assert "salt" not in put.json()
+    api.client.put("/v1/coupon-templates/SPRING20", json=TEMPLATE, headers=admin)
+    api.client.put("/v1/campaigns/WAKE", json=PLAN, headers=admin)
+    launched = api.client.post("/v1/campaigns/WAKE:launch", headers=admin).json()
+    # then the launch leaves out exactly the members the holdout holds (Python's bucket)
+    with api.store.engine.connect() as conn:
+        held = global_holdout.current(conn, api.store.group_id)
+        targeted = (
+            conn.execute(
+                text(
+                    "SELECT member_id FROM member_stages WHERE group_id = :g AND stage = 'at_risk'"
+                ),
+                {"g": api.store.group_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert launched["global_holdout"] == sum(held.holds(int(m)) for m in targeted)
+    assert launched["target"] == len(targeted)
+    # and setting it again keeps the salt (the same members stay held out)
+    api.client.put("/v1/global-holdout", json={"share_bp": 5000}, headers=admin)
+    with api.store.engine.connect() as conn:
+        assert global_holdout.current(conn, api.store.group_id).salt == held.salt

@@ -162,3 +162,20 @@ def test_a_campaign_with_a_lottery(
     assert "lottery LUCK: 2 draws, 2 won by 2 members" in shown
     winners = runner.invoke(app, ["campaigns", "members", "WAKE", "--who", "winners"])
     assert sorted(winners.output.split(), key=int) == sorted(treated[:2], key=int)
+
+
+def test_the_global_holdout_is_shown_and_set(env: str) -> None:
+    runner = CliRunner()
+    shown = runner.invoke(app, ["campaigns", "holdout", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {"share_bp": 0, "updated_at": None}
+    # out of range: the field and the rule, exit 2, nothing set
+    bad = runner.invoke(app, ["campaigns", "holdout", "6000"])
+    assert bad.exit_code == 2 and "share_bp" in bad.output and "5000" in bad.output
+    assert (
+        json.loads(runner.invoke(app, ["campaigns", "holdout", "--json"]).output)["share_bp"] == 0
+    )
+    done = runner.invoke(app, ["campaigns", "holdout", "500"])
+    assert done.exit_code == 0 and "5% of members (500 bp)" in done.output, done.output
+    again = json.loads(runner.invoke(app, ["campaigns", "holdout", "--json"]).output)
+    assert again["share_bp"] == 500 and again["updated_at"] is not None

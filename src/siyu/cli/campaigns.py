@@ -44,6 +44,39 @@ def put_cmd(
     save_draft(file, Plan, "plan", save, group, as_json)
 
 
+@app.command("holdout")
+def holdout_cmd(
+    share_bp: Annotated[
+        int | None,
+        typer.Argument(help="Set the share held out, in basis points (500 = 5%); omit to show."),
+    ] = None,
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The group's global holdout: members kept out of every campaign, experiment and
+    marketing send, for measuring all of them together; show it, or set its share."""
+    from siyu.campaigns import global_holdout
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    g = group or settings.group_id
+    with errors(), open_store(settings.database_url) as engine:
+        upgrade(engine)
+        if share_bp is None:
+            with engine.connect() as conn:
+                found = global_holdout.current(conn, g)
+        else:
+            found = global_holdout.set_share(engine, g, share_bp)
+    since = None if found.updated_at is None else found.updated_at.isoformat()
+    if as_json:
+        emit_json({"share_bp": found.share_bp, "updated_at": since})
+        return
+    out.print(
+        f"global holdout: {found.share_bp / 100:g}% of members ({found.share_bp} bp)"
+        + (f", set {since}" if since else ", never set")
+    )
+
+
 @app.command("launch")
 def launch_cmd(
     code: Annotated[str, typer.Argument(help="The campaign's code.")],

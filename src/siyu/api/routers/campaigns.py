@@ -11,11 +11,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 
 from siyu.api.deps import Services, require, services
 from siyu.api.problems import not_the_path
 from siyu.api.schemas import PLAIN
 from siyu.auth.principal import Principal
+from siyu.campaigns import global_holdout
 from siyu.campaigns import plan as plans
 from siyu.campaigns.launch import launch
 from siyu.campaigns.report import members, report
@@ -103,3 +105,51 @@ async def campaign_members(
         "member_ids": found[offset : offset + limit],
         "next_offset": offset + limit if offset + limit < len(found) else None,
     }
+
+
+class HoldoutShare(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    share_bp: int = Field(
+        ge=0,
+        le=global_holdout.MAX_SHARE_BP,
+        description="The share of members held out of every treatment, in basis points "
+        "(500 = 5%); 0 holds out nobody.",
+    )
+
+
+def _holdout(found: global_holdout.GlobalHoldout) -> dict[str, Any]:
+    # the salt is not answered: with it, anyone could tell who is held out
+    return {
+        "share_bp": found.share_bp,
+        "updated_at": None if found.updated_at is None else as_utc(found.updated_at),
+    }
+
+
+@router.get("/global-holdout")
+async def get_global_holdout(
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The group's global holdout: members kept out of every campaign's and experiment's
+    treatment and every marketing send, for measuring all of them together."""
+
+    def work() -> global_holdout.GlobalHoldout:
+        with svc.engine.connect() as conn:
+            return global_holdout.current(conn, who.group_id)
+
+    return _holdout(await run_in_threadpool(work))
+
+
+@router.put("/global-holdout")
+async def put_global_holdout(
+    body: HoldoutShare,
+    who: Principal = Depends(require("campaigns:write")),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Set the share held out. The salt is drawn the first time and kept, so raising the
+    share adds members and lowering it releases some; members already in a campaign's or
+    experiment's arm keep it."""
+    found = await run_in_threadpool(
+        global_holdout.set_share, svc.engine, who.group_id, body.share_bp, who.key_id
+    )
+    return _holdout(found)
