@@ -18,6 +18,11 @@ Timed in the same run, each after a CHECKPOINT: the floor (a bare `INSERT INTO t
 member_id FROM segment_members` of the same N rows into an unindexed table), the plan's
 classifying SELECT alone (its skip counts, nothing written), `plan()` itself, and the
 floor again. The counts of the plan must equal the loaded draws, or the run fails.
+
+`--holdout-bp N` sets the group's global holdout (a fixed salt) before planning: the
+reachable people it holds out are then skipped `global_holdout`, so the run checks that
+planned + global_holdout equals the draws' planned, that this share is N / 10,000 of
+them (within sampling error), and that every other count is the draws'.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, create_engine, text
 
 from siyu.importer.service import ensure_group
 from siyu.messaging import policy, sends
@@ -438,6 +443,9 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the loaded database")
     parser.add_argument("--reuse", help="a store loaded by an earlier --keep run (its URL)")
+    parser.add_argument(
+        "--holdout-bp", type=int, default=0, help="a global holdout of N basis points"
+    )
     args = parser.parse_args()
     d = Draws(args.members)
     expected = d.expected()
@@ -468,6 +476,16 @@ def main() -> None:
                 }
             ),
         )
+        with engine.begin() as conn:  # a fixed salt: the same people held out every run
+            conn.execute(text("DELETE FROM global_holdouts WHERE group_id = :g"), {"g": GROUP})
+            if args.holdout_bp:
+                conn.execute(
+                    text("""INSERT INTO global_holdouts (group_id, share_bp, salt, updated_at)
+                            VALUES (:g, :bp, 'bench-holdout-18', :t)""").bindparams(
+                        bindparam("t", type_=DateTime())
+                    ),
+                    {"g": GROUP, "bp": args.holdout_bp, "t": T},
+                )
         clock = Clock(engine)
         steps: dict[str, float] = {}
         cpu: dict[str, float | None] = {}
@@ -491,6 +509,14 @@ def main() -> None:
         engine.dispose()
     print(json.dumps(figures, ensure_ascii=False, indent=1))
     wrong = []
+    if args.holdout_bp:  # the held out come out of the planned, a share of them
+        held = planned.counts.get("global_holdout", 0)
+        reachable = expected["planned"]
+        share, want = held / reachable, args.holdout_bp / 10_000
+        if abs(share - want) > 4 * np.sqrt(want * (1 - want) / reachable):
+            wrong.append(f"global_holdout: {share:.4f} of the reachable, set {want:.4f}")
+        expected = Counter({**expected, "planned": reachable - held, "global_holdout": held})
+        figures["holdout_bp"] = args.holdout_bp
     if Counter(planned.counts) != expected:
         wrong.append(f"plan counts {dict(planned.counts)} != loaded {dict(expected)}")
     if selected != expected:

@@ -8,11 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from tests.api.conftest import PHONE_1, Api
+from tests.messaging.msg_helpers import at_stage, bulk_members, grant_all
 
+from siyu.campaigns import global_holdout
 from siyu.messaging import outbox
 from siyu.messaging.transports.base import Message, Outcome
+from siyu.orders.models import orders
 from siyu.store.times import stored_now
 
 
@@ -114,6 +118,7 @@ def test_a_send_is_planned_for_review_then_sent_and_read_masked(api: Api) -> Non
     figures = api.client.get("/v1/sends/SMS-1/figures", headers=api.as_("analyst")).json()
     assert (figures["recipients"], figures["sent"], figures["buyers"]) == (2, 1, 0)
     assert figures["counts"] == {"sent": 1, "no_consent": 1}
+    assert figures["against_holdout"] is None  # no global holdout: nobody held out
     listed = api.client.get("/v1/sends", headers=api.as_("analyst")).json()["sends"]
     assert [(s["code"], s["state"]) for s in listed] == [("SMS-1", "planned")]
 
@@ -260,3 +265,46 @@ def test_callbacks_and_clicks_are_recorded_once_per_event_and_channel(api: Api) 
         "/v1/sends/SMS-1/recipients?figure=clicked", headers=api.as_("analyst")
     ).json()
     assert [r["member_id"] for r in clicked["recipients"]] == [m1]
+
+
+def test_the_figures_set_a_send_against_its_held_out_people(api: Api) -> None:
+    e, g = api.store.engine, api.store.group_id
+    # given 40 reachable members at a stage, half of the group held out of everything
+    ids = bulk_members(e, g, 40)
+    at_stage(e, g, ids, stage="loyal")
+    grant_all(e, g, ids)
+    holdout = global_holdout.set_share(e, g, 5_000)
+    held = [m for m in ids if holdout.holds(m)]
+    doc = {**_send("LOYAL"), "channel": "wechat_subscribe", "target": {"stage": "loyal"}}
+    doc["content"] = {"template": "TPL-1", "params": {"thing1": "x"}}
+    assert api.client.put("/v1/sends/LOYAL", json=doc, headers=api.as_("admin")).status_code == 200
+    planned = api.client.post("/v1/sends/LOYAL:plan?hold=false", headers=api.as_("admin"))
+    assert planned.json()["counts"]["global_holdout"] == len(held), planned.text
+    # and a held-out person and a reached one who buy at the till the day after
+    reached = [m for m in ids if m not in held]
+    with e.begin() as conn:
+        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+            conn.execute(
+                orders.insert().values(
+                    group_id=g, order_id=f"TILL-{n}", brand_id="B1", channel="pos",
+                    buyer_identity_id=0, member_id=member, status="paid",
+                    ordered_at=DELIVERY, total_fen=fen, discount_fen=0, paid_fen=fen,
+                )
+            )  # fmt: skip
+    # when the figures are read
+    figures = api.client.get("/v1/sends/LOYAL/figures", headers=api.as_("analyst")).json()
+    # then the send is set against its held-out people over the window
+    against = figures["against_holdout"]
+    assert against["window_days"] == 7
+    assert against["reached"] == {
+        "people": len(reached), "buyers": 1, "orders": 1, "revenue_fen": 8000
+    }  # fmt: skip
+    assert against["held_out"] == {
+        "people": len(held), "buyers": 1, "orders": 1, "revenue_fen": 5000
+    }  # fmt: skip
+    rate, revenue = against["buyer_rate"], against["revenue_per_person_fen"]
+    assert rate["reached"] == pytest.approx(1 / len(reached))
+    assert rate["difference"] == pytest.approx(1 / len(reached) - 1 / len(held))
+    assert revenue["difference"] == pytest.approx(8000 / len(reached) - 5000 / len(held))
+    assert revenue["ci_low"] < revenue["difference"] < revenue["ci_high"]
+    assert 0 < revenue["p_value"] <= 1

@@ -9,18 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.messaging.msg_helpers import T, at_stage, person
+from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, person
 from tests.messaging.platform_server import Platform, serving
 from typer.testing import CliRunner
 
+from siyu.campaigns import global_holdout
 from siyu.cli import app, common
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.service import ensure_group
+from siyu.orders.models import orders
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
@@ -139,6 +143,7 @@ def test_policy_consent_send_deliver_status_and_figures(
     assert "no_consent" in table.output and "delivered" in table.output
     figures = json.loads(runner.invoke(app, ["messages", "sends", "show", "W1", "--json"]).output)
     assert (figures["sent"], figures["delivered"]) == (2, 1)
+    assert figures["against_holdout"] is None  # no global holdout: nobody held out
     exported = runner.invoke(
         app, ["messages", "sends", "recipients", "W1", "--figure", "delivered"]
     )
@@ -150,3 +155,56 @@ def test_policy_consent_send_deliver_status_and_figures(
     assert cancelled.exit_code == 0 and "0 waiting" in cancelled.output
     twice = runner.invoke(app, ["messages", "sends", "cancel", "W1"])
     assert twice.exit_code == 2 and "cancelled" in twice.output
+
+
+def test_a_send_is_shown_against_the_global_holdout(members: list[int], tmp_path: Path) -> None:
+    runner = CliRunner()
+    engine = make_engine(os.environ["SIYU_DATABASE_URL"])
+    # given 40 more reachable members at the stage, half the group held out, and one
+    # purchase a side the day after the send is due
+    ids = members + bulk_members(engine, "g1", 40)
+    at_stage(engine, "g1", ids[3:])
+    grant_all(engine, "g1", ids)
+    assert runner.invoke(app, ["campaigns", "holdout", "5000"]).exit_code == 0
+    doc = {**SEND, "code": "MP", "channel": "wechat_subscribe", "sender": None}
+    doc["scheduled_at"] = "2030-01-07T02:00:00Z"  # 10:00 in Shanghai
+    doc["content"] = {"template": "TPL-1", "params": {"thing1": "x"}}
+    assert (
+        runner.invoke(
+            app, ["messages", "sends", "create", _file(tmp_path, "m.json", doc)]
+        ).exit_code
+        == 0
+    )
+    planned = runner.invoke(app, ["messages", "sends", "plan", "MP", "--json"])
+    counts = json.loads(planned.output)["counts"]
+    with engine.connect() as conn:
+        holdout = global_holdout.current(conn, "g1")
+    held = [m for m in ids if holdout.holds(m)]
+    reached = [m for m in ids if not holdout.holds(m)]
+    assert counts == {"planned": len(reached), "global_holdout": len(held)}
+    with engine.begin() as conn:
+        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+            conn.execute(
+                orders.insert().values(
+                    group_id="g1", order_id=f"TILL-{n}", brand_id="B1", channel="pos",
+                    buyer_identity_id=0, member_id=member, status="paid",
+                    ordered_at=datetime(2030, 1, 8), total_fen=fen, discount_fen=0,
+                    paid_fen=fen,
+                )
+            )  # fmt: skip
+    engine.dispose()
+    # when it is shown
+    shown = runner.invoke(app, ["messages", "sends", "show", "MP"])
+    figures = json.loads(runner.invoke(app, ["messages", "sends", "show", "MP", "--json"]).output)
+    # then the reached and the held out, side by side, and each difference
+    assert shown.exit_code == 0, shown.output
+    assert "against the global holdout, 7 days" in shown.output
+    assert "buyer rate:" in shown.output and "95% interval" in shown.output
+    against = figures["against_holdout"]
+    assert against["reached"]["revenue_fen"] == 8000
+    assert against["held_out"] == {
+        "people": len(held),
+        "buyers": 1,
+        "orders": 1,
+        "revenue_fen": 5000,
+    }

@@ -20,13 +20,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from tests.api.conftest import brand
 from tests.conftest import Store
+from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, send
 
 from siyu.app import create_app
 from siyu.auth.keys import create_key
+from siyu.campaigns import global_holdout
 from siyu.config import DEFAULT_STRONG_TYPES, Settings
 from siyu.identity.resolve import resolve_all
 from siyu.importer.service import import_directory
 from siyu.messaging import consent
+from siyu.messaging.plan import plan
+from siyu.orders.models import orders
 from siyu.privacy import Vault
 from siyu.store.times import stored_now
 
@@ -199,3 +203,50 @@ def test_an_analyst_reads_without_the_form_or_the_buttons(console: Console) -> N
     members = console.client.get("/console/messages/SPRING/members?figure=no_consent").text
     assert "13900001111" not in members
     assert console.one("SELECT status FROM sends WHERE group_id = :g") == "held"
+
+
+def test_a_sent_send_is_read_against_the_global_holdout(console: Console) -> None:
+    e, g = console.store.engine, console.store.group_id
+    # given 40 more reachable members at risk, half the group held out, a marketing send
+    # planned to them, and one purchase a side at the till the day after it is due
+    ids = bulk_members(e, g, 40)
+    at_stage(e, g, ids)
+    grant_all(e, g, ids)
+    holdout = global_holdout.set_share(e, g, 5_000)
+    send(e, g, "VS")
+    plan(e, g, "VS", now=T - timedelta(hours=1))
+    held = [m for m in ids if holdout.holds(m)]
+    reached = [m for m in ids if not holdout.holds(m)]
+    with e.begin() as conn:
+        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+            conn.execute(
+                orders.insert().values(
+                    group_id=g, order_id=f"TILL-{n}", brand_id="B1", channel="pos",
+                    buyer_identity_id=0, member_id=member, status="paid",
+                    ordered_at=T + timedelta(days=1), total_fen=fen, discount_fen=0,
+                    paid_fen=fen,
+                )
+            )  # fmt: skip
+    console.login("analyst")
+    # when its page is read
+    page = console.client.get("/console/messages/VS").text
+    # then the reached and the held out side by side, and each lift with its interval
+    assert 'id="against-holdout"' in page
+    sides = dict(re.findall(r'data-side="(\w+)" data-people="(\d+)"', page))
+    held_people = console.one(
+        "SELECT SUM(member_count) FROM send_skips WHERE group_id = :g AND reason = 'global_holdout'"
+    )
+    assert int(sides["held"]) == held_people == len([m for m in held])
+    assert int(sides["reached"]) == console.one(
+        "SELECT COUNT(*) FROM send_recipients WHERE group_id = :g"
+    )
+    assert re.search(r'id="lift-per_person" data-lift="[-0-9.e]+"', page)
+    assert "Against the global holdout" in page and "95% interval" in page
+    # and the held-out count opens those members
+    link = re.search(r'href="([^"]+)" id="vs-held-people"', page)
+    assert link is not None
+    listed = console.client.get(link.group(1).replace("&amp;", "&")).text
+    assert all(f'data-member="{m}"' in listed for m in held)
+    # in Chinese
+    zh = console.client.get("/console/messages/VS?lang=zh").text
+    assert "对照全局对照组" in zh and "人均收入" in zh

@@ -131,6 +131,7 @@ def sends_show(
 ) -> None:
     """The send's figures: planned, deferred, skipped by reason; sent, delivered,
     clicked; buyers, orders and revenue attributed to it."""
+    from siyu.experiments.send_effect import send_effect
     from siyu.messaging.attribution import send_result
     from siyu.messaging.lifecycle import one, tally
 
@@ -141,6 +142,7 @@ def sends_show(
             row = one(conn, g, code)
             counts = tally(conn, g, row.send_id)
         result = send_result(engine, g, code, window_days)
+        effect = send_effect(engine, g, code, window_days)
     figures = {
         "sent": result.sent,
         "delivered": result.delivered,
@@ -156,6 +158,7 @@ def sends_show(
                 "counts": counts,
                 **figures,
                 "revenue_fen": result.revenue_fen,
+                "against_holdout": None if effect is None else effect.as_dict(),
             }
         )
         return
@@ -168,6 +171,26 @@ def sends_show(
         tab.add_row(name, f"{n:,}")
     tab.add_row("revenue (yuan)", yuan(result.revenue_fen))
     out.print(tab)
+    if effect is None:
+        return
+    versus = Table(title=f"against the global holdout, {window_days} days from its due time")
+    for column in ("", "people", "buyers", "revenue (yuan)"):
+        versus.add_column(column, justify="right" if column else "left")
+    for name, side in (("reached", effect.reached), ("held out", effect.held_out)):
+        versus.add_row(name, f"{side.people:,}", f"{side.buyers:,}", yuan(side.revenue_fen))
+    out.print(versus)
+    for name, found in (
+        ("buyer rate", effect.buyer_rate),
+        ("revenue per person", effect.revenue_per_person_fen),
+    ):
+        if found is None:
+            out.print(f"{name}: not estimable (a side without variation, or no held-out buyer)")
+        else:
+            r = found.relative
+            out.print(
+                f"{name}: {r.estimate:+.1%} (95% interval {r.ci_low:+.1%} to {r.ci_high:+.1%},"
+                f" p = {r.p_value:.3g})"
+            )
 
 
 @sends_app.command("recipients")

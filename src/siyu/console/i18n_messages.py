@@ -91,6 +91,29 @@ MESSAGE_STRINGS: dict[str, tuple[str, str]] = {
     "msg.fig.buyers": ("购买人数", "Buyers"),
     "msg.fig.orders": ("订单数", "Orders"),
     "msg.fig.revenue": ("归因收入", "Revenue"),
+    "msg.vs.title": ("对照全局对照组", "Against the global holdout"),
+    "msg.vs.people": ("人数", "People"),
+    "msg.vs.buyers": ("购买人数", "Buyers"),
+    "msg.vs.rate": ("购买率", "Buyer rate"),
+    "msg.vs.revenue": ("收入", "Revenue"),
+    "msg.vs.per_person": ("人均收入", "Revenue per person"),
+    "msg.vs.reached": ("本次触达", "Reached"),
+    "msg.vs.held": ("全局对照组", "Held out"),
+    "msg.vs.lift": (
+        "提升 {lift}（95% 区间 {low} … {high}，p = {p}）",
+        "lift {lift} (95% interval {low} … {high}, p = {p})",
+    ),
+    "msg.vs.none": (
+        "无法估计（对照组无人购买，或一方没有差异）",
+        "not estimable (no held-out buyer, or a side that does not vary)",
+    ),
+    "msg.vs.note": (
+        "两组都是本次可触达的人，仅按全局对照组的哈希分开；"
+        "订单为发送时间起 {days} 天内所有渠道（含门店）的全部订单，不止归因于本次发送的。",
+        "Both sides are people this send could reach, split by the global holdout's hash "
+        "alone; the orders are all of theirs from every channel, the till included, within "
+        "{days} days of the send's time, not only those attributed to it.",
+    ),
     "msg.fig.note": (
         "收入按末次触达归因：发送后 {days} 天内的订单（已取消的不计）。",
         "Revenue by last touch: orders within {days} days after the message (cancelled "

@@ -32,6 +32,7 @@ from siyu.console.web import (
     render,
 )
 from siyu.errors import NotFoundError, ValidationError, parse_document
+from siyu.experiments.send_effect import send_effect
 from siyu.messaging import lifecycle, recipients
 from siyu.messaging import plan as plans
 from siyu.messaging import policy as policies
@@ -248,6 +249,7 @@ async def _show(
     result: SendResult = await run_in_threadpool(
         send_result, ctx.svc.engine, group, code, WINDOW_DAYS
     )
+    vs = await run_in_threadpool(send_effect, ctx.svc.engine, group, code, WINDOW_DAYS)
     path = send_path(code)
     params = ctx.request.query_params
     skipped = [(r, counts[r]) for r in recipients.REASONS if counts.get(r)]
@@ -270,6 +272,7 @@ async def _show(
         counts=counts,
         skipped=skipped,
         r=result,
+        vs=vs,
         members_link=lambda figure: f"{path}/members?{urlencode({'figure': figure})}",
         send_url=path,
         channel_name=channel_name(ctx, found.send.channel),

@@ -22,6 +22,7 @@ from siyu.api.deps import Services, require, scoped_member, services
 from siyu.api.problems import Problem, not_the_path
 from siyu.api.schemas import MAX_ID, PLAIN, Strict
 from siyu.auth.principal import Principal, Role
+from siyu.experiments.send_effect import send_effect
 from siyu.messaging import consent, lifecycle, outbox, recipients
 from siyu.messaging import plan as plans
 from siyu.messaging import policy as policies
@@ -144,9 +145,13 @@ async def send_figures(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Planned, deferred and skipped by reason; sent, delivered, clicked; the buyers,
-    orders and revenue (fen) attributed to it, last touch within `window_days`."""
+    orders and revenue (fen) attributed to it, last touch within `window_days`; and
+    `against_holdout`: the people it reached against those its planning held out (the
+    global holdout), every order of theirs within `window_days` of its due time, with
+    the differences' 95% intervals (null when nobody was held out)."""
     result = await run_in_threadpool(send_result, svc.engine, who.group_id, code, window_days)
     found = await run_in_threadpool(_with_counts, svc, who.group_id, code)
+    effect = await run_in_threadpool(send_effect, svc.engine, who.group_id, code, window_days)
     return {
         "code": code,
         "state": found["state"],
@@ -159,6 +164,7 @@ async def send_figures(
         "buyers": result.buyers,
         "orders": result.orders,
         "revenue_fen": result.revenue_fen,
+        "against_holdout": None if effect is None else effect.as_dict(),
     }
 
 
