@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from tests.conftest import Store
 from tests.messaging.msg_helpers import (
@@ -51,15 +52,32 @@ def _at_once(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
-def test_two_plannings_at_once_never_take_a_members_last_slot_twice(store: Store) -> None:
+# each cap of one at a time: the policy, when the second send goes, its sender
+CAPS = {
+    "capped_week": (policy.Policy(per_week=1), timedelta(days=1), None),
+    "capped_channel_month": (
+        policy.Policy(per_week=10, per_channel_month={"wechat_subscribe": 1}),
+        timedelta(days=8),  # another week, the same month (T is 7 January)
+        None,
+    ),
+    "capped_guide_day": (policy.Policy(per_week=10), timedelta(hours=2), "guide-1"),
+}
+
+
+@pytest.mark.parametrize("reason", list(CAPS))
+def test_two_plannings_at_once_never_take_a_members_last_slot_twice(
+    store: Store, reason: str
+) -> None:
     g, e = store.group_id, store.engine
-    # given 2,000 members with consent and a cap of one touch a week
-    policy.save(e, g, policy.Policy(per_week=1))
+    rules, later, sender = CAPS[reason]
+    # given 2,000 members with consent and a cap of one touch (a week, a month on the
+    # channel, or a day from one guide)
+    policy.save(e, g, rules)
     ids = bulk_members(e, g, N)
     at_stage(e, g, ids)
     grant_all(e, g, ids)
-    send(e, g, "A", at=T)
-    send(e, g, "B", at=T + timedelta(days=1))
+    send(e, g, "A", at=T, sender=sender)
+    send(e, g, "B", at=T + later, sender=sender)
     # when both are planned at the same moment
     a, b = _at_once(lambda: plan(e, g, "A", now=T), lambda: plan(e, g, "B", now=T))
     # then each member is touched once: one send has them all, the other skips them all
@@ -72,7 +90,7 @@ def test_two_plannings_at_once_never_take_a_members_last_slot_twice(store: Store
     assert len(touched) == N
     assert max(n for _, n in touched) == 1
     counts = sorted([a.counts, b.counts], key=lambda c: c.get("planned", 0))
-    assert counts == [{"capped_week": N}, {"planned": N}]
+    assert counts == [{reason: N}, {"planned": N}]
 
 
 def test_two_workers_share_the_outbox_without_claiming_twice(store: Store) -> None:
