@@ -250,3 +250,44 @@ def test_a_sent_send_is_read_against_the_global_holdout(console: Console) -> Non
     # in Chinese
     zh = console.client.get("/console/messages/VS?lang=zh").text
     assert "对照全局对照组" in zh and "人均收入" in zh
+
+
+def test_hq_sets_the_global_holdout_on_the_campaigns_page(console: Console) -> None:
+    token = console.login("admin")
+    # given no holdout ever set
+    page = console.client.get("/console/campaigns").text
+    assert 'data-share-bp="0"' in page and 'id="holdout-form"' in page
+    # a share that is not a percentage, too fine, or above half is refused with its rule,
+    # what was typed kept, nothing set
+    for typed, rule in (("half", "a percentage"), ("2.555", "two decimals"), ("60", "5000")):
+        refused = console.client.post(
+            "/console/campaigns/global-holdout", data={"csrf": token, "share_pct": typed}
+        )
+        assert refused.status_code == 422 and rule in refused.text, typed
+        assert f'value="{typed}"' in refused.text
+        assert console.one("SELECT COUNT(*) FROM global_holdouts WHERE group_id = :g") == 0
+    # without the form's token, nothing either
+    forged = console.client.post("/console/campaigns/global-holdout", data={"share_pct": "5"})
+    assert forged.status_code == 403
+    # when HQ sets 2.5%
+    done = console.client.post(
+        "/console/campaigns/global-holdout",
+        data={"csrf": token, "share_pct": "2.5"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    # then it is stored in basis points and shown
+    assert console.one("SELECT share_bp FROM global_holdouts WHERE group_id = :g") == 250
+    shown = console.client.get(done.headers["location"]).text
+    assert 'data-share-bp="250"' in shown and "2.50% of members" in shown
+    assert 'id="holdout-done"' in shown
+    # an analyst reads it without the form, and may not set it
+    token = console.login("analyst")
+    read = console.client.get("/console/campaigns?lang=zh").text
+    assert 'data-share-bp="250"' in read and 'id="holdout-form"' not in read
+    assert "全局对照组" in read
+    refused = console.client.post(
+        "/console/campaigns/global-holdout", data={"csrf": token, "share_pct": "0"}
+    )
+    assert refused.status_code == 403
+    assert console.one("SELECT share_bp FROM global_holdouts WHERE group_id = :g") == 250

@@ -21,14 +21,23 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from siyu.campaigns import global_holdout
 from siyu.campaigns import plan as plans
 from siyu.campaigns import report as reports
 from siyu.console import member_lists
 from siyu.console.segment_pages import coded_or_404, page_number, read
-from siyu.console.web import ConsoleExit, Ctx, authenticated, render
+from siyu.console.web import (
+    ConsoleExit,
+    Ctx,
+    authenticated,
+    need,
+    posted_form,
+    redirect,
+    render,
+)
 from siyu.coupons import catalog, liability
 from siyu.coupons.templates import CouponTemplate
-from siyu.errors import NotFoundError
+from siyu.errors import NotFoundError, ValidationError
 from siyu.lotteries import pools
 
 router = APIRouter()
@@ -176,12 +185,26 @@ def validity(ctx: Ctx, template: CouponTemplate) -> str:
 @router.get("/campaigns")
 async def campaign_list(request: Request) -> Response:
     ctx = await authenticated(request, "campaigns")
+    return await _campaign_list(ctx)
+
+
+async def _campaign_list(
+    ctx: Ctx, typed: str | None = None, error: str | None = None, status: int = 200
+) -> Response:
     assert ctx.who is not None
+    request = ctx.request
     found: list[plans.Stored] = await read(ctx, plans.listed, ctx.who.group_id)
     shown, page_no, pages = paged(found, request.query_params.get("page"))
+    holdout = await read(ctx, global_holdout.current, ctx.who.group_id)
     return render(
         ctx,
         "campaigns.html",
+        status=status,
+        holdout=holdout,
+        holdout_typed=f"{holdout.share_bp / 100:g}" if typed is None else typed,
+        holdout_error=error,
+        may_write=ctx.who.may("campaigns:write"),
+        done=request.query_params.get("done", ""),
         campaigns=shown,
         total=len(found),
         page_no=page_no,
@@ -191,6 +214,41 @@ async def campaign_list(request: Request) -> Response:
         path_of=campaign_path,
         coupon_name=await coupon_names(ctx),
     )
+
+
+@router.post("/campaigns/global-holdout")
+async def set_global_holdout(request: Request) -> Response:
+    """Set the global holdout's share, typed in percent (two decimals: basis points); a
+    refusal shows the page again with what was typed and the rule, nothing set."""
+    ctx = await authenticated(request, "campaigns")
+    assert ctx.who is not None
+    fields = await posted_form(request)
+    need(ctx, "campaigns:write")
+    typed = fields.get("share_pct", "").strip()
+    try:
+        await run_in_threadpool(
+            global_holdout.set_share,
+            ctx.svc.engine,
+            ctx.who.group_id,
+            _basis_points(typed),
+            ctx.who.key_id,
+        )
+    except ValidationError as exc:
+        return await _campaign_list(ctx, typed, str(exc), 422)
+    return redirect(ctx, "/console/campaigns?done=holdout")
+
+
+def _basis_points(typed: str) -> int:
+    """A percentage as typed ("5", "2.5", "0.25") in basis points; the range is the
+    holdout's own rule (`global_holdout.set_share`)."""
+    try:
+        hundredths = float(typed) * 100
+        bp = round(hundredths)
+    except (ValueError, OverflowError):
+        raise ValidationError("share_bp", "a percentage such as 5 or 2.5", typed) from None
+    if abs(bp - hundredths) > 1e-6:
+        raise ValidationError("share_bp", "at most two decimals of a percent", typed)
+    return bp
 
 
 async def figure_members(

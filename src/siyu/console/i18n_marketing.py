@@ -67,6 +67,19 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "coupon.holders_title": ("{name} · {state} · 持券会员", "{name} · {state} · holders"),
     # campaigns
     "camp.title": ("营销活动", "Campaigns"),
+    "camp.gh.title": ("全局对照组", "Global holdout"),
+    "camp.gh.now": ("当前：{share} 的会员（设于 {at}）", "Now: {share} of members (set {at})"),
+    "camp.gh.never": ("未设置：没有会员被全局留出。", "Not set: no member is held out."),
+    "camp.gh.text": (
+        "这部分会员不参加任何营销活动、实验，也收不到任何营销消息（服务消息照发），"
+        "用来长期衡量所有营销加起来的价值。最多 50%；调高会加入新的会员，调低会放回一部分。",
+        "These members get no campaign, no experiment and no marketing message (service "
+        "messages still go), so that all of them together can be measured over months. At "
+        "most 50%; raising it adds members, lowering it releases some.",
+    ),
+    "camp.gh.share": ("留出比例", "Share held out"),
+    "camp.gh.set": ("保存", "Save"),
+    "camp.gh.done": ("已保存全局对照组。", "The global holdout is saved."),
     "camp.text": (
         "每个活动的目标人群、周期、权益与对照组；打开活动查看效果报告。",
         "Each campaign's target, period, incentives and holdout; open one for its report.",
