@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from tests.api.conftest import PHONE_1, Api
-from tests.messaging.msg_helpers import at_stage, bulk_members, grant_all
+from tests.messaging.msg_helpers import at_stage, bulk_members, grant_all, till_order
 
 from siyu.campaigns import global_holdout
 from siyu.messaging import outbox
 from siyu.messaging.transports.base import Message, Outcome
-from siyu.orders.models import orders
 from siyu.store.times import stored_now
 
 
@@ -282,15 +281,8 @@ def test_the_figures_set_a_send_against_its_held_out_people(api: Api) -> None:
     assert planned.json()["counts"]["global_holdout"] == len(held), planned.text
     # and a held-out person and a reached one who buy at the till the day after
     reached = [m for m in ids if m not in held]
-    with e.begin() as conn:
-        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
-            conn.execute(
-                orders.insert().values(
-                    group_id=g, order_id=f"TILL-{n}", brand_id="B1", channel="pos",
-                    buyer_identity_id=0, member_id=member, status="paid",
-                    ordered_at=DELIVERY, total_fen=fen, discount_fen=0, paid_fen=fen,
-                )
-            )  # fmt: skip
+    for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+        till_order(e, g, f"TILL-{n}", member, fen, DELIVERY)
     # when the figures are read
     figures = api.client.get("/v1/sends/LOYAL/figures", headers=api.as_("analyst")).json()
     # then the send is set against its held-out people over the window

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, person
+from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, person, till_order
 from tests.messaging.platform_server import Platform, serving
 from typer.testing import CliRunner
 
@@ -24,7 +24,6 @@ from siyu.campaigns import global_holdout
 from siyu.cli import app, common
 from siyu.identity.ingest import IdentifierEncoder
 from siyu.importer.service import ensure_group
-from siyu.orders.models import orders
 from siyu.privacy import Vault
 from siyu.store.engine import make_engine
 from siyu.store.migrate import upgrade
@@ -182,16 +181,8 @@ def test_a_send_is_shown_against_the_global_holdout(members: list[int], tmp_path
     held = [m for m in ids if holdout.holds(m)]
     reached = [m for m in ids if not holdout.holds(m)]
     assert counts == {"planned": len(reached), "global_holdout": len(held)}
-    with engine.begin() as conn:
-        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
-            conn.execute(
-                orders.insert().values(
-                    group_id="g1", order_id=f"TILL-{n}", brand_id="B1", channel="pos",
-                    buyer_identity_id=0, member_id=member, status="paid",
-                    ordered_at=datetime(2030, 1, 8), total_fen=fen, discount_fen=0,
-                    paid_fen=fen,
-                )
-            )  # fmt: skip
+    for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+        till_order(engine, "g1", f"TILL-{n}", member, fen, datetime(2030, 1, 8))
     engine.dispose()
     # when it is shown
     shown = runner.invoke(app, ["messages", "sends", "show", "MP"])

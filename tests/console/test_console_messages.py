@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from tests.api.conftest import brand
 from tests.conftest import Store
-from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, send
+from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, send, till_order
 
 from siyu.app import create_app
 from siyu.auth.keys import create_key
@@ -30,7 +30,6 @@ from siyu.identity.resolve import resolve_all
 from siyu.importer.service import import_directory
 from siyu.messaging import consent
 from siyu.messaging.plan import plan
-from siyu.orders.models import orders
 from siyu.privacy import Vault
 from siyu.store.times import stored_now
 
@@ -217,16 +216,8 @@ def test_a_sent_send_is_read_against_the_global_holdout(console: Console) -> Non
     plan(e, g, "VS", now=T - timedelta(hours=1))
     held = [m for m in ids if holdout.holds(m)]
     reached = [m for m in ids if not holdout.holds(m)]
-    with e.begin() as conn:
-        for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
-            conn.execute(
-                orders.insert().values(
-                    group_id=g, order_id=f"TILL-{n}", brand_id="B1", channel="pos",
-                    buyer_identity_id=0, member_id=member, status="paid",
-                    ordered_at=T + timedelta(days=1), total_fen=fen, discount_fen=0,
-                    paid_fen=fen,
-                )
-            )  # fmt: skip
+    for n, (member, fen) in enumerate(((held[0], 5000), (reached[0], 8000))):
+        till_order(e, g, f"TILL-{n}", member, fen, T + timedelta(days=1))
     console.login("analyst")
     # when its page is read
     page = console.client.get("/console/messages/VS").text

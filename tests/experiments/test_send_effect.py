@@ -12,32 +12,12 @@ import pytest
 from scipy import stats
 from sqlalchemy import text
 from tests.conftest import Store
-from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, send
+from tests.messaging.msg_helpers import T, at_stage, bulk_members, grant_all, send, till_order
 
 from siyu.campaigns import global_holdout
 from siyu.errors import NotFoundError, ValidationError
 from siyu.experiments.send_effect import send_effect
 from siyu.messaging.plan import plan
-from siyu.orders.models import orders
-
-
-def _order(store: Store, order_id: str, member: int, paid: int, at: object, status: str) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(
-            orders.insert().values(
-                group_id=store.group_id,
-                order_id=order_id,
-                brand_id="B1",
-                channel="pos",  # the till: no send can be its last touch
-                buyer_identity_id=0,
-                member_id=member,
-                status=status,
-                ordered_at=at,
-                total_fen=paid,
-                discount_fen=0,
-                paid_fen=paid,
-            )
-        )
 
 
 def test_a_send_against_its_held_out_people(store: Store) -> None:
@@ -62,11 +42,11 @@ def test_a_send_against_its_held_out_people(store: Store) -> None:
             if i % every == 0:
                 n += 1
                 fen = 1000 + 37 * i
-                _order(store, f"O{n}", m, fen, T + timedelta(days=1, minutes=i), "paid")
+                till_order(e, g, f"O{n}", m, fen, T + timedelta(days=1, minutes=i))
                 spend[m] = fen
-    _order(store, "X1", reached[1], 99_999, T + timedelta(days=2), "cancelled")
-    _order(store, "X2", reached[1], 99_999, T - timedelta(seconds=1), "paid")
-    _order(store, "X3", held[1], 99_999, T + timedelta(days=7), "paid")
+    till_order(e, g, "X1", reached[1], 99_999, T + timedelta(days=2), "cancelled")
+    till_order(e, g, "X2", reached[1], 99_999, T - timedelta(seconds=1))
+    till_order(e, g, "X3", held[1], 99_999, T + timedelta(days=7))
     # when the send is read against the holdout
     effect = send_effect(e, g, "PROMO", window_days=7)
     # then each side is its people, buyers, orders and revenue in the window

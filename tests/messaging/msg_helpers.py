@@ -19,6 +19,7 @@ from siyu.identity.ingest import IdentifierEncoder
 from siyu.identity.service import attach_identity
 from siyu.messaging import sends
 from siyu.messaging.recipients import recipients_sql
+from siyu.orders.models import orders
 from siyu.store.dialect import dialect_of
 from siyu.store.times import stored_now
 
@@ -149,3 +150,31 @@ def receiving(receiver: Receiver) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def till_order(
+    engine: Engine,
+    group_id: str,
+    order_id: str,
+    member_id: int,
+    paid_fen: int,
+    at: datetime,
+    status: str = "paid",
+) -> None:
+    """An order paid at the till (channel `pos`: no send can be its last touch)."""
+    with engine.begin() as conn:
+        conn.execute(
+            orders.insert().values(
+                group_id=group_id,
+                order_id=order_id,
+                brand_id="B1",
+                channel="pos",
+                buyer_identity_id=0,
+                member_id=member_id,
+                status=status,
+                ordered_at=at,
+                total_fen=paid_fen,
+                discount_fen=0,
+                paid_fen=paid_fen,
+            )
+        )

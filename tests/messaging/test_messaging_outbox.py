@@ -18,6 +18,7 @@ from tests.messaging.msg_helpers import (
     receiving,
     send,
     statuses,
+    till_order,
 )
 
 from siyu.identity.ingest import IdentifierEncoder
@@ -26,7 +27,6 @@ from siyu.messaging import consent, outbox, policy
 from siyu.messaging.attribution import send_result
 from siyu.messaging.plan import plan
 from siyu.messaging.transports.registry import registry
-from siyu.orders.models import orders
 from siyu.privacy import Vault
 from siyu.store.times import stored_now, stored_time
 
@@ -241,34 +241,15 @@ def test_events_are_kept_once_and_orders_go_to_the_last_send(
     assert outbox.record_event(e, g, send_id, ids[0], "clicked", "cb-3")
     # orders: ids[0] buys 2 days after S; ids[1] buys 10 days after S (after LATER);
     # ids[2] buys 8 days after S but before LATER was sent: outside S's 7-day window
-    _order(store, "O1", ids[0], 5000, T + timedelta(days=2))
-    _order(store, "O2", ids[1], 7000, T + timedelta(days=10))
-    _order(store, "O3", ids[2], 9000, T + timedelta(days=7, hours=23))
+    till_order(e, g, "O1", ids[0], 5000, T + timedelta(days=2))
+    till_order(e, g, "O2", ids[1], 7000, T + timedelta(days=10))
+    till_order(e, g, "O3", ids[2], 9000, T + timedelta(days=7, hours=23))
     first = send_result(e, g, "S")
     assert (first.recipients, first.sent, first.delivered, first.clicked) == (3, 3, 2, 1)
     assert (first.buyers, first.orders, first.revenue_fen) == (1, 1, 5000)
     later = send_result(e, g, "LATER")
     assert (later.buyers, later.orders, later.revenue_fen) == (1, 1, 7000)
     assert send_result(e, g, "S", window_days=8).revenue_fen == 5000 + 9000
-
-
-def _order(store: Store, order_id: str, member_id: int, paid: int, at: object) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(
-            orders.insert().values(
-                group_id=store.group_id,
-                order_id=order_id,
-                brand_id="B1",
-                channel="pos",
-                buyer_identity_id=0,
-                member_id=member_id,
-                status="paid",
-                ordered_at=at,
-                total_fen=paid,
-                discount_fen=0,
-                paid_fen=paid,
-            )
-        )
 
 
 def test_quiet_hours_hold_a_sends_rest_and_its_retries_but_not_a_service_message(
