@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
+# GrowthBook's engine in a venv of its own: gbstats 0.8.0 pins numpy<2 and pandas<2
+GBSTATS_VENV  := .venv-gbstats
+GBSTATS_STAMP := $(GBSTATS_VENV)/.installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?= -n 2 --dist loadgroup  # both cores; the demo brand and Spark once each (tests/conftest.py)
 
@@ -28,6 +31,13 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
+
+# The reference tests/experiments/test_stats_against_gbstats.py checks experiments/stats.py
+# against, run there as a subprocess (tests/experiments/gbstats_oracle.py). Wheels only.
+$(GBSTATS_STAMP):
+	$(PYTHON) -m venv $(GBSTATS_VENV)
+	$(GBSTATS_VENV)/bin/python -m pip install --quiet --only-binary=:all: gbstats==0.8.0
+	touch $@
 
 $(CONSOLE_JS): $(WEB_SOURCES)
 	cd web && npm ci --no-audit --no-fund && npm run build
@@ -59,7 +69,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP) $(CONSOLE_JS) browser
+unit: $(DEV_STAMP) $(GBSTATS_STAMP) $(CONSOLE_JS) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write their figures to stdout as markdown rows; docs/benchmarks.md keeps them.
@@ -126,4 +136,4 @@ bench-guides: $(DEV_STAMP)
 	$(BIN)/python bench/bench_guides.py --members 10000000
 
 clean:
-	rm -rf $(VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GBSTATS_VENV) web/node_modules $(CONSOLE_JS) test-artifacts demo-data siyu-rejects siyu.db siyu.key .pytest_cache .mypy_cache .ruff_cache

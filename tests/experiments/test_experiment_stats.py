@@ -4,7 +4,9 @@
   (growthbook/growthbook, packages/stats/tests/frequentist/test_tests.py and
   packages/stats/tests/test_gbstats.py). Those tests print most numbers to 5 decimals, so
   matching every printed digit is agreement within 5e-6; where they print full precision
-  (their one-sided tests, the SRM p-value to 9 decimals) we assert 1e-9.
+  (their one-sided tests, the SRM p-value to 9 decimals) we assert 1e-9. These are checks
+  of the published numbers; the full-precision comparison of every statistic with gbstats
+  itself (0.8.0, run in its own venv) lives in test_stats_against_gbstats.py.
 - statsmodels: Welch's t on the raw arrays (weightstats), and CUPED against an OLS
   regression of the metric on treatment and the centred covariate.
 - Seeded simulations: under repeated peeking the sequential interval keeps its coverage

@@ -15,7 +15,9 @@ against a tool data scientists already trust; the distributions come from scipy:
 - CUPED: Deng, Xu, Kohavi & Walker, "Improving the Sensitivity of Online Controlled
   Experiments by Utilizing Pre-Experiment Data", WSDM 2013. theta = cov(post, pre) / var(pre)
   over both arms pooled (gbstats `compute_theta`); the relative lift is divided by the
-  control's unadjusted mean and its variance is gbstats' `frequentist_variance_relative_cuped`.
+  control's unadjusted mean and its variance is gbstats' `frequentist_variance_relative_cuped`
+  (GrowthBook's correction, growthbook/growthbook pull request #3610, made after gbstats
+  0.8.0, the release on PyPI, which gives a relative CUPED lift the plain ratio's variance).
 - Sample ratio mismatch: chi-square goodness of fit (`scipy.stats.chisquare`) of the arm
   counts against the planned weights, flagged below p = 0.001 (GrowthBook's default).
 - Sequential: asymptotic confidence sequences, Waudby-Smith, Arnold, Wu, Wang, Ramdas &
@@ -26,7 +28,8 @@ against a tool data scientists already trust; the distributions come from scipy:
   2021.
 
 docs/architecture.md ("Experiments: the statistics") says why these and how they are
-checked (tests/experiments/test_experiment_stats.py against gbstats' own test numbers,
+checked (tests/experiments/test_stats_against_gbstats.py against gbstats itself at full
+precision; tests/experiments/test_experiment_stats.py against gbstats' own test numbers,
 statsmodels and a peeking simulation).
 """
 
