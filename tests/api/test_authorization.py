@@ -249,6 +249,8 @@ def _cases(api: Api) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
         ("GET", "/v1/coupons/liability"): ("/v1/coupons/liability", None),
         ("GET", "/v1/global-holdout"): ("/v1/global-holdout", None),
         ("PUT", "/v1/global-holdout"): ("/v1/global-holdout", {"share_bp": 0}),
+        ("GET", "/v1/global-holdout/report"): ("/v1/global-holdout/report", None),
+        ("GET", "/v1/global-holdout/members"): ("/v1/global-holdout/members", None),
         ("PUT", "/v1/campaigns/{code}"): ("/v1/campaigns/AUTH", CAMPAIGN),
         ("GET", "/v1/campaigns"): ("/v1/campaigns", None),
         ("POST", "/v1/campaigns/{code}:launch"): ("/v1/campaigns/NOPE:launch", None),

@@ -3,6 +3,7 @@ its figures page; analysts read, never write; bad plans name the field."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import text
@@ -125,6 +126,7 @@ def test_hq_sets_the_global_holdout_analysts_read_it_and_launches_leave_it_out(
     assert api.client.get("/v1/global-holdout", headers=analyst).json() == {
         "share_bp": 0,
         "updated_at": None,
+        "started_at": None,
     }
     # a share out of range, or not a number, is refused naming the field; nothing is set
     for bad in ({"share_bp": 5001}, {"share_bp": -1}, {"share_bp": "half"}, {}):
@@ -163,3 +165,45 @@ def test_hq_sets_the_global_holdout_analysts_read_it_and_launches_leave_it_out(
     api.client.put("/v1/global-holdout", json={"share_bp": 5000}, headers=admin)
     with api.store.engine.connect() as conn:
         assert global_holdout.current(conn, api.store.group_id).salt == held.salt
+
+
+def test_the_global_holdouts_report_and_its_members(api: Api) -> None:
+    admin, analyst = api.as_("admin"), api.as_("analyst")
+    # nothing held out: no report, and the route says how to set one
+    missing = api.client.get("/v1/global-holdout/report", headers=analyst)
+    assert missing.status_code == 404 and "/v1/global-holdout" in missing.text
+    api.client.put("/v1/global-holdout", json={"share_bp": 2500}, headers=admin)
+    time.sleep(1.1)  # times are stored to the second: read in the next one
+    # months out of range are refused naming the field
+    for bad in ("0", "25", "six"):
+        refused = api.client.get(f"/v1/global-holdout/report?months={bad}", headers=analyst)
+        assert refused.status_code == 422 and "months" in refused.text, bad
+    # when an analyst reads three months
+    got = api.client.get("/v1/global-holdout/report?months=3", headers=analyst)
+    assert got.status_code == 200, got.text
+    doc = got.json()
+    # then the months are the brand's, the last up to now, and this month is when the
+    # holdout began (it was set just now)
+    assert doc["share_bp"] == 2500 and doc["timezone"] == "Asia/Shanghai"
+    assert [m["phase"] for m in doc["months"]] == ["before", "before", "started"]
+    assert doc["months"][-1]["end"] == doc["until"]
+    # and every live member is on one side, about a quarter held out
+    with api.store.engine.connect() as conn:
+        live = conn.execute(
+            text("SELECT COUNT(*) FROM members WHERE group_id = :g AND status <> 'merged'"),
+            {"g": api.store.group_id},
+        ).scalar_one()
+    last = doc["months"][-1]
+    assert last["held_out"]["people"] + last["others"]["people"] == live
+    # and the members behind the held-out count page through the same members
+    month = last["period"]
+    page = api.client.get(
+        f"/v1/global-holdout/members?period={month}&side=held_out&limit=5", headers=analyst
+    ).json()
+    assert page["total"] == last["held_out"]["people"] and len(page["member_ids"]) <= 5
+    with api.store.engine.connect() as conn:
+        held = global_holdout.current(conn, api.store.group_id)
+    assert all(held.holds(m) for m in page["member_ids"])
+    # and a period that is not a month of the report is refused naming it
+    refused = api.client.get("/v1/global-holdout/members?period=1999-01", headers=analyst)
+    assert refused.status_code == 422 and "period" in refused.text

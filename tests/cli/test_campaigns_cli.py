@@ -5,6 +5,7 @@ with the service."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -168,7 +169,10 @@ def test_the_global_holdout_is_shown_and_set(env: str) -> None:
     runner = CliRunner()
     shown = runner.invoke(app, ["campaigns", "holdout", "--json"])
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output) == {"share_bp": 0, "updated_at": None}
+    assert json.loads(shown.output) == {"share_bp": 0, "updated_at": None, "started_at": None}
+    # no share: no report, and how to set one
+    nothing = runner.invoke(app, ["campaigns", "holdout-report"])
+    assert nothing.exit_code == 1 and "siyu campaigns holdout BP" in nothing.output
     # out of range: the field and the rule, exit 2, nothing set
     bad = runner.invoke(app, ["campaigns", "holdout", "6000"])
     assert bad.exit_code == 2 and "share_bp" in bad.output and "5000" in bad.output
@@ -179,3 +183,20 @@ def test_the_global_holdout_is_shown_and_set(env: str) -> None:
     assert done.exit_code == 0 and "5% of members (500 bp)" in done.output, done.output
     again = json.loads(runner.invoke(app, ["campaigns", "holdout", "--json"]).output)
     assert again["share_bp"] == 500 and again["updated_at"] is not None
+    # and the report reads every live member on one side, this month the holdout's first
+    time.sleep(1.1)  # times are stored to the second: read in the next one
+    report = runner.invoke(app, ["campaigns", "holdout-report", "--months", "2", "--json"])
+    assert report.exit_code == 0, report.output
+    doc = json.loads(report.output)
+    assert [m["phase"] for m in doc["months"]] == ["before", "started"]
+    last = doc["months"][-1]
+    held = runner.invoke(
+        app, ["campaigns", "holdout-report", "--members", f"{last['period']}:held_out:members"]
+    )
+    assert len(held.output.split()) == last["held_out"]["people"]
+    shown = runner.invoke(app, ["campaigns", "holdout-report"]).output
+    assert "5% held out since" in shown and "since" in shown.splitlines()[-2]
+    bad = runner.invoke(app, ["campaigns", "holdout-report", "--months", "30"])
+    assert bad.exit_code == 2 and "months" in bad.output
+    wrong = runner.invoke(app, ["campaigns", "holdout-report", "--members", "since:both:members"])
+    assert wrong.exit_code == 2 and "side" in wrong.output

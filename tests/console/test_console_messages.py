@@ -282,3 +282,58 @@ def test_hq_sets_the_global_holdout_on_the_campaigns_page(console: Console) -> N
     )
     assert refused.status_code == 403
     assert console.one("SELECT share_bp FROM global_holdouts WHERE group_id = :g") == 250
+
+
+def test_the_global_holdouts_report_and_the_members_behind_it(console: Console) -> None:
+    engine, group = console.store.engine, console.store.group_id
+    console.login("admin")
+    # nothing held out: the page says where to set it
+    none = console.client.get("/console/global-holdout")
+    assert none.status_code == 200 and 'id="gh-none"' in none.text
+    # given 40 more members, half of all held out since 40 days ago, and their orders
+    bulk_members(engine, group, 40)
+    holdout = global_holdout.set_share(engine, group, 5_000)
+    with engine.begin() as conn:
+        conn.execute(
+            text("""UPDATE global_holdouts SET started_at = :t WHERE group_id = :g;"""),
+            {"t": stored_now() - timedelta(days=40), "g": group},
+        )
+        live = sorted(
+            int(m)
+            for m in conn.execute(
+                text("SELECT member_id FROM members WHERE group_id = :g AND status = 'active'"),
+                {"g": group},
+            ).scalars()
+        )
+    held = [m for m in live if holdout.holds(m)]
+    assert held and len(held) < len(live)
+    for i, m in enumerate(live):
+        till_order(engine, group, f"GH{i}", m, 1_000 + i, stored_now() - timedelta(days=3))
+    # when HQ opens the report from the campaigns page
+    assert 'href="/console/global-holdout"' in console.client.get("/console/campaigns").text
+    page = console.client.get("/console/global-holdout").text
+    # then six months and the time since the start, each side's members and buyers
+    rows = re.findall(r'<tr data-period="([^"]+)" data-phase="([^"]+)"', page)
+    assert len(rows) == 7 and rows[-1] == ("since", "held")
+    assert rows[-2][1] == "held" and "before" in {phase for _, phase in rows}
+    since = re.search(r"id=\"gh-since-held_out-members\">(\d+)<", page)
+    assert since and int(since.group(1)) == len(held)
+    # and a count opens those members, and their CSV
+    link = re.search(r'href="([^"]+)" id="gh-since-held_out-buyers"', page)
+    assert link
+    listed = console.client.get(link.group(1).replace("&amp;", "&"))
+    assert listed.status_code == 200
+    assert all(f'data-member="{m}"' in listed.text for m in held)
+    assert not any(f'data-member="{m}"' in listed.text for m in live if m not in held)
+    exported = console.client.get(
+        "/console/global-holdout/members.csv?period=since&side=held_out&figure=buyers"
+    )
+    assert exported.status_code == 200
+    assert len(list(csv.reader(io.StringIO(exported.text)))) == len(held) + 1
+    # and a figure the report has not is a 404
+    assert console.client.get("/console/global-holdout/members?period=1999-01").status_code == 404
+    # and an analyst reads it, in Chinese; other months are one click away
+    console.login("analyst", "zh")
+    zh = console.client.get("/console/global-holdout?months=3").text
+    assert "全局对照组：营销的长期价值" in zh and "留出开始以来" in zh
+    assert len(re.findall(r"<tr data-period=", zh)) == 4

@@ -38,6 +38,10 @@ class GlobalHoldout:
     share_bp: int
     salt: str
     updated_at: datetime | None = None
+    # since when the members now held out have been: set when the share goes from 0 to
+    # more or is raised (the members a raise adds were treated until then), kept when it
+    # is lowered; None while nothing is held out
+    started_at: datetime | None = None
 
     def holds(self, member_id: int) -> bool:
         """Whether the member is held out of every treatment."""
@@ -50,19 +54,22 @@ NONE = GlobalHoldout(0, "")
 def current(conn: Connection, group_id: str) -> GlobalHoldout:
     """The group's global holdout (a share of 0 when none was ever set)."""
     row = conn.execute(
-        text("SELECT share_bp, salt, updated_at FROM global_holdouts WHERE group_id = :g"),
+        text("""SELECT share_bp, salt, updated_at, started_at FROM global_holdouts
+                WHERE group_id = :g"""),
         {"g": group_id},
     ).first()
     if row is None:
         return NONE
-    return GlobalHoldout(int(row.share_bp), str(row.salt), stored_time(row.updated_at))
+    started = None if row.started_at is None else stored_time(row.started_at)
+    return GlobalHoldout(int(row.share_bp), str(row.salt), stored_time(row.updated_at), started)
 
 
 def set_share(
     engine: Engine, group_id: str, share_bp: int, key_id: int | None = None
 ) -> GlobalHoldout:
     """Set the share held out (basis points, 0..5,000); the salt is drawn the first time
-    and kept. Members already in a campaign or experiment keep their arm."""
+    and kept. Members already in a campaign or experiment keep their arm. A raise (or a
+    first share) restarts `started_at`; a lower share keeps it; 0 clears it."""
     if isinstance(share_bp, bool) or not isinstance(share_bp, int):
         raise ValidationError("share_bp", "an integer number of basis points", share_bp)
     if not 0 <= share_bp <= MAX_SHARE_BP:
@@ -79,11 +86,14 @@ def set_share(
                     "salt": secrets.token_hex(8),
                     "key_id": key_id,
                     "updated_at": now,
+                    "started_at": now if share_bp > 0 else None,
                 }
             ],
         )
         conn.execute(
-            text("""UPDATE global_holdouts SET share_bp = :s, key_id = :k, updated_at = :now
+            text("""UPDATE global_holdouts SET share_bp = :s, key_id = :k, updated_at = :now,
+                    started_at = CASE WHEN :s = 0 THEN NULL
+                                      WHEN :s > share_bp THEN :now ELSE started_at END
                     WHERE group_id = :g"""),
             {"s": share_bp, "k": key_id, "now": now, "g": group_id},
         )

@@ -77,5 +77,8 @@ global_holdouts = Table(
     Column("salt", String(64), nullable=False),
     Column("key_id", BigInteger),
     Column("updated_at", DateTime, nullable=False),
+    # since when the members now held out have been (None: no share held out);
+    # migration 0038 says when it moves
+    Column("started_at", DateTime),
     CheckConstraint("share_bp >= 0 AND share_bp <= 5000", name="share_bp"),
 )

@@ -68,13 +68,71 @@ def holdout_cmd(
         else:
             found = global_holdout.set_share(engine, g, share_bp)
     since = None if found.updated_at is None else found.updated_at.isoformat()
+    started = None if found.started_at is None else found.started_at.isoformat()
     if as_json:
-        emit_json({"share_bp": found.share_bp, "updated_at": since})
+        emit_json({"share_bp": found.share_bp, "updated_at": since, "started_at": started})
         return
     out.print(
         f"global holdout: {found.share_bp / 100:g}% of members ({found.share_bp} bp)"
         + (f", set {since}" if since else ", never set")
     )
+
+
+@app.command("holdout-report")
+def holdout_report_cmd(
+    months: Annotated[int, typer.Option(help="How many months, the current one last (1-24).")] = 6,
+    members: Annotated[
+        str | None,
+        typer.Option(
+            help="Print the member ids behind a figure instead: PERIOD:SIDE:FIGURE, e.g. "
+            "2026-11:held_out:buyers or since:others:members."
+        ),
+    ] = None,
+    group: GroupOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What all marketing together is worth: the global holdout's members against every
+    other member, month by month and since it began (revenue net of refunds, in yuan; the
+    differences are others minus held out, with 95% intervals). The months before it
+    began check the split: there the two sides should not differ."""
+    from siyu.experiments.holdout_effect import holdout_effect, member_ids
+    from siyu.store.migrate import upgrade
+
+    settings = load_settings()
+    g = group or settings.group_id
+    with errors(), open_store(settings.database_url) as engine:
+        upgrade(engine)
+        if members is not None:
+            period, side, figure = [*members.split(":"), "", "", ""][:3]
+            for m in member_ids(engine, g, period, side, figure):  # type: ignore[arg-type]
+                out.print(m)
+            return
+        found = holdout_effect(engine, g, months)
+    if found is None:
+        out.print("nothing is held out: set a share with `siyu campaigns holdout BP`")
+        raise typer.Exit(1)
+    if as_json:
+        emit_json(found.as_dict())
+        return
+    since = "never" if found.started_at is None else found.started_at.isoformat(" ")[:16]
+    out.print(f"global holdout: {found.share_bp / 100:g}% held out since {since} UTC")
+    table = Table("period", "phase", "held out", "buyers", "per member", "others", "buyers",
+                  "per member", "difference (95% CI)")  # fmt: skip
+    periods = [*found.months, *([found.since_start] if found.since_start else [])]
+    for p in periods:
+        row = [p.label, p.phase]
+        for half in (p.held_out, p.others):
+            per = half.revenue_fen // half.people if half.people else 0
+            row += [f"{half.people:,}", f"{half.buyers:,}", yuan(per)]
+        d = p.revenue_per_member_fen
+        row.append(
+            "-"
+            if d is None
+            else f"{yuan(round(d.absolute.estimate))} "
+            f"[{yuan(round(d.absolute.ci_low))}, {yuan(round(d.absolute.ci_high))}]"
+        )
+        table.add_row(*row)
+    out.print(table)
 
 
 @app.command("launch")

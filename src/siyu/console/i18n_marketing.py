@@ -80,6 +80,50 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "camp.gh.share": ("留出比例", "Share held out"),
     "camp.gh.set": ("保存", "Save"),
     "camp.gh.done": ("已保存全局对照组。", "The global holdout is saved."),
+    "camp.gh.report": ("查看全局对照组的长期效果", "What the global holdout shows over months"),
+    # the global holdout's long-run report
+    "gh.title": ("全局对照组：营销的长期价值", "Global holdout: what marketing is worth"),
+    "gh.text": (
+        "被全局留出的会员（不参加任何活动、实验，也收不到营销消息）对比其余所有会员，"
+        "按月及自留出开始以来。两组只按哈希分开，所以两组之差就是全部营销对一个会员的作用。"
+        "留出开始之前的月份两组待遇相同，可用来检查分组：那时两组不应有差别。",
+        "The members held out (no campaign, no experiment, no marketing message) against "
+        "every other member, month by month and since the holdout began. The two sides are "
+        "split by a hash alone, so their difference is what all marketing together does for "
+        "a member. Before the holdout began both sides were treated alike: those months "
+        "check the split, and should show no difference.",
+    ),
+    "gh.none": (
+        "未设置全局对照组：在营销活动页设置留出比例后，这里会显示两组的对比。",
+        "Nothing is held out: set a share on the campaigns page and the comparison shows here.",
+    ),
+    "gh.summary": ("{share} 的会员自 {at} 起被留出。", "{share} of members held out since {at}."),
+    "gh.summary_never": ("{share} 的会员被留出。", "{share} of members held out."),
+    "gh.months": ("月数", "Months"),
+    "gh.period": ("期间", "Period"),
+    "gh.since": ("留出开始以来", "Since the start"),
+    "gh.side.held_out": ("全局对照组", "Held out"),
+    "gh.side.others": ("其余会员", "Everyone else"),
+    "gh.fig.members": ("会员", "Members"),
+    "gh.fig.buyers": ("购买人数", "Buyers"),
+    "gh.per_member": ("人均收入", "Revenue per member"),
+    "gh.diff": ("人均收入之差（95% 区间）", "Difference per member (95% interval)"),
+    "gh.rate_diff": ("购买率之差（95% 区间）", "Buyer rate difference (95% interval)"),
+    "gh.phase.before": ("留出前（检查）", "before (a check)"),
+    "gh.phase.started": ("开始留出的月份", "the month it began"),
+    "gh.phase.held": ("留出中", "held out"),
+    "gh.not_estimable": ("无法估计", "not estimable"),
+    "gh.note": (
+        "月份按 {zone} 时间；收入为所有渠道（含门店）未取消订单的实付减退款；"
+        "差值为其余会员减全局对照组。比例是当前的比例：调高比例会重新开始计算。",
+        "Months are {zone} time; revenue is paid less refunded on every order not cancelled, "
+        "from every channel, the till included; differences are everyone else minus the held "
+        "out. The share is today's: raising it restarts the holdout.",
+    ),
+    "gh.members_title": (
+        "全局对照组 · {period} · {side} · {figure}",
+        "Global holdout · {period} · {side} · {figure}",
+    ),
     "camp.text": (
         "每个活动的目标人群、周期、权益与对照组；打开活动查看效果报告。",
         "Each campaign's target, period, incentives and holdout; open one for its report.",

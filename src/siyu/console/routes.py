@@ -32,6 +32,7 @@ from siyu.console import (
     guide_own_pages,
     guide_programme_pages,
     guide_task_pages,
+    holdout_pages,
     lottery_pages,
     member_lists,
     message_pages,
@@ -82,6 +83,7 @@ router.include_router(builder.router)
 router.include_router(tag_pages.router)
 router.include_router(tag_forms.router)
 router.include_router(campaign_pages.router)
+router.include_router(holdout_pages.router)  # the global holdout's long-run report
 router.include_router(experiment_pages.router)
 router.include_router(scene_pages.router)
 router.include_router(lottery_pages.router)

@@ -70,12 +70,12 @@ class SendEffect:
             "window_days": self.window_days,
             "reached": vars(self.reached),
             "held_out": vars(self.held_out),
-            "buyer_rate": _difference_dict(self.buyer_rate),
-            "revenue_per_person_fen": _difference_dict(self.revenue_per_person_fen),
+            "buyer_rate": difference_dict(self.buyer_rate),
+            "revenue_per_person_fen": difference_dict(self.revenue_per_person_fen),
         }
 
 
-def _difference_dict(found: Difference | None) -> dict[str, Any] | None:
+def difference_dict(found: Difference | None) -> dict[str, Any] | None:
     if found is None:
         return None
     a, r = found.absolute, found.relative
@@ -130,15 +130,15 @@ def send_effect(
         window_days,
         _side(reached),
         _side(held),
-        _estimated(
+        estimated(
             ArmSums.proportion(int(held.people), int(held.buyers)),
             ArmSums.proportion(int(reached.people), int(reached.buyers)),
         ),
-        _estimated(_revenue(held), _revenue(reached)),
+        estimated(_revenue(held), _revenue(reached)),
     )
 
 
-def _estimated(held_out: ArmSums, reached: ArmSums) -> Difference | None:
+def estimated(held_out: ArmSums, reached: ArmSums) -> Difference | None:
     try:
         return difference(held_out, reached)
     except ValidationError:  # no variance, or a held-out mean of 0

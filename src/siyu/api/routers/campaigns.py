@@ -21,6 +21,8 @@ from siyu.campaigns import global_holdout
 from siyu.campaigns import plan as plans
 from siyu.campaigns.launch import launch
 from siyu.campaigns.report import members, report
+from siyu.errors import NotFoundError
+from siyu.experiments import holdout_effect
 from siyu.store.times import as_stored, as_utc
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
@@ -122,6 +124,7 @@ def _holdout(found: global_holdout.GlobalHoldout) -> dict[str, Any]:
     return {
         "share_bp": found.share_bp,
         "updated_at": None if found.updated_at is None else as_utc(found.updated_at),
+        "started_at": None if found.started_at is None else as_utc(found.started_at),
     }
 
 
@@ -153,3 +156,54 @@ async def put_global_holdout(
         global_holdout.set_share, svc.engine, who.group_id, body.share_bp, who.key_id
     )
     return _holdout(found)
+
+
+@router.get("/global-holdout/report")
+async def get_global_holdout_report(
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+    months: Annotated[int, Query(ge=1, le=holdout_effect.MAX_MONTHS)] = 6,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """What all marketing together is worth: the held-out members against every other
+    member, month by month (the brand's months) and since the holdout began: each side's
+    members, buyers, orders and net revenue, and the differences (others minus held out)
+    with their 95% intervals. The months before the start are the split's check."""
+    found = await run_in_threadpool(
+        holdout_effect.holdout_effect,
+        svc.engine,
+        who.group_id,
+        months,
+        None if at is None else as_stored(at),
+    )
+    if found is None:
+        raise NotFoundError("global holdout: nothing is held out (PUT /v1/global-holdout)")
+    return found.as_dict()
+
+
+@router.get("/global-holdout/members")
+async def get_global_holdout_members(
+    who: Principal = Depends(require("campaigns:read")),
+    svc: Services = Depends(services),
+    period: Annotated[str, Query(max_length=7, description="YYYY-MM, or since")] = "since",
+    side: Literal["held_out", "others"] = "held_out",
+    figure: Literal["members", "buyers"] = "members",
+    at: datetime | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> dict[str, Any]:
+    """The member ids behind a figure of the report, a page at a time."""
+    found = await run_in_threadpool(
+        holdout_effect.member_ids,
+        svc.engine,
+        who.group_id,
+        period,
+        side,
+        figure,
+        None if at is None else as_stored(at),
+    )
+    return {
+        "total": len(found),
+        "member_ids": found[offset : offset + limit],
+        "next_offset": offset + limit if offset + limit < len(found) else None,
+    }
