@@ -111,7 +111,7 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "gh.rate_diff": ("购买率之差（95% 区间）", "Buyer rate difference (95% interval)"),
     "gh.phase.before": ("留出前（检查）", "before (a check)"),
     "gh.phase.started": ("开始留出的月份", "the month it began"),
-    "gh.phase.held": ("留出中", "held out"),
+    "gh.phase.held": ("留出中", "holdout in force"),
     "gh.not_estimable": ("无法估计", "not estimable"),
     "gh.note": (
         "月份按 {zone} 时间；收入为所有渠道（含门店）未取消订单的实付减退款；"
