@@ -231,6 +231,9 @@ def results_cmd(
         f"{code} ({found.status}), outcomes over {found.window_days} days from {found.anchor},"
         f" up to {found.until:%Y-%m-%d %H:%M}; control {found.control}"
     )
+    out.print(f"exposed (first exposure logged or delivered): {_counts(found.exposed)}")
+    if found.exposure_note:
+        out.print(found.exposure_note)
     _tables(found.overall, found.control, "all")
     if by_stage:
         for b in found.stages:

@@ -1,5 +1,6 @@
 """Starting an experiment: every member of its target gets a variant, by the hash of the
-member and the experiment's salt; and exposure, the first time a member was shown it.
+member and the experiment's salt; and exposure logged, the first time a caller says a
+member was shown it (a treatment's delivery counts as exposure too: `exposure.py`).
 
 Starting is safe to run again, like a campaign's launch: a member's row is written once
 (insert-or-ignore on (experiment, member)), so a start stopped half way is finished by the
@@ -169,7 +170,9 @@ def expose(
 ) -> int:
     """Log that these members were shown their variant at `at`: the first exposure is kept
     (later ones change nothing). An absorbed member's id exposes its survivor. Returns how
-    many members were exposed for the first time."""
+    many members were exposed for the first time by a log. The exposure the results read
+    is the earlier of this log and the treatment's own delivery (`exposure.py`): a member a
+    delivery exposed earlier keeps that time."""
     when = as_stored(at)
     ids = sorted({int(m) for m in member_ids})
     exposed = 0

@@ -5,7 +5,8 @@ member's variant.
 tables keyed by member. A member's variant is decided once, by the hash of the member and
 the experiment's salt, and never changes; `bucket` is that hash (0..9,999) and `stage` the
 member's lifecycle stage when assigned (the results are broken down by it). `exposed_at`
-is the first time the member was shown the variant (`assign.expose`), set once.
+is the first exposure a caller logged (`assign.expose`), set once; the first exposure the
+results read also counts the treatment's delivery (`exposure.py`, derived when read).
 
 OneID merges (`identity/experiment_follow.py`): a person keeps one assignment per
 experiment. The absorbed member's row is kept with `merged_into` (the survivor) and

@@ -3,7 +3,13 @@ interval (Welch), the CUPED-adjusted lift, the always-valid (sequential) lift, a
 sample-ratio check; overall and by the stage members were in when assigned.
 
 Outcomes are read per member over `window_days` from the member's assignment (or, with
-`anchor="exposure"`, from the first exposure, exposed members only), up to `at`. Orders
+`anchor="exposure"`, from the first exposure, exposed members only), up to `at`. The
+first exposure is derived (`exposure.py`): the earliest of an exposure logged and the
+delivery of the member's treatment (coupon issued, message sent, campaign incentive
+granted, guide task marked contacted or done), before `at`. The control is delivered
+nothing, so it counts only the exposures logged for it: an exposure-anchored reading is
+per protocol, and says so (`exposure_note`); `exposed` counts each variant's exposed
+members whatever the anchor. Orders
 come from every channel (the orders table holds the till's and the online ones); a
 cancelled order is no purchase, refunds are taken off the order they refund, as a
 campaign's report does. A merged member's orders are the survivor's (OneID moves them),
@@ -42,7 +48,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, text
 
 from siyu.errors import ValidationError
-from siyu.experiments import stats
+from siyu.experiments import exposure, stats
 from siyu.experiments.deliver import coupon_campaign
 from siyu.experiments.plan import Stored, load
 from siyu.store.dialect import dialect_of
@@ -67,7 +73,7 @@ _COLUMN = {
 # Each marketing consent withdrawal and the person it belongs to now: the member it was
 # said through, or the member that one is merged into, followed along chains (A into B,
 # B into C), as `messaging.plan` finds a person. Withdrawals are few beside orders.
-_WITHDRAWALS = """WITH RECURSIVE chain (member_id, person_id, depth) AS (
+_WITHDRAWALS = """WITH RECURSIVE {exposure}chain (member_id, person_id, depth) AS (
     SELECT member_id, merged_into, 1 FROM members WHERE group_id = :g AND status = 'merged'
     UNION ALL
     SELECT c.member_id, m.merged_into, c.depth + 1 FROM chain c
@@ -83,7 +89,7 @@ withdrawals AS (SELECT COALESCE(r.person_id, ce.member_id) AS person_id, ce.at
 -- are joined to the members they belong to by the key, not looked up per member and order
 quit AS {materialized} (SELECT DISTINCT qm.member_id FROM withdrawals w
          JOIN experiment_members qm ON qm.group_id = :g AND qm.experiment_id = :e
-           AND qm.member_id = w.person_id
+           AND qm.member_id = w.person_id{shown}
          WHERE {said} >= {t0} AND {said} < {t0} + :window AND {said} < :until)"""
 
 
@@ -94,8 +100,9 @@ def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
     re-run an aggregate per member, whatever the statistics say. `campaigns`: how many
     campaign variants the plan has (their pairs are parameters :cv<i>, :cc<i>)."""
     d = dialect_of(conn)
-    t0 = d.epoch_seconds("em.exposed_at" if anchor == "exposure" else "em.assigned_at")
-    exposed = "AND em.exposed_at IS NOT NULL" if anchor == "exposure" else ""
+    t0 = d.epoch_seconds("ex.exposed_at" if anchor == "exposure" else "em.assigned_at")
+    # from exposure: the exposed members only, from their first exposure (`exposure.py`)
+    exposed = "JOIN exposure ex ON ex.member_id = em.member_id" if anchor == "exposure" else ""
     at = d.epoch_seconds("o.ordered_at")
     refunded = """(SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf
                    WHERE rf.group_id = o.group_id AND rf.order_id = o.order_id)"""
@@ -112,28 +119,41 @@ def _member_rows(conn: Connection, anchor: Anchor, campaigns: int) -> str:
                    AND cp.member_id = em.member_id AND cp.status = 'redeemed'
                    AND (cp.campaign = :campaign{given})) THEN 1 ELSE 0 END) AS coupon,
            MAX(CASE WHEN q.member_id IS NULL THEN 0 ELSE 1 END) AS unsubscribe
-    FROM experiment_members em
+    FROM experiment_members em {exposed}
     LEFT JOIN quit q ON q.member_id = em.member_id
     LEFT JOIN orders o ON o.group_id = em.group_id AND o.member_id = em.member_id
       AND o.status <> 'cancelled' AND {at} >= {t0} - :pre AND {at} < {t0} + :window
       AND {at} < :until
-    WHERE em.group_id = :g AND em.experiment_id = :e AND em.merged_into IS NULL {exposed}
+    WHERE em.group_id = :g AND em.experiment_id = :e AND em.merged_into IS NULL
     GROUP BY em.member_id, em.variant, em.stage"""
 
 
-def _ctes(conn: Connection, anchor: Anchor) -> str:
+def _ctes(conn: Connection, stored: Stored, anchor: Anchor) -> str:
     d = dialect_of(conn)
-    column = "qm.exposed_at" if anchor == "exposure" else "qm.assigned_at"
+    if anchor == "exposure":  # each member's first exposure, derived (`exposure.py`)
+        column, shown = (
+            "qx.exposed_at",
+            "\n         JOIN exposure qx ON qx.member_id = qm.member_id",
+        )
+        derived = f"{exposure.ctes(conn, stored)},\n"
+    else:
+        column, shown, derived = "qm.assigned_at", "", ""
     return _WITHDRAWALS.format(
-        said=d.epoch_seconds("w.at"), t0=d.epoch_seconds(column), materialized=d.materialized()
+        exposure=derived,
+        shown=shown,
+        said=d.epoch_seconds("w.at"),
+        t0=d.epoch_seconds(column),
+        materialized=d.materialized(),
     )
 
 
-def _per_member(conn: Connection, anchor: Anchor, campaigns: int) -> str:
-    return f"{_ctes(conn, anchor)}\n{_member_rows(conn, anchor, campaigns)}"
+def _per_member(conn: Connection, stored: Stored, anchor: Anchor) -> str:
+    campaigns = len(_campaigns(stored))
+    return f"{_ctes(conn, stored, anchor)}\n{_member_rows(conn, anchor, campaigns)}"
 
 
-def _sums_query(conn: Connection, anchor: Anchor, campaigns: int) -> str:
+def _sums_query(conn: Connection, stored: Stored, anchor: Anchor) -> str:
+    campaigns = len(_campaigns(stored))
     f = "CAST({} AS FLOAT)"
     parts = [
         "COUNT(*) AS n",
@@ -146,7 +166,7 @@ def _sums_query(conn: Connection, anchor: Anchor, campaigns: int) -> str:
             f"SUM({f.format(col)} * {col}) AS {metric}_squares",
             f"SUM({f.format(col)} * pre) AS {metric}_products",
         ]
-    return f"""{_ctes(conn, anchor)}
+    return f"""{_ctes(conn, stored, anchor)}
                SELECT variant, stage, {", ".join(parts)}
                FROM ({_member_rows(conn, anchor, campaigns)}) pm GROUP BY variant, stage"""
 
@@ -219,6 +239,10 @@ class Results:
     overall: Breakdown
     stages: list[Breakdown] = field(default_factory=list)
     not_measured: dict[str, str] = field(default_factory=lambda: dict(NOT_MEASURED))
+    # live members per variant exposed by `until`, whatever the anchor (`exposure.py`)
+    exposed: dict[str, int] = field(default_factory=dict)
+    # what an exposure-anchored reading compares (None from assignment)
+    exposure_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,7 +259,7 @@ def arm_sums(
     with engine.connect() as conn:
         stored = load(conn, group_id, code)
         rows = conn.execute(
-            text(_sums_query(conn, anchor, len(_campaigns(stored)))),
+            text(_sums_query(conn, stored, anchor)),
             _params(stored, group_id, code, at),
         ).mappings()
         out: dict[tuple[str, str | None], Sums] = {}
@@ -286,7 +310,30 @@ def results(
     )
     stages = sorted(by_stage, key=lambda s: (s is None, s or ""))
     out.stages = [_breakdown(stored, s, by_stage[s], alpha) for s in stages]
+    out.exposed = exposure.counts(engine, group_id, code, out.until)
+    if anchor == "exposure":
+        out.exposure_note = _exposure_note(stored, out.exposed)
     return out
+
+
+PER_PROTOCOL = (
+    "from exposure, per protocol: a treated member counts from its first exposure, the "
+    "delivery of its treatment (coupon issued, message sent, campaign incentive granted, "
+    "guide task contacted) or an exposure logged, and members the treatment did not reach "
+    "are left out; the control counts only the exposures logged for it. Read from "
+    "assignment for the effect of offering the treatment"
+)
+
+
+def _exposure_note(stored: Stored, exposed: dict[str, int]) -> str:
+    control = stored.plan.control.name
+    if exposed.get(control, 0) == 0:
+        return (
+            f"{PER_PROTOCOL}. The control ({control}) has no logged exposure, so there is "
+            "nothing to compare from exposure: log its members' exposures or read from "
+            "assignment"
+        )
+    return PER_PROTOCOL
 
 
 def _breakdown(stored: Stored, stage: str | None, sums: dict[str, Sums], alpha: float) -> Breakdown:
@@ -350,7 +397,7 @@ def members(
         if variant not in {v.name for v in stored.plan.variants}:
             raise ValidationError("variant", f"not a variant of experiment {code}", variant)
         rows = conn.execute(
-            text(_per_member(conn, anchor, len(_campaigns(stored)))),
+            text(_per_member(conn, stored, anchor)),
             _params(stored, group_id, code, at),
         ).mappings()
         picked = [
@@ -391,4 +438,5 @@ def _params(stored: Stored, group_id: str, code: str, at: datetime | None) -> di
         "window": stored.plan.window_days * DAY,
         "until": int(until.replace(tzinfo=UTC).timestamp()),
         "campaign": coupon_campaign(code),
+        **exposure.params(stored, group_id, code, until),
     }

@@ -120,7 +120,10 @@ async def expose_members(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Log that these members were shown their variant. The first exposure is kept, so
-    sending the same ids again changes nothing (`exposed` counts first exposures)."""
+    sending the same ids again changes nothing (`exposed` counts first logged exposures).
+    A treatment's delivery counts as exposure without a log (a coupon issued, a message
+    sent, a campaign's incentive granted, a guide task contacted): the results take the
+    earlier of the two; the control's members count as exposed only when logged."""
     when = stored_now() if body.at is None else as_stored(body.at)
     exposed = await run_in_threadpool(expose, svc.engine, who.group_id, code, body.member_ids, when)
     return {"exposed": exposed}
@@ -136,7 +139,9 @@ async def experiment_results(
 ) -> dict[str, Any]:
     """Every variant against the control per metric (lift, 95% interval, p-value, CUPED,
     the always-valid interval), the sample-ratio check, overall and by stage at
-    assignment; outcomes over the window from assignment or first exposure, up to `at`."""
+    assignment; outcomes over the window from assignment or first exposure, up to `at`.
+    `exposed`: each variant's members exposed by `at` (logged or by delivery);
+    `exposure_note`: what a reading from exposure compares (per protocol)."""
     when = None if at is None else as_stored(at)
     found = await run_in_threadpool(results, svc.engine, who.group_id, code, anchor, when)
     out = found.as_dict()
