@@ -1,6 +1,8 @@
 """Sends at once, on SQLite and PostgreSQL: two plannings over the same 2,000 members
 with a cap of one never give a member two touches; two workers draining one outbox
-never claim a message twice."""
+never claim a message twice; withdrawals said while two workers deliver are honoured for
+every message not yet claimed; two workers in the quiet hours deliver the service messages
+only, and at 09:00 the marketing ones, each once."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from tests.messaging.msg_helpers import (
     grant_all,
     receiving,
     send,
+    statuses,
 )
 
-from siyu.messaging import outbox, policy
+from siyu.messaging import consent, outbox, policy
 from siyu.messaging.plan import plan
 from siyu.messaging.transports.registry import registry
 
@@ -116,3 +119,116 @@ def test_two_workers_share_the_outbox_without_claiming_twice(store: Store) -> No
     assert one + two == 300
     assert len(receiver.requests) == 300  # no message went out twice
     assert sorted(set(receiver.delivered.values())) == [1]
+
+
+class WithdrawingReceiver(Receiver):
+    """Every 10th request, while the workers wait on it, five members the platform has not
+    been sent yet withdraw their consent; then the receiver notes which of them were not
+    claimed when the withdrawal committed (their messages were waiting): those must never
+    be sent."""
+
+    def __init__(self, engine: Any, group_id: str, members: list[int]) -> None:
+        super().__init__()
+        self.engine, self.group_id = engine, group_id
+        self.pending = list(members)
+        self.withdrawn: list[int] = []
+        self.unclaimed: set[int] = set()
+        self.said = threading.Lock()
+
+    def handle(self, key: str, body: dict[str, Any]) -> int:
+        code = super().handle(key, body)
+        with self.lock:
+            n, sent = len(self.requests), {int(r["member_id"]) for r in self.requests}
+        if n % 10 == 0:
+            with self.said:
+                now = [m for m in self.pending if m not in sent][:5]
+                self.pending = [m for m in self.pending if m not in now]
+                for m in now:
+                    consent.record(self.engine, self.group_id, m, "withdraw", source="sms_reply")
+                    self.withdrawn.append(m)
+                    with self.engine.connect() as conn:
+                        claimed = conn.execute(
+                            text("""SELECT claimed_by FROM send_recipients
+                                    WHERE group_id = :g AND member_id = :m"""),
+                            {"g": self.group_id, "m": m},
+                        ).scalar()
+                    if claimed is None:
+                        self.unclaimed.add(m)
+        return code
+
+
+def test_withdrawals_while_two_workers_deliver_are_honoured_for_every_unclaimed_message(
+    store: Store,
+) -> None:
+    g, e = store.group_id, store.engine
+    # given 300 members planned, and members withdrawing while two workers deliver
+    ids = bulk_members(e, g, 300)
+    at_stage(e, g, ids)
+    grant_all(e, g, ids)
+    send(e, g, "S", at=T)
+    plan(e, g, "S", now=T - timedelta(hours=1))
+    receiver = WithdrawingReceiver(e, g, ids[::-1])
+    with receiving(receiver) as url:
+        transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
+
+        def drain(worker: str) -> int:
+            sent = 0
+            while True:
+                done = outbox.deliver(e, g, transports, worker=worker, limit=10, now=T)
+                if not done.claimed:
+                    return sent
+                sent += done.sent
+
+        one, two = _at_once(lambda: drain("w1"), lambda: drain("w2"))
+    requested = [int(r["member_id"]) for r in receiver.requests]
+    # then members withdrew, most of them before their message was claimed
+    assert len(receiver.withdrawn) >= 50 and len(receiver.unclaimed) >= 25
+    # and not one of those was sent: they are skipped as opted out
+    assert receiver.unclaimed.isdisjoint(requested)
+    final = statuses(e, g, "S")
+    assert all(final[m] == ("skipped", "opted_out") for m in receiver.unclaimed)
+    # and a withdrawn member was sent only if claimed before (never twice); every other
+    # member was sent once, and every message ended sent or skipped
+    assert len(requested) == len(set(requested)) == one + two
+    assert set(requested) | receiver.unclaimed == set(ids)
+    assert {s for s, _ in final.values()} <= {"sent", "skipped"}
+
+
+def test_two_workers_in_the_quiet_hours_deliver_service_messages_only(store: Store) -> None:
+    g, e = store.group_id, store.engine
+    # given 200 members with a marketing send and a service message each, due at 20:00
+    # in Shanghai
+    ids = bulk_members(e, g, 200)
+    at_stage(e, g, ids)
+    grant_all(e, g, ids)
+    due = T.replace(hour=12)
+    send(e, g, "M", at=due)
+    send(e, g, "SV", at=due, purpose="service")
+    for code in ("M", "SV"):
+        plan(e, g, code, now=due - timedelta(hours=1))
+    receiver = Receiver()
+    with receiving(receiver) as url:
+        transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
+
+        def drain(worker: str, now: Any) -> int:
+            sent = 0
+            while True:
+                done = outbox.deliver(e, g, transports, worker=worker, limit=15, now=now)
+                if not done.claimed:
+                    return sent
+                sent += done.sent
+
+        # when two workers drain at 22:00 (quiet hours)
+        night = _at_once(
+            lambda: drain("w1", T.replace(hour=14)), lambda: drain("w2", T.replace(hour=14))
+        )
+        # then only the service messages went, each once; marketing waits
+        assert sum(night) == 200
+        assert {r["send_code"] for r in receiver.requests} == {"SV"}
+        assert {s for s, _ in statuses(e, g, "M").values()} == {"planned"}
+        # and at 09:00 two workers send the marketing messages, each once
+        morning_at = T.replace(day=T.day + 1, hour=1)
+        morning = _at_once(lambda: drain("w1", morning_at), lambda: drain("w2", morning_at))
+    assert sum(morning) == 200
+    assert len(receiver.requests) == 400 and sorted(set(receiver.delivered.values())) == [1]
+    assert {s for s, _ in statuses(e, g, "M").values()} == {"sent"}
