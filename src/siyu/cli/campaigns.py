@@ -93,8 +93,9 @@ def holdout_report_cmd(
 ) -> None:
     """What all marketing together is worth: the global holdout's members against every
     other member, month by month and since it began (revenue net of refunds, in yuan; the
-    differences are others minus held out, with 95% intervals). The months before it
-    began check the split: there the two sides should not differ."""
+    differences are others minus held out, with 95% intervals, each member's revenue
+    capped at the 99th percentile of the period's buyers). The months before it began
+    check the split: there the two sides should not differ."""
     from siyu.experiments.holdout_effect import holdout_effect, member_ids
     from siyu.store.migrate import upgrade
 
@@ -117,14 +118,14 @@ def holdout_report_cmd(
     since = "never" if found.started_at is None else found.started_at.isoformat(" ")[:16]
     out.print(f"global holdout: {found.share_bp / 100:g}% held out since {since} UTC")
     table = Table("period", "phase", "held out", "buyers", "per member", "others", "buyers",
-                  "per member", "difference (95% CI)")  # fmt: skip
+                  "per member", "capped difference (95% CI)")  # fmt: skip
     periods = [*found.months, *([found.since_start] if found.since_start else [])]
     for p in periods:
         row = [p.label, p.phase]
         for half in (p.held_out, p.others):
             per = half.revenue_fen // half.people if half.people else 0
             row += [f"{half.people:,}", f"{half.buyers:,}", yuan(per)]
-        d = p.revenue_per_member_fen
+        d = p.capped_revenue_per_member_fen
         row.append(
             "-"
             if d is None

@@ -107,7 +107,8 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "gh.fig.members": ("会员", "Members"),
     "gh.fig.buyers": ("购买人数", "Buyers"),
     "gh.per_member": ("人均收入", "Revenue per member"),
-    "gh.diff": ("人均收入之差（95% 区间）", "Difference per member (95% interval)"),
+    "gh.diff": ("人均收入之差（封顶，95% 区间）", "Difference per member, capped (95% interval)"),
+    "gh.cap": ("每人封顶 {cap}", "capped at {cap} a member"),
     "gh.rate_diff": ("购买率之差（95% 区间）", "Buyer rate difference (95% interval)"),
     "gh.phase.before": ("留出前（检查）", "before (a check)"),
     "gh.phase.started": ("开始留出的月份", "the month it began"),
@@ -115,10 +116,15 @@ MARKETING_STRINGS: dict[str, tuple[str, str]] = {
     "gh.not_estimable": ("无法估计", "not estimable"),
     "gh.note": (
         "月份按 {zone} 时间；收入为所有渠道（含门店）未取消订单的实付减退款；"
-        "差值为其余会员减全局对照组。比例是当前的比例：调高比例会重新开始计算。",
+        "差值为其余会员减全局对照组。人均收入之差按每人封顶计算：封顶值为当期购买会员收入的 "
+        "99 分位数，少数批发大客户不会左右结论（真实数据上未封顶的区间误报偏多）。"
+        "比例是当前的比例：调高比例会重新开始计算。",
         "Months are {zone} time; revenue is paid less refunded on every order not cancelled, "
         "from every channel, the till included; differences are everyone else minus the held "
-        "out. The share is today's: raising it restarts the holdout.",
+        "out. The revenue difference caps each member at the 99th percentile of the period's "
+        "buyers, so a few wholesale buyers cannot decide it (uncapped, its intervals leave "
+        "out 0 too often on real spend). The share is today's: raising it restarts the "
+        "holdout.",
     ),
     "gh.members_title": (
         "全局对照组 · {period} · {side} · {figure}",
