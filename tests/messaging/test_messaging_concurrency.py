@@ -55,6 +55,18 @@ def _at_once(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
+def _drain(store: Store, transports: dict[str, Any], worker: str, limit: int, now: Any) -> int:
+    """Deliver batches of `limit` until a claim finds nothing; how many were sent."""
+    sent = 0
+    while True:
+        done = outbox.deliver(
+            store.engine, store.group_id, transports, worker=worker, limit=limit, now=now
+        )
+        if not done.claimed:
+            return sent
+        sent += done.sent
+
+
 # each cap of one at a time: the policy, when the second send goes, its sender
 CAPS = {
     "capped_week": (policy.Policy(per_week=1), timedelta(days=1), None),
@@ -107,15 +119,10 @@ def test_two_workers_share_the_outbox_without_claiming_twice(store: Store) -> No
     with receiving(receiver) as url:
         transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
 
-        def drain(worker: str) -> int:
-            sent = 0
-            while True:
-                done = outbox.deliver(e, g, transports, worker=worker, limit=25, now=T)
-                if not done.claimed:
-                    return sent
-                sent += done.sent
-
-        one, two = _at_once(lambda: drain("w1"), lambda: drain("w2"))
+        one, two = _at_once(
+            lambda: _drain(store, transports, "w1", 25, T),
+            lambda: _drain(store, transports, "w2", 25, T),
+        )
     assert one + two == 300
     assert len(receiver.requests) == 300  # no message went out twice
     assert sorted(set(receiver.delivered.values())) == [1]
@@ -171,15 +178,10 @@ def test_withdrawals_while_two_workers_deliver_are_honoured_for_every_unclaimed_
     with receiving(receiver) as url:
         transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
 
-        def drain(worker: str) -> int:
-            sent = 0
-            while True:
-                done = outbox.deliver(e, g, transports, worker=worker, limit=10, now=T)
-                if not done.claimed:
-                    return sent
-                sent += done.sent
-
-        one, two = _at_once(lambda: drain("w1"), lambda: drain("w2"))
+        one, two = _at_once(
+            lambda: _drain(store, transports, "w1", 10, T),
+            lambda: _drain(store, transports, "w2", 10, T),
+        )
     requested = [int(r["member_id"]) for r in receiver.requests]
     # then members withdrew, most of them before their message was claimed
     assert len(receiver.withdrawn) >= 50 and len(receiver.unclaimed) >= 25
@@ -211,12 +213,7 @@ def test_two_workers_in_the_quiet_hours_deliver_service_messages_only(store: Sto
         transports = {"wechat_subscribe": registry.transport("http", {"url": url})}
 
         def drain(worker: str, now: Any) -> int:
-            sent = 0
-            while True:
-                done = outbox.deliver(e, g, transports, worker=worker, limit=15, now=now)
-                if not done.claimed:
-                    return sent
-                sent += done.sent
+            return _drain(store, transports, worker, 15, now)
 
         # when two workers drain at 22:00 (quiet hours)
         night = _at_once(
