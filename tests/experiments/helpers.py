@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 from tests.coupons.helpers import T0
+from tests.messaging.msg_helpers import till_order
 
 from siyu.experiments import plan as plans
 from siyu.messaging import sends
-from siyu.orders.models import orders
 
 START = T0
 END = T0 + timedelta(days=60)
@@ -87,23 +87,8 @@ def add_order(
     status: str = "paid",
     channel: str = "pos",
 ) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            orders.insert().values(
-                group_id=group_id,
-                order_id=order_id,
-                brand_id="B1",
-                channel=channel,
-                store_id="S1",
-                buyer_identity_id=0,
-                member_id=member_id,
-                status=status,
-                ordered_at=at.replace(tzinfo=None),
-                total_fen=paid,
-                discount_fen=0,
-                paid_fen=paid,
-            )
-        )
+    """An order of store S1 (`msg_helpers.till_order`)."""
+    till_order(engine, group_id, order_id, member_id, paid, at, status, channel, "S1")
 
 
 def add_refund(engine: Engine, group_id: str, order_id: str, amount: int, at: datetime) -> None:

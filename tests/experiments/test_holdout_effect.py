@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 from sqlalchemy import Engine, text
 from tests.conftest import Store
+from tests.experiments.helpers import add_refund
 from tests.messaging.msg_helpers import bulk_members, till_order
 
 from siyu.campaigns import global_holdout
@@ -29,15 +30,6 @@ def _registered(engine: Engine, group_id: str, ids: list[int], at: datetime) -> 
         conn.execute(
             text("UPDATE members SET registered_at = :t WHERE group_id = :g AND member_id = :m"),
             [{"t": at, "g": group_id, "m": m} for m in ids],
-        )
-
-
-def _refund(engine: Engine, group_id: str, order_id: str, fen: int, at: datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            text("""INSERT INTO refunds (group_id, refund_id, order_id, refunded_at, amount_fen)
-                    VALUES (:g, :r, :o, :t, :f)"""),
-            {"g": group_id, "r": f"R-{order_id}", "o": order_id, "t": at, "f": fen},
         )
 
 
@@ -88,7 +80,7 @@ def test_held_out_members_against_everyone_else_by_month(store: Store) -> None:
     spend["2029-12", first] += 500
     till_order(e, g, "EVE", first, 700, DECEMBER - timedelta(seconds=1))  # November's last
     spend["2029-11", first] = spend.get(("2029-11", first), 0) + 700
-    _refund(e, g, "EDGE", 200, DECEMBER + timedelta(days=1))
+    add_refund(e, g, "EDGE", 200, DECEMBER + timedelta(days=1))
     spend["2029-12", first] -= 200
     till_order(e, g, "X1", first, 99_999, DECEMBER + timedelta(days=4), "cancelled")
     till_order(e, g, "X2", old[1], 99_999, DECEMBER + timedelta(days=4))

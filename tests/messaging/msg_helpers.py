@@ -160,19 +160,23 @@ def till_order(
     paid_fen: int,
     at: datetime,
     status: str = "paid",
+    channel: str = "pos",
+    store_id: str | None = None,
 ) -> None:
-    """An order paid at the till (channel `pos`: no send can be its last touch)."""
+    """An order, paid at the till unless `channel` says otherwise (`pos`: no send can be
+    its last touch)."""
     with engine.begin() as conn:
         conn.execute(
             orders.insert().values(
                 group_id=group_id,
                 order_id=order_id,
                 brand_id="B1",
-                channel="pos",
+                channel=channel,
+                store_id=store_id,
                 buyer_identity_id=0,
                 member_id=member_id,
                 status=status,
-                ordered_at=at,
+                ordered_at=at.replace(tzinfo=None),
                 total_fen=paid_fen,
                 discount_fen=0,
                 paid_fen=paid_fen,
