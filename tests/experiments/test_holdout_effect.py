@@ -121,10 +121,11 @@ def test_held_out_members_against_everyone_else_by_month(store: Store) -> None:
     assert rate.absolute.estimate == pytest.approx(
         np.mean(others > 0) - np.mean(held_out > 0), abs=1e-12
     )
-    # and marketing shows its effect once the holdout began, and none before it
+    # and marketing shows its effect once the holdout began (three standard errors here;
+    # before it, both sides buy alike, but whether a 95% interval holds 0 is the draw's:
+    # the salt is random, so that is checked over 100 splits on real data instead,
+    # test_holdout_effect_public.py)
     assert revenue.absolute.ci_low > 0
-    before = report.months[1].revenue_per_member_fen
-    assert before is not None and before.absolute.ci_low < 0 < before.absolute.ci_high
     # and since the start, each member's spend from 10 November to 20 January
     since = report.since_start
     assert since is not None and (since.start, since.end, since.label) == (STARTED, AT, "since")
